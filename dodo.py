@@ -1,0 +1,32 @@
+"""forkflow's task manifest: `doit list` shows every task.
+
+The config is loaded here, before any task runs, so a bad pipeline.toml
+stops the run with exit code 2 and one clear message.
+"""
+
+import sys
+
+from tasks.core.errors import ConfigError
+
+try:
+    from tasks.context import settings
+
+    SETTINGS = settings()
+    SETTINGS.state_dir.mkdir(parents=True, exist_ok=True)
+except ConfigError as err:
+    print(f"forkflow: {err}", file=sys.stderr)
+    sys.exit(err.exit_code)
+
+from tasks.demo import task_demo  # noqa: E402
+from tasks.reporting import SummaryReporter  # noqa: E402
+from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
+
+DOIT_CONFIG = {
+    "dep_file": str(SETTINGS.state_dir / "doit.db"),
+    "backend": "sqlite3",
+    "reporter": SummaryReporter,
+    "verbosity": 2,
+    "action_string_formatting": "new",
+}
+
+__all__ = ["task_demo", "task_services", "task_services_status", "task_services_stop"]

@@ -1,0 +1,1 @@
+"""Flows of the orbit demo."""

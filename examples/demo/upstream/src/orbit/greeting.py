@@ -1,0 +1,5 @@
+"""Greetings, the core feature of orbit."""
+
+
+def greet(name: str) -> str:
+    return f"Hello, {name}"

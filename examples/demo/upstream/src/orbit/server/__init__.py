@@ -1,0 +1,1 @@
+"""Server (not part of orbit-client)."""

@@ -1,0 +1,3 @@
+"""Server API (not part of orbit-client)."""
+
+ROUTES = ["/health"]

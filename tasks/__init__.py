@@ -1,0 +1,1 @@
+"""forkflow: a doit/nox build-and-release pipeline for forks of Prefect."""

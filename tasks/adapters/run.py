@@ -1,0 +1,66 @@
+"""The one way forkflow runs an outside command: quiet unless it fails.
+
+Output is captured; on failure a CommandError carries the command, exit code
+and the tail of its output, with every secret value from the environment
+masked. Secrets are never put in argv: pass them through `env`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tasks.core.errors import CommandError
+from tasks.core.secrets import mask, secret_values
+
+TAIL_LINES = 40
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    input_text: str | None = None,
+    timeout: float | None = None,
+    fix: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run argv; return the finished process; raise CommandError on a non-zero exit when check."""
+    args = [str(part) for part in argv]
+    full_env = {**os.environ, **(env or {})}
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            env=full_env,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise CommandError(f"command not found: {args[0]}", fix=fix or f"install {args[0]} and put it on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise CommandError(f"command timed out after {timeout}s: {describe(args, full_env)}", fix=fix) from None
+    if check and proc.returncode != 0:
+        raise failure(args, proc, full_env, cwd, fix)
+    return proc
+
+
+def failure(args: list[str], proc: subprocess.CompletedProcess[str], env: Mapping[str, str], cwd, fix) -> CommandError:
+    output = "\n".join(part for part in (proc.stdout, proc.stderr) if part).rstrip()
+    tail = "\n".join(output.splitlines()[-TAIL_LINES:])
+    secrets = secret_values(env)
+    text = f"command failed (exit {proc.returncode}): {describe(args, env)}"
+    if tail:
+        text += "\n" + "\n".join("    " + line for line in mask(tail, secrets).splitlines())
+    return CommandError(text, where=str(cwd) if cwd else None, fix=fix)
+
+
+def describe(args: list[str], env: Mapping[str, str]) -> str:
+    return mask(shlex.join(args), secret_values(env))

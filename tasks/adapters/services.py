@@ -1,0 +1,225 @@
+"""Local background services: start, health-check, stop, by pid file.
+
+A service is a process bound to 127.0.0.1 on one port, started in its own
+session so it outlives the doit run, with its output in a log file and its
+pid in a pid file. Starting an already healthy service does nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.core.errors import ServiceError
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run and check one service."""
+
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    health_path: str
+    folder: Path
+    log_file: Path
+    env: dict[str, str] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+    start_timeout: float = 90.0
+    config_key: str = ""
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "pid"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    url: str
+    log_file: Path
+
+
+def state(spec: ServiceSpec) -> ServiceState:
+    pid = running_pid(spec)
+    healthy = pid is not None and is_healthy(spec)
+    return ServiceState(spec.name, pid is not None, healthy, pid, spec.url, spec.log_file)
+
+
+def start(spec: ServiceSpec) -> str:
+    """Start the service unless it already runs healthy; return 'running' or 'started'."""
+    pid = running_pid(spec)
+    if pid is not None and is_healthy(spec):
+        return "running"
+    if pid is not None:
+        stop(spec)
+    if not port_is_free(spec.port):
+        raise ServiceError(
+            f"{spec.name}: port {spec.port} on {HOST} is already in use by another program",
+            where=spec.config_key or None,
+            fix=f"stop the program using port {spec.port} (see `ss -ltnp 'sport = :{spec.port}'`) "
+                f"or choose another port in {spec.config_key or 'the config'}",
+        )
+    proc = launch(spec)
+    wait_healthy(spec, proc)
+    return "started"
+
+
+def launch(spec: ServiceSpec) -> subprocess.Popen[bytes]:
+    spec.folder.mkdir(parents=True, exist_ok=True)
+    spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with spec.log_file.open("ab") as log:
+        log.write(f"\n--- starting {spec.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        try:
+            proc = subprocess.Popen(
+                list(spec.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=spec.folder, env={**os.environ, **spec.env}, start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ServiceError(
+                f"{spec.name}: program not found: {spec.argv[0]}",
+                fix=install_hint(spec.argv[0]),
+            ) from None
+    spec.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
+    return proc
+
+
+def wait_healthy(spec: ServiceSpec, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + spec.start_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            spec.pid_file.unlink(missing_ok=True)
+            raise ServiceError(
+                f"{spec.name}: exited during start-up\n{log_tail(spec.log_file)}",
+                where=str(spec.log_file),
+                fix="read the log above; fix the cause and run `doit services` again",
+            )
+        if is_healthy(spec):
+            return
+        time.sleep(0.3)
+    stop(spec)
+    raise ServiceError(
+        f"{spec.name}: not healthy after {spec.start_timeout:.0f}s at {spec.url}{spec.health_path}\n"
+        f"{log_tail(spec.log_file)}",
+        where=str(spec.log_file),
+        fix="read the log above; the service was stopped",
+    )
+
+
+def stop(spec: ServiceSpec, timeout: float = 15.0) -> str:
+    """Stop the service if it runs; return 'stopped' or 'not running'."""
+    pid = running_pid(spec)
+    if pid is None:
+        spec.pid_file.unlink(missing_ok=True)
+        return "not running"
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process_alive(pid):
+        time.sleep(0.2)
+    if process_alive(pid):
+        signal_group(pid, signal.SIGKILL)
+    spec.pid_file.unlink(missing_ok=True)
+    return "stopped"
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def running_pid(spec: ServiceSpec) -> int | None:
+    """The pid from the pid file if that process is alive and is this service."""
+    try:
+        pid = int(spec.pid_file.read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not process_alive(pid) or not is_our_process(pid, spec):
+        return None
+    return pid
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not is_zombie(pid)
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return False
+    return fields[0] == "Z"
+
+
+def is_our_process(pid: int, spec: ServiceSpec) -> bool:
+    """Guard against a recycled pid: the command line must mention the program."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return True
+    return Path(spec.argv[0]).name in cmdline or any(Path(a).name in cmdline for a in spec.argv[1:3])
+
+
+def is_healthy(spec: ServiceSpec) -> bool:
+    request = urllib.request.Request(spec.url + spec.health_path)
+    if spec.auth:
+        token = base64.b64encode(f"{spec.auth[0]}:{spec.auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def log_tail(log_file: Path, lines: int = 20) -> str:
+    try:
+        text = log_file.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def install_hint(program: str) -> str:
+    name = Path(program).name
+    hints = {
+        "docker-registry": "install Debian's registry: `apt-get install -y docker-registry`",
+        "prefect": "install forkflow's dependencies: `pip install -e .`",
+    }
+    return hints.get(name, f"install {name} and put it on PATH")

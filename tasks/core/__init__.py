@@ -1,0 +1,1 @@
+"""Pure logic: config models, version rules, plans, hashing. No I/O, no doit."""

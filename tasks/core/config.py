@@ -1,0 +1,236 @@
+"""pipeline.toml as frozen, validated models.
+
+`parse_config` turns the parsed TOML mapping into a `Config` or raises a
+`ConfigError` naming the file, the key path, the value and what is allowed.
+Reading the file and checking paths on disk happen in `tasks.context`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tasks.core.errors import ConfigError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+PYTHON_PATTERN = r"^3\.\d{1,2}$"
+
+
+class Section(BaseModel):
+    """Base for every section: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Project(Section):
+    name: str = Field(pattern=NAME_PATTERN, description="project name, lowercase (used in deployment names)")
+
+
+class Fork(Section):
+    path: str = Field(description="working clone of the fork, cloned by `sync` when missing")
+    upstream: str = Field(description="upstream repository: URL or local path")
+    origin: str = Field(description="the fork's repository: URL or local path")
+    main: str = "main"
+    release: str = "release"
+    upstream_main: str = "main"
+    keep_backups: int = Field(default=5, ge=0, description="backup branches kept after a sync")
+
+
+class Packages(Section):
+    core: str = "."
+    client: str | None = "client"
+    client_remove: tuple[str, ...] = ("cli", "server", "testing")
+    integrations: str = "src/integrations/*"
+
+
+class Versions(Section):
+    core_tag: str = "{version}"
+    package_tag: str = "{name}-{version}"
+    allow_prerelease: bool = False
+    fallback: str = "0.0.0"
+
+    @field_validator("core_tag", "package_tag")
+    @classmethod
+    def _has_version_field(cls, value: str) -> str:
+        if "{version}" not in value:
+            raise ValueError("must contain {version}, e.g. '{version}' or '{name}-{version}'")
+        return value
+
+
+class Index(Section):
+    url: str = Field(pattern=r"^https?://", description="package index URL (credentials: TWINE_USERNAME / TWINE_PASSWORD)")
+
+
+class Images(Section):
+    registry: str
+    python: tuple[str, ...] = ("3.12",)
+    flavors: tuple[Literal["base", "conda", "kubernetes"], ...] = ("base",)
+    base_image: str = "python:{python}-slim"
+    platforms: tuple[str, ...] = ("linux/amd64",)
+    default_python: str | None = None
+
+    @field_validator("python")
+    @classmethod
+    def _python_versions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not re.match(PYTHON_PATTERN, v)]
+        if bad:
+            raise ValueError(f"python versions look like '3.12'; got {bad}")
+        return value
+
+
+class Flows(Section):
+    path: str
+    config: str = "deployments.yaml"
+
+
+class Environment(Section):
+    prefect_api_url: str = Field(pattern=r"^https?://")
+    work_pool: str
+    branch: str | None = None
+    schedules: bool = False
+
+
+class Service(Section):
+    port: int = Field(ge=1024, le=65535)
+
+
+class Services(Section):
+    index: Service = Service(port=8081)
+    registry: Service = Service(port=5001)
+    prefect: Service = Service(port=4201)
+
+
+class Demo(Section):
+    source: str = "examples/demo"
+    workspace: str = ".forkflow/demo"
+
+
+class Config(Section):
+    state_dir: str = ".forkflow"
+    project: Project
+    fork: Fork | None = None
+    packages: Packages = Packages()
+    versions: Versions = Versions()
+    index: Index | None = None
+    images: Images | None = None
+    flows: Flows | None = None
+    environments: dict[str, Environment] = {}
+    services: Services | None = None
+    demo: Demo | None = None
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_names(cls, value: dict[str, Environment]) -> dict[str, Environment]:
+        bad = [name for name in value if not re.match(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"environment names are lowercase words like 'dev'; got {bad}")
+        return value
+
+
+def parse_config_text(text: str, source: str) -> Config:
+    """Parse TOML text into a Config, or raise ConfigError naming `source`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"{source}: not valid TOML: {err}",
+            where=source,
+            fix="fix the syntax at the line and column given",
+        ) from None
+    return parse_config(data, source)
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Validate a parsed mapping into a Config, or raise ConfigError naming `source`."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise config_error(err, data, source) from None
+
+
+def config_error(err: ValidationError, data: dict[str, Any], source: str) -> ConfigError:
+    """One message for all validation errors, each with key path, value and what is allowed."""
+    lines = [describe_error(item, data) for item in err.errors()]
+    what = f"{source}: invalid configuration\n" + "\n".join(f"  - {line}" for line in lines)
+    return ConfigError(what, where=source, fix="correct the keys listed above (see README, Configuration)")
+
+
+def describe_error(item: Any, data: dict[str, Any]) -> str:
+    loc = tuple(str(part) for part in item["loc"])
+    key = ".".join(loc) or "(top level)"
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        allowed = ", ".join(allowed_keys(loc[:-1]))
+        return f"{key}: unknown key (value {item['input']!r}); allowed keys here: {allowed}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    value = lookup(data, loc)
+    return f"{key} = {value!r}: {item['msg']}"
+
+
+def lookup(data: Any, loc: tuple[str, ...]) -> Any:
+    """The value at a key path in the raw mapping, or None."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+def allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    """Field names of the section at a key path (environments.<name> resolves to Environment)."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        if model is Config and part == "environments":
+            return list(Environment.model_fields) if len(loc) > 1 else []
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        nested = section_type(field.annotation)
+        if nested is None:
+            break
+        model = nested
+    return list(model.model_fields)
+
+
+def section_type(annotation: Any) -> type[BaseModel] | None:
+    candidates = getattr(annotation, "__args__", None) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def declared_paths(config: Config) -> dict[str, str]:
+    """Key path -> path value for every key that names a local file or folder."""
+    paths: dict[str, str] = {}
+    if config.fork:
+        paths["fork.path"] = config.fork.path
+        for key in ("upstream", "origin"):
+            value = getattr(config.fork, key)
+            if is_local_path(value):
+                paths[f"fork.{key}"] = value
+    if config.flows:
+        paths["flows.path"] = config.flows.path
+        paths["flows.config"] = config.flows.config
+    if config.demo:
+        paths["demo.source"] = config.demo.source
+    return paths
+
+
+def is_local_path(remote: str) -> bool:
+    """True for a filesystem path, False for a URL or scp-like remote (git@host:repo)."""
+    if "://" in remote:
+        return remote.startswith("file://")
+    return not re.match(r"^[\w.-]+@[\w.-]+:", remote)
+
+
+def is_under(path: PurePosixPath, folder: PurePosixPath) -> bool:
+    return path == folder or folder in path.parents

@@ -1,0 +1,64 @@
+"""The demo history as a plan: commits with file changes and tags, and the fork's shape."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tasks.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Commit:
+    message: str
+    copy: str | None = None
+    write: dict[str, str] = field(default_factory=dict)
+    append: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    author_name: str
+    author_email: str
+    start: datetime
+    upstream: tuple[Commit, ...]
+    main_at: int
+    release: tuple[Commit, ...]
+
+    def date_of(self, index: int) -> str:
+        """Fixed commit date for the index-th commit overall (one hour apart)."""
+        return (self.start + timedelta(hours=index)).isoformat()
+
+
+def parse_history(text: str, source: str) -> DemoPlan:
+    data = tomllib.loads(text)
+    try:
+        author = data["author"]
+        upstream = tuple(parse_commit(item) for item in data["upstream"])
+        fork = data["fork"]
+        plan = DemoPlan(
+            author_name=author["name"],
+            author_email=author["email"],
+            start=datetime.fromisoformat(author["start"]),
+            upstream=upstream,
+            main_at=int(fork["main_at"]),
+            release=tuple(parse_commit(item) for item in fork.get("release", [])),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: malformed demo history: {err}", where=source) from None
+    if not 1 <= plan.main_at <= len(plan.upstream):
+        raise ConfigError(f"{source}: fork.main_at must be between 1 and {len(plan.upstream)}", where=source)
+    return plan
+
+
+def parse_commit(item: dict[str, Any]) -> Commit:
+    return Commit(
+        message=item["message"],
+        copy=item.get("copy"),
+        write=dict(item.get("write", {})),
+        append=dict(item.get("append", {})),
+        tags=tuple(item.get("tags", ())),
+    )

@@ -1,0 +1,52 @@
+"""Credentials for the package index and the registry: from the environment.
+
+`TWINE_USERNAME` / `TWINE_PASSWORD` for the index and
+`FORKFLOW_REGISTRY_USERNAME` / `FORKFLOW_REGISTRY_PASSWORD` for the registry.
+When they are not set and the service is the local one started by
+`doit services`, the credentials that service was started with are used;
+they live in the state folder with mode 0600 and are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_NAMES = {
+    "index": ("TWINE_USERNAME", "TWINE_PASSWORD"),
+    "registry": ("FORKFLOW_REGISTRY_USERNAME", "FORKFLOW_REGISTRY_PASSWORD"),
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+def from_environment(service: str) -> Credentials | None:
+    user_var, password_var = ENV_NAMES[service]
+    password = os.environ.get(password_var)
+    if not password:
+        return None
+    return Credentials(os.environ.get(user_var, "forkflow"), password)
+
+
+def local_credentials(folder: Path, service: str) -> Credentials:
+    """The environment's credentials, else those saved for the local service (made once)."""
+    found = from_environment(service)
+    if found:
+        return found
+    file = folder / "credentials.json"
+    if file.exists():
+        data = json.loads(file.read_text(encoding="utf-8"))
+        return Credentials(data["username"], data["password"])
+    made = Credentials("forkflow", secrets.token_urlsafe(18))
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump({"username": made.username, "password": made.password}, handle)
+    return made

@@ -1,0 +1,51 @@
+"""Fixtures: configs in temporary folders, the demo workspace (built once, copied), services."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, free_port
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace generated once per test session."""
+    from tasks.demo import generate
+
+    workspace = tmp_path_factory.mktemp("demo-cache") / "demo"
+    generate(REPO / "examples" / "demo", workspace)
+    return workspace
+
+
+@pytest.fixture
+def demo_workspace(demo_cache: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo workspace (upstream.git, origin.git)."""
+    target = tmp_path / "demo"
+    shutil.copytree(demo_cache, target, symlinks=True)
+    return target
+
+
+DEFAULT_PORTS = {"index": 8081, "registry": 5001, "prefect": 4201}
+
+
+def demo_config_text(ports: dict[str, int] | None = None, extra: str = "") -> str:
+    """The embedded pipeline.toml, made to run in a temporary folder."""
+    text = (REPO / "pipeline.toml").read_text(encoding="utf-8")
+    text = text.replace('source = "examples/demo"', f'source = "{REPO / "examples" / "demo"}"')
+    for name, port in (ports or {}).items():
+        default = DEFAULT_PORTS[name]
+        text = text.replace(f"port = {default}\n", f"port = {port}\n")
+        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{port}")
+    return text + extra
+
+
+@pytest.fixture
+def demo_config(tmp_path: Path) -> Path:
+    """A pipeline.toml like the embedded one, with its state in tmp_path and free ports."""
+    config = tmp_path / "pipeline.toml"
+    ports = {name: free_port() for name in ("index", "registry", "prefect")}
+    config.write_text(demo_config_text(ports), encoding="utf-8")
+    return config

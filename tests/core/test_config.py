@@ -1,0 +1,123 @@
+"""pipeline.toml: every kind of bad file stops before any task runs, with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.context import load_settings
+from tasks.core.config import parse_config_text
+from tasks.core.errors import ConfigError
+from tests.helpers import REPO, run_doit
+
+MINIMAL = '[project]\nname = "demo"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    config = tmp_path / "pipeline.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_embedded_config_is_valid() -> None:
+    loaded = load_settings(REPO / "pipeline.toml")
+    assert loaded.config.project.name == "orbit"
+    assert loaded.state_dir == REPO / ".forkflow"
+    assert set(loaded.config.environments) == {"dev", "prod"}
+
+
+def test_defaults_mirror_prefect_layout(tmp_path: Path) -> None:
+    loaded = load_settings(write(tmp_path, MINIMAL))
+    assert loaded.config.state_dir == ".forkflow"
+    assert loaded.config.packages.core == "."
+    assert loaded.config.packages.client == "client"
+    assert loaded.config.packages.integrations == "src/integrations/*"
+    assert loaded.config.fork is None
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    loaded = load_settings(write(tmp_path, MINIMAL))
+    with pytest.raises(Exception):
+        loaded.config.project.name = "other"  # type: ignore[misc]
+
+
+def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "deployments.yaml").write_text("flows: {}\n")
+    loaded = load_settings(write(tmp_path, MINIMAL + '[flows]\npath = "flows"\nconfig = "flows/deployments.yaml"\n'))
+    assert loaded.path(loaded.config.flows.path) == tmp_path / "flows"
+    assert loaded.state_dir == tmp_path / ".forkflow"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[project\nname = "x"\n', ["not valid TOML", "line 1"]),
+        (MINIMAL + '[fork]\npath = "f"\nupstream = "u"\norigin = "o"\nupstreem = "x"\n',
+         ["fork.upstreem", "unknown key", "'x'", "allowed keys here: path, upstream, origin"]),
+        (MINIMAL + "[images]\nregistry = 5\n", ["images.registry = 5", "string"]),
+        (MINIMAL + '[images]\nregistry = "r"\npython = ["3.12", "python3"]\n', ["images.python", "3.12", "python3"]),
+        (MINIMAL + '[images]\nregistry = "r"\nflavors = ["alpine"]\n', ["images.flavors.0 = 'alpine'", "base", "conda", "kubernetes"]),
+        ('[fork]\npath = "f"\nupstream = "u"\norigin = "o"\n', ["project: required key is missing"]),
+        (MINIMAL + '[fork]\npath = "f"\norigin = "o"\n', ["fork.upstream: required key is missing"]),
+        (MINIMAL + '[index]\nurl = "ftp://x"\n', ["index.url = 'ftp://x'", "https?://"]),
+        (MINIMAL + '[environments.dev]\nprefect_api_url = "http://x/api"\nwork_pool = "p"\nbranchh = "main"\n',
+         ["environments.dev.branchh", "allowed keys here: prefect_api_url, work_pool, branch, schedules"]),
+        ('[project]\nname = "Bad Name"\n', ["project.name = 'Bad Name'"]),
+    ],
+)
+def test_bad_config_message_names_key_value_and_rule(tmp_path: Path, text: str, expected: list[str]) -> None:
+    config = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert str(config) in message
+    for part in expected:
+        assert part in message
+
+
+def test_missing_paths_are_reported_together(tmp_path: Path) -> None:
+    config = write(tmp_path, MINIMAL + '[fork]\npath = "fork"\nupstream = "nowhere/up.git"\norigin = "https://example.com/o.git"\n'
+                   '[flows]\npath = "flows"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert "fork.upstream = 'nowhere/up.git': no such file or folder" in message
+    assert "flows.path = 'flows'" in message
+    assert "fork.path" not in message, "the fork clone is made by sync, so it may be missing"
+    assert "fork.origin" not in message, "URLs are not checked on disk"
+
+
+def test_demo_paths_may_be_missing_before_the_demo_runs(tmp_path: Path) -> None:
+    text = (REPO / "pipeline.toml").read_text().replace('source = "examples/demo"', f'source = "{REPO}/examples/demo"')
+    loaded = load_settings(write(tmp_path, text))
+    assert loaded.demo_workspace == tmp_path / ".forkflow" / "demo"
+
+
+def test_errors_list_every_problem_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text('state_dir = 3\n[project]\nname = "ok"\n[index]\nurl = "x"\nuser = "y"\n', "p.toml")
+    message = str(caught.value)
+    assert "state_dir = 3" in message and "index.url = 'x'" in message and "index.user" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[project\n', MINIMAL + "[fork]\nunknown = 1\n", MINIMAL + "[images]\nregistry = 1\n", "[index]\nurl='http://x'\n",
+     MINIMAL + '[flows]\npath = "missing-folder"\n'],
+    ids=["syntax", "unknown-key", "wrong-type", "missing-required", "missing-path"],
+)
+def test_doit_exits_2_before_any_task_runs(tmp_path: Path, text: str) -> None:
+    config = write(tmp_path, text)
+    result = run_doit(config, "demo")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert str(config) in result.stderr
+    assert not (tmp_path / ".forkflow").exists(), "nothing may be created for a bad config"
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file_is_explained(tmp_path: Path) -> None:
+    result = run_doit(tmp_path / "nope.toml", "list")
+    assert result.returncode == 2
+    assert "config file not found" in result.stderr and "FORKFLOW_CONFIG" in result.stderr
