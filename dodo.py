@@ -27,6 +27,8 @@ DOIT_CONFIG = {
     "reporter": SummaryReporter,
     "verbosity": 2,
     "action_string_formatting": "new",
+    # `doit` with no arguments runs the whole pipeline, stage by stage.
+    "default_tasks": ["demo", "services"],
 }
 
 __all__ = ["task_demo", "task_services", "task_services_status", "task_services_stop"]

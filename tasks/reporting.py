@@ -79,9 +79,9 @@ HEADERS = ["task", "status", "time", "made"]
 def render_table(rows: list[list[str]]) -> str:
     widths = [max(len(HEADERS[i]), *(len(r[i]) for r in rows)) for i in range(3)]
     lines = ["", "summary:"]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(HEADERS[:3], widths)) + "  " + HEADERS[3])
+    lines.append("  ".join(h.ljust(w) for h, w in zip(HEADERS[:3], widths, strict=True)) + "  " + HEADERS[3])
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[1]] = counts.get(row[1], 0) + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tasks.context import load_settings
 from tasks.core.config import parse_config_text
@@ -38,7 +39,7 @@ def test_defaults_mirror_prefect_layout(tmp_path: Path) -> None:
 
 def test_config_is_frozen(tmp_path: Path) -> None:
     loaded = load_settings(write(tmp_path, MINIMAL))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         loaded.config.project.name = "other"  # type: ignore[misc]
 
 
