@@ -44,3 +44,23 @@ def missing_section_task(stage: str, section: str, doc: str) -> dict[str, Any]:
         "uptodate": [False],
         "verbosity": 2,
     }
+
+
+DRY_RUN_ENV = "FORKFLOW_DRY_RUN"
+
+
+def dry_run_param() -> dict[str, Any]:
+    """The `--dry-run` task parameter; FORKFLOW_DRY_RUN=1 turns it on for every task."""
+    return {
+        "name": "dry_run",
+        "long": "dry-run",
+        "type": bool,
+        "default": False,
+        "help": f"report what would change and change nothing (also: {DRY_RUN_ENV}=1)",
+    }
+
+
+def is_dry_run(param_value: bool = False) -> bool:
+    import os
+
+    return bool(param_value) or os.environ.get(DRY_RUN_ENV, "").lower() in ("1", "true", "yes")
