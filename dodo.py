@@ -17,6 +17,7 @@ except ConfigError as err:
     print(f"forkflow: {err}", file=sys.stderr)
     sys.exit(err.exit_code)
 
+from tasks.checkout import task_checkout  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
@@ -31,4 +32,4 @@ DOIT_CONFIG = {
     "default_tasks": ["demo", "services"],
 }
 
-__all__ = ["task_demo", "task_services", "task_services_status", "task_services_stop"]
+__all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop"]

@@ -1,0 +1,57 @@
+"""Task `checkout`: the fork's working clone at `[fork] path`, cloned when missing.
+
+An existing clone is never touched here (the `sync` stage owns branches and
+remotes); this task only makes sure there is one, on the release branch, so
+any stage can run on a fresh machine.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tasks.actions import guarded, missing_section_task
+from tasks.adapters.git import Git
+from tasks.context import settings
+from tasks.core.errors import ForkflowError
+from tasks.demo import demo_task_deps
+from tasks.output import say
+
+
+def task_checkout() -> dict[str, Any]:
+    """Clone the fork into [fork] path when it is missing."""
+    current = settings()
+    doc = "clone the fork into [fork] path (release branch) when missing; an existing clone is left alone"
+    fork = current.config.fork
+    if fork is None or current.fork_path is None:
+        return missing_section_task("checkout", "fork", doc)
+    return {
+        "doc": doc,
+        "actions": [guarded(partial(clone_action, current.remote(fork.origin), current.remote(fork.upstream),
+                                    current.fork_path, fork.release))],
+        "task_dep": demo_task_deps(current),
+        "uptodate": [partial(has_clone, current.fork_path)],
+        "verbosity": 2,
+    }
+
+
+def has_clone(path: Path, *_: Any) -> bool:
+    return (path / ".git").exists()
+
+
+def clone_action(origin: str, upstream: str, path: Path, release: str) -> dict[str, str]:
+    if has_clone(path):
+        return {"made": f"{path} (exists)"}
+    if path.exists() and any(path.iterdir()):
+        raise ForkflowError(
+            f"{path} exists but is not a git clone",
+            where="[fork] path",
+            fix="move the folder away or point [fork] path at an empty or missing folder",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Git(path.parent).write("clone", "-q", "--origin", "origin", "--branch", release, origin, str(path),
+                           fix=f"check that [fork] origin ({origin}) is reachable and has a {release!r} branch")
+    Git(path).write("remote", "add", "upstream", upstream)
+    say(f"cloned {origin} ({release}) into {path}")
+    return {"made": str(path)}
