@@ -21,6 +21,8 @@ from tasks.checkout import task_checkout  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
+from tasks.version import task_check_version, task_version  # noqa: E402
+from tasks.wheel import task_wheel  # noqa: E402
 
 DOIT_CONFIG = {
     "dep_file": str(SETTINGS.state_dir / "doit.db"),
@@ -32,4 +34,5 @@ DOIT_CONFIG = {
     "default_tasks": ["demo", "services"],
 }
 
-__all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop"]
+__all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
+           "task_version", "task_check_version", "task_wheel"]

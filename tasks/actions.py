@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +22,7 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         except ForkflowError as err:
             import os
 
-            message = mask(str(err), secret_values(os.environ))
-            print(message, file=sys.stderr, flush=True)
-            return TaskFailed(message)
+            return TaskFailed(mask(str(err), secret_values(os.environ)))
 
     return wrapper
 

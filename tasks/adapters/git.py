@@ -56,3 +56,43 @@ def init_repo(path: Path, *, bare: bool = False) -> Git:
     path.mkdir(parents=True, exist_ok=True)
     run(["git", *QUIET_CONFIG, "init", "-q", *(["--bare"] if bare else []), str(path)])
     return Git(path)
+
+
+def file_entries(repo: Path) -> dict[str, str]:
+    """Each tracked or untracked-but-not-ignored file -> an id of its content.
+
+    Clean files use the blob id git already knows (no file is read); files
+    that are modified, staged or untracked are hashed from the working tree,
+    so uncommitted edits count. Two git calls, whatever the repository size.
+    """
+    git = Git(repo)
+    entries = {}
+    for record in git.read("ls-files", "-s", "-z").split("\0"):
+        if "\t" in record:
+            meta, path = record.split("\t", 1)
+            entries[path] = meta.split()[1]
+    status = run(["git", *QUIET_CONFIG, "status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd=repo).stdout
+    for path in changed_paths(status):
+        entries[path] = working_copy_id(repo / path)
+    return entries
+
+
+def changed_paths(status: str) -> list[str]:
+    """Paths from `git status --porcelain -z` (the new name for renames)."""
+    paths = []
+    records = iter(status.split("\0"))
+    for record in records:
+        if len(record) < 4:
+            continue
+        paths.append(record[3:])
+        if record[0] in "RC":
+            next(records, None)
+    return paths
+
+
+def working_copy_id(file: Path) -> str:
+    import hashlib
+
+    if not file.is_file():
+        return "deleted"
+    return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()

@@ -1,0 +1,103 @@
+"""Thin adapter over PyPA `build` and `twine check`: build, inspect and verify distributions."""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import shutil
+import sys
+import tarfile
+import zipfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from tasks.adapters.run import run
+from tasks.core.errors import ForkflowError
+
+TOOLS = ("build", "hatchling", "versioningit", "setuptools", "setuptools_scm", "hatch-vcs", "wheel", "twine")
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the build tools in this environment (part of every package's build inputs)."""
+    found = {"python": sys.version.split()[0]}
+    for name in TOOLS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def requirements_met(requires: list[str]) -> bool:
+    """True when every build requirement is installed here, so the build can skip its isolated env."""
+    for text in requires:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            return False
+        if requirement.marker and not requirement.marker.evaluate():
+            continue
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            return False
+        if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+            return False
+    return True
+
+
+def build_dists(source: Path, outdir: Path, env: Mapping[str, str], isolated: bool) -> list[Path]:
+    """sdist, then a wheel built from that sdist; returns both files."""
+    shutil.rmtree(outdir, ignore_errors=True)
+    argv = [sys.executable, "-m", "build", "--outdir", str(outdir)]
+    if not isolated:
+        argv.append("--no-isolation")
+    elif shutil.which("uv"):
+        argv += ["--installer", "uv"]
+    run([*argv, str(source)], env=dict(env), cwd=source,
+        fix="read the build output above; the package's own build configuration failed")
+    return sorted(outdir.iterdir())
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, str]:
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return name_and_version(archive.read(name).decode("utf-8"))
+
+
+def sdist_metadata(sdist: Path) -> tuple[str, str]:
+    with tarfile.open(sdist) as archive:
+        member = next(m for m in archive.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
+        handle = archive.extractfile(member)
+        assert handle is not None
+        return name_and_version(handle.read().decode("utf-8"))
+
+
+def name_and_version(text: str) -> tuple[str, str]:
+    message = email.parser.Parser().parsestr(text, headersonly=True)
+    return str(message["Name"]), str(message["Version"])
+
+
+def dist_metadata(file: Path) -> tuple[str, str]:
+    return wheel_metadata(file) if file.suffix == ".whl" else sdist_metadata(file)
+
+
+def twine_check(files: list[Path]) -> None:
+    proc = run([sys.executable, "-m", "twine", "check", *map(str, files)], check=False)
+    if proc.returncode != 0:
+        raise ForkflowError(
+            f"twine check failed:\n{proc.stdout}{proc.stderr}".rstrip(),
+            where=", ".join(f.name for f in files),
+            fix="fix the package metadata (README, classifiers, long_description) it names",
+        )
+
+
+def sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

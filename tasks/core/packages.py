@@ -1,0 +1,188 @@
+"""The packages of a fork: what each is, how its version is set, which files are its inputs.
+
+Built from the `[packages]` config and each package's parsed pyproject.toml
+(read by the caller). Kinds: `core` (the root package), `client` (the core
+tree trimmed by a recipe), `integration` (one per folder matching the
+integrations glob) and `flows` (the flows project).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from tasks.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    kind: str
+    path: str
+    backend: str
+    static_version: str | None = None
+    excludes: tuple[str, ...] = ()
+    client_recipe: str | None = None
+    client_remove: tuple[str, ...] = ()
+
+    @property
+    def tag_based(self) -> bool:
+        return self.backend in ("versioningit", "setuptools_scm", "hatch-vcs")
+
+
+def detect_backend(pyproject: Mapping[str, Any]) -> str:
+    """How the package gets its version: 'static', 'versioningit', 'setuptools_scm', 'hatch-vcs' or 'unknown'."""
+    project = pyproject.get("project", {})
+    tool = pyproject.get("tool", {})
+    if "version" in project and "version" not in project.get("dynamic", []):
+        return "static"
+    source = tool.get("hatch", {}).get("version", {}).get("source")
+    if source == "versioningit" or "versioningit" in tool:
+        return "versioningit"
+    if source == "vcs":
+        return "hatch-vcs"
+    requires = " ".join(pyproject.get("build-system", {}).get("requires", []))
+    if "setuptools_scm" in tool or "setuptools_scm" in requires or "setuptools-scm" in requires:
+        return "setuptools_scm"
+    return "unknown"
+
+
+def dist_name(pyproject: Mapping[str, Any], where: str) -> str:
+    name = pyproject.get("project", {}).get("name")
+    if not name:
+        raise ConfigError(f"{where}: no [project] name", where=where, fix="give the package a PEP 621 [project] name")
+    return str(name)
+
+
+def make_package(kind: str, path: str, pyproject: Mapping[str, Any], where: str, **extra: Any) -> Package:
+    backend = detect_backend(pyproject)
+    static = pyproject.get("project", {}).get("version") if backend == "static" else None
+    return Package(dist_name(pyproject, where), kind, path, backend, static, **extra)
+
+
+def discover(
+    core: tuple[str, Mapping[str, Any]],
+    client: tuple[str, Mapping[str, Any]] | None,
+    integrations: Iterable[tuple[str, Mapping[str, Any]]],
+    flows: tuple[str, Mapping[str, Any]] | None,
+    client_remove: tuple[str, ...],
+) -> list[Package]:
+    """All packages, core first. Each argument is (relative path, parsed pyproject)."""
+    nested = [path for path, _ in integrations] + [p for p in (client and client[0], flows and flows[0]) if p]
+    core_path, core_data = core
+    packages = [make_package("core", core_path, core_data, f"{core_path}/pyproject.toml",
+                             excludes=tuple(excluded_under(core_path, nested)))]
+    if client:
+        packages.append(make_package(
+            "client", core_path, client[1], f"{client[0]}/pyproject.toml",
+            excludes=tuple(excluded_under(core_path, nested)),
+            client_recipe=client[0], client_remove=client_remove,
+        ))
+    for path, data in sorted(integrations):
+        packages.append(make_package("integration", path, data, f"{path}/pyproject.toml"))
+    if flows:
+        packages.append(make_package("flows", flows[0], flows[1], f"{flows[0]}/pyproject.toml"))
+    check_unique(packages)
+    return packages
+
+
+def excluded_under(root: str, others: Iterable[str]) -> list[str]:
+    """Folders of other packages that sit inside root (their files are not root's inputs)."""
+    base = PurePosixPath(root)
+    return sorted(o for o in others if base == PurePosixPath(".") or base in PurePosixPath(o).parents)
+
+
+def check_unique(packages: list[Package]) -> None:
+    seen: dict[str, str] = {}
+    for package in packages:
+        if package.name in seen:
+            raise ConfigError(
+                f"two packages are named {package.name!r}: {seen[package.name]} and {package.path}",
+                fix="give each package its own [project] name",
+            )
+        seen[package.name] = package.path
+
+
+def owns(package: Package, file: str) -> bool:
+    """True when a repository file (posix, relative) is one of the package's inputs."""
+    path = PurePosixPath(file)
+    if package.client_recipe and is_inside(path, package.client_recipe):
+        return True
+    if not is_inside(path, package.path):
+        return False
+    return not any(is_inside(path, other) for other in package.excludes)
+
+
+def is_inside(path: PurePosixPath, folder: str) -> bool:
+    return folder in (".", "") or PurePosixPath(folder) in path.parents or str(path) == folder
+
+
+def input_hash(package: Package, entries: Mapping[str, str], extra: Mapping[str, Any]) -> str:
+    """sha256 over the package's files (path -> content id) and extra inputs (version, tools...)."""
+    digest = hashlib.sha256()
+    for file in sorted(f for f in entries if owns(package, f)):
+        digest.update(f"{file}\0{entries[file]}\n".encode())
+    for key in sorted(extra):
+        digest.update(f"{key}={extra[key]}\n".encode())
+    return digest.hexdigest()
+
+
+def staged_files(package: Package, files: Iterable[str]) -> dict[str, str]:
+    """Where each input file goes in the package's build folder: destination -> repository path.
+
+    The client recipe takes the core tree, drops `client_remove` paths and
+    lays the recipe folder (its pyproject.toml, README...) over the root.
+    """
+    staged: dict[str, str] = {}
+    overlay: dict[str, str] = {}
+    for file in sorted(files):
+        if package.client_recipe and is_inside(PurePosixPath(file), package.client_recipe):
+            overlay[relative(file, package.client_recipe)] = file
+        elif owns(package, file) and not removed(package, file):
+            staged[relative(file, package.path)] = file
+    staged.update(overlay)
+    return staged
+
+
+def removed(package: Package, file: str) -> bool:
+    return any(is_inside(PurePosixPath(file), path) for path in package.client_remove)
+
+
+def relative(file: str, folder: str) -> str:
+    if folder in (".", ""):
+        return file
+    return PurePosixPath(file).relative_to(folder).as_posix()
+
+
+def canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_dist_names(files: Iterable[str], name: str, version: str) -> list[str]:
+    """Problems with built file names: each must carry the package's name and exact version."""
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+    from packaging.version import Version
+
+    problems = []
+    kinds = set()
+    for file in files:
+        try:
+            if file.endswith(".whl"):
+                found_name, found_version = parse_wheel_filename(file)[:2]
+                kinds.add("wheel")
+            else:
+                found_name, found_version = parse_sdist_filename(file)
+                kinds.add("sdist")
+        except (InvalidWheelFilename, InvalidSdistFilename) as err:
+            problems.append(f"{file}: {err}")
+            continue
+        if found_name != canonical(name) or found_version != Version(version):
+            problems.append(f"{file}: expected {name} {version}, file says {found_name} {found_version}")
+    for kind in {"wheel", "sdist"} - kinds:
+        problems.append(f"no {kind} was built")
+    return problems

@@ -1,0 +1,229 @@
+"""Stage `version`: package versions from git tags, next versions from commits.
+
+`doit version` works out every package's version in the fork checkout and
+writes `.forkflow/reports/version.json`; `doit version --print` shows them.
+`doit check-version` is a CI guard: it fails when a package changed since the
+main branch but its version did not.
+"""
+
+from __future__ import annotations
+
+import glob
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from doit import create_after
+
+from tasks.actions import guarded, missing_section_task
+from tasks.adapters.git import Git
+from tasks.context import Settings, read_report, settings, write_report
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.packages import Package, discover, owns
+from tasks.core.versions import newest_tag, next_version, strongest_bump
+from tasks.output import say, warn
+
+
+@create_after(executed="checkout")
+def task_version() -> dict[str, Any]:
+    """Work out each package's version from the tags reachable from the checkout."""
+    current = settings()
+    doc = "versions from git tags (core X.Y.Z, packages <name>-X.Y.Z) and next versions from commits; --print shows them"
+    if current.config.fork is None:
+        return missing_section_task("version", "fork", doc)
+    return {
+        "doc": doc,
+        "actions": [guarded(version_action)],
+        "task_dep": ["checkout"],
+        "params": [{"name": "show", "long": "print", "type": bool, "default": False,
+                    "help": "print the versions table even when nothing changed"}],
+        "uptodate": [versions_unchanged],
+        "targets": [str(current.reports_dir / "version.json")],
+        "verbosity": 2,
+    }
+
+
+@create_after(executed="checkout", creates=["check-version"])
+def task_check_version() -> dict[str, Any]:
+    """CI guard: a package that changed since main must have a new version."""
+    current = settings()
+    doc = "fail when a package changed since the main branch but its version did not (CI guard)"
+    if current.config.fork is None:
+        return missing_section_task("check-version", "fork", doc)
+    return {
+        "basename": "check-version",
+        "doc": doc,
+        "actions": [guarded(check_version_action)],
+        "task_dep": ["checkout"],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def checkout_path(current: Settings) -> Path:
+    assert current.fork_path is not None
+    return current.fork_path
+
+
+def read_pyproject(file: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: not valid TOML: {err}", where=str(file), fix="fix the syntax") from None
+
+
+def find_packages(current: Settings, root: Path | None = None) -> list[Package]:
+    """The fork's packages, read from the checkout's pyproject files."""
+    root = root or checkout_path(current)
+    config = current.config.packages
+    core_file = root / config.core / "pyproject.toml"
+    if not core_file.exists():
+        raise ConfigError(f"no core package: {core_file} does not exist", where="[packages] core",
+                          fix="point [packages] core at the folder holding the core pyproject.toml")
+    client = None
+    if config.client and (root / config.client / "pyproject.toml").exists():
+        client = (config.client, read_pyproject(root / config.client / "pyproject.toml"))
+    integrations = [
+        (Path(folder).relative_to(root).as_posix(), read_pyproject(Path(folder) / "pyproject.toml"))
+        for folder in sorted(glob.glob(str(root / config.integrations)))
+        if (Path(folder) / "pyproject.toml").exists()
+    ]
+    return discover((config.core, read_pyproject(core_file)), client, integrations,
+                    flows_project(current, root), tuple(config.client_remove))
+
+
+def flows_project(current: Settings, root: Path) -> tuple[str, dict[str, Any]] | None:
+    """The flows project, when [flows] path lies inside the checkout and has a pyproject.toml."""
+    if current.config.flows is None:
+        return None
+    folder = current.path(current.config.flows.path)
+    if root not in folder.parents or not (folder / "pyproject.toml").exists():
+        return None
+    return folder.relative_to(root).as_posix(), read_pyproject(folder / "pyproject.toml")
+
+
+def compute_versions(current: Settings, ref: str = "HEAD", root: Path | None = None) -> list[dict[str, Any]]:
+    """One entry per package: name, kind, version, tag it came from, commits since, next version."""
+    root = root or checkout_path(current)
+    git = Git(root)
+    tags = git.read("tag", "--merged", ref).split()
+    return [version_entry(current, git, package, tags, ref) for package in find_packages(current, root)]
+
+
+def version_entry(current: Settings, git: Git, package: Package, tags: list[str], ref: str) -> dict[str, Any]:
+    rules = current.config.versions
+    entry: dict[str, Any] = {"name": package.name, "kind": package.kind, "path": package.path,
+                             "backend": package.backend, "tag": None, "commits_since": None}
+    if package.backend == "static" and package.static_version:
+        entry["version"] = package.static_version
+        entry["next_version"] = next_version_of(git, package, ref)
+        return entry
+    pattern = rules.core_tag if package.kind in ("core", "client") else rules.package_tag
+    tag_name = package.name if package.kind not in ("core", "client") else ""
+    found = newest_tag(tags, pattern, tag_name, rules.allow_prerelease)
+    if found is None:
+        entry["version"] = rules.fallback
+        entry["warning"] = f"no tag matching {pattern.replace('{name}', tag_name)!r}; using fallback {rules.fallback}"
+        return entry
+    entry.update(version=str(found.version), tag=found.tag,
+                 commits_since=int(git.read("rev-list", "--count", f"{found.tag}..{ref}")))
+    return entry
+
+
+def next_version_of(git: Git, package: Package, ref: str) -> str:
+    """Next version from the conventional commits that touched the package since its last release tag."""
+    assert package.static_version is not None
+    last = git.read("describe", "--tags", "--abbrev=0", "--match", f"{package.name}-*", ref, check=False)
+    span = f"{last}..{ref}" if last else ref
+    messages = git.read("log", "--format=%B%x00", span, "--", package.path).split("\0")
+    return next_version(package.static_version, strongest_bump(m.strip() for m in messages if m.strip()))
+
+
+def version_report(current: Settings) -> dict[str, Any]:
+    git = Git(checkout_path(current))
+    return {
+        "head": git.read("rev-parse", "HEAD"),
+        "branch": git.read("rev-parse", "--abbrev-ref", "HEAD"),
+        "packages": compute_versions(current),
+    }
+
+
+def versions_unchanged(task: Any, values: dict[str, Any]) -> bool:
+    if task.options and task.options.get("show"):
+        return False
+    current = settings()
+    saved = read_report("version", current)
+    if saved is None or not checkout_path(current).exists():
+        return False
+    try:
+        return bool(saved == version_report(current))
+    except ForkflowError:
+        return False
+
+
+def version_action(show: bool = False) -> dict[str, str]:
+    current = settings()
+    report = version_report(current)
+    write_report("version", report, current)
+    for entry in report["packages"]:
+        if entry.get("warning"):
+            warn(f"{entry['name']}: {entry['warning']}")
+    print_versions(report["packages"])
+    return {"made": f"{len(report['packages'])} versions"}
+
+
+def print_versions(entries: list[dict[str, Any]]) -> None:
+    width = max(len(e["name"]) for e in entries)
+    say(f"{'package':<{width}}  {'version':<12} {'tag':<24} {'since':>5}  next")
+    for e in entries:
+        since = "" if e["commits_since"] is None else str(e["commits_since"])
+        say(f"{e['name']:<{width}}  {e['version']:<12} {e['tag'] or '-':<24} {since:>5}  {e.get('next_version', '')}")
+
+
+def check_version_action() -> dict[str, str]:
+    current = settings()
+    assert current.config.fork is not None
+    root = checkout_path(current)
+    main = current.config.fork.main
+    base = main_ref(Git(root), main)
+    stale = stale_versions(current, root, base)
+    if stale:
+        raise ForkflowError(
+            "packages changed since the main branch without a new version:\n"
+            + "\n".join(f"  - {name}: still {version} ({count} files changed)" for name, version, count in stale),
+            where=f"{root} (compared with {base})",
+            fix="bump the version (new tag, or the static version in pyproject.toml) of each package listed",
+        )
+    say(f"every package that changed since {base} has a new version")
+    return {"made": "versions ok"}
+
+
+def main_ref(git: Git, main: str) -> str:
+    for ref in (main, f"origin/{main}"):
+        if git.ok("rev-parse", "--verify", "--quiet", ref):
+            return ref
+    raise ForkflowError(f"branch {main!r} not found in the checkout", where="[fork] main",
+                        fix=f"run `git fetch origin {main}` in the checkout, or run `doit sync`")
+
+
+def stale_versions(current: Settings, root: Path, base: str) -> list[tuple[str, str, int]]:
+    git = Git(root)
+    merge_base = git.read("merge-base", base, "HEAD")
+    changed = git.read("diff", "--name-only", merge_base, "--").splitlines()
+    changed += git.read("ls-files", "--others", "--exclude-standard").splitlines()
+    tags_before = git.read("tag", "--merged", merge_base).split()
+    stale = []
+    for package, entry in zip(find_packages(current, root), compute_versions(current, "HEAD", root), strict=True):
+        count = sum(1 for file in changed if owns(package, file))
+        if count and version_at(current, git, package, tags_before, merge_base) == entry["version"]:
+            stale.append((package.name, entry["version"], count))
+    return stale
+
+
+def version_at(current: Settings, git: Git, package: Package, tags: list[str], ref: str) -> str | None:
+    """A package's version as of an older commit (static versions read from that commit's pyproject)."""
+    if package.backend == "static":
+        text = git.read("show", f"{ref}:{package.path}/pyproject.toml", check=False)
+        return tomllib.loads(text).get("project", {}).get("version") if text else None
+    return str(version_entry(current, git, package, tags, ref)["version"])
+
