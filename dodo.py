@@ -19,6 +19,7 @@ except ConfigError as err:
 
 from tasks.checkout import task_checkout  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
+from tasks.publish import task_publish  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
 from tasks.version import task_check_version, task_version  # noqa: E402
@@ -35,4 +36,4 @@ DOIT_CONFIG = {
 }
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
-           "task_version", "task_check_version", "task_wheel"]
+           "task_version", "task_check_version", "task_wheel", "task_publish"]

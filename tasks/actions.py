@@ -61,3 +61,30 @@ def is_dry_run(param_value: bool = False) -> bool:
     import os
 
     return bool(param_value) or os.environ.get(DRY_RUN_ENV, "").lower() in ("1", "true", "yes")
+
+
+def dry_run_marker(task_name: str) -> Any:
+    """A file saying the task's last run was a dry run (so doit must not call it up to date)."""
+    from tasks.context import settings
+
+    return settings().state_dir / "dry-runs" / task_name.replace(":", "__")
+
+
+def note_dry_run(task_name: str, dry_run: bool) -> None:
+    """Record (or clear, after a real run) that the task ran as a dry run."""
+    marker = dry_run_marker(task_name)
+    if dry_run:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def not_after_dry_run(task_name: str) -> Callable[..., bool]:
+    """An `uptodate` check: a task whose last run was a dry run is never up to date."""
+
+    def check(task: Any = None, *_: Any) -> bool:
+        asked = bool(getattr(task, "options", None) and task.options.get("dry_run")) or is_dry_run()
+        return not asked and not dry_run_marker(task_name).exists()
+
+    return check

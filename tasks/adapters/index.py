@@ -1,0 +1,96 @@
+"""Thin adapter over a Python package index: read its simple API, upload with twine."""
+
+from __future__ import annotations
+
+import html.parser
+import logging
+from pathlib import Path
+
+import httpx
+
+from tasks.core.errors import ForkflowError
+from tasks.core.packages import canonical
+from tasks.credentials import Credentials
+
+
+class IndexError_(ForkflowError):
+    """The index refused or failed a request."""
+
+
+class TransientIndexError(IndexError_):
+    """A 5xx answer or a dropped connection: worth re-checking and retrying."""
+
+
+class LinkParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href") if tag == "a" else None
+        if not href:
+            return
+        url, _, fragment = href.partition("#")
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        digest = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
+        self.links[name] = digest
+
+
+def remote_files(index_url: str, project: str) -> dict[str, str | None]:
+    """File name -> sha256 (None when the index gives no hash) for one project on the index."""
+    url = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
+    try:
+        response = httpx.get(url, timeout=30, follow_redirects=True)
+    except httpx.TransportError as err:
+        raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
+                                  fix="check [index] url and that the index is running (`doit services`)") from None
+    if response.status_code == 404:
+        return {}
+    if response.status_code >= 500:
+        raise TransientIndexError(f"the index answered {response.status_code} for {url}")
+    if response.status_code >= 400:
+        raise IndexError_(f"the index answered {response.status_code} for {url}", fix="check [index] url")
+    parser = LinkParser()
+    parser.feed(response.text)
+    return parser.links
+
+
+def upload(index_url: str, file: Path, credentials: Credentials | None) -> None:
+    """Upload one file with twine (credentials passed in memory, never on a command line)."""
+    import requests
+    from twine.commands.upload import upload as twine_upload
+    from twine.exceptions import TwineException
+    from twine.settings import Settings
+
+    settings = Settings(
+        repository_url=index_url.rstrip("/") + "/",
+        username=credentials.username if credentials else None,
+        password=credentials.password if credentials else None,
+        non_interactive=True,
+        disable_progress_bar=True,
+        config_file="/dev/null",
+    )
+    logging.getLogger("twine").setLevel(logging.ERROR)
+    try:
+        twine_upload(settings, [str(file)])
+    except requests.HTTPError as err:
+        raise http_error(err, index_url, file) from None
+    except requests.ConnectionError as err:
+        raise TransientIndexError(f"connection to {index_url} failed while uploading {file.name}: "
+                                  f"{type(err).__name__}") from None
+    except TwineException as err:
+        raise IndexError_(f"twine refused to upload {file.name}: {err}", fix="read the message above") from None
+
+
+def http_error(err: object, index_url: str, file: Path) -> IndexError_:
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", 0)
+    if status >= 500:
+        return TransientIndexError(f"the index answered {status} while uploading {file.name}")
+    if status in (401, 403):
+        return IndexError_(
+            f"the index at {index_url} refused the credentials ({status}) for {file.name}",
+            fix="set TWINE_USERNAME and TWINE_PASSWORD to an account that may upload",
+        )
+    return IndexError_(f"the index refused {file.name} with {status}", where=index_url,
+                       fix="read the index's log; the file was not uploaded")

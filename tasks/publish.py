@@ -1,0 +1,229 @@
+"""Stage `publish`: upload the built sdists and wheels to `[index] url`, idempotently.
+
+Before uploading, the index's simple API is read: a file already there with
+the same sha256 is skipped, the same name with another sha256 stops the
+stage before anything is uploaded (it is never overwritten). A 5xx answer or
+a dropped connection is retried after re-checking the index, so a rerun after
+a partial upload sends only what is missing. After uploading, the packages
+are installed from that index alone into fresh virtual environments and
+their versions compared.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from doit.tools import config_changed
+
+from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, not_after_dry_run, note_dry_run
+from tasks.adapters import index
+from tasks.adapters.run import run
+from tasks.context import Settings, read_report, settings, write_report
+from tasks.core.errors import ForkflowError
+from tasks.core.publish import Decision, LocalFile, conflict_message, decide
+from tasks.credentials import Credentials, from_environment, local_credentials
+from tasks.output import say
+
+ATTEMPTS = 4
+IMPORT_CHECK = """
+import importlib, importlib.metadata as m, json, sys
+found = {}
+for name in sys.argv[1:]:
+    dist = m.distribution(name)
+    tops = sorted({f.parts[0] for f in dist.files or [] if len(f.parts) == 2 and f.name == "__init__.py"})
+    for top in tops:
+        importlib.import_module(top)
+    found[name] = dist.version
+print(json.dumps(found))
+"""
+
+
+def task_publish() -> dict[str, Any]:
+    """Upload the built distributions to the package index."""
+    current = settings()
+    doc = "upload sdists and wheels to [index] url (skip identical, refuse different), then install-check them"
+    if current.config.index is None:
+        return missing_section_task("publish", "index", doc)
+    deps = ["wheel"]
+    if is_local_index(current):
+        deps.append("services:index")
+    return {
+        "doc": doc,
+        "actions": [guarded(publish_action)],
+        "task_dep": deps,
+        "file_dep": [str(current.reports_dir / "wheel.json")],
+        "targets": [str(current.reports_dir / "publish.json")],
+        "uptodate": [config_changed(current.config.index.url), not_after_dry_run("publish")],
+        "params": [dry_run_param()],
+        "verbosity": 2,
+    }
+
+
+def is_local_index(current: Settings) -> bool:
+    services = current.config.services
+    if services is None or current.config.index is None:
+        return False
+    return current.config.index.url.rstrip("/") == f"http://127.0.0.1:{services.index.port}"
+
+
+def index_credentials(current: Settings) -> Credentials | None:
+    """TWINE_USERNAME / TWINE_PASSWORD, else the local index's own credentials."""
+    found = from_environment("index")
+    if found or not is_local_index(current):
+        return found
+    return local_credentials(current.services_dir / "index", "index")
+
+
+def local_files(current: Settings) -> list[LocalFile]:
+    report = read_report("wheel", current)
+    if not report:
+        raise ForkflowError("no wheel report: nothing has been built", fix="run `doit wheel` first")
+    return [
+        LocalFile(f["name"], f["path"], f["sha256"], package["name"], package["version"])
+        for package in report["packages"] for f in package["files"]
+    ]
+
+
+def plan(url: str, files: list[LocalFile]) -> list[Decision]:
+    remote: dict[str, dict[str, str | None]] = {}
+    for file in files:
+        if file.package not in remote:
+            remote[file.package] = index.remote_files(url, file.package)
+    return [decide(file, remote[file.package]) for file in files]
+
+
+def publish_action(dry_run: bool) -> dict[str, str] | None:
+    current = settings()
+    assert current.config.index is not None
+    url = current.config.index.url
+    files = local_files(current)
+    decisions = plan(url, files)
+    if any(d.action == "conflict" for d in decisions):
+        raise ForkflowError(conflict_message(decisions), where=url,
+                            fix="give the package a new version (new tag) and rebuild; never re-upload a version")
+    note_dry_run("publish", is_dry_run(dry_run))
+    if is_dry_run(dry_run):
+        for decision in decisions:
+            say(f"would {'upload' if decision.action == 'upload' else 'skip (already there)'}: {decision.file.name}")
+        return None
+    statuses = upload_missing(url, decisions, index_credentials(current))
+    check = install_check(url, files)
+    write_report("publish", {
+        "index": url,
+        "files": [{"name": f.name, "sha256": f.sha256, "package": f.package, "version": f.version,
+                   "status": statuses[f.name]} for f in files],
+        "install_check": check,
+    }, current)
+    uploaded = sum(1 for s in statuses.values() if s == "uploaded")
+    return {"made": f"{uploaded} uploaded, {len(files) - uploaded} already there"}
+
+
+def upload_missing(url: str, decisions: list[Decision], credentials: Credentials | None) -> dict[str, str]:
+    statuses = {d.file.name: ("up-to-date" if d.action == "skip" else "pending") for d in decisions}
+    for decision in decisions:
+        if decision.action == "upload":
+            statuses[decision.file.name] = upload_with_retry(url, decision.file, credentials)
+    return statuses
+
+
+def upload_with_retry(url: str, file: LocalFile, credentials: Credentials | None) -> str:
+    """Upload; on a transient failure, re-check the index (the file may have landed) and retry."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            index.upload(url, Path(file.path), credentials)
+            say(f"uploaded {file.name}")
+            return "uploaded"
+        except index.TransientIndexError as err:
+            say(f"{err.what}; re-checking the index (attempt {attempt} of {ATTEMPTS})")
+            time.sleep(min(2 ** attempt * 0.25, 4))
+            landed = decide(file, index.remote_files(url, file.package))
+            if landed.action == "skip":
+                say(f"{file.name} is on the index after all")
+                return "uploaded"
+            if landed.action == "conflict":
+                raise ForkflowError(conflict_message([landed]), where=url) from None
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def install_check(url: str, files: list[LocalFile]) -> list[dict[str, Any]]:
+    """Install core + one integration, and the client separately, from the index alone; compare versions."""
+    kinds = kinds_by_package()
+    versions = {f.package: f.version for f in files}
+    groups = install_groups(versions, kinds)
+    results = []
+    for group in groups:
+        found = install_and_read_versions(url, group)
+        for name in group:
+            ok = found.get(name) == versions[name]
+            results.append({"package": name, "expected": versions[name], "installed": found.get(name), "ok": ok})
+    bad = [r for r in results if not r["ok"]]
+    if bad:
+        raise ForkflowError(
+            "install check failed: " + ", ".join(f"{r['package']} expected {r['expected']} got {r['installed']}" for r in bad),
+            where=url, fix="inspect the index: the uploaded files do not install as built")
+    say("install check: " + ", ".join(f"{r['package']}=={r['installed']}" for r in results))
+    return results
+
+
+def kinds_by_package() -> dict[str, str]:
+    report = read_report("wheel", settings()) or {}
+    return {p["name"]: p.get("kind", "") for p in report.get("packages", [])}
+
+
+def install_groups(versions: dict[str, str], kinds: dict[str, str]) -> list[list[str]]:
+    """Core with one integration in one environment; the client (same import package as core) alone."""
+    core = [n for n in versions if kinds.get(n) == "core"]
+    integrations = [n for n in versions if kinds.get(n) == "integration"]
+    client = [n for n in versions if kinds.get(n) == "client"]
+    groups = []
+    if core:
+        groups.append(core + integrations[:1])
+    if client:
+        groups.append(client)
+    return groups
+
+
+def install_and_read_versions(url: str, names: list[str]) -> dict[str, str]:
+    versions = read_report("wheel", settings()) or {}
+    pins = [f"{p['name']}=={p['version']}" for p in versions.get("packages", []) if p["name"] in names]
+    with tempfile.TemporaryDirectory(prefix="forkflow-install-") as folder:
+        venv = Path(folder) / "venv"
+        python = make_venv(venv)
+        install(python, url, pins)
+        out = run([str(python), "-c", IMPORT_CHECK, *names], fix="the installed packages do not import").stdout
+    import json
+
+    loaded: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+    return loaded
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without pip/uv settings, so only the given index is used."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+
+
+def make_venv(venv: Path) -> Path:
+    uv = shutil.which("uv")
+    if uv:
+        run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=clean_env())
+    else:
+        run([sys.executable, "-m", "venv", str(venv)])
+    return venv / "bin" / "python"
+
+
+def install(python: Path, url: str, pins: list[str]) -> None:
+    simple = url.rstrip("/") + "/simple/"
+    uv = shutil.which("uv")
+    if uv:
+        argv = [uv, "pip", "install", "-q", "--no-config", "--no-cache", "--python", str(python), "--index-url", simple, *pins]
+    else:
+        argv = [str(python), "-m", "pip", "--isolated", "install", "-q", "--no-cache-dir", "--index-url", simple, *pins]
+    run(argv, env=clean_env(), fix=f"check that {', '.join(pins)} are on {simple}")
