@@ -28,7 +28,7 @@ from doit import create_after
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
-from tasks.adapters.git import file_entries
+from tasks.adapters.git import Git, file_entries
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import Package, canonical, check_dist_names, input_hash, staged_files
@@ -141,7 +141,7 @@ def build_action(name: str) -> dict[str, str]:
     started = time.monotonic()
     work = current.state_dir / "build" / name
     source = stage_source(current, package, work / "src")
-    env = version_override(package, version, source)
+    env = {**version_override(package, version, source), "SOURCE_DATE_EPOCH": commit_time(current)}
     isolated = not requirements_met(read_pyproject(source / "pyproject.toml").get("build-system", {}).get("requires", []))
     say(f"{name}: building {version} ({package.backend}{', isolated' if isolated else ''})")
     files = build_dists(source, work / "out", env, isolated)
@@ -164,6 +164,11 @@ def stage_source(current: Settings, package: Package, target: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / origin, out)
     return target
+
+
+def commit_time(current: Settings) -> str:
+    """The checkout's HEAD commit time: builds of the same inputs give the same bytes."""
+    return Git(checkout_path(current)).read("log", "-1", "--format=%ct")
 
 
 def version_override(package: Package, version: str, source: Path) -> dict[str, str]:
