@@ -65,6 +65,25 @@ class Index(Section):
     url: str = Field(pattern=r"^https?://", description="package index URL (credentials: TWINE_USERNAME / TWINE_PASSWORD)")
 
 
+class ImageTags(Section):
+    """Tag templates; fields: {version} {major} {minor} {python} {flavor} ("" or "-<flavor>") {flavor_name} {sha} {sha7}."""
+
+    always: tuple[str, ...] = ("{version}-python{python}{flavor}",)
+    release: tuple[str, ...] = ("{minor}-python{python}{flavor}", "{major}-python{python}{flavor}")
+    release_default_python: tuple[str, ...] = ("{major}-latest{flavor}",)
+    dev: tuple[str, ...] = ("sha-{sha7}-python{python}{flavor}",)
+
+    @field_validator("always", "release", "release_default_python", "dev")
+    @classmethod
+    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from tasks.core.images import TAG_FIELDS, unknown_tag_fields
+
+        bad = sorted({name for template in value for name in unknown_tag_fields(template)})
+        if bad:
+            raise ValueError(f"unknown tag fields {bad}; allowed: {', '.join(TAG_FIELDS)}")
+        return value
+
+
 class Images(Section):
     registry: str
     python: tuple[str, ...] = ("3.12",)
@@ -72,6 +91,19 @@ class Images(Section):
     base_image: str = "python:{python}-slim"
     platforms: tuple[str, ...] = ("linux/amd64",)
     default_python: str | None = None
+    repository: str = Field(default="{project}", description="image name under the registry; {project} is [project] name")
+    packages: tuple[str, ...] | None = Field(default=None, description="wheels in every image; default: core + integrations")
+    extra_packages: dict[str, tuple[str, ...]] = Field(default={}, description="flavor -> more wheels for that flavor")
+    wheelhouse: str | None = Field(default=None, description="folder of third-party wheels the packages depend on")
+    tags: ImageTags = ImageTags()
+    build_args: dict[str, str] = {}
+    conda_base_image: str = "continuumio/miniconda3:latest"
+    base_from: Literal["auto", "pull", "local"] = Field(
+        default="auto", description="missing base images: made from a local interpreter (local), pulled (pull), or local when found")
+    interpreters: str | None = Field(default=None, description="folder of local interpreters; default $PYENV_ROOT/versions")
+    templates: str | None = Field(default=None, description="folder with <flavor>.Dockerfile.j2 overriding the built-in ones")
+    push: bool = True
+    smoke_command: tuple[str, ...] = Field(default=(), description="extra command run in each built image")
 
     @field_validator("python")
     @classmethod
@@ -79,6 +111,14 @@ class Images(Section):
         bad = [v for v in value if not re.match(PYTHON_PATTERN, v)]
         if bad:
             raise ValueError(f"python versions look like '3.12'; got {bad}")
+        return value
+
+    @field_validator("extra_packages")
+    @classmethod
+    def _extra_flavors(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        bad = [name for name in value if name not in ("base", "conda", "kubernetes")]
+        if bad:
+            raise ValueError(f"keys are flavors (base, conda, kubernetes); got {bad}")
         return value
 
 
@@ -222,6 +262,11 @@ def declared_paths(config: Config) -> dict[str, str]:
         paths["flows.config"] = config.flows.config
     if config.demo:
         paths["demo.source"] = config.demo.source
+    if config.images:
+        for key in ("wheelhouse", "templates"):
+            value = getattr(config.images, key)
+            if value:
+                paths[f"images.{key}"] = value
     return paths
 
 

@@ -1,0 +1,366 @@
+"""Image plans, as data: which wheels go in, tags, the input hash and why a rebuild is due.
+
+Nothing here touches Docker, files or doit. The stage module reads wheel.json,
+the templates and the engine, hands the facts to these functions and acts on
+what they return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from tasks.core.errors import ForkflowError
+
+TAG_FIELDS = ("version", "major", "minor", "python", "flavor", "flavor_name", "sha", "sha7")
+DEFAULT_KINDS = ("core", "integration")
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+LABEL_PREFIX = "org.forkflow"
+INPUT_HASH_LABEL = f"{LABEL_PREFIX}.input-hash"
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """One wheel file from the wheel stage's report."""
+
+    name: str
+    version: str
+    kind: str
+    file: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything that decides what one image is: its inputs, tags and where it goes."""
+
+    python: str
+    flavor: str
+    base_image: str
+    version: str
+    packages: tuple[Wheel, ...]
+    extras: tuple[Wheel, ...]
+    dependencies: tuple[str, ...]
+    tags: tuple[str, ...]
+    repository: str
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return image_key(self.python, self.flavor)
+
+    @property
+    def wheels(self) -> tuple[Wheel, ...]:
+        return self.packages + self.extras
+
+    def references(self) -> list[str]:
+        return [f"{self.repository}:{tag}" for tag in self.tags]
+
+
+def image_key(python: str, flavor: str) -> str:
+    """The subtask name of an image: `3.12-base`, `3.12-kubernetes`."""
+    return f"{python}-{flavor}"
+
+
+# ---- wheels -------------------------------------------------------------------------------------
+
+
+def wheels_from_report(report: Mapping[str, Any], source: str) -> list[Wheel]:
+    """Every wheel file listed in wheel.json, or a ForkflowError naming what is malformed."""
+    packages = report.get("packages")
+    if not isinstance(packages, list):
+        raise ForkflowError(f"{source}: no 'packages' list", where=source, fix="run `doit wheel` to write it again")
+    found = []
+    for package in packages:
+        try:
+            for item in package["files"]:
+                if str(item["name"]).endswith(".whl"):
+                    found.append(Wheel(package["name"], str(package["version"]), package.get("kind", "integration"),
+                                       item["name"], item["path"], item["sha256"]))
+        except (KeyError, TypeError) as err:
+            raise ForkflowError(f"{source}: a package entry lacks {err}", where=source,
+                                fix="run `doit wheel` to write it again") from None
+    return found
+
+
+def select_wheels(wheels: Sequence[Wheel], wanted: Sequence[str] | None, what: str, source: str) -> tuple[Wheel, ...]:
+    """The wheels named in `wanted` (all core and integration wheels when None), in that order."""
+    if wanted is None:
+        return tuple(w for w in wheels if w.kind in DEFAULT_KINDS)
+    by_name = {canonicalize_name(w.name): w for w in wheels}
+    missing = [name for name in wanted if canonicalize_name(name) not in by_name]
+    if missing:
+        available = ", ".join(sorted(w.name for w in wheels)) or "none"
+        raise ForkflowError(
+            f"{what}: {', '.join(missing)} not among the wheels in {source} (available: {available})",
+            where=what, fix="name packages the wheel stage builds, or build them first with `doit wheel`",
+        )
+    return tuple(by_name[canonicalize_name(name)] for name in wanted)
+
+
+def image_version(wheels: Sequence[Wheel]) -> str:
+    """The version an image is tagged with: the core package's, else the first package's."""
+    for wheel in wheels:
+        if wheel.kind == "core":
+            return wheel.version
+    if not wheels:
+        raise ForkflowError("an image needs at least one package", fix="list packages in [images] packages")
+    return wheels[0].version
+
+
+def third_party_requirements(requires: Mapping[str, Sequence[str]], project_names: Iterable[str]) -> tuple[str, ...]:
+    """Requirements of the image's wheels on packages outside the project, without extras-only ones.
+
+    `requires` maps a wheel's name to its Requires-Dist lines.
+    """
+    ours = {canonicalize_name(name) for name in project_names}
+    found: dict[str, str] = {}
+    for lines in requires.values():
+        for line in lines:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if canonicalize_name(req.name) in ours or (req.marker and "extra" in str(req.marker)):
+                continue
+            found.setdefault(str(req), str(req))
+    return tuple(sorted(found))
+
+
+def requirement_names(requirements: Iterable[str]) -> list[str]:
+    return [canonicalize_name(Requirement(r).name) for r in requirements]
+
+
+# ---- tags ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagRules:
+    """Tag templates by kind of build; see `tags_for`."""
+
+    always: tuple[str, ...]
+    release: tuple[str, ...]
+    release_default_python: tuple[str, ...]
+    dev: tuple[str, ...]
+
+
+def version_kind(version: str) -> str:
+    """'release' (X.Y.Z), 'prerelease' (a, b, rc) or 'dev' (.devN, or a local part like +12.gabc1234)."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return "dev"
+    if parsed.is_devrelease or parsed.local:
+        return "dev"
+    if parsed.is_prerelease:
+        return "prerelease"
+    return "release"
+
+
+def tag_fields(version: str, python: str, flavor: str, revision: str) -> dict[str, str]:
+    try:
+        release = Version(version).release
+    except InvalidVersion:
+        release = (0,)
+    parts = list(release) + [0] * (2 - len(release))
+    return {
+        "version": version,
+        "major": str(parts[0]),
+        "minor": f"{parts[0]}.{parts[1]}",
+        "python": python,
+        "flavor": "" if flavor == "base" else f"-{flavor}",
+        "flavor_name": flavor,
+        "sha": revision,
+        "sha7": revision[:7],
+    }
+
+
+def tags_for(rules: TagRules, version: str, python: str, flavor: str, default_python: str | None, revision: str) -> tuple[str, ...]:
+    """Prefect's scheme by default: `{version}-python{py}[-flavor]` always; `{major.minor}-` and
+    `{major}-python{py}[-flavor]` and, from the default Python, `{major}-latest[-flavor]` for
+    releases; `sha-<7>-python{py}[-flavor]` for dev builds (when the revision is known)."""
+    kind = version_kind(version)
+    templates = list(rules.always)
+    if kind == "release":
+        templates += rules.release
+        if python == default_python:
+            templates += rules.release_default_python
+    if kind == "dev" and revision:
+        templates += rules.dev
+    values = tag_fields(version, python, flavor, revision)
+    tags: list[str] = []
+    for template in templates:
+        tag = sanitize_tag(template.format(**values))
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def sanitize_tag(tag: str) -> str:
+    """Docker tags allow [A-Za-z0-9_.-]: `1.0.1+3.gabc` becomes `1.0.1-3.gabc`."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", tag)
+    return cleaned[:128]
+
+
+def unknown_tag_fields(template: str) -> list[str]:
+    """Placeholders in a tag template that `tags_for` does not fill."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError:
+        return [template]
+    return [name for name in names if name not in TAG_FIELDS]
+
+
+# ---- inputs and reasons -------------------------------------------------------------------------
+
+
+def build_inputs(spec: ImageSpec, dockerfile: str, base_image_id: str) -> dict[str, Any]:
+    """What a build depends on; the image is rebuilt when any of it changes."""
+    return {
+        "dockerfile_sha256": sha256_text(dockerfile),
+        "wheels": {w.file: w.sha256 for w in spec.wheels},
+        "base_image": spec.base_image,
+        "base_image_id": base_image_id,
+        "build_args": dict(sorted(spec.build_args.items())),
+        "dependencies": list(spec.dependencies),
+    }
+
+
+def input_hash(inputs: Mapping[str, Any]) -> str:
+    return sha256_text(json.dumps(inputs, sort_keys=True))
+
+
+def push_target(spec: ImageSpec, push: bool) -> dict[str, Any]:
+    """Where the image goes; a change means tag and push again, not rebuild."""
+    return {"repository": spec.repository, "tags": list(spec.tags), "push": push}
+
+
+def rebuild_reasons(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """Why the inputs differ from the last successful build, in words; empty when they do not."""
+    if not previous:
+        return ["never built"]
+    reasons = []
+    if previous.get("dockerfile_sha256") != current["dockerfile_sha256"]:
+        reasons.append("Dockerfile changed (template, packages or build args)")
+    reasons += wheel_changes(previous.get("wheels", {}), current["wheels"])
+    if previous.get("base_image") != current["base_image"]:
+        reasons.append(f"base image is now {current['base_image']} (was {previous.get('base_image')})")
+    elif previous.get("base_image_id") != current["base_image_id"]:
+        reasons.append(f"base image {current['base_image']} changed ({short(previous.get('base_image_id'))} -> "
+                       f"{short(current['base_image_id'])})")
+    if previous.get("build_args") != current["build_args"]:
+        reasons.append("build args changed")
+    if previous.get("dependencies") != current["dependencies"]:
+        reasons.append("third-party dependencies changed")
+    return reasons
+
+
+def wheel_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    reasons = []
+    for name in sorted(after):
+        if name not in before:
+            reasons.append(f"wheel added: {name}")
+        elif before[name] != after[name]:
+            reasons.append(f"wheel changed: {name} ({before[name][:8]} -> {after[name][:8]})")
+    reasons += [f"wheel removed: {name}" for name in sorted(set(before) - set(after))]
+    return reasons
+
+
+def push_reasons(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    if not previous:
+        return []
+    reasons = []
+    if previous.get("repository") != current["repository"]:
+        reasons.append(f"repository is now {current['repository']}")
+    new_tags = [t for t in current["tags"] if t not in previous.get("tags", [])]
+    if new_tags:
+        reasons.append("new tags: " + ", ".join(new_tags))
+    if current["push"] and not previous.get("push"):
+        reasons.append("push turned on")
+    return reasons
+
+
+def short(digest: Any) -> str:
+    text = str(digest or "none")
+    return text.split(":", 1)[-1][:12]
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---- labels and smoke test ----------------------------------------------------------------------
+
+
+def image_labels(spec: ImageSpec, digest_of_inputs: str, source: str, revision: str, created: str) -> dict[str, str]:
+    """OCI annotations plus the input hash that lets a later run find this exact build."""
+    return {
+        "org.opencontainers.image.source": source,
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.version": spec.version,
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.title": f"{spec.repository.rsplit('/', 1)[-1]} {spec.flavor}",
+        INPUT_HASH_LABEL: digest_of_inputs,
+        f"{LABEL_PREFIX}.python": spec.python,
+        f"{LABEL_PREFIX}.flavor": spec.flavor,
+    }
+
+
+def top_level_modules(names: Iterable[str]) -> list[str]:
+    """Import names provided by a wheel, from the paths inside it."""
+    found = set()
+    for name in names:
+        first = name.split("/", 1)[0]
+        if first.endswith((".dist-info", ".data")) or not first:
+            continue
+        if "/" in name:
+            found.add(first)
+        elif first.endswith(".py"):
+            found.add(first[:-3])
+        elif ".cpython-" in first or first.endswith(".so"):
+            found.add(first.split(".", 1)[0])
+    return sorted(found)
+
+
+def smoke_script(python: str, expected: Sequence[tuple[str, str, Sequence[str]]]) -> str:
+    """Python code run in the image: it runs as a non-root user, on the expected Python, and each
+    package imports and reports its expected version. Prints one line per check; exits 1 on a miss."""
+    data = json.dumps({"python": python, "packages": [[d, v, list(m)] for d, v, m in expected]})
+    return f"""import importlib, importlib.metadata as md, json, os, sys
+spec = json.loads({data!r})
+bad = []
+found = "%d.%d" % sys.version_info[:2]
+print("python", found)
+if found != spec["python"]:
+    bad.append("python %s, expected %s" % (found, spec["python"]))
+print("uid", os.getuid())
+if os.getuid() == 0:
+    bad.append("runs as root")
+for dist, version, modules in spec["packages"]:
+    try:
+        got = md.version(dist)
+    except md.PackageNotFoundError:
+        bad.append("%s is not installed" % dist)
+        continue
+    print(dist, got)
+    if got != version:
+        bad.append("%s %s, expected %s" % (dist, got, version))
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as err:
+            bad.append("import %s failed: %s: %s" % (module, type(err).__name__, err))
+for line in bad:
+    print("FAILED:", line)
+sys.exit(1 if bad else 0)
+"""
