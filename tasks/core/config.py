@@ -125,13 +125,31 @@ class Images(Section):
 class Flows(Section):
     path: str
     config: str = "deployments.yaml"
+    name_pattern: str = Field(default="{project}--{branch}--{flow}--{env}",
+                              description="deployment names; fields {project} {branch} {flow} {env}")
+    concurrency: int = Field(default=8, ge=1, le=64, description="API writes in flight at once")
+    worker_path: str | None = Field(default=None, description="the flows folder as process workers see it (default: path)")
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern_fields(cls, value: str) -> str:
+        fields = set(re.findall(r"\{(\w*)\}", value))
+        unknown = fields - {"project", "branch", "flow", "env"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {{project}} {{branch}} {{flow}} {{env}}")
+        if not {"flow", "env"} <= fields:
+            raise ValueError("must contain {flow} and {env} so every deployment gets its own name")
+        if "/" in value or "%" in value:
+            raise ValueError("Prefect deployment names cannot contain '/' or '%'")
+        return value
 
 
 class Environment(Section):
     prefect_api_url: str = Field(pattern=r"^https?://")
     work_pool: str
-    branch: str | None = None
+    branch: str | None = Field(default=None, description="branch (or glob like '*') that deploys here; exact names win")
     schedules: bool = False
+    work_queue: str | None = None
 
 
 class Service(Section):
