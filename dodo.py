@@ -22,6 +22,7 @@ from tasks.demo import task_demo  # noqa: E402
 from tasks.publish import task_publish  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
+from tasks.sync import task_sync  # noqa: E402
 from tasks.version import task_check_version, task_version  # noqa: E402
 from tasks.wheel import task_wheel  # noqa: E402
 
@@ -32,8 +33,8 @@ DOIT_CONFIG = {
     "verbosity": 2,
     "action_string_formatting": "new",
     # `doit` with no arguments runs the whole pipeline, stage by stage.
-    "default_tasks": ["demo", "services"],
+    "default_tasks": ["demo", "services", "sync"],
 }
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
-           "task_version", "task_check_version", "task_wheel", "task_publish"]
+           "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync"]

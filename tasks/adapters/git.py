@@ -51,6 +51,117 @@ class Git:
         proc = run(["git", *QUIET_CONFIG, *args], cwd=self.repo, env=self.env, check=False)
         return proc.returncode, (proc.stdout + proc.stderr).strip()
 
+    def rev(self, ref: str) -> str | None:
+        """The commit a ref or sha names, or None when there is no such commit here."""
+        return self.read("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False) or None
+
+    def apart(self, left: str, right: str) -> tuple[int, int]:
+        """(commits only reachable from left, commits only reachable from right)."""
+        only_left, only_right = self.read("rev-list", "--left-right", "--count", f"{left}...{right}").split()
+        return int(only_left), int(only_right)
+
+    def commits(self, revisions: str) -> list[tuple[str, str]]:
+        """(sha, subject) of each commit in a range such as `a..b`, oldest first, merges left out."""
+        found = []
+        for line in self.read("log", "--reverse", "--no-merges", "--format=%H %s", revisions).splitlines():
+            sha, _, subject = line.partition(" ")
+            found.append((sha, subject))
+        return found
+
+    def toplevel(self) -> Path | None:
+        """The top folder of the work tree containing `repo`, or None outside one."""
+        if not self.repo.is_dir():
+            return None
+        found = self.read("rev-parse", "--show-toplevel", check=False)
+        return Path(found).resolve() if found else None
+
+    def current_branch(self) -> str | None:
+        """The checked-out branch, or None when HEAD is detached."""
+        return self.read("symbolic-ref", "--quiet", "--short", "HEAD", check=False) or None
+
+    def remote_url(self, name: str) -> str | None:
+        return self.read("config", "--get", f"remote.{name}.url", check=False) or None
+
+    def branches(self, pattern: str = "*") -> list[str]:
+        """Local branch names matching a glob."""
+        return self.read("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}").split()
+
+    def changes(self) -> list[str]:
+        """`git status --porcelain` lines: staged, unstaged and untracked files that are not ignored."""
+        status = run(["git", *QUIET_CONFIG, "status", "--porcelain", "--untracked-files=normal"], cwd=self.repo, env=self.env)
+        return [line for line in status.stdout.splitlines() if line]
+
+    def operation_in_progress(self) -> str | None:
+        """The rebase, merge, cherry-pick, revert or bisect left unfinished here, if any."""
+        git_dir = Path(self.read("rev-parse", "--absolute-git-dir"))
+        markers = (("rebase-merge", "rebase"), ("rebase-apply", "rebase"), ("MERGE_HEAD", "merge"),
+                   ("CHERRY_PICK_HEAD", "cherry-pick"), ("REVERT_HEAD", "revert"), ("BISECT_LOG", "bisect"))
+        return next((name for marker, name in markers if (git_dir / marker).exists()), None)
+
+    def is_shallow(self) -> bool:
+        return self.read("rev-parse", "--is-shallow-repository") == "true"
+
+    def conflicted_files(self) -> list[str]:
+        return self.read("diff", "--name-only", "--diff-filter=U").splitlines()
+
+    def remote_heads(self, url: str, *branches: str) -> dict[str, str]:
+        """branch -> tip on a remote, for those of `branches` it has; raises CommandError when it does not answer."""
+        wanted = {f"refs/heads/{name}": name for name in branches}
+        heads = {}
+        for line in self.read("ls-remote", url, *wanted).splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref in wanted:
+                heads[wanted[ref]] = sha
+        return heads
+
+    def update_branch(self, name: str, new: str, old: str | None) -> None:
+        """Point a branch that is not checked out at `new`, only if it is still at `old` (None: must not exist)."""
+        self.write("update-ref", "-m", "forkflow: sync", f"refs/heads/{name}", new, old or "")
+
+    def fast_forward_checked_out(self, new: str) -> None:
+        """Fast-forward the checked-out branch (and its files) to `new`; refuses anything else."""
+        self.write("merge", "--ff-only", "--quiet", new)
+
+    def create_branch(self, name: str, start: str) -> None:
+        self.write("branch", "--no-track", name, start)
+
+    def delete_branch(self, name: str) -> None:
+        self.write("branch", "--quiet", "-D", name)
+
+    def checkout(self, branch: str | None, sha: str | None = None) -> None:
+        """Check out a branch, or detach HEAD at `sha` when branch is None."""
+        self.write("checkout", "--quiet", *([branch] if branch else ["--detach", str(sha)]))
+
+    def add_remote(self, name: str, url: str) -> None:
+        self.write("remote", "add", name, url)
+
+    def fetch_refs(self, remote: str, refspecs: list[str], *, tags: bool = False, fix: str | None = None) -> None:
+        """Fetch refspecs from a remote (plus every tag when `tags`)."""
+        self.write("fetch", "--quiet", *(["--tags"] if tags else ["--no-tags"]), remote, *refspecs, fix=fix)
+
+    def fetch_objects(self, url: str, refs: list[str]) -> None:
+        """Bring in the commits of remote refs without moving any ref, FETCH_HEAD included (dry runs plan with them)."""
+        self.read("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--refmap=", url, *refs)
+
+    def knows_committer(self) -> bool:
+        """True when git has a committer identity (a rebase writes commits)."""
+        return self.ok("var", "GIT_COMMITTER_IDENT")
+
+    def rebase(self, onto: str, branch: str) -> tuple[int, str]:
+        """Rebase `branch` onto `onto`; no autostash, and no other branch is moved along with it."""
+        return self.attempt("-c", "rebase.autoStash=false", "-c", "rebase.updateRefs=false",
+                            "rebase", "--no-autosquash", "--quiet", onto, branch)
+
+    def abort_rebase(self) -> None:
+        self.write("rebase", "--abort")
+
+    def subject(self, sha: str) -> str:
+        return self.read("log", "-1", "--format=%s", sha)
+
+    def push(self, arguments: list[str]) -> tuple[int, str]:
+        """Run `git push` with the given arguments; return (exit code, combined output)."""
+        return self.attempt("push", *arguments)
+
 
 def init_repo(path: Path, *, bare: bool = False) -> Git:
     path.mkdir(parents=True, exist_ok=True)

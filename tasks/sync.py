@@ -1,0 +1,740 @@
+"""Stage `sync`: keep the fork's main and release branches on top of upstream.
+
+`doit sync` runs four tasks, each after the one before:
+
+    sync:fetch    clone the fork when missing, pre-flight checks, add missing
+                  remotes, fetch upstream (with tags) and origin, decide the plan
+    sync:main     fast-forward main to upstream's main (never a reset)
+    sync:release  back up the release tip, then fast-forward it or rebase its
+                  custom commits onto the new main (a conflict aborts the rebase)
+    sync:push     one atomic push: main normally, release with
+                  --force-with-lease on the tip seen at fetch; prune old backups
+
+`doit sync --dry-run` (or FORKFLOW_DRY_RUN=1) prints the plan and moves no
+ref, locally or on the remotes. When upstream, origin and the local branches
+are where the last successful sync left them (a stamp in `<state>/sync/`),
+the last three tasks are up to date. Every task writes
+`.forkflow/reports/sync.json`. Planning is pure (tasks.core.sync); git runs
+through tasks.adapters.git.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from doit import task_params
+
+from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
+from tasks.adapters.git import Git
+from tasks.context import Settings, read_report, settings, write_report
+from tasks.core.config import is_local_path
+from tasks.core.errors import CommandError, ForkflowError
+from tasks.core.sync import (
+    BACKUP_PREFIX,
+    Apart,
+    BranchTips,
+    Commit,
+    Conflict,
+    Facts,
+    Push,
+    Stamp,
+    SyncError,
+    SyncPlan,
+    backup_name,
+    backups_to_prune,
+    conflict_error,
+    pair_rebased,
+    plan_lines,
+    plan_pushes,
+    plan_sync,
+    push_arguments,
+    short,
+    start_tip,
+    summary_markdown,
+)
+from tasks.demo import demo_task_deps
+from tasks.output import say
+
+UPSTREAM = "upstream"
+ORIGIN = "origin"
+STAGE = "sync"
+DOC = ("sync the fork with upstream: fetch, fast-forward main, rebase release (backup first), "
+       "push with lease (--dry-run, --keep-backups N)")
+
+
+def keep_backups_param() -> dict[str, Any]:
+    return {
+        "name": "keep_backups",
+        "long": "keep-backups",
+        "type": int,
+        "default": -1,
+        "help": "backup branches to keep after a successful sync (default: [fork] keep_backups)",
+    }
+
+
+@task_params([dry_run_param(), keep_backups_param()])
+def task_sync(dry_run: bool = False, keep_backups: int = -1) -> Iterator[dict[str, Any]]:
+    """Keep the fork's main and release branches on top of upstream."""
+    current = settings()
+    if current.config.fork is None:
+        yield missing_section_task(STAGE, "fork", DOC)
+        return
+    setup = sync_setup(current, dry_run, keep_backups)
+    unchanged = partial(nothing_moved, setup)
+    yield {"basename": STAGE, "name": None, "doc": DOC}
+    yield subtask("fetch", "clone the fork if missing, check it, fetch upstream (with tags) and origin, and plan",
+                  fetch_action, setup, demo_task_deps(current), [False])
+    yield subtask("main", "fast-forward main to upstream's main (stops if it cannot)",
+                  main_action, setup, ["sync:fetch"], [unchanged])
+    yield subtask("release", "back up release, then fast-forward it or rebase its custom commits onto main",
+                  release_action, setup, ["sync:main"], [unchanged])
+    yield subtask("push", "push main, and release with --force-with-lease, atomically; prune old backups",
+                  push_action, setup, ["sync:release"], [unchanged])
+
+
+def subtask(name: str, doc: str, action: Any, setup: SyncSetup, deps: list[str], uptodate: list[Any]) -> dict[str, Any]:
+    return {
+        "basename": STAGE,
+        "name": name,
+        "doc": doc,
+        "actions": [guarded(partial(action, setup))],
+        "task_dep": deps,
+        "uptodate": uptodate,
+        "verbosity": 2,
+    }
+
+
+@dataclass(frozen=True)
+class SyncSetup:
+    """What the sync works on, from the config (no I/O to build it)."""
+
+    settings: Settings
+    fork: Path
+    upstream_url: str
+    origin_url: str
+    main: str
+    release: str
+    upstream_main: str
+    keep_backups: int
+    dry_run: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir / STAGE
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the [fork] section does, so a changed config is never up to date."""
+        fork = self.settings.config.fork
+        return json.dumps(fork.model_dump() if fork else {}, sort_keys=True)
+
+    def dry(self) -> bool:
+        return is_dry_run(self.dry_run)
+
+
+def sync_setup(current: Settings, dry_run: bool = False, keep_backups: int = -1) -> SyncSetup:
+    fork = current.config.fork
+    assert fork is not None and current.fork_path is not None
+    return SyncSetup(
+        settings=current,
+        fork=current.fork_path,
+        upstream_url=current.remote(fork.upstream),
+        origin_url=current.remote(fork.origin),
+        main=fork.main,
+        release=fork.release,
+        upstream_main=fork.upstream_main,
+        keep_backups=keep_backups if keep_backups >= 0 else fork.keep_backups,
+        dry_run=dry_run,
+    )
+
+
+# -- state shared by the four tasks ------------------------------------------------------------
+
+
+@dataclass
+class RunState:
+    """What sync:fetch saw and planned, and what the later tasks did; saved between tasks."""
+
+    dry_run: bool
+    plan: SyncPlan
+    observed: Stamp
+    original_branch: str | None
+    original_sha: str | None
+    cloned: bool = False
+    main_new: str | None = None
+    release_new: str | None = None
+    rebased: list[dict[str, Any]] = field(default_factory=list)
+    backup: str | None = None
+    backups: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    pushed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["plan"] = self.plan.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunState:
+        values = dict(data)
+        values["plan"] = SyncPlan.from_dict(data["plan"])
+        values["observed"] = Stamp(**data["observed"])
+        return cls(**values)
+
+
+def save_json(file: Path, data: dict[str, Any]) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temp = file.with_suffix(f".{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    temp.replace(file)
+
+
+def load_json(file: Path) -> dict[str, Any] | None:
+    try:
+        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return loaded
+
+
+def save_state(setup: SyncSetup, state: RunState) -> None:
+    save_json(setup.state_dir / "run.json", state.to_dict())
+
+
+def load_state(setup: SyncSetup) -> RunState:
+    data = load_json(setup.state_dir / "run.json")
+    if data is None:
+        raise SyncError("no sync plan found", where=str(setup.state_dir / "run.json"),
+                        fix="run `doit sync` (sync:fetch makes the plan the other sync tasks follow)")
+    return RunState.from_dict(data)
+
+
+def load_stamp(setup: SyncSetup) -> Stamp | None:
+    data = load_json(setup.state_dir / "stamp.json")
+    return Stamp(**data) if data else None
+
+
+def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
+    """doit `uptodate`: the tips seen at this fetch are those the last successful sync left."""
+    data = load_json(setup.state_dir / "run.json")
+    stamp = load_stamp(setup)
+    return bool(data and stamp and Stamp(**data["observed"]) == stamp)
+
+
+# -- sync:fetch ----------------------------------------------------------------------------------
+
+
+def fetch_action(setup: SyncSetup) -> dict[str, str]:
+    dry = setup.dry()
+    try:
+        state = fetch_and_plan(setup, dry)
+    except ForkflowError as err:
+        write_failure(setup, err, dry)
+        raise
+    save_state(setup, state)
+    for line in plan_lines(state.plan):
+        say(line)
+    if nothing_moved(setup):
+        say("nothing moved since the last sync: up to date")
+        write_sync_report(setup, state, "up-to-date")
+        return {"made": "up to date"}
+    write_sync_report(setup, state, "skipped" if dry else "planned")
+    return {"made": plan_summary(state.plan, dry)}
+
+
+def plan_summary(plan: SyncPlan, dry: bool) -> str:
+    main = f"main +{len(plan.upstream_commits)}" if plan.main.action == "fast-forward" else "main up to date"
+    release = {"rebase": f"release rebase {len(plan.custom_commits)}", "fast-forward": "release fast-forward",
+               "up-to-date": "release up to date"}[plan.release.action]
+    return ("dry run: " if dry else "plan: ") + f"{main}, {release}"
+
+
+def fetch_and_plan(setup: SyncSetup, dry: bool) -> RunState:
+    """Everything before the first change: remotes answer, clone, pre-flight, fetch, plan."""
+    upstream_heads, origin_heads = remote_heads(setup)
+    if not is_clone(setup.fork):
+        if dry:
+            return plan_in_temporary_clone(setup, upstream_heads, origin_heads)
+        from tasks.checkout import clone_action
+
+        clone_action(setup.origin_url, setup.upstream_url, setup.fork, setup.release)
+        return plan_clone(setup, Git(setup.fork), upstream_heads, origin_heads, dry, cloned=True)
+    return plan_clone(setup, Git(setup.fork, dry_run=dry), upstream_heads, origin_heads, dry)
+
+
+def is_clone(path: Path) -> bool:
+    return (path / ".git").exists()
+
+
+def remote_heads(setup: SyncSetup) -> tuple[dict[str, str], dict[str, str]]:
+    """Both remotes answer, and upstream has its main branch (ls-remote, nothing changes)."""
+    setup.state_dir.mkdir(parents=True, exist_ok=True)
+    probe = Git(setup.state_dir)
+    upstream = ask_remote(probe, UPSTREAM, setup.upstream_url, setup, setup.upstream_main)
+    if setup.upstream_main not in upstream:
+        raise SyncError(
+            f"upstream {setup.upstream_url} has no branch {setup.upstream_main!r}",
+            where=f"[fork] upstream_main in {setup.settings.config_file}",
+            fix=f"set [fork] upstream_main to upstream's main branch (see: git ls-remote --heads {setup.upstream_url})",
+        )
+    origin = ask_remote(probe, ORIGIN, setup.origin_url, setup, setup.main, setup.release)
+    return upstream, origin
+
+
+def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *branches: str) -> dict[str, str]:
+    try:
+        return probe.remote_heads(url, *branches)
+    except CommandError as err:
+        raise SyncError(
+            f"the {name} remote does not answer: {url}\n  {err.what.splitlines()[-1].strip()}",
+            where=f"[fork] {name} in {setup.settings.config_file}",
+            fix=f"check the address and your access (`git ls-remote {url}` must work), or correct [fork] {name}",
+        ) from None
+
+
+def plan_in_temporary_clone(setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str]) -> RunState:
+    """Dry run with no clone yet: plan in a throwaway clone, so [fork] path is not created."""
+    say(f"would clone {setup.origin_url} into {setup.fork}")
+    with tempfile.TemporaryDirectory(prefix="forkflow-sync-") as temp:
+        scratch = Path(temp) / "fork"
+        Git(Path(temp)).write("clone", "--quiet", "--no-checkout", setup.origin_url, str(scratch))
+        git = Git(scratch, dry_run=True)
+        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads)
+        facts = gather_facts(git, setup, tips, {setup.main: None, setup.release: None})
+        return RunState(dry_run=True, plan=plan_sync(facts), observed=observed(setup, tips, {}),
+                        original_branch=setup.release, original_sha=None, cloned=True)
+
+
+def plan_clone(setup: SyncSetup, git: Git, upstream_heads: dict[str, str], origin_heads: dict[str, str],
+               dry: bool, cloned: bool = False) -> RunState:
+    preflight(git, setup)
+    ensure_remotes(git, setup)
+    if dry:
+        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads)
+    else:
+        tips = fetch(git, setup, origin_heads)
+    locals_ = {name: git.rev(f"refs/heads/{name}") for name in (setup.main, setup.release)}
+    facts = gather_facts(git, setup, tips, locals_)
+    return RunState(dry_run=dry, plan=plan_sync(facts), observed=observed(setup, tips, locals_),
+                    original_branch=git.current_branch(), original_sha=git.rev("HEAD"), cloned=cloned,
+                    backups=git.branches(BACKUP_PREFIX + "*"))
+
+
+def preflight(git: Git, setup: SyncSetup) -> None:
+    """Checks that must all pass before anything changes; each failure names the fixing command."""
+    fork = setup.fork
+    top = git.toplevel()
+    if top != fork.resolve():
+        inside = f" (it is inside the work tree of {top})" if top else ""
+        raise SyncError(
+            f"{fork} is not a git clone{inside}",
+            where=f"[fork] path in {setup.settings.config_file}",
+            fix=f"move {fork} away so the sync clones the fork there, or point [fork] path at a clone",
+        )
+    if git.is_shallow():
+        raise SyncError(f"{fork} is a shallow clone: rebasing needs the full history", where=str(fork),
+                        fix=f"git -C {fork} fetch --unshallow origin")
+    operation = git.operation_in_progress()
+    if operation:
+        finish = "git bisect reset" if operation == "bisect" else f"git {operation} --continue` or `git {operation} --abort"
+        raise SyncError(f"a {operation} is in progress in {fork}", where=str(fork),
+                        fix=f"finish or abandon it first: cd {fork} && `{finish}`")
+    changes = git.changes()
+    if changes:
+        listed = "\n".join(f"    {line}" for line in changes[:10]) + ("\n    ..." if len(changes) > 10 else "")
+        raise SyncError(
+            f"the working tree of {fork} is not clean ({len(changes)} changed or untracked path(s)):\n{listed}",
+            where=str(fork),
+            fix=f"commit or stash them first: git -C {fork} stash push --include-untracked "
+                "(or add files that belong nowhere to .gitignore)",
+        )
+    for name, url in ((UPSTREAM, setup.upstream_url), (ORIGIN, setup.origin_url)):
+        actual = git.remote_url(name)
+        if actual and not same_remote(actual, url, fork):
+            raise SyncError(
+                f"remote {name!r} in {fork} points at {actual}, but [fork] {name} is {url}",
+                where=f"{fork} (remote {name}) and [fork] {name} in {setup.settings.config_file}",
+                fix=f"the sync never repoints a remote: if the config is right, run "
+                    f"git -C {fork} remote set-url {name} {url}; otherwise correct [fork] {name}",
+            )
+
+
+def same_remote(actual: str, configured: str, fork: Path) -> bool:
+    """Equal remotes, ignoring a trailing slash or `.git`, and relative local paths."""
+    return normalized_remote(actual, fork) == normalized_remote(configured, fork)
+
+
+def normalized_remote(value: str, base: Path) -> str:
+    if is_local_path(value):
+        value = value.removeprefix("file://")
+        return str((base / value).resolve()).removesuffix(".git").rstrip("/")
+    return value.rstrip("/").removesuffix(".git")
+
+
+def ensure_remotes(git: Git, setup: SyncSetup) -> None:
+    """Add the remotes the clone lacks (existing ones were checked in pre-flight)."""
+    for name, url in ((UPSTREAM, setup.upstream_url), (ORIGIN, setup.origin_url)):
+        if git.remote_url(name) is None:
+            git.add_remote(name, url)
+            if not git.dry_run:
+                say(f"added remote {name} -> {url}")
+
+
+@dataclass(frozen=True)
+class Tips:
+    upstream_main: str
+    origin: dict[str, str | None]
+
+
+def fetch(git: Git, setup: SyncSetup, origin_heads: dict[str, str]) -> Tips:
+    """Fetch upstream's main with every tag, and origin's main and release branches."""
+    upstream_ref = f"refs/remotes/{UPSTREAM}/{setup.upstream_main}"
+    git.fetch_refs(UPSTREAM, [f"+refs/heads/{setup.upstream_main}:{upstream_ref}"], tags=True,
+                   fix=f"a tag here that differs from upstream's stops the fetch; compare with git -C {setup.fork} "
+                       f"ls-remote --tags {UPSTREAM}")
+    present = [name for name in (setup.main, setup.release) if name in origin_heads]
+    if present:
+        git.fetch_refs(ORIGIN, [f"+refs/heads/{name}:refs/remotes/{ORIGIN}/{name}" for name in present])
+    upstream = git.rev(upstream_ref)
+    assert upstream is not None
+    say(f"fetched {UPSTREAM} ({setup.upstream_main} {upstream[:10]}, tags) and {ORIGIN} ({', '.join(present) or 'no branches'})")
+    return Tips(upstream, {name: git.rev(f"refs/remotes/{ORIGIN}/{name}") if name in present else None
+                           for name in (setup.main, setup.release)})
+
+
+def fetch_for_dry_run(git: Git, setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str]) -> Tips:
+    """The tips ls-remote reported, with their commits fetched but no ref moved."""
+    git.fetch_objects(setup.upstream_url, [f"refs/heads/{setup.upstream_main}"])
+    present = [name for name in (setup.main, setup.release) if name in origin_heads]
+    if present:
+        git.fetch_objects(setup.origin_url, [f"refs/heads/{name}" for name in present])
+    wanted = [upstream_heads[setup.upstream_main], *[origin_heads[name] for name in present]]
+    if any(git.rev(sha) is None for sha in wanted):
+        raise SyncError("a remote changed during the dry run", where=str(setup.fork), fix="run the dry run again")
+    say(f"would fetch {UPSTREAM} (with tags) and {ORIGIN}; looked at their tips without moving a ref")
+    return Tips(upstream_heads[setup.upstream_main], {name: origin_heads.get(name) for name in (setup.main, setup.release)})
+
+
+def gather_facts(git: Git, setup: SyncSetup, tips: Tips, locals_: dict[str, str | None]) -> Facts:
+    fork = str(setup.fork)
+    main = branch_tips(git, setup.main, locals_[setup.main], tips.origin[setup.main])
+    release = branch_tips(git, setup.release, locals_[setup.release], tips.origin[setup.release])
+    main_start, release_start = start_tip(main, fork), start_tip(release, fork)
+    main_vs_upstream = Apart(*git.apart(main_start, tips.upstream_main))
+    release_vs_upstream = Apart(*git.apart(tips.upstream_main, release_start))
+    upstream_commits = commits(git, f"{main_start}..{tips.upstream_main}") if not main_vs_upstream.left else []
+    custom_commits = commits(git, f"{tips.upstream_main}..{release_start}") if release_vs_upstream.right else []
+    return Facts(
+        fork=fork,
+        upstream_ref=f"{UPSTREAM}/{setup.upstream_main}",
+        upstream_main=tips.upstream_main,
+        main=main,
+        release=release,
+        main_start=main_start,
+        release_start=release_start,
+        main_vs_upstream=main_vs_upstream,
+        release_vs_upstream=release_vs_upstream,
+        upstream_commits=tuple(upstream_commits),
+        custom_commits=tuple(custom_commits),
+    )
+
+
+def branch_tips(git: Git, name: str, local: str | None, origin: str | None) -> BranchTips:
+    if local and origin:
+        apart = Apart(0, 0) if local == origin else Apart(*git.apart(local, origin))
+        return BranchTips(name, local, origin, apart)
+    return BranchTips(name, local, origin)
+
+
+def commits(git: Git, revisions: str) -> list[Commit]:
+    return [Commit(sha, subject) for sha, subject in git.commits(revisions)]
+
+
+def observed(setup: SyncSetup, tips: Tips, locals_: dict[str, str | None]) -> Stamp:
+    return Stamp(config=setup.fingerprint, upstream_main=tips.upstream_main,
+                 origin_main=tips.origin[setup.main], origin_release=tips.origin[setup.release],
+                 main=locals_.get(setup.main), release=locals_.get(setup.release))
+
+
+# -- sync:main and sync:release ---------------------------------------------------------------
+
+
+def main_action(setup: SyncSetup) -> dict[str, str]:
+    state = load_state(setup)
+    move = state.plan.main
+    new = move.target if move.action == "fast-forward" else move.start
+    try:
+        if state.dry_run:
+            say(f"would move {move.name} to {new[:10]}" if move.old != new else f"{move.name}: nothing to do")
+        else:
+            git = Git(setup.fork)
+            check_unmoved(git, move.name, move.old, setup)
+            move_branch(git, move.name, new, move.old)
+    except ForkflowError as err:
+        write_failure(setup, err, state.dry_run, state)
+        raise
+    state.main_new = new
+    save_state(setup, state)
+    if move.action == "fast-forward":
+        made = f"{move.name} -> {new[:10]} (+{len(state.plan.upstream_commits)})"
+    else:
+        made = f"{move.name} up to date"
+    say(made)
+    return {"made": ("would: " if state.dry_run else "") + made}
+
+
+def check_unmoved(git: Git, branch: str, seen: str | None, setup: SyncSetup) -> None:
+    now = git.rev(f"refs/heads/{branch}")
+    if now != seen:
+        raise SyncError(f"{branch!r} moved since the fetch ({short(seen)} -> {short(now)})", where=str(setup.fork),
+                        fix="run `doit sync` again: it plans from the branches as they are now")
+
+
+def move_branch(git: Git, branch: str, new: str, old: str | None) -> None:
+    """Fast-forward (or create) a branch; the checked-out one moves with its files."""
+    if new == old:
+        return
+    if old is not None and git.current_branch() == branch:
+        git.fast_forward_checked_out(new)
+    else:
+        git.update_branch(branch, new, old)
+
+
+def release_action(setup: SyncSetup) -> dict[str, str]:
+    state = load_state(setup)
+    try:
+        made = dry_release(setup, state) if state.dry_run else sync_release(setup, state)
+    except ForkflowError as err:
+        write_failure(setup, err, state.dry_run, state)
+        raise
+    save_state(setup, state)
+    say(made)
+    return {"made": made}
+
+
+def dry_release(setup: SyncSetup, state: RunState) -> str:
+    move = state.plan.release
+    if move.action == "rebase":
+        existing = Git(setup.fork).branches(BACKUP_PREFIX + "*") if is_clone(setup.fork) else []
+        name = backup_name(datetime.now(timezone.utc), existing)
+        say(f"would create backup branch {name} at {move.start[:10]}")
+        say(f"would rebase {len(state.plan.custom_commits)} custom commit(s) of {move.name} onto {move.target[:10]}")
+        return f"would rebase {len(state.plan.custom_commits)} onto {move.target[:10]}"
+    state.release_new = move.target
+    if move.old == move.target:
+        return f"{move.name}: nothing to do"
+    return f"would move {move.name} to {move.target[:10]}"
+
+
+def sync_release(setup: SyncSetup, state: RunState) -> str:
+    git = Git(setup.fork)
+    move = state.plan.release
+    check_unmoved(git, move.name, move.old, setup)
+    if move.action != "rebase":
+        move_branch(git, move.name, move.target, move.old)
+        state.release_new = move.target
+        return f"{move.name} -> {move.target[:10]}" if move.action == "fast-forward" else f"{move.name} up to date"
+    if not git.knows_committer():
+        raise SyncError("git has no committer identity, and rebasing writes commits", where=str(setup.fork),
+                        fix=f'git -C {setup.fork} config user.name "Your Name" && git -C {setup.fork} config user.email you@example.com')
+    state.backup = make_backup(git, move.start)
+    save_state(setup, state)
+    move_branch(git, move.name, move.start, move.old)
+    try:
+        rebase_or_explain(git, setup, state)
+    finally:
+        return_to_original(git, state)
+    new = git.rev(f"refs/heads/{move.name}")
+    assert new is not None
+    state.release_new = new
+    after = commits(git, f"{move.target}..{new}")
+    state.rebased = [asdict(item) for item in pair_rebased(list(state.plan.custom_commits), after)]
+    return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
+
+
+def make_backup(git: Git, tip: str) -> str:
+    name = backup_name(datetime.now(timezone.utc), git.branches(BACKUP_PREFIX + "*"))
+    git.create_branch(name, tip)
+    say(f"backup branch {name} at {tip[:10]}")
+    return name
+
+
+def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> None:
+    """Rebase release onto the new main; on a conflict abort, check nothing moved, and explain."""
+    move = state.plan.release
+    code, output = git.rebase(move.target, move.name)
+    if code == 0:
+        return
+    stopped = git.rev("REBASE_HEAD")
+    conflict = Conflict(Commit(stopped, git.subject(stopped)) if stopped else None, tuple(git.conflicted_files()))
+    if git.operation_in_progress() == "rebase":
+        git.abort_rebase()
+    now = git.rev(f"refs/heads/{move.name}")
+    if now != move.start:
+        raise SyncError(f"{move.name!r} is at {short(now)} after aborting the rebase, expected {move.start[:10]}",
+                        where=str(setup.fork), fix=f"restore it from the backup: git -C {setup.fork} branch -f "
+                                                   f"{move.name} {state.backup}")
+    if not conflict.files and conflict.commit is None:
+        raise SyncError(f"rebasing {move.name!r} failed; it was aborted and {move.name!r} is unchanged\n{output}",
+                        where=str(setup.fork), fix="fix the cause shown above, then run `doit sync` again")
+    hint = "git push " + " ".join(push_arguments(ORIGIN, plan_pushes(state.plan, move.target, "rebased")))
+    raise conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint)
+
+
+def return_to_original(git: Git, state: RunState) -> None:
+    if git.current_branch() == state.original_branch and state.original_branch:
+        return
+    if state.original_branch or state.original_sha:
+        git.checkout(state.original_branch, state.original_sha)
+
+
+# -- sync:push -----------------------------------------------------------------------------------
+
+
+def push_action(setup: SyncSetup) -> dict[str, str]:
+    state = load_state(setup)
+    try:
+        made = push_and_prune(setup, state)
+    except ForkflowError as err:
+        write_failure(setup, err, state.dry_run, state)
+        raise
+    save_state(setup, state)
+    if not state.dry_run:
+        save_json(setup.state_dir / "stamp.json", asdict(after_sync(setup, state)))
+    status = "skipped" if state.dry_run else ("updated" if changed_anything(state) else "up-to-date")
+    write_sync_report(setup, state, status)
+    say(made)
+    return {"made": made}
+
+
+def push_and_prune(setup: SyncSetup, state: RunState) -> str:
+    plan = state.plan
+    main_new = state.main_new or plan.main.start
+    release_new = state.release_new or "rebased"
+    pushes = plan_pushes(plan, main_new, release_new)
+    arguments = push_arguments(ORIGIN, pushes)
+    git = Git(setup.fork, dry_run=state.dry_run) if is_clone(setup.fork) else None
+    if not pushes:
+        made = "origin is up to date"
+    elif state.dry_run or git is None:
+        say("would run: git push " + " ".join(arguments))
+        made = "would push " + ", ".join(p.branch for p in pushes)
+    else:
+        push_or_explain(git, setup, state, pushes, arguments)
+        made = "pushed " + ", ".join(f"{p.branch} {p.new[:10]}" for p in pushes)
+    state.pushed = [] if state.dry_run else [f"refs/heads/{p.branch}" for p in pushes]
+    if git is not None:
+        prune_backups(git, setup, state)
+    return made
+
+
+def push_or_explain(git: Git, setup: SyncSetup, state: RunState, pushes: list[Push], arguments: list[str]) -> None:
+    code, output = git.push(arguments)
+    if code == 0:
+        return
+    rejected = [line for line in output.splitlines() if line.startswith("!") or "rejected" in line or "error" in line]
+    try:
+        now = git.remote_heads(ORIGIN, *[p.branch for p in pushes])
+    except CommandError:
+        now = {}
+    moved = [f"    origin {p.branch}: {short(p.old)} at the fetch, now {short(now.get(p.branch))}"
+             for p in pushes if now.get(p.branch) != p.old]
+    backup = f"; the old release tip is in {state.backup}" if state.backup else ""
+    fork = setup.fork
+    raise SyncError(
+        "origin refused the push and nothing was pushed (the push is atomic)"
+        + (": origin changed since the fetch" if moved else "") + "\n"
+        + "\n".join(f"    {line}" for line in rejected[:10]) + ("\n" + "\n".join(moved) if moved else "") + "\n"
+        + f"  your local branches keep the synced result{backup}; nothing else was changed",
+        where=f"{fork} -> {ORIGIN}",
+        fix=f"look at what reached origin (git -C {fork} fetch origin && git -C {fork} log origin/{state.plan.release.name}); "
+            f"to sync on top of it: git -C {fork} checkout {state.plan.main.name} && "
+            f"git -C {fork} branch -f {state.plan.release.name} origin/{state.plan.release.name} && doit sync",
+    )
+
+
+def prune_backups(git: Git, setup: SyncSetup, state: RunState) -> None:
+    existing = git.branches(BACKUP_PREFIX + "*")
+    doomed = backups_to_prune(existing, setup.keep_backups, protect=state.backup)
+    for name in doomed:
+        git.delete_branch(name)
+    if doomed and not state.dry_run:
+        say(f"pruned {len(doomed)} old backup branch(es), keeping {setup.keep_backups}: {', '.join(doomed)}")
+    state.pruned = [] if state.dry_run else doomed
+    state.backups = [name for name in existing if name not in doomed] if not state.dry_run else existing
+
+
+def after_sync(setup: SyncSetup, state: RunState) -> Stamp:
+    """The stamp the next fetch must see for the sync to be up to date."""
+    plan = state.plan
+    pushed = set(state.pushed)
+    origin_main = state.main_new if f"refs/heads/{plan.main.name}" in pushed else plan.origin_main
+    origin_release = state.release_new if f"refs/heads/{plan.release.name}" in pushed else plan.origin_release
+    return replace(state.observed, origin_main=origin_main, origin_release=origin_release,
+                   main=state.main_new, release=state.release_new)
+
+
+def changed_anything(state: RunState) -> bool:
+    plan = state.plan
+    return bool(state.pushed) or state.main_new != plan.main.old or state.release_new != plan.release.old
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def write_sync_report(setup: SyncSetup, state: RunState, status: str, error: str | None = None) -> Path:
+    plan = state.plan
+    upstream = [asdict(c) for c in plan.upstream_commits] if plan.main.action == "fast-forward" else []
+    data: dict[str, Any] = {
+        "status": status,
+        "dry_run": state.dry_run,
+        "fork": str(setup.fork),
+        "upstream": {"ref": plan.upstream_ref, "sha": plan.upstream_main},
+        "main": {"name": plan.main.name, "old": plan.main.start, "new": state.main_new, "action": plan.main.action,
+                 "upstream_commits": upstream, "count": len(upstream)},
+        "release": {"name": plan.release.name, "old": plan.release.start, "new": state.release_new,
+                    "action": plan.release.action, "custom_commits": [asdict(c) for c in plan.custom_commits],
+                    "rebased": state.rebased},
+        "backup": state.backup,
+        "backups": state.backups,
+        "pruned": state.pruned,
+        "pushed": state.pushed,
+        "plan": plan_lines(plan, limit=50),
+    }
+    if error:
+        data["error"] = error
+    return write_report(STAGE, data, setup.settings)
+
+
+def write_failure(setup: SyncSetup, err: ForkflowError, dry: bool, state: RunState | None = None) -> None:
+    if state is not None:
+        write_sync_report(setup, state, "failed", str(err))
+        return
+    write_report(STAGE, {"status": "failed", "dry_run": dry, "fork": str(setup.fork), "main": None, "release": None,
+                         "backup": None, "backups": [], "pushed": [], "error": str(err)}, setup.settings)
+
+
+def print_summary() -> int:
+    """`python -m tasks.sync summary`: the last sync report as Markdown (for CI job summaries)."""
+    report = read_report(STAGE)
+    if report is None:
+        print("## Sync: no report (the sync did not run)")
+        return 1
+    print(summary_markdown(report), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["summary"]:
+        print("usage: python -m tasks.sync summary", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(print_summary())
