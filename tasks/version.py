@@ -13,8 +13,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from doit import create_after
-
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
 from tasks.context import Settings, read_report, settings, write_report
@@ -24,7 +22,6 @@ from tasks.core.versions import newest_tag, next_version, strongest_bump
 from tasks.output import say, warn
 
 
-@create_after(executed="checkout")
 def task_version() -> dict[str, Any]:
     """Work out each package's version from the tags reachable from the checkout."""
     current = settings()
@@ -43,7 +40,6 @@ def task_version() -> dict[str, Any]:
     }
 
 
-@create_after(executed="checkout", creates=["check-version"])
 def task_check_version() -> dict[str, Any]:
     """CI guard: a package that changed since main must have a new version."""
     current = settings()

@@ -49,3 +49,20 @@ def demo_config(tmp_path: Path) -> Path:
     ports = {name: free_port() for name in ("index", "registry", "prefect")}
     config.write_text(demo_config_text(ports), encoding="utf-8")
     return config
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo config whose packages were built once (in parallel) for the whole session.
+
+    Tests that change the checkout must put it back as they found it.
+    """
+    from tests.helpers import run_doit
+
+    folder = tmp_path_factory.mktemp("built")
+    config = folder / "pipeline.toml"
+    ports = {name: free_port() for name in ("index", "registry", "prefect")}
+    config.write_text(demo_config_text(ports), encoding="utf-8")
+    result = run_doit(config, "-n", "2", "wheel")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return config

@@ -1,0 +1,63 @@
+"""Package discovery, input ownership, the client recipe and built file name checks."""
+
+from __future__ import annotations
+
+from tasks.core.packages import check_dist_names, detect_backend, discover, input_hash, owns, staged_files
+
+CORE = {"project": {"name": "prefect", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "versioningit"}}}}
+CLIENT = {"project": {"name": "prefect-client", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "versioningit"}}}}
+AWS = {"project": {"name": "prefect-aws", "dynamic": ["version"]}, "tool": {"setuptools_scm": {}},
+       "build-system": {"requires": ["setuptools", "setuptools_scm"]}}
+FLOWS = {"project": {"name": "flows", "version": "0.3.0"}}
+
+
+def packages():
+    return discover(("." , CORE), ("client", CLIENT), [("src/integrations/prefect-aws", AWS)], ("flows", FLOWS),
+                    ("src/prefect/cli", "src/prefect/server"))
+
+
+def test_backends() -> None:
+    assert detect_backend(CORE) == "versioningit"
+    assert detect_backend(AWS) == "setuptools_scm"
+    assert detect_backend(FLOWS) == "static"
+    assert detect_backend({"project": {"name": "x", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "vcs"}}}}) == "hatch-vcs"
+
+
+def test_discover_kinds_and_excludes() -> None:
+    found = {p.name: p for p in packages()}
+    assert [p.kind for p in packages()] == ["core", "client", "integration", "flows"]
+    core = found["prefect"]
+    assert owns(core, "src/prefect/flows.py")
+    assert not owns(core, "src/integrations/prefect-aws/prefect_aws/s3.py")
+    assert not owns(core, "flows/hello.py") and not owns(core, "client/pyproject.toml")
+    assert owns(found["prefect-aws"], "src/integrations/prefect-aws/prefect_aws/s3.py")
+    assert owns(found["prefect-client"], "client/pyproject.toml")
+    assert found["flows"].static_version == "0.3.0"
+
+
+def test_client_recipe_trims_and_overlays() -> None:
+    client = {p.name: p for p in packages()}["prefect-client"]
+    files = ["pyproject.toml", "README.md", "src/prefect/__init__.py", "src/prefect/cli/root.py",
+             "src/prefect/server/api/server.py", "src/prefect/client/orchestration.py", "client/pyproject.toml",
+             "src/integrations/prefect-aws/pyproject.toml"]
+    staged = staged_files(client, files)
+    assert staged["pyproject.toml"] == "client/pyproject.toml"
+    assert "src/prefect/client/orchestration.py" in staged
+    assert not any(dest.startswith(("src/prefect/cli/", "src/prefect/server/", "src/integrations/")) for dest in staged)
+
+
+def test_input_hash_depends_only_on_own_files() -> None:
+    found = {p.name: p for p in packages()}
+    entries = {"src/prefect/a.py": "1", "src/integrations/prefect-aws/x.py": "2"}
+    touched = {**entries, "src/integrations/prefect-aws/x.py": "3"}
+    assert input_hash(found["prefect"], entries, {"version": "1"}) == input_hash(found["prefect"], touched, {"version": "1"})
+    assert input_hash(found["prefect-aws"], entries, {}) != input_hash(found["prefect-aws"], touched, {})
+    assert input_hash(found["prefect"], entries, {"version": "1"}) != input_hash(found["prefect"], entries, {"version": "2"})
+
+
+def test_dist_names_must_carry_name_and_version() -> None:
+    good = ["prefect_aws-0.7.11-py3-none-any.whl", "prefect_aws-0.7.11.tar.gz"]
+    assert check_dist_names(good, "prefect-aws", "0.7.11") == []
+    dirty = ["prefect_aws-0.7.12.dev3+g1a2b3c4-py3-none-any.whl", "prefect_aws-0.7.11.tar.gz"]
+    assert any("expected prefect-aws 0.7.11" in p for p in check_dist_names(dirty, "prefect-aws", "0.7.11"))
+    assert check_dist_names(good[:1], "prefect-aws", "0.7.11") == ["no sdist was built"]

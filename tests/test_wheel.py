@@ -1,0 +1,144 @@
+"""version + wheel on the real demo fork: versions from tags, real builds, incrementality.
+
+The session's `built_demo` was built once with `doit -n 2 wheel`; each test
+that changes the checkout restores it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+from tests.helpers import run_doit
+
+
+def state(config: Path) -> Path:
+    return config.parent / ".forkflow"
+
+
+def checkout(config: Path) -> Path:
+    return state(config) / "demo" / "fork"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def report(config: Path, stage: str) -> dict:
+    return json.loads((state(config) / "reports" / f"{stage}.json").read_text())
+
+
+def executed(config: Path, *targets: str) -> dict[str, str]:
+    """Run doit with the JSON reporter; task name -> result ('success', 'up-to-date', ...)."""
+    result = run_doit(config, "--reporter", "json", *targets)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads(result.stdout)
+    return {task["name"]: task["result"] for task in data["tasks"]}
+
+
+def rebuilt(results: dict[str, str]) -> set[str]:
+    return {name.split(":", 1)[1] for name, status in results.items()
+            if name.startswith("wheel:") and name != "wheel:report" and status == "success"}
+
+
+def test_versions_come_from_clean_tags(built_demo: Path) -> None:
+    versions = {p["name"]: p for p in report(built_demo, "version")["packages"]}
+    assert versions["orbit"]["version"] == "1.0.1", "1.1.0.dev1 is newer but not clean"
+    assert versions["orbit"]["tag"] == "1.0.1" and versions["orbit"]["commits_since"] > 0
+    assert versions["orbit-client"]["version"] == "1.0.1"
+    assert versions["orbit-aws"]["version"] == "0.2.0"
+    assert versions["orbit-gcp"]["version"] == "0.1.0", "0.2.0rc1 is a pre-release"
+    assert versions["orbit-slack"]["version"] == "0.1.0", "0.1.1 is upstream only, not reachable from release"
+    assert versions["orbit-flows"]["version"] == "0.1.0"
+    assert versions["orbit-flows"]["next_version"] == "0.2.0", "a feat(flows) commit means a minor bump"
+
+
+def test_every_package_is_built_with_its_version(built_demo: Path) -> None:
+    packages = {p["name"]: p for p in report(built_demo, "wheel")["packages"]}
+    assert set(packages) == {"orbit", "orbit-client", "orbit-aws", "orbit-gcp", "orbit-slack", "orbit-flows"}
+    for name, package in packages.items():
+        names = sorted(f["name"] for f in package["files"])
+        assert len(names) == 2 and any(n.endswith(".whl") for n in names) and any(n.endswith(".tar.gz") for n in names)
+        for file in package["files"]:
+            assert f"-{package['version']}" in file["name"], file["name"]
+            assert Path(file["path"]).exists() and len(file["sha256"]) == 64
+    assert "+" not in json.dumps(packages), "no dirty/distance versions"
+
+
+def test_client_is_trimmed_and_checkout_untouched(built_demo: Path) -> None:
+    client = next(p for p in report(built_demo, "wheel")["packages"] if p["name"] == "orbit-client")
+    wheel = next(Path(f["path"]) for f in client["files"] if f["name"].endswith(".whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "orbit/client/__init__.py" in names and "orbit/greeting.py" in names
+    assert not any(n.startswith(("orbit/cli/", "orbit/server/", "orbit/testing/")) for n in names)
+    assert git(checkout(built_demo), "status", "--porcelain", "--ignored") == "", "builds never touch the checkout"
+
+
+def test_second_run_builds_nothing(built_demo: Path) -> None:
+    results = executed(built_demo, "wheel")
+    assert rebuilt(results) == set()
+    assert results["version"] == "up-to-date"
+    assert all(status == "up-to-date" for name, status in results.items() if name.startswith("wheel:")), results
+
+
+def test_touching_one_integration_rebuilds_only_it(built_demo: Path) -> None:
+    file = checkout(built_demo) / "src/integrations/orbit-gcp/orbit_gcp/__init__.py"
+    original = file.read_text()
+    try:
+        file.write_text(original + "\n# uncommitted edit\n")
+        assert rebuilt(executed(built_demo, "wheel")) == {"orbit-gcp"}
+        gcp = next(p for p in report(built_demo, "wheel")["packages"] if p["name"] == "orbit-gcp")
+        assert gcp["status"] == "built" and gcp["version"] == "0.1.0", "uncommitted edits keep the clean version"
+    finally:
+        file.write_text(original)
+    assert rebuilt(executed(built_demo, "wheel")) == {"orbit-gcp"}
+    assert rebuilt(executed(built_demo, "wheel")) == set()
+
+
+def test_new_core_tag_rebuilds_core_and_client_only(built_demo: Path) -> None:
+    repo = checkout(built_demo)
+    git(repo, "tag", "1.0.2")
+    try:
+        results = executed(built_demo, "wheel")
+        assert rebuilt(results) == {"orbit", "orbit-client"}
+        versions = {p["name"]: p["version"] for p in report(built_demo, "wheel")["packages"]}
+        assert versions["orbit"] == versions["orbit-client"] == "1.0.2"
+    finally:
+        git(repo, "tag", "-d", "1.0.2")
+    assert rebuilt(executed(built_demo, "wheel")) == {"orbit", "orbit-client"}
+
+
+def test_version_print_and_prerelease_option(built_demo: Path, tmp_path: Path) -> None:
+    printed = run_doit(built_demo, "version", "--print")
+    assert printed.returncode == 0 and "orbit-flows" in printed.stdout and "0.2.0" in printed.stdout
+    config = built_demo.read_text().replace("allow_prerelease = false", "allow_prerelease = true")
+    from tasks.context import load_settings
+    from tasks.version import compute_versions
+
+    other = built_demo.parent / "prerelease.toml"
+    other.write_text(config)
+    versions = {e["name"]: e["version"] for e in compute_versions(load_settings(other))}
+    assert versions["orbit"] == "1.1.0.dev1" and versions["orbit-gcp"] == "0.2.0rc1"
+
+
+def test_check_version_guards_changed_packages(built_demo: Path) -> None:
+    failed = run_doit(built_demo, "check-version")
+    assert failed.returncode != 0
+    for name in ("orbit:", "orbit-aws:", "orbit-flows:"):
+        assert name in failed.stdout + failed.stderr
+    assert "orbit-gcp:" not in failed.stdout + failed.stderr, "orbit-gcp did not change on release"
+    repo = checkout(built_demo)
+    pyproject = repo / "flows" / "pyproject.toml"
+    original = pyproject.read_text()
+    try:
+        git(repo, "tag", "1.0.2")
+        git(repo, "tag", "orbit-aws-0.2.1")
+        pyproject.write_text(original.replace('version = "0.1.0"', 'version = "0.2.0"'))
+        passed = run_doit(built_demo, "check-version")
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+    finally:
+        pyproject.write_text(original)
+        git(repo, "tag", "-d", "1.0.2", "orbit-aws-0.2.1")
+    executed(built_demo, "wheel")
