@@ -58,7 +58,7 @@ def test_versions_come_from_clean_tags(built_demo: Path) -> None:
 def test_every_package_is_built_with_its_version(built_demo: Path) -> None:
     packages = {p["name"]: p for p in report(built_demo, "wheel")["packages"]}
     assert set(packages) == {"orbit", "orbit-client", "orbit-aws", "orbit-gcp", "orbit-slack", "orbit-flows"}
-    for name, package in packages.items():
+    for package in packages.values():
         names = sorted(f["name"] for f in package["files"])
         assert len(names) == 2 and any(n.endswith(".whl") for n in names) and any(n.endswith(".tar.gz") for n in names)
         for file in package["files"]:

@@ -20,7 +20,8 @@ def test_backends() -> None:
     assert detect_backend(CORE) == "versioningit"
     assert detect_backend(AWS) == "setuptools_scm"
     assert detect_backend(FLOWS) == "static"
-    assert detect_backend({"project": {"name": "x", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "vcs"}}}}) == "hatch-vcs"
+    hatch_vcs = {"project": {"name": "x", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "vcs"}}}}
+    assert detect_backend(hatch_vcs) == "hatch-vcs"
 
 
 def test_discover_kinds_and_excludes() -> None:
