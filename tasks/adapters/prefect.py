@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 import httpx
 
 from tasks.core.errors import ForkflowError
+from tasks.output import say
 
 
 def auth_headers() -> dict[str, str]:
@@ -59,3 +62,143 @@ def api_error(action: str, name: str, response: httpx.Response) -> ForkflowError
         where=str(response.request.url),
         fix="check prefect_api_url and the PREFECT_API_KEY / PREFECT_API_AUTH_STRING variables",
     )
+
+
+RETRY_STATUSES = (429, 503)
+PAGE = 200
+
+
+class PrefectApi:
+    """One Prefect server: bulk reads, writes that honour 429 Retry-After, a dry-run path, a write count.
+
+    Safe to share between threads; `concurrency` bounds the open connections.
+    """
+
+    def __init__(self, api_url: str, *, dry_run: bool = False, concurrency: int = 8,
+                 max_retries: int = 6, timeout: float = 30.0):
+        self.api_url = api_url.rstrip("/")
+        self.dry_run = dry_run
+        self.max_retries = max_retries
+        self.writes = 0
+        self.retried = 0
+        self._lock = threading.Lock()
+        limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+        self.http = httpx.Client(base_url=self.api_url + "/", headers=auth_headers(), timeout=timeout, limits=limits)
+
+    def __enter__(self) -> PrefectApi:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, body: Any = None, *, what: str, ok: tuple[int, ...] = ()) -> httpx.Response:
+        """One request; waits out 429/503 (Retry-After), raises a ForkflowError on any other failure."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self.http.request(method, path, json=body)
+            except httpx.TransportError as err:
+                raise ForkflowError(f"Prefect API: could not {what}: {err}", where=f"{self.api_url}/{path}",
+                                    fix="check that the server runs (doit services) and prefect_api_url is right") from None
+            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                with self._lock:
+                    self.retried += 1
+                time.sleep(retry_after(response, attempt))
+                continue
+            break
+        if method != "GET" and not path.endswith("/filter"):
+            with self._lock:
+                self.writes += 1
+        if response.status_code >= 400 and response.status_code not in ok:
+            raise api_error(what, "", response)
+        return response
+
+    def would(self, message: str) -> bool:
+        """In dry-run mode, report the write and return True (the caller then skips it)."""
+        if self.dry_run:
+            say(f"would {message}")
+        return self.dry_run
+
+    def work_pool_types(self) -> dict[str, str]:
+        pools = self.call("POST", "work_pools/filter", {}, what="list work pools").json()
+        return {pool["name"]: pool["type"] for pool in pools}
+
+    def read_deployments(self, *, name_like: str | None = None, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """All deployments whose name contains `name_like` (or is in `names`), page by page."""
+        name_filter: dict[str, Any] = {"any_": names} if names is not None else {"like_": name_like or ""}
+        found: list[dict[str, Any]] = []
+        while True:
+            body = {"deployments": {"name": name_filter}, "limit": PAGE, "offset": len(found), "sort": "NAME_ASC"}
+            page = self.call("POST", "deployments/filter", body, what="read deployments").json()
+            found += page
+            if len(page) < PAGE:
+                return found
+
+    def flow_names(self, flow_ids: list[str]) -> dict[str, str]:
+        """flow id -> flow name for the given ids."""
+        names: dict[str, str] = {}
+        unique = sorted(set(flow_ids))
+        for start in range(0, len(unique), PAGE):
+            body = {"flows": {"id": {"any_": unique[start:start + PAGE]}}, "limit": PAGE}
+            for flow in self.call("POST", "flows/filter", body, what="read flows").json():
+                names[flow["id"]] = flow["name"]
+        return names
+
+    def ensure_flow(self, name: str) -> str | None:
+        """The flow's id, creating the flow when missing (None in dry-run)."""
+        if self.would(f"create flow {name!r} if missing"):
+            return None
+        return str(self.call("POST", "flows/", {"name": name}, what=f"create flow {name!r}").json()["id"])
+
+    def create_deployment(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if self.would(f"create deployment {body['name']!r}"):
+            return None
+        created: dict[str, Any] = self.call("POST", "deployments/", body, what=f"create deployment {body['name']!r}").json()
+        return created
+
+    def update_deployment(self, deployment_id: str, name: str, changes: dict[str, Any]) -> None:
+        if self.would(f"update deployment {name!r}: {', '.join(sorted(changes))}"):
+            return
+        self.call("PATCH", f"deployments/{deployment_id}", changes, what=f"update deployment {name!r}")
+
+    def delete_deployment(self, deployment_id: str, name: str) -> None:
+        if self.would(f"delete deployment {name!r}"):
+            return
+        self.call("DELETE", f"deployments/{deployment_id}", what=f"delete deployment {name!r}", ok=(404,))
+
+    def read_automations(self, tag: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            body = {"automations": {"tags": {"all_": [tag]}}, "limit": PAGE, "offset": len(found)}
+            page = self.call("POST", "automations/filter", body, what="read automations").json()
+            found += page
+            if len(page) < PAGE:
+                return found
+
+    def create_automation(self, body: dict[str, Any]) -> None:
+        if self.would(f"create automation {body.get('name')!r}"):
+            return
+        self.call("POST", "automations/", body, what=f"create automation {body.get('name')!r}")
+
+    def delete_automation(self, automation_id: str) -> None:
+        if self.would(f"delete automation {automation_id}"):
+            return
+        self.call("DELETE", f"automations/{automation_id}", what="delete automation", ok=(404,))
+
+
+def retry_after(response: httpx.Response, attempt: int) -> float:
+    """Seconds to wait: the Retry-After header (seconds or HTTP date), else a short backoff."""
+    header = response.headers.get("Retry-After", "").strip()
+    if header.isdigit():
+        return min(float(header), 120.0)
+    if header:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            moment = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            moment = None
+        if moment is not None:
+            import datetime as dt
+
+            return max(0.0, min((moment - dt.datetime.now(dt.UTC)).total_seconds(), 120.0))
+    return min(0.5 * 2**attempt, 10.0)

@@ -1,0 +1,167 @@
+"""Compare desired deployments with what the server has, and decide the writes.
+
+The server's deployment is projected onto the fields forkflow manages and
+normalised the way the API stores them; the desired spec and that projection
+are hashed, and equal hashes mean no write. Anything changed or deleted on
+the server therefore shows up as a difference and is restored.
+
+State people set by hand is kept: a deployment's `paused` flag is managed
+only when the config says `paused`, and a schedule someone switched off stays
+off unless the config says `paused` explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.core.deployspec import Desired
+
+FORKFLOW_TAG = "forkflow"
+TRIGGER_TAG_PREFIX = "forkflow-triggers="
+
+UPDATABLE = ("entrypoint", "description", "version", "parameters", "parameter_openapi_schema",
+             "enforce_parameter_schema", "tags", "work_pool_name", "work_queue_name", "job_variables",
+             "pull_steps", "schedules", "concurrency_limit", "concurrency_options", "paused")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to do about one deployment: create, update, unchanged, or prune."""
+
+    kind: str
+    name: str
+    desired: Desired | None = None
+    deployment_id: str | None = None
+    diff: tuple[str, ...] = ()
+    patch: dict[str, Any] = field(default_factory=dict)
+    triggers_changed: bool = False
+    spec_hash: str = ""
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(comparable(spec)).encode()).hexdigest()[:16]
+
+
+def comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec in a form where order that does not matter (tags, schedules) is sorted away."""
+    result = {key: value for key, value in spec.items() if key != "triggers"}
+    if "tags" in result:
+        result["tags"] = sorted(result["tags"])
+    if "schedules" in result:
+        result["schedules"] = sorted(result["schedules"], key=canonical)
+    if "concurrency_options" in result and result["concurrency_options"]:
+        result["concurrency_options"] = {k: v for k, v in result["concurrency_options"].items() if v is not None}
+    triggers = spec.get("triggers") or []
+    result["triggers"] = triggers if isinstance(triggers, str) else triggers_summary(triggers)
+    return result
+
+
+def triggers_hash(triggers: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(canonical(triggers).encode()).hexdigest()[:16]
+
+
+def triggers_summary(triggers: list[dict[str, Any]]) -> str:
+    """`<hash>x<count>` of the configured triggers, '' for none."""
+    return f"{triggers_hash(triggers)}x{len(triggers)}" if triggers else ""
+
+
+def observed(server: dict[str, Any], desired: dict[str, Any], flow_name: str | None,
+             trigger_tags: list[str]) -> dict[str, Any]:
+    """The server's deployment projected onto the managed fields of `desired`."""
+    keep_anchor = {canonical(s["schedule"].get("interval")) for s in desired.get("schedules", [])
+                   if "anchor_date" in s["schedule"]}
+    limit = (server.get("global_concurrency_limit") or {}).get("limit", server.get("concurrency_limit"))
+    seen: dict[str, Any] = {
+        "flow_name": flow_name,
+        "concurrency_limit": limit,
+        "schedules": [observed_schedule(s, keep_anchor) for s in server.get("schedules") or []],
+        "triggers": server_triggers(trigger_tags),
+    }
+    for key in desired:
+        if key not in seen:
+            seen[key] = server.get(key)
+    return seen
+
+
+def observed_schedule(item: dict[str, Any], keep_anchor: set[str]) -> dict[str, Any]:
+    body = dict(item.get("schedule") or {})
+    if "interval" in body:
+        body["interval"] = float(body["interval"])
+        if canonical(body["interval"]) not in keep_anchor:
+            body.pop("anchor_date", None)
+    return {"schedule": body, "active": bool(item.get("active", True))}
+
+
+def server_triggers(tags: list[str]) -> str:
+    """The same summary for the automations forkflow made for a deployment (one hash tag each)."""
+    digests = {tag.removeprefix(TRIGGER_TAG_PREFIX) for tag in tags}
+    if not digests:
+        return ""
+    return f"{digests.pop()}x{len(tags)}" if len(digests) == 1 else "mixed"
+
+
+def keep_people_paused(desired: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
+    """Unless the config says `paused`, a schedule switched off on the server stays off."""
+    if "paused" in desired:
+        return desired
+    switched_off = {canonical(s["schedule"]) for s in seen.get("schedules", []) if not s["active"]}
+    schedules = [{**s, "active": False} if s["active"] and canonical(s["schedule"]) in switched_off else s
+                 for s in desired.get("schedules", [])]
+    return {**desired, "schedules": schedules}
+
+
+def compare(desired: Desired, server: dict[str, Any] | None, flow_name: str | None,
+            trigger_tags: list[str]) -> Change:
+    """Create when missing, update the fields that differ, or nothing when the hashes agree."""
+    if server is None:
+        return Change("create", desired.name, desired, diff=("created",), spec_hash=spec_hash(desired.spec),
+                      triggers_changed=bool(desired.spec.get("triggers")))
+    seen = observed(server, desired.spec, flow_name, trigger_tags)
+    wanted = keep_people_paused(desired.spec, seen)
+    want, have = comparable(wanted), comparable(seen)
+    wanted_hash = spec_hash(wanted)
+    if flow_name != desired.flow:
+        return Change("create", desired.name, desired, server["id"], diff=("flow",), spec_hash=wanted_hash,
+                      triggers_changed=bool(desired.spec.get("triggers")))
+    diff = tuple(sorted(key for key in want if want[key] != have.get(key)))
+    if not diff:
+        return Change("unchanged", desired.name, desired, server["id"], spec_hash=wanted_hash)
+    patch = {key: wanted.get(key) for key in diff if key in UPDATABLE}
+    if "concurrency_limit" in patch or "concurrency_options" in patch:
+        patch["concurrency_limit"] = wanted.get("concurrency_limit")
+        patch["concurrency_options"] = wanted.get("concurrency_options")
+    return Change("update", desired.name, Desired(desired.name, desired.flow, desired.environment,
+                                                  desired.api_url, wanted),
+                  server["id"], diff, patch, "triggers" in diff, wanted_hash)
+
+
+def create_body(desired: Desired, flow_id: str | None) -> dict[str, Any]:
+    """The POST /deployments/ body for a desired deployment."""
+    body = {key: desired.spec.get(key) for key in UPDATABLE if key in desired.spec}
+    body.update({"name": desired.name, "flow_id": flow_id})
+    body.setdefault("paused", False)
+    return body
+
+
+def prune_changes(server: list[dict[str, Any]], keep: set[str], matches: Any) -> list[Change]:
+    """Deployments whose names follow the project's pattern but are no longer defined."""
+    return [Change("prune", item["name"], None, item["id"], ("pruned",))
+            for item in sorted(server, key=lambda d: d["name"])
+            if matches(item["name"]) and item["name"] not in keep]
+
+
+def automation_body(deployment_id: str, name: str, index: int, automation: dict[str, Any], digest: str) -> dict[str, Any]:
+    """An automation made from a trigger, tagged so the next run can tell it is current."""
+    body = dict(automation)
+    body["name"] = body.get("name") if body.get("name") and "Automation for deployment" not in body["name"] \
+        else f"{name}__trigger_{index}"
+    body["tags"] = sorted({*body.get("tags", []), FORKFLOW_TAG, TRIGGER_TAG_PREFIX + digest})
+    body["owner_resource"] = f"prefect.deployment.{deployment_id}"
+    return body

@@ -1,0 +1,551 @@
+"""Deployment specs: the YAML config, its validation, and the desired deployments.
+
+The config (`[flows] config`, usually deployments.yaml) is keyed by flow name:
+
+    defaults:                  # every flow, every environment
+      tags: [orbit]
+      environments:
+        prod: {schedules_active: true}
+    flows:
+      hello:
+        parameters: {name: orbit}
+        environments:
+          prod: {parameters: {name: production}}
+
+Layers, weakest first: the environment in pipeline.toml (work pool, queue,
+schedules on/off), `defaults`, `defaults.environments.<env>`, the flow's
+`FLOW_SPEC`, `flows.<name>`, `flows.<name>.environments.<env>`. Mappings
+(parameters, job_variables) merge, tags add up, everything else replaces.
+Everything is checked before anything is applied; each problem names the
+file and the key path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.core.discovery import FlowInfo, parameter_schema
+from tasks.core.errors import ConfigError
+
+DEFAULT_NAME_PATTERN = "{project}--{branch}--{flow}--{env}"
+DEFAULT_RRULE_START = "DTSTART:20200101T000000\n"
+VERSION_TAG = "PACKAGE_VERSION"
+COMMIT_TAG = "COMMIT_HASH"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Schedule(Strict):
+    """One of cron, interval (seconds) or rrule, with an optional timezone."""
+
+    cron: str | None = None
+    interval: float | None = Field(default=None, gt=0, description="seconds between runs")
+    rrule: str | None = None
+    timezone: str | None = None
+    day_or: bool | None = None
+    anchor_date: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Schedule:
+        kinds = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a schedule needs exactly one of cron, interval, rrule; got {kinds or 'none'}")
+        if self.day_or is not None and self.cron is None:
+            raise ValueError("day_or only applies to cron schedules")
+        if self.anchor_date is not None and self.interval is None:
+            raise ValueError("anchor_date only applies to interval schedules")
+        return self
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = cron_problem(value)
+            if problem:
+                raise ValueError(f"bad cron {value!r}: {problem}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None and not is_timezone(value):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name like 'Europe/Berlin' or 'UTC'")
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = rrule_problem(value)
+            if problem:
+                raise ValueError(f"bad rrule {value!r}: {problem}")
+        return value
+
+    @field_validator("anchor_date")
+    @classmethod
+    def _anchor(cls, value: str | None) -> str | None:
+        if value is not None:
+            utc_iso(value)
+        return value
+
+
+class ConcurrencyLimit(Strict):
+    limit: int = Field(gt=0)
+    collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = "ENQUEUE"
+    grace_period_seconds: int | None = Field(default=None, ge=60, le=86400)
+
+
+class Layer(Strict):
+    """The keys one layer may set."""
+
+    entrypoint: str | None = Field(default=None, pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    schedules: list[Schedule] | None = None
+    schedules_active: bool | None = None
+    work_pool: str | None = None
+    work_queue: str | None = None
+    job_variables: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    concurrency_limit: int | ConcurrencyLimit | None = None
+    paused: bool | None = None
+    triggers: list[dict[str, Any]] | None = None
+    enforce_parameter_schema: bool | None = None
+
+    @field_validator("concurrency_limit")
+    @classmethod
+    def _positive(cls, value: int | ConcurrencyLimit | None) -> int | ConcurrencyLimit | None:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("must be a positive number of concurrent runs")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _no_reserved_tags(cls, value: list[str] | None) -> list[str] | None:
+        reserved = [t for t in value or [] if t.split("=", 1)[0] in (VERSION_TAG, COMMIT_TAG)]
+        if reserved:
+            raise ValueError(f"{VERSION_TAG}= and {COMMIT_TAG}= tags are set by forkflow; remove {reserved}")
+        return value
+
+
+class EnvironmentLayers(Layer):
+    environments: dict[str, Layer] = {}
+
+
+class Document(Strict):
+    defaults: EnvironmentLayers = EnvironmentLayers()
+    flows: dict[str, EnvironmentLayers] = {}
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    """What pipeline.toml says about one environment."""
+
+    name: str
+    api_url: str
+    work_pool: str
+    work_queue: str | None
+    schedules: bool
+
+
+@dataclass(frozen=True)
+class Context:
+    """Facts about this deploy that are the same for every deployment."""
+
+    project: str
+    branch: str
+    commit: str
+    version: str
+    name_pattern: str = DEFAULT_NAME_PATTERN
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One deployment as it should be on the server; `spec` holds the fields forkflow manages."""
+
+    name: str
+    flow: str
+    environment: str
+    api_url: str
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def work_pool(self) -> str:
+        return str(self.spec["work_pool_name"])
+
+
+# ---------------------------------------------------------------- validation
+
+
+def parse_document(data: Any, source: str) -> Document:
+    """The YAML mapping as a Document, or a ConfigError naming each bad key path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'defaults' and 'flows', got {type(data).__name__}",
+                          where=source, fix="see docs/deploy.md for the format")
+    try:
+        return Document.model_validate(data)
+    except ValidationError as err:
+        problems = [describe(item) for item in err.errors()]
+        raise invalid(source, problems) from None
+
+
+def describe(item: Any) -> str:
+    loc = [str(part) for part in item["loc"] if not str(part).startswith(("function-", "int", "ConcurrencyLimit"))]
+    key = ".".join(loc) or "(top level)"
+    if item["type"] == "extra_forbidden":
+        return f"{key}: unknown key; allowed: {', '.join(allowed_here(loc))}"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def allowed_here(loc: list[str]) -> list[str]:
+    if len(loc) == 1:
+        return list(Document.model_fields)
+    if "schedules" in loc[-3:-1]:
+        return list(Schedule.model_fields)
+    if loc[-2:-1] == ["concurrency_limit"]:
+        return list(ConcurrencyLimit.model_fields)
+    nested = "environments" in loc[:-1][-2:]
+    return list(Layer.model_fields) if nested else list(EnvironmentLayers.model_fields)
+
+
+def invalid(source: str, problems: list[str]) -> ConfigError:
+    listing = "\n".join(f"  - {line}" for line in problems)
+    return ConfigError(f"{source}: invalid deployment config\n{listing}", where=source,
+                       fix="correct the keys listed above (format: docs/deploy.md); nothing was deployed")
+
+
+def check_document(doc: Document, flows: list[FlowInfo], environments: list[str], source: str,
+                   trigger_problem: Any = None) -> None:
+    """Cross-checks: flow names, environment names, parameters against each flow's signature, triggers."""
+    by_name = {flow.name: flow for flow in flows}
+    problems: list[str] = []
+    known = ", ".join(sorted(by_name)) or "none found"
+    for name in doc.flows:
+        if name not in by_name:
+            problems.append(f"flows.{name}: no flow named {name!r} was found; flows: {known}")
+    for path, layer in layers_with_paths(doc):
+        problems += environment_problems(path, layer, environments)
+    for path, layer, targets in parameter_targets(doc, flows):
+        for flow in targets:
+            for parameter in sorted(layer.parameters or {}):
+                if not flow.accepts(parameter):
+                    accepted = ", ".join(p.name for p in flow.parameters) or "no parameters"
+                    problems.append(f"{path}.parameters.{parameter}: flow {flow.name!r} ({flow.entrypoint}) "
+                                    f"does not take this parameter; it takes: {accepted}")
+    for flow in flows:
+        if flow.spec:
+            problems += spec_problems(flow)
+    if trigger_problem is not None:
+        for path, layer in all_layers(doc):
+            for index, trigger in enumerate(layer.triggers or []):
+                problem = trigger_problem(trigger)
+                if problem:
+                    problems.append(f"{path}.triggers.{index}: {problem}")
+    if problems:
+        raise invalid(source, problems)
+
+
+def layers_with_paths(doc: Document) -> list[tuple[str, EnvironmentLayers]]:
+    return [("defaults", doc.defaults)] + [(f"flows.{name}", entry) for name, entry in doc.flows.items()]
+
+
+def all_layers(doc: Document) -> list[tuple[str, Layer]]:
+    found: list[tuple[str, Layer]] = []
+    for path, entry in layers_with_paths(doc):
+        found.append((path, entry))
+        found += [(f"{path}.environments.{env}", layer) for env, layer in entry.environments.items()]
+    return found
+
+
+def environment_problems(path: str, entry: EnvironmentLayers, environments: list[str]) -> list[str]:
+    known = ", ".join(environments) or "none configured"
+    return [f"{path}.environments.{env}: no such environment; configured in pipeline.toml: {known}"
+            for env in entry.environments if env not in environments]
+
+
+def parameter_targets(doc: Document, flows: list[FlowInfo]) -> list[tuple[str, Layer, list[FlowInfo]]]:
+    """Each layer that sets parameters, with the flows it applies to."""
+    by_name = {flow.name: flow for flow in flows}
+    found: list[tuple[str, Layer, list[FlowInfo]]] = []
+    for path, layer in all_layers(doc):
+        if not layer.parameters:
+            continue
+        if path.startswith("defaults"):
+            found.append((path, layer, flows))
+        else:
+            flow = by_name.get(path.split(".")[1])
+            if flow is not None:
+                found.append((path, layer, [flow]))
+    return found
+
+
+def spec_problems(flow: FlowInfo) -> list[str]:
+    where = f"{flow.file}: FLOW_SPEC"
+    try:
+        layer = Layer.model_validate(flow.spec)
+    except ValidationError as err:
+        return [f"{where}.{describe(item)}" for item in err.errors()]
+    return [f"{where}.parameters.{p}: flow {flow.name!r} does not take this parameter"
+            for p in sorted(layer.parameters or {}) if not flow.accepts(p)]
+
+
+def cron_problem(text: str) -> str | None:
+    """Why a cron expression is invalid (5 fields, names, ranges, steps, L/W/#), or None."""
+    macros = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+    if text.strip().lower() in macros:
+        return None
+    fields = text.split()
+    if len(fields) != 5:
+        return f"expected 5 fields (minute hour day month weekday), got {len(fields)}"
+    limits = [("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
+              ("month", 1, 12, MONTHS), ("day of week", 0, 7, WEEKDAYS)]
+    for text_field, (label, low, high, names) in zip(fields, limits, strict=True):
+        problem = cron_field_problem(text_field, low, high, names, label)
+        if problem:
+            return problem
+    return None
+
+
+MONTHS = {name: index + 1 for index, name in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+WEEKDAYS = {name: index for index, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+
+
+def cron_field_problem(text: str, low: int, high: int, names: dict[str, int], label: str) -> str | None:
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if step and not (step.isdigit() and int(step) > 0):
+            return f"{label}: bad step {step!r}"
+        if base in ("*", "?") or (label == "day of month" and base in ("L", "LW")):
+            continue
+        if label == "day of week" and re.fullmatch(r"[0-7]#[1-5]|[0-7]L", base):
+            continue
+        if label == "day of month" and re.fullmatch(r"\d{1,2}W", base):
+            base = base[:-1]
+        for bound in base.split("-", 1):
+            value = names.get(bound.lower()) if bound.lower() in names else (int(bound) if bound.isdigit() else None)
+            if value is None or not low <= value <= high:
+                return f"{label}: {bound!r} is not in {low}-{high}"
+    return None
+
+
+def is_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def rrule_problem(text: str) -> str | None:
+    from dateutil.rrule import rrulestr
+
+    try:
+        rrulestr(text, forceset=True)
+    except (ValueError, TypeError) as err:
+        return str(err) or "not an RFC 5545 recurrence rule"
+    return None
+
+
+def utc_iso(text: str) -> str:
+    """An ISO date-time in UTC with a Z, the way the API returns anchor dates (naive means UTC)."""
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+
+# ---------------------------------------------------------------- naming
+
+
+def slug(text: str) -> str:
+    """Lowercase, with anything but letters, digits, dots and hyphens turned into hyphens."""
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9.-]+", "-", text.lower())).strip("-")
+
+
+def deployment_name(ctx: Context, flow: str, env: str) -> str:
+    return ctx.name_pattern.format(project=ctx.project, branch=slug(ctx.branch), flow=slug(flow), env=env)
+
+
+def name_matcher(ctx: Context, env: str) -> re.Pattern[str]:
+    """Names this project gives deployments of the current branch in one environment (any flow)."""
+    pieces = re.split(r"(\{project\}|\{branch\}|\{flow\}|\{env\})", ctx.name_pattern)
+    values = {"{project}": re.escape(ctx.project), "{branch}": re.escape(slug(ctx.branch)),
+              "{flow}": "(?P<flow>.+)", "{env}": re.escape(env)}
+    return re.compile("^" + "".join(values.get(piece, re.escape(piece)) for piece in pieces) + "$")
+
+
+def fixed_prefix(ctx: Context, env: str) -> str:
+    """The start of every name `name_matcher` accepts, for a server-side filter."""
+    head = ctx.name_pattern.split("{flow}", 1)[0]
+    return head.format(project=ctx.project, branch=slug(ctx.branch), env=env)
+
+
+def environments_for_branch(branch_patterns: dict[str, str | None], branch: str) -> list[str]:
+    """Environments a branch deploys to: exact `branch` matches win over glob patterns like '*'."""
+    exact = [env for env, pattern in branch_patterns.items() if pattern == branch]
+    if exact:
+        return exact
+    return [env for env, pattern in branch_patterns.items()
+            if pattern and any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(branch, pattern)]
+
+
+# ---------------------------------------------------------------- desired state
+
+
+def merged_layers(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack layers: parameters and job_variables merge deeply, tags add up, the rest replaces."""
+    result: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key in ("parameters", "job_variables") and isinstance(result.get(key), dict):
+                result[key] = deep_merge(result[key], value)
+            elif key == "tags" and key in result:
+                result[key] = result[key] + [tag for tag in value if tag not in result[key]]
+            else:
+                result[key] = value
+    return result
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def layer_dict(layer: Layer | None) -> dict[str, Any]:
+    if layer is None:
+        return {}
+    data = layer.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    data.pop("environments", None)
+    return data
+
+
+def flow_layers(doc: Document, flow: FlowInfo, env: EnvironmentSettings) -> dict[str, Any]:
+    base: dict[str, Any] = {"work_pool": env.work_pool, "schedules_active": env.schedules}
+    if env.work_queue:
+        base["work_queue"] = env.work_queue
+    entry = doc.flows.get(flow.name)
+    layers = [
+        base,
+        layer_dict(doc.defaults),
+        layer_dict(doc.defaults.environments.get(env.name)),
+        layer_dict(Layer.model_validate(flow.spec)) if flow.spec else {},
+        layer_dict(entry),
+        layer_dict(entry.environments.get(env.name) if entry else None),
+    ]
+    return merged_layers(layers)
+
+
+def desired_deployment(doc: Document, flow: FlowInfo, env: EnvironmentSettings, ctx: Context) -> Desired:
+    """The managed fields of one deployment, before the server tells us the work pool's type."""
+    merged = flow_layers(doc, flow, env)
+    name = deployment_name(ctx, flow.name, env.name)
+    job_variables = dict(merged.get("job_variables") or {})
+    job_variables["env"] = {**(job_variables.get("env") or {}), "DEPLOYMENT_NAME": name}
+    active = bool(merged.get("schedules_active")) and not merged.get("paused", False)
+    spec: dict[str, Any] = {
+        "flow_name": flow.name,
+        "entrypoint": merged.get("entrypoint") or flow.entrypoint,
+        "description": merged.get("description", flow.description),
+        "version": ctx.version,
+        "parameters": merged.get("parameters") or {},
+        "parameter_openapi_schema": parameter_schema(flow),
+        "enforce_parameter_schema": bool(merged.get("enforce_parameter_schema", False)),
+        "tags": list(merged.get("tags") or []) + [f"{VERSION_TAG}={ctx.version}", f"{COMMIT_TAG}={ctx.commit}"],
+        "work_pool_name": merged["work_pool"],
+        "work_queue_name": merged.get("work_queue") or "default",
+        "job_variables": job_variables,
+        "schedules": [api_schedule(s, active) for s in merged.get("schedules") or []],
+        "triggers": merged.get("triggers") or [],
+        **concurrency_fields(merged.get("concurrency_limit")),
+    }
+    if "paused" in merged:
+        spec["paused"] = bool(merged["paused"])
+    return Desired(name=name, flow=flow.name, environment=env.name, api_url=env.api_url, spec=spec)
+
+
+def concurrency_fields(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"concurrency_limit": None, "concurrency_options": None}
+    if isinstance(value, int):
+        return {"concurrency_limit": value, "concurrency_options": None}
+    options = {"collision_strategy": value["collision_strategy"]}
+    if value.get("grace_period_seconds") is not None:
+        options["grace_period_seconds"] = value["grace_period_seconds"]
+    return {"concurrency_limit": value["limit"], "concurrency_options": options}
+
+
+def api_schedule(schedule: dict[str, Any], active: bool) -> dict[str, Any]:
+    """A schedule in the form the API stores it, so what we send is what we read back."""
+    timezone = schedule.get("timezone") or "UTC"
+    if schedule.get("cron") is not None:
+        body: dict[str, Any] = {"cron": schedule["cron"], "timezone": timezone, "day_or": schedule.get("day_or", True)}
+    elif schedule.get("interval") is not None:
+        body = {"interval": float(schedule["interval"]), "timezone": timezone}
+        if schedule.get("anchor_date"):
+            body["anchor_date"] = utc_iso(schedule["anchor_date"])
+    else:
+        text = schedule["rrule"]
+        body = {"rrule": text if text.startswith("DTSTART") else DEFAULT_RRULE_START + text, "timezone": timezone}
+    return {"schedule": body, "active": active}
+
+
+def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
+    """Add what depends on the work pool: process pools run the checkout, container pools the image."""
+    spec = dict(desired.spec)
+    if pool_type == "process":
+        spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": flows_dir}}]
+    else:
+        spec["pull_steps"] = None
+        spec["job_variables"] = {**spec["job_variables"], "image": image}
+    return Desired(desired.name, desired.flow, desired.environment, desired.api_url, spec)
+
+
+def code_version(version_report: dict[str, Any] | None, package: str | None, pyproject_version: str | None,
+                 commit: str) -> str:
+    """The flows package's version: the version stage's if it has one, else pyproject's, else from the commit."""
+    for entry in (version_report or {}).get("packages", []):
+        if package and entry.get("name") == package and entry.get("version"):
+            return str(entry["version"])
+    if pyproject_version:
+        return pyproject_version
+    return f"0+g{commit[:7]}"
+
+
+def image_reference(images: dict[str, Any] | None, python: str | None, flavor: str) -> str | None:
+    """The image the image stage built for (python, flavor): by digest when known, else its first tag."""
+    entries = [e for e in (images or {}).get("images", []) if e.get("status") != "failed" and e.get("tags")]
+    chosen = [e for e in entries if e.get("flavor") == flavor and (python is None or e.get("python") == python)]
+    chosen = chosen or [e for e in entries if e.get("flavor") == flavor] or entries
+    if not chosen:
+        return None
+    entry = chosen[0]
+    tag = str(entry["tags"][0])
+    if entry.get("digest"):
+        return f"{repository_of(tag)}@{entry['digest']}"
+    return tag
+
+
+def repository_of(reference: str) -> str:
+    """`registry:5000/name:tag` -> `registry:5000/name`."""
+    reference = reference.split("@", 1)[0]
+    slash = reference.rfind("/")
+    colon = reference.rfind(":")
+    return reference[:colon] if colon > slash else reference

@@ -1,0 +1,480 @@
+"""Stage `deploy`: make the Prefect server's deployments match the flows and their config.
+
+`doit deploy` deploys every flow to the environments the checkout's branch maps
+to; `doit deploy:<flow>--<env>` deploys one. Each run validates the whole
+config first, reads the server's deployments in bulk, and writes only what
+differs, a bounded number at a time, waiting out 429 Retry-After. Options:
+`--dry-run` (say what would change), `--validate-only`, `--prune` (delete this
+branch's deployments whose flow is gone; never by default). The result is
+`.forkflow/reports/deploy.json`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from doit.task import Task, dict_to_task
+
+from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
+from tasks.adapters.prefect import PrefectApi
+from tasks.context import Settings, read_report, settings, write_report
+from tasks.core.deployplan import (
+    FORKFLOW_TAG,
+    TRIGGER_TAG_PREFIX,
+    Change,
+    automation_body,
+    compare,
+    create_body,
+    prune_changes,
+    triggers_hash,
+)
+from tasks.core.deployspec import (
+    Context,
+    Desired,
+    Document,
+    EnvironmentSettings,
+    check_document,
+    desired_deployment,
+    fixed_prefix,
+    image_reference,
+    name_matcher,
+    parse_document,
+    slug,
+    with_runtime,
+)
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.flows import flow_from_entry
+from tasks.output import say, warn
+
+PRUNE_PARAM = {"name": "prune", "long": "prune", "type": bool, "default": False,
+               "help": "delete this branch's deployments (per the name pattern) whose flow is no longer defined"}
+VALIDATE_PARAM = {"name": "validate_only", "long": "validate-only", "type": bool, "default": False,
+                  "help": "check the flows and the deployment config, change nothing, contact no server"}
+
+
+def task_deploy() -> Iterator[dict[str, Any] | Task]:
+    """Deploy the flows to the Prefect server of each environment the branch maps to.
+
+    `deploy` itself needs nothing but the config to be created; the
+    `deploy:<flow>--<env>` tasks come from the last flows.json, so they appear
+    once `doit flows` (or `doit deploy`) has run, and each re-checks the
+    fresh flows.json when it runs.
+    """
+    current = settings()
+    doc = ("deploy every flow to the environments the branch maps to; only what changed "
+           "(--dry-run, --validate-only, --prune)")
+    if current.config.flows is None or not current.config.environments:
+        yield missing_section_task("deploy", "flows" if current.config.flows is None else "environments.<name>", doc)
+        return
+    deps = ["flows", *services_deps(current)]
+    yield {
+        "basename": "deploy",
+        "doc": doc,
+        "actions": [guarded(deploy_action)],
+        "params": [dry_run_param(), PRUNE_PARAM, VALIDATE_PARAM],
+        "task_dep": deps,
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+    for flow_name, env in planned_pairs(current):
+        yield one_deployment_task(flow_name, env, deps)
+
+
+def one_deployment_task(flow_name: str, env: str, deps: list[str]) -> Task:
+    """`deploy:<flow>--<env>`: the same as `deploy`, for one deployment (listed under deploy by `doit list --all`)."""
+    task = dict_to_task({
+        "name": f"deploy:{subtask_name(flow_name, env)}",
+        "doc": f"deploy flow {flow_name!r} to {env} (only if it changed; --dry-run, --validate-only)",
+        "actions": [guarded(partial(deploy_action, only=(flow_name, env)))],
+        "params": [dry_run_param(), VALIDATE_PARAM],
+        "task_dep": deps,
+        "uptodate": [False],
+        "verbosity": 2,
+    })
+    task.subtask_of = "deploy"
+    return task
+
+
+def subtask_name(flow_name: str, env: str) -> str:
+    return f"{slug(flow_name)}--{env}"
+
+
+def planned_pairs(current: Settings) -> list[tuple[str, str]]:
+    """(flow, environment) pairs from the last flows.json (the `flows` task has just written it)."""
+    listing = read_report("flows", current) or {}
+    return [(flow["name"], env) for env in listing.get("environments", []) for flow in listing.get("flows", [])]
+
+
+def services_deps(current: Settings) -> list[str]:
+    """`services:prefect` when an environment points at the local Prefect server."""
+    services = current.config.services
+    if services is None:
+        return []
+    local = f"http://127.0.0.1:{services.prefect.port}/api"
+    uses_local = any(env.prefect_api_url.rstrip("/") in (local, local.replace("127.0.0.1", "localhost"))
+                     for env in current.config.environments.values())
+    return ["services:prefect"] if uses_local else []
+
+
+# ---------------------------------------------------------------- the action
+
+
+def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: bool = False,
+                  only: tuple[str, str] | None = None) -> dict[str, str]:
+    current = settings()
+    listing = flows_listing(current)
+    desired = load_desired(current, listing, listing["environments"])
+    if only is not None:
+        desired = [d for d in desired if (d.flow, d.environment) == only]
+        if not desired:
+            raise ForkflowError(f"flow {only[0]!r} is no longer deployed to {only[1]} from branch {listing['branch']}",
+                                where=str(current.reports_dir / "flows.json"),
+                                fix="run `doit list --all deploy` to see the current ones")
+    if validate_only:
+        say(f"valid: {len(desired)} deployments from {listing['config']} for {', '.join(listing['environments'])}")
+        return {"made": f"valid ({len(desired)} deployments)"}
+    dry = is_dry_run(dry_run)
+    run = DeployRun(current, listing, dry)
+    results = run.apply(desired, prune_envs=listing["environments"] if prune and only is None else [])
+    report = deploy_report(listing, results, run, dry)
+    if only is not None:
+        report = merged_report(read_report("deploy", current), report)
+    write_report("deploy", report, current)
+    return {"made": summarize(results, run, dry)}
+
+
+def flows_listing(current: Settings) -> dict[str, Any]:
+    """flows.json from the `flows` task; refuses to go on when discovery found problems."""
+    listing = read_report("flows", current)
+    if listing is None:
+        raise ForkflowError("no flows.json yet", where=str(current.reports_dir / "flows.json"), fix="run `doit flows` first")
+    if listing.get("errors"):
+        problems = "\n".join(f"  - {error}" for error in listing["errors"])
+        raise ForkflowError(f"flow discovery found problems, so nothing is deployed:\n{problems}",
+                            where=listing.get("flows_dir"), fix="fix the files named above and run again")
+    return listing
+
+
+def load_desired(current: Settings, listing: dict[str, Any], environments: list[str]) -> list[Desired]:
+    """Validate the whole deployment config, then build every desired deployment for `environments`."""
+    flows = [flow_from_entry(entry) for entry in listing["flows"]]
+    source = listing["config"]
+    doc = read_document(Path(source))
+    check_document(doc, flows, list(current.config.environments), source, trigger_problem)
+    ctx = context_of(current, listing)
+    return [desired_deployment(doc, flow, environment_settings(current, env), ctx)
+            for env in environments for flow in flows]
+
+
+def read_document(file: Path) -> Document:
+    import yaml
+
+    if not file.is_file():
+        warn(f"{file} does not exist: every flow gets the default deployment")
+        return Document()
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}", where=where,
+                          fix="fix the YAML syntax at that line") from None
+    return parse_document(data, str(file))
+
+
+def trigger_problem(trigger: dict[str, Any]) -> str | None:
+    """Why a trigger is not one Prefect accepts (checked with Prefect's own models), or None."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        model = TypeAdapter(DeploymentTriggerTypes).validate_python(trigger)
+    except ValidationError as err:
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:3])
+    unknown = sorted(set(trigger) - set(type(model).model_fields))
+    if unknown:
+        return f"unknown keys {unknown}; allowed: {', '.join(sorted(type(model).model_fields))}"
+    return None
+
+
+def context_of(current: Settings, listing: dict[str, Any]) -> Context:
+    assert current.config.flows is not None
+    return Context(project=current.config.project.name, branch=listing["branch"], commit=listing["commit"],
+                   version=listing["version"], name_pattern=current.config.flows.name_pattern)
+
+
+def environment_settings(current: Settings, name: str) -> EnvironmentSettings:
+    env = current.config.environments[name]
+    return EnvironmentSettings(name=name, api_url=env.prefect_api_url, work_pool=env.work_pool,
+                               work_queue=env.work_queue, schedules=env.schedules)
+
+
+def flows_dir_for_workers(current: Settings, listing: dict[str, Any]) -> str:
+    assert current.config.flows is not None
+    worker_path = current.config.flows.worker_path
+    return worker_path if worker_path else str(listing["flows_dir"])
+
+
+# ---------------------------------------------------------------- applying
+
+
+class DeployRun:
+    """Applies desired deployments server by server and counts what it wrote."""
+
+    def __init__(self, current: Settings, listing: dict[str, Any], dry_run: bool,
+                 image_of: Callable[[Desired, str], str | None] | None = None):
+        self.current = current
+        self.listing = listing
+        self.dry_run = dry_run
+        self.writes = 0
+        self.retries = 0
+        self.image_of = image_of or self.built_image
+        assert current.config.flows is not None
+        self.concurrency = current.config.flows.concurrency
+
+    def apply(self, desired: list[Desired], prune_envs: list[str]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for api_url in sorted({d.api_url for d in desired} | self.prune_urls(prune_envs)):
+            group = [d for d in desired if d.api_url == api_url]
+            envs = [e for e in prune_envs if environment_settings(self.current, e).api_url == api_url]
+            with PrefectApi(api_url, dry_run=self.dry_run, concurrency=self.concurrency) as api:
+                try:
+                    results += self.apply_to(api, group, envs)
+                finally:
+                    self.writes += api.writes
+                    self.retries += api.retried
+        failed = [r for r in results if r["status"] == "failed"]
+        if failed:
+            self.fail(failed, results)
+        return results
+
+    def prune_urls(self, envs: list[str]) -> set[str]:
+        return {environment_settings(self.current, env).api_url for env in envs}
+
+    def fail(self, failed: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        report = deploy_report(self.listing, results, self, self.dry_run)
+        write_report("deploy", report, self.current)
+        lines = "\n".join(f"  - {r['name']}: {r['error']}" for r in failed)
+        raise ForkflowError(f"{len(failed)} of {len(results)} deployments failed:\n{lines}",
+                            where=str(self.current.reports_dir / "deploy.json"),
+                            fix="fix the cause above and run again; deployments that succeeded are not written twice")
+
+    def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str]) -> list[dict[str, Any]]:
+        pool_types = api.work_pool_types()
+        check_pools(group, pool_types, api.api_url)
+        ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
+        ctx = context_of(self.current, self.listing)
+        server = self.read_server(api, ctx, sorted({d.environment for d in ready} | set(prune_envs)), ready)
+        flow_names = api.flow_names([item["flow_id"] for item in server.values()])
+        owned = owned_automations(api) if any_triggers(ready, server) else {}
+        changes = [compare(d, server.get(d.name), flow_names.get(server[d.name]["flow_id"]) if d.name in server else None,
+                           [t for _, t in owned.get(server[d.name]["id"], [])] if d.name in server else [])
+                   for d in ready]
+        for env in prune_envs:
+            matcher = name_matcher(ctx, env)
+            changes += prune_changes(list(server.values()), {d.name for d in ready}, matcher.match)
+        return Applier(api, self.concurrency, owned).run(changes)
+
+    def finalize(self, desired: Desired, pool_type: str) -> Desired:
+        image = None if pool_type == "process" else self.image_of(desired, pool_type)
+        if pool_type != "process" and not image:
+            raise ForkflowError(
+                f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
+                where=str(self.current.reports_dir / "image.json"),
+                fix="run `doit image` first (its image.json names the image), or use a process work pool")
+        return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), image)
+
+    def built_image(self, desired: Desired, pool_type: str) -> str | None:
+        images = self.current.config.images
+        python = (images.default_python or images.python[0]) if images else None
+        flavor = "kubernetes" if pool_type == "kubernetes" else "base"
+        return image_reference(read_report("image", self.current), python, flavor)
+
+    def read_server(self, api: PrefectApi, ctx: Context, envs: list[str], ready: list[Desired]) -> dict[str, dict[str, Any]]:
+        """The server's deployments that carry this branch's names, by name."""
+        found: dict[str, dict[str, Any]] = {}
+        if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
+            items = api.read_deployments(names=[ready[0].name])
+        else:
+            items = [item for env in envs for item in api.read_deployments(name_like=fixed_prefix(ctx, env))]
+        for item in items:
+            found.setdefault(item["name"], item)
+        return found
+
+
+def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) -> None:
+    missing = sorted({d.work_pool for d in group} - set(pool_types))
+    if missing:
+        raise ForkflowError(
+            f"work pools missing on {api_url}: {', '.join(missing)} (nothing was deployed)",
+            where="[environments.<name>] work_pool, or work_pool in the deployment config",
+            fix="run `doit services` for the local server, or create them: "
+                + "; ".join(f"prefect work-pool create {name} --type process" for name in missing))
+
+
+def any_triggers(ready: list[Desired], server: dict[str, dict[str, Any]]) -> bool:
+    return bool(server) or any(d.spec.get("triggers") for d in ready)
+
+
+def owned_automations(api: PrefectApi) -> dict[str, list[tuple[str, str]]]:
+    """deployment id -> [(automation id, trigger hash tag)] for automations forkflow made."""
+    owned: dict[str, list[tuple[str, str]]] = {}
+    for automation in api.read_automations(FORKFLOW_TAG):
+        owner = str(automation.get("owner_resource") or "")
+        tag = next((t for t in automation.get("tags", []) if t.startswith(TRIGGER_TAG_PREFIX)), "")
+        if owner.startswith("prefect.deployment.") and tag:
+            owned.setdefault(owner.removeprefix("prefect.deployment."), []).append((automation["id"], tag))
+    return owned
+
+
+class Applier:
+    """Runs the writes of a plan, `concurrency` at a time; one failure does not stop the others."""
+
+    def __init__(self, api: PrefectApi, concurrency: int, owned: dict[str, list[tuple[str, str]]]):
+        self.api = api
+        self.concurrency = concurrency
+        self.owned = owned
+        self.flow_ids: dict[str, str | None] = {}
+        self.lock = threading.Lock()
+
+    def run(self, changes: list[Change]) -> list[dict[str, Any]]:
+        needed = sorted({c.desired.flow for c in changes if c.kind == "create" and c.desired})
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for name, flow_id in zip(needed, pool.map(self.flow_id, needed), strict=True):
+                self.flow_ids[name] = flow_id
+            return list(pool.map(self.apply_one, changes))
+
+    def flow_id(self, name: str) -> str | None:
+        try:
+            return self.api.ensure_flow(name)
+        except ForkflowError as err:
+            warn(str(err))
+            return None
+
+    def apply_one(self, change: Change) -> dict[str, Any]:
+        result = result_entry(change, self.api.dry_run)
+        try:
+            result["id"] = self.write(change)
+        except ForkflowError as err:
+            result.update(status="failed", error=err.what)
+        if not self.api.dry_run and change.kind != "unchanged":
+            say(f"{result['status']:<9} {change.name}" + (f" ({', '.join(change.diff)})" if change.kind == "update" else ""))
+        return result
+
+    def write(self, change: Change) -> str | None:
+        if change.kind == "unchanged":
+            return change.deployment_id
+        if change.kind == "prune":
+            assert change.deployment_id is not None
+            self.drop_automations(change.deployment_id)
+            self.api.delete_deployment(change.deployment_id, change.name)
+            return change.deployment_id
+        assert change.desired is not None
+        if change.kind == "update":
+            assert change.deployment_id is not None
+            if change.patch:
+                self.api.update_deployment(change.deployment_id, change.name, change.patch)
+            if change.triggers_changed:
+                self.replace_automations(change.deployment_id, change.desired)
+            return change.deployment_id
+        return self.create(change)
+
+    def create(self, change: Change) -> str | None:
+        assert change.desired is not None
+        flow_id = self.flow_ids.get(change.desired.flow)
+        if flow_id is None and not self.api.dry_run:
+            raise ForkflowError(f"could not create flow {change.desired.flow!r}")
+        if change.deployment_id:
+            self.drop_automations(change.deployment_id)
+            self.api.delete_deployment(change.deployment_id, change.name)
+        created = self.api.create_deployment(create_body(change.desired, flow_id))
+        if created is None:
+            return None
+        if change.desired.spec.get("triggers"):
+            self.replace_automations(created["id"], change.desired)
+        return str(created["id"])
+
+    def replace_automations(self, deployment_id: str, desired: Desired) -> None:
+        self.drop_automations(deployment_id)
+        triggers = desired.spec.get("triggers") or []
+        digest = triggers_hash(triggers)
+        for index, automation in enumerate(trigger_automations(deployment_id, triggers)):
+            self.api.create_automation(automation_body(deployment_id, desired.name, index, automation, digest))
+
+    def drop_automations(self, deployment_id: str) -> None:
+        for automation_id, _ in self.owned.get(deployment_id, []):
+            self.api.delete_automation(automation_id)
+
+
+def trigger_automations(deployment_id: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prefect's own conversion of deployment triggers into automations that run the deployment."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(DeploymentTriggerTypes)
+    bodies = []
+    for trigger in triggers:
+        model = adapter.validate_python(trigger)
+        model.set_deployment_id(deployment_id)  # type: ignore[arg-type]
+        bodies.append(model.as_automation().model_dump(mode="json"))
+    return bodies
+
+
+# ---------------------------------------------------------------- reporting
+
+
+STATUS = {"create": "created", "update": "updated", "unchanged": "unchanged", "prune": "pruned"}
+
+
+def result_entry(change: Change, dry_run: bool) -> dict[str, Any]:
+    desired = change.desired
+    entry: dict[str, Any] = {
+        "name": change.name,
+        "environment": desired.environment if desired else None,
+        "flow": desired.flow if desired else None,
+        "status": STATUS[change.kind],
+        "id": change.deployment_id,
+        "diff": list(change.diff),
+        "hash": change.spec_hash,
+    }
+    if desired:
+        entry.update(version=desired.spec.get("version"), work_pool=desired.spec.get("work_pool_name"))
+    if dry_run and change.kind != "unchanged":
+        entry.update(status="skipped", would=change.kind)
+    return entry
+
+
+def deploy_report(listing: dict[str, Any], results: list[dict[str, Any]], run: Any, dry_run: bool) -> dict[str, Any]:
+    return {
+        "deployments": results,
+        "branch": listing["branch"],
+        "commit": listing["commit"],
+        "version": listing["version"],
+        "dry_run": dry_run,
+        "writes": run.writes,
+        "retries": run.retries,
+    }
+
+
+def merged_report(previous: dict[str, Any] | None, report: dict[str, Any]) -> dict[str, Any]:
+    """A one-deployment run updates its own entry and keeps the others."""
+    if not previous:
+        return report
+    names = {entry["name"] for entry in report["deployments"]}
+    kept = [entry for entry in previous.get("deployments", []) if entry["name"] not in names]
+    return {**report, "deployments": kept + report["deployments"]}
+
+
+def summarize(results: list[dict[str, Any]], run: DeployRun, dry_run: bool) -> str:
+    counts: dict[str, int] = {}
+    for result in results:
+        key = f"would {result['would']}" if result.get("would") else result["status"]
+        counts[key] = counts.get(key, 0) + 1
+    text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "nothing to deploy"
+    say(f"deploy: {text}; {run.writes} API writes" + (" (dry run)" if dry_run else ""))
+    return text

@@ -1,0 +1,170 @@
+"""Stage `flows`: find the flows in the fork checkout and list their deployments.
+
+`doit flows` parses every Python file under `[flows] path` that git does not
+ignore (user code is never imported), prints each flow with its file and the
+deployment names it gets per environment, and writes
+`.forkflow/reports/flows.json`. A file that does not parse is reported with
+its line and the rest are still read; `deploy` refuses to run until it is fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tasks.actions import guarded, missing_section_task
+from tasks.adapters.git import Git
+from tasks.context import Settings, read_report, settings, write_report
+from tasks.core.deployspec import Context, code_version, deployment_name, environments_for_branch
+from tasks.core.discovery import DiscoveryError, FlowInfo, Parameter, discover_source, duplicate_names
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.output import say, warn
+
+BRANCH_ENV = "FORKFLOW_BRANCH"
+
+
+def task_flows() -> dict[str, Any]:
+    """Discover the flows in the fork checkout and write flows.json."""
+    current = settings()
+    doc = "find flows (parsed, never imported) under [flows] path, list their deployments, write flows.json"
+    if current.config.flows is None:
+        return missing_section_task("flows", "flows", doc)
+    return {
+        "doc": doc,
+        "actions": [guarded(flows_action)],
+        "task_dep": ["checkout"] if current.config.fork else [],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def flows_action() -> dict[str, str]:
+    current = settings()
+    report = flows_report(current)
+    write_report("flows", report, current)
+    show(report)
+    made = f"{len(report['flows'])} flows on {report['branch']} -> {', '.join(report['environments']) or 'no environment'}"
+    if report["errors"]:
+        made += f", {len(report['errors'])} problems"
+    return {"made": made}
+
+
+def flows_report(current: Settings) -> dict[str, Any]:
+    """Everything later stages need to know about the flows, as one JSON-ready mapping."""
+    root = flows_root(current)
+    git = Git(root)
+    flows, errors = discover_folder(root, tracked_python_files(git))
+    errors += duplicate_names(flows)
+    branch, commit = checkout_state(git)
+    ctx = context_for(current, root, branch, commit)
+    selected = environments_for_branch({name: env.branch for name, env in current.config.environments.items()}, branch)
+    return {
+        "flows": [flow_entry(flow, ctx, list(current.config.environments)) for flow in flows],
+        "errors": [str(error) for error in errors],
+        "branch": branch,
+        "commit": commit,
+        "version": ctx.version,
+        "environments": selected,
+        "flows_dir": str(root),
+        "config": str(current.path(current.config.flows.config)) if current.config.flows else "",
+    }
+
+
+def flows_root(current: Settings) -> Path:
+    assert current.config.flows is not None
+    root = current.path(current.config.flows.path)
+    if not root.is_dir():
+        raise ForkflowError(f"the flows folder {root} does not exist", where="[flows] path",
+                            fix="run `doit checkout` (or `doit sync`) first, or correct [flows] path")
+    return root
+
+
+def tracked_python_files(git: Git) -> list[str]:
+    """Python files under the folder that git tracks or would track (ignored files are left out)."""
+    if not git.ok("rev-parse", "--show-toplevel"):
+        raise ForkflowError(f"{git.repo} is not inside a git repository", where="[flows] path",
+                            fix="point [flows] path into the fork checkout")
+    listed = git.read("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    return sorted({name for name in listed.split("\0") if name.endswith(".py") and (git.repo / name).is_file()})
+
+
+def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    flows: list[FlowInfo] = []
+    errors: list[DiscoveryError] = []
+    for name in files:
+        try:
+            text = (root / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            errors.append(DiscoveryError(name, 0, f"cannot read: {err}"))
+            continue
+        found, problems = discover_source(text, name)
+        flows += found
+        errors += problems
+    return flows, errors
+
+
+def checkout_state(git: Git) -> tuple[str, str]:
+    """The branch being deployed ($FORKFLOW_BRANCH wins) and the commit checked out."""
+    commit = git.read("rev-parse", "HEAD")
+    branch = os.environ.get(BRANCH_ENV) or git.read("rev-parse", "--abbrev-ref", "HEAD")
+    if branch == "HEAD":
+        raise ForkflowError(f"the checkout at {git.repo} is on a detached HEAD, so its branch is unknown",
+                            where=str(git.repo), fix=f"check out a branch, or set {BRANCH_ENV}=<branch> (CI: the pushed branch)")
+    return branch, commit
+
+
+def context_for(current: Settings, root: Path, branch: str, commit: str) -> Context:
+    assert current.config.flows is not None
+    package, version = pyproject_identity(root)
+    return Context(
+        project=current.config.project.name,
+        branch=branch,
+        commit=commit,
+        version=code_version(read_report("version", current), package, version, commit),
+        name_pattern=current.config.flows.name_pattern,
+    )
+
+
+def pyproject_identity(root: Path) -> tuple[str | None, str | None]:
+    """The flows package's name and version from its pyproject.toml, when it has one."""
+    file = root / "pyproject.toml"
+    if not file.is_file():
+        return None, None
+    try:
+        project = tomllib.loads(file.read_text(encoding="utf-8")).get("project", {})
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: not valid TOML: {err}", where=str(file), fix="fix the syntax") from None
+    return project.get("name"), project.get("version")
+
+
+def flow_entry(flow: FlowInfo, ctx: Context, environments: list[str]) -> dict[str, Any]:
+    entry = asdict(flow)
+    entry["parameters"] = [asdict(p) for p in flow.parameters]
+    entry["entrypoint"] = flow.entrypoint
+    entry["deployments"] = {env: deployment_name(ctx, flow.name, env) for env in environments}
+    return entry
+
+
+def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:
+    """Rebuild a FlowInfo from its flows.json entry."""
+    return FlowInfo(
+        name=entry["name"], function=entry["function"], file=entry["file"], line=entry["line"],
+        is_async=entry["is_async"], description=entry.get("description"),
+        parameters=tuple(Parameter(**p) for p in entry["parameters"]),
+        accepts_any_parameter=entry["accepts_any_parameter"], spec=entry.get("spec") or {},
+    )
+
+
+def show(report: dict[str, Any]) -> None:
+    say(f"flows on branch {report['branch']} ({report['commit'][:7]}), code version {report['version']}, "
+        f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
+    for flow in report["flows"]:
+        kind = "async " if flow["is_async"] else ""
+        say(f"  {flow['name']:<28} {kind}{flow['entrypoint']}")
+        for env in report["environments"]:
+            say(f"      {env:<8} {flow['deployments'][env]}")
+    for error in report["errors"]:
+        warn(error)
