@@ -26,7 +26,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -468,28 +468,37 @@ def observed(setup: SyncSetup, tips: Tips, locals_: dict[str, str | None]) -> St
 # -- sync:main and sync:release ---------------------------------------------------------------
 
 
-def main_action(setup: SyncSetup) -> dict[str, str]:
+def run_step(setup: SyncSetup, step: Any) -> str:
+    """Run one step on the saved state and save it; a failure goes to the report before doit sees it."""
     state = load_state(setup)
-    move = state.plan.main
-    new = move.target if move.action == "fast-forward" else move.start
     try:
-        if state.dry_run:
-            say(f"would move {move.name} to {new[:10]}" if move.old != new else f"{move.name}: nothing to do")
-        else:
-            git = Git(setup.fork)
-            check_unmoved(git, move.name, move.old, setup)
-            move_branch(git, move.name, new, move.old)
+        made: str = step(setup, state)
     except ForkflowError as err:
         write_failure(setup, err, state.dry_run, state)
         raise
-    state.main_new = new
     save_state(setup, state)
-    if move.action == "fast-forward":
-        made = f"{move.name} -> {new[:10]} (+{len(state.plan.upstream_commits)})"
-    else:
-        made = f"{move.name} up to date"
     say(made)
-    return {"made": ("would: " if state.dry_run else "") + made}
+    return made
+
+
+def main_action(setup: SyncSetup) -> dict[str, str]:
+    return {"made": run_step(setup, sync_main)}
+
+
+def sync_main(setup: SyncSetup, state: RunState) -> str:
+    move = state.plan.main
+    new = move.target if move.action == "fast-forward" else move.start
+    if not state.dry_run:
+        git = Git(setup.fork)
+        check_unmoved(git, move.name, move.old, setup)
+        move_branch(git, move.name, new, move.old)
+    state.main_new = new
+    would = "would move: " if state.dry_run else ""
+    if move.action == "fast-forward":
+        return f"{would}{move.name} -> {new[:10]} (+{len(state.plan.upstream_commits)})"
+    if move.old != new:
+        return f"{would}{move.name} -> {new[:10]} (caught up with origin)"
+    return f"{move.name} up to date"
 
 
 def check_unmoved(git: Git, branch: str, seen: str | None, setup: SyncSetup) -> None:
@@ -510,32 +519,24 @@ def move_branch(git: Git, branch: str, new: str, old: str | None) -> None:
 
 
 def release_action(setup: SyncSetup) -> dict[str, str]:
-    state = load_state(setup)
-    try:
-        made = dry_release(setup, state) if state.dry_run else sync_release(setup, state)
-    except ForkflowError as err:
-        write_failure(setup, err, state.dry_run, state)
-        raise
-    save_state(setup, state)
-    say(made)
-    return {"made": made}
+    return {"made": run_step(setup, sync_release)}
 
 
 def dry_release(setup: SyncSetup, state: RunState) -> str:
     move = state.plan.release
     if move.action == "rebase":
         existing = Git(setup.fork).branches(BACKUP_PREFIX + "*") if is_clone(setup.fork) else []
-        name = backup_name(datetime.now(timezone.utc), existing)
-        say(f"would create backup branch {name} at {move.start[:10]}")
-        say(f"would rebase {len(state.plan.custom_commits)} custom commit(s) of {move.name} onto {move.target[:10]}")
-        return f"would rebase {len(state.plan.custom_commits)} onto {move.target[:10]}"
+        say(f"would create backup branch {backup_name(datetime.now(UTC), existing)} at {move.start[:10]}")
+        return f"would rebase {len(state.plan.custom_commits)} custom commit(s) of {move.name} onto {move.target[:10]}"
     state.release_new = move.target
     if move.old == move.target:
-        return f"{move.name}: nothing to do"
-    return f"would move {move.name} to {move.target[:10]}"
+        return f"{move.name} up to date"
+    return f"would move: {move.name} -> {move.target[:10]}"
 
 
 def sync_release(setup: SyncSetup, state: RunState) -> str:
+    if state.dry_run:
+        return dry_release(setup, state)
     git = Git(setup.fork)
     move = state.plan.release
     check_unmoved(git, move.name, move.old, setup)
@@ -544,8 +545,9 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         state.release_new = move.target
         return f"{move.name} -> {move.target[:10]}" if move.action == "fast-forward" else f"{move.name} up to date"
     if not git.knows_committer():
-        raise SyncError("git has no committer identity, and rebasing writes commits", where=str(setup.fork),
-                        fix=f'git -C {setup.fork} config user.name "Your Name" && git -C {setup.fork} config user.email you@example.com')
+        fork = setup.fork
+        raise SyncError("git has no committer identity, and rebasing writes commits", where=str(fork),
+                        fix=f'git -C {fork} config user.name "Your Name" && git -C {fork} config user.email you@example.com')
     state.backup = make_backup(git, move.start)
     save_state(setup, state)
     move_branch(git, move.name, move.start, move.old)
@@ -562,7 +564,7 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
 
 
 def make_backup(git: Git, tip: str) -> str:
-    name = backup_name(datetime.now(timezone.utc), git.branches(BACKUP_PREFIX + "*"))
+    name = backup_name(datetime.now(UTC), git.branches(BACKUP_PREFIX + "*"))
     git.create_branch(name, tip)
     say(f"backup branch {name} at {tip[:10]}")
     return name
@@ -586,7 +588,8 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> None:
     if not conflict.files and conflict.commit is None:
         raise SyncError(f"rebasing {move.name!r} failed; it was aborted and {move.name!r} is unchanged\n{output}",
                         where=str(setup.fork), fix="fix the cause shown above, then run `doit sync` again")
-    hint = "git push " + " ".join(push_arguments(ORIGIN, plan_pushes(state.plan, move.target, "rebased")))
+    arguments = push_arguments(ORIGIN, plan_pushes(state.plan, move.target, "rebased"))
+    hint = "git push " + " ".join(a for a in arguments if a != "--porcelain")
     raise conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint)
 
 
@@ -601,19 +604,16 @@ def return_to_original(git: Git, state: RunState) -> None:
 
 
 def push_action(setup: SyncSetup) -> dict[str, str]:
-    state = load_state(setup)
-    try:
-        made = push_and_prune(setup, state)
-    except ForkflowError as err:
-        write_failure(setup, err, state.dry_run, state)
-        raise
-    save_state(setup, state)
+    return {"made": run_step(setup, sync_push)}
+
+
+def sync_push(setup: SyncSetup, state: RunState) -> str:
+    made = push_and_prune(setup, state)
     if not state.dry_run:
         save_json(setup.state_dir / "stamp.json", asdict(after_sync(setup, state)))
     status = "skipped" if state.dry_run else ("updated" if changed_anything(state) else "up-to-date")
     write_sync_report(setup, state, status)
-    say(made)
-    return {"made": made}
+    return made
 
 
 def push_and_prune(setup: SyncSetup, state: RunState) -> str:

@@ -1,0 +1,411 @@
+"""Stage `sync` on real repositories: the demo workspace, changed by each test with plain git."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tasks.context import Settings, load_settings
+from tasks.core.errors import ForkflowError
+from tasks.sync import fetch_action, main_action, push_action, release_action, sync_setup
+from tests.helpers import run_doit
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Person", "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test Person", "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True,
+                          env={**os.environ, **(env or {})}).stdout.strip()
+
+
+def refs(repo: Path) -> dict[str, str]:
+    """Every ref of a repository (branches, tags, remote-tracking refs, HEAD) and what it points at."""
+    lines = git(repo, "for-each-ref", "--format=%(refname) %(objectname)").splitlines()
+    found = dict(line.split(" ", 1) for line in lines)
+    found["HEAD"] = git(repo, "symbolic-ref", "-q", "HEAD") if git_ok(repo, "symbolic-ref", "-q", "HEAD") \
+        else git(repo, "rev-parse", "HEAD")
+    return found
+
+
+def git_ok(repo: Path, *args: str) -> bool:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True).returncode == 0
+
+
+def add_commit(bare: Path, branch: str, files: dict[str, str], message: str, parent: str | None = None) -> str:
+    """Commit files on top of a branch of a bare repository, without a checkout; returns the sha."""
+    base = parent or git(bare, "rev-parse", f"refs/heads/{branch}")
+    index = {"GIT_INDEX_FILE": str(bare / f"index-{os.getpid()}")}
+    git(bare, "read-tree", base, env=index)
+    for name, text in files.items():
+        blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=bare, input=text, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        git(bare, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=index)
+    tree = git(bare, "write-tree", env=index)
+    Path(index["GIT_INDEX_FILE"]).unlink()
+    sha = git(bare, "commit-tree", tree, "-p", base, "-m", message)
+    if parent is None:
+        git(bare, "update-ref", f"refs/heads/{branch}", sha)
+    return sha
+
+
+@dataclass
+class Fork:
+    """A config naming the demo repositories, with the fork clone at tmp/fork."""
+
+    config: Path
+    settings: Settings
+    upstream: Path
+    origin: Path
+
+    @property
+    def path(self) -> Path:
+        return self.config.parent / "fork"
+
+    def sync(self, *, dry_run: bool = False, keep_backups: int = -1) -> None:
+        """The four sync tasks in order, in this process (doit itself is run by other tests)."""
+        setup = sync_setup(self.settings, dry_run, keep_backups)
+        for action in (fetch_action, main_action, release_action, push_action):
+            action(setup)
+
+    def failure(self, **kwargs: bool) -> str:
+        with pytest.raises(ForkflowError) as caught:
+            self.sync(**kwargs)
+        return str(caught.value)
+
+    def clone(self) -> None:
+        git(self.config.parent, "clone", "-q", str(self.origin), str(self.path))
+        git(self.path, "remote", "add", "upstream", str(self.upstream))
+
+    def report(self) -> dict:
+        return json.loads((self.config.parent / ".forkflow" / "reports" / "sync.json").read_text())
+
+    def all_refs(self) -> dict[str, dict[str, str]]:
+        found = {"upstream": refs(self.upstream), "origin": refs(self.origin)}
+        if self.path.exists():
+            found["fork"] = refs(self.path)
+        return found
+
+    def subjects(self, repo: Path, revisions: str) -> list[str]:
+        return git(repo, "log", "--reverse", "--format=%s", revisions).splitlines()
+
+
+def write_config(folder: Path, upstream: Path, origin: Path, extra: str = "") -> Path:
+    config = folder / "pipeline.toml"
+    config.write_text(
+        f'[project]\nname = "orbit"\n\n[fork]\npath = "fork"\nupstream = "{upstream}"\norigin = "{origin}"\n'
+        f"keep_backups = 3\n{extra}",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(autouse=True)
+def identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FORKFLOW_DRY_RUN", raising=False)
+
+
+@pytest.fixture
+def fork(demo_workspace: Path, tmp_path: Path) -> Fork:
+    upstream, origin = demo_workspace / "upstream.git", demo_workspace / "origin.git"
+    config = write_config(tmp_path, upstream, origin)
+    return Fork(config, load_settings(config), upstream, origin)
+
+
+def test_rebase_of_several_custom_commits(fork: Fork) -> None:
+    old_release = git(fork.origin, "rev-parse", "release")
+    custom = fork.subjects(fork.origin, "main..release")
+    fork.sync()
+
+    upstream_main = git(fork.upstream, "rev-parse", "main")
+    assert git(fork.origin, "rev-parse", "main") == upstream_main
+    assert git(fork.origin, "merge-base", "--is-ancestor", upstream_main, "release") == ""
+    assert fork.subjects(fork.origin, f"{upstream_main}..release") == custom
+    assert git(fork.path, "rev-parse", "release") == git(fork.origin, "rev-parse", "release")
+    assert "1.1.0.dev1" in git(fork.path, "tag").split(), "upstream tags are fetched"
+
+    report = fork.report()
+    assert report["status"] == "updated"
+    assert report["main"]["count"] == 3 and len(report["main"]["upstream_commits"]) == 3
+    assert [r["subject"] for r in report["release"]["rebased"]] == custom
+    assert all(r["new"] for r in report["release"]["rebased"])
+    assert report["release"]["old"] == old_release and report["release"]["new"] == git(fork.origin, "rev-parse", "release")
+    assert report["pushed"] == ["refs/heads/main", "refs/heads/release"]
+    backup = report["backup"]
+    assert backup.startswith("backup-before-sync-") and report["backups"] == [backup]
+    assert git(fork.path, "rev-parse", backup) == old_release
+
+
+def test_fast_forward_only_when_release_has_no_custom_commits(fork: Fork) -> None:
+    git(fork.origin, "update-ref", "refs/heads/release", git(fork.origin, "rev-parse", "main"))
+    fork.sync()
+
+    upstream_main = git(fork.upstream, "rev-parse", "main")
+    assert git(fork.origin, "rev-parse", "main") == git(fork.origin, "rev-parse", "release") == upstream_main
+    report = fork.report()
+    assert report["main"]["action"] == "fast-forward" and report["release"]["action"] == "fast-forward"
+    assert report["backup"] is None and report["release"]["rebased"] == []
+    assert git(fork.path, "branch", "--list", "backup-before-sync-*") == ""
+
+
+def test_release_already_on_top_of_upstream_is_left_alone(fork: Fork) -> None:
+    fork.sync()
+    release = git(fork.origin, "rev-parse", "release")
+    upstream_main = git(fork.upstream, "rev-parse", "main")
+    git(fork.origin, "update-ref", "refs/heads/main", git(fork.origin, "rev-parse", f"{upstream_main}~2"))
+    git(fork.path, "update-ref", "refs/heads/main", git(fork.origin, "rev-parse", "main"))
+
+    fork.sync()
+    report = fork.report()
+    assert report["main"]["action"] == "fast-forward" and report["main"]["count"] == 2
+    assert report["release"]["action"] == "up-to-date" and report["backup"] is None
+    assert report["pushed"] == ["refs/heads/main"]
+    assert git(fork.origin, "rev-parse", "release") == release
+
+
+def test_conflict_aborts_restores_the_branch_and_explains(fork: Fork) -> None:
+    add_commit(fork.upstream, "main", {"src/orbit/_fork.py": "DEFAULT_NAME = 'upstream'\n"}, "feat: upstream takes _fork.py")
+    fork.clone()
+    git(fork.path, "checkout", "-q", "-b", "topic")
+    before = fork.all_refs()
+
+    message = fork.failure()
+
+    assert "src/orbit/_fork.py" in message
+    assert "feat(core): fork-wide default greeting name" in message
+    assert "git rebase --continue" in message and "git checkout release" in message
+    assert "--force-with-lease=refs/heads/release:" in message
+    after = fork.all_refs()
+    assert after["origin"] == before["origin"], "origin is untouched"
+    assert git(fork.path, "symbolic-ref", "--short", "HEAD") == "topic"
+    assert git(fork.path, "status", "--porcelain") == ""
+    assert not (fork.path / ".git" / "rebase-merge").exists()
+    assert after["fork"].get("refs/heads/release", before["origin"]["refs/heads/release"]) == before["origin"]["refs/heads/release"]
+    backups = [ref for ref in after["fork"] if "backup-before-sync-" in ref]
+    assert len(backups) == 1 and after["fork"][backups[0]] == before["origin"]["refs/heads/release"]
+    report = fork.report()
+    assert report["status"] == "failed" and "src/orbit/_fork.py" in report["error"]
+    assert report["backup"] == backups[0].removeprefix("refs/heads/")
+
+
+def test_origin_moved_between_fetch_and_push_is_refused_by_the_lease(fork: Fork) -> None:
+    fork.clone()
+    theirs = add_commit(fork.origin, "release", {"THEIRS.md": "pushed by someone else\n"}, "docs: someone else's commit",
+                        parent=git(fork.origin, "rev-parse", "release"))
+    hook = fork.path / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\nunset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
+                    f"git --git-dir='{fork.origin}' update-ref refs/heads/release {theirs}\n")
+    hook.chmod(0o755)
+    origin_main = git(fork.origin, "rev-parse", "main")
+
+    message = fork.failure()
+
+    assert "origin refused the push" in message and "nothing was pushed" in message
+    assert git(fork.origin, "rev-parse", "release") == theirs, "their commit is still there"
+    assert git(fork.origin, "rev-parse", "main") == origin_main, "the atomic push moved no ref"
+    report = fork.report()
+    assert report["status"] == "failed" and report["pushed"] == []
+    assert git(fork.path, "rev-parse", report["backup"]) == git(fork.origin, "rev-parse", f"{theirs}~1")
+    assert not (fork.config.parent / ".forkflow" / "sync" / "stamp.json").exists()
+
+
+def test_origin_moved_after_the_fetch_is_seen_as_stale_by_the_lease(fork: Fork) -> None:
+    fork.clone()
+    setup = sync_setup(fork.settings)
+    fetch_action(setup)
+    theirs = add_commit(fork.origin, "release", {"THEIRS.md": "late\n"}, "docs: late commit")
+    main_action(setup)
+    release_action(setup)
+    with pytest.raises(ForkflowError) as caught:
+        push_action(setup)
+    assert "stale info" in str(caught.value) and git(fork.origin, "rev-parse", "release") == theirs
+
+
+@pytest.mark.parametrize("change", ["untracked", "modified", "staged"])
+def test_dirty_tree_stops_before_anything_changes(fork: Fork, change: str) -> None:
+    fork.clone()
+    if change == "untracked":
+        (fork.path / "notes.txt").write_text("mine\n")
+    else:
+        with (fork.path / "README.md").open("a") as handle:
+            handle.write("edit\n")
+        if change == "staged":
+            git(fork.path, "add", "README.md")
+    before = fork.all_refs()
+
+    message = fork.failure()
+
+    assert "not clean" in message and "git -C" in message and "stash push --include-untracked" in message
+    assert fork.all_refs() == before
+
+
+def test_ignored_files_do_not_make_the_tree_dirty(fork: Fork) -> None:
+    fork.clone()
+    (fork.path / ".git" / "info" / "exclude").write_text("build-output/\n")
+    (fork.path / "build-output").mkdir()
+    (fork.path / "build-output" / "x.whl").write_text("binary\n")
+    fork.sync()
+    assert fork.report()["status"] == "updated"
+
+
+@pytest.mark.parametrize("operation", ["rebase", "merge"])
+def test_operation_in_progress_stops_with_the_command_to_finish_it(fork: Fork, operation: str) -> None:
+    fork.clone()
+    if operation == "rebase":
+        subprocess.run(["git", "rebase", "--exec", "false", "HEAD~1"], cwd=fork.path, capture_output=True)
+    else:
+        git(fork.path, "fetch", "-q", "origin", "release")
+        git(fork.path, "merge", "--no-commit", "--no-ff", "FETCH_HEAD")
+    before = fork.all_refs()
+
+    message = fork.failure()
+
+    assert f"a {operation} is in progress" in message and f"git {operation} --abort" in message
+    assert fork.all_refs() == before
+
+
+def test_missing_remote_is_added_from_the_config(fork: Fork) -> None:
+    fork.clone()
+    git(fork.path, "remote", "remove", "upstream")
+    fork.sync()
+    assert git(fork.path, "remote", "get-url", "upstream") == str(fork.upstream)
+    assert fork.report()["status"] == "updated"
+
+
+def test_remote_that_does_not_answer_stops_before_anything_changes(fork: Fork, tmp_path: Path) -> None:
+    fork.clone()
+    git(fork.path, "remote", "remove", "upstream")
+    (tmp_path / "not-a-repo").mkdir()
+    config = write_config(tmp_path, tmp_path / "not-a-repo", fork.origin)
+    broken = Fork(config, load_settings(config), fork.upstream, fork.origin)
+    before = broken.all_refs()
+
+    message = broken.failure()
+
+    assert "the upstream remote does not answer" in message and "git ls-remote" in message
+    assert broken.all_refs() == before
+    assert not git_ok(fork.path, "remote", "get-url", "upstream"), "no remote was added"
+
+
+def test_remote_pointing_elsewhere_is_reported_not_repointed(fork: Fork, tmp_path: Path) -> None:
+    fork.clone()
+    elsewhere = str(tmp_path / "elsewhere.git")
+    git(fork.path, "remote", "set-url", "upstream", elsewhere)
+
+    message = fork.failure()
+
+    assert "points at" in message and f"remote set-url upstream {fork.upstream}" in message
+    assert git(fork.path, "remote", "get-url", "upstream") == elsewhere
+
+
+def test_missing_release_branch_is_reported(fork: Fork) -> None:
+    fork.clone()
+    git(fork.origin, "update-ref", "-d", "refs/heads/release")
+    before = fork.all_refs()
+
+    message = fork.failure()
+
+    assert "'release' exists neither in the fork clone nor on origin" in message
+    assert fork.all_refs()["origin"] == before["origin"]
+    assert {k: v for k, v in fork.all_refs()["fork"].items() if k.startswith("refs/heads/")} == \
+        {k: v for k, v in before["fork"].items() if k.startswith("refs/heads/")}
+
+
+def test_main_with_its_own_commits_is_not_reset(fork: Fork) -> None:
+    add_commit(fork.origin, "main", {"LOCAL.md": "fork-only change on main\n"}, "chore: fork-only commit on main")
+    before = fork.all_refs()
+
+    message = fork.failure()
+
+    assert "cannot fast-forward" in message and "1 commit(s) upstream does not" in message
+    assert "reset --hard upstream/main" in message
+    assert fork.all_refs()["origin"] == before["origin"]
+    branches = {k: v for k, v in fork.all_refs()["fork"].items() if k.startswith("refs/heads/")}
+    assert branches == {"refs/heads/release": before["origin"]["refs/heads/release"]}, "fresh clone, no branch moved"
+
+
+def test_shallow_clone_is_reported(fork: Fork) -> None:
+    git(fork.config.parent, "clone", "-q", "--depth", "1", f"file://{fork.origin}", str(fork.path))
+    assert "shallow clone" in fork.failure()
+
+
+def test_dry_run_changes_no_ref_anywhere(fork: Fork) -> None:
+    fork.clone()
+    add_commit(fork.upstream, "main", {"NEW.md": "new upstream work\n"}, "feat: more upstream work")
+    before = fork.all_refs()
+
+    fork.sync(dry_run=True)
+
+    assert fork.all_refs() == before
+    report = fork.report()
+    assert report["dry_run"] is True and report["status"] == "skipped" and report["pushed"] == []
+    assert report["main"]["count"] == 4 and report["release"]["action"] == "rebase"
+    assert git(fork.path, "status", "--porcelain") == ""
+
+
+def test_dry_run_without_a_clone_creates_nothing(fork: Fork, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORKFLOW_DRY_RUN", "1")
+    before = fork.all_refs()
+    fork.sync()
+    assert not fork.path.exists()
+    assert fork.all_refs() == before
+    assert fork.report()["release"]["action"] == "rebase"
+
+
+def test_returns_to_a_detached_head(fork: Fork) -> None:
+    fork.clone()
+    sha = git(fork.path, "rev-parse", "HEAD")
+    git(fork.path, "checkout", "-q", "--detach", sha)
+    fork.sync()
+    assert not git_ok(fork.path, "symbolic-ref", "-q", "HEAD") and git(fork.path, "rev-parse", "HEAD") == sha
+
+
+def test_old_backups_are_pruned_to_keep_backups(fork: Fork) -> None:
+    fork.clone()
+    tip = git(fork.path, "rev-parse", "origin/release")
+    old = [f"backup-before-sync-2025010{day}-000000" for day in range(1, 5)]
+    for name in old:
+        git(fork.path, "branch", name, tip)
+
+    fork.sync(keep_backups=2)
+
+    report = fork.report()
+    assert report["pruned"] == old[:3]
+    assert sorted(report["backups"]) == sorted([old[3], report["backup"]])
+    assert sorted(git(fork.path, "branch", "--format=%(refname:short)", "--list", "backup-*").split()) == sorted(report["backups"])
+
+
+def test_doit_sync_on_the_demo_config_then_a_second_run_is_up_to_date(demo_config: Path) -> None:
+    env = {**IDENTITY, "FORKFLOW_DRY_RUN": ""}
+    first = run_doit(demo_config, "sync", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads((demo_config.parent / ".forkflow" / "reports" / "sync.json").read_text())
+    assert report["status"] == "updated" and report["main"]["count"] == 3 and len(report["release"]["rebased"]) == 3
+    workspace = demo_config.parent / ".forkflow" / "demo"
+    snapshot = {name: refs(workspace / name) for name in ("fork", "origin.git", "upstream.git")}
+
+    second = run_doit(demo_config, "sync", env=env)
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    for task in ("sync:main", "sync:release", "sync:push"):
+        assert f"-- {task}" in second.stdout, second.stdout
+    assert {name: refs(workspace / name) for name in snapshot} == snapshot
+    assert json.loads((demo_config.parent / ".forkflow" / "reports" / "sync.json").read_text())["status"] == "up-to-date"
+
+
+def test_doit_sync_conflict_exits_non_zero_with_the_message(fork: Fork) -> None:
+    add_commit(fork.upstream, "main", {"src/orbit/_fork.py": "DEFAULT_NAME = 'upstream'\n"}, "feat: upstream takes _fork.py")
+    result = run_doit(fork.config, "sync", "--keep-backups", "1", env={**IDENTITY, "FORKFLOW_DRY_RUN": ""})
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "conflicting files" in output and "src/orbit/_fork.py" in output and "git rebase --continue" in output
+    assert "Traceback" not in output
