@@ -19,6 +19,7 @@ except ConfigError as err:
 
 from tasks.checkout import task_checkout  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
+from tasks.image import task_image, task_image_base  # noqa: E402
 from tasks.publish import task_publish  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
@@ -33,8 +34,9 @@ DOIT_CONFIG = {
     "verbosity": 2,
     "action_string_formatting": "new",
     # `doit` with no arguments runs the whole pipeline, stage by stage.
-    "default_tasks": ["demo", "services", "sync"],
+    "default_tasks": ["demo", "services", "sync", "image"],
 }
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
-           "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync"]
+           "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync",
+           "task_image", "task_image_base"]

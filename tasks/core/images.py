@@ -54,6 +54,7 @@ class ImageSpec:
     tags: tuple[str, ...]
     repository: str
     build_args: Mapping[str, str] = field(default_factory=dict)
+    wheelhouse: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -233,6 +234,7 @@ def build_inputs(spec: ImageSpec, dockerfile: str, base_image_id: str) -> dict[s
         "base_image_id": base_image_id,
         "build_args": dict(sorted(spec.build_args.items())),
         "dependencies": list(spec.dependencies),
+        "wheelhouse": dict(spec.wheelhouse),
     }
 
 
@@ -262,6 +264,8 @@ def rebuild_reasons(previous: Mapping[str, Any] | None, current: Mapping[str, An
         reasons.append("build args changed")
     if previous.get("dependencies") != current["dependencies"]:
         reasons.append("third-party dependencies changed")
+    if previous.get("wheelhouse") != current["wheelhouse"]:
+        reasons.append("wheelhouse changed")
     return reasons
 
 
@@ -316,6 +320,12 @@ def image_labels(spec: ImageSpec, digest_of_inputs: str, source: str, revision: 
     }
 
 
+def label_instruction(labels: Mapping[str, str]) -> str:
+    """One LABEL instruction (one build step) for all labels, appended after the rendered Dockerfile."""
+    pairs = " \\\n      ".join(f"{json.dumps(key)}={json.dumps(value)}" for key, value in sorted(labels.items()))
+    return f"LABEL {pairs}\n"
+
+
 def top_level_modules(names: Iterable[str]) -> list[str]:
     """Import names provided by a wheel, from the paths inside it."""
     found = set()
@@ -364,3 +374,60 @@ for line in bad:
     print("FAILED:", line)
 sys.exit(1 if bad else 0)
 """
+
+
+# ---- Dockerfiles --------------------------------------------------------------------------------
+
+APP_USER = "app"
+APP_UID = 1000
+
+
+def dockerfile_context(spec: ImageSpec, project: str, has_wheelhouse: bool) -> dict[str, Any]:
+    """The values a flavor template sees."""
+    root = f"/opt/{project}"
+    deps_dir = f"{root}/deps"
+    return {
+        "repository": spec.repository.rsplit("/", 1)[-1],
+        "project": project,
+        "python": spec.python,
+        "flavor": spec.flavor,
+        "version": spec.version,
+        "base_image": spec.base_image,
+        "user": APP_USER,
+        "uid": APP_UID,
+        "workdir": root,
+        "wheel_dir": f"{root}/wheels",
+        "extras_dir": f"{root}/extras",
+        "deps_dir": deps_dir,
+        "has_wheelhouse": has_wheelhouse,
+        "find_deps": f" --find-links {deps_dir}" if has_wheelhouse else "",
+        "dependencies": list(spec.dependencies),
+        "packages": [f"{w.name}=={w.version}" for w in spec.packages],
+        "extras": [f"{w.name}=={w.version}" for w in spec.extras],
+        "conda_env": project,
+    }
+
+
+def render_dockerfile(templates: Mapping[str, str], flavor: str, context: Mapping[str, Any]) -> str:
+    """Render `<flavor>.Dockerfile.j2` from the given template texts (name -> text)."""
+    import shlex
+
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader(dict(templates)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["shell_quote"] = shlex.quote
+    name = f"{flavor}.Dockerfile.j2"
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound as err:
+        raise ForkflowError(f"no Dockerfile template {err.name}", where="[images] templates",
+                            fix=f"add {name} to the templates folder") from None
+    except jinja2.TemplateError as err:
+        raise ForkflowError(f"{name}: {err}", where=name, fix="correct the template") from None

@@ -1,0 +1,324 @@
+"""The `image` stage's inputs, read from disk: wheel.json, the wheels, the templates, the flows project.
+
+`load_plan` turns them into one `Planned` per image (its spec and rendered
+Dockerfile), checking everything a build needs before anything is built.
+Nothing here talks to Docker or doit.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import functools
+import os
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.context import Settings
+from tasks.core import images as core
+from tasks.core.config import Images
+from tasks.core.errors import ConfigError, ForkflowError
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Planned:
+    spec: core.ImageSpec
+    dockerfile: str
+    modules: tuple[tuple[str, str, tuple[str, ...]], ...]
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+@dataclass(frozen=True)
+class Plan:
+    images: tuple[Planned, ...]
+    wheelhouse: Path | None
+    revision: str
+    source: str
+
+    def item(self, key: str) -> Planned:
+        for planned in self.images:
+            if planned.key == key:
+                return planned
+        raise ForkflowError(f"no image {key} in the plan", fix="see `doit list image` for the images configured")
+
+    @property
+    def keys(self) -> list[str]:
+        return [planned.key for planned in self.images]
+
+
+def images_config(current: Settings) -> Images:
+    images = current.config.images
+    if images is None:
+        raise ForkflowError("the config has no [images] section", where=str(current.config_file),
+                            fix="add an [images] section (see docs/image.md)")
+    return images
+
+
+def image_keys(images: Images) -> list[str]:
+    return [core.image_key(python, flavor) for python in images.python for flavor in images.flavors]
+
+
+def base_name(flavor: str, python: str) -> str:
+    """The `image-base` subtask an image needs: the Python version, or `conda`."""
+    return "conda" if flavor == "conda" else python
+
+
+def base_ref(images: Images, flavor: str, python: str) -> str:
+    return images.conda_base_image if flavor == "conda" else images.base_image.format(python=python)
+
+
+def repository(current: Settings) -> str:
+    images = images_config(current)
+    name = images.repository.format(project=current.config.project.name)
+    return f"{images.registry.rstrip('/')}/{name}"
+
+
+def wheel_report_file(current: Settings) -> Path:
+    return current.reports_dir / "wheel.json"
+
+
+def load_plan(current: Settings, revision: str) -> Plan:
+    """Every configured image with its spec and Dockerfile; a ForkflowError for bad input."""
+    report = wheel_report_file(current)
+    folders = [Path(current.path(images_config(current).wheelhouse))] if images_config(current).wheelhouse else []
+    fingerprint = (str(current.config_file), revision,
+                   *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders)))
+    if fingerprint not in PLANS:
+        PLANS.clear()
+        PLANS[fingerprint] = make_plan(current, revision)
+    return PLANS[fingerprint]
+
+
+PLANS: dict[tuple[Any, ...], Plan] = {}
+
+
+def make_plan(current: Settings, revision: str) -> Plan:
+    images = images_config(current)
+    check_python_choice(current, images)
+    wheels = read_wheels(current)
+    templates = read_templates(current)
+    wheelhouse = current.path(images.wheelhouse) if images.wheelhouse else None
+    packages = core.select_wheels(wheels, images.packages, "[images] packages", str(wheel_report_file(current)))
+    planned = []
+    for python in images.python:
+        for flavor in images.flavors:
+            extras_wanted = images.extra_packages.get(flavor, ())
+            extras = core.select_wheels(wheels, extras_wanted, f"[images] extra_packages.{flavor}",
+                                        str(wheel_report_file(current)))
+            extras = tuple(w for w in extras if w not in packages)
+            planned.append(plan_one(current, images, python, flavor, packages, extras, wheelhouse, templates, revision))
+    return Plan(tuple(planned), wheelhouse, revision, source_url(current))
+
+
+def plan_one(current: Settings, images: Images, python: str, flavor: str, packages: tuple[core.Wheel, ...],
+             extras: tuple[core.Wheel, ...], wheelhouse: Path | None, templates: dict[str, str], revision: str) -> Planned:
+    project_names = [w.name for w in packages + extras]
+    dependencies = core.third_party_requirements({w.name: requires_of(w) for w in packages}, project_names)
+    extra_dependencies = core.third_party_requirements({w.name: requires_of(w) for w in extras}, project_names)
+    check_wheelhouse(dependencies + extra_dependencies, wheelhouse, flavor)
+    version = core.image_version(packages)
+    rules = core.TagRules(images.tags.always, images.tags.release, images.tags.release_default_python, images.tags.dev)
+    spec = core.ImageSpec(
+        python=python, flavor=flavor, base_image=base_ref(images, flavor, python), version=version,
+        packages=packages, extras=extras, dependencies=dependencies,
+        tags=core.tags_for(rules, version, python, flavor, images.default_python, revision),
+        repository=repository(current),
+        build_args={"BASE_IMAGE": base_ref(images, flavor, python), "PYTHON_VERSION": python, **images.build_args},
+        wheelhouse=wheelhouse_hashes(wheelhouse),
+    )
+    has_wheelhouse = wheelhouse is not None and any(wheelhouse.glob("*.whl"))
+    dockerfile = core.render_dockerfile(templates, flavor, core.dockerfile_context(spec, current.config.project.name,
+                                                                                  has_wheelhouse))
+    modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
+    return Planned(spec, dockerfile, modules)
+
+
+def check_python_choice(current: Settings, images: Images) -> None:
+    if images.default_python and images.default_python not in images.python:
+        raise ConfigError(
+            f"{current.config_file}: images.default_python = {images.default_python!r} is not one of "
+            f"images.python {list(images.python)}",
+            where=str(current.config_file), fix="pick one of the listed versions, or add it to images.python",
+        )
+
+
+def read_wheels(current: Settings) -> list[core.Wheel]:
+    import json
+
+    file = wheel_report_file(current)
+    if not file.exists():
+        raise ForkflowError(f"no wheels to put in images: {file} does not exist",
+                            fix="run `doit wheel` first (`doit image` runs it when the config has a [fork])")
+    wheels = core.wheels_from_report(json.loads(file.read_text(encoding="utf-8")), str(file))
+    missing = [w.path for w in wheels if not Path(w.path).is_file()]
+    if missing:
+        raise ForkflowError(f"{file} lists wheels that are not on disk: {', '.join(missing)}", where=str(file),
+                            fix="run `doit wheel` again")
+    return wheels
+
+
+def template_folder(current: Settings) -> Path:
+    images = images_config(current)
+    return current.path(images.templates) if images.templates else BUILTIN_TEMPLATES
+
+
+def template_files(current: Settings) -> list[Path]:
+    return sorted(template_folder(current).glob("*.Dockerfile.j2"))
+
+
+def read_templates(current: Settings) -> dict[str, str]:
+    """The flavor templates; a custom folder may override some, the rest come from templates/."""
+    found = {p.name: p.read_text(encoding="utf-8") for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
+    found.update({p.name: p.read_text(encoding="utf-8") for p in template_files(current)})
+    return found
+
+
+def requires_of(wheel: core.Wheel) -> list[str]:
+    """Requires-Dist lines from a wheel's METADATA."""
+    with zipfile.ZipFile(wheel.path) as archive:
+        name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
+        if name is None:
+            raise ForkflowError(f"{wheel.path}: no METADATA inside", fix="rebuild the wheel (`doit wheel`)")
+        metadata = email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
+    return list(metadata.get_all("Requires-Dist") or [])
+
+
+def modules_of(wheel: core.Wheel) -> list[str]:
+    with zipfile.ZipFile(wheel.path) as archive:
+        return core.top_level_modules(archive.namelist())
+
+
+def check_wheelhouse(dependencies: tuple[str, ...], wheelhouse: Path | None, flavor: str) -> None:
+    """Every third-party requirement needs a wheel in [images] wheelhouse: the build has no network."""
+    if not dependencies:
+        return
+    names = set(core.requirement_names(dependencies))
+    available = set()
+    if wheelhouse and wheelhouse.is_dir():
+        from packaging.utils import canonicalize_name
+
+        available = {canonicalize_name(p.name.split("-", 1)[0]) for p in wheelhouse.glob("*.whl")}
+    missing = sorted(names - available)
+    if missing:
+        raise ForkflowError(
+            f"the {flavor} images need {', '.join(missing)}, but no wheel for "
+            f"{'them' if len(missing) > 1 else 'it'} is in [images] wheelhouse ({wheelhouse or 'not set'})",
+            where="[images] wheelhouse",
+            fix="download the wheels for each Python version into that folder, e.g. "
+                "`pip download --only-binary=:all: --python-version 3.12 -d <wheelhouse> <package>`",
+        )
+
+
+def wheelhouse_files(wheelhouse: Path | None) -> list[Path]:
+    return sorted(wheelhouse.glob("*.whl")) if wheelhouse and wheelhouse.is_dir() else []
+
+
+@functools.lru_cache(maxsize=64)
+def file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def wheelhouse_hashes(wheelhouse: Path | None) -> tuple[tuple[str, str], ...]:
+    found = []
+    for path in wheelhouse_files(wheelhouse):
+        stat = path.stat()
+        found.append((path.name, file_sha256(str(path), stat.st_mtime_ns, stat.st_size)))
+    return tuple(found)
+
+
+def source_url(current: Settings) -> str:
+    fork = current.config.fork
+    if fork is None:
+        return ""
+    origin = fork.origin
+    return origin if "://" in origin else current.remote(origin)
+
+
+def stat_key(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (str(path), 0, 0)
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+# ---- per-project Docker environments of the flows project ---------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowEnv:
+    """A `[tool.prefect.envs.<name>]` table: build `dockerfile` in `context` on Python `python`."""
+
+    name: str
+    python: str
+    dockerfile: Path
+    context: Path
+
+
+def flows_pyproject(current: Settings) -> Path | None:
+    flows = current.config.flows
+    return current.path(flows.path) / "pyproject.toml" if flows else None
+
+
+def read_flow_envs(pyproject: Path) -> list[FlowEnv]:
+    """The per-project environments in a flows project's pyproject.toml, checked."""
+    if not pyproject.is_file():
+        raise ForkflowError(f"no flows project at {pyproject}", where="[flows] path",
+                            fix="run `doit checkout` to clone the fork, or correct [flows] path")
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{pyproject}: not valid TOML: {err}", where=str(pyproject), fix="fix the syntax") from None
+    tables = data.get("tool", {}).get("prefect", {}).get("envs", {})
+    envs = []
+    for name, table in sorted(tables.items()):
+        envs.append(flow_env(pyproject, name, table))
+    return envs
+
+
+def flow_env(pyproject: Path, name: str, table: Any) -> FlowEnv:
+    where = f"{pyproject} [tool.prefect.envs.{name}]"
+    allowed = {"python_version", "dockerfile_path", "context"}
+    if not isinstance(table, dict) or set(table) - allowed or "python_version" not in table:
+        raise ConfigError(f"{where}: expected keys python_version (required), dockerfile_path, context; "
+                          f"got {sorted(table) if isinstance(table, dict) else table!r}", where=where,
+                          fix="correct the table")
+    python = str(table["python_version"])
+    if not python.count(".") == 1 or not all(part.isdigit() for part in python.split(".")):
+        raise ConfigError(f"{where}: python_version = {python!r}: looks like '3.12'", where=where, fix="correct it")
+    context = (pyproject.parent / str(table.get("context", "."))).resolve()
+    dockerfile = (pyproject.parent / str(table.get("dockerfile_path", "Dockerfile"))).resolve()
+    for label, path in (("context", context), ("dockerfile_path", dockerfile)):
+        if not path.exists():
+            raise ConfigError(f"{where}: {label} {path} does not exist", where=where,
+                              fix="paths are relative to the pyproject.toml's folder")
+    return FlowEnv(name, python, dockerfile, context)
+
+
+def context_digest(folder: Path, dockerfile: Path) -> dict[str, Any]:
+    """Content hashes of the build context (without __pycache__, .git, *.pyc) and the Dockerfile."""
+    import hashlib
+
+    files = {}
+    for current_dir, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+        for name in sorted(names):
+            if name.endswith(".pyc"):
+                continue
+            path = Path(current_dir) / name
+            files[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"files": core.sha256_text(repr(sorted(files.items()))), "dockerfile": core.sha256_text(
+        dockerfile.read_text(encoding="utf-8"))}
