@@ -36,15 +36,14 @@ def from_environment(service: str) -> Credentials | None:
 
 
 def local_credentials(folder: Path, service: str) -> Credentials:
-    """The environment's credentials, else those saved for the local service (made once)."""
-    found = from_environment(service)
-    if found:
-        return found
+    """The credentials a local service accepts: saved when it is first set up, from the
+    environment when set then, else generated. Later changes to the environment do not
+    change what the service accepts (so a wrong password stays wrong)."""
     file = folder / "credentials.json"
     if file.exists():
         data = json.loads(file.read_text(encoding="utf-8"))
         return Credentials(data["username"], data["password"])
-    made = Credentials("forkflow", secrets.token_urlsafe(18))
+    made = from_environment(service) or Credentials("forkflow", secrets.token_urlsafe(18))
     folder.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -150,6 +150,13 @@ def upload_with_retry(url: str, file: LocalFile, credentials: Credentials | None
                 raise ForkflowError(conflict_message([landed]), where=url) from None
             if attempt == ATTEMPTS:
                 raise
+        except index.AuthError:
+            raise
+        except index.IndexError_:
+            if decide(file, index.remote_files(url, file.package)).action != "skip":
+                raise
+            say(f"{file.name} was refused as already there: it landed in an earlier attempt with the same content")
+            return "uploaded"
     raise AssertionError("unreachable")
 
 

@@ -17,6 +17,10 @@ class IndexError_(ForkflowError):
     """The index refused or failed a request."""
 
 
+class AuthError(IndexError_):
+    """The index refused the credentials."""
+
+
 class TransientIndexError(IndexError_):
     """A 5xx answer or a dropped connection: worth re-checking and retrying."""
 
@@ -48,7 +52,7 @@ def remote_files(index_url: str, project: str) -> dict[str, str | None]:
         return {}
     if response.status_code >= 500:
         raise TransientIndexError(f"the index answered {response.status_code} for {url}")
-    if response.status_code >= 400:
+    if response.status_code != 200:
         raise IndexError_(f"the index answered {response.status_code} for {url}", fix="check [index] url")
     parser = LinkParser()
     parser.feed(response.text)
@@ -88,7 +92,7 @@ def http_error(err: object, index_url: str, file: Path) -> IndexError_:
     if status >= 500:
         return TransientIndexError(f"the index answered {status} while uploading {file.name}")
     if status in (401, 403):
-        return IndexError_(
+        return AuthError(
             f"the index at {index_url} refused the credentials ({status}) for {file.name}",
             fix="set TWINE_USERNAME and TWINE_PASSWORD to an account that may upload",
         )

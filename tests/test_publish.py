@@ -1,0 +1,171 @@
+"""publish against a real pypiserver with upload auth: idempotent, safe, retried, checked."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import run_doit
+
+
+def state(config: Path) -> Path:
+    return config.parent / ".forkflow"
+
+
+def index_packages(config: Path) -> Path:
+    return state(config) / "services" / "index" / "packages"
+
+
+def publish_report(config: Path) -> dict:
+    return json.loads((state(config) / "reports" / "publish.json").read_text())
+
+
+def statuses(config: Path) -> dict[str, str]:
+    return {f["name"]: f["status"] for f in publish_report(config)["files"]}
+
+
+def publish(config: Path, *args: str, env: dict[str, str] | None = None):
+    (state(config) / "reports" / "publish.json").unlink(missing_ok=True)
+    return run_doit(config, "publish", *args, env=env)
+
+
+@pytest.fixture
+def index(built_demo: Path) -> Iterator[Path]:
+    """The demo's local pypiserver, started empty for each test."""
+    run_doit(built_demo, "services-stop:index")
+    shutil.rmtree(index_packages(built_demo), ignore_errors=True)
+    started = run_doit(built_demo, "services:index")
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield built_demo
+    run_doit(built_demo, "services-stop:index")
+
+
+def test_uploads_installs_then_skips(index: Path) -> None:
+    first = publish(index)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert set(statuses(index).values()) == {"uploaded"} and len(statuses(index)) == 12
+    assert sorted(p.name for p in index_packages(index).iterdir()) == sorted(statuses(index))
+    checked = {c["package"]: c for c in publish_report(index)["install_check"]}
+    assert set(checked) == {"orbit", "orbit-aws", "orbit-client"} and all(c["ok"] for c in checked.values())
+    assert checked["orbit"]["installed"] == "1.0.1"
+
+    again = run_doit(index, "publish")
+    assert again.returncode == 0 and "-- publish" in again.stdout, "nothing changed: doit reports up to date"
+    rerun = publish(index)
+    assert rerun.returncode == 0, rerun.stderr
+    assert set(statuses(index).values()) == {"up-to-date"}
+    assert "0 uploaded, 12 already there" in rerun.stdout
+
+
+def test_partial_upload_is_completed(index: Path) -> None:
+    assert publish(index).returncode == 0
+    missing = sorted(index_packages(index).iterdir())[:3]
+    for file in missing:
+        file.unlink()
+    rerun = publish(index)
+    assert rerun.returncode == 0, rerun.stderr
+    uploaded = {name for name, status in statuses(index).items() if status == "uploaded"}
+    assert uploaded == {file.name for file in missing}
+
+
+def test_same_name_other_content_is_refused(index: Path) -> None:
+    assert publish(index).returncode == 0
+    on_index = (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes()
+    source = state(index) / "demo" / "fork" / "src" / "orbit" / "greeting.py"
+    original = source.read_text()
+    try:
+        source.write_text(original + "\n# changed without a new version\n")
+        refused = run_doit(index, "publish")
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0
+        assert "orbit-1.0.1-py3-none-any.whl" in output and "never overwritten" in output
+        assert output.count("sha256") >= 2
+        assert (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes() == on_index
+    finally:
+        source.write_text(original)
+    restored = run_doit(index, "publish")
+    assert restored.returncode == 0, "a rebuild of the same inputs gives the same bytes, so nothing conflicts"
+
+
+def test_dry_run_uploads_nothing(index: Path) -> None:
+    dry = publish(index, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("would upload") == 12
+    assert list(index_packages(index).iterdir()) == []
+    real = run_doit(index, "publish")
+    assert real.returncode == 0 and len(list(index_packages(index).iterdir())) == 12
+
+
+def test_wrong_password_is_clear_and_never_printed(index: Path) -> None:
+    secret = "Wrong-Secret-7f3a9c"
+    result = publish(index, env={"TWINE_USERNAME": "forkflow", "TWINE_PASSWORD": secret})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "refused the credentials" in output and "TWINE_PASSWORD" in output
+    assert secret not in output
+    assert list(index_packages(index).iterdir()) == []
+
+
+class FlakyProxy(http.server.BaseHTTPRequestHandler):
+    """Forwards to the index; the first upload reaches it but the client gets a 500."""
+
+    target = ""
+    failures_left = 1
+
+    def do_GET(self) -> None:
+        self.forward()
+
+    def do_POST(self) -> None:
+        self.forward()
+
+    def do_HEAD(self) -> None:
+        self.forward()
+
+    def forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        response = httpx.request(self.command, self.target + self.path, content=body, headers=headers, timeout=30)
+        status, content = response.status_code, response.content
+        if self.command == "POST" and FlakyProxy.failures_left > 0:
+            FlakyProxy.failures_left -= 1
+            status, content = 500, b"injected failure"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(content)))
+        self.send_header("Content-Type", response.headers.get("content-type", "text/plain"))
+        if "location" in response.headers:
+            self.send_header("Location", response.headers["location"])
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_500_is_retried_after_rechecking_the_index(index: Path) -> None:
+    import tomllib
+
+    port = tomllib.loads(index.read_text())["services"]["index"]["port"]
+    FlakyProxy.target, FlakyProxy.failures_left = f"http://127.0.0.1:{port}", 1
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxied = index.parent / "proxied.toml"
+    proxied.write_text(index.read_text().replace(f'url = "http://127.0.0.1:{port}"',
+                                                 f'url = "http://127.0.0.1:{server.server_address[1]}"'))
+    creds = json.loads((state(index) / "services" / "index" / "credentials.json").read_text())
+    try:
+        result = publish(proxied, env={"TWINE_USERNAME": creds["username"], "TWINE_PASSWORD": creds["password"]})
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert FlakyProxy.failures_left == 0, "the failure was injected"
+    assert "landed in an earlier attempt" in result.stdout or "on the index after all" in result.stdout
+    assert set(statuses(proxied).values()) == {"uploaded"}
+    assert len(list(index_packages(index).iterdir())) == 12
