@@ -25,6 +25,7 @@ from tasks.adapters.prefect import PrefectApi
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deployplan import (
     FORKFLOW_TAG,
+    OWNER_TAG_PREFIX,
     TRIGGER_TAG_PREFIX,
     Change,
     automation_body,
@@ -325,10 +326,11 @@ def owned_automations(api: PrefectApi) -> dict[str, list[tuple[str, str]]]:
     """deployment id -> [(automation id, trigger hash tag)] for automations forkflow made."""
     owned: dict[str, list[tuple[str, str]]] = {}
     for automation in api.read_automations(FORKFLOW_TAG):
-        owner = str(automation.get("owner_resource") or "")
-        tag = next((t for t in automation.get("tags", []) if t.startswith(TRIGGER_TAG_PREFIX)), "")
-        if owner.startswith("prefect.deployment.") and tag:
-            owned.setdefault(owner.removeprefix("prefect.deployment."), []).append((automation["id"], tag))
+        tags = automation.get("tags", [])
+        owner = next((t.removeprefix(OWNER_TAG_PREFIX) for t in tags if t.startswith(OWNER_TAG_PREFIX)), "")
+        digest = next((t for t in tags if t.startswith(TRIGGER_TAG_PREFIX)), "")
+        if owner and digest:
+            owned.setdefault(owner, []).append((automation["id"], digest))
     return owned
 
 

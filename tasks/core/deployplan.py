@@ -21,6 +21,7 @@ from tasks.core.deployspec import Desired
 
 FORKFLOW_TAG = "forkflow"
 TRIGGER_TAG_PREFIX = "forkflow-triggers="
+OWNER_TAG_PREFIX = "forkflow-deployment="
 
 UPDATABLE = ("entrypoint", "description", "version", "parameters", "parameter_openapi_schema",
              "enforce_parameter_schema", "tags", "work_pool_name", "work_queue_name", "job_variables",
@@ -162,6 +163,6 @@ def automation_body(deployment_id: str, name: str, index: int, automation: dict[
     body = dict(automation)
     body["name"] = body.get("name") if body.get("name") and "Automation for deployment" not in body["name"] \
         else f"{name}__trigger_{index}"
-    body["tags"] = sorted({*body.get("tags", []), FORKFLOW_TAG, TRIGGER_TAG_PREFIX + digest})
+    body["tags"] = sorted({*body.get("tags", []), FORKFLOW_TAG, TRIGGER_TAG_PREFIX + digest, OWNER_TAG_PREFIX + deployment_id})
     body["owner_resource"] = f"prefect.deployment.{deployment_id}"
     return body

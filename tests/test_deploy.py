@@ -1,0 +1,507 @@
+"""deploy and promote against a real Prefect server (started once per session).
+
+Writes are counted by a proxy in front of the server, not by forkflow's own
+counter; the server's `updated` timestamps are checked as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tasks.context import settings
+from tasks.core.deployspec import Context, Document, EnvironmentSettings, desired_deployment, parse_document
+from tasks.core.discovery import discover_source
+from tasks.core.errors import ConfigError, ForkflowError
+from tests.flows_repo import commit_all, flows_repo, unique_project, write_config
+from tests.helpers import free_port, have_program, need, run_doit
+from tests.prefect_proxy import PrefectProxy
+
+POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
+
+SPECS = {
+    "defaults": {
+        "tags": ["orbit"],
+        "job_variables": {"env": {"TEAM": "data"}},
+        "environments": {"prod": {"work_queue": "critical"}},
+    },
+    "flows": {
+        "hello": {
+            "description": "Say hello.",
+            "parameters": {"name": "orbit"},
+            "environments": {"prod": {"parameters": {"name": "production"}}},
+        },
+        "extract-orders": {
+            "parameters": {"limit": 10},
+            "schedules": [{"cron": "0 6 * * *", "timezone": "Europe/Berlin"}],
+        },
+        "daily-report": {
+            "schedules": [{"interval": 86400}, {"rrule": "FREQ=WEEKLY;BYDAY=MO"}],
+            "concurrency_limit": 1,
+        },
+    },
+}
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server (SQLite) for the whole session, with the work pools the tests use."""
+    from tasks.adapters import services as svc
+    from tasks.context import load_settings
+    from tasks.services import prefect_program, prepare, service_spec
+    from tests.conftest import demo_config_text
+
+    need(Path(prefect_program()).exists() or have_program("prefect"), "the prefect command")
+    folder = tmp_path_factory.mktemp("prefect-server")
+    config = folder / "pipeline.toml"
+    config.write_text(demo_config_text({"prefect": free_port(), "index": free_port(), "registry": free_port()}))
+    current = load_settings(config)
+    spec = service_spec(current, "prefect")
+    prepare(current, "prefect")
+    svc.start(spec)
+    api = spec.url + "/api"
+    try:
+        with httpx.Client(base_url=api + "/") as http:
+            for name, kind in POOLS.items():
+                http.post("work_pools/", json={"name": name, "type": kind}).raise_for_status()
+        yield api
+    finally:
+        svc.stop(spec)
+
+
+@pytest.fixture
+def proxy(prefect_api: str) -> Iterator[PrefectProxy]:
+    with PrefectProxy(prefect_api) as running:
+        yield running
+
+
+class Workspace:
+    """A flows repository, its pipeline.toml, and in-process runs of the flows/deploy/promote actions."""
+
+    def __init__(self, root: Path, api_url: str, monkeypatch: pytest.MonkeyPatch, specs: dict[str, Any] | None = None,
+                 files: dict[str, str] | None = None, **config: Any):
+        self.root = root
+        self.project = unique_project()
+        self.flows = flows_repo(root, files)
+        self.write_specs(SPECS if specs is None else specs)
+        commit_all(self.repo, "specs")
+        self.config = write_config(root, api_url, project=self.project, **config)
+        monkeypatch.setenv("FORKFLOW_CONFIG", str(self.config))
+        monkeypatch.delenv("FORKFLOW_DRY_RUN", raising=False)
+        monkeypatch.delenv("FORKFLOW_BRANCH", raising=False)
+        settings.cache_clear()
+
+    @property
+    def repo(self) -> Path:
+        return self.flows.parent
+
+    def write_specs(self, specs: dict[str, Any]) -> None:
+        (self.flows / "deployments.yaml").write_text(yaml.safe_dump(specs, sort_keys=False))
+
+    def deploy(self, **options: Any) -> dict[str, Any]:
+        from tasks.deploy import deploy_action
+        from tasks.flows import flows_action
+
+        flows_action()
+        deploy_action(**options)
+        return self.report("deploy")
+
+    def promote(self, **options: Any) -> dict[str, Any]:
+        from tasks.flows import flows_action
+        from tasks.promote import promote_action
+
+        flows_action()
+        promote_action(**options)
+        return self.report("promote")
+
+    def report(self, stage: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((self.root / ".forkflow" / "reports" / f"{stage}.json").read_text())
+        return loaded
+
+    def name(self, flow: str, env: str, branch: str = "release") -> str:
+        return f"{self.project}--{branch}--{flow}--{env}"
+
+
+@pytest.fixture
+def workspace_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    def make(api_url: str, **kwargs: Any) -> Workspace:
+        return Workspace(tmp_path, api_url, monkeypatch, **kwargs)
+
+    yield make
+    settings.cache_clear()
+
+
+def server_deployments(api: str, prefix: str) -> dict[str, dict[str, Any]]:
+    with httpx.Client(base_url=api + "/") as http:
+        found = http.post("deployments/filter", json={"deployments": {"name": {"like_": prefix}}}).json()
+    return {item["name"]: item for item in found}
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {entry["name"]: entry["status"] for entry in report["deployments"]}
+
+
+# ---------------------------------------------------------------- validation (no server)
+
+
+BAD_SPECS = {
+    "defaults": {"tags": ["orbit"], "environments": {"staging": {"paused": True}}},
+    "flows": {
+        "hello": {"paramters": {"name": "x"}, "parameters": {"colour": "red"}},
+        "nope": {"description": "not a flow"},
+        "extract-orders": {"schedules": [{"cron": "61 * * * *"}, {"interval": 60, "timezone": "Mars/Olympus"}]},
+        "daily-report": {"concurrency_limit": 0, "schedules": [{"cron": "* * * * *", "interval": 5}]},
+    },
+}
+
+
+def test_validation_names_every_problem_with_file_and_key_path(tmp_path: Path, workspace_factory: Any) -> None:
+    ws = workspace_factory("http://127.0.0.1:9/api", specs=BAD_SPECS)
+    with pytest.raises(ConfigError) as caught:
+        ws.deploy(validate_only=True)
+    message = str(caught.value)
+    assert str(ws.flows / "deployments.yaml") in message
+    for expected in [
+        "flows.hello.paramters: unknown key; allowed: entrypoint, description, parameters",
+        "flows.extract-orders.schedules.0.cron: bad cron '61 * * * *': minute: '61' is not in 0-59",
+        "flows.extract-orders.schedules.1.timezone: unknown timezone 'Mars/Olympus'",
+        "flows.daily-report.concurrency_limit",
+        "flows.daily-report.schedules.0: a schedule needs exactly one of cron, interval, rrule; got ['cron', 'interval']",
+    ]:
+        assert expected in message, expected
+    ws.write_specs({"defaults": BAD_SPECS["defaults"], "flows": {"hello": {"parameters": {"colour": "red"}},
+                                                                 "nope": {}}})
+    with pytest.raises(ConfigError) as caught:
+        ws.deploy(validate_only=True)
+    message = str(caught.value)
+    assert "flows.nope: no flow named 'nope' was found; flows: daily-report, extract-orders, hello" in message
+    assert "defaults.environments.staging: no such environment; configured in pipeline.toml: dev, prod" in message
+    assert ("flows.hello.parameters.colour: flow 'hello' (orbit_flows/hello.py:hello) does not take this parameter; "
+            "it takes: name") in message
+
+
+def test_bad_config_fails_cleanly_before_contacting_the_server(tmp_path: Path, workspace_factory: Any) -> None:
+    ws = workspace_factory("http://127.0.0.1:9/api", specs={"flows": {"hello": {"schedules": [{"cron": "0 0 * *"}]}}})
+    result = run_doit(ws.config, "deploy")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "flows.hello.schedules.0.cron: bad cron '0 0 * *': expected 5 fields" in output
+    assert "Traceback" not in output and "could not" not in output
+
+
+def test_a_broken_flow_file_stops_deploy_with_its_line(tmp_path: Path, workspace_factory: Any) -> None:
+    ws = workspace_factory("http://127.0.0.1:9/api", files={"orbit_flows/broken.py": "def x(:\n"})
+    with pytest.raises(ForkflowError, match=r"orbit_flows/broken.py:1: syntax error"):
+        ws.deploy()
+
+
+def test_layers_environment_overrides_and_fixed_fields() -> None:
+    flows = {}
+    for file in ("orbit_flows/hello.py", "orbit_flows/reports/daily_flow.py"):
+        found, _ = discover_source((Path(__file__).parent.parent / "examples/demo/upstream/flows" / file).read_text(), file)
+        flows[found[0].name] = found[0]
+    doc: Document = parse_document(SPECS, "deployments.yaml")
+    ctx = Context(project="orbit", branch="release", commit="c0ffee", version="1.2.3")
+    dev = EnvironmentSettings("dev", "http://x/api", "pool-dev", None, schedules=False)
+    prod = EnvironmentSettings("prod", "http://x/api", "pool-prod", None, schedules=True)
+    hello_dev = desired_deployment(doc, flows["hello"], dev, ctx)
+    hello_prod = desired_deployment(doc, flows["hello"], prod, ctx)
+    assert hello_dev.name == "orbit--release--hello--dev"
+    assert hello_dev.spec["parameters"] == {"name": "orbit"} and hello_prod.spec["parameters"] == {"name": "production"}
+    assert hello_prod.spec["work_pool_name"] == "pool-prod" and hello_prod.spec["work_queue_name"] == "critical"
+    assert hello_dev.spec["work_queue_name"] == "default"
+    assert hello_dev.spec["tags"] == ["orbit", "PACKAGE_VERSION=1.2.3", "COMMIT_HASH=c0ffee"]
+    assert hello_dev.spec["job_variables"] == {"env": {"TEAM": "data", "DEPLOYMENT_NAME": "orbit--release--hello--dev"}}
+    assert hello_dev.spec["version"] == "1.2.3" and "paused" not in hello_dev.spec
+    report_dev = desired_deployment(doc, flows["daily-report"], dev, ctx)
+    report_prod = desired_deployment(doc, flows["daily-report"], prod, ctx)
+    assert report_dev.spec["description"] == "Build the daily report.", "from FLOW_SPEC"
+    assert report_dev.spec["tags"][:2] == ["orbit", "reports"], "defaults and FLOW_SPEC tags add up"
+    assert [s["active"] for s in report_dev.spec["schedules"]] == [False, False], "schedules off outside prod"
+    assert [s["active"] for s in report_prod.spec["schedules"]] == [True, True]
+    assert report_prod.spec["schedules"][1]["schedule"]["rrule"].startswith("DTSTART:")
+    assert report_prod.spec["concurrency_limit"] == 1
+
+
+# ---------------------------------------------------------------- against the server
+
+
+@pytest.mark.services
+def test_first_deploy_creates_second_writes_nothing_then_one_change_one_write(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url, prod_branch="*")
+    first = ws.deploy()
+    flows = ("hello", "extract-orders", "daily-report")
+    expected = {ws.name(flow, env): "created" for flow in flows for env in ("dev", "prod")}
+    assert statuses(first) == expected
+    assert all(entry["id"] for entry in first["deployments"])
+    on_server = server_deployments(prefect_api, ws.project)
+    assert set(on_server) == set(expected)
+    hello = on_server[ws.name("hello", "prod")]
+    assert hello["job_variables"]["env"]["DEPLOYMENT_NAME"] == ws.name("hello", "prod")
+    assert hello["version"] == "0.1.0" and "PACKAGE_VERSION=0.1.0" in hello["tags"]
+    assert any(tag.startswith("COMMIT_HASH=") and len(tag) == len("COMMIT_HASH=") + 40 for tag in hello["tags"])
+    assert hello["parameters"] == {"name": "production"} and hello["work_queue_name"] == "critical"
+    extract = on_server[ws.name("extract-orders", "prod")]
+    assert extract["schedules"][0]["schedule"]["timezone"] == "Europe/Berlin" and extract["schedules"][0]["active"]
+    assert not on_server[ws.name("extract-orders", "dev")]["schedules"][0]["active"]
+    assert on_server[ws.name("daily-report", "dev")]["global_concurrency_limit"]["limit"] == 1
+
+    proxy.reset()
+    second = ws.deploy()
+    assert proxy.write_count() == 0, proxy.writes
+    assert set(statuses(second).values()) == {"unchanged"} and second["writes"] == 0
+    again = server_deployments(prefect_api, ws.project)
+    assert {n: d["updated"] for n, d in again.items()} == {n: d["updated"] for n, d in on_server.items()}
+
+    specs = json.loads(json.dumps(SPECS))
+    specs["flows"]["hello"]["environments"]["prod"]["parameters"]["name"] = "everyone"
+    ws.write_specs(specs)
+    proxy.reset()
+    third = ws.deploy()
+    changed = {name: status for name, status in statuses(third).items() if status != "unchanged"}
+    assert changed == {ws.name("hello", "prod"): "updated"}
+    assert proxy.writes == [("PATCH", f"/deployments/{hello['id']}")]
+    entry = next(e for e in third["deployments"] if e["name"] == ws.name("hello", "prod"))
+    assert entry["diff"] == ["parameters"]
+    assert server_deployments(prefect_api, ws.name("hello", "prod"))[ws.name("hello", "prod")]["parameters"] == {"name": "everyone"}
+
+
+@pytest.mark.services
+def test_deleted_or_edited_on_server_is_restored(proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url)
+    ws.deploy()
+    before = server_deployments(prefect_api, ws.project)
+    gone, edited = before[ws.name("hello", "dev")], before[ws.name("extract-orders", "dev")]
+    with httpx.Client(base_url=prefect_api + "/") as http:
+        http.delete(f"deployments/{gone['id']}").raise_for_status()
+        http.patch(f"deployments/{edited['id']}", json={"description": "edited by hand", "parameters": {"limit": 99},
+                                                        "tags": ["hand"]}).raise_for_status()
+    report = ws.deploy()
+    assert statuses(report)[ws.name("hello", "dev")] == "created"
+    entry = next(e for e in report["deployments"] if e["name"] == ws.name("extract-orders", "dev"))
+    assert entry["status"] == "updated" and entry["diff"] == ["description", "parameters", "tags"]
+    after = server_deployments(prefect_api, ws.project)
+    assert after[ws.name("extract-orders", "dev")]["parameters"] == {"limit": 10}
+    assert after[ws.name("extract-orders", "dev")]["description"] == "Pull the day's orders from the shop API."
+    proxy.reset()
+    ws.deploy()
+    assert proxy.write_count() == 0
+
+
+@pytest.mark.services
+def test_paused_by_a_person_stays_paused_unless_the_config_says(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url, prod_branch="release")
+    ws.deploy()
+    name = ws.name("extract-orders", "prod")
+    item = server_deployments(prefect_api, name)[name]
+    assert item["schedules"][0]["active"] and not item["paused"]
+    with httpx.Client(base_url=prefect_api + "/") as http:
+        http.post(f"deployments/{item['id']}/pause_deployment").raise_for_status()
+        http.patch(f"deployments/{item['id']}/schedules/{item['schedules'][0]['id']}", json={"active": False}).raise_for_status()
+    proxy.reset()
+    report = ws.deploy()
+    assert proxy.write_count() == 0 and statuses(report)[name] == "unchanged"
+    item = server_deployments(prefect_api, name)[name]
+    assert item["paused"] and not item["schedules"][0]["active"]
+
+    specs = json.loads(json.dumps(SPECS))
+    specs["flows"]["extract-orders"]["paused"] = False
+    ws.write_specs(specs)
+    report = ws.deploy()
+    assert statuses(report)[name] == "updated"
+    item = server_deployments(prefect_api, name)[name]
+    assert not item["paused"] and item["schedules"][0]["active"]
+
+    specs["flows"]["extract-orders"]["paused"] = True
+    ws.write_specs(specs)
+    ws.deploy()
+    item = server_deployments(prefect_api, name)[name]
+    assert item["paused"] and not item["schedules"][0]["active"]
+
+
+@pytest.mark.services
+def test_prune_lists_on_dry_run_and_deletes_only_this_branch_orphans(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = workspace_factory(proxy.url, files={"orbit_flows/old.py": "from prefect import flow\n\n@flow\ndef old_job():\n    pass\n"})
+    monkeypatch.setenv("FORKFLOW_BRANCH", "feature/x")
+    ws.deploy()
+    monkeypatch.delenv("FORKFLOW_BRANCH")
+    ws.deploy()
+    orphan, other_branch = ws.name("old-job", "dev"), ws.name("old-job", "dev", branch="feature-x")
+    assert {orphan, other_branch} <= set(server_deployments(prefect_api, ws.project))
+
+    (ws.flows / "orbit_flows" / "old.py").unlink()
+    commit_all(ws.repo, "drop old job")
+    kept = ws.deploy()
+    assert orphan not in statuses(kept), "without --prune nothing is deleted or reported as pruned"
+    assert orphan in server_deployments(prefect_api, ws.project)
+
+    proxy.reset()
+    dry = ws.deploy(prune=True, dry_run=True)
+    entry = next(e for e in dry["deployments"] if e["name"] == orphan)
+    assert entry["status"] == "skipped" and entry["would"] == "prune"
+    assert proxy.write_count() == 0 and orphan in server_deployments(prefect_api, ws.project)
+
+    pruned = ws.deploy(prune=True)
+    assert {n: s for n, s in statuses(pruned).items() if s != "unchanged"} == {orphan: "pruned"}
+    remaining = server_deployments(prefect_api, ws.project)
+    assert orphan not in remaining and other_branch in remaining
+
+
+@pytest.mark.services
+def test_rate_limited_writes_wait_for_retry_after(prefect_api: str, workspace_factory: Any) -> None:
+    with PrefectProxy(prefect_api, throttle_writes=3, retry_after="1") as throttling:
+        ws = workspace_factory(throttling.url)
+        report = ws.deploy()
+    assert len(throttling.throttled) == 3
+    assert report["retries"] >= 3, "each 429 was waited out and retried"
+    assert set(statuses(report).values()) == {"created"}
+    assert len(server_deployments(prefect_api, ws.project)) == 3
+
+
+@pytest.mark.services
+def test_triggers_become_automations_and_are_replaced_only_when_changed(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    specs = json.loads(json.dumps(SPECS))
+    trigger = {"type": "event", "expect": ["orbit.data.arrived"], "match": {"prefect.resource.id": "orbit.*"}}
+    specs["flows"]["hello"]["triggers"] = [trigger]
+    ws = workspace_factory(proxy.url, specs=specs)
+    ws.deploy()
+    deployment = server_deployments(prefect_api, ws.name("hello", "dev"))[ws.name("hello", "dev")]
+
+    def owned() -> list[dict[str, Any]]:
+        with httpx.Client(base_url=prefect_api + "/") as http:
+            found = http.post("automations/filter", json={}).json()
+        return [a for a in found if any(action.get("deployment_id") == deployment["id"] for action in a["actions"])]
+
+    first = owned()
+    assert len(first) == 1 and first[0]["trigger"]["expect"] == ["orbit.data.arrived"]
+    assert first[0]["actions"][0]["deployment_id"] == deployment["id"]
+    proxy.reset()
+    ws.deploy()
+    assert proxy.write_count() == 0
+    specs["flows"]["hello"]["triggers"][0]["expect"] = ["orbit.data.late"]
+    ws.write_specs(specs)
+    ws.deploy()
+    second = owned()
+    assert [a["trigger"]["expect"] for a in second] == [["orbit.data.late"]]
+
+
+@pytest.mark.services
+def test_promote_carries_image_and_code_version(proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url, pools=("ff-docker-dev", "ff-docker-prod"))
+    reports = ws.root / ".forkflow" / "reports"
+    write_image_report(reports, "sha256:" + "a" * 64)
+    dev = ws.deploy()
+    assert set(statuses(dev).values()) == {"created"}
+    hello_dev = server_deployments(prefect_api, ws.name("hello", "dev"))[ws.name("hello", "dev")]
+    assert hello_dev["job_variables"]["image"] == "127.0.0.1:5001/orbit-flows@sha256:" + "a" * 64
+    dev_commit = next(t for t in hello_dev["tags"] if t.startswith("COMMIT_HASH="))
+
+    pyproject = ws.flows / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+    commit_all(ws.repo, "bump flows to 0.2.0")
+    write_image_report(reports, "sha256:" + "b" * 64)
+
+    report = ws.promote(source="dev", target="prod", flows="hello,extract-orders")
+    assert report["version"] == "0.1.0"
+    assert statuses(report) == {ws.name("hello", "prod"): "created", ws.name("extract-orders", "prod"): "created"}
+    prod = server_deployments(prefect_api, ws.name("hello", "prod"))[ws.name("hello", "prod")]
+    assert prod["job_variables"]["image"] == hello_dev["job_variables"]["image"], "the tested image, not the newest build"
+    assert prod["version"] == "0.1.0" and "PACKAGE_VERSION=0.1.0" in prod["tags"] and dev_commit in prod["tags"]
+    assert prod["work_pool_name"] == "ff-docker-prod" and prod["parameters"] == {"name": "production"}
+    assert prod["job_variables"]["env"]["DEPLOYMENT_NAME"] == ws.name("hello", "prod")
+    extract = server_deployments(prefect_api, ws.name("extract-orders", "prod"))[ws.name("extract-orders", "prod")]
+    assert extract["schedules"][0]["active"], "the target environment's schedules"
+    proxy.reset()
+    again = ws.promote(source="dev", target="prod", flows="hello,extract-orders")
+    assert proxy.write_count() == 0 and set(statuses(again).values()) == {"unchanged"}
+
+
+def write_image_report(reports: Path, digest: str) -> None:
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "image.json").write_text(json.dumps({"images": [
+        {"python": "3.12", "flavor": "base", "tags": ["127.0.0.1:5001/orbit-flows:0.1.0-python3.12"],
+         "status": "built", "digest": digest}]}))
+
+
+@pytest.mark.services
+def test_promote_refuses_missing_source_and_mixed_versions(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    from tasks.deploy import deploy_action
+    from tasks.flows import flows_action
+
+    ws = workspace_factory(proxy.url)
+    with pytest.raises(ForkflowError, match=r"source deployments missing in dev: hello \(" + ws.name("hello", "dev")):
+        ws.promote(source="dev", target="prod", flows="hello")
+    ws.deploy()
+    pyproject = ws.flows / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.3.0"'))
+    commit_all(ws.repo, "bump")
+    flows_action()
+    deploy_action(only=("extract-orders", "dev"))
+    proxy.reset()
+    with pytest.raises(ForkflowError, match=r"do not share one code version \(extract-orders=0.3.0, hello=0.1.0\)"):
+        ws.promote(source="dev", target="prod", flows="hello,extract-orders")
+    assert proxy.write_count() == 0
+    with pytest.raises(ConfigError, match="--to 'qa' is not a configured environment"):
+        ws.promote(source="dev", target="qa")
+    assert ws.promote(source="dev", target="prod", flows="hello")["version"] == "0.1.0"
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_process_worker_runs_the_deployed_flow_with_its_deployment_name(prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(prefect_api, pools=("ff-e2e", "ff-prod"))
+    ws.deploy()
+    name = ws.name("hello", "dev")
+    deployment = server_deployments(prefect_api, name)[name]
+    with httpx.Client(base_url=prefect_api + "/") as http:
+        run = http.post(f"deployments/{deployment['id']}/create_flow_run", json={}).json()
+    worker = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "ff-e2e", "--run-once"],
+        env={**os.environ, "PREFECT_API_URL": prefect_api}, capture_output=True, text=True, timeout=300, cwd=ws.root)
+    output = worker.stdout + worker.stderr
+    with httpx.Client(base_url=prefect_api + "/") as http:
+        state = http.get(f"flow_runs/{run['id']}").json()["state"]
+    assert state["type"] == "COMPLETED", output
+    assert f"Hello, orbit from {name}" in output
+
+
+# ---------------------------------------------------------------- through doit
+
+
+@pytest.mark.services
+def test_doit_deploy_subtask_and_dry_run(proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url)
+    dry = run_doit(ws.config, "deploy", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"would create deployment {ws.name('hello', 'dev')!r}" in dry.stdout
+    assert proxy.write_count() == 0 and not server_deployments(prefect_api, ws.project)
+
+    listed = run_doit(ws.config, "list", "--all")
+    assert "deploy:hello--dev" in listed.stdout and "deploy:daily-report--dev" in listed.stdout
+    one = run_doit(ws.config, "deploy:hello--dev")
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert set(server_deployments(prefect_api, ws.project)) == {ws.name("hello", "dev")}
+
+    full = run_doit(ws.config, "deploy")
+    assert full.returncode == 0, full.stdout + full.stderr
+    report = ws.report("deploy")
+    assert statuses(report) == {ws.name("hello", "dev"): "unchanged", ws.name("extract-orders", "dev"): "created",
+                                ws.name("daily-report", "dev"): "created"}
+    assert "deploy: 2 created, 1 unchanged" in full.stdout
