@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any
 from doit import task_params
 
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
-from tasks.adapters.git import Git
+from tasks.adapters.git import Git, Layout
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.config import is_local_path
 from tasks.core.errors import CommandError, ForkflowError
@@ -179,8 +179,9 @@ class RunState:
     pushed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {item.name: getattr(self, item.name) for item in fields(self)}
         data["plan"] = self.plan.to_dict()
+        data["observed"] = asdict(self.observed)
         return data
 
     @classmethod
@@ -192,9 +193,10 @@ class RunState:
 
 
 def save_json(file: Path, data: dict[str, Any]) -> None:
+    """Write state atomically (compact: it is rewritten after every step)."""
     file.parent.mkdir(parents=True, exist_ok=True)
     temp = file.with_suffix(f".{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    temp.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
     temp.replace(file)
 
 
@@ -245,6 +247,7 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
         say(line)
     if nothing_moved(setup):
         say("nothing moved since the last sync: up to date")
+        state.main_new, state.release_new = state.plan.main.start, state.plan.release.start
         write_sync_report(setup, state, "up-to-date")
         return {"made": "up to date"}
     write_sync_report(setup, state, "skipped" if dry else "planned")
@@ -309,41 +312,54 @@ def plan_in_temporary_clone(setup: SyncSetup, upstream_heads: dict[str, str], or
         Git(Path(temp)).write("clone", "--quiet", "--no-checkout", setup.origin_url, str(scratch))
         git = Git(scratch, dry_run=True)
         tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads)
-        facts = gather_facts(git, setup, tips, {setup.main: None, setup.release: None})
-        return RunState(dry_run=True, plan=plan_sync(facts), observed=observed(setup, tips, {}),
+        nothing_local: dict[str, str | None] = {setup.main: None, setup.release: None}
+        facts = gather_facts(git, setup, tips, nothing_local)
+        return RunState(dry_run=True, plan=plan_sync(facts), observed=observed(setup, tips, nothing_local),
                         original_branch=setup.release, original_sha=None, cloned=True)
 
 
 def plan_clone(setup: SyncSetup, git: Git, upstream_heads: dict[str, str], origin_heads: dict[str, str],
                dry: bool, cloned: bool = False) -> RunState:
-    preflight(git, setup)
-    ensure_remotes(git, setup)
+    layout = preflight(git, setup)
+    remotes = git.remote_urls()
+    check_remotes(remotes, setup)
+    ensure_remotes(git, setup, remotes)
     if dry:
         tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads)
     else:
-        tips = fetch(git, setup, origin_heads)
-    locals_ = {name: git.rev(f"refs/heads/{name}") for name in (setup.main, setup.release)}
+        fetch(git, setup, origin_heads)
+    found = git.refs(*tracked_refs(setup), f"refs/heads/{BACKUP_PREFIX}*")
+    if not dry:
+        tips = tips_after_fetch(setup, found, origin_heads)
+    locals_ = {name: found.get(f"refs/heads/{name}") for name in (setup.main, setup.release)}
     facts = gather_facts(git, setup, tips, locals_)
     return RunState(dry_run=dry, plan=plan_sync(facts), observed=observed(setup, tips, locals_),
-                    original_branch=git.current_branch(), original_sha=git.rev("HEAD"), cloned=cloned,
-                    backups=git.branches(BACKUP_PREFIX + "*"))
+                    original_branch=layout.branch, original_sha=layout.head, cloned=cloned,
+                    backups=sorted(name.removeprefix("refs/heads/") for name in found if BACKUP_PREFIX in name))
 
 
-def preflight(git: Git, setup: SyncSetup) -> None:
+def tracked_refs(setup: SyncSetup) -> list[str]:
+    """The local branches and remote-tracking refs a sync reads."""
+    return [f"refs/heads/{setup.main}", f"refs/heads/{setup.release}",
+            f"refs/remotes/{UPSTREAM}/{setup.upstream_main}",
+            f"refs/remotes/{ORIGIN}/{setup.main}", f"refs/remotes/{ORIGIN}/{setup.release}"]
+
+
+def preflight(git: Git, setup: SyncSetup) -> Layout:
     """Checks that must all pass before anything changes; each failure names the fixing command."""
     fork = setup.fork
-    top = git.toplevel()
-    if top != fork.resolve():
-        inside = f" (it is inside the work tree of {top})" if top else ""
+    layout = git.layout()
+    if layout is None or layout.toplevel != fork.resolve():
+        inside = f" (it is inside the work tree of {layout.toplevel})" if layout else ""
         raise SyncError(
             f"{fork} is not a git clone{inside}",
             where=f"[fork] path in {setup.settings.config_file}",
             fix=f"move {fork} away so the sync clones the fork there, or point [fork] path at a clone",
         )
-    if git.is_shallow():
+    if layout.shallow:
         raise SyncError(f"{fork} is a shallow clone: rebasing needs the full history", where=str(fork),
                         fix=f"git -C {fork} fetch --unshallow origin")
-    operation = git.operation_in_progress()
+    operation = git.operation_in_progress(layout.git_dir)
     if operation:
         finish = "git bisect reset" if operation == "bisect" else f"git {operation} --continue` or `git {operation} --abort"
         raise SyncError(f"a {operation} is in progress in {fork}", where=str(fork),
@@ -357,11 +373,16 @@ def preflight(git: Git, setup: SyncSetup) -> None:
             fix=f"commit or stash them first: git -C {fork} stash push --include-untracked "
                 "(or add files that belong nowhere to .gitignore)",
         )
+    return layout
+
+
+def check_remotes(actual: dict[str, str], setup: SyncSetup) -> None:
+    """An existing remote must point where the config says; the sync never repoints one."""
+    fork = setup.fork
     for name, url in ((UPSTREAM, setup.upstream_url), (ORIGIN, setup.origin_url)):
-        actual = git.remote_url(name)
-        if actual and not same_remote(actual, url, fork):
+        if name in actual and not same_remote(actual[name], url, fork):
             raise SyncError(
-                f"remote {name!r} in {fork} points at {actual}, but [fork] {name} is {url}",
+                f"remote {name!r} in {fork} points at {actual[name]}, but [fork] {name} is {url}",
                 where=f"{fork} (remote {name}) and [fork] {name} in {setup.settings.config_file}",
                 fix=f"the sync never repoints a remote: if the config is right, run "
                     f"git -C {fork} remote set-url {name} {url}; otherwise correct [fork] {name}",
@@ -380,10 +401,10 @@ def normalized_remote(value: str, base: Path) -> str:
     return value.rstrip("/").removesuffix(".git")
 
 
-def ensure_remotes(git: Git, setup: SyncSetup) -> None:
-    """Add the remotes the clone lacks (existing ones were checked in pre-flight)."""
+def ensure_remotes(git: Git, setup: SyncSetup, existing: dict[str, str]) -> None:
+    """Add the remotes the clone lacks (existing ones were checked by check_remotes)."""
     for name, url in ((UPSTREAM, setup.upstream_url), (ORIGIN, setup.origin_url)):
-        if git.remote_url(name) is None:
+        if name not in existing:
             git.add_remote(name, url)
             if not git.dry_run:
                 say(f"added remote {name} -> {url}")
@@ -395,7 +416,7 @@ class Tips:
     origin: dict[str, str | None]
 
 
-def fetch(git: Git, setup: SyncSetup, origin_heads: dict[str, str]) -> Tips:
+def fetch(git: Git, setup: SyncSetup, origin_heads: dict[str, str]) -> None:
     """Fetch upstream's main with every tag, and origin's main and release branches."""
     upstream_ref = f"refs/remotes/{UPSTREAM}/{setup.upstream_main}"
     git.fetch_refs(UPSTREAM, [f"+refs/heads/{setup.upstream_main}:{upstream_ref}"], tags=True,
@@ -404,11 +425,14 @@ def fetch(git: Git, setup: SyncSetup, origin_heads: dict[str, str]) -> Tips:
     present = [name for name in (setup.main, setup.release) if name in origin_heads]
     if present:
         git.fetch_refs(ORIGIN, [f"+refs/heads/{name}:refs/remotes/{ORIGIN}/{name}" for name in present])
-    upstream = git.rev(upstream_ref)
-    assert upstream is not None
-    say(f"fetched {UPSTREAM} ({setup.upstream_main} {upstream[:10]}, tags) and {ORIGIN} ({', '.join(present) or 'no branches'})")
-    return Tips(upstream, {name: git.rev(f"refs/remotes/{ORIGIN}/{name}") if name in present else None
-                           for name in (setup.main, setup.release)})
+    say(f"fetched {UPSTREAM} ({setup.upstream_main}, tags) and {ORIGIN} ({', '.join(present) or 'no branches'})")
+
+
+def tips_after_fetch(setup: SyncSetup, found: dict[str, str], origin_heads: dict[str, str]) -> Tips:
+    """The remote-tracking refs the fetch just wrote (origin's branches only if origin has them)."""
+    return Tips(found[f"refs/remotes/{UPSTREAM}/{setup.upstream_main}"],
+                {name: found.get(f"refs/remotes/{ORIGIN}/{name}") if name in origin_heads else None
+                 for name in (setup.main, setup.release)})
 
 
 def fetch_for_dry_run(git: Git, setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str]) -> Tips:
@@ -417,9 +441,6 @@ def fetch_for_dry_run(git: Git, setup: SyncSetup, upstream_heads: dict[str, str]
     present = [name for name in (setup.main, setup.release) if name in origin_heads]
     if present:
         git.fetch_objects(setup.origin_url, [f"refs/heads/{name}" for name in present])
-    wanted = [upstream_heads[setup.upstream_main], *[origin_heads[name] for name in present]]
-    if any(git.rev(sha) is None for sha in wanted):
-        raise SyncError("a remote changed during the dry run", where=str(setup.fork), fix="run the dry run again")
     say(f"would fetch {UPSTREAM} (with tags) and {ORIGIN}; looked at their tips without moving a ref")
     return Tips(upstream_heads[setup.upstream_main], {name: origin_heads.get(name) for name in (setup.main, setup.release)})
 
@@ -429,10 +450,8 @@ def gather_facts(git: Git, setup: SyncSetup, tips: Tips, locals_: dict[str, str 
     main = branch_tips(git, setup.main, locals_[setup.main], tips.origin[setup.main])
     release = branch_tips(git, setup.release, locals_[setup.release], tips.origin[setup.release])
     main_start, release_start = start_tip(main, fork), start_tip(release, fork)
-    main_vs_upstream = Apart(*git.apart(main_start, tips.upstream_main))
-    release_vs_upstream = Apart(*git.apart(tips.upstream_main, release_start))
-    upstream_commits = commits(git, f"{main_start}..{tips.upstream_main}") if not main_vs_upstream.left else []
-    custom_commits = commits(git, f"{tips.upstream_main}..{release_start}") if release_vs_upstream.right else []
+    main_only, upstream_commits = sides(git, main_start, tips.upstream_main)
+    behind, custom_commits = sides(git, tips.upstream_main, release_start)
     return Facts(
         fork=fork,
         upstream_ref=f"{UPSTREAM}/{setup.upstream_main}",
@@ -441,11 +460,19 @@ def gather_facts(git: Git, setup: SyncSetup, tips: Tips, locals_: dict[str, str 
         release=release,
         main_start=main_start,
         release_start=release_start,
-        main_vs_upstream=main_vs_upstream,
-        release_vs_upstream=release_vs_upstream,
+        main_vs_upstream=Apart(len(main_only), len(upstream_commits)),
+        release_vs_upstream=Apart(len(behind), len(custom_commits)),
         upstream_commits=tuple(upstream_commits),
         custom_commits=tuple(custom_commits),
     )
+
+
+def sides(git: Git, left: str, right: str) -> tuple[list[Commit], list[Commit]]:
+    """Commits only on each side (one `git log`; none when both are the same commit)."""
+    if left == right:
+        return [], []
+    only_left, only_right = git.sides(left, right)
+    return [Commit(*c) for c in only_left], [Commit(*c) for c in only_right]
 
 
 def branch_tips(git: Git, name: str, local: str | None, origin: str | None) -> BranchTips:
@@ -489,9 +516,7 @@ def sync_main(setup: SyncSetup, state: RunState) -> str:
     move = state.plan.main
     new = move.target if move.action == "fast-forward" else move.start
     if not state.dry_run:
-        git = Git(setup.fork)
-        check_unmoved(git, move.name, move.old, setup)
-        move_branch(git, move.name, new, move.old)
+        move_branch(Git(setup.fork), move.name, new, move.old, state.original_branch)
     state.main_new = new
     would = "would move: " if state.dry_run else ""
     if move.action == "fast-forward":
@@ -508,14 +533,17 @@ def check_unmoved(git: Git, branch: str, seen: str | None, setup: SyncSetup) -> 
                         fix="run `doit sync` again: it plans from the branches as they are now")
 
 
-def move_branch(git: Git, branch: str, new: str, old: str | None) -> None:
-    """Fast-forward (or create) a branch; the checked-out one moves with its files."""
+def move_branch(git: Git, branch: str, new: str, old: str | None, checked_out: str | None) -> None:
+    """Fast-forward (or create) a branch; the checked-out one moves with its files.
+
+    Any other branch moves only if it is still where the fetch saw it (update-ref checks that).
+    """
     if new == old:
         return
-    if old is not None and git.current_branch() == branch:
+    if old is not None and checked_out == branch:
         git.fast_forward_checked_out(new)
     else:
-        git.update_branch(branch, new, old)
+        git.update_branch(branch, new, old, fix="the branch moved since the fetch; run `doit sync` again")
 
 
 def release_action(setup: SyncSetup) -> dict[str, str]:
@@ -525,8 +553,7 @@ def release_action(setup: SyncSetup) -> dict[str, str]:
 def dry_release(setup: SyncSetup, state: RunState) -> str:
     move = state.plan.release
     if move.action == "rebase":
-        existing = Git(setup.fork).branches(BACKUP_PREFIX + "*") if is_clone(setup.fork) else []
-        say(f"would create backup branch {backup_name(datetime.now(UTC), existing)} at {move.start[:10]}")
+        say(f"would create backup branch {backup_name(datetime.now(UTC), state.backups)} at {move.start[:10]}")
         return f"would rebase {len(state.plan.custom_commits)} custom commit(s) of {move.name} onto {move.target[:10]}"
     state.release_new = move.target
     if move.old == move.target:
@@ -539,32 +566,30 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         return dry_release(setup, state)
     git = Git(setup.fork)
     move = state.plan.release
-    check_unmoved(git, move.name, move.old, setup)
     if move.action != "rebase":
-        move_branch(git, move.name, move.target, move.old)
+        move_branch(git, move.name, move.target, move.old, state.original_branch)
         state.release_new = move.target
         return f"{move.name} -> {move.target[:10]}" if move.action == "fast-forward" else f"{move.name} up to date"
     if not git.knows_committer():
         fork = setup.fork
         raise SyncError("git has no committer identity, and rebasing writes commits", where=str(fork),
                         fix=f'git -C {fork} config user.name "Your Name" && git -C {fork} config user.email you@example.com')
-    state.backup = make_backup(git, move.start)
+    check_unmoved(git, move.name, move.old, setup)
+    state.backup = make_backup(git, move.start, state.backups)
     save_state(setup, state)
-    move_branch(git, move.name, move.start, move.old)
+    move_branch(git, move.name, move.start, move.old, state.original_branch)
     try:
         rebase_or_explain(git, setup, state)
     finally:
-        return_to_original(git, state)
-    new = git.rev(f"refs/heads/{move.name}")
-    assert new is not None
-    state.release_new = new
-    after = commits(git, f"{move.target}..{new}")
+        return_to_original(git, state, move.name)
+    after = commits(git, f"{move.target}..refs/heads/{move.name}")
+    state.release_new = after[-1].sha if after else move.target
     state.rebased = [asdict(item) for item in pair_rebased(list(state.plan.custom_commits), after)]
     return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
 
 
-def make_backup(git: Git, tip: str) -> str:
-    name = backup_name(datetime.now(UTC), git.branches(BACKUP_PREFIX + "*"))
+def make_backup(git: Git, tip: str, existing: list[str]) -> str:
+    name = backup_name(datetime.now(UTC), existing)
     git.create_branch(name, tip)
     say(f"backup branch {name} at {tip[:10]}")
     return name
@@ -578,7 +603,8 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> None:
         return
     stopped = git.rev("REBASE_HEAD")
     conflict = Conflict(Commit(stopped, git.subject(stopped)) if stopped else None, tuple(git.conflicted_files()))
-    if git.operation_in_progress() == "rebase":
+    layout = git.layout()
+    if layout and git.operation_in_progress(layout.git_dir) == "rebase":
         git.abort_rebase()
     now = git.rev(f"refs/heads/{move.name}")
     if now != move.start:
@@ -593,8 +619,9 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> None:
     raise conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint)
 
 
-def return_to_original(git: Git, state: RunState) -> None:
-    if git.current_branch() == state.original_branch and state.original_branch:
+def return_to_original(git: Git, state: RunState, rebased: str) -> None:
+    """After a rebase (done or aborted) HEAD is on the rebased branch; go back to where the user was."""
+    if state.original_branch == rebased:
         return
     if state.original_branch or state.original_sha:
         git.checkout(state.original_branch, state.original_sha)
@@ -663,7 +690,7 @@ def push_or_explain(git: Git, setup: SyncSetup, state: RunState, pushes: list[Pu
 
 
 def prune_backups(git: Git, setup: SyncSetup, state: RunState) -> None:
-    existing = git.branches(BACKUP_PREFIX + "*")
+    existing = sorted({*state.backups, *([state.backup] if state.backup else [])})
     doomed = backups_to_prune(existing, setup.keep_backups, protect=state.backup)
     for name in doomed:
         git.delete_branch(name)
@@ -671,6 +698,8 @@ def prune_backups(git: Git, setup: SyncSetup, state: RunState) -> None:
         say(f"pruned {len(doomed)} old backup branch(es), keeping {setup.keep_backups}: {', '.join(doomed)}")
     state.pruned = [] if state.dry_run else doomed
     state.backups = [name for name in existing if name not in doomed] if not state.dry_run else existing
+    if state.backups:
+        say(f"backup branches ({len(state.backups)}): {', '.join(state.backups)}")
 
 
 def after_sync(setup: SyncSetup, state: RunState) -> Stamp:
@@ -693,7 +722,7 @@ def changed_anything(state: RunState) -> bool:
 
 def write_sync_report(setup: SyncSetup, state: RunState, status: str, error: str | None = None) -> Path:
     plan = state.plan
-    upstream = [asdict(c) for c in plan.upstream_commits] if plan.main.action == "fast-forward" else []
+    upstream = [c.to_dict() for c in plan.upstream_commits] if plan.main.action == "fast-forward" else []
     data: dict[str, Any] = {
         "status": status,
         "dry_run": state.dry_run,
@@ -702,7 +731,7 @@ def write_sync_report(setup: SyncSetup, state: RunState, status: str, error: str
         "main": {"name": plan.main.name, "old": plan.main.start, "new": state.main_new, "action": plan.main.action,
                  "upstream_commits": upstream, "count": len(upstream)},
         "release": {"name": plan.release.name, "old": plan.release.start, "new": state.release_new,
-                    "action": plan.release.action, "custom_commits": [asdict(c) for c in plan.custom_commits],
+                    "action": plan.release.action, "custom_commits": [c.to_dict() for c in plan.custom_commits],
                     "rebased": state.rebased},
         "backup": state.backup,
         "backups": state.backups,

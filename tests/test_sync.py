@@ -279,6 +279,9 @@ def test_missing_remote_is_added_from_the_config(fork: Fork) -> None:
     fork.sync()
     assert git(fork.path, "remote", "get-url", "upstream") == str(fork.upstream)
     assert fork.report()["status"] == "updated"
+    assert git(fork.path, "symbolic-ref", "--short", "HEAD") == "main", "the clone had main checked out"
+    assert git(fork.path, "rev-parse", "HEAD") == git(fork.upstream, "rev-parse", "main")
+    assert git(fork.path, "status", "--porcelain") == "", "the checked-out main moved with its files"
 
 
 def test_remote_that_does_not_answer_stops_before_anything_changes(fork: Fork, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ dry-run mode reports "would run: git ..." and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.adapters.run import run
@@ -18,6 +19,17 @@ QUIET_CONFIG = (
     "-c", "tag.gpgsign=false",
     "-c", "init.defaultBranch=main",
 )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A clone as `git rev-parse` describes it."""
+
+    toplevel: Path
+    git_dir: Path
+    shallow: bool
+    branch: str | None
+    head: str
 
 
 class Git:
@@ -55,51 +67,69 @@ class Git:
         """The commit a ref or sha names, or None when there is no such commit here."""
         return self.read("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False) or None
 
+    def layout(self) -> Layout | None:
+        """Where the work tree and git folder are, whether the clone is shallow, and HEAD; None outside a clone."""
+        if not self.repo.is_dir():
+            return None
+        proc = run(["git", *QUIET_CONFIG, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--is-shallow-repository",
+                    "HEAD", "--symbolic-full-name", "HEAD"], cwd=self.repo, env=self.env, check=False)
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0 or len(lines) != 5:
+            return None
+        top, git_dir, shallow, head, head_ref = lines
+        branch = head_ref.removeprefix("refs/heads/") if head_ref.startswith("refs/heads/") else None
+        return Layout(Path(top).resolve(), Path(git_dir), shallow == "true", branch, head)
+
+    def refs(self, *patterns: str) -> dict[str, str]:
+        """Full ref name -> sha for the refs matching for-each-ref patterns."""
+        found = {}
+        for line in self.read("for-each-ref", "--format=%(refname) %(objectname)", *patterns).splitlines():
+            name, _, sha = line.partition(" ")
+            found[name] = sha
+        return found
+
+    def remote_urls(self) -> dict[str, str]:
+        """Remote name -> URL."""
+        found = {}
+        for line in self.read("config", "--get-regexp", r"^remote\..*\.url$", check=False).splitlines():
+            key, _, url = line.partition(" ")
+            found[key.removeprefix("remote.").removesuffix(".url")] = url
+        return found
+
     def apart(self, left: str, right: str) -> tuple[int, int]:
         """(commits only reachable from left, commits only reachable from right)."""
         only_left, only_right = self.read("rev-list", "--left-right", "--count", f"{left}...{right}").split()
         return int(only_left), int(only_right)
 
+    def sides(self, left: str, right: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(sha, subject) of the commits only on the left and only on the right, oldest first (one `git log`)."""
+        only_left: list[tuple[str, str]] = []
+        only_right: list[tuple[str, str]] = []
+        for line in reversed(self.read("log", "--left-right", "--format=%m %H %s", f"{left}...{right}").splitlines()):
+            side, _, rest = line.partition(" ")
+            sha, _, subject = rest.partition(" ")
+            (only_left if side == "<" else only_right).append((sha, subject))
+        return only_left, only_right
+
     def commits(self, revisions: str) -> list[tuple[str, str]]:
-        """(sha, subject) of each commit in a range such as `a..b`, oldest first, merges left out."""
+        """(sha, subject) of each commit in a range such as `a..b`, oldest first."""
         found = []
-        for line in self.read("log", "--reverse", "--no-merges", "--format=%H %s", revisions).splitlines():
+        for line in self.read("log", "--reverse", "--format=%H %s", revisions).splitlines():
             sha, _, subject = line.partition(" ")
             found.append((sha, subject))
         return found
-
-    def toplevel(self) -> Path | None:
-        """The top folder of the work tree containing `repo`, or None outside one."""
-        if not self.repo.is_dir():
-            return None
-        found = self.read("rev-parse", "--show-toplevel", check=False)
-        return Path(found).resolve() if found else None
-
-    def current_branch(self) -> str | None:
-        """The checked-out branch, or None when HEAD is detached."""
-        return self.read("symbolic-ref", "--quiet", "--short", "HEAD", check=False) or None
-
-    def remote_url(self, name: str) -> str | None:
-        return self.read("config", "--get", f"remote.{name}.url", check=False) or None
-
-    def branches(self, pattern: str = "*") -> list[str]:
-        """Local branch names matching a glob."""
-        return self.read("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}").split()
 
     def changes(self) -> list[str]:
         """`git status --porcelain` lines: staged, unstaged and untracked files that are not ignored."""
         status = run(["git", *QUIET_CONFIG, "status", "--porcelain", "--untracked-files=normal"], cwd=self.repo, env=self.env)
         return [line for line in status.stdout.splitlines() if line]
 
-    def operation_in_progress(self) -> str | None:
-        """The rebase, merge, cherry-pick, revert or bisect left unfinished here, if any."""
-        git_dir = Path(self.read("rev-parse", "--absolute-git-dir"))
+    @staticmethod
+    def operation_in_progress(git_dir: Path) -> str | None:
+        """The rebase, merge, cherry-pick, revert or bisect left unfinished in a git folder, if any."""
         markers = (("rebase-merge", "rebase"), ("rebase-apply", "rebase"), ("MERGE_HEAD", "merge"),
                    ("CHERRY_PICK_HEAD", "cherry-pick"), ("REVERT_HEAD", "revert"), ("BISECT_LOG", "bisect"))
         return next((name for marker, name in markers if (git_dir / marker).exists()), None)
-
-    def is_shallow(self) -> bool:
-        return self.read("rev-parse", "--is-shallow-repository") == "true"
 
     def conflicted_files(self) -> list[str]:
         return self.read("diff", "--name-only", "--diff-filter=U").splitlines()
@@ -114,9 +144,9 @@ class Git:
                 heads[wanted[ref]] = sha
         return heads
 
-    def update_branch(self, name: str, new: str, old: str | None) -> None:
+    def update_branch(self, name: str, new: str, old: str | None, *, fix: str | None = None) -> None:
         """Point a branch that is not checked out at `new`, only if it is still at `old` (None: must not exist)."""
-        self.write("update-ref", "-m", "forkflow: sync", f"refs/heads/{name}", new, old or "")
+        self.write("update-ref", "-m", "forkflow: sync", f"refs/heads/{name}", new, old or "", fix=fix)
 
     def fast_forward_checked_out(self, new: str) -> None:
         """Fast-forward the checked-out branch (and its files) to `new`; refuses anything else."""

@@ -34,6 +34,9 @@ class Commit:
     def line(self) -> str:
         return f"{self.sha[:10]} {self.subject}"
 
+    def to_dict(self) -> dict[str, str]:
+        return {"sha": self.sha, "subject": self.subject}
+
 
 @dataclass(frozen=True)
 class Apart:
@@ -132,7 +135,17 @@ class SyncPlan:
         return self.release.action == "rebase"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data (built by hand: `asdict` deep-copies every commit, slow for long histories)."""
+        return {
+            "upstream_ref": self.upstream_ref,
+            "upstream_main": self.upstream_main,
+            "main": asdict(self.main),
+            "release": asdict(self.release),
+            "origin_main": self.origin_main,
+            "origin_release": self.origin_release,
+            "upstream_commits": [c.to_dict() for c in self.upstream_commits],
+            "custom_commits": [c.to_dict() for c in self.custom_commits],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SyncPlan:
@@ -375,6 +388,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if report.get("backup"):
         lines.append(f"Backup branch: `{report['backup']}`")
+    if report.get("backups"):
+        lines.append("Backups kept: " + ", ".join(f"`{name}`" for name in report["backups"]))
     if report.get("pushed"):
         lines.append("Pushed: " + ", ".join(f"`{ref}`" for ref in report["pushed"]))
     return "\n".join(lines).rstrip() + "\n"
