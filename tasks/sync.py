@@ -237,6 +237,7 @@ def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:
     dry = setup.dry()
+    forget_last_run(setup)
     try:
         state = fetch_and_plan(setup, dry)
     except ForkflowError as err:
@@ -250,8 +251,13 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
         state.main_new, state.release_new = state.plan.main.start, state.plan.release.start
         write_sync_report(setup, state, "up-to-date")
         return {"made": "up to date"}
-    write_sync_report(setup, state, "skipped" if dry else "planned")
     return {"made": plan_summary(state.plan, dry)}
+
+
+def forget_last_run(setup: SyncSetup) -> None:
+    """No later task may follow an old plan, and no old report may pass for this run's."""
+    (setup.state_dir / "run.json").unlink(missing_ok=True)
+    (setup.settings.reports_dir / f"{STAGE}.json").unlink(missing_ok=True)
 
 
 def plan_summary(plan: SyncPlan, dry: bool) -> str:
