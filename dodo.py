@@ -19,7 +19,10 @@ except ConfigError as err:
 
 from tasks.checkout import task_checkout  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
+from tasks.deploy import task_deploy  # noqa: E402
+from tasks.flows import task_flows  # noqa: E402
 from tasks.image import task_image, task_image_base  # noqa: E402
+from tasks.promote import task_promote  # noqa: E402
 from tasks.publish import task_publish  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
@@ -34,9 +37,9 @@ DOIT_CONFIG = {
     "verbosity": 2,
     "action_string_formatting": "new",
     # `doit` with no arguments runs the whole pipeline, stage by stage.
-    "default_tasks": ["demo", "services", "sync", "image"],
+    "default_tasks": ["demo", "services", "sync", "version", "wheel", "publish", "image", "flows", "deploy"],
 }
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
            "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync",
-           "task_image", "task_image_base"]
+           "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base"]
