@@ -572,7 +572,7 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         return dry_release(setup, state)
     git = Git(setup.fork)
     move = state.plan.release
-    if move.action != "rebase":
+    if not state.plan.needs_backup:
         move_branch(git, move.name, move.target, move.old, state.original_branch)
         state.release_new = move.target
         return f"{move.name} -> {move.target[:10]}" if move.action == "fast-forward" else f"{move.name} up to date"

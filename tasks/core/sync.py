@@ -45,10 +45,6 @@ class Apart:
     left: int
     right: int
 
-    @property
-    def same(self) -> bool:
-        return self.left == 0 and self.right == 0
-
 
 @dataclass(frozen=True)
 class BranchTips:
@@ -112,10 +108,6 @@ class BranchMove:
     start: str
     action: Action
     target: str
-
-    @property
-    def changes(self) -> bool:
-        return self.action != "up-to-date" or self.old != self.start
 
 
 @dataclass(frozen=True)
