@@ -17,9 +17,12 @@ hash and the files it lists are unchanged.
 from __future__ import annotations
 
 import functools
+import gzip
+import io
 import json
 import os
 import shutil
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -141,10 +144,14 @@ def build_action(name: str) -> dict[str, str]:
     started = time.monotonic()
     work = current.state_dir / "build" / name
     source = stage_source(current, package, work / "src")
-    env = {**version_override(package, version, source), "SOURCE_DATE_EPOCH": commit_time(current)}
+    epoch = commit_time(current)
+    set_mtimes(source, int(epoch))
+    env = {**version_override(package, version, source), "SOURCE_DATE_EPOCH": epoch}
     isolated = not requirements_met(read_pyproject(source / "pyproject.toml").get("build-system", {}).get("requires", []))
     say(f"{name}: building {version} ({package.backend}{', isolated' if isolated else ''})")
     files = build_dists(source, work / "out", env, isolated)
+    for file in files:
+        normalize_sdist(file, int(epoch))
     verify(files, package.name, version)
     stamp = install_files(current, package, version, files)
     shutil.rmtree(work, ignore_errors=True)
@@ -169,6 +176,34 @@ def stage_source(current: Settings, package: Package, target: Path) -> Path:
 def commit_time(current: Settings) -> str:
     """The checkout's HEAD commit time: builds of the same inputs give the same bytes."""
     return Git(checkout_path(current)).read("log", "-1", "--format=%ct")
+
+
+def set_mtimes(folder: Path, epoch: int) -> None:
+    """Same file times on every build, so archives that record them come out the same."""
+    for path in folder.rglob("*"):
+        os.utime(path, (epoch, epoch), follow_symlinks=False)
+
+
+def normalize_sdist(file: Path, epoch: int) -> None:
+    """Rewrite an sdist so its bytes depend only on its contents (setuptools stamps the current
+    time on the files it generates and in the gzip header)."""
+    if not file.name.endswith(".tar.gz"):
+        return
+    members = []
+    with tarfile.open(file, "r:gz") as archive:
+        for member in archive.getmembers():
+            data = archive.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            members.append((member, data))
+    temp = file.with_suffix(".normalized")
+    with temp.open("wb") as raw, gzip.GzipFile(filename=file.name[:-3], mode="wb", fileobj=raw, mtime=epoch) as zipped:
+        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for member, data in sorted(members, key=lambda item: item[0].name):
+                member.mtime = min(int(member.mtime), epoch)
+                member.uid = member.gid = 0
+                member.uname = member.gname = ""
+                member.pax_headers = {}
+                archive.addfile(member, io.BytesIO(data) if data is not None else None)
+    temp.replace(file)
 
 
 def version_override(package: Package, version: str, source: Path) -> dict[str, str]:
