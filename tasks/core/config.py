@@ -129,6 +129,7 @@ class Flows(Section):
                               description="deployment names; fields {project} {branch} {flow} {env}")
     concurrency: int = Field(default=8, ge=1, le=64, description="API writes in flight at once")
     worker_path: str | None = Field(default=None, description="the flows folder as process workers see it (default: path)")
+    verify_after: int = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
 
     @field_validator("name_pattern")
     @classmethod
