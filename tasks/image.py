@@ -259,13 +259,15 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
     image, how = find_or_build(current, plan, planned, client, digest_of_inputs, record)
     record.update(image_id=image, status="built" if how == "built" else "up-to-date",
                   reason="; ".join(reasons) if how == "built" and reasons else how)
+    started = time.monotonic()
     smoke_test(current, client, planned, image)
-    record["smoke"] = "passed"
+    record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
     for tag in spec.tags:
         docker_adapter.tag_image(client, image, spec.repository, tag)
     if auth:
+        started = time.monotonic()
         record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in spec.tags}
-        record["digest"] = next(iter(record["pushed"].values()), None)
+        record.update(digest=next(iter(record["pushed"].values()), None), push_seconds=round(time.monotonic() - started, 2))
     target = core.push_target(spec, images.push)
     save_state(current, spec.key, {"inputs": built_inputs, "input_hash": digest_of_inputs, "image_id": image,
                                    "target": target, "pushed": record.get("pushed", {}), "build_tag": record.get("build_tag")})

@@ -50,9 +50,13 @@ def find_interpreter(root: Path, python: str) -> Path | None:
 
 
 def write_rootfs(interpreter: Path, python: str, target: Path) -> Rootfs:
-    """Write the tarball for `interpreter` (a folder like ~/.pyenv/versions/3.12.1) to `target`."""
+    """Write the tarball for `interpreter` (a folder like ~/.pyenv/versions/3.12.1) to `target`.
+
+    The interpreter's own ELF files are stripped of symbols when `strip` is installed, as the
+    official images are (they link with --strip-all): libpython shrinks from ~30 MB to ~7 MB.
+    """
     summary = Rootfs(interpreter, interpreter.name)
-    writer = TarWriter(target)
+    writer = TarWriter(target, strip=shutil.which("strip"))
     try:
         binaries = add_interpreter(writer, interpreter, python)
         shell_files = add_shell(writer, summary)
@@ -74,7 +78,7 @@ def add_interpreter(writer: TarWriter, interpreter: Path, python: str) -> list[P
         if entry.is_symlink():
             writer.symlink(arcname, os.readlink(entry))
         elif is_elf(entry):
-            writer.file(entry, arcname)
+            writer.file(entry, arcname, elf=True)
             elves.append(entry)
         else:
             text = entry.read_text(encoding="utf-8", errors="surrogateescape")
@@ -88,14 +92,15 @@ def add_interpreter(writer: TarWriter, interpreter: Path, python: str) -> list[P
         if path.is_symlink():
             writer.symlink(arcname, os.readlink(path))
             continue
-        writer.file(path, arcname)
-        if path.name.endswith(".so"):
+        is_library = path.name.endswith(".so")
+        writer.file(path, arcname, elf=is_library)
+        if is_library:
             elves.append(path)
     for lib in sorted((interpreter / "lib").glob("libpython*.so*")):
         if lib.is_symlink():
             writer.symlink(rules.PREFIX / "lib" / lib.name, os.readlink(lib))
         else:
-            writer.file(lib, rules.PREFIX / "lib" / lib.name)
+            writer.file(lib, rules.PREFIX / "lib" / lib.name, elf=True)
     return elves
 
 
@@ -187,14 +192,17 @@ def chunks(items: list[Path], size: int) -> list[list[Path]]:
 class TarWriter:
     """A tar file of a root filesystem: root-owned entries, parent folders added once."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, strip: str | None = None):
         self.tar = tarfile.open(target, "w")
+        self.strip = strip
+        self.scratch = target.with_name(target.name + ".strip")
         self.seen: set[str] = set()
         self.files = 0
         self.bytes = 0
 
     def close(self) -> None:
         self.tar.close()
+        self.scratch.unlink(missing_ok=True)
 
     def parents(self, arcname: PurePosixPath) -> None:
         for parent in reversed(arcname.parents):
@@ -209,13 +217,17 @@ class TarWriter:
         self.tar.addfile(info)
         self.seen.add(str(arcname))
 
-    def file(self, source: Path, arcname: PurePosixPath) -> None:
+    def file(self, source: Path, arcname: PurePosixPath, elf: bool = False) -> None:
         if str(arcname) in self.seen:
             return
         self.parents(arcname)
+        mode = source.stat().st_mode
+        if elf and self.strip and run([self.strip, "--strip-unneeded", "-o", self.scratch, source], check=False).returncode == 0:
+            source = self.scratch
         stat = source.stat()
-        info = self.info(arcname, tarfile.REGTYPE, stat.st_mode & 0o7777)
+        info = self.info(arcname, tarfile.REGTYPE, mode & 0o7777)
         info.size = stat.st_size
+        info.mtime = int(stat.st_mtime)
         with source.open("rb") as handle:
             self.tar.addfile(info, handle)
         self.seen.add(str(arcname))

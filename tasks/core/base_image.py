@@ -4,9 +4,11 @@ Where no `python:<v>-slim` can be pulled, `image-base` imports a root
 filesystem holding a local interpreter (for example pyenv's
 `~/.pyenv/versions/3.12.1`) laid out like the official image: the
 interpreter under /usr/local, its shared libraries where the dynamic loader
-looks, /bin/sh, and pip. What the official images strip (test suites, byte
-code, the static libpython) is left out here too, and so are tkinter and
-IDLE, which need X11.
+looks, /bin/sh, and pip. What the official images strip (test suites, the static
+libpython) is left out here too, and so are tkinter and IDLE, which need
+X11. Unlike the official images, the compiled byte code is kept (file times
+are preserved so it stays valid): without it every `pip install` step of a
+build spends seconds compiling pip again.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import re
 from pathlib import PurePosixPath
 
 PREFIX = PurePosixPath("usr/local")
-SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__", "idlelib", "tkinter", "turtledemo"})
-SKIP_SUFFIXES = (".pyc", ".pyo", ".a")
+SKIP_DIRS = frozenset({"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo"})
+SKIP_SUFFIXES = (".pyo", ".a")
 KEEP_SITE_PACKAGES = ("pip",)
 MERGED_USR = {"bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib", "lib64": "usr/lib64"}
 ROOT_FILES = {
@@ -31,7 +33,7 @@ def keep_stdlib_file(relative: PurePosixPath) -> bool:
     parts = relative.parts
     if any(part in SKIP_DIRS for part in parts[:-1]):
         return False
-    if relative.name.endswith(SKIP_SUFFIXES):
+    if relative.name.endswith(SKIP_SUFFIXES) or (relative.name.endswith(".pyc") and ".opt-" in relative.name):
         return False
     if "_tkinter" in relative.name:
         return False

@@ -1,0 +1,138 @@
+"""Images for 2 Python versions x 2 flavors (base, kubernetes): what incremental builds save.
+
+Everything is real: the Docker engine, base images made from local
+interpreters (made before timing, as `doit image-base` would), a local
+docker-registry with htpasswd auth, `doit image` run as a command. The
+wheels are tiny ones written for the run (orbit in every image, orbit-aws
+only in the kubernetes flavor), unique per run so the first run really builds.
+
+Cases:
+
+- second run with no change vs the first run: whole `doit image` commands.
+  The target is zero builds (checked in the report) and a small ratio.
+- Docker work in that no-op run: the up-to-date checks doit makes for the
+  four images, timed in this process (a ping, the base image lookups, the
+  image lookups). Target: under 1 s.
+- one wheel changed (orbit-aws: only the kubernetes images hold it) vs the
+  first run, which built all four images.
+
+Run alone with `python -m bench.image`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import Result, print_results, stopwatch
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHONS = ("3.11", "3.12")
+
+
+def run_doit(config: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "FORKFLOW_CONFIG": str(config), **env}
+    result = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+                            env=full, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"doit {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def statuses(config: Path) -> dict[str, str]:
+    data = json.loads((config.parent / ".forkflow" / "reports" / "image.json").read_text())
+    return {item["name"]: item["status"] for item in data["images"]}
+
+
+def start_registry(folder: Path) -> tuple[Any, dict[str, str]]:
+    from tasks.adapters import services as svc
+    from tasks.context import load_settings
+    from tasks.credentials import local_credentials
+    from tasks.services import prepare, service_spec
+    from tests.helpers import free_port
+
+    config = folder / "registry.toml"
+    config.write_text(f'[project]\nname = "bench"\n[services.registry]\nport = {free_port()}\n'
+                      f'[services.index]\nport = {free_port()}\n[services.prefect]\nport = {free_port()}\n')
+    current = load_settings(config)
+    prepare(current, "registry")
+    spec = service_spec(current, "registry")
+    svc.start(spec)
+    creds = local_credentials(current.services_dir / "registry", "registry")
+    env = {"FORKFLOW_REGISTRY_USERNAME": creds.username, "FORKFLOW_REGISTRY_PASSWORD": creds.password}
+    return spec, {"address": f"127.0.0.1:{spec.port}", **env}
+
+
+def packages(tag: str, aws: str = "") -> list[Any]:
+    from tests.image_helpers import TinyPackage
+
+    return [TinyPackage("orbit", "1.0.1", "core", f'RUN = "{tag}"'),
+            TinyPackage("orbit-aws", "0.2.0", "integration", f'RUN = "{tag}"\n{aws}', ["orbit>=1.0.0"])]
+
+
+def noop_docker_seconds(config: Path) -> float:
+    """The up-to-date checks of a no-op run, as doit makes them, timed here."""
+    os.environ["FORKFLOW_CONFIG"] = str(config)
+    from tasks import image
+    from tasks.context import settings
+
+    settings.cache_clear()
+    current = settings()
+    keys = [f"{python}-{flavor}" for python in PYTHONS for flavor in ("base", "kubernetes")]
+    with stopwatch() as elapsed:
+        results = [image.image_is_current(None, image.saved_values(image.read_state(current, key)), key) for key in keys]
+    if not all(results):
+        raise RuntimeError(f"expected every image up to date, got {dict(zip(keys, results, strict=True))}")
+    return elapsed()
+
+
+def run() -> list[Result]:
+    from tests.image_helpers import image_config_text, write_wheel_set
+
+    tag = uuid.uuid4().hex[:10]
+    with tempfile.TemporaryDirectory(prefix="forkflow-bench-image-") as temp:
+        folder = Path(temp)
+        spec, registry = start_registry(folder)
+        env = {k: v for k, v in registry.items() if k != "address"}
+        try:
+            config = folder / "pipeline.toml"
+            config.write_text(image_config_text(registry["address"], f"bench{tag}/orbit", python=PYTHONS))
+            state = folder / ".forkflow"
+            write_wheel_set(state, packages(tag))
+            run_doit(config, "image-base", env=env)
+
+            with stopwatch() as first:
+                run_doit(config, "image", env=env)
+            assert set(statuses(config).values()) == {"built"}
+            with stopwatch() as second:
+                run_doit(config, "image", env=env)
+            noop = statuses(config)
+            builds = sum(1 for status in noop.values() if status == "built")
+            docker_seconds = noop_docker_seconds(config)
+
+            write_wheel_set(state, packages(tag, aws="REGION = 'eu'"))
+            with stopwatch() as one_wheel:
+                run_doit(config, "image", env=env)
+            rebuilt = sorted(k for k, v in statuses(config).items() if v == "built")
+        finally:
+            from tasks.adapters import services as svc
+
+            svc.stop(spec)
+    return [
+        Result("image: second run, no change, vs first run (2 Pythons x 2 flavors)", second(), first(), "ratio < 0.1, 0 builds",
+               f"{builds} builds in the second run; first run built and pushed 4 images"),
+        Result("image: docker work in the no-op run (4 up-to-date checks)", docker_seconds, 1.0, "< 1 s",
+               "baseline is the 1 s budget"),
+        Result("image: one wheel changed vs first run", one_wheel(), first(), "ratio < 0.7",
+               f"rebuilt {', '.join(rebuilt)} (the images holding orbit-aws), from cached layers below the extras"),
+    ]
+
+
+if __name__ == "__main__":
+    print_results(run())

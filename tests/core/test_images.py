@@ -1,0 +1,179 @@
+"""Image plans as data: the tag scheme, wheel selection, input hashing and rebuild reasons."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tasks.core import images as core
+from tasks.core.config import ImageTags, parse_config
+from tasks.core.errors import ConfigError, ForkflowError
+
+RULES = core.TagRules(ImageTags().always, ImageTags().release, ImageTags().release_default_python, ImageTags().dev)
+SHA = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+
+
+def tags(version: str, python: str, flavor: str, revision: str = SHA) -> list[str]:
+    return list(core.tags_for(RULES, version, python, flavor, "3.12", revision))
+
+
+def test_release_tags_follow_prefects_scheme() -> None:
+    assert tags("3.1.5", "3.12", "base") == ["3.1.5-python3.12", "3.1-python3.12", "3-python3.12", "3-latest"]
+    assert tags("3.1.5", "3.12", "kubernetes") == [
+        "3.1.5-python3.12-kubernetes", "3.1-python3.12-kubernetes", "3-python3.12-kubernetes", "3-latest-kubernetes"]
+    assert tags("3.1.5", "3.12", "conda") == [
+        "3.1.5-python3.12-conda", "3.1-python3.12-conda", "3-python3.12-conda", "3-latest-conda"]
+    assert tags("3.1.5", "3.11", "base") == ["3.1.5-python3.11", "3.1-python3.11", "3-python3.11"]
+    assert tags("3.1.5", "3.11", "kubernetes") == [
+        "3.1.5-python3.11-kubernetes", "3.1-python3.11-kubernetes", "3-python3.11-kubernetes"]
+
+
+def test_prerelease_gets_only_its_version_tag() -> None:
+    assert tags("3.2.0rc1", "3.12", "base") == ["3.2.0rc1-python3.12"]
+    assert tags("3.2.0rc1", "3.11", "kubernetes") == ["3.2.0rc1-python3.11-kubernetes"]
+    assert tags("0.28.0b2", "3.12", "conda") == ["0.28.0b2-python3.12-conda"]
+
+
+def test_dev_build_gets_a_sha_tag() -> None:
+    assert tags("3.2.0.dev3", "3.12", "base") == ["3.2.0.dev3-python3.12", "sha-1a2b3c4-python3.12"]
+    assert tags("3.2.0.dev3", "3.11", "kubernetes") == [
+        "3.2.0.dev3-python3.11-kubernetes", "sha-1a2b3c4-python3.11-kubernetes"]
+    assert tags("3.8.3+12.g1a2b3c4.dirty", "3.12", "base") == [
+        "3.8.3-12.g1a2b3c4.dirty-python3.12", "sha-1a2b3c4-python3.12"]
+    assert tags("3.2.0.dev3", "3.12", "base", revision="") == ["3.2.0.dev3-python3.12"]
+
+
+def test_version_kinds() -> None:
+    assert core.version_kind("1.0.0") == "release"
+    assert core.version_kind("1.0.0rc1") == "prerelease"
+    assert core.version_kind("1.0.0a1") == "prerelease"
+    assert core.version_kind("1.0.0.dev1") == "dev"
+    assert core.version_kind("1.0.0+3.gabc") == "dev"
+    assert core.version_kind("not a version") == "dev"
+
+
+def test_tag_scheme_is_configurable() -> None:
+    config = parse_config({"project": {"name": "orbit"}, "images": {
+        "registry": "r", "tags": {"release_default_python": ["latest{flavor}"], "always": ["v{version}-py{python}{flavor}"]}}},
+        "pipeline.toml")
+    assert config.images is not None
+    scheme = config.images.tags
+    rules = core.TagRules(scheme.always, scheme.release, scheme.release_default_python, scheme.dev)
+    assert core.tags_for(rules, "2.0.0", "3.12", "kubernetes", "3.12", SHA) == (
+        "v2.0.0-py3.12-kubernetes", "2.0-python3.12-kubernetes", "2-python3.12-kubernetes", "latest-kubernetes")
+
+
+def test_unknown_tag_field_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"project": {"name": "orbit"}, "images": {"registry": "r", "tags": {"dev": ["sha-{commit}"]}}},
+                     "pipeline.toml")
+    assert "images.tags.dev" in str(caught.value) and "unknown tag fields ['commit']" in str(caught.value)
+
+
+def test_extra_packages_keys_are_flavors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"project": {"name": "orbit"}, "images": {"registry": "r", "extra_packages": {"gpu": ["x"]}}},
+                     "pipeline.toml")
+    assert "images.extra_packages" in str(caught.value) and "'gpu'" in str(caught.value)
+
+
+WHEELS = [
+    core.Wheel("orbit", "1.0.1", "core", "orbit-1.0.1-py3-none-any.whl", "/d/orbit.whl", "a" * 64),
+    core.Wheel("orbit-client", "1.0.1", "client", "orbit_client-1.0.1-py3-none-any.whl", "/d/c.whl", "b" * 64),
+    core.Wheel("orbit-aws", "0.2.0", "integration", "orbit_aws-0.2.0-py3-none-any.whl", "/d/aws.whl", "c" * 64),
+    core.Wheel("orbit-flows", "0.1.0", "flows", "orbit_flows-0.1.0-py3-none-any.whl", "/d/f.whl", "d" * 64),
+]
+
+
+def test_default_packages_are_core_and_integrations() -> None:
+    chosen = core.select_wheels(WHEELS, None, "[images] packages", "wheel.json")
+    assert [w.name for w in chosen] == ["orbit", "orbit-aws"]
+    assert [w.name for w in core.select_wheels(WHEELS, ["orbit_flows", "Orbit"], "x", "wheel.json")] == ["orbit-flows", "orbit"]
+
+
+def test_unknown_package_names_what_is_available() -> None:
+    with pytest.raises(ForkflowError) as caught:
+        core.select_wheels(WHEELS, ["orbit-kubernetes"], "[images] extra_packages.kubernetes", "wheel.json")
+    message = str(caught.value)
+    assert "orbit-kubernetes not among the wheels in wheel.json" in message
+    assert "available: orbit, orbit-aws, orbit-client, orbit-flows" in message
+
+
+def test_wheel_report_must_have_packages() -> None:
+    with pytest.raises(ForkflowError):
+        core.wheels_from_report({"files": []}, "wheel.json")
+    found = core.wheels_from_report({"packages": [{"name": "orbit", "version": "1.0.1", "kind": "core", "files": [
+        {"name": "orbit-1.0.1.tar.gz", "path": "/x", "sha256": "0"},
+        {"name": "orbit-1.0.1-py3-none-any.whl", "path": "/y", "sha256": "1"}]}]}, "wheel.json")
+    assert [(w.file, w.path) for w in found] == [("orbit-1.0.1-py3-none-any.whl", "/y")]
+
+
+def test_third_party_requirements_leave_out_the_project_and_extras() -> None:
+    found = core.third_party_requirements({
+        "orbit-aws": ["orbit>=1.0.0", "boto3>=1.34", 'moto; extra == "test"'],
+        "orbit": ["httpx>=0.27", 'tomli; python_version < "3.11"', "boto3>=1.34"],
+    }, ["orbit", "orbit-aws"])
+    assert found == ("boto3>=1.34", "httpx>=0.27", 'tomli; python_version < "3.11"')
+    assert core.requirement_names(found) == ["boto3", "httpx", "tomli"]
+
+
+def spec(wheels: tuple[core.Wheel, ...] = (WHEELS[0],), base: str = "python:3.12-slim") -> core.ImageSpec:
+    return core.ImageSpec("3.12", "base", base, "1.0.1", wheels, (), (), ("1.0.1-python3.12",), "r/orbit",
+                          {"BASE_IMAGE": base, "PYTHON_VERSION": "3.12"})
+
+
+def test_input_hash_changes_with_each_input_and_reasons_say_why() -> None:
+    first = core.build_inputs(spec(), "FROM x\n", "sha256:base1")
+    assert core.input_hash(first) == core.input_hash(core.build_inputs(spec(), "FROM x\n", "sha256:base1"))
+    assert core.rebuild_reasons(None, first) == ["never built"]
+    assert core.rebuild_reasons(first, first) == []
+
+    changed_wheel = core.Wheel("orbit", "1.0.1", "core", WHEELS[0].file, "/d/orbit.whl", "e" * 64)
+    variants = {
+        "Dockerfile changed": core.build_inputs(spec(), "FROM y\n", "sha256:base1"),
+        "wheel changed: orbit-1.0.1-py3-none-any.whl (aaaaaaaa -> eeeeeeee)":
+            core.build_inputs(spec((changed_wheel,)), "FROM x\n", "sha256:base1"),
+        "base image python:3.12-slim changed (base1 -> base2)": core.build_inputs(spec(), "FROM x\n", "sha256:base2"),
+        "wheel added: orbit_aws-0.2.0-py3-none-any.whl": core.build_inputs(spec((WHEELS[0], WHEELS[2])), "FROM x\n",
+                                                                           "sha256:base1"),
+    }
+    for reason, inputs in variants.items():
+        assert core.input_hash(inputs) != core.input_hash(first)
+        assert any(found.startswith(reason) for found in core.rebuild_reasons(first, inputs)), reason
+
+
+def test_push_reasons_name_new_tags() -> None:
+    before = core.push_target(spec(), True)
+    after = {**before, "tags": ["1.0.1-python3.12", "1-latest"]}
+    assert core.push_reasons(before, after) == ["new tags: 1-latest"]
+    assert core.push_reasons(before, before) == []
+
+
+def test_top_level_modules_from_wheel_paths() -> None:
+    names = ["orbit/__init__.py", "orbit/cli/__init__.py", "orbit-1.0.1.dist-info/METADATA", "six.py",
+             "_speedups.cpython-312-x86_64-linux-gnu.so", "orbit-1.0.1.data/scripts/x"]
+    assert core.top_level_modules(names) == ["_speedups", "orbit", "six"]
+
+
+def test_label_instruction_is_one_step() -> None:
+    text = core.label_instruction({"b": 'say "hi"', "a": "1"})
+    assert text == 'LABEL "a"="1" \\\n      "b"="say \\"hi\\""\n'
+
+
+def test_smoke_script_reports_every_miss() -> None:
+    """Run the smoke script here: pytest's own version passes, a wrong version and a missing package fail."""
+    version = pytest.__version__
+    python = "%d.%d" % sys.version_info[:2]
+    script = core.smoke_script(python, [("pytest", version, ["pytest"]), ("pytest", "0.0.1", []),
+                                        ("no-such-dist", "1", ["no_such_module"])])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"pytest {version}" in result.stdout
+    assert f"FAILED: pytest {version}, expected 0.0.1" in result.stdout
+    assert "FAILED: no-such-dist is not installed" in result.stdout
+    import os
+
+    if os.getuid() == 0:
+        assert "FAILED: runs as root" in result.stdout

@@ -1,0 +1,94 @@
+"""Tiny wheels and a wheel.json like the wheel stage writes, for image tests and the image benchmark."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.helpers import free_port
+
+
+@dataclass
+class TinyPackage:
+    """A distribution with one import package whose __init__ holds `body`."""
+
+    name: str
+    version: str
+    kind: str
+    body: str = ""
+    requires: list[str] = field(default_factory=list)
+
+    @property
+    def module(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def wheel_name(self) -> str:
+        return f"{self.module}-{self.version}-py3-none-any.whl"
+
+
+def write_wheel(package: TinyPackage, folder: Path) -> Path:
+    """A valid pure-Python wheel with fixed timestamps (same input, same bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{package.module}-{package.version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {package.name}\nVersion: {package.version}\n"
+    metadata += "".join(f"Requires-Dist: {line}\n" for line in package.requires)
+    files = {
+        f"{package.module}/__init__.py": f'__version__ = "{package.version}"\n{package.body}\n',
+        f"{info}/METADATA": metadata,
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: forkflow-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{name},sha256={record_hash(text)},{len(text.encode())}\n" for name, text in files.items())
+    files[f"{info}/RECORD"] = record + f"{info}/RECORD,,\n"
+    target = folder / package.wheel_name
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), text)
+    return target
+
+
+def record_hash(text: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_wheel_set(state_dir: Path, packages: list[TinyPackage]) -> Path:
+    """Wheels under <state>/dist/<name>/ and <state>/reports/wheel.json describing them."""
+    entries = []
+    for package in packages:
+        wheel = write_wheel(package, state_dir / "dist" / package.name)
+        entries.append({"name": package.name, "version": package.version, "kind": package.kind, "status": "built",
+                        "files": [{"name": wheel.name, "path": str(wheel), "sha256": sha256_file(wheel)}]})
+    report = state_dir / "reports" / "wheel.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"packages": entries}, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def image_config_text(registry: str, repository: str, *, python: tuple[str, ...] = ("3.11", "3.12"),
+                      flavors: tuple[str, ...] = ("base", "kubernetes"), extra: str = "") -> str:
+    """A pipeline.toml with only [project] and [images]: its images take wheels from wheel.json."""
+    return f"""[project]
+name = "orbit"
+
+[images]
+registry = "{registry}"
+repository = "{repository}"
+python = {json.dumps(list(python))}
+flavors = {json.dumps(list(flavors))}
+default_python = "{python[-1]}"
+packages = ["orbit"]
+extra_packages = {{ kubernetes = ["orbit-aws"] }}
+{extra}"""
+
+
+def unused_registry() -> str:
+    """An address where no registry listens."""
+    return f"127.0.0.1:{free_port()}"

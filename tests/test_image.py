@@ -1,0 +1,396 @@
+"""Stage `image` against the real Docker engine and a real registry with htpasswd auth.
+
+Base images are made once (by `docker import` of a local interpreter) and
+kept in the engine; the registry is Debian's docker-registry on a free port;
+the wheels are tiny ones written per test session, so every session builds
+for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REPO, docker_reachable, free_port, have_program, need, run_doit
+from tests.image_helpers import TinyPackage, image_config_text, unused_registry, write_wheel_set
+
+pytestmark = [pytest.mark.docker]
+
+SESSION = uuid.uuid4().hex[:10]
+PYTHONS = ("3.11", "3.12")
+
+
+@dataclass(frozen=True)
+class Registry:
+    address: str
+    username: str
+    password: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FORKFLOW_REGISTRY_USERNAME": self.username, "FORKFLOW_REGISTRY_PASSWORD": self.password}
+
+    def get(self, path: str, accept: str | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(f"http://{self.address}/v2/{path}", method=method)
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        if accept:
+            request.add_header("Accept", accept)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), b""
+
+    def tags(self, repository: str) -> list[str]:
+        status, _, body = self.get(f"{repository}/tags/list")
+        return sorted(json.loads(body).get("tags") or []) if status == 200 else []
+
+    def digest(self, repository: str, tag: str) -> str | None:
+        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        status, headers, _ = self.get(f"{repository}/manifests/{tag}", accept=accept, method="HEAD")
+        return headers.get("Docker-Content-Digest") if status == 200 else None
+
+
+def write_config(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "pipeline.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Debian's docker-registry with htpasswd auth on a free port, set up by tasks.services."""
+    need(have_program("docker-registry"), "Debian's docker-registry")
+    from tasks.adapters import services as svc
+    from tasks.context import load_settings
+    from tasks.credentials import local_credentials
+    from tasks.services import prepare, service_spec
+
+    folder = tmp_path_factory.mktemp("registry")
+    config = write_config(folder, f"""[project]
+name = "registry"
+[services.registry]
+port = {free_port()}
+[services.index]
+port = {free_port()}
+[services.prefect]
+port = {free_port()}
+""")
+    current = load_settings(config)
+    prepare(current, "registry")
+    spec = service_spec(current, "registry")
+    svc.start(spec)
+    creds = local_credentials(current.services_dir / "registry", "registry")
+    try:
+        yield Registry(f"127.0.0.1:{spec.port}", creds.username, creds.password)
+    finally:
+        svc.stop(spec)
+
+
+@pytest.fixture(scope="session")
+def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """python:3.11-slim and python:3.12-slim in the engine, made from local interpreters when missing."""
+    need(docker_reachable(), "a Docker engine")
+    from tasks.context import load_settings
+    from tasks.image import ensure_base
+
+    config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
+    current = load_settings(config)
+    for python in PYTHONS:
+        ensure_base(current, python)
+    return [f"python:{python}-slim" for python in PYTHONS]
+
+
+def packages(aws_body: str = "") -> list[TinyPackage]:
+    """orbit (core), orbit-aws (integration, the kubernetes extra) and orbit-client (never in images)."""
+    return [
+        TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{SESSION}"'),
+        TinyPackage("orbit-aws", "0.2.0", "integration", f'SESSION = "{SESSION}"\n{aws_body}', ["orbit>=1.0.0"]),
+        TinyPackage("orbit-client", "1.0.1", "client", f'SESSION = "{SESSION}"'),
+    ]
+
+
+def report(config: Path) -> dict[str, dict[str, Any]]:
+    data = json.loads((config.parent / ".forkflow" / "reports" / "image.json").read_text())
+    return {item["name"]: item for item in data["images"]}
+
+
+def inspect(ref: str) -> dict[str, Any]:
+    from tasks.adapters.docker import connect, image_attrs
+
+    return image_attrs(connect(), ref)
+
+
+def ok(result: Any) -> None:
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    repo = f"t{SESSION}/orbit"
+    config = write_config(tmp_path, image_config_text(registry.address, repo))
+    state = tmp_path / ".forkflow"
+    write_wheel_set(state, packages())
+
+    first = run_doit(config, "image", env=registry.env)
+    ok(first)
+    images = report(config)
+    assert sorted(images) == ["3.11-base", "3.11-kubernetes", "3.12-base", "3.12-kubernetes"]
+    assert {item["status"] for item in images.values()} == {"built"}
+    assert all(item["smoke"] == "passed" for item in images.values())
+    assert [p["name"] for p in images["3.12-base"]["packages"]] == ["orbit"]
+    assert [p["name"] for p in images["3.12-kubernetes"]["packages"]] == ["orbit", "orbit-aws"]
+
+    # Every tag is in the registry with the digest the report recorded.
+    expected_tags = sorted(tag for item in images.values() for tag in item["tags"])
+    assert registry.tags(repo) == expected_tags
+    for item in images.values():
+        assert set(item["pushed"]) == set(item["tags"])
+        for tag, digest in item["pushed"].items():
+            assert registry.digest(repo, tag) == digest == item["digest"]
+
+    # Labels, non-root user, and the flavors share the base flavor's layers.
+    attrs = inspect(images["3.12-kubernetes"]["image_id"])
+    labels = attrs["Config"]["Labels"]
+    assert labels["org.forkflow.input-hash"] == images["3.12-kubernetes"]["input_hash"]
+    assert labels["org.opencontainers.image.version"] == "1.0.1"
+    assert {"org.opencontainers.image.source", "org.opencontainers.image.revision",
+            "org.opencontainers.image.created"} <= set(labels)
+    assert attrs["Config"]["User"] == "1000:1000"
+    base_layers = inspect(images["3.12-base"]["image_id"])["RootFS"]["Layers"]
+    assert attrs["RootFS"]["Layers"][:len(base_layers)] == base_layers
+    for python in PYTHONS:
+        second_built = max(images[f"{python}-base"]["cached_steps"], images[f"{python}-kubernetes"]["cached_steps"])
+        assert second_built >= 5, "the flavor built second takes the shared steps from the cache"
+
+    # A second run with no change builds nothing.
+    second = run_doit(config, "image", env=registry.env)
+    ok(second)
+    assert "building" not in second.stdout
+    again = report(config)
+    assert {item["status"] for item in again.values()} == {"up-to-date"}
+    assert {k: v["image_id"] for k, v in again.items()} == {k: v["image_id"] for k, v in images.items()}
+    for key in images:
+        assert f"image:{key}" in second.stdout and "up-to-date" in line_of(second.stdout, f"image:{key} ")
+
+    # One wheel changes: the dry run says which images would rebuild and why, and changes nothing.
+    write_wheel_set(state, packages(aws_body="REGION = 'eu'"))
+    dry = run_doit(config, "image", "--dry-run", env=registry.env)
+    ok(dry)
+    for python in PYTHONS:
+        assert "would rebuild: wheel changed: orbit_aws-0.2.0-py3-none-any.whl" in block_of(dry.stdout, f"image:{python}-kubernetes")
+        assert "would not rebuild: inputs unchanged" in block_of(dry.stdout, f"image:{python}-base")
+        assert f"1.0.1-python{python}-kubernetes" in block_of(dry.stdout, f"image:{python}-kubernetes")
+    assert report(config) == again
+    assert registry.digest(repo, "1.0.1-python3.12-kubernetes") == images["3.12-kubernetes"]["digest"]
+
+    # Only the images holding that wheel are rebuilt, on top of the cached layers below the extras.
+    third = run_doit(config, "image", env=registry.env)
+    ok(third)
+    after = report(config)
+    for python in PYTHONS:
+        rebuilt, kept = after[f"{python}-kubernetes"], after[f"{python}-base"]
+        assert rebuilt["status"] == "built" and "wheel changed: orbit_aws" in rebuilt["reason"]
+        assert kept["status"] == "up-to-date" and kept["image_id"] == images[f"{python}-base"]["image_id"]
+        assert rebuilt["digest"] != images[f"{python}-kubernetes"]["digest"]
+        assert registry.digest(repo, f"1.0.1-python{python}-kubernetes") == rebuilt["digest"]
+        log = (state / "logs" / f"image-{python}-kubernetes.log").read_text()
+        assert_cached_until(log, "COPY extras/")
+
+    # A template change rebuilds only the flavor it belongs to.
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "kubernetes.Dockerfile.j2").write_text(
+        '{% extends "base.Dockerfile.j2" %}\n{% block extras %}{{ super() }}\nENV ORBIT_FLAVOR=kubernetes\n{% endblock %}\n')
+    config.write_text(config.read_text() + 'templates = "templates"\n')
+    fourth = run_doit(config, "image", env=registry.env)
+    ok(fourth)
+    latest = report(config)
+    for python in PYTHONS:
+        assert latest[f"{python}-kubernetes"]["status"] == "built"
+        assert "Dockerfile changed" in latest[f"{python}-kubernetes"]["reason"]
+        assert latest[f"{python}-base"]["status"] == "up-to-date"
+        env = inspect(latest[f"{python}-kubernetes"]["image_id"])["Config"]["Env"]
+        assert "ORBIT_FLAVOR=kubernetes" in env
+    assert registry.password not in "".join(r.stdout + r.stderr for r in (first, second, dry, third, fourth))
+
+
+def printed(result: Any) -> str:
+    """What a run printed: doit reports a failed task's message on stdout, other messages may go to stderr."""
+    return str(result.stdout) + str(result.stderr)
+
+
+def line_of(text: str, start: str) -> str:
+    return next((line for line in text.splitlines() if line.startswith(start)), "")
+
+
+def block_of(text: str, heading: str) -> str:
+    """The dry-run lines for one image: its heading line and the indented lines after it."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(heading + " "):
+            block = [line]
+            for following in lines[index + 1:]:
+                if not following.startswith("  "):
+                    break
+                block.append(following)
+            return "\n".join(block)
+    return ""
+
+
+def assert_cached_until(log: str, instruction: str) -> None:
+    """Every step before `instruction` came from the build cache, and that one did not."""
+    steps = log.split("Step ")[1:]
+    index = next(i for i, step in enumerate(steps) if instruction in step.splitlines()[0])
+    for step in steps[2:index]:
+        assert "Using cache" in step, step
+    assert "Using cache" not in steps[index + 1]
+
+
+def test_smoke_test_failure_blocks_the_push(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    repo = f"t{SESSION}/broken"
+    config = write_config(tmp_path, image_config_text(registry.address, repo, python=("3.12",), flavors=("base",)))
+    broken = [TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{SESSION}"\nraise RuntimeError("broken on purpose")')]
+    write_wheel_set(tmp_path / ".forkflow", broken)
+
+    result = run_doit(config, "image", env=registry.env)
+
+    assert result.returncode != 0
+    assert "smoke test failed" in printed(result) and "not pushed" in printed(result)
+    assert "import orbit failed: RuntimeError: broken on purpose" in printed(result)
+    assert "Traceback" not in printed(result)
+    assert registry.tags(repo) == []
+    item = report(config)["3.12-base"]
+    assert item["status"] == "failed" and item["pushed"] == {}
+
+
+def test_registry_down_fails_clearly(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    down = unused_registry()
+    config = write_config(tmp_path, image_config_text(down, "orbit", python=("3.12",), flavors=("base",)))
+    write_wheel_set(tmp_path / ".forkflow", packages())
+
+    result = run_doit(config, "image", env=registry.env)
+
+    assert result.returncode != 0
+    assert f"registry {down}" in printed(result) and "connection refused" in printed(result)
+    assert "not reachable: start it" in printed(result)
+    assert "Traceback" not in printed(result)
+    assert "building" not in result.stdout
+
+
+def test_wrong_credentials_fail_clearly_without_printing_them(tmp_path: Path, registry: Registry,
+                                                             base_images: list[str]) -> None:
+    config = write_config(tmp_path, image_config_text(registry.address, "orbit", python=("3.12",), flavors=("base",)))
+    write_wheel_set(tmp_path / ".forkflow", packages())
+    wrong = {"FORKFLOW_REGISTRY_USERNAME": registry.username, "FORKFLOW_REGISTRY_PASSWORD": "not-the-password-" + SESSION}
+
+    result = run_doit(config, "image", env=wrong)
+
+    assert result.returncode != 0
+    assert "401 Unauthorized" in printed(result)
+    assert "refused the credentials; set FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD" in printed(result)
+    assert wrong["FORKFLOW_REGISTRY_PASSWORD"] not in printed(result)
+    assert "building" not in result.stdout
+
+
+def test_no_docker_engine_fails_image_tasks_only(tmp_path: Path) -> None:
+    config = write_config(tmp_path, image_config_text("127.0.0.1:1", "orbit", python=("3.12",), flavors=("base",)))
+    write_wheel_set(tmp_path / ".forkflow", packages())
+    no_engine = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+
+    result = run_doit(config, "image", env=no_engine)
+
+    assert result.returncode != 0
+    assert "the Docker engine is not reachable" in printed(result)
+    assert "install and start a Docker engine" in printed(result)
+    assert "Traceback" not in printed(result)
+    assert run_doit(config, "list", env=no_engine).returncode == 0
+    status = run_doit(config, "services-status", env=no_engine)
+    assert status.returncode == 0 and "NOT reachable" in status.stdout
+    dry = run_doit(config, "image:3.12-base", "--dry-run", env=no_engine)
+    assert dry.returncode == 0 and "would rebuild" in dry.stdout and "not reachable" in dry.stdout
+
+
+def test_platform_the_engine_cannot_build_is_refused_before_building(tmp_path: Path, registry: Registry,
+                                                                     base_images: list[str]) -> None:
+    config = write_config(tmp_path, image_config_text(registry.address, "orbit", python=("3.12",), flavors=("base",),
+                                                      extra='platforms = ["linux/amd64", "linux/arm64"]\n'))
+    write_wheel_set(tmp_path / ".forkflow", packages())
+
+    result = run_doit(config, "image", env=registry.env)
+
+    assert result.returncode != 0
+    assert "cannot build linux/arm64 here" in printed(result) and "docker buildx is" in printed(result)
+    assert "building" not in result.stdout
+
+
+def test_missing_wheel_report_is_reported_before_anything_changes(tmp_path: Path) -> None:
+    config = write_config(tmp_path, image_config_text("127.0.0.1:1", "orbit", python=("3.12",), flavors=("base",)))
+
+    result = run_doit(config, "image:3.12-base", "--dry-run")
+
+    assert result.returncode != 0
+    assert "wheel.json does not exist" in printed(result) and "doit wheel" in printed(result)
+    assert "Traceback" not in printed(result)
+
+
+def test_flows_project_environments_build_without_push(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "examples" / "demo" / "upstream" / "flows", flows)
+    (flows / "orbit_flows" / "session.py").write_text(f'SESSION = "{SESSION}"\n')
+    config = write_config(tmp_path, image_config_text(registry.address, f"t{SESSION}/envs", python=("3.12",),
+                                                      flavors=("base",)) + '\n[flows]\npath = "flows"\n'
+                                                      'config = "flows/deployments.yaml"\n')
+
+    first = run_doit(config, "image:envs")
+    ok(first)
+    data = json.loads((tmp_path / ".forkflow" / "reports" / "image.json").read_text())
+    (env,) = data["environments"]
+    assert env["name"] == "worker" and env["status"] == "built" and env["pushed"] == {}
+    assert env["tags"][1] == "python3.12"
+    attrs = inspect(f"{env['repository']}:python3.12")
+    assert attrs["Id"] == env["image_id"]
+    assert "PYTHONPATH=/opt/flows" in attrs["Config"]["Env"]
+    assert registry.tags(f"t{SESSION}/envs") == []
+
+    second = run_doit(config, "image:envs")
+    ok(second)
+    assert "up-to-date" in line_of(second.stdout, "image:envs ")
+
+    (flows / "orbit_flows" / "session.py").write_text(f'SESSION = "{SESSION}-changed"\n')
+    third = run_doit(config, "image:envs")
+    ok(third)
+    changed = json.loads((tmp_path / ".forkflow" / "reports" / "image.json").read_text())["environments"][0]
+    assert changed["status"] == "built" and changed["image_id"] != env["image_id"]
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_demo_image_from_a_fresh_clone(demo_config: Path, base_images: list[str]) -> None:
+    """`doit image:3.12-kubernetes` on the embedded demo: demo, checkout, versions, wheels, registry, push."""
+    need(have_program("docker-registry"), "Debian's docker-registry")
+    text = demo_config.read_text().replace('python = ["3.11", "3.12"]', 'python = ["3.12"]')
+    text = text.replace("[images]\n", f'[images]\nrepository = "t{SESSION}/demo"\n')
+    demo_config.write_text(text)
+    try:
+        result = run_doit(demo_config, "image:3.12-kubernetes")
+        ok(result)
+        item = report(demo_config)["3.12-kubernetes"]
+        assert item["status"] in ("built", "up-to-date") and item["smoke"] == "passed"
+        assert [p["name"] for p in item["packages"]] == ["orbit", "orbit-aws", "orbit-gcp", "orbit-slack"]
+        assert item["tags"][0].startswith("1.0.1-python3.12-kubernetes") or "-python3.12-kubernetes" in item["tags"][0]
+        assert item["digest"] and set(item["pushed"]) == set(item["tags"])
+        assert "1-latest-kubernetes" in item["tags"]
+    finally:
+        run_doit(demo_config, "services-stop")
