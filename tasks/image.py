@@ -95,6 +95,7 @@ def task_image() -> Iterator[dict[str, Any]]:
                 "task_dep": ["wheel", f"image-base:{inputs.base_name(flavor, python)}", *registry_deps(current)],
                 "uptodate": [(image_is_current, [key], {})],
                 "params": [dry_run_param()],
+                "clean": [partial(clean_image, key)],
                 "verbosity": 2,
             }
     names = [f"image:{key}" for key in keys]
@@ -427,6 +428,7 @@ def image_is_current(task: Any, values: Any, key: str) -> bool:
         _, digest_of_inputs = current_inputs(client, planned)
         target = core.input_hash(core.push_target(planned.spec, inputs.images_config(current).push))
         return (values.get("input_hash") == digest_of_inputs and values.get("target") == target
+                and read_state(current, key) is not None
                 and docker_adapter.image_id(client, values.get("image_id", "")) is not None)
     except Exception:
         return False
@@ -444,7 +446,10 @@ def describe_plan(current: Settings, planned: inputs.Planned) -> dict[str, Any]:
         reasons = core.rebuild_reasons(previous.get("inputs") if previous else None, built_inputs)
         exists = bool(docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest_of_inputs))
     except ForkflowError as err:
-        reasons, exists, digest_of_inputs = [err.what.splitlines()[0]], False, ""
+        lines.append(f"  cannot tell whether it would rebuild: {err.what.splitlines()[0]}")
+        for line in lines:
+            say(line)
+        return {"made": "dry run: " + lines[1].strip(), **saved_values(previous)}
     if reasons and not exists:
         lines.append("  would rebuild: " + "; ".join(reasons))
     else:
@@ -525,7 +530,7 @@ def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, noop: bool
     ensure_base(current, env.python)
     found, digest = env_inputs(current, client, env)
     tag = f"python{env.python}-{digest[:12]}"
-    record = {"name": env.name, "python": env.python, "repository": repo, "tags": [tag, f"python{env.python}"],
+    record: dict[str, Any] = {"name": env.name, "python": env.python, "repository": repo, "tags": [tag, f"python{env.python}"],
               "dockerfile": str(env.dockerfile), "context": str(env.context), "input_hash": digest, "run": run_id,
               "pushed": {}, "status": "up-to-date", "reason": "an image with these inputs is already built"}
     existing = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
@@ -543,7 +548,8 @@ def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, noop: bool
                       steps=result.steps)
     for each in record["tags"]:
         docker_adapter.tag_image(client, image, repo, each)
-    code, output = docker_adapter.run_container(client, image, ["python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+    check = "import sys; print('%d.%d' % sys.version_info[:2])"
+    code, output = docker_adapter.run_container(client, image, ["python", "-c", check])
     if code != 0 or output.strip() != env.python:
         raise ForkflowError(f"environment {env.name}: python in {repo}:{tag} reports {output.strip()!r}, "
                             f"expected {env.python} (exit {code})", where=str(env.dockerfile),
@@ -623,6 +629,14 @@ def update_report(current: Settings, keys: list[str] | None, *, images: list[dic
             change(data)
         write_report("image", data, current)
     return data
+
+
+def clean_image(key: str) -> None:
+    """`doit clean image`: forget what was built (state and build context); images stay in the engine and registry."""
+    current = settings()
+    (state_folder(current) / f"{key}.json").unlink(missing_ok=True)
+    shutil.rmtree(state_folder(current) / key, ignore_errors=True)
+    say(f"image:{key}: removed its state and build context (images in the engine and registry are kept)")
 
 
 def state_folder(current: Settings) -> Path:

@@ -87,7 +87,8 @@ def wheel_report_file(current: Settings) -> Path:
 def load_plan(current: Settings, revision: str) -> Plan:
     """Every configured image with its spec and Dockerfile; a ForkflowError for bad input."""
     report = wheel_report_file(current)
-    folders = [Path(current.path(images_config(current).wheelhouse))] if images_config(current).wheelhouse else []
+    wheelhouse = images_config(current).wheelhouse
+    folders = [current.path(wheelhouse)] if wheelhouse else []
     fingerprint = (str(current.config_file), revision,
                    *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders)))
     if fingerprint not in PLANS:

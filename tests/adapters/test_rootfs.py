@@ -14,7 +14,8 @@ from tests.helpers import docker_reachable, need
 
 
 def test_stdlib_rules_drop_tests_bytecode_gui_and_foreign_site_packages() -> None:
-    keep = ["os.py", "json/__init__.py", "json/__pycache__/decoder.cpython-312.pyc", "lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so",
+    keep = ["os.py", "json/__init__.py",
+            "json/__pycache__/decoder.cpython-312.pyc", "lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so",
             "site-packages/pip/__init__.py", "site-packages/pip-23.2.1.dist-info/RECORD", "ensurepip/__init__.py"]
     drop = ["test/test_os.py", "unittest/test/test_case.py", "json/__pycache__/decoder.cpython-312.opt-1.pyc",
             "idlelib/idle.py", "tkinter/__init__.py", "lib-dynload/_tkinter.cpython-312-x86_64-linux-gnu.so",

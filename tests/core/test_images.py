@@ -165,7 +165,7 @@ def test_label_instruction_is_one_step() -> None:
 def test_smoke_script_reports_every_miss() -> None:
     """Run the smoke script here: pytest's own version passes, a wrong version and a missing package fail."""
     version = pytest.__version__
-    python = "%d.%d" % sys.version_info[:2]
+    python = "{}.{}".format(*sys.version_info[:2])
     script = core.smoke_script(python, [("pytest", version, ["pytest"]), ("pytest", "0.0.1", []),
                                         ("no-such-dist", "1", ["no_such_module"])])
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
