@@ -17,6 +17,16 @@ except ConfigError as err:
     print(f"forkflow: {err}", file=sys.stderr)
     sys.exit(err.exit_code)
 
+from tasks.core.errors import ForkflowError  # noqa: E402
+from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock  # noqa: E402
+
+if command_of(sys.argv) not in READ_ONLY_COMMANDS:
+    try:
+        hold_state_lock(SETTINGS.state_dir)
+    except ForkflowError as err:
+        print(f"forkflow: {err}", file=sys.stderr)
+        sys.exit(3)
+
 from tasks.checkout import task_checkout  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
 from tasks.deploy import task_deploy  # noqa: E402

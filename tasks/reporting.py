@@ -21,6 +21,10 @@ class SummaryReporter(ConsoleReporter):
         self.rows: dict[str, list[str]] = {}
         self.started: dict[str, float] = {}
         self.in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+        self.tasks: dict[str, Any] = {}
+
+    def initialize(self, tasks: dict[str, Any], selected_tasks: Any) -> None:
+        self.tasks = tasks
 
     def execute_task(self, task: Any) -> None:
         self.started[task.name] = time.monotonic()
@@ -52,17 +56,19 @@ class SummaryReporter(ConsoleReporter):
     def record(self, task: Any, status: str, elapsed: float) -> None:
         if not task.actions or task.name.startswith("_"):
             return
-        self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made_by(task)]
+        self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made_by(task), why(task, status)]
 
     def complete_run(self) -> None:
         super().complete_run()
         if not self.rows:
             return
         self.write(render_table(list(self.rows.values())))
+        markdown = summary_markdown(list(self.rows.values()), self.tasks)
+        write_summary_file(markdown)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file:
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(render_markdown(list(self.rows.values())))
+                handle.write(markdown)
 
 
 def made_by(task: Any) -> str:
@@ -89,7 +95,84 @@ def render_table(rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def why(task: Any, status: str) -> str:
+    """Why a task ran: the file dependencies that changed, else its own up-to-date check."""
+    if status != "ran":
+        return ""
+    changed = [os.path.basename(str(f)) for f in (getattr(task, "dep_changed", None) or [])]
+    if changed:
+        return "changed: " + ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+    if not task.file_dep and not task.uptodate:
+        return "always runs"
+    return "inputs changed or first run"
+
+
 def render_markdown(rows: list[list[str]]) -> str:
-    lines = ["| task | status | time | made |", "|---|---|---|---|"]
+    lines = ["| task | status | time | made | why |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def stage_of(name: str) -> str:
+    return name.split(":", 1)[0]
+
+
+def mermaid_graph(tasks: dict[str, Any]) -> str:
+    """The task graph by stage: an edge where a task of one stage depends on another stage's."""
+    producers = {str(target): stage_of(name) for name, task in tasks.items() for target in task.targets}
+    edges = set()
+    for name, task in tasks.items():
+        for dep in list(task.task_dep) + [producers.get(str(f), "") for f in task.file_dep]:
+            source, target = stage_of(dep), stage_of(name)
+            if dep and source != target and not source.startswith("_"):
+                edges.add((source, target))
+    lines = ["```mermaid", "graph LR"]
+    lines += [f"  {safe_id(a)}[{a}] --> {safe_id(b)}[{b}]" for a, b in sorted(edges)]
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def safe_id(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def report_lines() -> list[str]:
+    """One line per stage report: how many items in each status."""
+    import json
+
+    from tasks.context import settings
+
+    lines = []
+    for file in sorted(settings().reports_dir.glob("*.json")):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        counts: dict[str, int] = {}
+        for items in data.values() if isinstance(data, dict) else []:
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and "status" in item:
+                    counts[str(item["status"])] = counts.get(str(item["status"]), 0) + 1
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "written"
+        lines.append(f"- `{file.name}`: {detail}")
+    return lines
+
+
+def summary_markdown(rows: list[list[str]], tasks: dict[str, Any]) -> str:
+    import time as clock
+
+    parts = [f"## forkflow run, {clock.strftime('%Y-%m-%d %H:%M:%S')}", "", mermaid_graph(tasks), "",
+             render_markdown(rows), "### Reports", "", *report_lines(), ""]
+    return "\n".join(parts) + "\n"
+
+
+def write_summary_file(markdown: str) -> None:
+    """Write .forkflow/reports/summary.md (skipped quietly when no config is loaded)."""
+    try:
+        from tasks.context import settings
+
+        folder = settings().reports_dir
+    except Exception:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.md").write_text(markdown, encoding="utf-8")

@@ -1,0 +1,49 @@
+"""One run per state folder: a second doit run on the same `.forkflow/` refuses to start."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from tasks.core.errors import ForkflowError
+
+READ_ONLY_COMMANDS = {"list", "help", "info", "dumpdb", "strace", "tabcompletion", "graph"}
+OPTIONS_WITH_VALUES = {"-f", "--file", "-d", "--dir", "--db-file", "--backend", "-r", "--reporter", "-n", "--process",
+                       "-P", "--parallel-type", "-o", "--output-file", "-v", "--verbosity", "--check_file_uptodate"}
+_held: list[IO[str]] = []
+
+
+def command_of(argv: list[str]) -> str:
+    """The doit command in argv ('run' when only tasks or options are given)."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in OPTIONS_WITH_VALUES:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return "run"
+
+
+def hold_state_lock(state_dir: Path) -> None:
+    """Take the state folder's lock for the life of this process, or explain who has it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    file = state_dir / "run.lock"
+    handle = open(file, "a+", encoding="utf-8")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise ForkflowError(
+            f"another forkflow run (pid {owner}) is using {state_dir}",
+            where=str(file),
+            fix="wait for it to finish; two runs on one state folder would corrupt its state",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _held.append(handle)
