@@ -32,6 +32,7 @@ from tasks.demo import task_demo  # noqa: E402
 from tasks.deploy import task_deploy  # noqa: E402
 from tasks.flows import task_flows  # noqa: E402
 from tasks.image import task_image, task_image_base  # noqa: E402
+from tasks.matrix import task_matrix  # noqa: E402
 from tasks.promote import task_promote  # noqa: E402
 from tasks.publish import task_publish  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
@@ -52,4 +53,5 @@ DOIT_CONFIG = {
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
            "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync",
-           "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base"]
+           "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
+           "task_matrix"]

@@ -1,11 +1,15 @@
-"""nox sessions: the same steps locally and in CI. Pipeline sessions call doit tasks.
+"""nox sessions: the same steps locally and in CI.
 
-Slow sessions (demo, bench and the pipeline stages) are not run by default.
+Pipeline sessions call doit tasks rather than re-implementing them. Only
+`lint`, `typecheck` and `tests` run by default; the rest are slow or change
+things (push, upload, deploy) and are run by name: `nox -s build`.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -14,6 +18,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
+ROOT = Path(__file__).parent
 
 
 def install(session: nox.Session) -> None:
@@ -43,7 +48,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
-    """Run the whole pipeline on the embedded demo workspace."""
+    """Run the whole pipeline on the embedded demo workspace (`doit` with no arguments)."""
     install(session)
     session.run("doit", *session.posargs)
 
@@ -53,3 +58,84 @@ def services(session: nox.Session) -> None:
     """Start the local services (package index, registry, Prefect server)."""
     install(session)
     session.run("doit", "services")
+
+
+@nox.session(python=PYTHON, default=False)
+def sync(session: nox.Session) -> None:
+    """Sync the fork with upstream (`nox -s sync -- --dry-run` for the plan only)."""
+    install(session)
+    session.run("doit", "sync", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def build(session: nox.Session) -> None:
+    """Versions and wheels: `doit version wheel` (two builds at a time)."""
+    install(session)
+    session.run("doit", "-n", "2", "version", "wheel", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def publish(session: nox.Session) -> None:
+    """Upload the built wheels and sdists to the index (`-- --dry-run` lists them)."""
+    install(session)
+    session.run("doit", "publish", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def images(session: nox.Session) -> None:
+    """Build, smoke-test and push images; `nox -s images -- 3.12 base` builds one matrix cell."""
+    install(session)
+    if len(session.posargs) >= 2:
+        python, flavor, *rest = session.posargs
+        session.run("doit", f"image:{python}-{flavor}", *rest)
+    else:
+        session.run("doit", "image", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def matrix(session: nox.Session) -> None:
+    """Print the image matrix as JSON for a CI `fromJSON` (one cell per Python x flavor)."""
+    install(session)
+    session.run("doit", "matrix", silent=True)
+    data = json.loads((state_dir() / "reports" / "matrix.json").read_text(encoding="utf-8"))
+    print(json.dumps(data, separators=(",", ":")))
+
+
+@nox.session(python=PYTHON, default=False)
+def deploy(session: nox.Session) -> None:
+    """Deploy the flows; `nox -s deploy -- dev` deploys to one environment."""
+    install(session)
+    env = {}
+    args = list(session.posargs)
+    if args and not args[0].startswith("-"):
+        env["FORKFLOW_ENVIRONMENT"] = args.pop(0)
+    session.run("doit", "deploy", *args, env=env)
+
+
+@nox.session(python=PYTHON, default=False)
+def promote(session: nox.Session) -> None:
+    """Promote deployments: `nox -s promote -- dev prod [a,b]` (same image and code version)."""
+    install(session)
+    args = list(session.posargs)
+    if len(args) < 2:
+        session.error("usage: nox -s promote -- <from-env> <to-env> [flow,flow]")
+    command = ["doit", "promote", "--from", args[0], "--to", args[1]]
+    if len(args) > 2 and not args[2].startswith("-"):
+        command += ["--flows", args[2]]
+    session.run(*command, *[a for a in args[2:] if a.startswith("-")])
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Run every benchmark in bench/ and write bench/RESULTS.md (ours vs baseline, as ratios)."""
+    install(session)
+    session.run("python", "-m", "bench", *session.posargs)
+
+
+def state_dir() -> Path:
+    import os
+    import tomllib
+
+    config = Path(os.environ.get("FORKFLOW_CONFIG", ROOT / "pipeline.toml"))
+    data = tomllib.loads(config.read_text(encoding="utf-8"))
+    return config.parent / data.get("state_dir", ".forkflow")
