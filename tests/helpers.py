@@ -17,9 +17,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def run_doit(config: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run `doit <args>` from the repo with FORKFLOW_CONFIG pointing at config."""
-    full_env = {**os.environ, "FORKFLOW_CONFIG": str(config), **(env or {})}
-    full_env.pop("GITHUB_ACTIONS", None)
-    full_env.pop("GITHUB_STEP_SUMMARY", None)
+    full_env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
+    full_env.update({"FORKFLOW_CONFIG": str(config), **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
         env=full_env, capture_output=True, text=True, timeout=timeout,

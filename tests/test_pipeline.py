@@ -1,0 +1,79 @@
+"""Whole-pipeline behaviour: one run per state folder, interrupted runs, the run summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import REPO, run_doit
+
+
+def start_doit(config: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
+    return subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 300) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    raise AssertionError(f"never saw {needle!r} in:\n{''.join(seen)}")
+
+
+def test_second_run_on_the_same_state_refuses(demo_config: Path) -> None:
+    first = start_doit(demo_config, "wheel")
+    try:
+        wait_for_line(first, "building")
+        second = run_doit(demo_config, "version")
+        assert second.returncode == 3
+        assert "another forkflow run" in second.stderr and str(first.pid) in second.stderr
+        assert "wait for it to finish" in second.stderr
+        listing = run_doit(demo_config, "list")
+        assert listing.returncode == 0, "read-only commands do not need the lock"
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.wait()
+
+
+def test_interrupted_build_finishes_on_the_next_run(demo_config: Path) -> None:
+    proc = start_doit(demo_config, "wheel")
+    wait_for_line(proc, ": built ")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = demo_config.parent / ".forkflow"
+    rerun = run_doit(demo_config, "--reporter", "json", "wheel")
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    ran = {t["name"] for t in json.loads(rerun.stdout)["tasks"] if t["result"] == "success"}
+    assert 1 <= len({n for n in ran if n.startswith("wheel:") and n != "wheel:report"}) < 6, \
+        "packages finished before the kill are not built again"
+    report = json.loads((state / "reports" / "wheel.json").read_text())
+    assert len(report["packages"]) == 6
+    for package in report["packages"]:
+        folder = state / "dist" / package["name"]
+        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(f["name"] for f in package["files"])
+
+
+def test_summary_markdown_has_graph_table_and_reports(demo_config: Path) -> None:
+    summary_file = demo_config.parent / "step-summary.md"
+    result = run_doit(demo_config, "version", env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)})
+    assert result.returncode == 0, result.stderr
+    summary = (demo_config.parent / ".forkflow" / "reports" / "summary.md").read_text()
+    assert "```mermaid" in summary and "checkout[checkout] --> version[version]" in summary
+    assert "| version | ran |" in summary
+    assert "`version.json`" in summary
+    assert "::group::version" in result.stdout and "::endgroup::" in result.stdout
+    assert summary_file.read_text() == summary
