@@ -168,6 +168,23 @@ class Demo(Section):
     workspace: str = ".forkflow/demo"
 
 
+WORKFLOW_NAMES = ("sync-upstream", "release", "deploy", "promote")
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class GitHub(Section):
+    target: str | None = Field(default=None, description="repository folder whose .github/workflows/ gets the workflows; "
+                                                         "default: the git repository holding the config file")
+    workflows: tuple[Literal["sync-upstream", "release", "deploy", "promote"], ...] | None = Field(
+        default=None, description="workflows to render; default: every one the config has the sections for")
+    python: str = Field(default="3.11", pattern=PYTHON_PATTERN, description="Python the runners run nox with")
+    runner: str = Field(default="ubuntu-latest", pattern=LABEL_PATTERN, description="runs-on label of every job")
+    publish_environment: str = Field(default="package-index", pattern=LABEL_PATTERN,
+                                     description="GitHub environment that gates the upload (holds TWINE_* secrets)")
+    images_environment: str = Field(default="registry", pattern=LABEL_PATTERN,
+                                    description="GitHub environment that gates the image push (holds FORKFLOW_REGISTRY_* secrets)")
+
+
 class Config(Section):
     state_dir: str = ".forkflow"
     project: Project
@@ -180,6 +197,7 @@ class Config(Section):
     environments: dict[str, Environment] = {}
     services: Services | None = None
     demo: Demo | None = None
+    github: GitHub | None = None
 
     @field_validator("environments")
     @classmethod
