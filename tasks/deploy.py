@@ -11,7 +11,10 @@ branch's deployments whose flow is gone; never by default). The result is
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -32,6 +35,9 @@ from tasks.core.deployplan import (
     compare,
     create_body,
     prune_changes,
+    record_usable,
+    remembered,
+    split_known,
     triggers_hash,
 )
 from tasks.core.deployspec import (
@@ -141,7 +147,7 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
         return {"made": f"valid ({len(desired)} deployments)"}
     dry = is_dry_run(dry_run)
     run = DeployRun(current, listing, dry)
-    results = run.apply(desired, prune_envs=listing["environments"] if prune and only is None else [])
+    results = run.apply(desired, prune_envs=listing["environments"] if prune and only is None else [], complete=only is None)
     report = deploy_report(listing, results, run, dry)
     if only is not None:
         report = merged_report(read_report("deploy", current), report)
@@ -179,7 +185,7 @@ def read_document(file: Path) -> Document:
         warn(f"{file} does not exist: every flow gets the default deployment")
         return Document()
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
@@ -194,7 +200,7 @@ def trigger_problem(trigger: dict[str, Any]) -> str | None:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        model = TypeAdapter(DeploymentTriggerTypes).validate_python(trigger)
+        model: Any = TypeAdapter(DeploymentTriggerTypes).validate_python(trigger)
     except ValidationError as err:
         return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:3])
     unknown = sorted(set(trigger) - set(type(model).model_fields))
@@ -237,15 +243,18 @@ class DeployRun:
         self.image_of = image_of or self.built_image
         assert current.config.flows is not None
         self.concurrency = current.config.flows.concurrency
+        self.verify_after = current.config.flows.verify_after
+        self.records = load_records(current)
 
-    def apply(self, desired: list[Desired], prune_envs: list[str]) -> list[dict[str, Any]]:
+    def apply(self, desired: list[Desired], prune_envs: list[str], complete: bool = True) -> list[dict[str, Any]]:
+        """Apply per server; `complete` says `desired` is everything this branch deploys (not one subtask)."""
         results: list[dict[str, Any]] = []
         for api_url in sorted({d.api_url for d in desired} | self.prune_urls(prune_envs)):
             group = [d for d in desired if d.api_url == api_url]
             envs = [e for e in prune_envs if environment_settings(self.current, e).api_url == api_url]
             with PrefectApi(api_url, dry_run=self.dry_run, concurrency=self.concurrency) as api:
                 try:
-                    results += self.apply_to(api, group, envs)
+                    results += self.apply_to(api, group, envs, complete)
                 finally:
                     self.writes += api.writes
                     self.retries += api.retried
@@ -265,21 +274,42 @@ class DeployRun:
                             where=str(self.current.reports_dir / "deploy.json"),
                             fix="fix the cause above and run again; deployments that succeeded are not written twice")
 
-    def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str]) -> list[dict[str, Any]]:
+    def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
         pool_types = api.work_pool_types()
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
         ctx = context_of(self.current, self.listing)
-        server = self.read_server(api, ctx, sorted({d.environment for d in ready} | set(prune_envs)), ready)
+        envs = sorted({d.environment for d in ready} | set(prune_envs))
+        prefixes = sorted({fixed_prefix(ctx, env) for env in envs})
+        owned = owned_automations(api)
+        key = f"{api.api_url} {' '.join(prefixes)}"
+        record = self.records.get(key)
+        before = {prefix: api.deployment_signals(prefix) for prefix in prefixes}
+        full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
+        known: list[Change] = []
+        if full:
+            stale = ready
+            server = self.read_server(api, ctx, envs, ready)
+        else:
+            assert record is not None
+            known, stale = split_known(ready, record, {k: [t for _, t in v] for k, v in owned.items()})
+            server = by_name(api.read_deployments(names=[d.name for d in stale])) if stale else {}
         flow_names = api.flow_names([item["flow_id"] for item in server.values()])
-        owned = owned_automations(api) if any_triggers(ready, server) else {}
-        changes = [compare(d, server.get(d.name), flow_names.get(server[d.name]["flow_id"]) if d.name in server else None,
-                           [t for _, t in owned.get(server[d.name]["id"], [])] if d.name in server else [])
-                   for d in ready]
+        changes = known + [compare(d, server.get(d.name), flow_names.get(server[d.name]["flow_id"]) if d.name in server else None,
+                                   [t for _, t in owned.get(server[d.name]["id"], [])] if d.name in server else [])
+                           for d in stale]
         for env in prune_envs:
             matcher = name_matcher(ctx, env)
             changes += prune_changes(list(server.values()), {d.name for d in ready}, matcher.match)
-        return Applier(api, self.concurrency, owned).run(changes)
+        writes_before = api.writes
+        results = Applier(api, self.concurrency, owned).run(changes)
+        if not self.dry_run:
+            wrote = api.writes != writes_before
+            after = {prefix: api.deployment_signals(prefix) for prefix in prefixes} if wrote else before
+            checked = time.time() if full and complete else float((record or {}).get("checked", 0))
+            self.records[key] = remembered(record, ready, results, after, checked)
+            save_records(self.current, self.records)
+        return results
 
     def finalize(self, desired: Desired, pool_type: str) -> Desired:
         image = None if pool_type == "process" else self.image_of(desired, pool_type)
@@ -298,14 +328,37 @@ class DeployRun:
 
     def read_server(self, api: PrefectApi, ctx: Context, envs: list[str], ready: list[Desired]) -> dict[str, dict[str, Any]]:
         """The server's deployments that carry this branch's names, by name."""
-        found: dict[str, dict[str, Any]] = {}
         if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
-            items = api.read_deployments(names=[ready[0].name])
-        else:
-            items = [item for env in envs for item in api.read_deployments(name_like=fixed_prefix(ctx, env))]
-        for item in items:
-            found.setdefault(item["name"], item)
-        return found
+            return by_name(api.read_deployments(names=[ready[0].name]))
+        return by_name([item for env in envs for item in api.read_deployments(name_like=fixed_prefix(ctx, env))])
+
+
+def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for item in items:
+        found.setdefault(item["name"], item)
+    return found
+
+
+RECORDS = "deploy-record.json"
+
+
+def load_records(current: Settings) -> dict[str, Any]:
+    """What the last runs applied, per server: spec hashes and the server's signals right after."""
+    file = current.state_dir / RECORDS
+    try:
+        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return loaded
+
+
+def save_records(current: Settings, records: dict[str, Any]) -> None:
+    file = current.state_dir / RECORDS
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_text(json.dumps(records, indent=1, sort_keys=True), encoding="utf-8")
+    temp.replace(file)
 
 
 def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) -> None:
@@ -418,7 +471,7 @@ def trigger_automations(deployment_id: str, triggers: list[dict[str, Any]]) -> l
     from prefect.events import DeploymentTriggerTypes
     from pydantic import TypeAdapter
 
-    adapter = TypeAdapter(DeploymentTriggerTypes)
+    adapter: Any = TypeAdapter(DeploymentTriggerTypes)
     bodies = []
     for trigger in triggers:
         model = adapter.validate_python(trigger)

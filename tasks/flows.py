@@ -162,9 +162,8 @@ def show(report: dict[str, Any]) -> None:
     say(f"flows on branch {report['branch']} ({report['commit'][:7]}), code version {report['version']}, "
         f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
     for flow in report["flows"]:
-        kind = "async " if flow["is_async"] else ""
-        say(f"  {flow['name']:<28} {kind}{flow['entrypoint']}")
-        for env in report["environments"]:
-            say(f"      {env:<8} {flow['deployments'][env]}")
+        kind = " (async)" if flow["is_async"] else ""
+        names = ", ".join(flow["deployments"][env] for env in report["environments"])
+        say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}" + (f" -> {names}" if names else ""))
     for error in report["errors"]:
         warn(error)

@@ -56,7 +56,7 @@ def promote_action(source: str = "", target: str = "", flows: str = "", dry_run:
     promoted = [with_source(d, sources[d.flow], version, commit) for d in targets]
     dry = is_dry_run(dry_run)
     run = DeployRun(current, listing, dry, image_of=lambda desired, _pool: images.get(desired.flow))
-    results = run.apply(promoted, prune_envs=[])
+    results = run.apply(promoted, prune_envs=[], complete=not flows.strip())
     report = {**deploy_report(listing, results, run, dry), "from": source, "to": target,
               "version": version, "commit": commit, "images": images}
     write_report("promote", report, current)

@@ -505,3 +505,24 @@ def test_doit_deploy_subtask_and_dry_run(proxy: PrefectProxy, prefect_api: str, 
     assert statuses(report) == {ws.name("hello", "dev"): "unchanged", ws.name("extract-orders", "dev"): "created",
                                 ws.name("daily-report", "dev"): "created"}
     assert "deploy: 2 created, 1 unchanged" in full.stdout
+
+
+@pytest.mark.services
+def test_full_read_catches_schedule_edits_the_record_cannot_see(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url, extra="verify_after = 0\n")
+    ws.deploy()
+    name = ws.name("extract-orders", "dev")
+    item = server_deployments(prefect_api, name)[name]
+    with httpx.Client(base_url=prefect_api + "/") as http:
+        http.patch(f"deployments/{item['id']}/schedules/{item['schedules'][0]['id']}",
+                   json={"schedule": {"cron": "30 7 * * *", "timezone": "UTC"}}).raise_for_status()
+    assert server_deployments(prefect_api, name)[name]["updated"] == item["updated"], "schedule edits leave `updated` alone"
+    report = ws.deploy()
+    entry = next(e for e in report["deployments"] if e["name"] == name)
+    assert entry["status"] == "updated" and entry["diff"] == ["schedules"]
+    assert server_deployments(prefect_api, name)[name]["schedules"][0]["schedule"]["cron"] == "0 6 * * *"
+    (ws.root / ".forkflow" / "deploy-record.json").unlink()
+    proxy.reset()
+    ws.deploy()
+    assert proxy.write_count() == 0, "without a record every deployment is read and compared, and still nothing is written"

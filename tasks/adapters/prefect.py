@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from typing import Any
@@ -68,20 +69,60 @@ RETRY_STATUSES = (429, 503)
 PAGE = 200
 
 
+class Gate:
+    """Bounds the requests in flight: halves the bound when the server pushes back (429, 503,
+    dropped connections) and widens it again, one at a time, while requests succeed."""
+
+    def __init__(self, ceiling: int):
+        self.ceiling = max(1, ceiling)
+        self.limit = self.ceiling
+        self.in_flight = 0
+        self.calm = 0
+        self.cond = threading.Condition()
+
+    def __enter__(self) -> Gate:
+        with self.cond:
+            while self.in_flight >= self.limit:
+                self.cond.wait()
+            self.in_flight += 1
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        with self.cond:
+            self.in_flight -= 1
+            self.cond.notify_all()
+
+    def push_back(self) -> None:
+        with self.cond:
+            self.limit = max(1, self.limit // 2)
+            self.calm = 0
+
+    def success(self) -> None:
+        with self.cond:
+            self.calm += 1
+            if self.limit < self.ceiling and self.calm >= 4 * self.limit:
+                self.limit += 1
+                self.calm = 0
+                self.cond.notify_all()
+
+
 class PrefectApi:
     """One Prefect server: bulk reads, writes that honour 429 Retry-After, a dry-run path, a write count.
 
-    Safe to share between threads; `concurrency` bounds the open connections.
+    Safe to share between threads; at most `concurrency` requests are in flight, fewer while the
+    server pushes back. Every request forkflow makes is safe to repeat (creates are upserts by
+    name, deletes accept 404), so dropped connections are retried too.
     """
 
     def __init__(self, api_url: str, *, dry_run: bool = False, concurrency: int = 8,
-                 max_retries: int = 6, timeout: float = 30.0):
+                 max_retries: int = 8, timeout: float = 30.0):
         self.api_url = api_url.rstrip("/")
         self.dry_run = dry_run
         self.max_retries = max_retries
         self.writes = 0
         self.retried = 0
         self._lock = threading.Lock()
+        self.gate = Gate(concurrency)
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
         self.http = httpx.Client(base_url=self.api_url + "/", headers=auth_headers(), timeout=timeout, limits=limits)
 
@@ -92,25 +133,34 @@ class PrefectApi:
         self.http.close()
 
     def call(self, method: str, path: str, body: Any = None, *, what: str, ok: tuple[int, ...] = ()) -> httpx.Response:
-        """One request; waits out 429/503 (Retry-After), raises a ForkflowError on any other failure."""
+        """One request; waits out 429/503 (Retry-After) and dropped connections, raises a ForkflowError otherwise."""
         for attempt in range(self.max_retries + 1):
-            try:
-                response = self.http.request(method, path, json=body)
-            except httpx.TransportError as err:
-                raise ForkflowError(f"Prefect API: could not {what}: {err}", where=f"{self.api_url}/{path}",
-                                    fix="check that the server runs (doit services) and prefect_api_url is right") from None
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                with self._lock:
-                    self.retried += 1
-                time.sleep(retry_after(response, attempt))
-                continue
-            break
-        if method != "GET" and not path.endswith("/filter"):
+            response, dropped = self.attempt(method, path, body)
+            if response is not None and response.status_code not in RETRY_STATUSES:
+                self.gate.success()
+                break
+            if attempt == self.max_retries:
+                break
+            self.gate.push_back()
+            with self._lock:
+                self.retried += 1
+            time.sleep(retry_after(response, attempt))
+        if response is None:
+            raise ForkflowError(f"Prefect API: could not {what}: {dropped}", where=f"{self.api_url}/{path}",
+                                fix="check that the server runs (doit services) and prefect_api_url is right")
+        if method != "GET" and not path.endswith(("/filter", "/count")):
             with self._lock:
                 self.writes += 1
         if response.status_code >= 400 and response.status_code not in ok:
             raise api_error(what, "", response)
         return response
+
+    def attempt(self, method: str, path: str, body: Any) -> tuple[httpx.Response | None, Exception | None]:
+        with self.gate:
+            try:
+                return self.http.request(method, path, json=body), None
+            except httpx.TransportError as err:
+                return None, err
 
     def would(self, message: str) -> bool:
         """In dry-run mode, report the write and return True (the caller then skips it)."""
@@ -132,6 +182,14 @@ class PrefectApi:
             found += page
             if len(page) < PAGE:
                 return found
+
+    def deployment_signals(self, name_like: str) -> dict[str, Any]:
+        """How many deployments contain `name_like` in their name, and the latest `updated` among them."""
+        body = {"deployments": {"name": {"like_": name_like}}}
+        count = self.call("POST", "deployments/count", body, what="count deployments").json()
+        latest = self.call("POST", "deployments/filter", {**body, "sort": "UPDATED_DESC", "limit": 1},
+                           what="read the latest deployment").json()
+        return {"count": count, "latest": latest[0]["updated"] if latest else None}
 
     def flow_names(self, flow_ids: list[str]) -> dict[str, str]:
         """flow id -> flow name for the given ids."""
@@ -185,9 +243,9 @@ class PrefectApi:
         self.call("DELETE", f"automations/{automation_id}", what="delete automation", ok=(404,))
 
 
-def retry_after(response: httpx.Response, attempt: int) -> float:
-    """Seconds to wait: the Retry-After header (seconds or HTTP date), else a short backoff."""
-    header = response.headers.get("Retry-After", "").strip()
+def retry_after(response: httpx.Response | None, attempt: int) -> float:
+    """Seconds to wait: the Retry-After header (seconds or HTTP date), else a short jittered backoff."""
+    header = response.headers.get("Retry-After", "").strip() if response is not None else ""
     if header.isdigit():
         return min(float(header), 120.0)
     if header:
@@ -201,4 +259,4 @@ def retry_after(response: httpx.Response, attempt: int) -> float:
             import datetime as dt
 
             return max(0.0, min((moment - dt.datetime.now(dt.UTC)).total_seconds(), 120.0))
-    return min(0.5 * 2**attempt, 10.0)
+    return min(0.2 * 2**attempt, 5.0) + random.uniform(0, 0.2)

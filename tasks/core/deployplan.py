@@ -166,3 +166,47 @@ def automation_body(deployment_id: str, name: str, index: int, automation: dict[
     body["tags"] = sorted({*body.get("tags", []), FORKFLOW_TAG, TRIGGER_TAG_PREFIX + digest, OWNER_TAG_PREFIX + deployment_id})
     body["owner_resource"] = f"prefect.deployment.{deployment_id}"
     return body
+
+
+def record_usable(record: dict[str, Any] | None, signals: dict[str, Any], now: float, verify_after: float) -> bool:
+    """Whether the last run's record can stand in for reading every deployment.
+
+    It can when a full read happened less than `verify_after` seconds ago and,
+    for every name prefix, the server still has as many deployments and the same
+    latest `updated` time as right after that run: a deployment deleted, added,
+    edited or paused since then changes one of the two.
+    """
+    if not record or verify_after <= 0:
+        return False
+    if now - float(record.get("checked", 0)) > verify_after:
+        return False
+    return bool(record.get("signals") == signals)
+
+
+def split_known(ready: list[Desired], record: dict[str, Any], owned: dict[str, list[str]]) -> tuple[list[Change], list[Desired]]:
+    """Deployments the record shows as applied with the same spec (unchanged) and the rest (to read and compare)."""
+    known: list[Change] = []
+    stale: list[Desired] = []
+    entries = record.get("deployments", {})
+    for desired in ready:
+        entry = entries.get(desired.name)
+        digest = spec_hash(desired.spec)
+        if entry and entry.get("hash") == digest and \
+                server_triggers(owned.get(entry["id"], [])) == triggers_summary(desired.spec.get("triggers") or []):
+            known.append(Change("unchanged", desired.name, desired, entry["id"], spec_hash=digest))
+        else:
+            stale.append(desired)
+    return known, stale
+
+
+def remembered(record: dict[str, Any] | None, ready: list[Desired], results: list[dict[str, Any]],
+               signals: dict[str, Any], checked: float) -> dict[str, Any]:
+    """The record after a run: the spec hash applied for each deployment that succeeded."""
+    entries = dict((record or {}).get("deployments", {}))
+    digests = {desired.name: spec_hash(desired.spec) for desired in ready}
+    for result in results:
+        if result["status"] in ("failed", "pruned", "skipped") or not result.get("id"):
+            entries.pop(result["name"], None)
+        elif result["name"] in digests:
+            entries[result["name"]] = {"id": result["id"], "hash": digests[result["name"]]}
+    return {"checked": checked, "signals": signals, "deployments": entries}

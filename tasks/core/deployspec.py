@@ -235,8 +235,8 @@ def check_document(doc: Document, flows: list[FlowInfo], environments: list[str]
     for name in doc.flows:
         if name not in by_name:
             problems.append(f"flows.{name}: no flow named {name!r} was found; flows: {known}")
-    for path, layer in layers_with_paths(doc):
-        problems += environment_problems(path, layer, environments)
+    for path, entry in layers_with_paths(doc):
+        problems += environment_problems(path, entry, environments)
     for path, layer, targets in parameter_targets(doc, flows):
         for flow in targets:
             for parameter in sorted(layer.parameters or {}):
@@ -248,8 +248,8 @@ def check_document(doc: Document, flows: list[FlowInfo], environments: list[str]
         if flow.spec:
             problems += spec_problems(flow)
     if trigger_problem is not None:
-        for path, layer in all_layers(doc):
-            for index, trigger in enumerate(layer.triggers or []):
+        for path, any_layer in all_layers(doc):
+            for index, trigger in enumerate(any_layer.triggers or []):
                 problem = trigger_problem(trigger)
                 if problem:
                     problems.append(f"{path}.triggers.{index}: {problem}")
