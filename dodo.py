@@ -40,6 +40,7 @@ from tasks.services import task_services, task_services_status, task_services_st
 from tasks.sync import task_sync  # noqa: E402
 from tasks.version import task_check_version, task_version  # noqa: E402
 from tasks.wheel import task_wheel  # noqa: E402
+from tasks.workflows import task_workflows  # noqa: E402
 
 DOIT_CONFIG = {
     "dep_file": str(SETTINGS.state_dir / "doit.db"),
@@ -54,4 +55,4 @@ DOIT_CONFIG = {
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
            "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync",
            "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
-           "task_matrix"]
+           "task_matrix", "task_workflows"]
