@@ -92,6 +92,16 @@ def noop_docker_seconds(config: Path) -> float:
     return elapsed()
 
 
+def remove_images(tag: str) -> None:
+    """Delete the images this run built (their names hold the run's tag)."""
+    from tasks.adapters.docker import connect, remove_image
+
+    client = connect()
+    for image in client.images.list():
+        if any(tag in name for name in image.tags + image.attrs.get("RepoDigests", [])):
+            remove_image(client, image.id)
+
+
 def run() -> list[Result]:
     from tests.image_helpers import image_config_text, write_wheel_set
 
@@ -124,6 +134,7 @@ def run() -> list[Result]:
             from tasks.adapters import services as svc
 
             svc.stop(spec)
+            remove_images(tag)
     return [
         Result("image: second run, no change, vs first run (2 Pythons x 2 flavors)", second(), first(), "ratio < 0.1, 0 builds",
                f"{builds} builds in the second run; first run built and pushed 4 images"),

@@ -203,7 +203,8 @@ def ensure_base(current: Settings, name: str, *, noop: bool = False) -> str:
                                 where="[images] interpreters", fix=f"install Python {name} there (e.g. `pyenv install {name}`)"
                                 " or set [images] base_from = 'pull'")
     if interpreter is None:
-        docker_adapter.pull(client, ref, noop=noop)
+        where = "[images] conda_base_image" if name == "conda" else f"[images] base_image (base_from = {images.base_from!r})"
+        docker_adapter.pull(client, ref, where=where, noop=noop)
         return "would pull" if noop else "pulled"
     return make_local_base(current, client, interpreter, name, ref, noop=noop)
 
@@ -308,7 +309,7 @@ def find_or_build(current: Settings, plan: inputs.Plan, planned: inputs.Planned,
     if existing:
         return existing[0], f"an image with these inputs is already built (input hash {digest_of_inputs[:12]})"
     spec = planned.spec
-    build_tag = f"{spec.repository.rsplit('/', 1)[-1]}:build-{spec.key}-{digest_of_inputs[:12]}"
+    build_tag = f"{spec.repository.split('/', 1)[-1]}:build-{spec.key}-{digest_of_inputs[:12]}"
     labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     context = assemble_context(current, plan, planned, labels)

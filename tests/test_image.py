@@ -99,6 +99,25 @@ port = {free_port()}
         svc.stop(spec)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def session_images() -> Iterator[None]:
+    """Delete the images these tests built when they are done (the base images stay, for the next run)."""
+    yield
+    if docker_reachable():
+        remove_session_images()
+
+
+def remove_session_images() -> None:
+    """Untag (and so delete) the images this test session built; other images are left alone."""
+    from tasks.adapters.docker import connect, remove_image
+
+    client = connect()
+    for image in client.images.list():
+        names = image.tags + image.attrs.get("RepoDigests", [])
+        if any(SESSION in name for name in names):
+            remove_image(client, image.id)
+
+
 @pytest.fixture(scope="session")
 def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """python:3.11-slim and python:3.12-slim in the engine, made from local interpreters when missing."""

@@ -232,7 +232,7 @@ def import_rootfs(client: Any, tarball: Path, ref: str, changes: Iterable[str], 
     return found
 
 
-def pull(client: Any, ref: str, *, noop: bool = False) -> str | None:
+def pull(client: Any, ref: str, *, where: str = "[images] base_image", noop: bool = False) -> str | None:
     if noop:
         say(f"would pull {ref}")
         return None
@@ -242,8 +242,8 @@ def pull(client: Any, ref: str, *, noop: bool = False) -> str | None:
     try:
         client.images.pull(repository, tag=tag)
     except APIError as err:
-        raise ForkflowError(f"cannot pull {ref}: {first_line(str(err.explanation or err))}", where="[images] base_image",
-                            fix="make it reachable, build it locally under that name, or set [images] base_from") from None
+        raise ForkflowError(f"cannot pull {ref}: {first_line(str(err.explanation or err))}", where=where,
+                            fix="make its registry reachable, or build or import an image under that name") from None
     return image_id(client, ref)
 
 
