@@ -399,8 +399,11 @@ class Applier:
 
     def run(self, changes: list[Change]) -> list[dict[str, Any]]:
         needed = sorted({c.desired.flow for c in changes if c.kind == "create" and c.desired})
+        existing = self.api.flow_ids(needed) if needed else {}
+        self.flow_ids.update(existing)
+        missing = [name for name in needed if name not in existing]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for name, flow_id in zip(needed, pool.map(self.flow_id, needed), strict=True):
+            for name, flow_id in zip(missing, pool.map(self.flow_id, missing), strict=True):
                 self.flow_ids[name] = flow_id
             return list(pool.map(self.apply_one, changes))
 
@@ -418,7 +421,8 @@ class Applier:
         except ForkflowError as err:
             result.update(status="failed", error=err.what)
         if not self.api.dry_run and change.kind != "unchanged":
-            say(f"{result['status']:<9} {change.name}" + (f" ({', '.join(change.diff)})" if change.kind == "update" else ""))
+            with self.lock:
+                say(f"{result['status']:<9} {change.name}" + (f" ({', '.join(change.diff)})" if change.kind == "update" else ""))
         return result
 
     def write(self, change: Change) -> str | None:
@@ -525,11 +529,11 @@ def merged_report(previous: dict[str, Any] | None, report: dict[str, Any]) -> di
     return {**report, "deployments": kept + report["deployments"]}
 
 
-def summarize(results: list[dict[str, Any]], run: DeployRun, dry_run: bool) -> str:
+def summarize(results: list[dict[str, Any]], run: DeployRun, dry_run: bool, stage: str = "deploy") -> str:
     counts: dict[str, int] = {}
     for result in results:
         key = f"would {result['would']}" if result.get("would") else result["status"]
         counts[key] = counts.get(key, 0) + 1
     text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "nothing to deploy"
-    say(f"deploy: {text}; {run.writes} API writes" + (" (dry run)" if dry_run else ""))
+    say(f"{stage}: {text}; {run.writes} API writes" + (" (dry run)" if dry_run else ""))
     return text

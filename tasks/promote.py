@@ -61,7 +61,7 @@ def promote_action(source: str = "", target: str = "", flows: str = "", dry_run:
               "version": version, "commit": commit, "images": images}
     write_report("promote", report, current)
     say(f"promote {source} -> {target}: code version {version} ({commit[:7]})")
-    return {"made": f"{source}->{target} {version}: " + summarize(results, run, dry)}
+    return {"made": f"{source}->{target} {version}: " + summarize(results, run, dry, "promote")}
 
 
 def check_environments(current: Settings, source: str, target: str) -> None:

@@ -165,7 +165,8 @@ class PrefectApi:
     def would(self, message: str) -> bool:
         """In dry-run mode, report the write and return True (the caller then skips it)."""
         if self.dry_run:
-            say(f"would {message}")
+            with self._lock:
+                say(f"would {message}")
         return self.dry_run
 
     def work_pool_types(self) -> dict[str, str]:
@@ -201,9 +202,19 @@ class PrefectApi:
                 names[flow["id"]] = flow["name"]
         return names
 
+    def flow_ids(self, names: list[str]) -> dict[str, str]:
+        """flow name -> id for the flows that exist among `names`."""
+        ids: dict[str, str] = {}
+        unique = sorted(set(names))
+        for start in range(0, len(unique), PAGE):
+            body = {"flows": {"name": {"any_": unique[start:start + PAGE]}}, "limit": PAGE}
+            for flow in self.call("POST", "flows/filter", body, what="read flows").json():
+                ids[flow["name"]] = flow["id"]
+        return ids
+
     def ensure_flow(self, name: str) -> str | None:
         """The flow's id, creating the flow when missing (None in dry-run)."""
-        if self.would(f"create flow {name!r} if missing"):
+        if self.would(f"create flow {name!r}"):
             return None
         return str(self.call("POST", "flows/", {"name": name}, what=f"create flow {name!r}").json()["id"])
 
