@@ -88,9 +88,10 @@ def test_port_taken_is_a_clear_error(demo_config: Path) -> None:
         blocker.listen()
         result = run_doit(demo_config, "services:index")
     assert result.returncode != 0
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
-    assert "[services.index] port" in result.stderr
-    assert "Traceback" not in result.stderr
+    output = result.stdout + result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in output
+    assert "[services.index] port" in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.services
