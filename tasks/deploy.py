@@ -330,7 +330,8 @@ class DeployRun:
         """The server's deployments that carry this branch's names, by name."""
         if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
             return by_name(api.read_deployments(names=[ready[0].name]))
-        return by_name([item for env in envs for item in api.read_deployments(name_like=fixed_prefix(ctx, env))])
+        prefixes = sorted({fixed_prefix(ctx, env) for env in envs})
+        return by_name([item for prefix in prefixes for item in api.read_deployments(name_like=prefix)])
 
 
 def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

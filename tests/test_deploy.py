@@ -235,6 +235,50 @@ def test_layers_environment_overrides_and_fixed_fields() -> None:
     assert report_prod.spec["concurrency_limit"] == 1
 
 
+@pytest.mark.parametrize(("cron", "problem"), [
+    ("0 6 * * *", None), ("@daily", None), ("*/15 9-17 * jan-jun mon-fri", None), ("0 0 L * *", None),
+    ("0 0 15W * *", None), ("0 0 * * 5#3", None), ("0 0 1,15 * sun", None),
+    ("0 24 * * *", "hour: '24' is not in 0-23"), ("0 0 * * funday", "day of week: 'funday' is not in 0-7"),
+    ("*/0 * * * *", "minute: bad step '0'"), ("0 0 * *", "expected 5 fields"),
+])
+def test_cron_check(cron: str, problem: str | None) -> None:
+    from tasks.core.deployspec import cron_problem
+
+    found = cron_problem(cron)
+    assert (found is None) if problem is None else (problem in (found or "")), found
+
+
+def test_retry_after_reads_seconds_and_dates() -> None:
+    import datetime as dt
+    from email.utils import format_datetime
+
+    from tasks.adapters.prefect import retry_after
+
+    def answer(header: str | None) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": header} if header else {})
+
+    assert retry_after(answer("3"), 0) == 3.0
+    later = format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30), usegmt=True)
+    assert 25 <= retry_after(answer(later), 0) <= 30
+    assert retry_after(answer(None), 0) < 1 and retry_after(None, 10) <= 5.2
+
+
+def test_image_reference_prefers_the_digest() -> None:
+    from tasks.core.deployspec import image_reference, repository_of
+
+    report = {"images": [
+        {"python": "3.11", "flavor": "base", "tags": ["reg:5001/orbit:1.0-python3.11"], "status": "built", "digest": "sha256:1"},
+        {"python": "3.12", "flavor": "base", "tags": ["reg:5001/orbit:1.0-python3.12"], "status": "built", "digest": None},
+        {"python": "3.12", "flavor": "kubernetes", "tags": ["reg:5001/orbit:1.0-python3.12-kubernetes"], "status": "up-to-date",
+         "digest": "sha256:2"},
+    ]}
+    assert image_reference(report, "3.11", "base") == "reg:5001/orbit@sha256:1"
+    assert image_reference(report, "3.12", "base") == "reg:5001/orbit:1.0-python3.12"
+    assert image_reference(report, "3.12", "kubernetes") == "reg:5001/orbit@sha256:2"
+    assert image_reference(None, "3.12", "base") is None
+    assert repository_of("reg:5001/orbit") == "reg:5001/orbit"
+
+
 # ---------------------------------------------------------------- against the server
 
 

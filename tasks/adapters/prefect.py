@@ -59,7 +59,7 @@ def list_work_pools(api_url: str) -> list[dict[str, Any]]:
 
 def api_error(action: str, name: str, response: httpx.Response) -> ForkflowError:
     return ForkflowError(
-        f"Prefect API: could not {action} {name!r}: HTTP {response.status_code} {response.text[:300]}",
+        f"Prefect API: could not {action}{' ' + repr(name) if name else ''}: HTTP {response.status_code} {response.text[:300]}",
         where=str(response.request.url),
         fix="check prefect_api_url and the PREFECT_API_KEY / PREFECT_API_AUTH_STRING variables",
     )
