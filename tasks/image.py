@@ -58,7 +58,7 @@ def task_image_base() -> Iterator[dict[str, Any]]:
     if images is None:
         yield missing_section_task("image-base", "images", doc)
         return
-    yield {"basename": "image-base", "name": None, "doc": doc, "params": [dry_run_param()]}
+    yield {"basename": "image-base", "name": None, "doc": doc, "params": [dry_run_param()], "uptodate": [True]}
     for name in base_names(current):
         python = None if name == "conda" else name
         ref = images.conda_base_image if python is None else images.base_image.format(python=python)
@@ -83,7 +83,7 @@ def task_image() -> Iterator[dict[str, Any]]:
     run_id = uuid.uuid4().hex
     target = inputs.repository(current)
     keys = inputs.image_keys(images)
-    yield {"basename": "image", "name": None, "doc": DOC, "params": [dry_run_param()]}
+    yield {"basename": "image", "name": None, "doc": DOC, "params": [dry_run_param()], "uptodate": [True]}
     for python in images.python:
         for flavor in images.flavors:
             key = core.image_key(python, flavor)
@@ -115,7 +115,7 @@ def task_image() -> Iterator[dict[str, Any]]:
         "doc": "write reports/image.json: every image's tags, id, pushed digests, built or up-to-date and why",
         "actions": [guarded(partial(report_action, run_id))],
         "task_dep": names,
-        "uptodate": [False],
+        "uptodate": [partial(report_settled, run_id)],
         "params": [dry_run_param()],
         "verbosity": 2,
     }
@@ -576,6 +576,15 @@ def envs_current(task: Any, values: Any) -> bool:
 
 
 # ---- report and state ---------------------------------------------------------------------------
+
+
+def report_settled(run_id: str, task: Any = None, *_: Any) -> bool:
+    """Up to date when no image ran in this run and the report already calls every image up to date."""
+    if task is not None and (task.options or {}).get("dry_run") or dry(False):
+        return False
+    data = read_report("image", settings()) or {}
+    records = data.get("images", []) + data.get("environments", [])
+    return bool(records) and all(r.get("run") != run_id and r.get("status") == "up-to-date" for r in records)
 
 
 def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:

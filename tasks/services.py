@@ -33,7 +33,8 @@ def task_services() -> Iterator[dict[str, Any]]:
     if current.config.services is None:
         yield missing_section_task("services", "services", "start the local services")
         return
-    yield {"basename": "services", "name": None, "doc": "start the local package index, OCI registry and Prefect server"}
+    yield {"basename": "services", "name": None, "doc": "start the local package index, OCI registry and Prefect server",
+           "uptodate": [True]}
     for name in NAMES:
         yield {
             "basename": "services",
@@ -51,7 +52,7 @@ def task_services_stop() -> Iterator[dict[str, Any]]:
     if current.config.services is None:
         yield missing_section_task("services-stop", "services", "stop the local services")
         return
-    yield {"basename": "services-stop", "name": None, "doc": "stop the local services"}
+    yield {"basename": "services-stop", "name": None, "doc": "stop the local services", "uptodate": [True]}
     for name in NAMES:
         yield {
             "basename": "services-stop",

@@ -90,7 +90,7 @@ def task_sync(dry_run: bool = False, keep_backups: int = -1) -> Iterator[dict[st
         return
     setup = sync_setup(current, dry_run, keep_backups)
     unchanged = partial(nothing_moved, setup)
-    yield {"basename": STAGE, "name": None, "doc": DOC}
+    yield {"basename": STAGE, "name": None, "doc": DOC, "uptodate": [True]}
     yield subtask("fetch", "clone the fork if missing, check it, fetch upstream (with tags) and origin, and plan",
                   fetch_action, setup, demo_task_deps(current), [False])
     yield subtask("main", "fast-forward main to upstream's main (stops if it cannot)",

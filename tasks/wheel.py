@@ -50,7 +50,7 @@ def task_wheel() -> Any:
     if current.config.fork is None:
         yield missing_section_task("wheel", "fork", doc)
         return
-    yield {"basename": "wheel", "name": None, "doc": doc}
+    yield {"basename": "wheel", "name": None, "doc": doc, "uptodate": [True]}
     packages = packages_if_cloned(current)
     for package in packages:
         yield {
