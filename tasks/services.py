@@ -85,7 +85,8 @@ DESCRIPTIONS = {
 def start_action(name: str) -> dict[str, str]:
     current = settings()
     spec = service_spec(current, name)
-    prepare(current, name)
+    if not svc.state(spec).healthy:
+        prepare(current, name)
     outcome = svc.start(spec)
     say(f"{name}: {outcome} at {spec.url} (pid {svc.running_pid(spec)}, log {spec.log_file})")
     if name == "prefect":
