@@ -58,7 +58,7 @@ def generate(folder: Path) -> Path:
     git(work, "branch", "release")
     git(folder, "clone", "-q", "--bare", str(work), str(folder / "origin.git"))
     config = folder / "pipeline.toml"
-    config.write_text(f"""state_dir = ".forkflow"
+    config.write_text("""state_dir = ".forkflow"
 [project]
 name = "bench"
 [fork]
