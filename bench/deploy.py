@@ -37,7 +37,7 @@ from bench.common import Result, print_results, stopwatch
 REPO = Path(__file__).resolve().parent.parent
 FLOWS = 200
 ENVIRONMENTS = ("dev", "prod")
-BASELINE_SIZES = (2, 6)
+BASELINE_SIZES = (5, 20)
 IDENTITY = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
             "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
 
@@ -58,6 +58,7 @@ def run() -> list[Result]:
         flows = generate_flows(root / "repo" / "flows", FLOWS)
         config = write_config(root, api, "bench")
         ensure_pools(api)
+        measured = {size: baseline(root, flows, api, size) for size in BASELINE_SIZES}
         first = timed_doit(config)
         report = json.loads((root / ".forkflow" / "reports" / "deploy.json").read_text())
         created = sum(1 for entry in report["deployments"] if entry["status"] == "created")
@@ -66,7 +67,6 @@ def run() -> list[Result]:
         again = json.loads((root / ".forkflow" / "reports" / "deploy.json").read_text())
         engine = engine_seconds(config)
         untouched = updated_stamps(api, "bench--") == before
-        measured = {size: baseline(root, flows, api, size) for size in BASELINE_SIZES}
     baseline_first = extrapolate({size: times[0] for size, times in measured.items()})
     baseline_second = extrapolate({size: times[1] for size, times in measured.items()})
     subset = "baseline: " + "; ".join(f"{size * 2} deployments {times[0]:.1f}s first, {times[1]:.1f}s again"
