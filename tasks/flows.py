@@ -60,7 +60,7 @@ def flows_report(current: Settings) -> dict[str, Any]:
     errors += duplicate_names(flows)
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
-    selected = environments_for_branch({name: env.branch for name, env in current.config.environments.items()}, branch)
+    selected = chosen_environments(current, branch)
     return {
         "flows": [flow_entry(flow, ctx, list(current.config.environments)) for flow in flows],
         "errors": [str(error) for error in errors],
@@ -71,6 +71,24 @@ def flows_report(current: Settings) -> dict[str, Any]:
         "flows_dir": str(root),
         "config": str(current.path(current.config.flows.config)) if current.config.flows else "",
     }
+
+
+ENVIRONMENT_ENV = "FORKFLOW_ENVIRONMENT"
+
+
+def chosen_environments(current: Settings, branch: str) -> list[str]:
+    """FORKFLOW_ENVIRONMENT when set (e.g. by `nox -s deploy -- dev`), else the branch map."""
+    import os
+
+    chosen = os.environ.get(ENVIRONMENT_ENV, "").strip()
+    if not chosen:
+        return environments_for_branch({name: env.branch for name, env in current.config.environments.items()}, branch)
+    unknown = [name for name in chosen.split(",") if name not in current.config.environments]
+    if unknown:
+        raise ForkflowError(f"{ENVIRONMENT_ENV}={chosen!r} names unknown environments: {', '.join(unknown)}",
+                            where=f"{ENVIRONMENT_ENV} (environment variable)",
+                            fix="use one of: " + ", ".join(current.config.environments))
+    return chosen.split(",")
 
 
 def flows_root(current: Settings) -> Path:
