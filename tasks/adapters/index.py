@@ -6,8 +6,6 @@ import html.parser
 import logging
 from pathlib import Path
 
-import httpx
-
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.credentials import Credentials
@@ -42,6 +40,8 @@ class LinkParser(html.parser.HTMLParser):
 
 def remote_files(index_url: str, project: str) -> dict[str, str | None]:
     """File name -> sha256 (None when the index gives no hash) for one project on the index."""
+    import httpx
+
     url = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
     try:
         response = httpx.get(url, timeout=30, follow_redirects=True)

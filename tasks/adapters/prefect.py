@@ -6,9 +6,10 @@ import os
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from tasks.core.errors import ForkflowError
 from tasks.output import say
@@ -27,7 +28,10 @@ def auth_headers() -> dict[str, str]:
 
 
 def client(api_url: str, timeout: float = 30.0) -> httpx.Client:
-    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=auth_headers(), timeout=timeout)
+    import httpx
+
+    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=auth_headers(), timeout=timeout,
+                        verify=api_url.startswith("https://"))
 
 
 def ensure_work_pool(api_url: str, name: str, pool_type: str = "process", dry_run: bool = False) -> str:
@@ -123,6 +127,8 @@ class PrefectApi:
         self.retried = 0
         self._lock = threading.Lock()
         self.gate = Gate(concurrency)
+        import httpx
+
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
         self.http = httpx.Client(base_url=self.api_url + "/", headers=auth_headers(), timeout=timeout, limits=limits)
 
@@ -156,6 +162,8 @@ class PrefectApi:
         return response
 
     def attempt(self, method: str, path: str, body: Any) -> tuple[httpx.Response | None, Exception | None]:
+        import httpx
+
         with self.gate:
             try:
                 return self.http.request(method, path, json=body), None

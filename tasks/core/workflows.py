@@ -12,10 +12,11 @@ import difflib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-import yaml
+if TYPE_CHECKING:
+    import jinja2
+
 
 from tasks.core.config import WORKFLOW_NAMES, Config, GitHub
 from tasks.core.errors import ConfigError, ForkflowError
@@ -158,6 +159,8 @@ def quote(value: Any) -> str:
 
 
 def template_environment(templates: dict[str, str]) -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.DictLoader(templates),
         variable_start_string="[=", variable_end_string="=]",
@@ -186,6 +189,8 @@ def render_workflows(templates: dict[str, str], names: list[str], context: dict[
 
 
 def check_workflow_text(text: str, template: str) -> None:
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
