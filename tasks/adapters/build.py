@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.parser
+import functools
 import hashlib
 import shutil
 import sys
@@ -20,6 +21,7 @@ from tasks.core.errors import ForkflowError
 TOOLS = ("build", "hatchling", "versioningit", "setuptools", "setuptools_scm", "hatch-vcs", "wheel", "twine")
 
 
+@functools.cache
 def tool_versions() -> dict[str, str]:
     """Versions of the build tools in this environment (part of every package's build inputs)."""
     found = {"python": sys.version.split()[0]}
