@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,28 @@ def stopwatch() -> Iterator[Callable[[], float]]:
 def print_results(results: list[Result]) -> None:
     for result in results:
         print(result.line(), flush=True)
+
+
+def doit_json(config: Any, *args: str) -> dict[str, str]:
+    """Run doit on a config with the JSON reporter; task name -> result."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
+    proc = subprocess.run([sys.executable, "-m", "doit", "-f", str(repo / "dodo.py"), "-d", str(repo),
+                           "--reporter", "json", *args], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    return {task["name"]: task["result"] for task in json.loads(proc.stdout)["tasks"]}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

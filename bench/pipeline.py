@@ -13,7 +13,6 @@ server. Three runs of `doit`:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -23,21 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import Result, print_results, stopwatch
+from bench.common import Result, doit_json, free_port, print_results, stopwatch
 from bench.deploy import FLOW_TEMPLATE, deployment_specs
 from bench.monorepo import generate, git
 
 REPO = Path(__file__).resolve().parent.parent
 FLOWS = 200
 ALWAYS_RUN = ("sync:fetch", "services:", "matrix")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def add_flows(work: Path) -> None:
@@ -103,15 +94,6 @@ def prepare(folder: Path) -> Path:
     return config
 
 
-def doit(config: Path, *args: str) -> dict[str, str]:
-    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
-    proc = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO),
-                           "--reporter", "json", *args], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
-    return {task["name"]: task["result"] for task in json.loads(proc.stdout)["tasks"]}
-
-
 def executed(results: dict[str, str]) -> list[str]:
     return sorted(name for name, status in results.items()
                   if status == "success" and not name.startswith(ALWAYS_RUN))
@@ -136,12 +118,12 @@ def run() -> list[Result]:
         config = prepare(Path(tmp))
         try:
             with stopwatch() as full:
-                doit(config, "-n", "2")
+                doit_json(config, "-n", "2")
             with stopwatch() as noop:
-                second = doit(config)
+                second = doit_json(config)
             change_one_integration(Path(tmp), config)
             with stopwatch() as one:
-                third = doit(config, "-n", "2")
+                third = doit_json(config, "-n", "2")
         finally:
             stop_services(config)
     return [

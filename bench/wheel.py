@@ -8,26 +8,15 @@ the same packages (the usual release script: isolated builds, one by one);
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import Result, print_results, stopwatch
+from bench.common import Result, doit_json, print_results, stopwatch
 from bench.monorepo import generate, package_dirs
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def doit(config: Path, *args: str) -> dict[str, str]:
-    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
-    proc = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO),
-                           "--reporter", "json", *args], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
-    return {task["name"]: task["result"] for task in json.loads(proc.stdout)["tasks"]}
 
 
 def builds(results: dict[str, str]) -> int:
@@ -44,18 +33,18 @@ def build_script(dirs: list[Path], outdir: Path) -> None:
 def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-wheel-") as tmp:
         config = generate(Path(tmp))
-        doit(config, "checkout")
+        doit_json(config, "checkout")
         fork = Path(tmp) / "fork"
         with stopwatch() as baseline:
             build_script(package_dirs(fork), Path(tmp) / "baseline-dist")
         with stopwatch() as ours:
-            full = doit(config, "-n", "2", "wheel")
+            full = doit_json(config, "-n", "2", "wheel")
         with stopwatch() as noop:
-            second = doit(config, "wheel")
+            second = doit_json(config, "wheel")
         touched = fork / "src" / "integrations" / "orbit-redis" / "orbit_redis" / "module_3.py"
         touched.write_text("VALUE = 'changed'\n")
         with stopwatch() as one:
-            incremental = doit(config, "wheel")
+            incremental = doit_json(config, "wheel")
         with stopwatch() as single:
             build_script([touched.parent.parent], Path(tmp) / "single-dist")
     return [
