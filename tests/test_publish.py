@@ -169,3 +169,35 @@ def test_500_is_retried_after_rechecking_the_index(index: Path) -> None:
     assert "landed in an earlier attempt" in result.stdout or "on the index after all" in result.stdout
     assert set(statuses(proxied).values()) == {"uploaded"}
     assert len(list(index_packages(index).iterdir())) == 12
+
+
+def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    (state(index) / "reports" / "publish.json").unlink(missing_ok=True)
+    env = {**os.environ, "FORKFLOW_CONFIG": str(index)}
+    proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "publish"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("uploaded "):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    landed = {p.name for p in index_packages(index).iterdir()}
+    assert 1 <= len(landed), "the run was killed after its first upload"
+    rerun = run_doit(index, "publish")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    files = statuses(index)
+    assert len(list(index_packages(index).iterdir())) == len(files) == 12
+    assert {name for name, status in files.items() if status == "up-to-date"} == landed
+    local = {f["name"]: f["sha256"] for f in publish_report(index)["files"]}
+    import hashlib
+
+    for file in index_packages(index).iterdir():
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == local[file.name]
