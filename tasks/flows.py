@@ -36,14 +36,46 @@ def task_flows() -> dict[str, Any]:
         "doc": doc,
         "actions": [guarded(flows_action)],
         "task_dep": ["checkout"] if current.config.fork else [],
-        "uptodate": [False],
+        "uptodate": [flows_unchanged],
         "verbosity": 2,
     }
+
+
+def flows_unchanged(task: Any = None, *_: Any) -> bool:
+    """Up to date while the flow files, branch, deployment config, versions and choices are unchanged."""
+    current = settings()
+    saved = read_report("flows", current)
+    try:
+        return bool(saved and saved.get("inputs") == flows_inputs(current))
+    except (ForkflowError, OSError):
+        return False
+
+
+def flows_inputs(current: Settings) -> str:
+    """A cheap hash of what flows.json depends on (two git calls, no parsing)."""
+    import hashlib
+    import os
+
+    from tasks.adapters.git import file_entries
+
+    assert current.config.flows is not None
+    root = flows_root(current)
+    top = Path(Git(root).read("rev-parse", "--show-toplevel"))
+    digest = hashlib.sha256()
+    for name, blob in sorted(file_entries(top).items()):
+        digest.update(f"{name}\0{blob}\n".encode())
+    digest.update(Git(root).read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").encode())
+    for file in (current.config_file, current.path(current.config.flows.config), current.reports_dir / "version.json"):
+        digest.update(file.read_bytes() if file.is_file() else b"-")
+    for variable in (ENVIRONMENT_ENV, BRANCH_ENV):
+        digest.update(os.environ.get(variable, "").encode())
+    return digest.hexdigest()
 
 
 def flows_action() -> dict[str, str]:
     current = settings()
     report = flows_report(current)
+    report["inputs"] = flows_inputs(current)
     write_report("flows", report, current)
     show(report)
     made = f"{len(report['flows'])} flows on {report['branch']} -> {', '.join(report['environments']) or 'no environment'}"
