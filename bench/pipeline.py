@@ -40,6 +40,8 @@ def add_flows(work: Path) -> None:
     for index in range(FLOWS):
         (package / f"flow_{index}.py").write_text(FLOW_TEMPLATE.format(index=index))
     (flows / "deployments.yaml").write_text(yaml.safe_dump(deployment_specs(FLOWS), sort_keys=False))
+    dockerfile = flows / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("orbit_flows", "bench_flows"))
 
 
 def extend_config(config: Path) -> None:
