@@ -30,22 +30,42 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
+def previous_sections() -> dict[str, str]:
+    """Sections of an earlier RESULTS.md, by module, so a partial run keeps the others."""
+    file = HERE / "RESULTS.md"
+    if not file.exists():
+        return {}
+    sections = {}
+    for chunk in file.read_text(encoding="utf-8").split("\n## ")[1:]:
+        name, _, body = chunk.partition("\n")
+        sections[name.strip()] = body.strip()
+    return sections
+
+
+def run_module(name: str) -> tuple[str, bool]:
+    """One module's section: its results (ours vs baseline, ratio), when and where they were measured."""
+    stamp = f"measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}"
+    try:
+        results: list[Result] = importlib.import_module(f"bench.{name}").run()
+    except Exception:
+        traceback.print_exc()
+        return f"- FAILED ({stamp}; see the bench output)", False
+    for result in results:
+        print(result.line(), flush=True)
+    return "\n".join([f"_{stamp}_", "", *(f"- {result.line()}" for result in results)]), True
+
+
 def main(selected: list[str]) -> int:
-    lines = ["# Benchmark results\n", f"- date: {time.strftime('%Y-%m-%d %H:%M')}", f"- machine: {machine()}", ""]
+    sections = previous_sections()
     failed = 0
     for name in modules(selected):
         print(f"== bench.{name}", flush=True)
-        try:
-            results: list[Result] = importlib.import_module(f"bench.{name}").run()
-        except Exception:
-            failed += 1
-            traceback.print_exc()
-            lines.append(f"- {name}: FAILED (see the bench output)")
-            continue
-        for result in results:
-            print(result.line(), flush=True)
-            lines.append(f"- {result.line()}")
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        sections[name], ok = run_module(name)
+        failed += not ok
+    lines = ["# Benchmark results", "", "Each line: ours vs a baseline measured in the same run, and the ratio.", ""]
+    for name in sorted(sections):
+        lines += [f"## {name}", "", sections[name], ""]
+    (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 1 if failed else 0
 
