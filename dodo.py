@@ -28,6 +28,7 @@ if command_of(sys.argv) not in READ_ONLY_COMMANDS:
         sys.exit(3)
 
 from tasks.checkout import task_checkout  # noqa: E402
+from tasks.core.config import configured_stages  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
 from tasks.deploy import task_deploy  # noqa: E402
 from tasks.flows import task_flows  # noqa: E402
@@ -48,8 +49,8 @@ DOIT_CONFIG = {
     "reporter": SummaryReporter,
     "verbosity": 2,
     "action_string_formatting": "new",
-    # `doit` with no arguments runs the whole pipeline, stage by stage.
-    "default_tasks": ["demo", "services", "sync", "version", "wheel", "publish", "image", "flows", "deploy"],
+    # `doit` with no arguments runs the whole pipeline: every stage the config feeds, in order.
+    "default_tasks": configured_stages(SETTINGS.config),
 }
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",

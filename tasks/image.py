@@ -579,12 +579,12 @@ def envs_current(task: Any, values: Any) -> bool:
 
 
 def report_settled(run_id: str, task: Any = None, *_: Any) -> bool:
-    """Up to date when no image ran in this run and the report already calls every image up to date."""
+    """Up to date when no image task ran in this run: the report still describes the last change."""
     if task is not None and (task.options or {}).get("dry_run") or dry(False):
         return False
     data = read_report("image", settings()) or {}
     records = data.get("images", []) + data.get("environments", [])
-    return bool(records) and all(r.get("run") != run_id and r.get("status") == "up-to-date" for r in records)
+    return bool(records) and all(r.get("run") != run_id for r in records)
 
 
 def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:

@@ -122,3 +122,12 @@ def test_missing_config_file_is_explained(tmp_path: Path) -> None:
     result = run_doit(tmp_path / "nope.toml", "list")
     assert result.returncode == 2
     assert "config file not found" in result.stderr and "FORKFLOW_CONFIG" in result.stderr
+
+
+def test_default_run_covers_only_configured_stages(tmp_path: Path) -> None:
+    from tasks.core.config import PIPELINE, configured_stages
+
+    assert configured_stages(load_settings(REPO / "pipeline.toml").config) == list(PIPELINE)
+    fork_only = MINIMAL + '[fork]\npath = "fork"\nupstream = "https://example.com/u.git"\norigin = "https://example.com/o.git"\n'
+    assert configured_stages(load_settings(write(tmp_path, fork_only)).config) == ["sync", "version", "wheel"]
+    assert configured_stages(load_settings(write(tmp_path, MINIMAL)).config) == []
