@@ -88,8 +88,17 @@ def stamp_file(current: Settings, name: str) -> Path:
     return dist_dir(current, name) / STAMP
 
 
+_packages: dict[tuple[str, int], list[Package]] = {}
+
+
 def package_named(current: Settings, name: str) -> Package:
-    return next(p for p in find_packages(current) if p.name == name)
+    """One package of the checkout; the package list is read once per process while the index is unchanged."""
+    root = checkout_path(current)
+    index = root / ".git" / "index"
+    key = (str(root), index.stat().st_mtime_ns if index.exists() else 0)
+    if key not in _packages:
+        _packages[key] = find_packages(current)
+    return next(p for p in _packages[key] if p.name == name)
 
 
 def version_of(current: Settings, name: str) -> str:

@@ -130,7 +130,8 @@ class PrefectApi:
         import httpx
 
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-        self.http = httpx.Client(base_url=self.api_url + "/", headers=auth_headers(), timeout=timeout, limits=limits)
+        self.http = httpx.Client(base_url=self.api_url + "/", headers=auth_headers(), timeout=timeout, limits=limits,
+                                 verify=self.api_url.startswith("https://"))
 
     def __enter__(self) -> PrefectApi:
         return self

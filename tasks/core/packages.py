@@ -108,16 +108,17 @@ def check_unique(packages: list[Package]) -> None:
 
 def owns(package: Package, file: str) -> bool:
     """True when a repository file (posix, relative) is one of the package's inputs."""
-    path = PurePosixPath(file)
-    if package.client_recipe and is_inside(path, package.client_recipe):
+    if package.client_recipe and is_inside(file, package.client_recipe):
         return True
-    if not is_inside(path, package.path):
+    if not is_inside(file, package.path):
         return False
-    return not any(is_inside(path, other) for other in package.excludes)
+    return not any(is_inside(file, other) for other in package.excludes)
 
 
-def is_inside(path: PurePosixPath, folder: str) -> bool:
-    return folder in (".", "") or PurePosixPath(folder) in path.parents or str(path) == folder
+def is_inside(path: str, folder: str) -> bool:
+    """True when a relative posix path is the folder or lies under it (string checks: called per file)."""
+    folder = folder.strip("/")
+    return folder in (".", "") or path == folder or path.startswith(folder + "/")
 
 
 def input_hash(package: Package, entries: Mapping[str, str], extra: Mapping[str, Any]) -> str:
@@ -139,7 +140,7 @@ def staged_files(package: Package, files: Iterable[str]) -> dict[str, str]:
     staged: dict[str, str] = {}
     overlay: dict[str, str] = {}
     for file in sorted(files):
-        if package.client_recipe and is_inside(PurePosixPath(file), package.client_recipe):
+        if package.client_recipe and is_inside(file, package.client_recipe):
             overlay[relative(file, package.client_recipe)] = file
         elif owns(package, file) and not removed(package, file):
             staged[relative(file, package.path)] = file
@@ -148,7 +149,7 @@ def staged_files(package: Package, files: Iterable[str]) -> dict[str, str]:
 
 
 def removed(package: Package, file: str) -> bool:
-    return any(is_inside(PurePosixPath(file), path) for path in package.client_remove)
+    return any(is_inside(file, path) for path in package.client_remove)
 
 
 def relative(file: str, folder: str) -> str:
