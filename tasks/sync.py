@@ -3,7 +3,8 @@
 `doit sync` runs four tasks, each after the one before:
 
     sync:fetch    clone the fork when missing, pre-flight checks, add missing
-                  remotes, fetch upstream (with tags) and origin, decide the plan
+                  remotes, fetch upstream (with tags) and origin's branches that
+                  moved, decide the plan
     sync:main     fast-forward main to upstream's main (never a reset)
     sync:release  back up the release tip, then fast-forward it or rebase its
                   custom commits onto the new main (a conflict aborts the rebase)
@@ -24,11 +25,12 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from threading import Thread
 from typing import Any
 
 from doit import task_params
@@ -41,6 +43,7 @@ from tasks.core.errors import CommandError, ForkflowError
 from tasks.core.sync import (
     BACKUP_PREFIX,
     Apart,
+    BranchMove,
     BranchTips,
     Commit,
     Conflict,
@@ -246,7 +249,7 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
     save_state(setup, state)
     for line in plan_lines(state.plan):
         say(line)
-    if nothing_moved(setup):
+    if state.observed == load_stamp(setup):
         say("nothing moved since the last sync: up to date")
         state.main_new, state.release_new = state.plan.main.start, state.plan.release.start
         write_sync_report(setup, state, "up-to-date")
@@ -268,35 +271,80 @@ def plan_summary(plan: SyncPlan, dry: bool) -> str:
 
 
 def fetch_and_plan(setup: SyncSetup, dry: bool) -> RunState:
-    """Everything before the first change: remotes answer, clone, pre-flight, fetch, plan."""
-    upstream_heads, origin_heads = remote_heads(setup)
-    if not is_clone(setup.fork):
+    """Everything before the first change: remotes answer, clone, pre-flight, fetch, plan.
+
+    The remotes are asked and an existing clone is looked at in one go (all reads);
+    the checks then run in their usual order.
+    """
+    git = Git(setup.fork, dry_run=dry)
+    clone = is_clone(setup.fork)
+    upstream, origin, *reads = together(*remote_asks(setup), *(clone_reads(git, setup) if clone else []))
+    upstream_heads, origin_heads = remote_heads(setup, upstream, origin)
+    if not clone:
         if dry:
             return plan_in_temporary_clone(setup, upstream_heads, origin_heads)
         from tasks.checkout import clone_action
 
         clone_action(setup.origin_url, setup.upstream_url, setup.fork, setup.release)
-        return plan_clone(setup, Git(setup.fork), upstream_heads, origin_heads, dry, cloned=True)
-    return plan_clone(setup, Git(setup.fork, dry_run=dry), upstream_heads, origin_heads, dry)
+        fresh = Git(setup.fork)
+        return plan_clone(setup, fresh, upstream_heads, origin_heads, read_clone(fresh, setup), dry, cloned=True)
+    return plan_clone(setup, git, upstream_heads, origin_heads, CloneReads(*reads), dry)
 
 
 def is_clone(path: Path) -> bool:
     return (path / ".git").exists()
 
 
-def remote_heads(setup: SyncSetup) -> tuple[dict[str, str], dict[str, str]]:
-    """Both remotes answer, and upstream has its main branch (ls-remote, nothing changes)."""
+@dataclass
+class Outcome:
+    """What a call returned, or the error it raised."""
+
+    value: Any = None
+    error: Exception | None = None
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def together(*calls: Callable[[], Any]) -> list[Outcome]:
+    """Run independent read-only calls at the same time and wait for all; their outcomes, in order."""
+    outcomes = [Outcome() for _ in calls]
+    threads = [Thread(target=settle, args=(call, outcome)) for call, outcome in zip(calls, outcomes, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def settle(call: Callable[[], Any], outcome: Outcome) -> None:
+    try:
+        outcome.value = call()
+    except Exception as err:
+        outcome.error = err
+
+
+def remote_asks(setup: SyncSetup) -> list[Callable[[], dict[str, str]]]:
+    """ls-remote of upstream's main and of origin's main and release (nothing changes)."""
     setup.state_dir.mkdir(parents=True, exist_ok=True)
     probe = Git(setup.state_dir)
-    upstream = ask_remote(probe, UPSTREAM, setup.upstream_url, setup, setup.upstream_main)
-    if setup.upstream_main not in upstream:
+    return [partial(ask_remote, probe, UPSTREAM, setup.upstream_url, setup, setup.upstream_main),
+            partial(ask_remote, probe, ORIGIN, setup.origin_url, setup, setup.main, setup.release)]
+
+
+def remote_heads(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> tuple[dict[str, str], dict[str, str]]:
+    """Both remotes answer, and upstream has its main branch."""
+    upstream_heads: dict[str, str] = upstream.get()
+    if setup.upstream_main not in upstream_heads:
         raise SyncError(
             f"upstream {setup.upstream_url} has no branch {setup.upstream_main!r}",
             where=f"[fork] upstream_main in {setup.settings.config_file}",
             fix=f"set [fork] upstream_main to upstream's main branch (see: git ls-remote --heads {setup.upstream_url})",
         )
-    origin = ask_remote(probe, ORIGIN, setup.origin_url, setup, setup.main, setup.release)
-    return upstream, origin
+    origin_heads: dict[str, str] = origin.get()
+    return upstream_heads, origin_heads
 
 
 def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *branches: str) -> dict[str, str]:
@@ -310,6 +358,29 @@ def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *branches: str
         ) from None
 
 
+@dataclass(frozen=True)
+class CloneReads:
+    """The clone as it is before the fetch: layout, uncommitted changes, remotes, origin's tracking refs."""
+
+    layout: Outcome
+    changes: Outcome
+    remotes: Outcome
+    tracking: Outcome
+
+
+def clone_reads(git: Git, setup: SyncSetup) -> list[Callable[[], Any]]:
+    """The reads behind CloneReads, in its order."""
+    return [git.layout, git.changes, git.remote_urls, partial(git.refs, *origin_tracking_refs(setup))]
+
+
+def read_clone(git: Git, setup: SyncSetup) -> CloneReads:
+    return CloneReads(*together(*clone_reads(git, setup)))
+
+
+def origin_tracking_refs(setup: SyncSetup) -> list[str]:
+    return [f"refs/remotes/{ORIGIN}/{setup.main}", f"refs/remotes/{ORIGIN}/{setup.release}"]
+
+
 def plan_in_temporary_clone(setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str]) -> RunState:
     """Dry run with no clone yet: plan in a throwaway clone, so [fork] path is not created."""
     say(f"would clone {setup.origin_url} into {setup.fork}")
@@ -317,7 +388,8 @@ def plan_in_temporary_clone(setup: SyncSetup, upstream_heads: dict[str, str], or
         scratch = Path(temp) / "fork"
         Git(Path(temp)).write("clone", "--quiet", "--no-checkout", setup.origin_url, str(scratch))
         git = Git(scratch, dry_run=True)
-        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads)
+        tracking = git.refs(*origin_tracking_refs(setup))
+        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads, tracking)
         nothing_local: dict[str, str | None] = {setup.main: None, setup.release: None}
         facts = gather_facts(git, setup, tips, nothing_local)
         return RunState(dry_run=True, plan=plan_sync(facts), observed=observed(setup, tips, nothing_local),
@@ -325,15 +397,16 @@ def plan_in_temporary_clone(setup: SyncSetup, upstream_heads: dict[str, str], or
 
 
 def plan_clone(setup: SyncSetup, git: Git, upstream_heads: dict[str, str], origin_heads: dict[str, str],
-               dry: bool, cloned: bool = False) -> RunState:
-    layout = preflight(git, setup)
-    remotes = git.remote_urls()
+               reads: CloneReads, dry: bool, cloned: bool = False) -> RunState:
+    layout = preflight(git, setup, reads)
+    remotes: dict[str, str] = reads.remotes.get()
     check_remotes(remotes, setup)
     ensure_remotes(git, setup, remotes)
+    tracking: dict[str, str] = reads.tracking.get()
     if dry:
-        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads)
+        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads, tracking)
     else:
-        fetch(git, setup, origin_heads)
+        fetch(git, setup, origin_heads, tracking)
     found = git.refs(*tracked_refs(setup), f"refs/heads/{BACKUP_PREFIX}*")
     if not dry:
         tips = tips_after_fetch(setup, found, origin_heads)
@@ -351,10 +424,10 @@ def tracked_refs(setup: SyncSetup) -> list[str]:
             f"refs/remotes/{ORIGIN}/{setup.main}", f"refs/remotes/{ORIGIN}/{setup.release}"]
 
 
-def preflight(git: Git, setup: SyncSetup) -> Layout:
+def preflight(git: Git, setup: SyncSetup, reads: CloneReads) -> Layout:
     """Checks that must all pass before anything changes; each failure names the fixing command."""
     fork = setup.fork
-    layout = git.layout()
+    layout: Layout | None = reads.layout.get()
     if layout is None or layout.toplevel != fork.resolve():
         inside = f" (it is inside the work tree of {layout.toplevel})" if layout else ""
         raise SyncError(
@@ -370,7 +443,7 @@ def preflight(git: Git, setup: SyncSetup) -> Layout:
         finish = "git bisect reset" if operation == "bisect" else f"git {operation} --continue` or `git {operation} --abort"
         raise SyncError(f"a {operation} is in progress in {fork}", where=str(fork),
                         fix=f"finish or abandon it first: cd {fork} && `{finish}`")
-    changes = git.changes()
+    changes: list[str] = reads.changes.get()
     if changes:
         listed = "\n".join(f"    {line}" for line in changes[:10]) + ("\n    ..." if len(changes) > 10 else "")
         raise SyncError(
@@ -422,16 +495,30 @@ class Tips:
     origin: dict[str, str | None]
 
 
-def fetch(git: Git, setup: SyncSetup, origin_heads: dict[str, str]) -> None:
-    """Fetch upstream's main with every tag, and origin's main and release branches."""
+def fetch(git: Git, setup: SyncSetup, origin_heads: dict[str, str], tracking: dict[str, str]) -> None:
+    """Fetch upstream's main with every tag, and origin's main and release branches (those not already here)."""
     upstream_ref = f"refs/remotes/{UPSTREAM}/{setup.upstream_main}"
     git.fetch_refs(UPSTREAM, [f"+refs/heads/{setup.upstream_main}:{upstream_ref}"], tags=True,
                    fix=f"a tag here that differs from upstream's stops the fetch; compare with git -C {setup.fork} "
                        f"ls-remote --tags {UPSTREAM}")
-    present = [name for name in (setup.main, setup.release) if name in origin_heads]
-    if present:
-        git.fetch_refs(ORIGIN, [f"+refs/heads/{name}:refs/remotes/{ORIGIN}/{name}" for name in present])
-    say(f"fetched {UPSTREAM} ({setup.upstream_main}, tags) and {ORIGIN} ({', '.join(present) or 'no branches'})")
+    moved = origin_to_fetch(setup, origin_heads, tracking)
+    if moved:
+        git.fetch_refs(ORIGIN, [f"+refs/heads/{name}:refs/remotes/{ORIGIN}/{name}" for name in moved])
+    say(f"fetched {UPSTREAM} ({setup.upstream_main}, tags) and {ORIGIN} ({origin_fetched(setup, origin_heads, moved)})")
+
+
+def origin_to_fetch(setup: SyncSetup, origin_heads: dict[str, str], tracking: dict[str, str]) -> list[str]:
+    """origin's branches whose remote-tracking ref is not already at the tip ls-remote reported."""
+    return [name for name in (setup.main, setup.release)
+            if name in origin_heads and tracking.get(f"refs/remotes/{ORIGIN}/{name}") != origin_heads[name]]
+
+
+def origin_fetched(setup: SyncSetup, origin_heads: dict[str, str], moved: list[str]) -> str:
+    unchanged = [name for name in (setup.main, setup.release) if name in origin_heads and name not in moved]
+    parts = [", ".join(moved)] if moved else []
+    if unchanged:
+        parts.append(f"{', '.join(unchanged)} already up to date")
+    return "; ".join(parts) or "no branches"
 
 
 def tips_after_fetch(setup: SyncSetup, found: dict[str, str], origin_heads: dict[str, str]) -> Tips:
@@ -441,23 +528,27 @@ def tips_after_fetch(setup: SyncSetup, found: dict[str, str], origin_heads: dict
                  for name in (setup.main, setup.release)})
 
 
-def fetch_for_dry_run(git: Git, setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str]) -> Tips:
-    """The tips ls-remote reported, with their commits fetched but no ref moved."""
+def fetch_for_dry_run(git: Git, setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str],
+                      tracking: dict[str, str]) -> Tips:
+    """The tips ls-remote reported, with their commits fetched (unless already here) but no ref moved."""
     git.fetch_objects(setup.upstream_url, [f"refs/heads/{setup.upstream_main}"])
-    present = [name for name in (setup.main, setup.release) if name in origin_heads]
-    if present:
-        git.fetch_objects(setup.origin_url, [f"refs/heads/{name}" for name in present])
+    moved = origin_to_fetch(setup, origin_heads, tracking)
+    if moved:
+        git.fetch_objects(setup.origin_url, [f"refs/heads/{name}" for name in moved])
     say(f"would fetch {UPSTREAM} (with tags) and {ORIGIN}; looked at their tips without moving a ref")
     return Tips(upstream_heads[setup.upstream_main], {name: origin_heads.get(name) for name in (setup.main, setup.release)})
 
 
 def gather_facts(git: Git, setup: SyncSetup, tips: Tips, locals_: dict[str, str | None]) -> Facts:
     fork = str(setup.fork)
-    main = branch_tips(git, setup.main, locals_[setup.main], tips.origin[setup.main])
-    release = branch_tips(git, setup.release, locals_[setup.release], tips.origin[setup.release])
+    main, release = (outcome.get() for outcome in together(
+        partial(branch_tips, git, setup.main, locals_[setup.main], tips.origin[setup.main]),
+        partial(branch_tips, git, setup.release, locals_[setup.release], tips.origin[setup.release])))
     main_start, release_start = start_tip(main, fork), start_tip(release, fork)
-    main_only, upstream_commits = sides(git, main_start, tips.upstream_main)
-    behind, custom_commits = sides(git, tips.upstream_main, release_start)
+    main_side, release_side = together(partial(sides, git, main_start, tips.upstream_main),
+                                       partial(sides, git, tips.upstream_main, release_start))
+    main_only, upstream_commits = main_side.get()
+    behind, custom_commits = release_side.get()
     return Facts(
         fork=fork,
         upstream_ref=f"{UPSTREAM}/{setup.upstream_main}",
@@ -580,8 +671,7 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         fork = setup.fork
         raise SyncError("git has no committer identity, and rebasing writes commits", where=str(fork),
                         fix=f'git -C {fork} config user.name "Your Name" && git -C {fork} config user.email you@example.com')
-    check_unmoved(git, move.name, move.old, setup)
-    state.backup = make_backup(git, move.start, state.backups)
+    state.backup = make_backup(git, setup, move, state.backups)
     save_state(setup, state)
     move_branch(git, move.name, move.start, move.old, state.original_branch)
     try:
@@ -594,10 +684,18 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
 
 
-def make_backup(git: Git, tip: str, existing: list[str]) -> str:
+def make_backup(git: Git, setup: SyncSetup, move: BranchMove, existing: list[str]) -> str:
+    """Create the backup branch at the tip the plan starts from, in one transaction with the check
+    that the release branch has not moved since the fetch."""
     name = backup_name(datetime.now(UTC), existing)
-    git.create_branch(name, tip)
-    say(f"backup branch {name} at {tip[:10]}")
+    seen = f" {move.old}" if move.old else ""
+    try:
+        git.update_refs([f"verify refs/heads/{move.name}{seen}", f"create refs/heads/{name} {move.start}"],
+                        message="forkflow: sync backup")
+    except CommandError:
+        check_unmoved(git, move.name, move.old, setup)
+        raise
+    say(f"backup branch {name} at {move.start[:10]}")
     return name
 
 

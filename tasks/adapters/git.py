@@ -155,6 +155,14 @@ class Git:
     def create_branch(self, name: str, start: str) -> None:
         self.write("branch", "--no-track", name, start)
 
+    def update_refs(self, commands: list[str], *, message: str, fix: str | None = None) -> None:
+        """Apply `git update-ref --stdin` commands (create, update, delete, verify) all or none, unless dry-run."""
+        if self.dry_run:
+            say("would run: git update-ref --stdin: " + "; ".join(commands))
+            return
+        run(["git", *QUIET_CONFIG, "update-ref", "-m", message, "--stdin"], cwd=self.repo, env=self.env,
+            input_text="".join(f"{line}\n" for line in commands), fix=fix)
+
     def delete_branch(self, name: str) -> None:
         self.write("branch", "--quiet", "-D", name)
 
