@@ -178,3 +178,21 @@ def test_flows_without_a_section_says_so(tmp_path: Path) -> None:
     result = run_doit(config, "flows")
     assert result.returncode == 0
     assert "skipped: the config has no [flows] section" in result.stdout
+
+
+def test_forkflow_environment_overrides_the_branch_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.context import load_settings
+    from tasks.core.errors import ForkflowError
+    from tasks.flows import chosen_environments
+    from tests.helpers import REPO
+
+    current = load_settings(REPO / "pipeline.toml")
+    monkeypatch.delenv("FORKFLOW_ENVIRONMENT", raising=False)
+    assert chosen_environments(current, "release") == ["dev"]
+    assert chosen_environments(current, "main") == ["prod"]
+    monkeypatch.setenv("FORKFLOW_ENVIRONMENT", "prod")
+    assert chosen_environments(current, "release") == ["prod"]
+    monkeypatch.setenv("FORKFLOW_ENVIRONMENT", "dev,qa")
+    with pytest.raises(ForkflowError) as caught:
+        chosen_environments(current, "release")
+    assert "qa" in str(caught.value) and "use one of: dev, prod" in str(caught.value)
