@@ -570,3 +570,44 @@ def test_full_read_catches_schedule_edits_the_record_cannot_see(
     proxy.reset()
     ws.deploy()
     assert proxy.write_count() == 0, "without a record every deployment is read and compared, and still nothing is written"
+
+
+GENERATED_FLOW = '''from prefect import flow
+
+
+@flow(name="many-{index}")
+def many_{index}(x: int = 1) -> int:
+    return x
+'''
+
+
+def test_deploy_killed_midway_finishes_on_the_next_run(prefect_api: str, workspace_factory: Any) -> None:
+    import signal
+
+    from tests.helpers import REPO
+
+    count = 40
+    files = {f"many/flow_{i}.py": GENERATED_FLOW.format(index=i) for i in range(count)}
+    specs = {"defaults": {"tags": ["many"]}, "flows": {f"many-{i}": {"parameters": {"x": i}} for i in range(count)}}
+    ws = workspace_factory(prefect_api, specs=specs, files=files)
+    env = {**os.environ, "FORKFLOW_CONFIG": str(ws.config)}
+    proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "deploy"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("created"):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    before = server_deployments(prefect_api, ws.project)
+    assert before, "the run was killed after its first deployment"
+
+    rerun = run_doit(ws.config, "deploy")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    after = server_deployments(prefect_api, ws.project)
+    expected = set(statuses(ws.report("deploy")))
+    assert set(after) == expected and len(expected) >= count
+    created = {name for name, status in statuses(ws.report("deploy")).items() if status == "created"}
+    assert created == expected - set(before), "what the killed run made is kept, the rest is created once"
+    for name in before:
+        assert after[name]["id"] == before[name]["id"]
