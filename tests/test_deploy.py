@@ -599,7 +599,7 @@ def test_deploy_killed_midway_finishes_on_the_next_run(prefect_api: str, workspa
             os.killpg(proc.pid, signal.SIGKILL)
             break
     proc.wait()
-    before = server_deployments(prefect_api, ws.project)
+    before = settled_deployments(prefect_api, ws.project)
     assert before, "the run was killed after its first deployment"
 
     rerun = run_doit(ws.config, "deploy")
@@ -611,3 +611,17 @@ def test_deploy_killed_midway_finishes_on_the_next_run(prefect_api: str, workspa
     assert created == expected - set(before), "what the killed run made is kept, the rest is created once"
     for name in before:
         assert after[name]["id"] == before[name]["id"]
+
+
+def settled_deployments(api: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The server's deployments once requests still in flight from a killed run have landed."""
+    import time
+
+    found = server_deployments(api, prefix)
+    for _ in range(20):
+        time.sleep(0.5)
+        again = server_deployments(api, prefix)
+        if set(again) == set(found):
+            return again
+        found = again
+    return found
