@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,39 @@ def run_doit(config: Path, *args: str, env: dict[str, str] | None = None, timeou
         [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
         env=full_env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def start_doit(config: Path, *args: str) -> subprocess.Popen[str]:
+    """Start `doit <args>` in its own process group, output readable line by line."""
+    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
+    return subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 300) -> str:
+    """Read the process's output until a line contains needle; return what was read."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    raise AssertionError(f"never saw {needle!r} in:\n{''.join(seen)}")
+
+
+def kill_after_line(config: Path, needle: str, *args: str) -> None:
+    """Run doit and kill it (SIGKILL, whole group) as soon as it prints a line containing needle."""
+    proc = start_doit(config, *args)
+    try:
+        wait_for_line(proc, needle)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from tasks.core.deployspec import Context, Document, EnvironmentSettings, desire
 from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError, ForkflowError
 from tests.flows_repo import commit_all, flows_repo, unique_project, write_config
-from tests.helpers import free_port, have_program, need, run_doit
+from tests.helpers import free_port, have_program, kill_after_line, need, run_doit
 from tests.prefect_proxy import PrefectProxy
 
 POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
@@ -582,23 +582,11 @@ def many_{index}(x: int = 1) -> int:
 
 
 def test_deploy_killed_midway_finishes_on_the_next_run(prefect_api: str, workspace_factory: Any) -> None:
-    import signal
-
-    from tests.helpers import REPO
-
     count = 40
     files = {f"many/flow_{i}.py": GENERATED_FLOW.format(index=i) for i in range(count)}
     specs = {"defaults": {"tags": ["many"]}, "flows": {f"many-{i}": {"parameters": {"x": i}} for i in range(count)}}
     ws = workspace_factory(prefect_api, specs=specs, files=files)
-    env = {**os.environ, "FORKFLOW_CONFIG": str(ws.config)}
-    proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "deploy"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("created"):
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
+    kill_after_line(ws.config, f"created   {ws.project}--", "deploy")
     before = settled_deployments(prefect_api, ws.project)
     assert before, "the run was killed after its first deployment"
 

@@ -5,33 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from tests.helpers import REPO, run_doit
-
-
-def start_doit(config: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
-    return subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 300) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        if needle in line:
-            return "".join(seen)
-    raise AssertionError(f"never saw {needle!r} in:\n{''.join(seen)}")
+from tests.helpers import kill_after_line, run_doit, start_doit, wait_for_line
 
 
 def test_second_run_on_the_same_state_refuses(demo_config: Path) -> None:
@@ -50,10 +26,7 @@ def test_second_run_on_the_same_state_refuses(demo_config: Path) -> None:
 
 
 def test_interrupted_build_finishes_on_the_next_run(demo_config: Path) -> None:
-    proc = start_doit(demo_config, "wheel")
-    wait_for_line(proc, ": built ")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_line(demo_config, ": built ", "wheel")
     state = demo_config.parent / ".forkflow"
     rerun = run_doit(demo_config, "--reporter", "json", "wheel")
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]

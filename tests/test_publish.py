@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import run_doit
+from tests.helpers import kill_after_line, run_doit
 
 
 def state(config: Path) -> Path:
@@ -172,23 +172,8 @@ def test_500_is_retried_after_rechecking_the_index(index: Path) -> None:
 
 
 def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
-
     (state(index) / "reports" / "publish.json").unlink(missing_ok=True)
-    env = {**os.environ, "FORKFLOW_CONFIG": str(index)}
-    proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "publish"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("uploaded "):
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
+    kill_after_line(index, "uploaded ", "publish")
     landed = {p.name for p in index_packages(index).iterdir()}
     assert 1 <= len(landed), "the run was killed after its first upload"
     rerun = run_doit(index, "publish")

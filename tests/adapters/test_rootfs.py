@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path, PurePosixPath
 
-import pytest
-
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters import rootfs
 from tasks.core import base_image as rules
@@ -38,8 +36,8 @@ def test_scripts_point_at_usr_local() -> None:
 def test_interpreter_made_into_a_working_base_image(tmp_path: Path) -> None:
     need(docker_reachable(), "a Docker engine")
     interpreter = rootfs.find_interpreter(rootfs.default_interpreters_root(), "3.12")
-    if interpreter is None:
-        pytest.skip("no local Python 3.12 under ~/.pyenv/versions")
+    need(interpreter is not None, "a local Python 3.12 under ~/.pyenv/versions")
+    assert interpreter is not None
     tarball = tmp_path / "rootfs.tar"
     made = rootfs.write_rootfs(interpreter, "3.12", tarball)
     assert made.shell in ("busybox", "dash") and "libc.so.6" in made.libraries
