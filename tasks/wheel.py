@@ -56,9 +56,9 @@ def task_wheel() -> Any:
         yield {
             "name": package.name,
             "doc": f"build {package.name} ({package.kind}, {package.backend}) into {dist_dir(current, package.name)}",
-            "actions": [guarded(functools.partial(build_action, package.name))],
+            "actions": [guarded(functools.partial(build_action, package))],
             "task_dep": ["version"],
-            "uptodate": [functools.partial(is_built, package.name)],
+            "uptodate": [functools.partial(is_built, package)],
             "targets": [str(stamp_file(current, package.name))],
             "clean": [functools.partial(clean_package, package.name)],
             "verbosity": 2,
@@ -88,19 +88,6 @@ def stamp_file(current: Settings, name: str) -> Path:
     return dist_dir(current, name) / STAMP
 
 
-_packages: dict[tuple[str, int], list[Package]] = {}
-
-
-def package_named(current: Settings, name: str) -> Package:
-    """One package of the checkout; the package list is read once per process while the index is unchanged."""
-    root = checkout_path(current)
-    index = root / ".git" / "index"
-    key = (str(root), index.stat().st_mtime_ns if index.exists() else 0)
-    if key not in _packages:
-        _packages[key] = find_packages(current)
-    return next(p for p in _packages[key] if p.name == name)
-
-
 def version_of(current: Settings, name: str) -> str:
     report = read_report("version", current) or {}
     for entry in report.get("packages", []):
@@ -127,15 +114,15 @@ def current_hash(current: Settings, package: Package) -> str:
     return input_hash(package, repo_entries(current), extra)
 
 
-def is_built(name: str, *_: Any) -> bool:
+def is_built(package: Package, *_: Any) -> bool:
     """Up to date when the stamp's input hash matches and the files it lists are there."""
     current = settings()
-    stamp = read_stamp(current, name)
+    stamp = read_stamp(current, package.name)
     if not stamp:
         return False
     if not all(Path(f["path"]).exists() for f in stamp["files"]):
         return False
-    return bool(stamp["input_hash"] == current_hash(current, package_named(current, name)))
+    return bool(stamp["input_hash"] == current_hash(current, package))
 
 
 def read_stamp(current: Settings, name: str) -> dict[str, Any] | None:
@@ -146,9 +133,9 @@ def read_stamp(current: Settings, name: str) -> dict[str, Any] | None:
     return loaded
 
 
-def build_action(name: str) -> dict[str, str]:
+def build_action(package: Package) -> dict[str, str]:
     current = settings()
-    package = package_named(current, name)
+    name = package.name
     version = version_of(current, name)
     started = time.monotonic()
     work = current.state_dir / "build" / name
