@@ -21,6 +21,7 @@ from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deployspec import Context, code_version, deployment_name, environments_for_branch
 from tasks.core.discovery import DiscoveryError, FlowInfo, Parameter, discover_source, duplicate_names
 from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.names import split_names, unknown_names
 from tasks.output import say, warn
 
 BRANCH_ENV = "FORKFLOW_BRANCH"
@@ -115,12 +116,12 @@ def chosen_environments(current: Settings, branch: str) -> list[str]:
     chosen = os.environ.get(ENVIRONMENT_ENV, "").strip()
     if not chosen:
         return environments_for_branch({name: env.branch for name, env in current.config.environments.items()}, branch)
-    unknown = [name for name in chosen.split(",") if name not in current.config.environments]
+    unknown = unknown_names(split_names(chosen), current.config.environments)
     if unknown:
         raise ForkflowError(f"{ENVIRONMENT_ENV}={chosen!r} names unknown environments: {', '.join(unknown)}",
                             where=f"{ENVIRONMENT_ENV} (environment variable)",
                             fix="use one of: " + ", ".join(current.config.environments))
-    return chosen.split(",")
+    return split_names(chosen)
 
 
 def flows_root(current: Settings) -> Path:

@@ -17,6 +17,7 @@ from tasks.adapters.prefect import PrefectApi
 from tasks.context import Settings, settings, write_report
 from tasks.core.deployspec import COMMIT_TAG, VERSION_TAG, Desired
 from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.names import split_names, unknown_names
 from tasks.deploy import DeployRun, deploy_report, environment_settings, flows_listing, load_desired, services_deps, summarize
 from tasks.output import say
 
@@ -83,8 +84,8 @@ def chosen_flows(listing: dict[str, Any], flows: str) -> list[str]:
     known = [flow["name"] for flow in listing["flows"]]
     if not flows.strip():
         return known
-    wanted = [name.strip() for name in flows.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in known]
+    wanted = split_names(flows)
+    unknown = unknown_names(wanted, known)
     if unknown:
         raise ConfigError(f"promote: no flow named {', '.join(unknown)}", where="--flows",
                           fix=f"flows found: {', '.join(known) or 'none'}")

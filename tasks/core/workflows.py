@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 from tasks.core.config import WORKFLOW_NAMES, Config, GitHub
 from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.names import split_names, unknown_names
 
 TEMPLATE_SUFFIX = ".yml.j2"
 WORKFLOWS_FOLDER = ".github/workflows"
@@ -70,8 +71,8 @@ def unavailable_reason(config: Config, name: str) -> str | None:
 
 def parse_only(only: str) -> list[str]:
     """`--only sync-upstream,release` as a list; unknown names are an error."""
-    names = [part.strip() for part in only.split(",") if part.strip()]
-    unknown = [name for name in names if name not in WORKFLOW_NAMES]
+    names = split_names(only)
+    unknown = unknown_names(names, WORKFLOW_NAMES)
     if unknown:
         raise ConfigError(f"workflows: unknown workflow(s) {unknown}", where="doit workflows --only",
                           fix=f"choose from: {', '.join(WORKFLOW_NAMES)}")
