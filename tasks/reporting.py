@@ -40,7 +40,8 @@ class SummaryReporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def skip_uptodate(self, task: Any) -> None:
-        super().skip_uptodate(task)
+        if task.actions:
+            super().skip_uptodate(task)
         self.record(task, "up-to-date", 0.0)
 
     def skip_ignore(self, task: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
+import io
 import logging
 from pathlib import Path
 
@@ -76,7 +78,8 @@ def upload(index_url: str, file: Path, credentials: Credentials | None) -> None:
     )
     logging.getLogger("twine").setLevel(logging.ERROR)
     try:
-        twine_upload(settings, [str(file)])
+        with contextlib.redirect_stdout(io.StringIO()):
+            twine_upload(settings, [str(file)])
     except requests.HTTPError as err:
         raise http_error(err, index_url, file) from None
     except requests.ConnectionError as err:
