@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,6 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except ForkflowError as err:
-            import os
-
             return TaskFailed(mask(str(err), secret_values(os.environ)))
 
     return wrapper
@@ -58,8 +57,6 @@ def dry_run_param() -> dict[str, Any]:
 
 
 def is_dry_run(param_value: bool = False) -> bool:
-    import os
-
     return bool(param_value) or os.environ.get(DRY_RUN_ENV, "").lower() in ("1", "true", "yes")
 
 

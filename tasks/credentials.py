@@ -45,7 +45,12 @@ def local_credentials(folder: Path, service: str) -> Credentials:
         return Credentials(data["username"], data["password"])
     made = from_environment(service) or Credentials("forkflow", secrets.token_urlsafe(18))
     folder.mkdir(parents=True, exist_ok=True)
+    write_private(file, json.dumps({"username": made.username, "password": made.password}))
+    return made
+
+
+def write_private(file: Path, text: str) -> None:
+    """Write a file only its owner can read (created with mode 0600, never readable in between)."""
     descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump({"username": made.username, "password": made.password}, handle)
-    return made
+        handle.write(text)

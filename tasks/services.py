@@ -21,7 +21,7 @@ from tasks.adapters import docker as docker_adapter
 from tasks.adapters import prefect as prefect_adapter
 from tasks.adapters import services as svc
 from tasks.context import Settings, settings
-from tasks.credentials import local_credentials
+from tasks.credentials import local_credentials, write_private
 from tasks.output import say
 
 NAMES = ("index", "registry", "prefect")
@@ -227,14 +227,6 @@ auth:
     realm: forkflow-registry
     path: {folder / 'htpasswd'}
 """
-
-
-def write_private(file: Path, text: str) -> None:
-    import os
-
-    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def ensure_work_pools(current: Settings) -> None:
