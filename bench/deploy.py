@@ -147,10 +147,16 @@ def write_config(root: Path, api: str, project: str) -> Path:
     config = root / "pipeline.toml"
     config.write_text(f"""[project]
 name = "{project}"
+{flows_sections(api, "repo/flows")}""")
+    return config
 
+
+def flows_sections(api: str, flows: str) -> str:
+    """[flows] at `flows` and the two bench environments (dev, prod) on one Prefect server."""
+    return f"""
 [flows]
-path = "repo/flows"
-config = "repo/flows/deployments.yaml"
+path = "{flows}"
+config = "{flows}/deployments.yaml"
 
 [environments.dev]
 prefect_api_url = "{api}"
@@ -162,8 +168,7 @@ prefect_api_url = "{api}"
 work_pool = "bench-prod"
 branch = "*"
 schedules = true
-""")
-    return config
+"""
 
 
 def ensure_pools(api: str) -> None:

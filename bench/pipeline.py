@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from bench.common import Result, doit_json, free_port, print_results, stopwatch
-from bench.deploy import FLOW_TEMPLATE, deployment_specs
+from bench.deploy import FLOW_TEMPLATE, deployment_specs, flows_sections
 from bench.monorepo import generate, git
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,22 +57,7 @@ python = ["3.11", "3.12"]
 flavors = ["base", "kubernetes"]
 base_image = "python:{{python}}-slim"
 default_python = "3.12"
-
-[flows]
-path = "fork/flows"
-config = "fork/flows/deployments.yaml"
-
-[environments.dev]
-prefect_api_url = "{api}"
-work_pool = "bench-dev"
-branch = "*"
-
-[environments.prod]
-prefect_api_url = "{api}"
-work_pool = "bench-prod"
-branch = "*"
-schedules = true
-
+{flows_sections(api, "fork/flows")}
 [services.index]
 port = {ports['index']}
 
