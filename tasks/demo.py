@@ -119,6 +119,8 @@ def make_commit(git: Git, plan: DemoPlan, index: int, commit: Commit, source: Pa
         "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date,
     })
     git.write("add", "-A")
+    for path, sha in commit.gitlinks.items():
+        git.write("update-index", "--add", "--cacheinfo", f"160000,{sha},{path}")
     git.write("commit", "-q", "-m", commit.message)
     for tag in commit.tags:
         git.write("tag", tag)

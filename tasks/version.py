@@ -85,7 +85,8 @@ def find_packages(current: Settings, root: Path | None = None) -> list[Package]:
         if (Path(folder) / "pyproject.toml").exists()
     ]
     return discover((config.core, read_pyproject(core_file)), client, integrations,
-                    flows_project(current, root), tuple(config.client_remove))
+                    flows_project(current, root), tuple(config.client_remove),
+                    tuple(config.client_keep))
 
 
 def flows_project(current: Settings, root: Path) -> tuple[str, dict[str, Any]] | None:

@@ -24,6 +24,7 @@ import os
 import shutil
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,11 @@ from doit import create_after
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
-from tasks.adapters.git import Git, file_entries
+from tasks.adapters.git import Git, build_tree, file_entries, hide_local_changes, tracked_files, working_tree_commit
+from tasks.adapters.run import run
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ForkflowError
-from tasks.core.packages import Package, canonical, check_dist_names, input_hash, staged_files
+from tasks.core.packages import Package, canonical, check_dist_names, input_hash, is_inside, missing_modules, owns, relative, removed
 from tasks.core.versions import pretend_version_variable
 from tasks.output import say
 from tasks.version import checkout_path, find_packages, read_pyproject
@@ -110,8 +112,14 @@ def repo_entries(current: Settings) -> dict[str, str]:
 
 def current_hash(current: Settings, package: Package) -> str:
     extra = {"version": version_of(current, package.name), "remove": ",".join(package.client_remove),
+             "keep": ",".join(package.client_keep), "recipe": recipe_config(current),
              **{f"tool:{k}": v for k, v in tool_versions().items()}}
     return input_hash(package, repo_entries(current), extra)
+
+
+def recipe_config(current: Settings) -> str:
+    config = current.config.packages
+    return f"{config.client_recipe}:{config.client_script}"
 
 
 def is_built(package: Package, *_: Any) -> bool:
@@ -139,45 +147,136 @@ def build_action(package: Package) -> dict[str, str]:
     version = version_of(current, name)
     started = time.monotonic()
     work = current.state_dir / "build" / name
-    source = stage_source(current, package, work / "src")
-    epoch = commit_time(current)
-    set_mtimes(source, int(epoch))
-    env = {**version_override(package, version, source), "SOURCE_DATE_EPOCH": epoch}
-    isolated = not requirements_met(read_pyproject(source / "pyproject.toml").get("build-system", {}).get("requires", []))
-    say(f"{name}: building {version} ({package.backend}{', isolated' if isolated else ''})")
-    files = build_dists(source, work / "out", env, isolated)
+    source = prepare_source(current, package, version, work)
+    epoch = commit_time(current, source.commit)
+    set_mtimes(source.folder, int(epoch))
+    env = {**version_override(package, version), "SOURCE_DATE_EPOCH": epoch}
+    isolated = not requirements_met(read_pyproject(source.folder / "pyproject.toml").get("build-system", {}).get("requires", []))
+    edits = ", from uncommitted changes" if source.dirty else ""
+    say(f"{name}: building {version} ({package.backend}{', isolated' if isolated else ''}{edits})")
+    files = build_dists(source.folder, work / "out", env, isolated)
     for file in files:
         normalize_sdist(file, int(epoch))
     verify(files, package.name, version)
-    stamp = install_files(current, package, version, files)
+    check_contents(files, source.folder)
+    stamp = install_files(current, package, version, files, source)
     shutil.rmtree(work, ignore_errors=True)
     say(f"{name}: built {', '.join(f['name'] for f in stamp['files'])} in {time.monotonic() - started:.1f}s")
     return {"made": ", ".join(f["name"] for f in stamp["files"])}
 
 
-def stage_source(current: Settings, package: Package, target: Path) -> Path:
-    """Copy the package's input files (working-copy content) into a clean build folder."""
+@dataclass(frozen=True)
+class Source:
+    """Where a package is built from: a git work tree of `commit`, trimmed for the client."""
+
+    folder: Path
+    commit: str
+    dirty: bool
+
+
+def prepare_source(current: Settings, package: Package, version: str, work: Path) -> Source:
+    """A throwaway git checkout of the commit to build, with the version's tag on it.
+
+    Packages with uncommitted edits are built from a commit of the working tree (the user's
+    branch and index stay as they are); the others from HEAD.
+    """
     root = checkout_path(current)
+    dirty = has_local_edits(package, repo_entries(current))
+    commit = working_tree_commit(root) if dirty else Git(root).read("rev-parse", "HEAD")
+    tree = work / "tree"
+    try:
+        build_tree(root, commit, tree, tag=build_tag(current, package, version), sparse=sparse_folders(package))
+        folder = make_client_tree(current, package, tree, work / "client") if package.kind == "client" else tree / package.path
+    except OSError as err:
+        raise ForkflowError(f"{package.name}: cannot lay out its build tree: {err}", where=str(work),
+                            fix="check free disk space and permissions under the state folder") from None
+    if not (folder / "pyproject.toml").is_file():
+        raise ForkflowError(f"{package.name}: no pyproject.toml in its build tree at {folder}", where=package.path,
+                            fix="check [packages] (for the client: the recipe must leave a pyproject.toml at the root)")
+    return Source(folder.resolve(), commit, dirty)
+
+
+def has_local_edits(package: Package, entries: dict[str, str]) -> bool:
+    """True when one of the package's files differs from HEAD (edited, deleted or new)."""
+    return any(not is_blob_id(entry) and owns(package, file) for file, entry in entries.items())
+
+
+def is_blob_id(entry: str) -> bool:
+    return not (entry == "deleted" or entry.startswith("sha256:"))
+
+
+def build_tag(current: Settings, package: Package, version: str) -> str | None:
+    """The tag a tag-based backend must find on the build commit to derive exactly `version`."""
+    if package.backend not in ("versioningit", "setuptools_scm", "hatch-vcs"):
+        return None
+    rules = current.config.versions
+    pattern = rules.core_tag if package.kind in ("core", "client") else rules.package_tag
+    return pattern.replace("{name}", package.name).replace("{version}", version)
+
+
+def sparse_folders(package: Package) -> list[str] | None:
+    """Integrations and the flows project need only their own folder; core and client the whole tree."""
+    if package.kind in ("core", "client") or package.path in (".", ""):
+        return None
+    return [package.path]
+
+
+def make_client_tree(current: Settings, package: Package, tree: Path, target: Path) -> Path:
+    """The client's build folder: the fork's own recipe script run over the tree, or the configured paths."""
+    config = current.config.packages
+    script = tree / config.client_script
+    if config.client_recipe == "script" and not script.is_file():
+        raise ForkflowError(f"{package.name}: the client recipe {config.client_script} is not in the fork",
+                            where="[packages] client_script",
+                            fix="point client_script at the fork's recipe, or set client_recipe = 'paths'")
+    if config.client_recipe != "paths" and script.is_file():
+        folder = run_client_script(package, script, tree, target)
+    else:
+        folder = trim_tree(package, tree)
+    hidden = hide_local_changes(folder)
+    say(f"{package.name}: client tree made by {recipe_name(config.client_recipe, script)} ({len(hidden)} files removed or replaced)")
+    return folder
+
+
+def recipe_name(recipe: str, script: Path) -> str:
+    return script.name if recipe != "paths" and script.is_file() else "[packages] client_remove/client_keep"
+
+
+def run_client_script(package: Package, script: Path, tree: Path, target: Path) -> Path:
+    """Run the recipe as upstream's CI does: from the tree's root, with TMPDIR naming the folder it fills."""
     shutil.rmtree(target, ignore_errors=True)
-    entries = repo_entries(current)
-    for destination, origin in staged_files(package, entries).items():
-        if entries[origin] == "deleted":
-            continue
-        out = target / destination
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / origin, out)
+    target.mkdir(parents=True)
+    run(["bash", str(script)], cwd=tree, env={"TMPDIR": str(target)},
+        fix=f"{script.name} failed in a copy of the fork; run it by hand there to see why")
     return target
 
 
-def commit_time(current: Settings) -> str:
-    """The checkout's HEAD commit time: builds of the same inputs give the same bytes."""
-    return Git(checkout_path(current)).read("log", "-1", "--format=%ct")
+def trim_tree(package: Package, tree: Path) -> Path:
+    """The path recipe in place: delete client_remove (but not client_keep), lay the recipe folder over the root."""
+    files = [f for f in tracked_files(tree)]
+    for file in files:
+        if owns(package, file) and removed(package, file):
+            (tree / file).unlink()
+    assert package.client_recipe is not None
+    for file in files:
+        if is_inside(file, package.client_recipe):
+            destination = tree / relative(file, package.client_recipe)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(tree / file, destination)
+    return tree
+
+
+def commit_time(current: Settings, commit: str) -> str:
+    """The build commit's time: builds of the same inputs give the same bytes."""
+    return Git(checkout_path(current)).read("log", "-1", "--format=%ct", commit)
 
 
 def set_mtimes(folder: Path, epoch: int) -> None:
     """Same file times on every build, so archives that record them come out the same."""
-    for path in folder.rglob("*"):
-        os.utime(path, (epoch, epoch), follow_symlinks=False)
+    for current_dir, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in dirs + names:
+            os.utime(Path(current_dir) / name, (epoch, epoch), follow_symlinks=False)
 
 
 def normalize_sdist(file: Path, epoch: int) -> None:
@@ -202,13 +301,11 @@ def normalize_sdist(file: Path, epoch: int) -> None:
     temp.replace(file)
 
 
-def version_override(package: Package, version: str, source: Path) -> dict[str, str]:
-    """Make the backend produce exactly `version` instead of its own dirty/distance version."""
+def version_override(package: Package, version: str) -> dict[str, str]:
+    """setuptools_scm and hatch-vcs also take the version from their override variable (the tag on the
+    build commit gives it to versioningit)."""
     if package.backend in ("setuptools_scm", "hatch-vcs"):
         return {pretend_version_variable(package.name): version}
-    if package.backend == "versioningit":
-        (source / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {package.name}\nVersion: {version}\n",
-                                         encoding="utf-8")
     return {}
 
 
@@ -225,7 +322,23 @@ def verify(files: list[Path], name: str, version: str) -> None:
     twine_check(files)
 
 
-def install_files(current: Settings, package: Package, version: str, files: list[Path]) -> dict[str, Any]:
+def check_contents(files: list[Path], folder: Path) -> None:
+    """The wheel holds every git-tracked module of the packages it ships."""
+    import zipfile
+
+    for wheel in (f for f in files if f.suffix == ".whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+        missing = missing_modules(names, tracked_files(folder))
+        if missing:
+            shown = "\n".join(f"  - {m}" for m in missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
+            raise ForkflowError(f"{wheel.name} lacks {len(missing)} git-tracked modules of its own packages:\n{shown}",
+                                where=str(folder),
+                                fix="list every subpackage in the build configuration (e.g. [tool.setuptools.packages.find]), "
+                                    "or make sure the backend's file finder sees the files")
+
+
+def install_files(current: Settings, package: Package, version: str, files: list[Path], source: Source) -> dict[str, Any]:
     """Move the verified files into dist/<name>/, drop older ones, then write the stamp."""
     folder = dist_dir(current, package.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,6 +352,7 @@ def install_files(current: Settings, package: Package, version: str, files: list
         if old.name not in keep:
             old.unlink()
     stamp = {"name": package.name, "kind": package.kind, "version": version, "files": placed,
+             "commit": source.commit, "dirty": source.dirty,
              "input_hash": current_hash(current, package), "built_at": time.time()}
     temp = stamp_file(current, package.name).with_suffix(".tmp")
     temp.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
@@ -256,7 +370,8 @@ def report_action(changed: list[str]) -> dict[str, str]:
         if stamp is None:
             continue
         entries.append({"name": stamp["name"], "kind": stamp["kind"], "version": stamp["version"],
-                        "files": stamp["files"], "status": "built" if str(file) in changed_set else "up-to-date"})
+                        "files": stamp["files"], "commit": stamp.get("commit"), "dirty": stamp.get("dirty", False),
+                        "status": "built" if str(file) in changed_set else "up-to-date"})
     write_report("wheel", {"packages": entries}, current)
     built = sum(1 for e in entries if e["status"] == "built")
     return {"made": f"wheel.json ({built} built, {len(entries) - built} up-to-date)"}

@@ -72,7 +72,9 @@ def test_client_is_trimmed_and_checkout_untouched(built_demo: Path) -> None:
     wheel = next(Path(f["path"]) for f in client["files"] if f["name"].endswith(".whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "orbit/client/__init__.py" in names and "orbit/greeting.py" in names
-    assert not any(n.startswith(("orbit/cli/", "orbit/server/", "orbit/testing/")) for n in names)
+    assert not any(n.startswith(("orbit/cli/", "orbit/server/models/", "orbit/testing/")) for n in names)
+    assert "orbit/server/__init__.py" not in names, "build_client.sh deletes server/__init__.py"
+    assert "orbit/server/api/__init__.py" in names, "build_client.sh keeps server/api, as Prefect's does"
     assert git(checkout(built_demo), "status", "--porcelain", "--ignored") == "", "builds never touch the checkout"
 
 
@@ -91,6 +93,9 @@ def test_touching_one_integration_rebuilds_only_it(built_demo: Path) -> None:
         assert rebuilt(executed(built_demo, "wheel")) == {"orbit-gcp"}
         gcp = next(p for p in report(built_demo, "wheel")["packages"] if p["name"] == "orbit-gcp")
         assert gcp["status"] == "built" and gcp["version"] == "0.1.0", "uncommitted edits keep the clean version"
+        assert gcp["dirty"] is True, "a wheel built from uncommitted edits is marked as such"
+        others = [p for p in report(built_demo, "wheel")["packages"] if p["name"] != "orbit-gcp"]
+        assert not any(p["dirty"] for p in others), "other packages still come from the commit"
     finally:
         file.write_text(original)
     assert rebuilt(executed(built_demo, "wheel")) == {"orbit-gcp"}

@@ -6,6 +6,7 @@ dry-run mode reports "would run: git ..." and changes nothing.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,3 +246,105 @@ def working_copy_id(file: Path) -> str:
     if not file.is_file():
         return "deleted"
     return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
+
+
+SNAPSHOT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "forkflow", "GIT_AUTHOR_EMAIL": "forkflow@localhost",
+    "GIT_COMMITTER_NAME": "forkflow", "GIT_COMMITTER_EMAIL": "forkflow@localhost",
+}
+
+
+def working_tree_commit(repo: Path) -> str:
+    """A commit of the working tree as it is: tracked edits, deletions and untracked files that are not ignored.
+
+    Written through a private copy of the index, so the user's branch, index and files are untouched.
+    The commit's parent is HEAD and its dates are HEAD's, so the same tree gives the same commit id.
+    Returns HEAD itself when the working tree matches it.
+    """
+    import tempfile
+
+    git = Git(repo)
+    head, head_tree, git_dir, date = git.read("log", "-1", "--format=%H%n%T", "HEAD").splitlines() + [
+        git.read("rev-parse", "--absolute-git-dir"), git.read("log", "-1", "--format=%cI", "HEAD")]
+    with tempfile.TemporaryDirectory(prefix="forkflow-index-") as folder:
+        index = Path(folder) / "index"
+        if (Path(git_dir) / "index").exists():
+            shutil.copy2(Path(git_dir) / "index", index)
+        private = Git(repo, env={"GIT_INDEX_FILE": str(index)})
+        private.read("add", "--all", "--", ".")
+        tree = private.read("write-tree")
+    if tree == head_tree:
+        return head
+    dated = Git(repo, env={**SNAPSHOT_IDENTITY, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
+    return dated.read("commit-tree", tree, "-p", head, "-m", "forkflow: snapshot of the working tree")
+
+
+def objects_dir(repo: Path) -> Path:
+    """The object folder a clone (or a worktree of one) keeps its objects in."""
+    return Path(Git(repo).read("rev-parse", "--path-format=absolute", "--git-common-dir")) / "objects"
+
+
+def build_tree(repo: Path, commit: str, target: Path, *, tag: str | None, sparse: list[str] | None = None) -> None:
+    """A throwaway checkout of one commit at `target`, with git metadata, borrowing `repo`'s objects.
+
+    Build backends see a real git work tree (versioningit and its write steps, setuptools_scm's
+    file finder), whose only tag is `tag` on that commit, so they derive exactly that version.
+    Submodules (gitlinks) stay empty folders. `sparse` limits the checkout to those folders
+    (cone mode: files at the root are always there).
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    git = init_repo(target)
+    info = target / ".git" / "objects" / "info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "alternates").write_text(f"{objects_dir(repo)}\n", encoding="utf-8")
+    git.write("update-ref", "refs/heads/build", commit)
+    if tag:
+        git.write("tag", tag, commit)
+    if sparse:
+        git.write("config", "core.sparseCheckout", "true")
+        git.write("config", "core.sparseCheckoutCone", "true")
+        (target / ".git" / "info" / "sparse-checkout").write_text(cone_patterns(sparse), encoding="utf-8")
+    git.write("symbolic-ref", "HEAD", "refs/heads/build")
+    git.write("read-tree", "-mu", "HEAD")
+
+
+def cone_patterns(folders: list[str]) -> str:
+    """The sparse-checkout file for cone mode: root files, and each folder with its parents."""
+    lines = ["/*", "!/*/"]
+    seen: set[str] = set()
+    for folder in sorted(folders):
+        parts = folder.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent not in seen:
+                seen.add(parent)
+                lines += [f"/{parent}/", f"!/{parent}/*/"]
+        lines.append(f"/{'/'.join(parts)}/")
+    return "\n".join(lines) + "\n"
+
+
+def hide_local_changes(tree: Path) -> list[str]:
+    """Mark every file a recipe deleted or replaced in a build tree as skip-worktree; return them.
+
+    The trimmed tree then reads as clean to `git describe --dirty`, so the version stays the tag's.
+    """
+    git = Git(tree)
+    changed = [p for p in git.read("ls-files", "-z", "--deleted", "--modified").split("\0") if p]
+    changed = sorted(set(changed))
+    if changed:
+        run(["git", *QUIET_CONFIG, "update-index", "--skip-worktree", "-z", "--stdin"], cwd=tree,
+            input_text="\0".join(changed) + "\0")
+    return changed
+
+
+def tracked_files(tree: Path) -> list[str]:
+    """Files git tracks in a work tree and that are there (no gitlinks, nothing skip-worktree)."""
+    found = []
+    for record in Git(tree).read("ls-files", "-z", "-s", "-t").split("\0"):
+        if "\t" not in record:
+            continue
+        meta, path = record.split("\t", 1)
+        status, mode = meta.split()[0], meta.split()[1]
+        if status != "S" and mode != "160000" and (tree / path).is_file():
+            found.append(path)
+    return found

@@ -43,8 +43,30 @@ class Fork(Section):
 class Packages(Section):
     core: str = "."
     client: str | None = "client"
+    client_recipe: Literal["auto", "script", "paths"] = Field(
+        default="auto", description="how the client tree is made: the fork's own script (script), "
+                                    "client_remove/client_keep (paths), or the script when it exists (auto)")
+    client_script: str = Field(default="client/build_client.sh",
+                               description="the fork's client recipe, run with TMPDIR set to the folder it fills")
     client_remove: tuple[str, ...] = ("cli", "server", "testing")
+    client_keep: tuple[str, ...] = Field(default=(), description="paths kept inside client_remove folders")
     integrations: str = "src/integrations/*"
+    verify_python: tuple[str, ...] | None = Field(
+        default=None, description="Pythons each wheel is installed and imported on before publishing; "
+                                  "default: [images] python, else the Python running forkflow")
+    version_command: tuple[str, ...] | None = Field(
+        default=None, description="command run after installing the core package, which must print its version; "
+                                  "default: `<core script> version` when the core package has a script of its own name")
+
+    @field_validator("verify_python")
+    @classmethod
+    def _verify_pythons(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        bad = [v for v in value if not re.match(PYTHON_PATTERN, v)]
+        if bad or not value:
+            raise ValueError(f"a non-empty list of versions like '3.12'; got {list(value)}")
+        return value
 
 
 class Versions(Section):
@@ -63,6 +85,9 @@ class Versions(Section):
 
 class Index(Section):
     url: str = Field(pattern=r"^https?://", description="package index URL (credentials: TWINE_USERNAME / TWINE_PASSWORD)")
+    upstream: str | None = Field(default=None, pattern=r"^https?://",
+                                 description="index of third-party packages (simple API); "
+                                             "default: the machine's configured index, else PyPI")
 
 
 class ImageTags(Section):

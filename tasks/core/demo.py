@@ -17,6 +17,7 @@ class Commit:
     write: dict[str, str] = field(default_factory=dict)
     append: dict[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    gitlinks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,4 +62,5 @@ def parse_commit(item: dict[str, Any]) -> Commit:
         write=dict(item.get("write", {})),
         append=dict(item.get("append", {})),
         tags=tuple(item.get("tags", ())),
+        gitlinks=dict(item.get("gitlinks", {})),
     )

@@ -27,6 +27,7 @@ class Package:
     excludes: tuple[str, ...] = ()
     client_recipe: str | None = None
     client_remove: tuple[str, ...] = ()
+    client_keep: tuple[str, ...] = ()
 
     @property
     def tag_based(self) -> bool:
@@ -69,6 +70,7 @@ def discover(
     integrations: Iterable[tuple[str, Mapping[str, Any]]],
     flows: tuple[str, Mapping[str, Any]] | None,
     client_remove: tuple[str, ...],
+    client_keep: tuple[str, ...] = (),
 ) -> list[Package]:
     """All packages, core first. Each argument is (relative path, parsed pyproject)."""
     nested = [path for path, _ in integrations] + [p for p in (client and client[0], flows and flows[0]) if p]
@@ -79,7 +81,7 @@ def discover(
         packages.append(make_package(
             "client", core_path, client[1], f"{client[0]}/pyproject.toml",
             excludes=tuple(excluded_under(core_path, nested)),
-            client_recipe=client[0], client_remove=client_remove,
+            client_recipe=client[0], client_remove=client_remove, client_keep=client_keep,
         ))
     for path, data in sorted(integrations):
         packages.append(make_package("integration", path, data, f"{path}/pyproject.toml"))
@@ -149,6 +151,9 @@ def staged_files(package: Package, files: Iterable[str]) -> dict[str, str]:
 
 
 def removed(package: Package, file: str) -> bool:
+    """True when the client recipe drops the file: inside a client_remove path and no client_keep path."""
+    if any(is_inside(file, path) for path in package.client_keep):
+        return False
     return any(is_inside(file, path) for path in package.client_remove)
 
 
@@ -187,3 +192,23 @@ def check_dist_names(files: Iterable[str], name: str, version: str) -> list[str]
     for kind in {"wheel", "sdist"} - kinds:
         problems.append(f"no {kind} was built")
     return problems
+
+
+def missing_modules(wheel_files: Iterable[str], tracked: Iterable[str]) -> list[str]:
+    """Git-tracked Python files of the wheel's top-level packages that the wheel lacks.
+
+    `tracked` are paths relative to the package's folder; a package `pkg` in the wheel is
+    matched with `pkg/...` or `src/pkg/...` there. Catches a build that silently lost
+    subpackages (a file finder that found no git, a packages list that names only the top).
+    """
+    contents = set(wheel_files)
+    tops = {name.split("/", 1)[0] for name in contents
+            if "/" in name and not name.split("/", 1)[0].endswith((".dist-info", ".data"))}
+    missing = []
+    for file in sorted(tracked):
+        if not file.endswith(".py"):
+            continue
+        inside = file.removeprefix("src/")
+        if inside.split("/", 1)[0] in tops and inside not in contents:
+            missing.append(inside)
+    return missing

@@ -1,18 +1,7 @@
 """orbit: the demo core package."""
 
-from importlib.metadata import PackageNotFoundError, version
-
+from orbit._build_info import __git_commit__, __version__
 from orbit.greeting import greet
+from orbit.settings import Settings
 
-
-def _installed_version() -> str:
-    for dist in ("orbit", "orbit-client"):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            continue
-    return "0.0.0"
-
-
-__version__ = _installed_version()
-__all__ = ["greet", "__version__"]
+__all__ = ["greet", "Settings", "__version__", "__git_commit__"]

@@ -2,8 +2,12 @@
 
 import sys
 
-from orbit import greet
+from orbit import __git_commit__, __version__, greet
 
 
 def main() -> None:
-    print(greet(sys.argv[1] if len(sys.argv) > 1 else "world"))
+    args = sys.argv[1:]
+    if args[:1] == ["version"]:
+        print(f"Version: {__version__}\nCommit: {__git_commit__}")
+        return
+    print(greet(args[0] if args else "world"))

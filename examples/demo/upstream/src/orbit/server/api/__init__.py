@@ -1,3 +1,3 @@
-"""Server API (not part of orbit-client)."""
+"""Server API schemas: orbit-client keeps them, as prefect-client keeps prefect.server.api."""
 
 ROUTES = ["/health"]
