@@ -39,6 +39,7 @@ from tasks.publish import task_publish  # noqa: E402
 from tasks.reporting import SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
 from tasks.sync import task_sync  # noqa: E402
+from tasks.verify import task_verify  # noqa: E402
 from tasks.version import task_check_version, task_version  # noqa: E402
 from tasks.wheel import task_wheel  # noqa: E402
 from tasks.workflows import task_workflows  # noqa: E402
@@ -54,6 +55,6 @@ DOIT_CONFIG = {
 }
 
 __all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
-           "task_version", "task_check_version", "task_wheel", "task_publish", "task_sync",
+           "task_version", "task_check_version", "task_wheel", "task_verify", "task_publish", "task_sync",
            "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
            "task_matrix", "task_workflows"]

@@ -4,15 +4,19 @@ Before uploading, the index's simple API is read: a file already there with
 the same sha256 is skipped, the same name with another sha256 stops the
 stage before anything is uploaded (it is never overwritten). A 5xx answer or
 a dropped connection is retried after re-checking the index, so a rerun after
-a partial upload sends only what is missing. After uploading, the packages
-are installed from that index alone into fresh virtual environments and
-their versions compared.
+a partial upload sends only what is missing.
+
+Nothing is uploaded that was not verified (`verify` installed and imported
+exactly these wheels) or that was built from uncommitted changes. After
+uploading, the packages are installed from the index into fresh virtual
+environments and their versions compared: with uv's first-index strategy the
+private index comes first, so a package it holds is never taken from the
+upstream index (`[index] upstream`, else PyPI), which serves only the
+third-party dependencies.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -31,16 +35,9 @@ from tasks.credentials import Credentials, from_environment, local_credentials
 from tasks.output import say
 
 ATTEMPTS = 4
-IMPORT_CHECK = """
-import importlib, importlib.metadata as m, json, sys
-found = {}
-for name in sys.argv[1:]:
-    dist = m.distribution(name)
-    tops = sorted({f.parts[0] for f in dist.files or [] if len(f.parts) == 2 and f.name == "__init__.py"})
-    for top in tops:
-        importlib.import_module(top)
-    found[name] = dist.version
-print(json.dumps(found))
+READ_VERSIONS = """
+import importlib.metadata as m, json, sys
+print(json.dumps({name: m.version(name) for name in sys.argv[1:]}))
 """
 
 
@@ -50,7 +47,7 @@ def task_publish() -> dict[str, Any]:
     doc = "upload sdists and wheels to [index] url (skip identical, refuse different), then install-check them"
     if current.config.index is None:
         return missing_section_task("publish", "index", doc)
-    deps = ["wheel"]
+    deps = ["wheel", "verify"]
     if is_local_index(current):
         deps.append("services:index")
     return {
@@ -90,6 +87,29 @@ def local_files(current: Settings) -> list[LocalFile]:
     ]
 
 
+def check_publishable(current: Settings, files: list[LocalFile]) -> None:
+    """Refuse, before anything is uploaded, files built from uncommitted changes or not verified as they are."""
+    report = read_report("wheel", current) or {}
+    dirty = sorted(p["name"] for p in report.get("packages", []) if p.get("dirty"))
+    if dirty:
+        raise ForkflowError(f"not publishing: {', '.join(dirty)} built from uncommitted changes in the checkout",
+                            where=str(current.fork_path),
+                            fix="commit (or discard) the changes, then `doit wheel publish`; a release is built from a commit")
+    unverified = [f.name for f in files if f.name.endswith(".whl") and not verified(current, f)]
+    if unverified:
+        raise ForkflowError("not publishing: these wheels did not pass verification as built:\n"
+                            + "\n".join(f"  - {name}" for name in unverified),
+                            fix="run `doit verify` and fix what it reports; only verified wheels are uploaded")
+
+
+def verified(current: Settings, file: LocalFile) -> bool:
+    from tasks.verify import read_result
+
+    result = read_result(current, file.package) or {}
+    wheel = result.get("wheel") or {}
+    return bool(result.get("ok")) and wheel.get("name") == file.name and wheel.get("sha256") == file.sha256
+
+
 def plan(url: str, files: list[LocalFile]) -> list[Decision]:
     remote: dict[str, dict[str, str | None]] = {}
     for file in files:
@@ -103,6 +123,7 @@ def publish_action(dry_run: bool) -> dict[str, str] | None:
     assert current.config.index is not None
     url = current.config.index.url
     files = local_files(current)
+    check_publishable(current, files)
     decisions = plan(url, files)
     if any(d.action == "conflict" for d in decisions):
         raise ForkflowError(conflict_message(decisions), where=url,
@@ -113,7 +134,7 @@ def publish_action(dry_run: bool) -> dict[str, str] | None:
             say(f"would {'upload' if decision.action == 'upload' else 'skip (already there)'}: {decision.file.name}")
         return None
     statuses = upload_missing(url, decisions, index_credentials(current))
-    check = install_check(url, files)
+    check = install_check(current, url, files)
     write_report("publish", {
         "index": url,
         "files": [{"name": f.name, "sha256": f.sha256, "package": f.package, "version": f.version,
@@ -160,14 +181,13 @@ def upload_with_retry(url: str, file: LocalFile, credentials: Credentials | None
     raise AssertionError("unreachable")
 
 
-def install_check(url: str, files: list[LocalFile]) -> list[dict[str, Any]]:
-    """Install core + one integration, and the client separately, from the index alone; compare versions."""
+def install_check(current: Settings, url: str, files: list[LocalFile]) -> list[dict[str, Any]]:
+    """Install core + one integration, and the client separately, from the index; compare versions."""
     kinds = kinds_by_package()
     versions = {f.package: f.version for f in files}
-    groups = install_groups(versions, kinds)
     results = []
-    for group in groups:
-        found = install_and_read_versions(url, group)
+    for group in install_groups(versions, kinds):
+        found = install_and_read_versions(current, url, {name: versions[name] for name in group})
         for name in group:
             ok = found.get(name) == versions[name]
             results.append({"package": name, "expected": versions[name], "installed": found.get(name), "ok": ok})
@@ -198,39 +218,25 @@ def install_groups(versions: dict[str, str], kinds: dict[str, str]) -> list[list
     return groups
 
 
-def install_and_read_versions(url: str, names: list[str]) -> dict[str, str]:
-    versions = read_report("wheel", settings()) or {}
-    pins = [f"{p['name']}=={p['version']}" for p in versions.get("packages", []) if p["name"] in names]
-    with tempfile.TemporaryDirectory(prefix="forkflow-install-") as folder:
-        venv = Path(folder) / "venv"
-        python = make_venv(venv)
-        install(python, url, pins)
-        out = run([str(python), "-c", IMPORT_CHECK, *names], fix="the installed packages do not import").stdout
+def install_and_read_versions(current: Settings, url: str, pins: dict[str, str]) -> dict[str, str]:
+    """Install `name==version` pins from the private index first (upstream only for what it lacks)."""
     import json
 
+    from tasks.adapters import venv
+    from tasks.verify import constraint_args
+
+    assert current.config.index is not None
+    upstream = current.config.index.upstream
+    with tempfile.TemporaryDirectory(prefix="forkflow-install-") as folder:
+        python = venv.make_venv(Path(sys.executable), Path(folder) / "venv")
+        venv.install(python, [f"{name}=={version}" for name, version in pins.items()],
+                     extra_args=index_args(url, upstream) + constraint_args(current))
+        out = run([str(python), "-c", READ_VERSIONS, *pins], fix="the installed packages cannot be read").stdout
     loaded: dict[str, str] = json.loads(out.strip().splitlines()[-1])
     return loaded
 
 
-def clean_env() -> dict[str, str]:
-    """The environment without pip/uv settings, so only the given index is used."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-
-
-def make_venv(venv: Path) -> Path:
-    uv = shutil.which("uv")
-    if uv:
-        run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=clean_env())
-    else:
-        run([sys.executable, "-m", "venv", str(venv)])
-    return venv / "bin" / "python"
-
-
-def install(python: Path, url: str, pins: list[str]) -> None:
-    simple = url.rstrip("/") + "/simple/"
-    uv = shutil.which("uv")
-    if uv:
-        argv = [uv, "pip", "install", "-q", "--no-config", "--no-cache", "--python", str(python), "--index-url", simple, *pins]
-    else:
-        argv = [str(python), "-m", "pip", "--isolated", "install", "-q", "--no-cache-dir", "--index-url", simple, *pins]
-    run(argv, env=clean_env(), fix=f"check that {', '.join(pins)} are on {simple}")
+def index_args(url: str, upstream: str | None) -> list[str]:
+    """uv's first-index order: the private index, then upstream (or uv's default) for the rest."""
+    args = ["--no-cache", "--index", url.rstrip("/") + "/simple/", "--index-strategy", "first-index"]
+    return args + (["--default-index", upstream] if upstream else [])

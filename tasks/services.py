@@ -145,7 +145,8 @@ def service_spec(current: Settings, name: str) -> svc.ServiceSpec:
     if name == "index":
         return svc.ServiceSpec(
             argv=(sys.executable, "-m", "pypiserver", "run", "-p", str(port), "-i", svc.HOST,
-                  "-P", str(folder / "htpasswd"), "-a", "update", "--disable-fallback", str(folder / "packages")),
+                  "-P", str(folder / "htpasswd"), "-a", "update", "--fallback-url", fallback_url(current),
+                  str(folder / "packages")),
             health_path="/health", **common,
         )
     if name == "registry":
@@ -158,6 +159,18 @@ def service_spec(current: Settings, name: str) -> svc.ServiceSpec:
         argv=(prefect_program(), "server", "start", "--host", svc.HOST, "--port", str(port)),
         health_path="/api/health", env=prefect_env(folder), start_timeout=180.0, **common,
     )
+
+
+DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+
+
+def fallback_url(current: Settings) -> str:
+    """Where the local index sends requests for packages it does not hold: [index] upstream, else PyPI.
+
+    So pip users need one index URL, and a package the index holds is never taken from upstream.
+    """
+    index = current.config.index
+    return (index.upstream if index and index.upstream else DEFAULT_UPSTREAM).rstrip("/") + "/"
 
 
 def registry_program() -> str:

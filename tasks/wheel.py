@@ -331,8 +331,9 @@ def check_contents(files: list[Path], folder: Path) -> None:
             names = archive.namelist()
         missing = missing_modules(names, tracked_files(folder))
         if missing:
-            shown = "\n".join(f"  - {m}" for m in missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
-            raise ForkflowError(f"{wheel.name} lacks {len(missing)} git-tracked modules of its own packages:\n{shown}",
+            shown = "\n".join(f"  - {m}" for m in missing[:20])
+            more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+            raise ForkflowError(f"{wheel.name} lacks {len(missing)} git-tracked modules of its own packages:\n{shown}{more}",
                                 where=str(folder),
                                 fix="list every subpackage in the build configuration (e.g. [tool.setuptools.packages.find]), "
                                     "or make sure the backend's file finder sees the files")

@@ -10,6 +10,7 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -103,3 +104,30 @@ def sha256(file: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """What a wheel's dist-info says about installing it."""
+
+    requires: tuple[str, ...]
+    requires_python: str | None
+    scripts: tuple[str, ...]
+
+
+def wheel_info(wheel: Path) -> WheelInfo:
+    """From a wheel's dist-info: Requires-Dist lines, Requires-Python and console script names."""
+    import configparser
+
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        message = email.parser.Parser().parsestr(archive.read(meta_name).decode("utf-8"), headersonly=True)
+        scripts: list[str] = []
+        points = next((n for n in names if n.endswith(".dist-info/entry_points.txt")), None)
+        if points:
+            parser = configparser.ConfigParser(delimiters=("=",))
+            parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep script names as written
+            parser.read_string(archive.read(points).decode("utf-8"))
+            scripts = list(parser["console_scripts"]) if parser.has_section("console_scripts") else []
+    return WheelInfo(tuple(message.get_all("Requires-Dist") or ()), message.get("Requires-Python"), tuple(scripts))

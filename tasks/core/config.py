@@ -54,6 +54,9 @@ class Packages(Section):
     verify_python: tuple[str, ...] | None = Field(
         default=None, description="Pythons each wheel is installed and imported on before publishing; "
                                   "default: [images] python, else the Python running forkflow")
+    constraints: str | None = Field(
+        default=None, description="pip constraints file (pins) for third-party dependencies wherever the wheels are "
+                                  "installed: verification, the install check, the image wheelhouse")
     version_command: tuple[str, ...] | None = Field(
         default=None, description="command run after installing the core package, which must print its version; "
                                   "default: `<core script> version` when the core package has a script of its own name")
@@ -337,6 +340,8 @@ def declared_paths(config: Config) -> dict[str, str]:
         paths["flows.config"] = config.flows.config
     if config.demo:
         paths["demo.source"] = config.demo.source
+    if config.packages.constraints:
+        paths["packages.constraints"] = config.packages.constraints
     if config.images:
         for key in ("wheelhouse", "templates"):
             value = getattr(config.images, key)

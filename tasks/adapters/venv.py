@@ -1,0 +1,70 @@
+"""Thin adapter over uv (or venv + pip): fresh virtual environments, installs, checks run inside them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks.adapters.run import run
+from tasks.core.errors import ForkflowError
+
+IMPORT_CHECK = Path(__file__).with_name("import_check.py")
+TIMEOUT = 900
+
+
+def find_python(version: str, interpreters: Path | None = None) -> Path | None:
+    """An interpreter for `3.12`: the newest pyenv-style folder 3.12.N, else python3.12 on PATH (not a pyenv shim)."""
+    root = interpreters or Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted((p for p in root.glob(f"{version}.*") if (p / "bin" / f"python{version}").exists()),
+                   key=lambda p: [int(x) for x in p.name.split(".") if x.isdigit()]) if root.is_dir() else []
+    if found:
+        return found[-1] / "bin" / f"python{version}"
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if "/shims" not in d)
+    on_path = shutil.which(f"python{version}", path=path)
+    return Path(on_path) if on_path else None
+
+
+def uv() -> str:
+    found = shutil.which("uv")
+    if not found:
+        raise ForkflowError("uv is not installed; forkflow installs wheels into test environments with it",
+                            fix="pip install uv (it is one of forkflow's dependencies)")
+    return found
+
+
+def make_venv(interpreter: Path, folder: Path) -> Path:
+    """A fresh virtual environment at `folder`; returns its python."""
+    shutil.rmtree(folder, ignore_errors=True)
+    run([uv(), "venv", "-q", "--python", str(interpreter), str(folder)], fix="check the interpreter named above")
+    return folder / "bin" / "python"
+
+
+def install(python: Path, requirements: Sequence[str], *, index_url: str | None = None,
+            extra_args: Sequence[str] = ()) -> None:
+    """Install requirements (names, pins or wheel paths) with their dependencies into the environment."""
+    argv = [uv(), "pip", "install", "-q", "--python", str(python)]
+    if index_url:
+        argv += ["--index-url", index_url]
+    run([*argv, *extra_args, *requirements], timeout=TIMEOUT,
+        fix="read the resolver's message above: a dependency is missing from the index, or the pins conflict")
+
+
+def import_everything(python: Path, distribution: str) -> dict[str, object]:
+    """Run import_check.py in the environment for one distribution; its JSON result."""
+    out = run([str(python), "-I", str(IMPORT_CHECK), distribution], timeout=TIMEOUT,
+              env={"PYTHONDONTWRITEBYTECODE": "1"}, fix=f"{distribution} does not import").stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def run_in(python: Path, command: Sequence[str], home: Path) -> tuple[int, str]:
+    """Run a command with the environment's bin/ first on PATH and HOME in a scratch folder."""
+    bin_dir = python.parent
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home), "VIRTUAL_ENV": str(bin_dir.parent),
+           "PREFECT_HOME": str(home / ".prefect")}
+    program = shutil.which(command[0], path=str(bin_dir)) or command[0]
+    proc = run([program, *command[1:]], env=env, check=False, timeout=300)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
