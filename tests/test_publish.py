@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,12 @@ import httpx
 import pytest
 
 from tests.helpers import kill_after_line, run_doit
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def state(config: Path) -> Path:
@@ -78,10 +86,12 @@ def test_partial_upload_is_completed(index: Path) -> None:
 def test_same_name_other_content_is_refused(index: Path) -> None:
     assert publish(index).returncode == 0
     on_index = (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes()
-    source = state(index) / "demo" / "fork" / "src" / "orbit" / "greeting.py"
-    original = source.read_text()
+    fork = state(index) / "demo" / "fork"
+    source = fork / "src" / "orbit" / "greeting.py"
+    head = git(fork, "rev-parse", "HEAD")
     try:
-        source.write_text(original + "\n# changed without a new version\n")
+        source.write_text(source.read_text() + "\n# changed without a new version\n")
+        git(fork, "commit", "-q", "-am", "fix: change core without a new tag")
         refused = run_doit(index, "publish")
         output = refused.stdout + refused.stderr
         assert refused.returncode != 0
@@ -89,9 +99,24 @@ def test_same_name_other_content_is_refused(index: Path) -> None:
         assert output.count("sha256") >= 2
         assert (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes() == on_index
     finally:
-        source.write_text(original)
+        git(fork, "reset", "-q", "--hard", head)
     restored = run_doit(index, "publish")
     assert restored.returncode == 0, "a rebuild of the same inputs gives the same bytes, so nothing conflicts"
+
+
+def test_uncommitted_changes_are_never_published(index: Path) -> None:
+    source = state(index) / "demo" / "fork" / "src" / "integrations" / "orbit-slack" / "orbit_slack" / "__init__.py"
+    original = source.read_text()
+    try:
+        source.write_text(original + "\n# work in progress\n")
+        refused = publish(index)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0
+        assert "orbit-slack built from uncommitted changes" in output and "commit" in output
+        assert list(index_packages(index).iterdir()) == [], "nothing is uploaded"
+    finally:
+        source.write_text(original)
+    assert publish(index).returncode == 0
 
 
 def test_dry_run_uploads_nothing(index: Path) -> None:
