@@ -1,8 +1,9 @@
 """A root filesystem tarball holding a local Python interpreter, for `docker import`.
 
 The rules for what goes in live in `tasks.core.base_image`; this module
-reads the interpreter folder, asks `ldd` which shared libraries it needs and
-writes the tar file. The shell is busybox when it is installed (a shell plus
+reads the interpreter folder, asks `ldconfig -p` where the host keeps the
+manylinux policy's libraries and `ldd` which shared libraries all of these
+need, and writes the tar file. The shell is busybox when it is installed (a shell plus
 mkdir, chown, adduser...), else dash.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import platform
 import re
 import shutil
 import tarfile
@@ -60,7 +62,7 @@ def write_rootfs(interpreter: Path, python: str, target: Path) -> Rootfs:
     try:
         binaries = add_interpreter(writer, interpreter, python)
         shell_files = add_shell(writer, summary)
-        add_libraries(writer, interpreter, binaries + shell_files, summary)
+        add_libraries(writer, interpreter, binaries + shell_files, policy_library_paths(), summary)
         add_skeleton(writer)
     finally:
         writer.close()
@@ -127,9 +129,20 @@ def add_shell(writer: TarWriter, summary: Rootfs) -> list[Path]:
     return [Path(dash).resolve()]
 
 
-def add_libraries(writer: TarWriter, interpreter: Path, elves: list[Path], summary: Rootfs) -> None:
-    """Every shared library the ELF files need, where the loader finds it without a cache."""
-    libraries = shared_libraries(elves)
+def policy_library_paths() -> dict[str, Path]:
+    """The manylinux policy's libraries on this host (soname -> path), so compiled wheels run on the base."""
+    output = run(["ldconfig", "-p"], check=False, fix="install ldconfig (Debian: libc-bin)").stdout
+    found = rules.policy_libraries(rules.host_libraries(output, platform.machine()))
+    return {soname: Path(path) for soname, path in found.items()}
+
+
+def add_libraries(writer: TarWriter, interpreter: Path, elves: list[Path], wanted: dict[str, Path],
+                  summary: Rootfs) -> None:
+    """Every shared library the ELF files need, the `wanted` ones and what they need in turn, where the
+    loader finds them without a cache."""
+    libraries = shared_libraries(elves + [path.resolve() for path in wanted.values()])
+    for soname, path in wanted.items():
+        libraries.setdefault(soname, path)
     multiarch = multiarch_dir(libraries)
     for soname, location in sorted(libraries.items()):
         if interpreter in location.parents:

@@ -9,11 +9,23 @@ libpython) is left out here too, and so are tkinter and IDLE, which need
 X11. Unlike the official images, the compiled byte code is kept (file times
 are preserved so it stays valid): without it every `pip install` step of a
 build spends seconds compiling pip again.
+
+Compiled wheels (pydantic_core, orjson, cryptography...) link a few system
+libraries that manylinux wheels may assume on every Linux: the external
+libraries of auditwheel's manylinux policy (`MANYLINUX_LIBRARIES`). A local
+base carries each of them the host has, with what they need in turn, so that
+any manylinux wheel runs on it.
+
+A base made here is never named like the official image: it is
+`forkflow/python-local:<python>` (`local_base_name`), labelled with how it was
+made and the recipe it was made with, so an official `python:<v>-slim`
+present in the engine is still told apart and preferred.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 PREFIX = PurePosixPath("usr/local")
@@ -26,6 +38,70 @@ ROOT_FILES = {
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
     "etc/os-release": 'NAME="forkflow local base"\nID=forkflow-local\n',
 }
+
+LOCAL_BASE_REPOSITORY = "forkflow/python-local"
+BASE_FROM_LABEL = "org.forkflow.base-from"
+RECIPE_LABEL = "org.forkflow.base-recipe"
+LOCAL_BASE_RECIPE = "2"
+"""Raised when what goes into a local base changes; a local base made by an older recipe is made again."""
+
+# auditwheel's manylinux_2_28 policy (`lib_whitelist`), without the X11, GL and glib libraries: manylinux
+# wheels may link these without vendoring them; everything else they need is inside the wheel.
+MANYLINUX_LIBRARIES = (
+    "libanl.so.1", "libatomic.so.1", "libc.so.6", "libdl.so.2", "libexpat.so.1", "libgcc_s.so.1", "libm.so.6",
+    "libmvec.so.1", "libnsl.so.1", "libpthread.so.0", "libresolv.so.2", "librt.so.1", "libstdc++.so.6",
+    "libutil.so.1", "libz.so.1",
+)
+LEFT_OUT_LIBRARIES = (
+    "libGL.so.1", "libICE.so.6", "libSM.so.6", "libX11.so.6", "libXext.so.6", "libXrender.so.1",
+    "libglib-2.0.so.0", "libgobject-2.0.so.0", "libgthread-2.0.so.0",
+)
+LDCONFIG_ARCH = {"x86_64": "x86-64", "aarch64": "AArch64"}
+LDCONFIG_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(/\S+)\s*$")
+
+
+def local_base_name(python: str) -> str:
+    """The name a base made from a local interpreter gets: never the official image's."""
+    return f"{LOCAL_BASE_REPOSITORY}:{python}"
+
+
+def is_made_locally(labels: Mapping[str, str] | None) -> bool:
+    return bool(labels) and (labels or {}).get(BASE_FROM_LABEL) == "local-interpreter"
+
+
+def local_base_is_current(labels: Mapping[str, str] | None) -> bool:
+    """A local base made by this recipe (an older one lacks the libraries compiled wheels need)."""
+    return is_made_locally(labels) and (labels or {}).get(RECIPE_LABEL) == LOCAL_BASE_RECIPE
+
+
+def choose_base(official: Mapping[str, str] | None, local: Mapping[str, str] | None, base_from: str) -> str | None:
+    """Which base an image uses now, from the labels of the images present (None when absent):
+    'official' when the configured image is present and was not made here, else 'local' when a current
+    local base is present (unless base_from is 'pull'), else None (the base must be made or pulled)."""
+    if official is not None and not is_made_locally(official):
+        return "official"
+    if base_from != "pull" and local_base_is_current(local):
+        return "local"
+    return None
+
+
+def host_libraries(ldconfig_output: str, machine: str) -> dict[str, str]:
+    """soname -> path from `ldconfig -p`, for the host's own architecture only (no 32-bit copies)."""
+    flag = LDCONFIG_ARCH.get(machine, machine)
+    found: dict[str, str] = {}
+    for line in ldconfig_output.splitlines():
+        match = LDCONFIG_LINE.match(line)
+        if not match:
+            continue
+        soname, flags, path = match.groups()
+        if flag in flags.split(","):
+            found.setdefault(soname, path)
+    return found
+
+
+def policy_libraries(available: Mapping[str, str]) -> dict[str, str]:
+    """The manylinux policy's libraries this host has: soname -> path (libnsl.so.1, for one, may be missing)."""
+    return {soname: available[soname] for soname in MANYLINUX_LIBRARIES if soname in available}
 
 
 def keep_stdlib_file(relative: PurePosixPath) -> bool:
@@ -61,7 +137,8 @@ def import_changes(full_version: str) -> list[str]:
         "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
         "ENV LANG=C.UTF-8",
         f"ENV PYTHON_VERSION={full_version}",
-        "LABEL org.forkflow.base-from=local-interpreter",
+        f"LABEL {BASE_FROM_LABEL}=local-interpreter",
+        f"LABEL {RECIPE_LABEL}={LOCAL_BASE_RECIPE}",
         f"LABEL org.forkflow.python-version={full_version}",
         'CMD ["python3"]',
     ]
