@@ -1,10 +1,16 @@
 """Stage `image`: a Docker image per Python version x flavor, rebuilt only when its inputs changed.
 
 - `image-base:<python>` (and `image-base:conda`) makes sure each base image
-  is in the engine: present, else made from a local interpreter (see
-  tasks.core.base_image) or pulled, as `[images] base_from` says.
+  is in the engine: the configured one (`python:<v>-slim`) present or pulled,
+  else one made from a local interpreter under its own name
+  (`forkflow/python-local:<v>`, see tasks.core.base_image), as
+  `[images] base_from` says.
+- `image-deps:<python>` makes the dependency wheelhouse of that Python's
+  images: their third-party requirements resolved and downloaded as wheels
+  (tasks.image_deps), once per requirement set.
 - `image:<python>-<flavor>` renders the flavor's Dockerfile from templates/,
-  hashes its inputs (Dockerfile, wheel hashes, base image id, build args),
+  hashes its inputs (Dockerfile, wheel hashes, base image id, build args,
+  dependency wheels),
   builds when that hash has no image yet, smoke-tests the image in a
   container, then tags and pushes it. doit keeps the input hash as the
   task's value (`doit info image:3.12-base` shows it); the task is up to
@@ -33,7 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tasks import credentials
+from tasks import credentials, image_deps
 from tasks import image_inputs as inputs
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters import docker as docker_adapter
@@ -65,7 +71,7 @@ def task_image_base() -> Iterator[dict[str, Any]]:
         yield {
             "basename": "image-base",
             "name": name,
-            "doc": f"make sure {ref} is in the engine ({describe_base_source(images.base_from, python)})",
+            "doc": f"make sure a base image is in the engine: {ref} {describe_base_source(images.base_from, python)}",
             "actions": [guarded(partial(base_action, name))],
             "uptodate": [(base_present, [name], {})],
             "params": [dry_run_param()],
@@ -83,6 +89,7 @@ def task_image() -> Iterator[dict[str, Any]]:
     run_id = uuid.uuid4().hex
     target = inputs.repository(current)
     keys = inputs.image_keys(images)
+    yield from deps_tasks(current)
     yield {"basename": "image", "name": None, "doc": DOC, "params": [dry_run_param()], "uptodate": [True]}
     for python in images.python:
         for flavor in images.flavors:
@@ -92,7 +99,8 @@ def task_image() -> Iterator[dict[str, Any]]:
                 "doc": f"build, smoke-test and {'push' if images.push else 'tag'} the {flavor} image for Python {python} "
                        f"({target})",
                 "actions": [guarded(partial(image_action, key, run_id))],
-                "task_dep": ["wheel", f"image-base:{inputs.base_name(flavor, python)}", *registry_deps(current)],
+                "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{inputs.base_name(flavor, python)}",
+                             *registry_deps(current)],
                 "uptodate": [(image_is_current, [key], {})],
                 "params": [dry_run_param()],
                 "clean": [partial(clean_image, key)],
@@ -121,6 +129,52 @@ def task_image() -> Iterator[dict[str, Any]]:
     }
 
 
+def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
+    """`image-deps:<python>`: the third-party wheels of that Python's images, resolved and downloaded once
+    per requirement set."""
+    images = inputs.images_config(current)
+    doc = "resolve the images' third-party requirements and download their wheels, per Python (once per requirement set)"
+    yield {"basename": "image-deps", "name": None, "doc": doc, "params": [dry_run_param()], "uptodate": [True]}
+    for python in images.python:
+        yield {
+            "basename": "image-deps",
+            "name": python,
+            "doc": f"the third-party wheels of the Python {python} images, for {', '.join(images.platforms)}",
+            "actions": [guarded(partial(deps_action, python))],
+            "task_dep": ["wheel"],
+            "uptodate": [(deps_current, [python], {})],
+            "params": [dry_run_param()],
+            "clean": [partial(clean_deps, python)],
+            "verbosity": 2,
+        }
+
+
+def deps_action(python: str, dry_run: bool = False) -> dict[str, str]:
+    current = settings()
+    request = inputs.deps_request(current, python)
+    outcome = image_deps.make(current, request, noop=dry(dry_run))
+    say(f"image-deps:{python}: {request.folder}: {outcome}")
+    return {"made": f"{request.name}: {outcome}"}
+
+
+def deps_current(task: Any, values: Any, python: str) -> bool:
+    """Up to date while the stamp names the current requirement set: no index is asked."""
+    if dry(False):
+        return False
+    try:
+        return image_deps.is_current(inputs.deps_request(settings(), python))
+    except Exception:
+        return False
+
+
+def clean_deps(python: str) -> None:
+    """`doit clean image-deps`: remove the downloaded wheels (the next run resolves again)."""
+    current = settings()
+    folder = inputs.deps_folder(current, python)
+    shutil.rmtree(folder, ignore_errors=True)
+    say(f"image-deps:{python}: removed {folder}")
+
+
 def base_names(current: Settings) -> list[str]:
     images = inputs.images_config(current)
     names = [p for p in images.python if any(f != "conda" for f in images.flavors)]
@@ -129,10 +183,11 @@ def base_names(current: Settings) -> list[str]:
 
 def describe_base_source(base_from: str, python: str | None) -> str:
     if python is None or base_from == "pull":
-        return "pulled when missing"
+        return "(pulled when missing)"
+    local = base_rules.local_base_name(python)
     if base_from == "local":
-        return f"made from a local Python {python} when missing"
-    return f"made from a local Python {python} when missing, else pulled"
+        return f"when present, else {local} made from a local Python {python}"
+    return f"when present or pullable, else {local} made from a local Python {python}"
 
 
 def registry_deps(current: Settings) -> list[str]:
@@ -162,51 +217,100 @@ def base_present(task: Any, values: Any, name: str) -> bool:
     if dry(False):
         return False
     try:
-        ref = base_reference(settings(), name)
-        return docker_adapter.image_id(engine(), ref) is not None
+        return chosen_base(settings(), engine(), name) is not None
     except Exception:
         return False
 
 
 def base_reference(current: Settings, name: str) -> str:
+    """The configured base image (`python:<v>-slim`, or the conda one)."""
     images = inputs.images_config(current)
     return images.conda_base_image if name == "conda" else images.base_image.format(python=name)
+
+
+def labels_of(client: Any, ref: str) -> dict[str, str] | None:
+    """The image's labels ({} when it has none), or None when the engine has no such image."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return dict(docker_adapter.image_attrs(client, ref).get("Config", {}).get("Labels") or {})
+    except ImageNotFound:
+        return None
+
+
+def chosen_base(current: Settings, client: Any, name: str) -> str | None:
+    """The base image an image of `name` (a Python version, or conda) is built on now: the configured one
+    when it is present and not made here, else a current local base; None when neither is in the engine."""
+    images = inputs.images_config(current)
+    official = base_reference(current, name)
+    if name == "conda":
+        return official if docker_adapter.image_id(client, official) else None
+    local = base_rules.local_base_name(name)
+    choice = base_rules.choose_base(labels_of(client, official), labels_of(client, local), images.base_from)
+    return {"official": official, "local": local}.get(choice or "")
+
+
+def chosen_bases(current: Settings, client: Any | None) -> dict[str, str]:
+    """base name -> the image reference builds use now (the configured ones when the engine is unknown)."""
+    if client is None:
+        return {}
+    found = {}
+    for name in base_names(current):
+        ref = chosen_base(current, client, name)
+        if ref:
+            found[name] = ref
+    return found
 
 
 def base_action(name: str, dry_run: bool = False) -> dict[str, str]:
     current = settings()
     noop = dry(dry_run)
-    ref = base_reference(current, name)
-    outcome = ensure_base(current, name, noop=noop)
+    ref, outcome = ensure_base(current, name, noop=noop)
     say(f"base image {ref}: {outcome}")
     return {"made": f"{ref} ({outcome})"}
 
 
-def ensure_base(current: Settings, name: str, *, noop: bool = False) -> str:
-    """Present, made from a local interpreter, or pulled; returns which."""
+def ensure_base(current: Settings, name: str, *, noop: bool = False) -> tuple[str, str]:
+    """The base image for `name` in the engine: (its reference, 'present' | 'pulled' | 'made from ...').
+
+    The configured image when present; else, as base_from says, pulled (pull), made from a local interpreter
+    under its own name (local), or pulled and made locally when the pull fails (auto)."""
     images = inputs.images_config(current)
-    ref = base_reference(current, name)
+    official = base_reference(current, name)
     try:
         client = engine()
     except ForkflowError:
         if noop:
-            return "unknown (Docker engine not reachable)"
+            return official, "unknown (Docker engine not reachable)"
         raise
-    if docker_adapter.image_id(client, ref):
-        return "present"
-    interpreter = None
-    if name != "conda" and images.base_from != "pull":
-        root = current.path(images.interpreters) if images.interpreters else rootfs.default_interpreters_root()
-        interpreter = rootfs.find_interpreter(root, name)
-        if interpreter is None and images.base_from == "local":
-            raise ForkflowError(f"{ref} is missing and no local Python {name} was found under {root}",
-                                where="[images] interpreters", fix=f"install Python {name} there (e.g. `pyenv install {name}`)"
-                                " or set [images] base_from = 'pull'")
+    present = chosen_base(current, client, name)
+    if present:
+        return present, "present"
+    if name == "conda" or images.base_from == "pull":
+        where = "[images] conda_base_image" if name == "conda" else "[images] base_image (base_from = 'pull')"
+        docker_adapter.pull(client, official, where=where, noop=noop)
+        return official, "would pull" if noop else "pulled"
+    if images.base_from == "auto" and not made_locally(client, official):
+        try:
+            docker_adapter.pull(client, official, where="[images] base_image", noop=noop)
+            return official, "would pull (else make it from a local interpreter)" if noop else "pulled"
+        except ForkflowError as err:
+            say(f"{err.what.splitlines()[0]}; making a base image from a local interpreter instead")
+    local = base_rules.local_base_name(name)
+    root = current.path(images.interpreters) if images.interpreters else rootfs.default_interpreters_root()
+    interpreter = rootfs.find_interpreter(root, name)
     if interpreter is None:
-        where = "[images] conda_base_image" if name == "conda" else f"[images] base_image (base_from = {images.base_from!r})"
-        docker_adapter.pull(client, ref, where=where, noop=noop)
-        return "would pull" if noop else "pulled"
-    return make_local_base(current, client, interpreter, name, ref, noop=noop)
+        raise ForkflowError(f"no base image for Python {name}: {official} is not in the engine and cannot be pulled, "
+                            f"and no local Python {name} was found under {root} to make {local} from",
+                            where="[images] interpreters",
+                            fix=f"install Python {name} there (e.g. `pyenv install {name}`), or make {official} "
+                                "pullable (a reachable registry) or present (`docker load`)")
+    return local, make_local_base(current, client, interpreter, name, local, noop=noop)
+
+
+def made_locally(client: Any, ref: str) -> bool:
+    """An image under the official name that an older forkflow made here (it is remade under its own name)."""
+    return base_rules.is_made_locally(labels_of(client, ref))
 
 
 def make_local_base(current: Settings, client: Any, interpreter: Path, python: str, ref: str, *, noop: bool) -> str:
@@ -232,12 +336,20 @@ def make_local_base(current: Settings, client: Any, interpreter: Path, python: s
 
 def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]:
     current = settings()
-    plan = inputs.load_plan(current, revision(current))
-    planned = plan.item(key)
     if dry(dry_run):
+        try:
+            client = engine()
+        except ForkflowError:
+            client = None
+        planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
         return describe_plan(current, planned)
     client = engine()
+    plan = inputs.load_plan(current, revision(current), chosen_bases(current, client))
+    planned = plan.item(key)
     check_platforms(client, inputs.images_config(current).platforms)
+    if not planned.deps_ready:
+        raise ForkflowError(f"image:{key}: the dependency wheelhouse {planned.deps.folder} is not made for these "
+                            "packages", fix=f"run `doit image-deps:{planned.spec.python}` (`doit image` runs it)")
     record = base_record(planned, run_id)
     try:
         return build_test_push(current, plan, planned, client, record)
@@ -294,7 +406,7 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
 
 def current_inputs(client: Any, planned: inputs.Planned) -> tuple[dict[str, Any], str]:
     spec = planned.spec
-    base_id = docker_adapter.image_id(client, spec.base_image)
+    base_id = docker_adapter.image_id(client, spec.base_image) if client is not None else None
     if base_id is None:
         raise ForkflowError(f"base image {spec.base_image} is not in the engine",
                             fix=f"run `doit image-base:{inputs.base_name(spec.flavor, spec.python)}`")
@@ -346,8 +458,8 @@ def assemble_context(current: Settings, plan: inputs.Plan, planned: inputs.Plann
             check_sha256(wheel)
             place(Path(wheel.path), context / folder / wheel.file)
     (context / "deps").mkdir()
-    for file in inputs.wheelhouse_files(plan.wheelhouse):
-        place(file, context / "deps" / file.name)
+    for name, _ in spec.wheelhouse:
+        place(planned.deps.folder / name, context / "deps" / name)
     return context
 
 
@@ -373,20 +485,30 @@ def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: s
     log = current.logs_dir / f"image-{spec.key}-smoke.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     commands = [["python", "-c", core.smoke_script(spec.python, planned.modules)]]
+    if planned.version_command:
+        commands.append(list(planned.version_command))
     extra = inputs.images_config(current).smoke_command
-    if extra:
+    if extra and list(extra) not in commands:
         commands.append(list(extra))
     outputs = []
+    imported = ""
     for command in commands:
         code, output = docker_adapter.run_container(client, image, command)
-        outputs.append(output)
+        outputs.append(f"$ {' '.join(command) if command is not commands[0] else 'python -c <package check>'}\n{output}")
         log.write_text("\n".join(outputs), encoding="utf-8")
-        if code != 0:
+        what = "package check" if command is commands[0] else "smoke command " + " ".join(command)
+        problem = f"exit {code}" if code != 0 else None
+        if problem is None and planned.version_command and command == list(planned.version_command):
+            problem = core.version_mismatch(output, spec.version)
+        if problem:
             shown = "\n".join("    " + line for line in output.strip().splitlines()[-20:])
-            what = "package check" if command is commands[0] else "smoke command " + " ".join(command)
-            raise ForkflowError(f"image:{spec.key}: smoke test failed ({what}, exit {code}); not pushed\n{shown}",
+            raise ForkflowError(f"image:{spec.key}: smoke test failed ({what}: {problem}); not pushed\n{shown}",
                                 where=str(log), fix="fix the package or the image, then run `doit image` again")
-    say(f"image:{spec.key}: smoke test passed ({len(planned.modules)} packages, Python {spec.python}, non-root)")
+        if command is commands[0]:
+            imported = next((line for line in output.splitlines() if line.startswith("imported ")), "")
+    checked = f", `{' '.join(planned.version_command)}` reports {spec.version}" if planned.version_command else ""
+    say(f"image:{spec.key}: smoke test passed ({len(planned.modules)} packages, {imported or 'imports checked'}, "
+        f"Python {spec.python}, non-root{checked})")
 
 
 def check_platforms(client: Any, platforms: tuple[str, ...]) -> None:
@@ -424,8 +546,10 @@ def image_is_current(task: Any, values: Any, key: str) -> bool:
         return False
     try:
         current = settings()
-        planned = inputs.load_plan(current, revision(current)).item(key)
         client = engine()
+        planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
+        if not planned.deps_ready:
+            return False
         _, digest_of_inputs = current_inputs(client, planned)
         target = core.input_hash(core.push_target(planned.spec, inputs.images_config(current).push))
         return (values.get("input_hash") == digest_of_inputs and values.get("target") == target
@@ -443,6 +567,8 @@ def describe_plan(current: Settings, planned: inputs.Planned) -> dict[str, Any]:
     lines = [f"image:{spec.key}  {spec.repository}  tags: {', '.join(spec.tags)}"]
     try:
         client = engine()
+        if not planned.deps_ready:
+            raise ForkflowError(f"its dependency wheelhouse is not made yet (`doit image-deps:{spec.python}` would make it)")
         built_inputs, digest_of_inputs = current_inputs(client, planned)
         reasons = core.rebuild_reasons(previous.get("inputs") if previous else None, built_inputs)
         exists = bool(docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest_of_inputs))
@@ -506,8 +632,7 @@ def env_repository(current: Settings, name: str) -> str:
 
 
 def env_inputs(current: Settings, client: Any, env: inputs.FlowEnv) -> tuple[dict[str, Any], str]:
-    images = inputs.images_config(current)
-    base = images.base_image.format(python=env.python)
+    base = (chosen_base(current, client, env.python) if client else None) or base_reference(current, env.python)
     base_id = docker_adapter.image_id(client, base) if client else None
     found = {"context": inputs.context_digest(env.context, env.dockerfile), "base_image": base, "base_image_id": base_id,
              "build_args": {"BASE_IMAGE": base, "PYTHON_VERSION": env.python}}

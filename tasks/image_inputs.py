@@ -2,7 +2,9 @@
 
 `load_plan` turns them into one `Planned` per image (its spec and rendered
 Dockerfile), checking everything a build needs before anything is built.
-Nothing here talks to Docker or doit.
+The base image each one is built on is given to it (the stage asks the
+engine which one is there); the third-party wheels come from the dependency
+wheelhouse of its Python (tasks.image_deps). Nothing here talks to Docker or doit.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks import image_deps
 from tasks.context import Settings
 from tasks.core import images as core
+from tasks.core import wheelhouse as wheelhouse_rules
 from tasks.core.config import Images
 from tasks.core.errors import ConfigError, ForkflowError
 
@@ -29,6 +33,9 @@ class Planned:
     spec: core.ImageSpec
     dockerfile: str
     modules: tuple[tuple[str, str, tuple[str, ...]], ...]
+    deps: image_deps.Request
+    deps_ready: bool
+    version_command: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -38,7 +45,6 @@ class Planned:
 @dataclass(frozen=True)
 class Plan:
     images: tuple[Planned, ...]
-    wheelhouse: Path | None
     revision: str
     source: str
 
@@ -84,61 +90,115 @@ def wheel_report_file(current: Settings) -> Path:
     return current.reports_dir / "wheel.json"
 
 
-def load_plan(current: Settings, revision: str) -> Plan:
-    """Every configured image with its spec and Dockerfile; a ForkflowError for bad input."""
+def load_plan(current: Settings, revision: str, bases: dict[str, str] | None = None) -> Plan:
+    """Every configured image with its spec and Dockerfile; a ForkflowError for bad input.
+
+    `bases` maps a base name (`3.12`, `conda`) to the image reference to build on; missing ones are the
+    configured `base_image`."""
     report = wheel_report_file(current)
-    wheelhouse = images_config(current).wheelhouse
-    folders = [current.path(wheelhouse)] if wheelhouse else []
-    fingerprint = (str(current.config_file), revision,
-                   *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders)))
+    images = images_config(current)
+    folders = [current.path(images.wheelhouse)] if images.wheelhouse else []
+    stamps = [deps_folder(current, python) / wheelhouse_rules.STAMP for python in images.python]
+    fingerprint = (str(current.config_file), revision, tuple(sorted((bases or {}).items())),
+                   *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders, *stamps)))
     if fingerprint not in PLANS:
         PLANS.clear()
-        PLANS[fingerprint] = make_plan(current, revision)
+        PLANS[fingerprint] = make_plan(current, revision, bases or {})
     return PLANS[fingerprint]
 
 
 PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
-def make_plan(current: Settings, revision: str) -> Plan:
+def deps_folder(current: Settings, python: str) -> Path:
+    images = images_config(current)
+    return current.state_dir / "wheelhouse" / wheelhouse_rules.folder_name(python, core.machine_of(images.platforms[0]))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The project wheels of the images: in every image, and per flavor."""
+
+    fork: tuple[core.Wheel, ...]
+    packages: tuple[core.Wheel, ...]
+    extras: dict[str, tuple[core.Wheel, ...]]
+
+    @property
+    def in_images(self) -> tuple[core.Wheel, ...]:
+        found = list(self.packages)
+        for extras in self.extras.values():
+            found += [w for w in extras if w not in found]
+        return tuple(found)
+
+    @property
+    def fork_names(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.fork)
+
+
+def select(current: Settings, images: Images) -> Selection:
+    wheels = read_wheels(current)
+    source = str(wheel_report_file(current))
+    packages = core.select_wheels(wheels, images.packages, "[images] packages", source)
+    extras: dict[str, tuple[core.Wheel, ...]] = {}
+    for flavor in images.flavors:
+        chosen = core.select_wheels(wheels, images.extra_packages.get(flavor, ()), f"[images] extra_packages.{flavor}",
+                                    source)
+        extras[flavor] = tuple(w for w in chosen if w not in packages)
+    return Selection(tuple(wheels), packages, extras)
+
+
+def deps_request(current: Settings, python: str, selection: Selection | None = None) -> image_deps.Request:
+    """The dependency wheelhouse the images of `python` need (reads wheel.json and the wheels' METADATA)."""
+    chosen = selection or select(current, images_config(current))
+    wheels = chosen.in_images
+    return image_deps.request(current, python, wheels, chosen.fork_names,
+                              {w.name: tuple(requires_of(w)) for w in wheels})
+
+
+def make_plan(current: Settings, revision: str, bases: dict[str, str]) -> Plan:
     images = images_config(current)
     check_python_choice(current, images)
-    wheels = read_wheels(current)
+    selection = select(current, images)
     templates = read_templates(current)
-    wheelhouse = current.path(images.wheelhouse) if images.wheelhouse else None
-    packages = core.select_wheels(wheels, images.packages, "[images] packages", str(wheel_report_file(current)))
     planned = []
     for python in images.python:
+        deps = deps_request(current, python, selection)
         for flavor in images.flavors:
-            extras_wanted = images.extra_packages.get(flavor, ())
-            extras = core.select_wheels(wheels, extras_wanted, f"[images] extra_packages.{flavor}",
-                                        str(wheel_report_file(current)))
-            extras = tuple(w for w in extras if w not in packages)
-            planned.append(plan_one(current, images, python, flavor, packages, extras, wheelhouse, templates, revision))
-    return Plan(tuple(planned), wheelhouse, revision, source_url(current))
+            base = bases.get(base_name(flavor, python)) or base_ref(images, flavor, python)
+            planned.append(plan_one(current, images, python, flavor, selection, deps, base, templates, revision))
+    return Plan(tuple(planned), revision, source_url(current))
 
 
-def plan_one(current: Settings, images: Images, python: str, flavor: str, packages: tuple[core.Wheel, ...],
-             extras: tuple[core.Wheel, ...], wheelhouse: Path | None, templates: dict[str, str], revision: str) -> Planned:
-    project_names = [w.name for w in packages + extras]
-    dependencies = core.third_party_requirements({w.name: requires_of(w) for w in packages}, project_names)
-    extra_dependencies = core.third_party_requirements({w.name: requires_of(w) for w in extras}, project_names)
-    check_wheelhouse(dependencies + extra_dependencies, wheelhouse, flavor)
+def plan_one(current: Settings, images: Images, python: str, flavor: str, selection: Selection,
+             deps: image_deps.Request, base: str, templates: dict[str, str], revision: str) -> Planned:
+    packages, extras = selection.packages, selection.extras.get(flavor, ())
+    environment = core.marker_environment(python, deps.machine)
+    dependencies = core.third_party_requirements({w.name: deps.requires[w.name] for w in packages},
+                                                 selection.fork_names, environment)
+    extra_dependencies = core.third_party_requirements({w.name: deps.requires[w.name] for w in extras},
+                                                       selection.fork_names, environment)
+    files = image_deps.current_files(deps)
+    if files is not None:
+        check_wheelhouse(dependencies + extra_dependencies, files, deps, flavor)
     version = core.image_version(packages)
     rules = core.TagRules(images.tags.always, images.tags.release, images.tags.release_default_python, images.tags.dev)
     spec = core.ImageSpec(
-        python=python, flavor=flavor, base_image=base_ref(images, flavor, python), version=version,
+        python=python, flavor=flavor, base_image=base, version=version,
         packages=packages, extras=extras, dependencies=dependencies,
         tags=core.tags_for(rules, version, python, flavor, images.default_python, revision),
         repository=repository(current),
-        build_args={"BASE_IMAGE": base_ref(images, flavor, python), "PYTHON_VERSION": python, **images.build_args},
-        wheelhouse=wheelhouse_hashes(wheelhouse),
+        build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
+        wheelhouse=tuple(sorted((files or {}).items())),
     )
-    has_wheelhouse = wheelhouse is not None and any(wheelhouse.glob("*.whl"))
     dockerfile = core.render_dockerfile(templates, flavor, core.dockerfile_context(spec, current.config.project.name,
-                                                                                  has_wheelhouse))
+                                                                                  bool(files)))
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
-    return Planned(spec, dockerfile, modules)
+    command = core.version_command(core_name(packages), console_scripts(packages))
+    return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
+
+
+def core_name(packages: tuple[core.Wheel, ...]) -> str | None:
+    return next((w.name for w in packages if w.kind == "core"), None)
 
 
 def check_python_choice(current: Settings, images: Images) -> None:
@@ -196,29 +256,38 @@ def modules_of(wheel: core.Wheel) -> list[str]:
         return core.top_level_modules(archive.namelist())
 
 
-def check_wheelhouse(dependencies: tuple[str, ...], wheelhouse: Path | None, flavor: str) -> None:
-    """Every third-party requirement needs a wheel in [images] wheelhouse: the build has no network."""
+def console_scripts(wheels: tuple[core.Wheel, ...]) -> list[str]:
+    """Console script names declared by the wheels' entry_points.txt."""
+    import configparser
+
+    names = []
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel.path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")), None)
+            if name is None:
+                continue
+            parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+            parser.optionxform = str  # type: ignore[assignment,method-assign]
+            parser.read_string(archive.read(name).decode("utf-8"))
+        if parser.has_section("console_scripts"):
+            names += list(parser["console_scripts"])
+    return names
+
+
+def check_wheelhouse(dependencies: tuple[str, ...], files: dict[str, str], deps: image_deps.Request, flavor: str) -> None:
+    """Every third-party requirement that applies has a wheel in the dependency wheelhouse: the build has no network."""
     if not dependencies:
         return
     names = set(core.requirement_names(dependencies))
-    available = set()
-    if wheelhouse and wheelhouse.is_dir():
-        from packaging.utils import canonicalize_name
-
-        available = {canonicalize_name(p.name.split("-", 1)[0]) for p in wheelhouse.glob("*.whl")}
+    available = {pin.name for pin in (wheelhouse_rules.wheel_pin(name) for name in files) if pin}
     missing = sorted(names - available)
     if missing:
         raise ForkflowError(
-            f"the {flavor} images need {', '.join(missing)}, but no wheel for "
-            f"{'them' if len(missing) > 1 else 'it'} is in [images] wheelhouse ({wheelhouse or 'not set'})",
-            where="[images] wheelhouse",
-            fix="download the wheels for each Python version into that folder, e.g. "
-                "`pip download --only-binary=:all: --python-version 3.12 -d <wheelhouse> <package>`",
+            f"the {flavor} images for Python {deps.python} need {', '.join(missing)}, but the dependency wheelhouse "
+            f"{deps.folder} has no wheel of {'them' if len(missing) > 1 else 'it'}",
+            where=str(deps.folder),
+            fix=f"run `doit clean image-deps:{deps.python}` then `doit image-deps:{deps.python}` to resolve again",
         )
-
-
-def wheelhouse_files(wheelhouse: Path | None) -> list[Path]:
-    return sorted(wheelhouse.glob("*.whl")) if wheelhouse and wheelhouse.is_dir() else []
 
 
 @functools.lru_cache(maxsize=64)
@@ -230,14 +299,6 @@ def file_sha256(path: str, mtime_ns: int, size: int) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def wheelhouse_hashes(wheelhouse: Path | None) -> tuple[tuple[str, str], ...]:
-    found = []
-    for path in wheelhouse_files(wheelhouse):
-        stat = path.stat()
-        found.append((path.name, file_sha256(str(path), stat.st_mtime_ns, stat.st_size)))
-    return tuple(found)
 
 
 def source_url(current: Settings) -> str:

@@ -21,6 +21,7 @@ class TinyPackage:
     kind: str
     body: str = ""
     requires: list[str] = field(default_factory=list)
+    scripts: dict[str, str] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -42,6 +43,9 @@ def write_wheel(package: TinyPackage, folder: Path) -> Path:
         f"{info}/METADATA": metadata,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: forkflow-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if package.scripts:
+        files[f"{info}/entry_points.txt"] = "[console_scripts]\n" + "".join(
+            f"{name} = {target}\n" for name, target in package.scripts.items())
     record = "".join(f"{name},sha256={record_hash(text)},{len(text.encode())}\n" for name, text in files.items())
     files[f"{info}/RECORD"] = record + f"{info}/RECORD,,\n"
     target = folder / package.wheel_name

@@ -120,16 +120,15 @@ def remove_session_images() -> None:
 
 @pytest.fixture(scope="session")
 def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """python:3.11-slim and python:3.12-slim in the engine, made from local interpreters when missing."""
+    """A base image per Python in the engine: python:<v>-slim when present or pullable, else
+    forkflow/python-local:<v> made from a local interpreter."""
     need(docker_reachable(), "a Docker engine")
     from tasks.context import load_settings
     from tasks.image import ensure_base
 
     config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
     current = load_settings(config)
-    for python in PYTHONS:
-        ensure_base(current, python)
-    return [f"python:{python}-slim" for python in PYTHONS]
+    return [ensure_base(current, python)[0] for python in PYTHONS]
 
 
 def packages(aws_body: str = "") -> list[TinyPackage]:
@@ -275,6 +274,72 @@ def assert_cached_until(log: str, instruction: str) -> None:
     for step in steps[2:index]:
         assert "Using cache" in step, step
     assert "Using cache" not in steps[index + 1]
+
+
+VERSION_COMMAND = """
+def main():
+    import sys
+
+    import pydantic_core
+
+    if sys.argv[1:] == ["version"]:
+        print("Version: " + __version__)
+        print("pydantic-core: " + pydantic_core.__version__)
+"""
+
+
+def compiled_core(version: str = "1.0.1", extra: str = "") -> TinyPackage:
+    """A core package like Prefect's: it needs pydantic (whose core is compiled) and has `orbit version`."""
+    return TinyPackage("orbit", version, "core", f'SESSION = "{SESSION}"\nfrom pydantic import BaseModel\n{extra}'
+                       f"{VERSION_COMMAND}", ["pydantic>=2.6,<3", 'whenever; python_version >= "3.13"',
+                                              'pytest; extra == "test"'], scripts={"orbit": "orbit:main"})
+
+
+def test_compiled_dependency_from_the_automatic_wheelhouse(tmp_path: Path, registry: Registry,
+                                                           base_images: list[str]) -> None:
+    repo = f"t{SESSION}/compiled"
+    config = write_config(tmp_path, image_config_text(registry.address, repo, python=("3.12",), flavors=("base",)))
+    state = tmp_path / ".forkflow"
+    write_wheel_set(state, [compiled_core()])
+
+    first = run_doit(config, "image", env=registry.env)
+    ok(first)
+    item = report(config)["3.12-base"]
+    assert item["status"] == "built" and item["smoke"] == "passed"
+    folder = state / "wheelhouse" / "3.12-x86_64"
+    names = sorted(p.name for p in folder.glob("*.whl"))
+    assert any(n.startswith("pydantic_core-") and "-cp312-" in n and "manylinux" in n for n in names), names
+    assert any(n.startswith("pydantic-") for n in names)
+    assert not any(n.startswith(("whenever", "pytest", "orbit")) for n in names), "markers are evaluated for 3.12"
+    assert "`orbit version` reports 1.0.1" in first.stdout
+    assert "imported" in line_of(first.stdout, "image:3.12-base: smoke test passed")
+    labels = inspect(item["image_id"])["Config"]["Labels"]
+    assert labels["org.opencontainers.image.base.name"] == item["base_image"] == base_images[-1]
+
+    # No change: the wheelhouse is reused without asking any index (an unreachable one would fail the run).
+    stamp = folder / "stamp.json"
+    before = stamp.stat().st_mtime_ns
+    nowhere = "http://127.0.0.1:9/simple"
+    offline = {**registry.env, "UV_OFFLINE": "1", "UV_DEFAULT_INDEX": nowhere, "PIP_INDEX_URL": nowhere,
+               "PIP_NO_INDEX": "1"}
+    second = run_doit(config, "image", env=offline)
+    ok(second)
+    assert "up-to-date" in line_of(second.stdout, "image-deps:3.12 ")
+    assert "up-to-date" in line_of(second.stdout, "image:3.12-base ")
+    assert stamp.stat().st_mtime_ns == before
+
+
+def test_requirement_without_a_wheel_names_package_python_and_platform(tmp_path: Path) -> None:
+    config = write_config(tmp_path, image_config_text("127.0.0.1:1", "orbit", python=("3.12",), flavors=("base",)))
+    core = TinyPackage("orbit", "1.0.1", "core", requires=["pyspark==3.5.0"])
+    write_wheel_set(tmp_path / ".forkflow", [core])
+
+    result = run_doit(config, "image-deps:3.12")
+
+    assert result.returncode != 0
+    assert "no wheel of pyspark for Python 3.12 on x86_64-manylinux_2_28" in printed(result)
+    assert "[images] wheelhouse" in printed(result)
+    assert "Traceback" not in printed(result)
 
 
 def test_smoke_test_failure_blocks_the_push(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:

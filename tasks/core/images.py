@@ -119,8 +119,46 @@ def image_version(wheels: Sequence[Wheel]) -> str:
     return wheels[0].version
 
 
-def third_party_requirements(requires: Mapping[str, Sequence[str]], project_names: Iterable[str]) -> tuple[str, ...]:
-    """Requirements of the image's wheels on packages outside the project, without extras-only ones.
+MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}
+
+
+def machine_of(platform: str) -> str:
+    """`x86_64` for `linux/amd64`, `aarch64` for `linux/arm64`."""
+    if platform not in MACHINES:
+        raise ForkflowError(f"unsupported image platform {platform!r}", where="[images] platforms",
+                            fix=f"use one of {', '.join(sorted(MACHINES))}")
+    return MACHINES[platform]
+
+
+def marker_environment(python: str, machine: str) -> dict[str, str]:
+    """What environment markers see in an image: CPython `python` (patch release 0, as resolvers assume)
+    on Linux for `machine` (`x86_64`, `aarch64`; see `machine_of`)."""
+    full = f"{python}.0"
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": full,
+        "python_version": python,
+        "sys_platform": "linux",
+        "extra": "",
+    }
+
+
+def applies(req: Requirement, environment: Mapping[str, str]) -> bool:
+    """True when the requirement's marker holds in `environment`; with no extra chosen, extras-only ones do not."""
+    return req.marker is None or req.marker.evaluate(dict(environment))
+
+
+def third_party_requirements(requires: Mapping[str, Sequence[str]], project_names: Iterable[str],
+                             environment: Mapping[str, str]) -> tuple[str, ...]:
+    """Requirements of the image's wheels on packages outside the project that apply in the image's
+    `environment` (see `marker_environment`); extras-only ones never do.
 
     `requires` maps a wheel's name to its Requires-Dist lines.
     """
@@ -132,7 +170,7 @@ def third_party_requirements(requires: Mapping[str, Sequence[str]], project_name
                 req = Requirement(line)
             except InvalidRequirement:
                 continue
-            if canonicalize_name(req.name) in ours or (req.marker and "extra" in str(req.marker)):
+            if canonicalize_name(req.name) in ours or not applies(req, environment):
                 continue
             found.setdefault(str(req), str(req))
     return tuple(sorted(found))
@@ -314,6 +352,7 @@ def image_labels(spec: ImageSpec, digest_of_inputs: str, source: str, revision: 
         "org.opencontainers.image.version": spec.version,
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.title": f"{spec.repository.rsplit('/', 1)[-1]} {spec.flavor}",
+        "org.opencontainers.image.base.name": spec.base_image,
         INPUT_HASH_LABEL: digest_of_inputs,
         f"{LABEL_PREFIX}.python": spec.python,
         f"{LABEL_PREFIX}.flavor": spec.flavor,
@@ -343,10 +382,12 @@ def top_level_modules(names: Iterable[str]) -> list[str]:
 
 
 def smoke_script(python: str, expected: Sequence[tuple[str, str, Sequence[str]]]) -> str:
-    """Python code run in the image: it runs as a non-root user, on the expected Python, and each
-    package imports and reports its expected version. Prints one line per check; exits 1 on a miss."""
+    """Python code run in the image: it runs as a non-root user, on the expected Python, each project
+    package is installed with its expected version, and every installed distribution's top-level modules
+    (the project's and every third-party one, found from each distribution's RECORD) import.
+    Prints one line per check; exits 1 on a miss."""
     data = json.dumps({"python": python, "packages": [[d, v, list(m)] for d, v, m in expected]})
-    return f"""import importlib, importlib.metadata as md, json, os, sys
+    return f"""import importlib, importlib.metadata as md, json, os, re, sys
 spec = json.loads({data!r})
 bad = []
 found = "%d.%d" % sys.version_info[:2]
@@ -356,7 +397,8 @@ if found != spec["python"]:
 print("uid", os.getuid())
 if os.getuid() == 0:
     bad.append("runs as root")
-for dist, version, modules in spec["packages"]:
+modules = {{}}
+for dist, version, names in spec["packages"]:
     try:
         got = md.version(dist)
     except md.PackageNotFoundError:
@@ -365,15 +407,61 @@ for dist, version, modules in spec["packages"]:
     print(dist, got)
     if got != version:
         bad.append("%s %s, expected %s" % (dist, got, version))
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception as err:
-            bad.append("import %s failed: %s: %s" % (module, type(err).__name__, err))
+    for name in names:
+        modules.setdefault(name, dist)
+
+def top_level(dist):
+    names = set()
+    for path in dist.files or []:
+        parts = path.parts
+        first = parts[0] if parts else ""
+        if first in ("", "..", "__pycache__") or first.endswith((".dist-info", ".data", ".egg-info", ".pth")):
+            continue
+        if len(parts) == 1:
+            first = re.sub(r"(\\.[A-Za-z0-9_-]+)?\\.(py|so|pyd)$", "", first)
+            if first == parts[0]:
+                continue
+        if first.isidentifier():
+            names.add(first)
+    if not dist.files:
+        names.update(n for n in (dist.read_text("top_level.txt") or "").split() if n.isidentifier())
+    return names
+
+dists = list(md.distributions())
+for dist in dists:
+    for name in top_level(dist):
+        modules.setdefault(name, dist.metadata["Name"])
+for name in sorted(modules):
+    try:
+        importlib.import_module(name)
+    except BaseException as err:
+        bad.append("import %s failed: %s: %s (distribution %s)" % (name, type(err).__name__, err, modules[name]))
+print("imported", len(modules), "top-level modules of", len(dists), "distributions")
 for line in bad:
     print("FAILED:", line)
 sys.exit(1 if bad else 0)
 """
+
+
+VERSION_LINE = re.compile(r"^\s*Version:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def version_command(core_name: str | None, console_scripts: Iterable[str]) -> list[str] | None:
+    """`<core> version` (`prefect version`) when the core package has a console script named after it."""
+    if core_name is None:
+        return None
+    script = canonicalize_name(core_name)
+    return [script, "version"] if script in {canonicalize_name(s) for s in console_scripts} else None
+
+
+def version_mismatch(output: str, expected: str) -> str | None:
+    """Why a version command's output does not report `expected` (`Version: X` line), or None."""
+    match = VERSION_LINE.search(output)
+    if match is None:
+        return f"no 'Version: ...' line in its output (expected Version: {expected})"
+    if match.group(1) != expected:
+        return f"it reports version {match.group(1)}, the image's version is {expected}"
+    return None
 
 
 # ---- Dockerfiles --------------------------------------------------------------------------------

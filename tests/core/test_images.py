@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -110,13 +111,57 @@ def test_wheel_report_must_have_packages() -> None:
     assert [(w.file, w.path) for w in found] == [("orbit-1.0.1-py3-none-any.whl", "/y")]
 
 
+PY312 = core.marker_environment("3.12", "x86_64")
+
+
 def test_third_party_requirements_leave_out_the_project_and_extras() -> None:
-    found = core.third_party_requirements({
+    requires = {
         "orbit-aws": ["orbit>=1.0.0", "boto3>=1.34", 'moto; extra == "test"'],
         "orbit": ["httpx>=0.27", 'tomli; python_version < "3.11"', "boto3>=1.34"],
-    }, ["orbit", "orbit-aws"])
+    }
+    found = core.third_party_requirements(requires, ["orbit", "orbit-aws"], core.marker_environment("3.10", "x86_64"))
     assert found == ("boto3>=1.34", "httpx>=0.27", 'tomli; python_version < "3.11"')
     assert core.requirement_names(found) == ["boto3", "httpx", "tomli"]
+    assert core.third_party_requirements(requires, ["orbit", "orbit-aws"], PY312) == ("boto3>=1.34", "httpx>=0.27")
+
+
+def test_markers_are_evaluated_for_the_images_python_and_platform() -> None:
+    lines = ['whenever; python_version >= "3.13"', 'exceptiongroup>=1; python_version < "3.11"',
+             'uvloop; sys_platform != "win32" and platform_python_implementation == "CPython"',
+             'pywin32; sys_platform == "win32"', 'appnope; sys_platform == "darwin"',
+             'greenlet; platform_machine == "x86_64" or platform_machine == "aarch64"',
+             'intel-only; platform_machine == "x86_64"', 'pypy-only; implementation_name == "pypy"',
+             'colorama; os_name == "nt"', 'anyio[trio]; extra == "trio" or extra == "all"',
+             'tomli; python_full_version < "3.11.0a7"', "pydantic>=2.6,<3"]
+    def names(python: str, machine: str) -> list[str]:
+        found = core.third_party_requirements({"orbit": lines}, ["orbit"], core.marker_environment(python, machine))
+        return core.requirement_names(found)
+
+    assert names("3.12", "x86_64") == ["greenlet", "intel-only", "pydantic", "uvloop"]
+    assert names("3.13", "aarch64") == ["greenlet", "pydantic", "uvloop", "whenever"]
+    assert names("3.10", "x86_64") == ["exceptiongroup", "greenlet", "intel-only", "pydantic", "tomli", "uvloop"]
+
+
+def test_image_platforms_map_to_machines() -> None:
+    assert core.machine_of("linux/amd64") == "x86_64" and core.machine_of("linux/arm64") == "aarch64"
+    with pytest.raises(ForkflowError) as caught:
+        core.machine_of("windows/amd64")
+    assert "[images] platforms" in str(caught.value)
+
+
+def test_version_command_is_the_core_packages_own() -> None:
+    assert core.version_command("prefect", ["prefect"]) == ["prefect", "version"]
+    assert core.version_command("orbit", ["orbit", "orbit-admin"]) == ["orbit", "version"]
+    assert core.version_command("orbit", []) is None
+    assert core.version_command(None, ["orbit"]) is None
+
+
+def test_version_output_must_name_the_images_version() -> None:
+    prefect = "Version:             3.8.3\nAPI version:         0.8.4\nPython version:      3.12.1\n"
+    assert core.version_mismatch(prefect, "3.8.3") is None
+    assert core.version_mismatch("Version: 1.0.1\n", "1.0.1") is None
+    assert core.version_mismatch(prefect, "3.8.4") == "it reports version 3.8.3, the image's version is 3.8.4"
+    assert "no 'Version: ...' line" in str(core.version_mismatch("orbit 1.0.1\n", "1.0.1"))
 
 
 def spec(wheels: tuple[core.Wheel, ...] = (WHEELS[0],), base: str = "python:3.12-slim") -> core.ImageSpec:
@@ -162,17 +207,31 @@ def test_label_instruction_is_one_step() -> None:
     assert text == 'LABEL "a"="1" \\\n      "b"="say \\"hi\\""\n'
 
 
-def test_smoke_script_reports_every_miss() -> None:
-    """Run the smoke script here: pytest's own version passes, a wrong version and a missing package fail."""
-    version = pytest.__version__
-    python = "{}.{}".format(*sys.version_info[:2])
-    script = core.smoke_script(python, [("pytest", version, ["pytest"]), ("pytest", "0.0.1", []),
-                                        ("no-such-dist", "1", ["no_such_module"])])
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+def test_smoke_script_imports_every_installed_distribution(tmp_path: Path) -> None:
+    """Run the smoke script in a fresh virtual environment: a project package with the expected version passes,
+    a wrong version, a missing package and a third-party distribution that fails to import are each reported."""
+    from tests.image_helpers import TinyPackage, write_wheel
+
+    wheels = [write_wheel(TinyPackage("orbit", "1.0.1", "core"), tmp_path / "w"),
+              write_wheel(TinyPackage("helper-lib", "2.0", "third", "import no_such_module_anywhere"), tmp_path / "w"),
+              write_wheel(TinyPackage("fine-lib", "0.1", "third"), tmp_path / "w")]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(["uv", "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python),
+                    *map(str, wheels)], check=True)
+    version = "{}.{}".format(*sys.version_info[:2])
+    script = core.smoke_script(version, [("orbit", "1.0.1", ["orbit"]), ("orbit", "0.0.1", []),
+                                         ("no-such-dist", "1", ["no_such_module"])])
+    result = subprocess.run([str(python), "-c", script], capture_output=True, text=True)
     assert result.returncode == 1
-    assert f"pytest {version}" in result.stdout
-    assert f"FAILED: pytest {version}, expected 0.0.1" in result.stdout
+    assert "orbit 1.0.1" in result.stdout
+    assert "FAILED: orbit 1.0.1, expected 0.0.1" in result.stdout
     assert "FAILED: no-such-dist is not installed" in result.stdout
+    assert ("FAILED: import helper_lib failed: ModuleNotFoundError: "
+            "No module named 'no_such_module_anywhere' (distribution helper-lib)") in result.stdout
+    assert "fine_lib" not in result.stdout.replace("imported", ""), "a module that imports is not reported"
+    assert "imported 3 top-level modules of 3 distributions" in result.stdout
     import os
 
     if os.getuid() == 0:
