@@ -120,6 +120,7 @@ def make_commit(git: Git, plan: DemoPlan, index: int, commit: Commit, source: Pa
     })
     git.write("add", "-A")
     for path, sha in commit.gitlinks.items():
+        (git.repo / path).mkdir(parents=True, exist_ok=True)  # an empty folder: a submodule not checked out
         git.write("update-index", "--add", "--cacheinfo", f"160000,{sha},{path}")
     git.write("commit", "-q", "-m", commit.message)
     for tag in commit.tags:

@@ -147,3 +147,33 @@ def test_check_version_guards_changed_packages(built_demo: Path) -> None:
         pyproject.write_text(original)
         git(repo, "tag", "-d", "1.0.2", "orbit-aws-0.2.1")
     executed(built_demo, "wheel")
+
+
+def test_real_tree_cases_build_like_upstream(built_demo: Path) -> None:
+    """The demo carries what Prefect's tree has: a submodule, a versioningit write step,
+    an integration whose subpackages only setuptools_scm's git file finder finds."""
+    fork = checkout(built_demo)
+    assert git(fork, "ls-files", "-s", "compat-tests").startswith("160000 "), "compat-tests is a gitlink"
+    packages = {p["name"]: p for p in report(built_demo, "wheel")["packages"]}
+    core = next(Path(f["path"]) for f in packages["orbit"]["files"] if f["name"].endswith(".whl"))
+    build_info = zipfile.ZipFile(core).read("orbit/_build_info.py").decode()
+    assert '__version__ = "1.0.1"' in build_info
+    assert f'__git_commit__ = "{git(fork, "rev-parse", "HEAD")}"' in build_info, "the fork's commit, from the write step"
+    assert packages["orbit"]["commit"] == git(fork, "rev-parse", "HEAD") and packages["orbit"]["dirty"] is False
+    aws = next(Path(f["path"]) for f in packages["orbit-aws"]["files"] if f["name"].endswith(".whl"))
+    names = zipfile.ZipFile(aws).namelist()
+    assert {"orbit_aws/workers/__init__.py", "orbit_aws/workers/ecs.py", "orbit_aws/templates/task.json"} <= set(names)
+
+
+def test_a_wheel_missing_tracked_modules_is_refused(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    fork = checkout(demo_config)
+    pyproject = fork / "flows" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('packages = ["orbit_flows"]',
+                                                       'packages = ["orbit_flows"]\nexclude = ["orbit_flows/etl"]'))
+    result = run_doit(demo_config, "wheel:orbit-flows")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "lacks 2 git-tracked modules" in output and "orbit_flows/etl/extract.py" in output
+    assert "Traceback" not in output
+    assert not (state(demo_config) / "dist" / "orbit-flows").exists(), "nothing half-built is kept"
