@@ -1,0 +1,141 @@
+"""wheel stage on Prefect's real tree (core, client, 18 integrations) vs Prefect's own way.
+
+Needs a clone of PrefectHQ/prefect with its tags: FORKFLOW_BENCH_PREFECT=/path/to/clone.
+
+(a) full build: `doit -n 2 wheel` vs Prefect's own way, sequentially: `uv build`
+    at the root, `client/build_client.sh` then `uv build` in its folder, and
+    `python -m build` per integration (isolated builds, as upstream CI does);
+(b) no change: a second `doit wheel` vs `doit list` (0 builds);
+(c) one integration touched: `doit wheel` vs one `python -m build` of it.
+Verification venvs are not part of these: `doit verify` is timed alone in (d).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import Result, doit_json, print_results, stopwatch
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE_ENV = "FORKFLOW_BENCH_PREFECT"
+
+
+def source() -> Path:
+    value = os.environ.get(SOURCE_ENV)
+    if not value or not (Path(value) / "src" / "integrations").is_dir():
+        raise RuntimeError(f"set {SOURCE_ENV} to a clone of PrefectHQ/prefect with its tags")
+    return Path(value).resolve()
+
+
+def clone(origin: Path, target: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", "--shared", str(origin), str(target)], check=True)
+    return target
+
+
+def write_config(folder: Path, fork: Path) -> Path:
+    config = folder / "pipeline.toml"
+    config.write_text(f'''[project]
+name = "bench"
+
+[fork]
+path = "{fork}"
+upstream = "{fork}"
+origin = "{fork}"
+main = "main"
+release = "main"
+
+[packages]
+constraints = "constraints.txt"
+''', encoding="utf-8")
+    pins = subprocess.run(["uv", "export", "--frozen", "--no-hashes", "--no-emit-workspace", "--all-packages"],
+                          cwd=fork, capture_output=True, text=True, check=True).stdout
+    (folder / "constraints.txt").write_text(pins, encoding="utf-8")
+    return config
+
+
+def integrations(fork: Path) -> list[Path]:
+    return sorted(p for p in (fork / "src" / "integrations").iterdir() if (p / "pyproject.toml").exists())
+
+
+def prefects_own_way(fork: Path, outdir: Path) -> None:
+    """Upstream's release builds, one after the other."""
+    quiet(["uv", "build", "--out-dir", str(outdir)], fork)
+    client = outdir / "client-tree"
+    client.mkdir(parents=True)
+    quiet(["bash", "client/build_client.sh"], fork, {"TMPDIR": str(client)})
+    quiet(["uv", "build", "--out-dir", str(outdir)], client)
+    for folder in integrations(fork):
+        build_one(folder, outdir)
+
+
+def quiet(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, check=True)
+
+
+def build_one(folder: Path, outdir: Path) -> None:
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(outdir), str(folder)], capture_output=True, check=True)
+
+
+def builds(results: dict[str, str], prefix: str = "wheel:") -> int:
+    return sum(1 for name, status in results.items()
+               if name.startswith(prefix) and not name.endswith(":report") and status == "success")
+
+
+def verify_all(config: Path) -> str:
+    """`doit --continue verify`; how many packages passed (a dependency that cannot be had here fails its package)."""
+    import json
+
+    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
+    subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "-n", "2",
+                    "--continue", "verify"], env=env, capture_output=True)
+    results = [json.loads(p.read_text()) for p in sorted((config.parent / ".forkflow" / "verify").glob("*.json"))]
+    return f"{sum(1 for r in results if r.get('ok'))} of {len(results)} packages passed"
+
+
+def doit_list(config: Path) -> None:
+    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
+    subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "list"],
+                   env=env, capture_output=True, check=True)
+
+
+def run() -> list[Result]:
+    origin = source()
+    with tempfile.TemporaryDirectory(prefix="bench-prefect-") as tmp:
+        folder = Path(tmp)
+        baseline_fork = clone(origin, folder / "baseline")
+        with stopwatch() as baseline:
+            prefects_own_way(baseline_fork, folder / "baseline-dist")
+        config = write_config(folder, clone(origin, folder / "fork"))
+        doit_json(config, "version")
+        with stopwatch() as ours:
+            full = doit_json(config, "-n", "2", "wheel")
+        with stopwatch() as noop:
+            second = doit_json(config, "wheel")
+        with stopwatch() as listing:
+            doit_list(config)
+        touched = folder / "fork" / "src" / "integrations" / "prefect-redis" / "prefect_redis" / "__init__.py"
+        touched.write_text(touched.read_text() + "\n# touched\n")
+        with stopwatch() as one:
+            incremental = doit_json(config, "wheel")
+        with stopwatch() as single:
+            build_one(touched.parent.parent, folder / "single-dist")
+        with stopwatch() as verify:
+            verified = verify_all(config)
+    return [
+        Result("prefect wheels (a) full build, 20 packages", ours(), baseline(), "<= 0.5",
+               f"{builds(full)} builds with doit -n 2 vs uv build + build_client.sh + python -m build per integration"),
+        Result("prefect wheels (b) no change", noop(), listing(), "under 1.2, 0 builds",
+               f"{builds(second)} builds; baseline is `doit list`"),
+        Result("prefect wheels (c) one integration touched", one(), single(), "<= 1.2",
+               f"{builds(incremental)} build(s); baseline is one python -m build of prefect-redis"),
+        Result("prefect wheels (d) verification, reported apart", verify(), ours(), "reported only",
+               f"doit -n 2 --continue verify on the default Python: {verified}; baseline is the full build"),
+    ]
+
+
+if __name__ == "__main__":
+    print_results(run())
