@@ -35,9 +35,13 @@ from tasks.credentials import Credentials, from_environment, local_credentials
 from tasks.output import say
 
 ATTEMPTS = 4
-READ_VERSIONS = """
-import importlib.metadata as m, json, sys
-print(json.dumps({name: m.version(name) for name in sys.argv[1:]}))
+READ_INSTALLED = """
+import hashlib, importlib.metadata as m, json, sys
+found = {}
+for name in sys.argv[1:]:
+    dist = m.distribution(name)
+    found[name] = [dist.version, hashlib.sha256((dist.read_text("METADATA") or "").encode()).hexdigest()]
+print(json.dumps(found))
 """
 
 
@@ -182,20 +186,26 @@ def upload_with_retry(url: str, file: LocalFile, credentials: Credentials | None
 
 
 def install_check(current: Settings, url: str, files: list[LocalFile]) -> list[dict[str, Any]]:
-    """Install core + one integration, and the client separately, from the index; compare versions."""
+    """Install core + one integration, and the client separately, from the index: each must be the
+    version built and carry the built wheel's METADATA (not a same-named release from upstream)."""
     kinds = kinds_by_package()
     versions = {f.package: f.version for f in files}
+    built = {f.package: built_metadata_sha(Path(f.path)) for f in files if f.name.endswith(".whl")}
     results = []
     for group in install_groups(versions, kinds):
         found = install_and_read_versions(current, url, {name: versions[name] for name in group})
         for name in group:
-            ok = found.get(name) == versions[name]
-            results.append({"package": name, "expected": versions[name], "installed": found.get(name), "ok": ok})
+            version, metadata_sha = found.get(name, (None, None))
+            ok = version == versions[name] and metadata_sha == built.get(name)
+            results.append({"package": name, "expected": versions[name], "installed": version,
+                            "same_metadata": metadata_sha == built.get(name), "ok": ok})
     bad = [r for r in results if not r["ok"]]
     if bad:
         raise ForkflowError(
-            "install check failed: " + ", ".join(f"{r['package']} expected {r['expected']} got {r['installed']}" for r in bad),
-            where=url, fix="inspect the index: the uploaded files do not install as built")
+            "install check failed: " + ", ".join(
+                f"{r['package']} expected {r['expected']} got {r['installed']}"
+                + ("" if r["same_metadata"] else " (not the wheel built here: its METADATA differs)") for r in bad),
+            where=url, fix="inspect the index and [index] upstream: the installed files are not the ones built")
     say("install check: " + ", ".join(f"{r['package']}=={r['installed']}" for r in results))
     return results
 
@@ -218,7 +228,16 @@ def install_groups(versions: dict[str, str], kinds: dict[str, str]) -> list[list
     return groups
 
 
-def install_and_read_versions(current: Settings, url: str, pins: dict[str, str]) -> dict[str, str]:
+def built_metadata_sha(wheel: Path) -> str:
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return hashlib.sha256(archive.read(name).decode("utf-8").encode()).hexdigest()
+
+
+def install_and_read_versions(current: Settings, url: str, pins: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Install `name==version` pins from the private index first (upstream only for what it lacks)."""
     import json
 
@@ -231,9 +250,9 @@ def install_and_read_versions(current: Settings, url: str, pins: dict[str, str])
         python = venv.make_venv(Path(sys.executable), Path(folder) / "venv")
         venv.install(python, [f"{name}=={version}" for name, version in pins.items()],
                      extra_args=index_args(url, upstream) + constraint_args(current))
-        out = run([str(python), "-c", READ_VERSIONS, *pins], fix="the installed packages cannot be read").stdout
-    loaded: dict[str, str] = json.loads(out.strip().splitlines()[-1])
-    return loaded
+        out = run([str(python), "-I", "-c", READ_INSTALLED, *pins], fix="the installed packages cannot be read").stdout
+    loaded: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
+    return {name: (values[0], values[1]) for name, values in loaded.items()}
 
 
 def index_args(url: str, upstream: str | None) -> list[str]:

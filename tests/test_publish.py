@@ -7,14 +7,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import kill_after_line, run_doit
+from tests.helpers import free_port, kill_after_line, run_doit
 
 
 def git(repo: Path, *args: str) -> str:
@@ -211,3 +213,64 @@ def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
 
     for file in index_packages(index).iterdir():
         assert hashlib.sha256(file.read_bytes()).hexdigest() == local[file.name]
+
+
+def impostor_wheel(folder: Path) -> Path:
+    """A wheel named like the fork's core, same version, other content: what a public index may hold."""
+    project = folder / "impostor"
+    (project / "orbit").mkdir(parents=True)
+    (project / "orbit" / "__init__.py").write_text("IMPOSTOR = True\n")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "orbit"\nversion = "1.0.1"\ndescription = "not the fork\'s orbit"\n\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["orbit"]\n')
+    out = folder / "upstream-packages"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(project)],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def upstream_index(tmp_path: Path) -> Iterator[str]:
+    """A real pypiserver holding an impostor orbit 1.0.1, falling back to PyPI for everything else."""
+    packages = impostor_wheel(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pypiserver", "run", "-p", str(port), "-i", "127.0.0.1", "-a", ".",
+                             "-P", ".", "--fallback-url", "https://pypi.org/simple/", str(packages)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/simple/"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(url + "orbit/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_fork_packages_never_come_from_upstream(index: Path, upstream_index: str, tmp_path: Path) -> None:
+    config = index.parent / "pipeline-upstream.toml"
+    config.write_text(index.read_text().replace("[index]\n", f'[index]\nupstream = "{upstream_index}"\n'))
+    result = publish(config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checked = {c["package"]: c for c in publish_report(config)["install_check"]}
+    assert checked["orbit"]["installed"] == "1.0.1" and checked["orbit"]["same_metadata"] is True
+    # the impostor is really there: an installer that asked upstream first would have taken it
+    venv = tmp_path / "venv"
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True)
+    subprocess.run(["uv", "pip", "install", "-q", "--no-cache", "--python", str(venv / "bin" / "python"),
+                    "--index", upstream_index, "--default-index", f"{index_url(index)}/simple/", "orbit==1.0.1"],
+                   check=True, capture_output=True)
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import orbit; print(getattr(orbit, 'IMPOSTOR', False))"],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "True"
+
+
+def index_url(config: Path) -> str:
+    import tomllib
+
+    return tomllib.loads(config.read_text())["index"]["url"].rstrip("/")
