@@ -236,14 +236,14 @@ class Config(Section):
         return value
 
 
-PIPELINE = ("demo", "services", "sync", "version", "wheel", "publish", "image", "flows", "deploy")
+PIPELINE = ("demo", "services", "sync", "version", "wheel", "verify", "publish", "image", "flows", "deploy")
 
 
 def configured_stages(config: Config) -> list[str]:
     """The pipeline's stages, in order, that the config has the sections for."""
     feeds = {
         "demo": config.demo, "services": config.services, "sync": config.fork, "version": config.fork,
-        "wheel": config.fork, "publish": config.index and config.fork, "image": config.images,
+        "wheel": config.fork, "verify": config.fork, "publish": config.index and config.fork, "image": config.images,
         "flows": config.flows, "deploy": config.flows and config.environments,
     }
     return [stage for stage in PIPELINE if feeds[stage]]

@@ -129,5 +129,5 @@ def test_default_run_covers_only_configured_stages(tmp_path: Path) -> None:
 
     assert configured_stages(load_settings(REPO / "pipeline.toml").config) == list(PIPELINE)
     fork_only = MINIMAL + '[fork]\npath = "fork"\nupstream = "https://example.com/u.git"\norigin = "https://example.com/o.git"\n'
-    assert configured_stages(load_settings(write(tmp_path, fork_only)).config) == ["sync", "version", "wheel"]
+    assert configured_stages(load_settings(write(tmp_path, fork_only)).config) == ["sync", "version", "wheel", "verify"]
     assert configured_stages(load_settings(write(tmp_path, MINIMAL)).config) == []
