@@ -59,7 +59,7 @@ DOC = "Docker image per Python version x flavor: build when inputs changed, smok
 def task_image_base() -> Iterator[dict[str, Any]]:
     """Make sure the base images are in the engine (made from a local interpreter when they cannot be pulled)."""
     current = settings()
-    doc = "make sure each base image is in the Docker engine: present, made from a local interpreter, or pulled"
+    doc = "make sure each base image is in the Docker engine: present, pulled, or made from a local interpreter"
     images = current.config.images
     if images is None:
         yield missing_section_task("image-base", "images", doc)
