@@ -139,7 +139,7 @@ def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
         yield {
             "basename": "image-deps",
             "name": python,
-            "doc": f"the third-party wheels of the Python {python} images, for {', '.join(images.platforms)}",
+            "doc": f"the third-party wheels of the Python {python} images, for {images.platforms[0]}",
             "actions": [guarded(partial(deps_action, python))],
             "task_dep": ["wheel"],
             "uptodate": [(deps_current, [python], {})],
