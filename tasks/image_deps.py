@@ -43,6 +43,7 @@ class Request:
     index: str | None
     extra: Path | None
     key: str
+    constraints: Path | None = None
 
     @property
     def name(self) -> str:
@@ -57,9 +58,11 @@ def request(current: Settings, python: str, wheels: tuple[core.Wheel, ...], fork
     index = current.config.index.upstream if current.config.index else None
     extra = current.path(images.wheelhouse) if images.wheelhouse else None
     extra_names = [p.name for p in sorted(extra.glob("*.whl"))] if extra and extra.is_dir() else []
+    constraints = current.path(current.config.packages.constraints) if current.config.packages.constraints else None
+    pins = constraints.read_text(encoding="utf-8") if constraints else ""
     return Request(python, machine, current.state_dir / "wheelhouse" / rules.folder_name(python, machine), wheels,
                    requires, fork_names, index, extra,
-                   rules.requirement_key(python, machine, index, requires, extra_names))
+                   rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
 
 
 def read_stamp(folder: Path) -> dict[str, Any] | None:
@@ -133,7 +136,7 @@ def resolve(current: Settings, req: Request) -> list[rules.Pin]:
     """The third-party pins for the project wheels; a fork package pinned from an index is refused."""
     lines = [str(Path(w.path).resolve()) for w in req.wheels]
     compiled = adapter.resolve(lines, req.python, req.machine, req.index, req.extra,
-                               current.state_dir / "wheelhouse" / "work" / req.name)
+                               current.state_dir / "wheelhouse" / "work" / req.name, req.constraints)
     image_names = [w.name for w in req.wheels]
     pins = rules.parse_pins(compiled, image_names)
     fork = {canonicalize_name(name) for name in req.fork_names}

@@ -48,7 +48,7 @@ print(json.dumps(found))
 def task_publish() -> dict[str, Any]:
     """Upload the built distributions to the package index."""
     current = settings()
-    doc = "upload sdists and wheels to [index] url (skip identical, refuse different), then install-check them"
+    doc = "upload verified sdists and wheels to [index] url (skip identical, refuse different or uncommitted), then install-check them"
     if current.config.index is None:
         return missing_section_task("publish", "index", doc)
     deps = ["wheel", "verify"]

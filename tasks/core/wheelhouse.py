@@ -61,13 +61,13 @@ def pip_platforms(machine: str) -> list[str]:
 
 
 def requirement_key(python: str, machine: str, index: str | None, requires: Mapping[str, Sequence[str]],
-                    extra_wheels: Iterable[str]) -> str:
+                    extra_wheels: Iterable[str], constraints: str = "") -> str:
     """What the resolution depends on: the Python, the platform, the index, each project wheel's
     Requires-Dist lines (not its version or code: a changed module needs no new resolution) and the
-    names of the wheels in [images] wheelhouse."""
+    names of the wheels in [images] wheelhouse, and the text of [packages] constraints."""
     data = {"python": python, "machine": machine, "glibc": GLIBC_MINOR, "index": index or "",
             "requires": {canonicalize_name(name): sorted(lines) for name, lines in sorted(requires.items())},
-            "extra_wheels": sorted(extra_wheels)}
+            "extra_wheels": sorted(extra_wheels), "constraints": constraints}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
