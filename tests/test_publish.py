@@ -255,8 +255,10 @@ def upstream_index(tmp_path: Path) -> Iterator[str]:
 def test_fork_packages_never_come_from_upstream(index: Path, upstream_index: str, tmp_path: Path) -> None:
     config = index.parent / "pipeline-upstream.toml"
     config.write_text(index.read_text().replace("[index]\n", f'[index]\nupstream = "{upstream_index}"\n'))
+    run_doit(index, "services-stop:index")  # the local index now falls back to the upstream holding the impostor
     result = publish(config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert set(statuses(config).values()) == {"uploaded"}, "upstream's orbit 1.0.1 is not mistaken for the index's"
     checked = {c["package"]: c for c in publish_report(config)["install_check"]}
     assert checked["orbit"]["installed"] == "1.0.1" and checked["orbit"]["same_metadata"] is True
     # the impostor is really there: an installer that asked upstream first would have taken it
@@ -268,6 +270,7 @@ def test_fork_packages_never_come_from_upstream(index: Path, upstream_index: str
     probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import orbit; print(getattr(orbit, 'IMPOSTOR', False))"],
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "True"
+    run_doit(config, "services-stop:index")
 
 
 def index_url(config: Path) -> str:

@@ -46,12 +46,15 @@ def remote_files(index_url: str, project: str) -> dict[str, str | None]:
 
     url = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
     try:
-        response = httpx.get(url, timeout=30, follow_redirects=True)
+        response = httpx.get(url, timeout=30)
+        target = str(response.next_request.url) if response.is_redirect and response.next_request else ""
+        if target and same_origin(url, target):
+            response = httpx.get(target, timeout=30)
     except httpx.TransportError as err:
         raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
                                   fix="check [index] url and that the index is running (`doit services`)") from None
-    if response.status_code == 404:
-        return {}
+    if response.status_code == 404 or response.is_redirect:
+        return {}  # a redirect elsewhere: the index does not hold the project and falls back to upstream
     if response.status_code >= 500:
         raise TransientIndexError(f"the index answered {response.status_code} for {url}")
     if response.status_code != 200:
@@ -59,6 +62,13 @@ def remote_files(index_url: str, project: str) -> dict[str, str | None]:
     parser = LinkParser()
     parser.feed(response.text)
     return parser.links
+
+
+def same_origin(first: str, second: str) -> bool:
+    from urllib.parse import urlsplit
+
+    a, b = urlsplit(first), urlsplit(second)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def upload(index_url: str, file: Path, credentials: Credentials | None) -> None:
