@@ -18,7 +18,7 @@ from tasks.adapters.git import Git
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, owns
-from tasks.core.versions import newest_tag, next_version, strongest_bump
+from tasks.core.versions import newest_tag, next_version, strongest_bump, with_fork_label
 from tasks.output import say, warn
 
 
@@ -122,8 +122,8 @@ def version_entry(current: Settings, git: Git, package: Package, tags: list[str]
         entry["version"] = rules.fallback
         entry["warning"] = f"no tag matching {pattern.replace('{name}', tag_name)!r}; using fallback {rules.fallback}"
         return entry
-    entry.update(version=str(found.version), tag=found.tag,
-                 commits_since=int(git.read("rev-list", "--count", f"{found.tag}..{ref}")))
+    since = int(git.read("rev-list", "--count", f"{found.tag}..{ref}"))
+    entry.update(version=with_fork_label(str(found.version), rules.fork_label, since), tag=found.tag, commits_since=since)
     return entry
 
 

@@ -177,3 +177,16 @@ def test_a_wheel_missing_tracked_modules_is_refused(demo_config: Path) -> None:
     assert "lacks 2 git-tracked modules" in output and "orbit_flows/etl/extract.py" in output
     assert "Traceback" not in output
     assert not (state(demo_config) / "dist" / "orbit-flows").exists(), "nothing half-built is kept"
+
+
+def test_fork_label_marks_every_tagged_version(demo_config: Path) -> None:
+    marked = demo_config.read_text().replace("allow_prerelease = false", 'allow_prerelease = false\nfork_label = "acme"')
+    demo_config.write_text(marked)
+    result = run_doit(demo_config, "-n", "2", "wheel")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    versions = {p["name"]: p["version"] for p in report(demo_config, "wheel")["packages"]}
+    assert versions["orbit"] == versions["orbit-client"] == "1.0.1+acme.6"
+    assert versions["orbit-aws"] == "0.2.0+acme.5" and versions["orbit-flows"] == "0.1.0", "static versions stay"
+    core = next(Path(f["path"]) for f in report(demo_config, "wheel")["packages"][0]["files"] if f["name"].endswith(".whl"))
+    assert core.name == "orbit-1.0.1+acme.6-py3-none-any.whl"
+    assert '__version__ = "1.0.1+acme.6"' in zipfile.ZipFile(core).read("orbit/_build_info.py").decode()

@@ -77,6 +77,10 @@ class Versions(Section):
     package_tag: str = "{name}-{version}"
     allow_prerelease: bool = False
     fallback: str = "0.0.0"
+    fork_label: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9]*$",
+        description="opt-in fork marker: tag versions become X.Y.Z+<label>.<commits since the tag>, "
+                    "so the fork's releases never share a version with upstream's on PyPI")
 
     @field_validator("core_tag", "package_tag")
     @classmethod

@@ -194,12 +194,15 @@ class TagRules:
 
 
 def version_kind(version: str) -> str:
-    """'release' (X.Y.Z), 'prerelease' (a, b, rc) or 'dev' (.devN, or a local part like +12.gabc1234)."""
+    """'release' (X.Y.Z, or X.Y.Z+<fork>.<n> from a fork marker), 'prerelease' (a, b, rc) or 'dev'
+    (.devN, or a local part like +12.gabc1234)."""
+    from tasks.core.versions import is_fork_marker
+
     try:
         parsed = Version(version)
     except InvalidVersion:
         return "dev"
-    if parsed.is_devrelease or parsed.local:
+    if parsed.is_devrelease or (parsed.local and not is_fork_marker(parsed.local)):
         return "dev"
     if parsed.is_prerelease:
         return "prerelease"
@@ -213,7 +216,7 @@ def tag_fields(version: str, python: str, flavor: str, revision: str) -> dict[st
         release = (0,)
     parts = list(release) + [0] * (2 - len(release))
     return {
-        "version": version,
+        "version": version.replace("+", "-"),  # image tags cannot hold '+'
         "major": str(parts[0]),
         "minor": f"{parts[0]}.{parts[1]}",
         "python": python,

@@ -94,3 +94,16 @@ def next_version(current: str, bump: str) -> str:
 def pretend_version_variable(dist_name: str) -> str:
     """setuptools_scm's per-package override variable name."""
     return "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_" + re.sub(r"[^A-Za-z0-9]+", "_", dist_name).upper()
+
+
+FORK_MARKER = re.compile(r"^[a-z][a-z0-9]*\.\d+$")
+
+
+def with_fork_label(version: str, label: str | None, commits_since: int) -> str:
+    """`3.8.3` -> `3.8.3+acme.12` when the fork marks its versions; unchanged otherwise."""
+    return f"{version}+{label}.{commits_since}" if label else version
+
+
+def is_fork_marker(local: str | None) -> bool:
+    """True for a local version part like `acme.12` (a fork's marker), not `12.gabc1234` (a distance build)."""
+    return bool(local and FORK_MARKER.match(local))

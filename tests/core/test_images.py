@@ -53,6 +53,14 @@ def test_version_kinds() -> None:
     assert core.version_kind("1.0.0.dev1") == "dev"
     assert core.version_kind("1.0.0+3.gabc") == "dev"
     assert core.version_kind("not a version") == "dev"
+    assert core.version_kind("3.8.3+acme.12") == "release", "a fork's marked release is a release"
+    assert core.version_kind("3.8.3+12.gabc1234.dirty") == "dev"
+
+
+def test_fork_marked_release_gets_release_tags() -> None:
+    rules = core.TagRules(*(getattr(ImageTags(), k) for k in ("always", "release", "release_default_python", "dev")))
+    assert core.tags_for(rules, "3.8.3+acme.12", "3.12", "base", "3.12", SHA) == (
+        "3.8.3-acme.12-python3.12", "3.8-python3.12", "3-python3.12", "3-latest")
 
 
 def test_tag_scheme_is_configurable() -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.versions import bump_of, newest_tag, next_version, pretend_version_variable, strongest_bump, tag_regex
+from tasks.core.versions import (
+    bump_of,
+    is_fork_marker,
+    newest_tag,
+    next_version,
+    pretend_version_variable,
+    strongest_bump,
+    tag_regex,
+    with_fork_label,
+)
 
 TAGS = ["1.0.0", "1.0.1", "1.1.0.dev1", "1.1.0rc1", "v2.0.0", "prefect-aws-0.7.11", "prefect-aws-0.8.0rc1",
         "prefect-snowflake-0.28.0rc1", "prefect-snowflake-0.27.3", "prefect-aws-extra-9.9.9", "not-a-version"]
@@ -61,3 +70,9 @@ def test_strongest_bump_and_next_version() -> None:
 def test_setuptools_scm_override_variable() -> None:
     assert pretend_version_variable("prefect-aws") == "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_PREFECT_AWS"
     assert pretend_version_variable("my.pkg_name") == "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MY_PKG_NAME"
+
+
+def test_fork_label_marks_versions_only_when_asked() -> None:
+    assert with_fork_label("3.8.3", None, 12) == "3.8.3"
+    assert with_fork_label("3.8.3", "acme", 12) == "3.8.3+acme.12"
+    assert is_fork_marker("acme.12") and not is_fork_marker("12.gabc1234") and not is_fork_marker(None)
