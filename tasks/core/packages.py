@@ -8,6 +8,7 @@ integrations glob) and `flows` (the flows project).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -114,7 +115,13 @@ def owns(package: Package, file: str) -> bool:
         return True
     if not is_inside(file, package.path):
         return False
-    return not any(is_inside(file, other) for other in package.excludes)
+    return not (file in package.excludes or file.startswith(folder_prefixes(package.excludes)))
+
+
+@functools.lru_cache(maxsize=256)
+def folder_prefixes(folders: tuple[str, ...]) -> tuple[str, ...]:
+    """`a/b` -> `a/b/`, for one `str.startswith` over many folders (called per file)."""
+    return tuple(folder.strip("/") + "/" for folder in folders)
 
 
 def is_inside(path: str, folder: str) -> bool:
@@ -123,10 +130,19 @@ def is_inside(path: str, folder: str) -> bool:
     return folder in (".", "") or path == folder or path.startswith(folder + "/")
 
 
+def owned_files(package: Package, files: Iterable[str]) -> list[str]:
+    """The package's input files among `files`; a plain prefix test for a folder with nothing excluded."""
+    folder = package.path.strip("/")
+    if package.excludes or package.client_recipe or folder in (".", ""):
+        return [f for f in files if owns(package, f)]
+    prefix = folder + "/"
+    return [f for f in files if f.startswith(prefix) or f == folder]
+
+
 def input_hash(package: Package, entries: Mapping[str, str], extra: Mapping[str, Any]) -> str:
     """sha256 over the package's files (path -> content id) and extra inputs (version, tools...)."""
     digest = hashlib.sha256()
-    for file in sorted(f for f in entries if owns(package, f)):
+    for file in sorted(owned_files(package, entries)):
         digest.update(f"{file}\0{entries[file]}\n".encode())
     for key in sorted(extra):
         digest.update(f"{key}={extra[key]}\n".encode())
