@@ -9,7 +9,6 @@ wheelhouse of its Python (tasks.image_deps). Nothing here talks to Docker or doi
 
 from __future__ import annotations
 
-import email.parser
 import functools
 import os
 import tomllib
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks import image_deps
+from tasks.adapters.build import wheel_info
 from tasks.context import Settings
 from tasks.core import images as core
 from tasks.core import wheelhouse as wheelhouse_rules
@@ -193,7 +193,7 @@ def plan_one(current: Settings, images: Images, python: str, flavor: str, select
     dockerfile = core.render_dockerfile(templates, flavor, core.dockerfile_context(spec, current.config.project.name,
                                                                                   bool(files)))
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
-    command = core.version_command(core_name(packages), console_scripts(packages))
+    command = current.config.packages.version_command or core.version_command(core_name(packages), console_scripts(packages))
     return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
 
 
@@ -243,12 +243,7 @@ def read_templates(current: Settings) -> dict[str, str]:
 
 def requires_of(wheel: core.Wheel) -> list[str]:
     """Requires-Dist lines from a wheel's METADATA."""
-    with zipfile.ZipFile(wheel.path) as archive:
-        name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
-        if name is None:
-            raise ForkflowError(f"{wheel.path}: no METADATA inside", fix="rebuild the wheel (`doit wheel`)")
-        metadata = email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
-    return list(metadata.get_all("Requires-Dist") or [])
+    return list(wheel_info(Path(wheel.path)).requires)
 
 
 def modules_of(wheel: core.Wheel) -> list[str]:
@@ -258,20 +253,7 @@ def modules_of(wheel: core.Wheel) -> list[str]:
 
 def console_scripts(wheels: tuple[core.Wheel, ...]) -> list[str]:
     """Console script names declared by the wheels' entry_points.txt."""
-    import configparser
-
-    names = []
-    for wheel in wheels:
-        with zipfile.ZipFile(wheel.path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")), None)
-            if name is None:
-                continue
-            parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
-            parser.optionxform = str  # type: ignore[assignment,method-assign]
-            parser.read_string(archive.read(name).decode("utf-8"))
-        if parser.has_section("console_scripts"):
-            names += list(parser["console_scripts"])
-    return names
+    return [name for wheel in wheels for name in wheel_info(Path(wheel.path)).scripts]
 
 
 def check_wheelhouse(dependencies: tuple[str, ...], files: dict[str, str], deps: image_deps.Request, flavor: str) -> None:

@@ -230,11 +230,10 @@ def install_groups(versions: dict[str, str], kinds: dict[str, str]) -> list[list
 
 def built_metadata_sha(wheel: Path) -> str:
     import hashlib
-    import zipfile
 
-    with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        return hashlib.sha256(archive.read(name).decode("utf-8").encode()).hexdigest()
+    from tasks.adapters.build import metadata_text
+
+    return hashlib.sha256(metadata_text(wheel).encode()).hexdigest()
 
 
 def install_and_read_versions(current: Settings, url: str, pins: dict[str, str]) -> dict[str, tuple[str, str]]:

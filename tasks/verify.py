@@ -24,9 +24,10 @@ from tasks.actions import guarded, missing_section_task
 from tasks.adapters import venv
 from tasks.adapters.build import wheel_info
 from tasks.context import Settings, settings, write_report
+from tasks.core import images as image_rules
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
-from tasks.core.verify import fork_closure, supports_python, version_printed
+from tasks.core.verify import fork_closure, supports_python
 from tasks.output import say, warn
 from tasks.wheel import packages_if_cloned, read_stamp
 
@@ -152,8 +153,7 @@ def version_command(current: Settings, stamp: dict[str, Any]) -> list[str] | Non
         return None
     if current.config.packages.version_command:
         return list(current.config.packages.version_command)
-    scripts = wheel_info(Path(stamp["wheel"]["path"])).scripts
-    return [stamp["name"], "version"] if stamp["name"] in scripts else None
+    return image_rules.version_command(stamp["name"], wheel_info(Path(stamp["wheel"]["path"])).scripts)
 
 
 def verify_action(name: str) -> dict[str, str]:
@@ -192,7 +192,7 @@ def verify_on(current: Settings, stamps: list[dict[str, Any]], python: str, inte
             installed = time.monotonic()
             found = venv.import_everything(env_python, own["name"])
             command = version_command(current, own)
-            printed = run_version_command(env_python, command, Path(folder)) if command else None
+            printed = venv.run_in(env_python, command, Path(folder)) if command else None
         except ForkflowError as err:
             return {"status": "failed", "error": str(err).splitlines()[0], "detail": str(err),
                     "seconds": round(time.monotonic() - started, 1)}
@@ -206,10 +206,6 @@ def constraint_args(current: Settings) -> list[str]:
     return ["--constraint", str(current.path(file))] if file else []
 
 
-def run_version_command(python: Path, command: list[str], home: Path) -> tuple[int, str]:
-    return venv.run_in(python, command, home)
-
-
 def judge(version: str, found: dict[str, Any], command: list[str] | None, printed: tuple[int, str] | None,
           install_seconds: float, check_seconds: float) -> dict[str, Any]:
     problems = [f"{package}: {error}" for package, error in sorted(found["failed"].items())]
@@ -217,8 +213,9 @@ def judge(version: str, found: dict[str, Any], command: list[str] | None, printe
         problems.append(f"installed version is {found['version']}, built {version}")
     if command and printed is not None:
         code, output = printed
-        if code != 0 or not version_printed(output, version):
-            problems.append(f"`{' '.join(command)}` (exit {code}) did not print {version}: {output[-300:]}")
+        mismatch = f"exit {code}" if code != 0 else image_rules.version_mismatch(output, version)
+        if mismatch:
+            problems.append(f"`{' '.join(command)}`: {mismatch}: {output[-300:]}")
     return {"status": "failed" if problems else "passed", "problems": problems, "imported": len(found["imported"]),
             "optional": found["optional"], "version_command": " ".join(command) if command else None,
             "install_seconds": install_seconds, "check_seconds": check_seconds}

@@ -65,10 +65,17 @@ def build_dists(source: Path, outdir: Path, env: Mapping[str, str], isolated: bo
     return sorted(outdir.iterdir())
 
 
-def wheel_metadata(wheel: Path) -> tuple[str, str]:
+def metadata_text(wheel: Path) -> str:
+    """The wheel's .dist-info/METADATA."""
     with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        return name_and_version(archive.read(name).decode("utf-8"))
+        name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
+        if name is None:
+            raise ForkflowError(f"{wheel}: no METADATA inside", fix="rebuild the wheel (`doit wheel`)")
+        return archive.read(name).decode("utf-8")
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, str]:
+    return name_and_version(metadata_text(wheel))
 
 
 def sdist_metadata(sdist: Path) -> tuple[str, str]:
@@ -116,17 +123,23 @@ class WheelInfo:
 
 
 def wheel_info(wheel: Path) -> WheelInfo:
-    """From a wheel's dist-info: Requires-Dist lines, Requires-Python and console script names."""
+    """From a wheel's dist-info: Requires-Dist lines, Requires-Python and console script names.
+
+    Read once per file version in a process: up-to-date checks ask for the same wheels again and again."""
+    stat = wheel.stat()
+    return read_wheel_info(str(wheel), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def read_wheel_info(path: str, mtime_ns: int, size: int) -> WheelInfo:
     import configparser
 
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-        meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
-        message = email.parser.Parser().parsestr(archive.read(meta_name).decode("utf-8"), headersonly=True)
-        scripts: list[str] = []
-        points = next((n for n in names if n.endswith(".dist-info/entry_points.txt")), None)
+    message = email.parser.Parser().parsestr(metadata_text(Path(path)), headersonly=True)
+    scripts: list[str] = []
+    with zipfile.ZipFile(path) as archive:
+        points = next((n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")), None)
         if points:
-            parser = configparser.ConfigParser(delimiters=("=",))
+            parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
             parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep script names as written
             parser.read_string(archive.read(points).decode("utf-8"))
             scripts = list(parser["console_scripts"]) if parser.has_section("console_scripts") else []

@@ -51,10 +51,3 @@ def supports_python(requires_python: str | None, python: str) -> bool:
     except InvalidSpecifier:
         return True
     return any(spec.contains(f"{python}.{patch}", prereleases=True) for patch in (0, 99))
-
-
-def version_printed(output: str, version: str) -> bool:
-    """True when a version command's output names exactly `version` as a word."""
-    import re
-
-    return re.search(rf"(?<![\w.+]){re.escape(version)}(?![\w.+])", output) is not None

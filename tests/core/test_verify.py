@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from tasks.core.images import version_mismatch
 from tasks.core.packages import missing_modules
-from tasks.core.verify import fork_closure, fork_requirements, supports_python, version_printed
+from tasks.core.verify import fork_closure, fork_requirements, supports_python
 
 
 def test_fork_requirements_leave_out_third_party_and_extras() -> None:
@@ -25,10 +26,10 @@ def test_supports_python_reads_requires_python() -> None:
     assert supports_python(None, "3.9") and supports_python("not a specifier", "3.12")
 
 
-def test_version_printed_is_a_whole_word() -> None:
-    assert version_printed("Version:             3.8.3\nAPI version: 0.8.4", "3.8.3")
-    assert not version_printed("Version: 3.8.30", "3.8.3")
-    assert not version_printed("Version: 3.8.3+12.gabc", "3.8.3")
+def test_version_check_is_a_whole_word() -> None:
+    assert version_mismatch("Version:             3.8.3\nAPI version: 0.8.4", "3.8.3") is None
+    assert version_mismatch("Version: 3.8.30", "3.8.3") is not None
+    assert version_mismatch("Version: 3.8.3+12.gabc", "3.8.3") is not None
 
 
 def test_missing_modules_names_lost_subpackages() -> None:
