@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from tasks.adapters import wheelhouse as adapter
+from tasks.adapters.build import sha256
 from tasks.context import Settings
 from tasks.core import images as core
 from tasks.core import wheelhouse as rules
@@ -125,7 +126,7 @@ def make(current: Settings, req: Request, *, noop: bool = False) -> str:
     if still_missing:
         raise rules.missing_wheels_error([p.name for p in still_missing], req.python, req.machine,
                                          "    pip download saved no wheel for them")
-    files = {name: sha256_file(req.folder / name) for name in present.values()}
+    files = {name: sha256(req.folder / name) for name in present.values()}
     write_stamp(req.folder, rules.stamp_data(req.key, req.python, req.machine, pins, files))
     if not resolving:
         return "nothing to resolve: the packages need no third-party requirement"
@@ -157,16 +158,6 @@ def write_stamp(folder: Path, data: dict[str, Any]) -> None:
     temp = folder / f"{rules.STAMP}.{os.getpid()}.tmp"
     temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     temp.replace(folder / rules.STAMP)
-
-
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def forget(req: Request) -> None:

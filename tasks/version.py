@@ -18,7 +18,7 @@ from tasks.adapters.git import Git
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, owns
-from tasks.core.versions import newest_tag, next_version, strongest_bump, with_fork_label
+from tasks.core.versions import newest_tag, next_version, strongest_bump, tag_pattern, with_fork_label
 from tasks.output import say, warn
 
 
@@ -115,8 +115,7 @@ def version_entry(current: Settings, git: Git, package: Package, tags: list[str]
         entry["version"] = package.static_version
         entry["next_version"] = next_version_of(git, package, ref)
         return entry
-    pattern = rules.core_tag if package.kind in ("core", "client") else rules.package_tag
-    tag_name = package.name if package.kind not in ("core", "client") else ""
+    pattern, tag_name = tag_pattern(package.kind, package.name, rules.core_tag, rules.package_tag)
     found = newest_tag(tags, pattern, tag_name, rules.allow_prerelease)
     if found is None:
         entry["version"] = rules.fallback

@@ -36,8 +36,8 @@ from tasks.adapters.git import Git, build_tree, file_entries, hide_local_changes
 from tasks.adapters.run import run
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ForkflowError
-from tasks.core.packages import Package, canonical, check_dist_names, input_hash, is_inside, missing_modules, owns, relative, removed
-from tasks.core.versions import pretend_version_variable
+from tasks.core.packages import Package, canonical, check_dist_names, input_hash, missing_modules, owns, staged_files
+from tasks.core.versions import pretend_version_variable, tag_for, tag_pattern
 from tasks.output import say
 from tasks.version import checkout_path, find_packages, read_pyproject
 
@@ -207,11 +207,10 @@ def is_blob_id(entry: str) -> bool:
 
 def build_tag(current: Settings, package: Package, version: str) -> str | None:
     """The tag a tag-based backend must find on the build commit to derive exactly `version`."""
-    if package.backend not in ("versioningit", "setuptools_scm", "hatch-vcs"):
+    if not package.tag_based:
         return None
     rules = current.config.versions
-    pattern = rules.core_tag if package.kind in ("core", "client") else rules.package_tag
-    return pattern.replace("{name}", package.name).replace("{version}", version)
+    return tag_for(*tag_pattern(package.kind, package.name, rules.core_tag, rules.package_tag), version)
 
 
 def sparse_folders(package: Package) -> list[str] | None:
@@ -253,16 +252,16 @@ def run_client_script(package: Package, script: Path, tree: Path, target: Path) 
 
 def trim_tree(package: Package, tree: Path) -> Path:
     """The path recipe in place: delete client_remove (but not client_keep), lay the recipe folder over the root."""
-    files = [f for f in tracked_files(tree)]
+    files = tracked_files(tree)
+    staged = staged_files(package, files)  # destination -> origin: what the client tree holds
+    kept = set(staged.values())
     for file in files:
-        if owns(package, file) and removed(package, file):
+        if owns(package, file) and file not in kept:
             (tree / file).unlink()
-    assert package.client_recipe is not None
-    for file in files:
-        if is_inside(file, package.client_recipe):
-            destination = tree / relative(file, package.client_recipe)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(tree / file, destination)
+    for destination, origin in staged.items():
+        if destination != origin:
+            (tree / destination).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(tree / origin, tree / destination)
     return tree
 
 

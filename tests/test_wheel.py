@@ -190,3 +190,17 @@ def test_fork_label_marks_every_tagged_version(demo_config: Path) -> None:
     core = next(Path(f["path"]) for f in report(demo_config, "wheel")["packages"][0]["files"] if f["name"].endswith(".whl"))
     assert core.name == "orbit-1.0.1+acme.6-py3-none-any.whl"
     assert '__version__ = "1.0.1+acme.6"' in zipfile.ZipFile(core).read("orbit/_build_info.py").decode()
+
+
+def test_client_by_paths_keeps_what_client_keep_names(demo_config: Path) -> None:
+    recipe = ('client_recipe = "paths"\nclient_remove = ["src/orbit/cli", "src/orbit/server", "src/orbit/testing"]\n'
+              'client_keep = ["src/orbit/server/api"]\n')
+    demo_config.write_text(demo_config.read_text().replace('client = "client"\n', 'client = "client"\n' + recipe))
+    result = run_doit(demo_config, "wheel:orbit-client")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "client tree made by [packages] client_remove/client_keep" in result.stdout
+    wheel = next((state(demo_config) / "dist" / "orbit-client").glob("*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "orbit/server/api/__init__.py" in names and "orbit/client/__init__.py" in names
+    assert not any(n.startswith(("orbit/cli/", "orbit/server/models/", "orbit/testing/")) for n in names)
+    assert next(n for n in names if n.endswith("METADATA")).startswith("orbit_client-1.0.1")

@@ -264,12 +264,12 @@ def working_tree_commit(repo: Path) -> str:
     import tempfile
 
     git = Git(repo)
-    head, head_tree, git_dir, date = git.read("log", "-1", "--format=%H%n%T", "HEAD").splitlines() + [
-        git.read("rev-parse", "--absolute-git-dir"), git.read("log", "-1", "--format=%cI", "HEAD")]
+    head, head_tree, date = git.read("log", "-1", "--format=%H%n%T%n%cI", "HEAD").splitlines()
+    user_index = Path(git.read("rev-parse", "--absolute-git-dir")) / "index"
     with tempfile.TemporaryDirectory(prefix="forkflow-index-") as folder:
         index = Path(folder) / "index"
-        if (Path(git_dir) / "index").exists():
-            shutil.copy2(Path(git_dir) / "index", index)
+        if user_index.exists():
+            shutil.copy2(user_index, index)
         private = Git(repo, env={"GIT_INDEX_FILE": str(index)})
         private.read("add", "--all", "--", ".")
         tree = private.read("write-tree")

@@ -17,11 +17,11 @@ TIMEOUT = 900
 
 def find_python(version: str, interpreters: Path | None = None) -> Path | None:
     """An interpreter for `3.12`: the newest pyenv-style folder 3.12.N, else python3.12 on PATH (not a pyenv shim)."""
-    root = interpreters or Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    found = sorted((p for p in root.glob(f"{version}.*") if (p / "bin" / f"python{version}").exists()),
-                   key=lambda p: [int(x) for x in p.name.split(".") if x.isdigit()]) if root.is_dir() else []
-    if found:
-        return found[-1] / "bin" / f"python{version}"
+    from tasks.adapters.rootfs import default_interpreters_root, find_interpreter
+
+    folder = find_interpreter(interpreters or default_interpreters_root(), version)
+    if folder:
+        return folder / "bin" / f"python{version}"
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if "/shims" not in d)
     on_path = shutil.which(f"python{version}", path=path)
     return Path(on_path) if on_path else None

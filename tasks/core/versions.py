@@ -25,6 +25,18 @@ class TagVersion:
     version: Version
 
 
+def tag_pattern(kind: str, name: str, core_tag: str, package_tag: str) -> tuple[str, str]:
+    """(tag pattern, name in it) for a package: core and client share the core's tags, others have their own."""
+    if kind in ("core", "client"):
+        return core_tag, ""
+    return package_tag, name
+
+
+def tag_for(pattern: str, name: str, version: str) -> str:
+    """The tag of one version: `{name}-{version}` -> `prefect-aws-0.7.11`."""
+    return pattern.replace("{name}", name).replace("{version}", version)
+
+
 def tag_regex(pattern: str, name: str = "") -> re.Pattern[str]:
     """`{name}-{version}` -> a regex matching exactly such tags, capturing the version."""
     literal = re.escape(pattern.replace("{name}", name)).replace(re.escape("{version}"), VERSION_RE)
