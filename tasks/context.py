@@ -115,18 +115,27 @@ def check_paths(result: Settings) -> None:
 
 def write_report(stage: str, data: dict[str, Any], target: Settings | None = None) -> Path:
     """Write .forkflow/reports/<stage>.json atomically and return its path."""
-    folder = (target or settings()).reports_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{stage}.json"
-    temp = final.with_suffix(f".json.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temp.replace(final)
+    final = (target or settings()).reports_dir / f"{stage}.json"
+    write_json(final, data)
     return final
 
 
 def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | None:
-    file = (target or settings()).reports_dir / f"{stage}.json"
-    if not file.exists():
+    return read_json((target or settings()).reports_dir / f"{stage}.json")
+
+
+def write_json(file: Path, data: dict[str, Any]) -> None:
+    """Write a state or report file atomically (a reader never sees half of it)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    temp.replace(file)
+
+
+def read_json(file: Path) -> dict[str, Any] | None:
+    """A state or report file; None when it is missing or not a JSON object (it is then made again)."""
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
         return None
-    loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    return loaded
+    return loaded if isinstance(loaded, dict) else None

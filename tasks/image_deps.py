@@ -12,8 +12,6 @@ files: while the key holds, nothing is resolved or downloaded again.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from tasks.adapters import wheelhouse as adapter
 from tasks.adapters.build import sha256
-from tasks.context import Settings
+from tasks.context import Settings, read_json, write_json
 from tasks.core import images as core
 from tasks.core import wheelhouse as rules
 from tasks.core.errors import ForkflowError
@@ -67,12 +65,7 @@ def request(current: Settings, python: str, wheels: tuple[core.Wheel, ...], fork
 
 
 def read_stamp(folder: Path) -> dict[str, Any] | None:
-    file = folder / rules.STAMP
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(folder / rules.STAMP)
 
 
 def wheel_files(folder: Path) -> list[str]:
@@ -154,10 +147,7 @@ def resolve(current: Settings, req: Request) -> list[rules.Pin]:
 
 
 def write_stamp(folder: Path, data: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    temp = folder / f"{rules.STAMP}.{os.getpid()}.tmp"
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temp.replace(folder / rules.STAMP)
+    write_json(folder / rules.STAMP, data)
 
 
 def forget(req: Request) -> None:

@@ -23,7 +23,7 @@ from doit import create_after
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters import venv
 from tasks.adapters.build import wheel_info
-from tasks.context import Settings, settings, write_report
+from tasks.context import Settings, read_json, settings, write_json, write_report
 from tasks.core import images as image_rules
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
@@ -244,19 +244,11 @@ def result_file(current: Settings, name: str) -> Path:
 
 
 def read_result(current: Settings, name: str) -> dict[str, Any] | None:
-    file = result_file(current, name)
-    if not file.exists():
-        return None
-    loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    return loaded
+    return read_json(result_file(current, name))
 
 
 def save_result(current: Settings, name: str, data: dict[str, Any]) -> None:
-    file = result_file(current, name)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    temp = file.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temp.replace(file)
+    write_json(result_file(current, name), data)
 
 
 def report_action(names: list[str]) -> dict[str, str]:

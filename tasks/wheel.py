@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import gzip
 import io
-import json
 import os
 import shutil
 import tarfile
@@ -34,7 +33,7 @@ from tasks.actions import guarded, missing_section_task
 from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
 from tasks.adapters.git import Git, build_tree, file_entries, hide_local_changes, tracked_files, working_tree_commit
 from tasks.adapters.run import run
-from tasks.context import Settings, read_report, settings, write_report
+from tasks.context import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import Package, canonical, check_dist_names, input_hash, missing_modules, owns, staged_files
 from tasks.core.versions import pretend_version_variable, tag_for, tag_pattern
@@ -134,11 +133,7 @@ def is_built(package: Package, *_: Any) -> bool:
 
 
 def read_stamp(current: Settings, name: str) -> dict[str, Any] | None:
-    file = stamp_file(current, name)
-    if not file.exists():
-        return None
-    loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    return loaded
+    return read_json(stamp_file(current, name))
 
 
 def build_action(package: Package) -> dict[str, str]:
@@ -354,9 +349,7 @@ def install_files(current: Settings, package: Package, version: str, files: list
     stamp = {"name": package.name, "kind": package.kind, "version": version, "files": placed,
              "commit": source.commit, "dirty": source.dirty,
              "input_hash": current_hash(current, package), "built_at": time.time()}
-    temp = stamp_file(current, package.name).with_suffix(".tmp")
-    temp.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
-    temp.replace(stamp_file(current, package.name))
+    write_json(stamp_file(current, package.name), stamp)
     return stamp
 
 
