@@ -47,9 +47,9 @@ def task_verify() -> Any:
         yield {
             "name": name,
             "doc": f"install {name} on {', '.join(target_pythons(current)) or 'no Python'} and import all it ships",
-            "actions": [guarded(partial(verify_action, name))],
+            "actions": [guarded(partial(verify_action, name, names))],
             "task_dep": ["wheel"],
-            "uptodate": [Verified(name)],
+            "uptodate": [Verified(name, names)],
             "targets": [str(result_file(current, name))],
             "verbosity": 2,
         }
@@ -67,8 +67,9 @@ def task_verify() -> Any:
 class Verified:
     """doit `uptodate`: the last verification passed for exactly these wheels, Pythons and checks."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, names: list[str]):
         self.name = name
+        self.names = names
 
     def __repr__(self) -> str:
         return f"verified({self.name}: same wheels, Pythons and checks as the last passing run)"
@@ -79,7 +80,7 @@ class Verified:
         if not saved or not saved.get("ok"):
             return False
         try:
-            return bool(saved.get("key") == verification_key(current, self.name))
+            return bool(saved.get("key") == verification_key(current, self.name, self.names))
         except (ForkflowError, OSError, KeyError):
             return False
 
@@ -113,33 +114,33 @@ def interpreters(current: Settings) -> dict[str, Path]:
     return available
 
 
-def built_wheels(current: Settings) -> dict[str, dict[str, Any]]:
+def built_wheels(current: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
     """Canonical name -> the stamp of each built package, with `wheel` (its path)."""
     found = {}
-    for package in packages_if_cloned(current):
-        stamp = read_stamp(current, package.name)
+    for name in names:
+        stamp = read_stamp(current, name)
         if stamp is None:
             continue
         wheel = next((f for f in stamp["files"] if f["name"].endswith(".whl")), None)
         if wheel:
-            found[canonical(package.name)] = {**stamp, "wheel": wheel}
+            found[canonical(name)] = {**stamp, "wheel": wheel}
     return found
 
 
-def needed_wheels(current: Settings, name: str) -> list[dict[str, Any]]:
-    """The package's stamp and those of the fork packages it needs."""
-    wheels = built_wheels(current)
+def needed_wheels(current: Settings, name: str, names: list[str]) -> list[dict[str, Any]]:
+    """The package's stamp and those of the fork packages (`names`) it needs."""
+    wheels = built_wheels(current, names)
     if canonical(name) not in wheels:
         raise ForkflowError(f"{name} has no built wheel", fix=f"run `doit wheel:{name}` first")
     requires = {key: wheel_info(Path(stamp["wheel"]["path"])).requires for key, stamp in wheels.items()}
     return [wheels[key] for key in fork_closure(name, requires)]
 
 
-def verification_key(current: Settings, name: str) -> str:
+def verification_key(current: Settings, name: str, names: list[str]) -> str:
     digest = hashlib.sha256(venv.IMPORT_CHECK.read_bytes())
     if current.config.packages.constraints:
         digest.update(current.path(current.config.packages.constraints).read_bytes())
-    for stamp in needed_wheels(current, name):
+    for stamp in needed_wheels(current, name, names):
         digest.update(f"{stamp['wheel']['name']}={stamp['wheel']['sha256']}\n".encode())
     index = current.config.index
     digest.update(json.dumps([target_pythons(current), index.upstream if index else None,
@@ -156,9 +157,9 @@ def version_command(current: Settings, stamp: dict[str, Any]) -> list[str] | Non
     return image_rules.version_command(stamp["name"], wheel_info(Path(stamp["wheel"]["path"])).scripts)
 
 
-def verify_action(name: str) -> dict[str, str]:
+def verify_action(name: str, names: list[str]) -> dict[str, str]:
     current = settings()
-    stamps = needed_wheels(current, name)
+    stamps = needed_wheels(current, name, names)
     own = stamps[0]
     info = wheel_info(Path(own["wheel"]["path"]))
     results = {}
@@ -170,7 +171,7 @@ def verify_action(name: str) -> dict[str, str]:
         say(f"verify:{name}: Python {python}: {describe(results[python])}")
     ok = all(r["status"] != "failed" for r in results.values())
     save_result(current, name, {"name": name, "version": own["version"], "wheel": own["wheel"], "ok": ok,
-                                "key": verification_key(current, name), "pythons": results})
+                                "key": verification_key(current, name, names), "pythons": results})
     if not ok:
         raise ForkflowError(failure_message(name, results), where=own["wheel"]["path"],
                             fix="fix the package (or its declared dependencies) and rebuild; nothing is published until it passes")
