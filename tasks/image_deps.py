@@ -49,17 +49,29 @@ class Request:
         return rules.folder_name(self.python, self.machine)
 
 
+def machine_of(current: Settings) -> str:
+    """The machine the wheelhouse is made for: the first configured platform's."""
+    images = current.config.images
+    assert images is not None
+    return core.machine_of(images.platforms[0])
+
+
+def folder_for(current: Settings, python: str) -> Path:
+    """Where the wheelhouse of `python`'s images is kept."""
+    return current.state_dir / "wheelhouse" / rules.folder_name(python, machine_of(current))
+
+
 def request(current: Settings, python: str, wheels: tuple[core.Wheel, ...], fork_names: tuple[str, ...],
             requires: dict[str, tuple[str, ...]]) -> Request:
     images = current.config.images
     assert images is not None
-    machine = core.machine_of(images.platforms[0])
+    machine = machine_of(current)
     index = current.config.index.upstream if current.config.index else None
     extra = current.path(images.wheelhouse) if images.wheelhouse else None
     extra_names = [p.name for p in sorted(extra.glob("*.whl"))] if extra and extra.is_dir() else []
     constraints = current.path(current.config.packages.constraints) if current.config.packages.constraints else None
     pins = constraints.read_text(encoding="utf-8") if constraints else ""
-    return Request(python, machine, current.state_dir / "wheelhouse" / rules.folder_name(python, machine), wheels,
+    return Request(python, machine, folder_for(current, python), wheels,
                    requires, fork_names, index, extra,
                    rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
 

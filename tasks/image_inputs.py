@@ -111,8 +111,8 @@ PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
 def deps_folder(current: Settings, python: str) -> Path:
-    images = images_config(current)
-    return current.state_dir / "wheelhouse" / wheelhouse_rules.folder_name(python, core.machine_of(images.platforms[0]))
+    images_config(current)  # a clear error when there is no [images] section
+    return image_deps.folder_for(current, python)
 
 
 @dataclass(frozen=True)
