@@ -5,7 +5,7 @@ Needs a clone of PrefectHQ/prefect with its tags: FORKFLOW_BENCH_PREFECT=/path/t
 (a) full build: `doit -n 2 wheel` vs Prefect's own way, sequentially: `uv build`
     at the root, `client/build_client.sh` then `uv build` in its folder, and
     `python -m build` per integration (isolated builds, as upstream CI does);
-(b) no change: a second `doit wheel` vs `doit list` (0 builds);
+(b) no change: a second `doit wheel` vs `doit list` (0 builds), median of 5 interleaved runs;
 (c) one integration touched: `doit wheel` vs one `python -m build` of it.
 Verification venvs are not part of these: `doit verify` is timed alone in (d).
 """
@@ -13,6 +13,7 @@ Verification venvs are not part of these: `doit verify` is timed alone in (d).
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,21 @@ def doit_list(config: Path) -> None:
                    env=env, capture_output=True, check=True)
 
 
+def no_change(config: Path, rounds: int = 5) -> tuple[float, float, dict[str, str]]:
+    """Median of `rounds` interleaved no-op `doit wheel` and `doit list` runs (one sample is mostly noise)."""
+    ours: list[float] = []
+    listing: list[float] = []
+    second: dict[str, str] = {}
+    for _ in range(rounds):
+        with stopwatch() as noop:
+            second = doit_json(config, "wheel")
+        with stopwatch() as listed:
+            doit_list(config)
+        ours.append(noop())
+        listing.append(listed())
+    return statistics.median(ours), statistics.median(listing), second
+
+
 def run() -> list[Result]:
     origin = source()
     with tempfile.TemporaryDirectory(prefix="bench-prefect-") as tmp:
@@ -113,10 +129,7 @@ def run() -> list[Result]:
         doit_json(config, "version")
         with stopwatch() as ours:
             full = doit_json(config, "-n", "2", "wheel")
-        with stopwatch() as noop:
-            second = doit_json(config, "wheel")
-        with stopwatch() as listing:
-            doit_list(config)
+        noop, listing, second = no_change(config)
         touched = folder / "fork" / "src" / "integrations" / "prefect-redis" / "prefect_redis" / "__init__.py"
         touched.write_text(touched.read_text() + "\n# touched\n")
         with stopwatch() as one:
@@ -128,8 +141,8 @@ def run() -> list[Result]:
     return [
         Result("prefect wheels (a) full build, 20 packages", ours(), baseline(), "<= 0.5",
                f"{builds(full)} builds with doit -n 2 vs uv build + build_client.sh + python -m build per integration"),
-        Result("prefect wheels (b) no change", noop(), listing(), "under 1.2, 0 builds",
-               f"{builds(second)} builds; baseline is `doit list`"),
+        Result("prefect wheels (b) no change", noop, listing, "under 1.2, 0 builds",
+               f"{builds(second)} builds; median of 5 interleaved runs each; baseline is `doit list`"),
         Result("prefect wheels (c) one integration touched", one(), single(), "<= 1.2",
                f"{builds(incremental)} build(s); baseline is one python -m build of prefect-redis"),
         Result("prefect wheels (d) verification, reported apart", verify(), ours(), "reported only",
