@@ -26,6 +26,7 @@ from doit.task import Task, dict_to_task
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
 from tasks.context import Settings, read_report, settings, write_report
+from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
     FORKFLOW_TAG,
     OWNER_TAG_PREFIX,
@@ -41,23 +42,21 @@ from tasks.core.deployplan import (
     triggers_hash,
 )
 from tasks.core.deployspec import (
+    DEFAULT_NAME_PATTERN,
     Context,
     Desired,
-    Document,
     EnvironmentSettings,
-    check_document,
-    desired_deployment,
     fixed_prefix,
     image_reference,
     name_matcher,
-    parse_document,
     slug,
     with_runtime,
 )
-from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.errors import ForkflowError
 from tasks.flows import flow_from_entry
 from tasks.output import say, warn
 
+MANAGED_LABEL = "forkflow.project"
 PRUNE_PARAM = {"name": "prune", "long": "prune", "type": bool, "default": False,
                "help": "delete this branch's deployments (per the name pattern) whose flow is no longer defined"}
 VALIDATE_PARAM = {"name": "validate_only", "long": "validate-only", "type": bool, "default": False,
@@ -88,16 +87,17 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
         "uptodate": [False],
         "verbosity": 2,
     }
-    for flow_name, env in planned_pairs(current):
-        yield one_deployment_task(flow_name, env, deps)
+    for entry, env in planned_pairs(current):
+        yield one_deployment_task(entry, env, deps)
 
 
-def one_deployment_task(flow_name: str, env: str, deps: list[str]) -> Task:
-    """`deploy:<flow>--<env>`: the same as `deploy`, for one deployment (listed under deploy by `doit list --all`)."""
+def one_deployment_task(entry: dict[str, Any], env: str, deps: list[str]) -> Task:
+    """`deploy:<name>--<env>`: the same as `deploy`, for one deployment (listed under deploy by `doit list --all`)."""
     task = dict_to_task({
-        "name": f"deploy:{subtask_name(flow_name, env)}",
-        "doc": f"deploy flow {flow_name!r} to {env} (only if it changed; --dry-run, --validate-only)",
-        "actions": [guarded(partial(deploy_action, only=(flow_name, env)))],
+        "name": f"deploy:{subtask_name(entry['key'], env)}",
+        "doc": f"deploy {entry['names'].get(env, entry['key'])!r} (flow {entry['flow']!r}) to {env} "
+               "(only if it changed; --dry-run, --validate-only)",
+        "actions": [guarded(partial(deploy_action, only=(entry["names"].get(env, ""), env)))],
         "params": [dry_run_param(), VALIDATE_PARAM],
         "task_dep": deps,
         "uptodate": [False],
@@ -111,10 +111,15 @@ def subtask_name(flow_name: str, env: str) -> str:
     return f"{slug(flow_name)}--{env}"
 
 
-def planned_pairs(current: Settings) -> list[tuple[str, str]]:
-    """(flow, environment) pairs from the last flows.json (the `flows` task has just written it)."""
+def planned_pairs(current: Settings) -> list[tuple[dict[str, Any], str]]:
+    """(deployment, environment) pairs from the last flows.json (the `flows` task has just written it), one per name."""
     listing = read_report("flows", current) or {}
-    return [(flow["name"], env) for env in listing.get("environments", []) for flow in listing.get("flows", [])]
+    pairs: dict[str, tuple[dict[str, Any], str]] = {}
+    for env in listing.get("environments", []):
+        for entry in listing.get("deployments", []):
+            if "key" in entry and "names" in entry:
+                pairs.setdefault(subtask_name(entry["key"], env), (entry, env))
+    return list(pairs.values())
 
 
 def services_deps(current: Settings) -> list[str]:
@@ -137,9 +142,9 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
     listing = flows_listing(current)
     desired = load_desired(current, listing, listing["environments"])
     if only is not None:
-        desired = [d for d in desired if (d.flow, d.environment) == only]
+        desired = [d for d in desired if only[0] in (d.name, d.key, d.flow) and d.environment == only[1]]
         if not desired:
-            raise ForkflowError(f"flow {only[0]!r} is no longer deployed to {only[1]} from branch {listing['branch']}",
+            raise ForkflowError(f"deployment {only[0]!r} is no longer deployed to {only[1]} from branch {listing['branch']}",
                                 where=str(current.reports_dir / "flows.json"),
                                 fix="run `doit list --all deploy` to see the current ones")
     if validate_only:
@@ -169,44 +174,18 @@ def flows_listing(current: Settings) -> dict[str, Any]:
 
 def load_desired(current: Settings, listing: dict[str, Any], environments: list[str]) -> list[Desired]:
     """Validate the whole deployment config, then build every desired deployment for `environments`."""
+    from tasks.deployments import read_config, with_prefect_facts
+
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
-    source = listing["config"]
-    doc = read_document(Path(source))
-    check_document(doc, flows, list(current.config.environments), source, trigger_problem)
+    config = with_prefect_facts(read_config(current, Path(listing["flows_dir"]), flows), Path(listing["flows_dir"]))
+    if config.file is None:
+        warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
+             "only FlowSpec deployments are deployed")
     ctx = context_of(current, listing)
-    return [desired_deployment(doc, flow, environment_settings(current, env), ctx)
-            for env in environments for flow in flows]
-
-
-def read_document(file: Path) -> Document:
-    import yaml
-
-    if not file.is_file():
-        warn(f"{file} does not exist: every flow gets the default deployment")
-        return Document()
-    try:
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}", where=where,
-                          fix="fix the YAML syntax at that line") from None
-    return parse_document(data, str(file))
-
-
-def trigger_problem(trigger: dict[str, Any]) -> str | None:
-    """Why a trigger is not one Prefect accepts (checked with Prefect's own models), or None."""
-    from prefect.events import DeploymentTriggerTypes
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        model: Any = TypeAdapter(DeploymentTriggerTypes).validate_python(trigger)
-    except ValidationError as err:
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:3])
-    unknown = sorted(set(trigger) - set(type(model).model_fields))
-    if unknown:
-        return f"unknown keys {unknown}; allowed: {', '.join(sorted(type(model).model_fields))}"
-    return None
+    desired = [desired_from(planned, environment_settings(current, env), ctx, ctx.name_pattern)
+               for env in environments for planned in config.planned]
+    name_collisions(desired)
+    return desired
 
 
 def context_of(current: Settings, listing: dict[str, Any]) -> Context:
@@ -280,7 +259,8 @@ class DeployRun:
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
         ctx = context_of(self.current, self.listing)
         envs = sorted({d.environment for d in ready} | set(prune_envs))
-        prefixes = sorted({fixed_prefix(ctx, env) for env in envs})
+        patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
+        prefixes = sorted({fixed_prefix(ctx, env, pattern) for env in envs for pattern in patterns})
         owned = owned_automations(api)
         key = f"{api.api_url} {' '.join(prefixes)}"
         record = self.records.get(key)
@@ -289,20 +269,17 @@ class DeployRun:
         known: list[Change] = []
         if full:
             stale = ready
-            server = self.read_server(api, ctx, envs, ready)
+            items = self.read_server(api, envs, ready, prefixes)
         else:
             assert record is not None
             known, stale = split_known(ready, record, {k: [t for _, t in v] for k, v in owned.items()})
-            server = by_name(api.read_deployments(names=[d.name for d in stale])) if stale else {}
-        flow_names = api.flow_names([item["flow_id"] for item in server.values()])
-        changes = known + [compare(d, server.get(d.name), flow_names.get(server[d.name]["flow_id"]) if d.name in server else None,
-                                   [t for _, t in owned.get(server[d.name]["id"], [])] if d.name in server else [])
-                           for d in stale]
+            items = api.read_deployments(names=sorted({d.name for d in stale})) if stale else []
+        server = by_identity(items, api.flow_names([item["flow_id"] for item in items]))
+        changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
         for env in prune_envs:
-            matcher = name_matcher(ctx, env)
-            changes += prune_changes(list(server.values()), {d.name for d in ready}, matcher.match)
+            changes += prune_changes(server, {d.identity for d in ready}, self.prunable(ctx, env, patterns))
         writes_before = api.writes
-        results = Applier(api, self.concurrency, owned).run(changes)
+        results = Applier(api, self.concurrency, owned, self.labels()).run(changes)
         if not self.dry_run:
             wrote = api.writes != writes_before
             after = {prefix: api.deployment_signals(prefix) for prefix in prefixes} if wrote else before
@@ -311,9 +288,29 @@ class DeployRun:
             save_records(self.current, self.records)
         return results
 
+    @staticmethod
+    def compare(desired: Desired, item: dict[str, Any] | None, owned: dict[str, list[tuple[str, str]]]) -> Change:
+        if item is None:
+            return compare(desired, None, None, [])
+        return compare(desired, item, desired.flow, [t for _, t in owned.get(item["id"], [])])
+
+    def labels(self) -> dict[str, str]:
+        return {MANAGED_LABEL: self.current.config.project.name}
+
+    def prunable(self, ctx: Context, env: str, patterns: list[str]) -> Callable[[dict[str, Any]], bool]:
+        """What prune may delete: names of forkflow's patterns for this branch and environment, and for
+        names as written (a prefect.yaml's) only deployments forkflow created for this project, never others'."""
+        project = self.current.config.project.name
+        matchers = [(name_matcher(ctx, env, p), "{project}" in p and "{env}" in p) for p in patterns]
+
+        def check(item: dict[str, Any]) -> bool:
+            ours = (item.get("labels") or {}).get(MANAGED_LABEL) == project
+            return any(matcher.match(item["name"]) and (ours or derived) for matcher, derived in matchers)
+        return check
+
     def finalize(self, desired: Desired, pool_type: str) -> Desired:
         image = None if pool_type == "process" else self.image_of(desired, pool_type)
-        if pool_type != "process" and not image:
+        if pool_type != "process" and not image and not has_own_image(desired):
             raise ForkflowError(
                 f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
                 where=str(self.current.reports_dir / "image.json"),
@@ -326,18 +323,26 @@ class DeployRun:
         flavor = "kubernetes" if pool_type == "kubernetes" else "base"
         return image_reference(read_report("image", self.current), python, flavor)
 
-    def read_server(self, api: PrefectApi, ctx: Context, envs: list[str], ready: list[Desired]) -> dict[str, dict[str, Any]]:
-        """The server's deployments that carry this branch's names, by name."""
+    def read_server(self, api: PrefectApi, envs: list[str], ready: list[Desired], prefixes: list[str]) -> list[dict[str, Any]]:
+        """The server's deployments that may carry this branch's names."""
         if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
-            return by_name(api.read_deployments(names=[ready[0].name]))
-        prefixes = sorted({fixed_prefix(ctx, env) for env in envs})
-        return by_name([item for prefix in prefixes for item in api.read_deployments(name_like=prefix)])
+            return api.read_deployments(names=[ready[0].name])
+        if "" in prefixes:
+            return api.read_deployments(name_like="")
+        return [item for prefix in prefixes for item in api.read_deployments(name_like=prefix)]
 
 
-def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def has_own_image(desired: Desired) -> bool:
+    """A prefect.yaml deployment that names its image itself (not through a replaced build step)."""
+    image = (desired.spec.get("job_variables") or {}).get("image")
+    return desired.native and isinstance(image, str) and "{{" not in image
+
+
+def by_identity(items: list[dict[str, Any]], flow_names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Server deployments by flow and name (names repeat across flows, e.g. `default`)."""
     found: dict[str, dict[str, Any]] = {}
     for item in items:
-        found.setdefault(item["name"], item)
+        found.setdefault(f"{flow_names.get(item['flow_id'], '?')}/{item['name']}", item)
     return found
 
 
@@ -391,7 +396,9 @@ def owned_automations(api: PrefectApi) -> dict[str, list[tuple[str, str]]]:
 class Applier:
     """Runs the writes of a plan, `concurrency` at a time; one failure does not stop the others."""
 
-    def __init__(self, api: PrefectApi, concurrency: int, owned: dict[str, list[tuple[str, str]]]):
+    def __init__(self, api: PrefectApi, concurrency: int, owned: dict[str, list[tuple[str, str]]],
+                 labels: dict[str, str] | None = None):
+        self.labels = labels or {}
         self.api = api
         self.concurrency = concurrency
         self.owned = owned
@@ -452,7 +459,7 @@ class Applier:
         if change.deployment_id:
             self.drop_automations(change.deployment_id)
             self.api.delete_deployment(change.deployment_id, change.name)
-        created = self.api.create_deployment(create_body(change.desired, flow_id))
+        created = self.api.create_deployment({**create_body(change.desired, flow_id), "labels": self.labels})
         if created is None:
             return None
         if change.desired.spec.get("triggers"):
@@ -496,7 +503,7 @@ def result_entry(change: Change, dry_run: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": change.name,
         "environment": desired.environment if desired else None,
-        "flow": desired.flow if desired else None,
+        "flow": desired.flow if desired else change.flow,
         "status": STATUS[change.kind],
         "id": change.deployment_id,
         "diff": list(change.diff),

@@ -5,10 +5,17 @@ ignore (user code is never imported), prints each flow with its file and the
 deployment names it gets per environment, and writes
 `.forkflow/reports/flows.json`. A file that does not parse is reported with
 its line and the rest are still read; `deploy` refuses to run until it is fixed.
+`[flows] include`/`exclude` choose the files (tests/ is left out by default);
+flows in different sub-projects (folders with their own pyproject.toml) may
+share a name. The deployments listed are the ones the deployment config
+defines (tasks/deployments.py); without a config, flows are listed and none is
+deployed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import os
 import tomllib
 from dataclasses import asdict
@@ -18,7 +25,8 @@ from typing import Any
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
 from tasks.context import Settings, read_report, settings, write_report
-from tasks.core.deployspec import Context, code_version, deployment_name, environments_for_branch
+from tasks.core.deploydefs import Planned, deployment_name
+from tasks.core.deployspec import Context, code_version, environments_for_branch, slug
 from tasks.core.discovery import DiscoveryError, FlowInfo, Parameter, discover_source, duplicate_names
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
@@ -66,7 +74,10 @@ def flows_inputs(current: Settings) -> str:
     for name, blob in sorted(file_entries(top).items()):
         digest.update(f"{name}\0{blob}\n".encode())
     digest.update(Git(root).read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").encode())
-    for file in (current.config_file, current.path(current.config.flows.config), current.reports_dir / "version.json"):
+    from tasks.deployments import config_file
+
+    deploy_config = config_file(current, root)[0]
+    for file in (current.config_file, deploy_config or Path("-"), current.reports_dir / "version.json"):
         digest.update(file.read_bytes() if file.is_file() else b"-")
     for variable in (ENVIRONMENT_ENV, BRANCH_ENV):
         digest.update(os.environ.get(variable, "").encode())
@@ -87,22 +98,38 @@ def flows_action() -> dict[str, str]:
 
 def flows_report(current: Settings) -> dict[str, Any]:
     """Everything later stages need to know about the flows, as one JSON-ready mapping."""
+    from tasks.deployments import read_config
+
+    assert current.config.flows is not None
     root = flows_root(current)
     git = Git(root)
-    flows, errors = discover_folder(root, tracked_python_files(git))
+    files = chosen_files(tracked_python_files(git), current.config.flows.include, current.config.flows.exclude)
+    flows, errors = discover_folder(root, files)
+    flows = with_projects(root, flows, current.config.flows.subprojects)
     errors += duplicate_names(flows)
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
     selected = chosen_environments(current, branch)
+    deployments = None
+    try:
+        deployments = read_config(current, root, flows)
+    except ConfigError as err:
+        if not errors:
+            raise
+        errors.append(DiscoveryError(str(err.where or "deployment config"), 0, err.what))
+    environments = list(current.config.environments)
     return {
-        "flows": [flow_entry(flow, ctx, list(current.config.environments)) for flow in flows],
+        "flows": [flow_entry(flow) for flow in flows],
+        "deployments": [planned_entry(p, ctx, environments) for p in deployments.planned] if deployments else [],
+        "notes": list(deployments.notes) if deployments else [],
         "errors": [str(error) for error in errors],
         "branch": branch,
         "commit": commit,
         "version": ctx.version,
         "environments": selected,
         "flows_dir": str(root),
-        "config": str(current.path(current.config.flows.config)) if current.config.flows else "",
+        "config": str(deployments.file) if deployments and deployments.file else "",
+        "format": deployments.format if deployments else "",
     }
 
 
@@ -140,6 +167,47 @@ def tracked_python_files(git: Git) -> list[str]:
                             fix="point [flows] path into the fork checkout")
     listed = git.read("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
     return sorted({name for name in listed.split("\0") if name.endswith(".py") and (git.repo / name).is_file()})
+
+
+def chosen_files(files: list[str], include: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
+    """Files matching an include glob and no exclude glob (`*` spans folders)."""
+    return [name for name in files if any(fnmatch.fnmatchcase(name, glob) for glob in include)
+            and not any(fnmatch.fnmatchcase(name, glob) for glob in exclude)]
+
+
+def with_projects(root: Path, flows: list[FlowInfo], configured: tuple[str, ...] | None) -> list[FlowInfo]:
+    """Each flow with the sub-project it belongs to: the deepest folder above it that is one."""
+    folders = [f.strip("/") for f in configured] if configured is not None else project_folders(root, flows)
+    result = []
+    for flow in flows:
+        owner = max((f for f in folders if flow.file.startswith(f + "/")), key=len, default="")
+        result.append(dataclasses.replace(flow, project=owner, project_name=project_name(root / owner) or owner))
+    return result
+
+
+def project_folders(root: Path, flows: list[FlowInfo]) -> list[str]:
+    """Folders between the flows root and each flow file that hold a pyproject.toml."""
+    found = set()
+    for flow in flows:
+        parts = flow.file.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if (root / folder / "pyproject.toml").is_file():
+                found.add(folder)
+    return sorted(found)
+
+
+def project_name(folder: Path) -> str | None:
+    """[project] name, or [tool.poetry] name, of the folder's pyproject.toml."""
+    file = folder / "pyproject.toml"
+    if not file.is_file():
+        return None
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
+    return str(name) if name else None
 
 
 def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
@@ -191,12 +259,24 @@ def pyproject_identity(root: Path) -> tuple[str | None, str | None]:
     return project.get("name"), project.get("version")
 
 
-def flow_entry(flow: FlowInfo, ctx: Context, environments: list[str]) -> dict[str, Any]:
+def flow_entry(flow: FlowInfo) -> dict[str, Any]:
     entry = asdict(flow)
     entry["parameters"] = [asdict(p) for p in flow.parameters]
+    entry["spec_deployments"] = list(flow.spec_deployments)
     entry["entrypoint"] = flow.entrypoint
-    entry["deployments"] = {env: deployment_name(ctx, flow.name, env) for env in environments}
     return entry
+
+
+def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> dict[str, Any]:
+    """One deployment the config defines, with its name in each environment (for listings and subtasks)."""
+    return {
+        "flow": planned.server_flow,
+        "entrypoint": planned.flow.entrypoint,
+        "name": planned.name,
+        "names": {env: deployment_name(ctx, planned, env, ctx.name_pattern) for env in environments},
+        "source": planned.source,
+        "key": slug(planned.name or planned.server_flow) if planned.name else slug(planned.server_flow),
+    }
 
 
 def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:
@@ -206,6 +286,8 @@ def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:
         is_async=entry["is_async"], description=entry.get("description"),
         parameters=tuple(Parameter(**p) for p in entry["parameters"]),
         accepts_any_parameter=entry["accepts_any_parameter"], spec=entry.get("spec") or {},
+        spec_deployments=tuple(entry.get("spec_deployments") or ()), project=entry.get("project", ""),
+        project_name=entry.get("project_name", ""), project_prefix=bool(entry.get("project_prefix")),
     )
 
 
@@ -214,7 +296,13 @@ def show(report: dict[str, Any]) -> None:
         f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
     for flow in report["flows"]:
         kind = " (async)" if flow["is_async"] else ""
-        names = ", ".join(flow["deployments"][env] for env in report["environments"])
-        say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}" + (f" -> {names}" if names else ""))
+        say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}")
+    source = f"{report['config']} ({report['format']})" if report["config"] else "no deployment config: nothing is deployed"
+    say(f"deployments from {source}:" if report["config"] or report["deployments"] else source)
+    for item in report["deployments"]:
+        names = ", ".join(item["names"][env] for env in report["environments"])
+        say(f"  {item['flow']:<24} -> {names or '(no environment for this branch)'}")
+    for note in report.get("notes", []):
+        say(f"  note: {note}")
     for error in report["errors"]:
         warn(error)

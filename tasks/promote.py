@@ -10,6 +10,7 @@ all carry one code version. The result is `.forkflow/reports/promote.json`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
@@ -51,12 +52,12 @@ def promote_action(source: str = "", target: str = "", flows: str = "", dry_run:
     listing = flows_listing(current)
     names = chosen_flows(listing, flows)
     targets = [d for d in load_desired(current, listing, [target]) if d.flow in names]
-    sources = read_sources(current, listing, source, names)
+    sources = read_sources(current, listing, source, [d.key for d in targets])
     version, commit = one_code_version(sources, source)
-    images = {flow: (item.get("job_variables") or {}).get("image") for flow, item in sources.items()}
-    promoted = [with_source(d, sources[d.flow], version, commit) for d in targets]
+    images = {key: (item.get("job_variables") or {}).get("image") for key, item in sources.items()}
+    promoted = [with_source(d, sources[d.key], version, commit) for d in targets]
     dry = is_dry_run(dry_run)
-    run = DeployRun(current, listing, dry, image_of=lambda desired, _pool: images.get(desired.flow))
+    run = DeployRun(current, listing, dry, image_of=lambda desired, _pool: images.get(desired.key))
     results = run.apply(promoted, prune_envs=[], complete=not flows.strip())
     report = {**deploy_report(listing, results, run, dry), "from": source, "to": target,
               "version": version, "commit": commit, "images": images}
@@ -81,7 +82,7 @@ def check_environments(current: Settings, source: str, target: str) -> None:
 
 
 def chosen_flows(listing: dict[str, Any], flows: str) -> list[str]:
-    known = [flow["name"] for flow in listing["flows"]]
+    known = sorted({entry["flow"] for entry in listing.get("deployments", [])})
     if not flows.strip():
         return known
     wanted = split_names(flows)
@@ -92,17 +93,21 @@ def chosen_flows(listing: dict[str, Any], flows: str) -> list[str]:
     return wanted
 
 
-def read_sources(current: Settings, listing: dict[str, Any], source: str, names: list[str]) -> dict[str, dict[str, Any]]:
-    """The source deployments by flow name; refuses when any is missing."""
-    wanted = {flow["name"]: flow["deployments"][source] for flow in listing["flows"] if flow["name"] in names}
+def read_sources(current: Settings, listing: dict[str, Any], source: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The source environment's deployments by deployment key (flow, and name as written); refuses when any is missing."""
+    sources = {d.key: d for d in load_desired(current, listing, [source])}
+    wanted = {key: sources[key] for key in keys if key in sources}
     api_url = environment_settings(current, source).api_url
     with PrefectApi(api_url) as api:
-        found = {item["name"]: item for item in api.read_deployments(names=sorted(wanted.values()))}
-    missing = [f"{flow} ({name})" for flow, name in wanted.items() if name not in found]
+        items = api.read_deployments(names=sorted({d.name for d in wanted.values()}))
+        flow_names = api.flow_names([item["flow_id"] for item in items])
+    found = {f"{flow_names.get(item['flow_id'])}/{item['name']}": item for item in items}
+    missing = [f"{d.flow} ({d.name})" for key, d in wanted.items() if d.identity not in found] + \
+        [key for key in keys if key not in sources]
     if missing:
         raise ForkflowError(f"promote: source deployments missing in {source}: {', '.join(missing)}; nothing was promoted",
                             where=api_url, fix=f"deploy them to {source} first (`doit deploy` on this branch), or choose --flows")
-    return {flow: found[name] for flow, name in wanted.items()}
+    return {key: found[d.identity] for key, d in wanted.items()}
 
 
 def tag_value(item: dict[str, Any], key: str) -> str | None:
@@ -132,4 +137,4 @@ def with_source(desired: Desired, source: dict[str, Any], version: str, commit: 
     spec["entrypoint"] = source.get("entrypoint") or spec["entrypoint"]
     kept = [t for t in spec["tags"] if not t.startswith((VERSION_TAG + "=", COMMIT_TAG + "="))]
     spec["tags"] = kept + [f"{VERSION_TAG}={version}"] + ([f"{COMMIT_TAG}={commit}"] if commit else [])
-    return Desired(desired.name, desired.flow, desired.environment, desired.api_url, spec)
+    return dataclasses.replace(desired, spec=spec)

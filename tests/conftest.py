@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, free_port, have_program, need
+
+POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +70,38 @@ def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_doit(config, "-n", "2", "wheel")
     assert result.returncode == 0, result.stdout + result.stderr
     return config
+
+
+def running_prefect_server(folder: Path) -> Iterator[str]:
+    """A real Prefect server (SQLite) in `folder`, with the work pools the tests use; yields its API URL."""
+    from tasks.adapters import services as svc
+    from tasks.context import load_settings
+    from tasks.services import prefect_program, prepare, service_spec
+
+    need(Path(prefect_program()).exists() or have_program("prefect"), "the prefect command")
+    config = folder / "pipeline.toml"
+    config.write_text(demo_config_text({"prefect": free_port(), "index": free_port(), "registry": free_port()}))
+    current = load_settings(config)
+    spec = service_spec(current, "prefect")
+    prepare(current, "prefect")
+    svc.start(spec)
+    api = spec.url + "/api"
+    try:
+        with httpx.Client(base_url=api + "/") as http:
+            for name, kind in POOLS.items():
+                http.post("work_pools/", json={"name": name, "type": kind}).raise_for_status()
+        yield api
+    finally:
+        svc.stop(spec)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server for the whole session."""
+    yield from running_prefect_server(tmp_path_factory.mktemp("prefect-server"))
+
+
+@pytest.fixture(scope="session")
+def oracle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second real Prefect server, where Prefect's own CLI deploys what forkflow deploys to `prefect_api`."""
+    yield from running_prefect_server(tmp_path_factory.mktemp("prefect-oracle"))

@@ -23,10 +23,8 @@ from tasks.core.deployspec import Context, Document, EnvironmentSettings, desire
 from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError, ForkflowError
 from tests.flows_repo import commit_all, flows_repo, unique_project, write_config
-from tests.helpers import free_port, have_program, kill_after_line, need, run_doit
+from tests.helpers import kill_after_line, run_doit
 from tests.prefect_proxy import PrefectProxy
-
-POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
 
 SPECS = {
     "defaults": {
@@ -53,32 +51,6 @@ SPECS = {
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prefect server (SQLite) for the whole session, with the work pools the tests use."""
-    from tasks.adapters import services as svc
-    from tasks.context import load_settings
-    from tasks.services import prefect_program, prepare, service_spec
-    from tests.conftest import demo_config_text
-
-    need(Path(prefect_program()).exists() or have_program("prefect"), "the prefect command")
-    folder = tmp_path_factory.mktemp("prefect-server")
-    config = folder / "pipeline.toml"
-    config.write_text(demo_config_text({"prefect": free_port(), "index": free_port(), "registry": free_port()}))
-    current = load_settings(config)
-    spec = service_spec(current, "prefect")
-    prepare(current, "prefect")
-    svc.start(spec)
-    api = spec.url + "/api"
-    try:
-        with httpx.Client(base_url=api + "/") as http:
-            for name, kind in POOLS.items():
-                http.post("work_pools/", json={"name": name, "type": kind}).raise_for_status()
-        yield api
-    finally:
-        svc.stop(spec)
 
 
 @pytest.fixture

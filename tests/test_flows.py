@@ -116,7 +116,8 @@ def test_flow_spec_attaches_to_the_flow_it_names() -> None:
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("{'name': 'other'}", "FLOW_SPEC names flow 'other'; flows in this file: job"),
-    ("make_spec()", "FLOW_SPEC must be a literal dict (no names or calls)"),
+    ("make_spec()", "FLOW_SPEC must be a dict of literals or a FlowSpec(...) call: "
+                    "make_spec() is not a literal or module-level constant"),
     ("['not', 'a', 'dict']", "FLOW_SPEC must be a dict, got list"),
 ])
 def test_bad_flow_spec_is_reported_with_its_line(spec: str, message: str) -> None:
@@ -165,7 +166,8 @@ def test_flows_task_writes_flows_json_skipping_ignored_files(tmp_path: Path) -> 
     assert names["nested-one"]["function"] == "nested_one" and names["nested-one"]["is_async"]
     assert names["extract-orders"]["description"] == "Pull the day's orders from the shop API."
     assert names["daily-report"]["spec"] == {"description": "Build the daily report.", "tags": ["reports"]}
-    assert names["hello"]["deployments"] == {"dev": "orbit--release--hello--dev", "prod": "orbit--release--hello--prod"}
+    deployments = {entry["flow"]: entry for entry in report["deployments"]}
+    assert deployments["hello"]["names"] == {"dev": "orbit--release--hello--dev", "prod": "orbit--release--hello--prod"}
     assert report["errors"] == ["orbit_flows/broken.py:4: syntax error: invalid syntax"]
     assert report["branch"] == "release" and report["environments"] == ["dev"] and report["version"] == "0.1.0"
     assert "orbit_flows/broken.py:4: syntax error" in result.stderr

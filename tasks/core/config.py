@@ -156,22 +156,29 @@ class Images(Section):
 
 class Flows(Section):
     path: str
-    config: str = "deployments.yaml"
-    name_pattern: str = Field(default="{project}--{branch}--{flow}--{env}",
-                              description="deployment names; fields {project} {branch} {flow} {env}")
+    config: str | None = Field(default=None, description="deployment config: a prefect.yaml, an acme static config or "
+                                                         "a deployments.yaml; default: the first found in the flows folder")
+    name_pattern: str | None = Field(default=None, description="deployment names; fields {project} {branch} {flow} {env} "
+                                                               "{name}; default: per format (docs/deploy.md)")
+    include: tuple[str, ...] = Field(default=("*.py",), description="globs of files searched for flows (relative to path)")
+    exclude: tuple[str, ...] = Field(default=("tests/*", "*/tests/*"), description="globs of files never searched")
+    subprojects: tuple[str, ...] | None = Field(
+        default=None, description="folders that are sub-projects; default: every folder with its own pyproject.toml")
     concurrency: int = Field(default=8, ge=1, le=64, description="API writes in flight at once")
     worker_path: str | None = Field(default=None, description="the flows folder as process workers see it (default: path)")
     verify_after: int = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
 
     @field_validator("name_pattern")
     @classmethod
-    def _pattern_fields(cls, value: str) -> str:
+    def _pattern_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         fields = set(re.findall(r"\{(\w*)\}", value))
-        unknown = fields - {"project", "branch", "flow", "env"}
+        unknown = fields - {"project", "branch", "flow", "env", "name"}
         if unknown:
-            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {{project}} {{branch}} {{flow}} {{env}}")
-        if not {"flow", "env"} <= fields:
-            raise ValueError("must contain {flow} and {env} so every deployment gets its own name")
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {{project}} {{branch}} {{flow}} {{env}} {{name}}")
+        if not fields & {"flow", "name"}:
+            raise ValueError("must contain {flow} or {name} so every deployment gets its own name")
         if "/" in value or "%" in value:
             raise ValueError("Prefect deployment names cannot contain '/' or '%'")
         return value
@@ -341,7 +348,8 @@ def declared_paths(config: Config) -> dict[str, str]:
                 paths[f"fork.{key}"] = value
     if config.flows:
         paths["flows.path"] = config.flows.path
-        paths["flows.config"] = config.flows.config
+        if config.flows.config:
+            paths["flows.config"] = config.flows.config
     if config.demo:
         paths["demo.source"] = config.demo.source
     if config.packages.constraints:

@@ -12,6 +12,7 @@ off unless the config says `paused` explicitly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Change:
     patch: dict[str, Any] = field(default_factory=dict)
     triggers_changed: bool = False
     spec_hash: str = ""
+    flow: str | None = None
 
 
 def canonical(value: Any) -> str:
@@ -97,7 +99,8 @@ def observed_schedule(item: dict[str, Any], keep_anchor: set[str]) -> dict[str, 
         body["interval"] = float(body["interval"])
         if canonical(body["interval"]) not in keep_anchor:
             body.pop("anchor_date", None)
-    return {"schedule": body, "active": bool(item.get("active", True))}
+    return {"schedule": body, "active": bool(item.get("active", True)),
+            "parameters": item.get("parameters") or {}, "slug": item.get("slug")}
 
 
 def server_triggers(tags: list[str]) -> str:
@@ -138,8 +141,7 @@ def compare(desired: Desired, server: dict[str, Any] | None, flow_name: str | No
     if "concurrency_limit" in patch or "concurrency_options" in patch:
         patch["concurrency_limit"] = wanted.get("concurrency_limit")
         patch["concurrency_options"] = wanted.get("concurrency_options")
-    return Change("update", desired.name, Desired(desired.name, desired.flow, desired.environment,
-                                                  desired.api_url, wanted),
+    return Change("update", desired.name, dataclasses.replace(desired, spec=wanted),
                   server["id"], diff, patch, "triggers" in diff, wanted_hash)
 
 
@@ -151,11 +153,11 @@ def create_body(desired: Desired, flow_id: str | None) -> dict[str, Any]:
     return body
 
 
-def prune_changes(server: list[dict[str, Any]], keep: set[str], matches: Any) -> list[Change]:
-    """Deployments whose names follow the project's pattern but are no longer defined."""
-    return [Change("prune", item["name"], None, item["id"], ("pruned",))
-            for item in sorted(server, key=lambda d: d["name"])
-            if matches(item["name"]) and item["name"] not in keep]
+def prune_changes(server: dict[str, dict[str, Any]], keep: set[str], may_prune: Any) -> list[Change]:
+    """Deployments (by flow/name) that `may_prune` accepts but the config no longer defines."""
+    return [Change("prune", item["name"], None, item["id"], ("pruned",), flow=identity.split("/", 1)[0])
+            for identity, item in sorted(server.items())
+            if identity not in keep and may_prune(item)]
 
 
 def automation_body(deployment_id: str, name: str, index: int, automation: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def split_known(ready: list[Desired], record: dict[str, Any], owned: dict[str, l
     stale: list[Desired] = []
     entries = record.get("deployments", {})
     for desired in ready:
-        entry = entries.get(desired.name)
+        entry = entries.get(desired.identity)
         digest = spec_hash(desired.spec)
         if entry and entry.get("hash") == digest and \
                 server_triggers(owned.get(entry["id"], [])) == triggers_summary(desired.spec.get("triggers") or []):
@@ -203,10 +205,11 @@ def remembered(record: dict[str, Any] | None, ready: list[Desired], results: lis
                signals: dict[str, Any], checked: float) -> dict[str, Any]:
     """The record after a run: the spec hash applied for each deployment that succeeded."""
     entries = dict((record or {}).get("deployments", {}))
-    digests = {desired.name: spec_hash(desired.spec) for desired in ready}
+    digests = {desired.identity: spec_hash(desired.spec) for desired in ready}
     for result in results:
+        identity = f"{result.get('flow')}/{result['name']}"
         if result["status"] in ("failed", "pruned", "skipped") or not result.get("id"):
-            entries.pop(result["name"], None)
-        elif result["name"] in digests:
-            entries[result["name"]] = {"id": result["id"], "hash": digests[result["name"]]}
+            entries.pop(identity, None)
+        elif identity in digests:
+            entries[identity] = {"id": result["id"], "hash": digests[identity]}
     return {"checked": checked, "signals": signals, "deployments": entries}

@@ -22,6 +22,7 @@ file and the key path.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import re
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.core.discovery import FlowInfo, parameter_schema
+from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 
 DEFAULT_NAME_PATTERN = "{project}--{branch}--{flow}--{env}"
@@ -53,6 +54,9 @@ class Schedule(Strict):
     timezone: str | None = None
     day_or: bool | None = None
     anchor_date: str | None = None
+    active: bool | None = None
+    parameters: dict[str, Any] | None = None
+    slug: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Schedule:
@@ -120,6 +124,7 @@ class Layer(Strict):
     paused: bool | None = None
     triggers: list[dict[str, Any]] | None = None
     enforce_parameter_schema: bool | None = None
+    version: str | None = None
 
     @field_validator("concurrency_limit")
     @classmethod
@@ -165,7 +170,7 @@ class Context:
     branch: str
     commit: str
     version: str
-    name_pattern: str = DEFAULT_NAME_PATTERN
+    name_pattern: str | None = DEFAULT_NAME_PATTERN
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,15 @@ class Desired:
     environment: str
     api_url: str
     spec: dict[str, Any] = field(default_factory=dict)
+    pattern: str = DEFAULT_NAME_PATTERN
+    key: str = ""
+    native: bool = False
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """Flow and name: what makes a deployment unique on a server."""
+        return f"{self.flow}/{self.name}"
 
     @property
     def work_pool(self) -> str:
@@ -375,21 +389,24 @@ def slug(text: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9.-]+", "-", text.lower())).strip("-")
 
 
-def deployment_name(ctx: Context, flow: str, env: str) -> str:
-    return ctx.name_pattern.format(project=ctx.project, branch=slug(ctx.branch), flow=slug(flow), env=env)
+def deployment_name(ctx: Context, flow: str, env: str, name: str | None = None) -> str:
+    """The pattern filled in; `{name}` is the name as written, or the flow's slug when there is none."""
+    return (ctx.name_pattern or DEFAULT_NAME_PATTERN).format(project=ctx.project, branch=slug(ctx.branch), flow=slug(flow), env=env,
+                                   name=name if name is not None else slug(flow))
 
 
-def name_matcher(ctx: Context, env: str) -> re.Pattern[str]:
+def name_matcher(ctx: Context, env: str, pattern: str | None = None) -> re.Pattern[str]:
     """Names this project gives deployments of the current branch in one environment (any flow)."""
-    pieces = re.split(r"(\{project\}|\{branch\}|\{flow\}|\{env\})", ctx.name_pattern)
+    pieces = re.split(r"(\{project\}|\{branch\}|\{flow\}|\{env\}|\{name\})",
+                      pattern or ctx.name_pattern or DEFAULT_NAME_PATTERN)
     values = {"{project}": re.escape(ctx.project), "{branch}": re.escape(slug(ctx.branch)),
-              "{flow}": "(?P<flow>.+)", "{env}": re.escape(env)}
+              "{flow}": "(?P<flow>.+)", "{name}": "(?P<name>.+)", "{env}": re.escape(env)}
     return re.compile("^" + "".join(values.get(piece, re.escape(piece)) for piece in pieces) + "$")
 
 
-def fixed_prefix(ctx: Context, env: str) -> str:
+def fixed_prefix(ctx: Context, env: str, pattern: str | None = None) -> str:
     """The start of every name `name_matcher` accepts, for a server-side filter."""
-    head = ctx.name_pattern.split("{flow}", 1)[0]
+    head = re.split(r"\{flow\}|\{name\}", pattern or ctx.name_pattern or DEFAULT_NAME_PATTERN, maxsplit=1)[0]
     return head.format(project=ctx.project, branch=slug(ctx.branch), env=env)
 
 
@@ -437,48 +454,11 @@ def layer_dict(layer: Layer | None) -> dict[str, Any]:
     return data
 
 
-def flow_layers(doc: Document, flow: FlowInfo, env: EnvironmentSettings) -> dict[str, Any]:
-    base: dict[str, Any] = {"work_pool": env.work_pool, "schedules_active": env.schedules}
-    if env.work_queue:
-        base["work_queue"] = env.work_queue
-    entry = doc.flows.get(flow.name)
-    layers = [
-        base,
-        layer_dict(doc.defaults),
-        layer_dict(doc.defaults.environments.get(env.name)),
-        layer_dict(Layer.model_validate(flow.spec)) if flow.spec else {},
-        layer_dict(entry),
-        layer_dict(entry.environments.get(env.name) if entry else None),
-    ]
-    return merged_layers(layers)
-
-
 def desired_deployment(doc: Document, flow: FlowInfo, env: EnvironmentSettings, ctx: Context) -> Desired:
-    """The managed fields of one deployment, before the server tells us the work pool's type."""
-    merged = flow_layers(doc, flow, env)
-    name = deployment_name(ctx, flow.name, env.name)
-    job_variables = dict(merged.get("job_variables") or {})
-    job_variables["env"] = {**(job_variables.get("env") or {}), "DEPLOYMENT_NAME": name}
-    active = bool(merged.get("schedules_active")) and not merged.get("paused", False)
-    spec: dict[str, Any] = {
-        "flow_name": flow.name,
-        "entrypoint": merged.get("entrypoint") or flow.entrypoint,
-        "description": merged.get("description", flow.description),
-        "version": ctx.version,
-        "parameters": merged.get("parameters") or {},
-        "parameter_openapi_schema": parameter_schema(flow),
-        "enforce_parameter_schema": bool(merged.get("enforce_parameter_schema", False)),
-        "tags": list(merged.get("tags") or []) + [f"{VERSION_TAG}={ctx.version}", f"{COMMIT_TAG}={ctx.commit}"],
-        "work_pool_name": merged["work_pool"],
-        "work_queue_name": merged.get("work_queue") or "default",
-        "job_variables": job_variables,
-        "schedules": [api_schedule(s, active) for s in merged.get("schedules") or []],
-        "triggers": merged.get("triggers") or [],
-        **concurrency_fields(merged.get("concurrency_limit")),
-    }
-    if "paused" in merged:
-        spec["paused"] = bool(merged["paused"])
-    return Desired(name=name, flow=flow.name, environment=env.name, api_url=env.api_url, spec=spec)
+    """The managed fields of one flow's deployment in forkflow's own format (see deploydefs for every format)."""
+    from tasks.core.deploydefs import desired_from, from_document
+
+    return desired_from(from_document(doc, [flow], "")[0], env, ctx, ctx.name_pattern)
 
 
 def concurrency_fields(value: Any) -> dict[str, Any]:
@@ -504,18 +484,49 @@ def api_schedule(schedule: dict[str, Any], active: bool) -> dict[str, Any]:
     else:
         text = schedule["rrule"]
         body = {"rrule": text if text.startswith("DTSTART") else DEFAULT_RRULE_START + text, "timezone": timezone}
-    return {"schedule": body, "active": active}
+    return {"schedule": body, "active": active and schedule.get("active") is not False,
+            "parameters": schedule.get("parameters") or {}, "slug": schedule.get("slug")}
 
 
 def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
     """Add what depends on the work pool: process pools run the checkout, container pools the image."""
+    if desired.native:
+        return native_runtime(desired, pool_type, flows_dir, image)
     spec = dict(desired.spec)
     if pool_type == "process":
         spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": flows_dir}}]
     else:
         spec["pull_steps"] = None
         spec["job_variables"] = {**spec["job_variables"], "image": image}
-    return Desired(desired.name, desired.flow, desired.environment, desired.api_url, spec)
+    return dataclasses.replace(desired, spec=spec)
+
+
+def native_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
+    """A prefect.yaml deployment: its own pull steps, else the folder of the file (prefect deploy's default);
+    `{{ <image step>.image }}` and a container pool's missing image become the image stage's image."""
+    spec = dict(desired.spec)
+    folder = desired.runtime.get("folder") or ""
+    if spec.get("pull_steps") is None:
+        directory = f"{flows_dir.rstrip('/')}/{folder}" if folder else flows_dir
+        spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": directory}}]
+    variables = dict(spec.get("job_variables") or {})
+    steps = tuple(desired.runtime.get("image_steps") or ())
+    if image:
+        variables = {key: image_for(value, steps, image) for key, value in variables.items()}
+        if pool_type != "process" and "image" not in variables:
+            variables["image"] = image
+    spec["job_variables"] = variables
+    return dataclasses.replace(desired, spec=spec)
+
+
+def image_for(value: Any, steps: tuple[str, ...], image: str) -> Any:
+    """`{{ build-image.image }}` (or `.image_name`) of a replaced image step -> the image stage's image."""
+    if not isinstance(value, str):
+        return value
+    found = re.fullmatch(r"\{\{\s*([\w-]+)\.(image|image_name)\s*\}\}", value.strip())
+    if found and found.group(1) in steps:
+        return image if found.group(2) == "image" else repository_of(image)
+    return value
 
 
 def code_version(version_report: dict[str, Any] | None, package: str | None, pyproject_version: str | None,

@@ -3,8 +3,12 @@
 A flow is a function (sync or async) decorated with Prefect's `flow`, in any
 of the spellings people use: `@flow`, `@flow(...)`, `@prefect.flow`,
 `@prefect.flow(...)`, or an alias (`from prefect import flow as pf_flow`,
-`import prefect as pf`). Files named `*_flow.py` may also carry a
-module-level `FLOW_SPEC` literal with deployment defaults for a flow in it.
+`import prefect as pf`). Names and options are read statically: literals,
+module-level constants, f-strings of constants and `+` (see static_values).
+Files named `*_flow.py` may also carry a module-level `FLOW_SPEC`: a dict
+with deployment defaults for a flow in it, or a Pocket-style
+`FlowSpec(flow=..., deployments=[FlowDeployment(name=..., ...)])` call, whose
+deployments are read keyword by keyword.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import ast
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from tasks.core.static_values import NotStatic, module_constants, static_value
 
 PREFECT_MODULES = ("prefect", "prefect.flows")
 SPEC_NAME = "FLOW_SPEC"
@@ -40,6 +46,10 @@ class FlowInfo:
     parameters: tuple[Parameter, ...]
     accepts_any_parameter: bool
     spec: dict[str, Any] = field(default_factory=dict)
+    spec_deployments: tuple[dict[str, Any], ...] = ()
+    project: str = ""
+    project_name: str = ""
+    project_prefix: bool = False
 
     @property
     def entrypoint(self) -> str:
@@ -74,10 +84,18 @@ def discover_source(text: str, file: str) -> tuple[list[FlowInfo], list[Discover
     except SyntaxError as err:
         return [], [DiscoveryError(file, err.lineno or 0, f"syntax error: {err.msg}")]
     aliases = prefect_aliases(tree)
-    flows = [flow_info(node, decorator, file) for node, decorator in decorated_functions(tree, aliases)]
+    constants = module_constants(tree)
+    flows: list[FlowInfo] = []
     errors: list[DiscoveryError] = []
+    for node, decorator in decorated_functions(tree, aliases):
+        try:
+            flows.append(flow_info(node, decorator, file, constants))
+        except NotStatic as err:
+            errors.append(DiscoveryError(file, node.lineno, f"flow {node.name}: {err}; its name cannot be known "
+                                                           "without running the file (use a literal or a module-level constant)"))
     if file.endswith(SPEC_SUFFIX):
-        flows, errors = attach_spec(tree, flows, file)
+        flows, problems = attach_spec(tree, flows, file, constants)
+        errors += problems
     return flows, errors
 
 
@@ -127,8 +145,9 @@ def dotted_name(node: ast.expr) -> str:
     return ""
 
 
-def flow_info(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr, file: str) -> FlowInfo:
-    options = decorator_options(decorator)
+def flow_info(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr, file: str,
+              constants: dict[str, Any]) -> FlowInfo:
+    options = decorator_options(decorator, constants)
     name = options.get("name") if isinstance(options.get("name"), str) else None
     description = options.get("description") if isinstance(options.get("description"), str) else None
     parameters, accepts_any = signature(node.args)
@@ -149,8 +168,8 @@ def default_flow_name(function: str) -> str:
     return function.replace("_", "-")
 
 
-def decorator_options(decorator: ast.expr) -> dict[str, Any]:
-    """Literal keyword arguments of `@flow(...)`; non-literal values are left out."""
+def decorator_options(decorator: ast.expr, constants: dict[str, Any]) -> dict[str, Any]:
+    """Static keyword arguments of `@flow(...)`; other values are left out, except `name`, which must be static."""
     if not isinstance(decorator, ast.Call):
         return {}
     options = {}
@@ -158,9 +177,10 @@ def decorator_options(decorator: ast.expr) -> dict[str, Any]:
         if keyword.arg is None:
             continue
         try:
-            options[keyword.arg] = ast.literal_eval(keyword.value)
-        except (ValueError, SyntaxError, TypeError):
-            continue
+            options[keyword.arg] = static_value(keyword.value, constants)
+        except NotStatic:
+            if keyword.arg == "name":
+                raise
     return options
 
 
@@ -190,15 +210,18 @@ def literal_or_none(node: ast.expr | None) -> Any:
         return None
 
 
-def attach_spec(tree: ast.Module, flows: list[FlowInfo], file: str) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """Attach a `FLOW_SPEC = {...}` literal to the flow it names (or the file's only flow)."""
+def attach_spec(tree: ast.Module, flows: list[FlowInfo], file: str,
+                constants: dict[str, Any]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    """Attach `FLOW_SPEC` to the flow it names (or the file's only flow)."""
     node = spec_assignment(tree)
     if node is None:
         return flows, []
+    if isinstance(node.value, ast.Call) and call_name(node.value) == "FlowSpec":
+        return attach_flow_spec_call(node.value, flows, file, constants)
     try:
-        spec = ast.literal_eval(node.value)
-    except (ValueError, SyntaxError, TypeError):
-        return flows, [DiscoveryError(file, node.lineno, f"{SPEC_NAME} must be a literal dict (no names or calls)")]
+        spec = static_value(node.value, constants)
+    except NotStatic as err:
+        return flows, [DiscoveryError(file, node.lineno, f"{SPEC_NAME} must be a dict of literals or a FlowSpec(...) call: {err}")]
     if not isinstance(spec, dict):
         return flows, [DiscoveryError(file, node.lineno, f"{SPEC_NAME} must be a dict, got {type(spec).__name__}")]
     wanted = spec.get("name")
@@ -208,9 +231,73 @@ def attach_spec(tree: ast.Module, flows: list[FlowInfo], file: str) -> tuple[lis
         reason = f"names flow {wanted!r}" if wanted else "has no 'name' and the file has several flows"
         return flows, [DiscoveryError(file, node.lineno, f"{SPEC_NAME} {reason}; flows in this file: {names}")]
     rest = {key: value for key, value in spec.items() if key != "name"}
-    target = matches[0]
-    updated = dataclasses.replace(target, spec=rest)
-    return [updated if f is target else f for f in flows], []
+    return replaced(flows, matches[0], spec=rest), []
+
+
+def replaced(flows: list[FlowInfo], target: FlowInfo, **changes: Any) -> list[FlowInfo]:
+    updated = dataclasses.replace(target, **changes)
+    return [updated if f is target else f for f in flows]
+
+
+def call_name(node: ast.Call) -> str:
+    return dotted_name(node.func).rsplit(".", 1)[-1]
+
+
+FLOW_SPEC_KEYS = ("flow", "docker_env", "deployments", "is_agent")
+FLOW_DEPLOYMENT_KEYS = {
+    "name": "name", "deployment_name": "name", "cron": "cron", "timezone": "timezone",
+    "parameters": "parameters", "description": "description", "tags": "tags", "version": "version",
+    "enforce_parameter_schema": "enforce_parameter_schema", "work_pool_name": "work_pool",
+    "work_queue_name": "work_queue", "job_variables": "job_variables",
+}
+
+
+def attach_flow_spec_call(call: ast.Call, flows: list[FlowInfo], file: str,
+                          constants: dict[str, Any]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    """`FlowSpec(flow=<function>, deployments=[FlowDeployment(...), ...])`, read without running it."""
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    target_node = keywords.get("flow")
+    function = target_node.id if isinstance(target_node, ast.Name) else None
+    matches = [f for f in flows if f.function == function]
+    if len(matches) != 1:
+        names = ", ".join(f.function for f in flows) or "none"
+        return flows, [DiscoveryError(file, call.lineno, f"FlowSpec(flow=...) must name a flow function defined in this "
+                                                         f"file; functions decorated with @flow here: {names}")]
+    try:
+        if keywords.get("is_agent") is not None and static_value(keywords["is_agent"], constants):
+            return flows, []
+        deployments = flow_deployments(keywords.get("deployments"), constants)
+    except NotStatic as err:
+        return flows, [DiscoveryError(file, call.lineno, f"FlowSpec: {err}")]
+    except ValueError as err:
+        return flows, [DiscoveryError(file, call.lineno, f"FlowSpec: {err}")]
+    return replaced(flows, matches[0], spec_deployments=tuple(deployments), project_prefix=True), []
+
+
+def flow_deployments(node: ast.expr | None, constants: dict[str, Any]) -> list[dict[str, Any]]:
+    if node is None:
+        return []
+    if not isinstance(node, ast.List | ast.Tuple):
+        raise NotStatic("deployments must be a list of FlowDeployment(...) calls")
+    return [flow_deployment(item, constants) for item in node.elts]
+
+
+def flow_deployment(node: ast.expr, constants: dict[str, Any]) -> dict[str, Any]:
+    """One `FlowDeployment(...)` as a deployment layer (keys as in deployments.yaml, plus name and version)."""
+    if not isinstance(node, ast.Call) or call_name(node) != "FlowDeployment":
+        raise NotStatic(f"{ast.unparse(node)} is not a FlowDeployment(...) call")
+    given: dict[str, Any] = {}
+    for keyword in node.keywords:
+        if keyword.arg not in FLOW_DEPLOYMENT_KEYS:
+            raise ValueError(f"FlowDeployment keyword {keyword.arg!r} (line {keyword.value.lineno}) is not supported; "
+                             f"supported: {', '.join(FLOW_DEPLOYMENT_KEYS)}")
+        given[FLOW_DEPLOYMENT_KEYS[keyword.arg]] = static_value(keyword.value, constants)
+    if not isinstance(given.get("name"), str) or not given["name"]:
+        raise ValueError(f"FlowDeployment on line {node.lineno} has no name")
+    cron, timezone = given.pop("cron", None), given.pop("timezone", None)
+    if cron:
+        given["schedules"] = [{"cron": cron, "timezone": timezone or "UTC"}]
+    return given
 
 
 def spec_assignment(tree: ast.Module) -> ast.Assign | None:
@@ -221,15 +308,24 @@ def spec_assignment(tree: ast.Module) -> ast.Assign | None:
 
 
 def duplicate_names(flows: list[FlowInfo]) -> list[DiscoveryError]:
-    """Two flows with one name cannot both be deployed: report every second one."""
-    seen: dict[str, FlowInfo] = {}
+    """Two flows with one name in one sub-project cannot both be deployed: report every second one.
+
+    Names that differ only in case or `_` vs `-` count as one: they give the same deployment name.
+    """
+    seen: dict[tuple[str, str], FlowInfo] = {}
     errors = []
     for flow in flows:
-        first = seen.setdefault(flow.name, flow)
-        if first is not flow:
-            errors.append(DiscoveryError(flow.file, flow.line,
-                                         f"flow name {flow.name!r} is already used by {first.file}:{first.line}"))
+        first = seen.setdefault((flow.project, normalized(flow.name)), flow)
+        if first is flow:
+            continue
+        same = "is already used by" if first.name == flow.name else f"gives the same deployment name as {first.name!r} in"
+        errors.append(DiscoveryError(flow.file, flow.line, f"flow name {flow.name!r} {same} {first.file}:{first.line}"))
     return errors
+
+
+def normalized(name: str) -> str:
+    """What two names share when they map to one deployment name: case and `_`/`-`/space do not count."""
+    return "".join("-" if c in "_ " else c for c in name.lower())
 
 
 SIMPLE_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",

@@ -1,0 +1,187 @@
+"""Deployments as the configs define them, whatever the format, before an environment is chosen.
+
+Every format (forkflow's deployments.yaml, a Pocket-style `FlowSpec`, an
+acme-portal-sdk static config, a prefect.yaml) becomes a list of `Planned`:
+the flow, the deployment's name as written (or none, when the name pattern
+derives it), and its layers, each for every environment or for one. An
+environment then turns each into a `Desired` (deployspec) the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.core.deployspec import (
+    COMMIT_TAG,
+    VERSION_TAG,
+    Context,
+    Desired,
+    Document,
+    EnvironmentSettings,
+    Layer,
+    api_schedule,
+    concurrency_fields,
+    layer_dict,
+    merged_layers,
+    slug,
+)
+from tasks.core.discovery import FlowInfo, normalized, parameter_schema
+from tasks.core.errors import ConfigError
+
+FORKFLOW_PATTERN = "{project}--{branch}--{flow}--{env}"
+FLOW_SPEC_PATTERN = "{name}-{env}"
+PREFECT_YAML_PATTERN = "{name}"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One deployment a config defines; `layers` are (environment or None for all, keys) in order."""
+
+    flow: FlowInfo
+    name: str | None
+    layers: tuple[tuple[str | None, dict[str, Any]], ...]
+    pattern: str = FORKFLOW_PATTERN
+    native: bool = False
+    source: str = ""
+    flow_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def server_flow(self) -> str:
+        """The flow name the server gets (acme and FlowSpec conventions rename flows)."""
+        return self.flow_name or self.flow.name
+
+    def layers_for(self, env: str) -> list[dict[str, Any]]:
+        return [layer for scope, layer in self.layers if scope in (None, env)]
+
+
+def deployment_name(ctx: Context, planned: Planned, env: str, pattern: str | None = None) -> str:
+    chosen = pattern or planned.pattern
+    written = planned.name if planned.name is not None else slug(planned.server_flow)
+    return chosen.format(project=ctx.project, branch=slug(ctx.branch), flow=slug(planned.server_flow),
+                         env=env, name=written)
+
+
+# ---------------------------------------------------------------- forkflow's own format
+
+
+def from_document(doc: Document, flows: list[FlowInfo], source: str) -> list[Planned]:
+    """Every flow once, or once per FlowSpec deployment, layered as docs/deploy.md says."""
+    planned: list[Planned] = []
+    for flow in flows:
+        entry = doc.flows.get(flow.name)
+        head: list[tuple[str | None, dict[str, Any]]] = [(None, layer_dict(doc.defaults))]
+        head += [(env, layer_dict(layer)) for env, layer in doc.defaults.environments.items()]
+        tail: list[tuple[str | None, dict[str, Any]]] = [(None, layer_dict(entry))] if entry else []
+        if entry:
+            tail += [(env, layer_dict(layer)) for env, layer in entry.environments.items()]
+        if flow.spec_deployments:
+            for deployment in flow.spec_deployments:
+                keys = {k: v for k, v in deployment.items() if k != "name"}
+                planned.append(Planned(flow, deployment["name"], (*head, (None, keys), *tail),
+                                       pattern=FLOW_SPEC_PATTERN, source=f"{flow.file}: FLOW_SPEC",
+                                       flow_name=qualified_flow_name(flow)))
+            continue
+        spec = [(None, layer_dict(Layer.model_validate(flow.spec)))] if flow.spec else []
+        planned.append(Planned(flow, None, (*head, *spec, *tail), source=source))
+    return planned
+
+
+def qualified_flow_name(flow: FlowInfo) -> str:
+    """FlowSpec's convention: the flow is registered as `<sub-project>.<flow>`."""
+    return f"{slug(flow.project_name)}.{flow.name}" if flow.project_prefix and flow.project_name else flow.name
+
+
+# ---------------------------------------------------------------- desired state
+
+
+def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, pattern: str | None = None) -> Desired:
+    """The managed fields of one deployment in one environment."""
+    base: dict[str, Any] = {"work_pool": env.work_pool, "schedules_active": env.schedules}
+    if env.work_queue:
+        base["work_queue"] = env.work_queue
+    merged = merged_layers([base, *planned.layers_for(env.name)])
+    name = deployment_name(ctx, planned, env.name, pattern)
+    spec = native_spec(planned, merged, ctx) if planned.native else forkflow_spec(planned, merged, ctx, name)
+    return Desired(name=name, flow=planned.server_flow, environment=env.name, api_url=env.api_url, spec=spec,
+                   pattern=pattern or planned.pattern, key=planned_key(planned), native=planned.native,
+                   runtime=dict(planned.extra))
+
+
+def planned_key(planned: Planned) -> str:
+    """The same deployment across environments: its flow, and its name as written when it has one."""
+    return planned.server_flow + (f"/{planned.name}" if planned.name is not None else "")
+
+
+def forkflow_spec(planned: Planned, merged: dict[str, Any], ctx: Context, name: str) -> dict[str, Any]:
+    flow = planned.flow
+    job_variables = dict(merged.get("job_variables") or {})
+    job_variables["env"] = {**(job_variables.get("env") or {}), "DEPLOYMENT_NAME": name}
+    active = bool(merged.get("schedules_active")) and not merged.get("paused", False)
+    spec: dict[str, Any] = {
+        "flow_name": planned.server_flow,
+        "entrypoint": merged.get("entrypoint") or flow.entrypoint,
+        "description": merged.get("description", flow.description),
+        "version": merged.get("version") or ctx.version,
+        "parameters": merged.get("parameters") or {},
+        "parameter_openapi_schema": parameter_schema(flow),
+        "enforce_parameter_schema": bool(merged.get("enforce_parameter_schema", False)),
+        "tags": list(merged.get("tags") or []) + [f"{VERSION_TAG}={ctx.version}", f"{COMMIT_TAG}={ctx.commit}"],
+        "work_pool_name": merged["work_pool"],
+        "work_queue_name": merged.get("work_queue") or "default",
+        "job_variables": job_variables,
+        "schedules": [api_schedule(s, active) for s in merged.get("schedules") or []],
+        "triggers": merged.get("triggers") or [],
+        **concurrency_fields(merged.get("concurrency_limit")),
+    }
+    if "paused" in merged:
+        spec["paused"] = bool(merged["paused"])
+    if planned.extra.get("acme"):
+        spec["version"] = f"{ctx.branch}-{ctx.commit}"
+        spec["tags"] = [f"PROJECT_NAME={ctx.project}", f"BRANCH_NAME={ctx.branch}", *spec["tags"]]
+    return spec
+
+
+def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """What `prefect deploy` would store for a prefect.yaml deployment: no fields of forkflow's own."""
+    flow = planned.flow
+    active = bool(merged.get("schedules_active", True))
+    spec: dict[str, Any] = {
+        "flow_name": planned.server_flow,
+        "entrypoint": merged.get("entrypoint") or flow.entrypoint,
+        # prefect deploy stores the text "None" when neither the file nor the flow describes it
+        "description": merged.get("description") or flow.description or "None",
+        "version": merged.get("version") or planned.extra.get("version") or ctx.commit[:8],
+        "parameters": merged.get("parameters") or {},
+        "parameter_openapi_schema": planned.extra.get("parameter_openapi_schema") or parameter_schema(flow),
+        "enforce_parameter_schema": bool(merged.get("enforce_parameter_schema", True)),
+        "tags": list(merged.get("tags") or []),
+        "work_pool_name": merged["work_pool"],
+        "work_queue_name": merged.get("work_queue") or "default",
+        "job_variables": dict(merged.get("job_variables") or {}),
+        "schedules": [api_schedule(s, active and s.get("active", True)) for s in merged.get("schedules") or []],
+        "triggers": merged.get("triggers") or [],
+        **concurrency_fields(merged.get("concurrency_limit")),
+    }
+    if "paused" in merged:
+        spec["paused"] = bool(merged["paused"])
+    if merged.get("pull") is not None:
+        spec["pull_steps"] = merged["pull"]
+    return spec
+
+
+def name_collisions(desired: list[Desired]) -> None:
+    """Two deployments of one flow on one server whose names differ only in case or `_`/`-` are refused."""
+    seen: dict[tuple[str, str, str], Desired] = {}
+    problems = []
+    for item in desired:
+        key = (item.api_url, normalized(item.flow), normalized(item.name))
+        first = seen.setdefault(key, item)
+        if first is not item:
+            problems.append(f"  - {first.flow}/{first.name} ({first.environment}) and {item.flow}/{item.name} "
+                            f"({item.environment}) would be one deployment on {item.api_url}")
+    if problems:
+        raise ConfigError("deployment names collide (case and '_'/'-' do not tell deployments apart):\n"
+                          + "\n".join(problems), where="[flows] name_pattern and the deployment config",
+                          fix="rename one flow or deployment, or put {name}/{env} in [flows] name_pattern; nothing was deployed")

@@ -1,0 +1,316 @@
+"""A prefect.yaml, read the way `prefect --no-prompt deploy --all` reads it.
+
+Each entry of `deployments:` becomes a `Planned` deployment whose name stays
+as written. Top-level `pull:` applies where a deployment has none, `schedule:`
+is the old spelling of one schedule, anchors under `definitions:` are plain
+YAML, and `{{ $VAR }}` takes the environment variable (an unset one is an
+error, not a literal `{{ $VAR }}` on the server). `{{ prefect.variables.x }}`
+and `{{ prefect.blocks.<type>.<name>.<field> }}` are collected here and
+resolved from the target server by the deploy stage. Build and push steps that
+make Docker images are replaced by forkflow's image stage; `{{ <step>.image }}`
+then means that image. Pull steps keep `{{ <step>.<output> }}` and server references as
+written, as prefect deploy does: the worker fills them in when it runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.core.deploydefs import PREFECT_YAML_PATTERN, Planned
+from tasks.core.deployspec import ConcurrencyLimit, Schedule, describe
+from tasks.core.discovery import FlowInfo
+from tasks.core.errors import ConfigError
+
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+IMAGE_STEPS = ("prefect_docker.deployments.steps.build_docker_image",
+               "prefect_docker.deployments.steps.push_docker_image")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class WorkPool(Strict):
+    name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = {}
+
+
+class PrefectSchedule(Schedule):
+    """A schedule as prefect.yaml writes it: interval may be seconds or an ISO 8601 / HH:MM:SS duration."""
+
+    interval: float | None = Field(default=None, gt=0)  # type: ignore[assignment]
+    replaces: str | None = None
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from pydantic import TypeAdapter
+
+            return TypeAdapter(timedelta).validate_python(value).total_seconds()
+        return value
+
+
+class Deployment(Strict):
+    name: str = Field(min_length=1)
+    entrypoint: str = Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+    version: str | None = None
+    version_type: str | None = None
+    tags: list[str] = []
+    description: str | None = None
+    schedule: PrefectSchedule | None = None
+    schedules: list[PrefectSchedule] | None = None
+    paused: bool | None = None
+    concurrency_limit: int | ConcurrencyLimit | None = None
+    flow_name: str | None = None
+    parameters: dict[str, Any] = {}
+    enforce_parameter_schema: bool | None = None
+    build: list[dict[str, Any]] | None = None
+    push: list[dict[str, Any]] | None = None
+    pull: list[dict[str, Any]] | None = None
+    work_pool: WorkPool | None = None
+    triggers: list[dict[str, Any]] | None = None
+    sla: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_schedule_spelling(self) -> Deployment:
+        if self.schedule is not None and self.schedules is not None:
+            raise ValueError("give either 'schedule' or 'schedules', not both (prefect deploy refuses both too)")
+        return self
+
+
+class PrefectFile(Strict):
+    prefect_version: str | None = Field(default=None, alias="prefect-version")
+    name: str | None = None
+    definitions: Any = None
+    build: list[dict[str, Any]] | None = None
+    push: list[dict[str, Any]] | None = None
+    pull: list[dict[str, Any]] | None = None
+    deployments: list[Deployment] = []
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A `{{ prefect.variables.x }}` or `{{ prefect.blocks.t.n.f }}` the server must answer."""
+
+    kind: Literal["variable", "block"]
+    path: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "prefect." + ("variables." if self.kind == "variable" else "blocks.") + ".".join(self.path)
+
+
+def as_single_steps(data: Any) -> Any:
+    """Prefect accepts one step as a mapping where a list is expected; so do we."""
+    if isinstance(data, dict):
+        return {key: [value] if key in ("build", "push", "pull") and isinstance(value, dict) and value else value
+                for key, value in data.items()}
+    return data
+
+
+def parse_file(data: Any, source: str) -> PrefectFile:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'deployments', got {type(data).__name__}", where=source,
+                          fix="see docs/prefect-yaml.md")
+    data = as_single_steps(data)
+    if isinstance(data.get("deployments"), list):
+        data["deployments"] = [as_single_steps(item) for item in data["deployments"]]
+    try:
+        return PrefectFile.model_validate(data)
+    except ValidationError as err:
+        problems = "\n".join(f"  - {prefect_key(item, data)}" for item in err.errors())
+        raise ConfigError(f"{source}: not a prefect.yaml forkflow can deploy\n{problems}", where=source,
+                          fix="correct the keys listed above (format: docs/prefect-yaml.md); nothing was deployed") from None
+
+
+def prefect_key(item: Any, data: dict[str, Any]) -> str:
+    """Name deployments by their `name` in messages (deployments.daily-etl.schedules.0...)."""
+    loc = list(item["loc"])
+    if len(loc) > 1 and loc[0] == "deployments" and isinstance(loc[1], int):
+        entry = data["deployments"][loc[1]]
+        if isinstance(entry, dict) and entry.get("name"):
+            loc[1] = f"{loc[1]}({entry['name']})"
+    text = describe({**item, "loc": loc})
+    if item["type"] == "extra_forbidden":
+        text = text.split("; allowed:")[0] + "; allowed: " + ", ".join(allowed_keys(loc))
+    return text
+
+
+def allowed_keys(loc: list[Any]) -> list[str]:
+    inner = [str(part) for part in loc[:-1] if not str(part)[0].isdigit()]
+    if inner[-1:] == ["work_pool"]:
+        return list(WorkPool.model_fields)
+    if inner[-1:] in (["schedules"], ["schedule"]):
+        return list(PrefectSchedule.model_fields)
+    if inner[-1:] == ["deployments"]:
+        return list(Deployment.model_fields)
+    return [field.alias or name for name, field in PrefectFile.model_fields.items()]
+
+
+# ---------------------------------------------------------------- templating
+
+
+def fill_environment(value: Any, environ: dict[str, str], where: str) -> Any:
+    """`{{ $NAME }}` from the environment, anywhere in the value."""
+    def one(text: str) -> Any:
+        whole = PLACEHOLDER.fullmatch(text.strip())
+        if whole and whole.group(1).startswith("$"):
+            return env_value(whole.group(1)[1:], environ, where)
+        return PLACEHOLDER.sub(lambda m: str(env_value(m.group(1)[1:], environ, where))
+                               if m.group(1).startswith("$") else m.group(0), text)
+    return walk(value, one)
+
+
+def env_value(name: str, environ: dict[str, str], where: str) -> str:
+    if name not in environ:
+        raise ConfigError(f"{where}: {{{{ ${name} }}}} refers to the environment variable {name}, which is not set",
+                          where=where, fix=f"export {name}=... before deploying (prefect deploy reads it the same way)")
+    return environ[name]
+
+
+def walk(value: Any, on_text: Any) -> Any:
+    if isinstance(value, str):
+        return on_text(value)
+    if isinstance(value, list):
+        return [walk(item, on_text) for item in value]
+    if isinstance(value, dict):
+        return {key: walk(item, on_text) for key, item in value.items()}
+    return value
+
+
+def references(value: Any) -> set[Reference]:
+    """Every server reference in the value."""
+    found: set[Reference] = set()
+
+    def collect(text: str) -> str:
+        for match in PLACEHOLDER.finditer(text):
+            reference = as_reference(match.group(1))
+            if reference:
+                found.add(reference)
+        return text
+    walk(value, collect)
+    return found
+
+
+def as_reference(expression: str) -> Reference | None:
+    parts = tuple(expression.split("."))
+    if parts[:2] == ("prefect", "variables") and len(parts) == 3:
+        return Reference("variable", parts[2:])
+    if parts[:2] == ("prefect", "blocks") and len(parts) >= 4:
+        return Reference("block", parts[2:])
+    return None
+
+
+def fill_references(value: Any, resolved: dict[Reference, Any]) -> Any:
+    def one(text: str) -> Any:
+        whole = PLACEHOLDER.fullmatch(text.strip())
+        if whole and as_reference(whole.group(1)) in resolved:
+            return resolved[as_reference(whole.group(1))]  # type: ignore[index]
+        return PLACEHOLDER.sub(lambda m: str(resolved[ref]) if (ref := as_reference(m.group(1))) in resolved
+                               else m.group(0), text)
+    return walk(value, one)
+
+
+def step_outputs(value: Any) -> set[str]:
+    """`{{ <step id>.<output> }}` references (not environment variables, not prefect.*)."""
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        for match in PLACEHOLDER.finditer(text):
+            expression = match.group(1)
+            if not expression.startswith("$") and not expression.startswith("prefect.") and "." in expression:
+                found.add(expression)
+        return text
+    walk(value, collect)
+    return found
+
+
+# ---------------------------------------------------------------- planned deployments
+
+
+def image_step_ids(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """Step id -> step name for the build/push steps that make images."""
+    ids = {}
+    for step in steps:
+        for name, options in step.items():
+            if name in IMAGE_STEPS and isinstance(options, dict) and options.get("id"):
+                ids[str(options["id"])] = name
+    return ids
+
+
+def other_steps(steps: list[dict[str, Any]]) -> list[str]:
+    return [name for step in steps for name in step if name not in IMAGE_STEPS]
+
+
+def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, prefix: str,
+                        environ: dict[str, str]) -> tuple[list[Planned], list[str]]:
+    """One Planned per deployment, and notes on what was replaced; `prefix` is the file's folder under the flows root."""
+    by_entrypoint = {flow.entrypoint: flow for flow in flows}
+    planned: list[Planned] = []
+    notes: list[str] = []
+    problems: list[str] = []
+    for index, deployment in enumerate(doc.deployments):
+        where = f"{source}: deployments.{index}({deployment.name})"
+        steps = [*(deployment.build if deployment.build is not None else doc.build or []),
+                 *(deployment.push if deployment.push is not None else doc.push or [])]
+        unsupported = other_steps(steps)
+        if unsupported:
+            problems.append(f"{where}: build/push steps {unsupported} cannot run here; only Docker image steps "
+                            "(replaced by forkflow's image stage) are supported")
+            continue
+        if steps:
+            notes.append(f"{deployment.name}: build/push steps replaced by the image stage's image")
+        flow = by_entrypoint.get(prefix + deployment.entrypoint)
+        if flow is None:
+            known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
+            problems.append(f"{where}.entrypoint: no flow at {deployment.entrypoint!r}; flows: {known or 'none found'}")
+            continue
+        try:
+            layer = deployment_layer(deployment, doc, environ, where, image_step_ids(steps))
+        except ConfigError as err:
+            problems.append(err.what)
+            continue
+        planned.append(Planned(flow, deployment.name, ((None, layer),), pattern=PREFECT_YAML_PATTERN, native=True,
+                               source=where, flow_name=flow.name,
+                               extra={"image_steps": sorted(image_step_ids(steps)), "folder": prefix.rstrip("/")}))
+    if problems:
+        raise ConfigError(f"{source}: cannot deploy\n" + "\n".join(f"  - {p}" for p in problems), where=source,
+                          fix="correct the deployments listed above; nothing was deployed")
+    return planned, notes
+
+
+def deployment_layer(deployment: Deployment, doc: PrefectFile, environ: dict[str, str], where: str,
+                     image_steps: dict[str, str]) -> dict[str, Any]:
+    """The deployment's keys in forkflow's layer vocabulary, environment variables filled in."""
+    data = deployment.model_dump(exclude_unset=True, mode="json", by_alias=True)
+    pull = data.pop("pull", None) if "pull" in data else (doc.pull if doc.pull is not None else None)
+    data = fill_environment(data, environ, where)
+    layer: dict[str, Any] = {key: data[key] for key in ("entrypoint", "description", "version", "tags", "parameters",
+                                                       "paused", "concurrency_limit", "enforce_parameter_schema",
+                                                       "triggers") if key in data}
+    schedules = [data["schedule"]] if "schedule" in data else data.get("schedules")
+    if schedules is not None:
+        layer["schedules"] = [{k: v for k, v in s.items() if v is not None and k != "replaces"} for s in schedules]
+    pool = data.get("work_pool") or {}
+    if pool.get("name"):
+        layer["work_pool"] = pool["name"]
+    if pool.get("work_queue_name"):
+        layer["work_queue"] = pool["work_queue_name"]
+    if pool.get("job_variables"):
+        layer["job_variables"] = pool["job_variables"]
+    if pull is not None:
+        layer["pull"] = fill_environment(pull, environ, where)  # step outputs stay: the worker fills them in
+    stray = sorted(ref for ref in step_outputs({k: v for k, v in layer.items() if k != "pull"})
+                   if ref.split(".", 1)[0] not in image_steps)
+    if stray:
+        raise ConfigError(f"{where}: refers to outputs of steps that do not run at deploy time: {stray}", where=where)
+    return layer

@@ -1,0 +1,94 @@
+"""Values in Python source that can be known without running it.
+
+Literals, module-level constants (`FLOW_NAME = "etl"`), f-strings whose
+fields are such values (`f"Bond Reporting"`, `f"{PREFIX}-daily"`), `+` of
+strings, numbers or lists, and containers of all these. Anything else (a
+call, an attribute, an import from elsewhere) is not static and says why.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+
+class NotStatic(Exception):
+    """The expression needs the program to run; the message names the part."""
+
+
+def module_constants(tree: ast.Module) -> dict[str, Any]:
+    """Module-level names bound once to a static value (a name bound twice is left out)."""
+    values: dict[str, Any] = {}
+    bound_twice: set[str] = set()
+    for node in tree.body:
+        for name, value in assignments(node):
+            if name in values or name in bound_twice:
+                bound_twice.add(name)
+                values.pop(name, None)
+                continue
+            try:
+                values[name] = static_value(value, values)
+            except NotStatic:
+                bound_twice.add(name)
+    return values
+
+
+def assignments(node: ast.stmt) -> list[tuple[str, ast.expr]]:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return [(node.targets[0].id, node.value)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        return [(node.target.id, node.value)]
+    return []
+
+
+def static_value(node: ast.expr, constants: dict[str, Any]) -> Any:
+    """The value of `node`, or NotStatic."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in constants:
+            return constants[node.id]
+        raise NotStatic(f"{node.id} is not a module-level constant")
+    if isinstance(node, ast.JoinedStr):
+        return "".join(joined_part(part, constants) for part in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return added(static_value(node.left, constants), static_value(node.right, constants), node)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = static_value(node.operand, constants)
+        if isinstance(value, int | float):
+            return -value
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        items = [static_value(item, constants) for item in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.Dict):
+        return dict_value(node, constants)
+    raise NotStatic(f"{ast.unparse(node)} is not a literal or module-level constant")
+
+
+def joined_part(part: ast.expr, constants: dict[str, Any]) -> str:
+    if isinstance(part, ast.Constant):
+        return str(part.value)
+    if isinstance(part, ast.FormattedValue) and part.format_spec is None and part.conversion in (-1, 115):
+        return str(static_value(part.value, constants))
+    raise NotStatic(f"f-string field {ast.unparse(part)} is not a constant")
+
+
+def added(left: Any, right: Any, node: ast.expr) -> Any:
+    same_kind = type(left) is type(right) and isinstance(left, str | list | tuple)
+    numbers = isinstance(left, int | float) and isinstance(right, int | float)
+    if same_kind or numbers:
+        return left + right
+    raise NotStatic(f"{ast.unparse(node)} adds values of different kinds")
+
+
+def dict_value(node: ast.Dict, constants: dict[str, Any]) -> dict[Any, Any]:
+    result: dict[Any, Any] = {}
+    for key, value in zip(node.keys, node.values, strict=True):
+        if key is None:
+            extra = static_value(value, constants)
+            if not isinstance(extra, dict):
+                raise NotStatic(f"**{ast.unparse(value)} is not a dict")
+            result.update(extra)
+        else:
+            result[static_value(key, constants)] = static_value(value, constants)
+    return result

@@ -1,0 +1,156 @@
+"""The deployment config of a flows folder, in whichever format the team has, as planned deployments.
+
+`[flows] config` names the file; without it the flows folder is searched for
+a prefect.yaml (or prefect.yml), then acme-portal-sdk's
+`.acme_portal_sdk/static_flow_deploy_config.yaml`, then forkflow's own
+deployments.yaml. Pocket-style `FLOW_SPEC = FlowSpec(...)` deployments come
+with the flows themselves. Files are read in place, never rewritten. The
+`flows` and `deploy` stages both read the config through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tasks.context import Settings
+from tasks.core import acme, prefect_yaml
+from tasks.core.deploydefs import Planned, from_document
+from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
+from tasks.core.discovery import FlowInfo
+from tasks.core.errors import ConfigError
+from tasks.core.yamlfile import load_yaml
+
+PREFECT_FILES = ("prefect.yaml", "prefect.yml")
+FORKFLOW_FILE = "deployments.yaml"
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """What the config defines: the file (None when there is none), its format, the deployments, notes."""
+
+    file: Path | None
+    format: str
+    planned: tuple[Planned, ...]
+    notes: tuple[str, ...] = ()
+
+
+def config_file(current: Settings, root: Path) -> tuple[Path | None, str]:
+    """The deployment config and its format: prefect, acme or forkflow."""
+    assert current.config.flows is not None
+    configured = current.config.flows.config
+    if configured:
+        file = current.path(configured)
+        if not file.is_file():
+            raise ConfigError(f"the deployment config {file} does not exist", where="[flows] config",
+                              fix="correct the path, or remove the key to use the one found in the flows folder")
+        return file, format_of(file)
+    for name in (*PREFECT_FILES, acme.DEFAULT_FILE, FORKFLOW_FILE):
+        if (root / name).is_file():
+            return root / name, format_of(root / name)
+    return None, "none"
+
+
+def format_of(file: Path) -> str:
+    if file.name in PREFECT_FILES:
+        return "prefect"
+    if file.name == Path(acme.DEFAULT_FILE).name:
+        return "acme"
+    return "forkflow"
+
+
+def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
+    """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written."""
+    file, kind = config_file(current, root)
+    check_flow_specs(flows)
+    if file is None:
+        spec_flows = [flow for flow in flows if flow.spec_deployments]
+        return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
+    data = load_yaml(file.read_text(encoding="utf-8"), str(file))
+    if kind == "prefect":
+        prefix = folder_prefix(file.parent, root)
+        planned, notes = prefect_yaml.planned_deployments(prefect_yaml.parse_file(data, str(file)), flows, str(file),
+                                                          prefix, dict(os.environ))
+        return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
+    if kind == "acme":
+        entries = acme.parse_entries(data, str(file))
+        return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))))
+    doc = parse_document(data, str(file))
+    check_document(doc, flows, list(current.config.environments), str(file), trigger_problem)
+    return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))))
+
+
+def folder_prefix(folder: Path, root: Path) -> str:
+    try:
+        relative = folder.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise ConfigError(f"the prefect.yaml in {folder} is outside the flows folder {root}", where="[flows] config",
+                          fix="put [flows] path at or above the folder holding prefect.yaml") from None
+    return "" if relative == "." else relative + "/"
+
+
+def check_flow_specs(flows: list[FlowInfo]) -> None:
+    """FlowSpec deployments use the keys of a deployments.yaml layer: check them the same way."""
+    problems = []
+    for flow in flows:
+        for deployment in flow.spec_deployments:
+            where = f"{flow.file}: FLOW_SPEC deployment {deployment['name']!r}"
+            try:
+                layer = Layer.model_validate({k: v for k, v in deployment.items() if k != "name"})
+            except ValidationError as err:
+                problems += [f"{where}: {describe(item)}" for item in err.errors()]
+                continue
+            problems += [f"{where}: parameters.{p}: flow {flow.name!r} does not take this parameter"
+                         for p in sorted(layer.parameters or {}) if not flow.accepts(p)]
+    if problems:
+        raise invalid("FLOW_SPEC", problems)
+
+
+def trigger_problem(trigger: dict[str, Any]) -> str | None:
+    """Why a trigger is not one Prefect accepts (checked with Prefect's own models), or None."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    try:
+        model: Any = TypeAdapter(DeploymentTriggerTypes).validate_python(trigger)
+    except ValidationError as err:
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:3])
+    unknown = sorted(set(trigger) - set(type(model).model_fields))
+    if unknown:
+        return f"unknown keys {unknown}; allowed: {', '.join(sorted(type(model).model_fields))}"
+    return None
+
+
+def with_prefect_facts(config: DeploymentConfig, root: Path) -> DeploymentConfig:
+    """prefect.yaml deployments get what `prefect deploy` derives from the code: Prefect's own parameter
+    schema (read from the source, not imported) and, without a `version`, the version it infers."""
+    if not any(p.native for p in config.planned):
+        return config
+    from prefect.utilities.callables import parameter_schema_from_entrypoint
+
+    planned = []
+    for item in config.planned:
+        if item.native:
+            entrypoint = f"{root / item.flow.file}:{item.flow.function}"
+            schema = parameter_schema_from_entrypoint(entrypoint).model_dump(exclude_unset=True)
+            extra = {**item.extra, "parameter_openapi_schema": schema, "version": inferred_version(root, item.flow.file)}
+            item = dataclasses.replace(item, extra=extra)
+        planned.append(item)
+    return dataclasses.replace(config, planned=tuple(planned))
+
+
+def inferred_version(root: Path, file: str) -> str:
+    """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file."""
+    from tasks.adapters.git import Git
+
+    git = Git(root)
+    if git.ok("config", "--get", "remote.origin.url"):
+        return git.read("rev-parse", "HEAD")[:8]
+    from prefect.utilities.hashing import file_hash
+
+    return str(file_hash(str(root / file)))

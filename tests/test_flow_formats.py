@@ -1,0 +1,264 @@
+"""Real flow repositories as teams have them: prefect.yaml, Pocket-style FlowSpec monorepos, acme static configs,
+Prefect 2 style constants and f-string names.
+
+The fixtures under tests/fixtures/ reproduce each pattern. For prefect.yaml, Prefect's own CLI is the oracle:
+`prefect --no-prompt deploy --all` deploys the fixture to one server, forkflow to another, and the deployments
+are compared field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tasks.context import settings
+from tasks.core.deployplan import canonical
+from tasks.core.discovery import discover_source, duplicate_names
+from tasks.core.errors import ConfigError
+from tasks.core.static_values import NotStatic, module_constants, static_value
+from tasks.core.yamlfile import load_yaml
+from tests.flows_repo import IDENTITY, commit_all
+from tests.helpers import REPO
+
+FIXTURES = REPO / "tests" / "fixtures"
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+# ---------------------------------------------------------------- static reading
+
+
+def test_names_from_constants_f_strings_and_concatenation() -> None:
+    text = (FIXTURES / "prefect2_style" / "flows" / "bonds" / "reporting.py").read_text()
+    flows, errors = discover_source(text, "bonds/reporting.py")
+    assert errors == []
+    assert [f.name for f in flows] == ["bond-reporting", "Bond Reporting Legacy", "bond-reporting-daily",
+                                       "bond-reporting-weekly"]
+
+
+def test_a_name_that_needs_running_the_file_is_an_error_not_a_silent_fallback() -> None:
+    source = "from prefect import flow\nfrom config import NAME\n\n@flow(name=NAME)\ndef job():\n    pass\n"
+    flows, errors = discover_source(source, "job.py")
+    assert flows == []
+    assert [str(e) for e in errors] == ["job.py:5: flow job: NAME is not a module-level constant; its name cannot be "
+                                        "known without running the file (use a literal or a module-level constant)"]
+
+
+def test_a_constant_bound_twice_is_not_static() -> None:
+    import ast
+
+    tree = ast.parse("A = 'x'\nB = A + '-y'\nA = 'z'\nC = [1, 2] + [3]\nD = {'k': B, **{'j': -1}}\n")
+    constants = module_constants(tree)
+    assert "A" not in constants and constants["B"] == "x-y" and constants["C"] == [1, 2, 3]
+    assert constants["D"] == {"k": "x-y", "j": -1}
+    with pytest.raises(NotStatic, match="adds values of different kinds"):
+        static_value(ast.parse("'a' + 1", mode="eval").body, {})
+
+
+def test_flow_spec_calls_are_read_keyword_by_keyword() -> None:
+    path = FIXTURES / "pocket_monorepo" / "marketing" / "src" / "campaigns" / "sync_flow.py"
+    flows, errors = discover_source(path.read_text(), "marketing/src/campaigns/sync_flow.py")
+    assert errors == []
+    (flow,) = flows
+    assert flow.name == "sync" and flow.project_prefix
+    assert flow.spec_deployments == (
+        {"name": "hourly", "parameters": {"batch": 50}, "tags": ["marketing"],
+         "schedules": [{"cron": "0 * * * *", "timezone": "UTC"}]},
+        {"name": "backfill", "parameters": {"batch": 5000}, "description": "Backfill for marketing"},
+    )
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("FlowSpec(flow=other, docker_env='base')", "FlowSpec(flow=...) must name a flow function defined in this file"),
+    ("FlowSpec(flow=job, deployments=[FlowDeployment(cpu='1024', name='x')])",
+     "FlowDeployment keyword 'cpu' (line 3) is not supported; supported: name, deployment_name, cron"),
+    ("FlowSpec(flow=job, deployments=[FlowDeployment(cron='0 * * * *')])", "FlowDeployment on line 3 has no name"),
+    ("FlowSpec(flow=job, deployments=[FlowDeployment(name=make())])", "make() is not a literal or module-level constant"),
+])
+def test_bad_flow_specs_name_the_file_and_line(spec: str, message: str) -> None:
+    source = f"from prefect import flow\n\nFLOW_SPEC = {spec}\n\n@flow\ndef job():\n    pass\n"
+    _, errors = discover_source(source, "job_flow.py")
+    assert len(errors) == 1 and str(errors[0]).startswith("job_flow.py:3: FlowSpec") or "FlowSpec(flow=" in str(errors[0])
+    assert message in str(errors[0])
+
+
+def test_names_differing_only_in_case_or_separator_collide() -> None:
+    flows, _ = discover_source("from prefect import flow\n\n@flow(name='Hello')\ndef a():\n    pass\n\n"
+                               "@flow(name='hello')\ndef b():\n    pass\n\n@flow(name='my_job')\ndef c():\n    pass\n\n"
+                               "@flow(name='my-job')\ndef d():\n    pass\n", "x.py")
+    problems = [str(e) for e in duplicate_names(flows)]
+    assert problems == ["x.py:8: flow name 'hello' gives the same deployment name as 'Hello' in x.py:4",
+                        "x.py:16: flow name 'my-job' gives the same deployment name as 'my_job' in x.py:12"]
+
+
+def test_yaml_refuses_a_key_given_twice_with_its_line() -> None:
+    with pytest.raises(ConfigError, match=r"prefect.yaml:4: key 'name' is given twice \(line 2 and line 4\)"):
+        load_yaml("deployments:\n  - name: a\n    entrypoint: f.py:a\n    name: b\n", "prefect.yaml")
+    merged = load_yaml("d: &d {a: 1, b: 2}\nx:\n  <<: *d\n  b: 3\n", "anchors.yaml")
+    assert merged["x"] == {"a": 1, "b": 3}, "merge keys still work and yield to the mapping's own keys"
+
+
+# ---------------------------------------------------------------- repositories and configs
+
+
+def fixture_repo(tmp_path: Path, name: str) -> Path:
+    """The fixture as a git repository on `main` with an origin remote (as a team's clone has)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURES / name, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, **IDENTITY}
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    for argv in (["init", "-q", "-b", "main"], ["remote", "add", "origin", str(origin)]):
+        subprocess.run(["git", *argv], cwd=repo, check=True, env=env)
+    commit_all(repo, "fixture")
+    return repo
+
+
+def pipeline(tmp_path: Path, api_url: str, pool: str = "ff-dev", flows: str = "", extra: str = "") -> Path:
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""state_dir = ".forkflow"
+
+[project]
+name = "fixture"
+
+[flows]
+path = "repo"
+{flows}
+[environments.dev]
+prefect_api_url = "{api_url}"
+work_pool = "{pool}"
+branch = "*"
+schedules = true
+{extra}""", encoding="utf-8")
+    return config
+
+
+def run_stages(config: Path, monkeypatch: pytest.MonkeyPatch, *stages: str, **options: Any) -> dict[str, Any]:
+    """The flows stage, then deploy (in process); returns the last report."""
+    from tasks.deploy import deploy_action
+    from tasks.flows import flows_action
+
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    monkeypatch.delenv("FORKFLOW_DRY_RUN", raising=False)
+    settings.cache_clear()
+    flows_action()
+    if "deploy" in stages:
+        deploy_action(**options)
+    report = "deploy" if "deploy" in stages else "flows"
+    loaded: dict[str, Any] = json.loads((config.parent / ".forkflow" / "reports" / f"{report}.json").read_text())
+    settings.cache_clear()
+    return loaded
+
+
+def deployments_on(api: str) -> dict[str, dict[str, Any]]:
+    """Every deployment on the server by flow/name."""
+    with httpx.Client(base_url=api + "/", timeout=30) as http:
+        items = http.post("deployments/filter", json={}).json()
+        flows = {f["id"]: f["name"] for f in http.post("flows/filter", json={}).json()}
+    return {f"{flows[item['flow_id']]}/{item['name']}": item for item in items}
+
+
+def test_prefect2_style_repository_lists_its_flows_and_deploys_nothing_without_a_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fixture_repo(tmp_path, "prefect2_style")
+    report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api"), monkeypatch)
+    assert report["errors"] == []
+    assert sorted(f["name"] for f in report["flows"]) == ["Bond Reporting Legacy", "bond-reporting",
+                                                          "bond-reporting-daily", "bond-reporting-weekly", "fx-rates"]
+    assert report["deployments"] == [] and report["config"] == ""
+
+
+def test_pocket_monorepo_keeps_same_named_flows_apart_and_skips_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fixture_repo(tmp_path, "pocket_monorepo")
+    report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api"), monkeypatch)
+    assert report["errors"] == []
+    files = sorted(f["file"] for f in report["flows"])
+    assert files == ["marketing/src/campaigns/sync_flow.py", "sales/src/leads/helpers.py", "sales/src/leads/sync_flow.py"]
+    names = sorted((d["flow"], d["names"]["dev"]) for d in report["deployments"])
+    assert names == [("marketing.sync", "backfill-dev"), ("marketing.sync", "hourly-dev"), ("sales.sync", "daily-dev")]
+
+
+def test_prefect_yaml_problems_are_refused_before_any_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = fixture_repo(tmp_path, "prefect_project")
+    config = pipeline(tmp_path, "http://127.0.0.1:9/api")
+    text = (repo / "prefect.yaml").read_text()
+    monkeypatch.delenv("FIXTURE_POOL", raising=False)
+    with pytest.raises(ConfigError, match=r"\{\{ \$FIXTURE_POOL \}\} refers to the environment variable FIXTURE_POOL"):
+        run_stages(config, monkeypatch)
+    (repo / "prefect.yaml").write_text(text.replace("    description: Nightly extract.", "    descripton: typo"))
+    with pytest.raises(ConfigError) as caught:
+        run_stages(config, monkeypatch)
+    assert "deployments.0(extract-nightly).descripton: unknown key; allowed: name, entrypoint, version" in str(caught.value)
+    (repo / "prefect.yaml").write_text(text.replace("flows/etl.py:extract", "flows/etl.py:missing"))
+    with pytest.raises(ConfigError, match=r"no flow at 'flows/etl.py:missing'; flows: flows/etl.py:extract"):
+        run_stages(config, monkeypatch)
+
+
+FIELDS = ("entrypoint", "description", "version", "parameters", "parameter_openapi_schema", "enforce_parameter_schema",
+          "tags", "work_pool_name", "work_queue_name", "job_variables", "pull_steps", "concurrency_limit",
+          "concurrency_options", "paused")
+
+
+UNANCHORED = 86400.0  # the fixture's interval without anchor_date: each server anchors it at its deploy time
+
+
+def schedules_of(item: dict[str, Any]) -> list[dict[str, Any]]:
+    def body(schedule: dict[str, Any]) -> dict[str, Any]:
+        unanchored = schedule.get("interval") == UNANCHORED
+        return {k: v for k, v in schedule.items() if not (unanchored and k == "anchor_date")}
+    return sorted(({"schedule": body(s["schedule"]), "active": s["active"], "parameters": s.get("parameters") or {},
+                    "slug": s.get("slug")} for s in item["schedules"]), key=canonical)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str) -> None:
+    repo = fixture_repo(tmp_path, "prefect_project")
+    values = {"FIXTURE_POOL": "ff-e2e", "FIXTURE_TAG": "nightly", "FIXTURE_DIR": str(repo)}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+
+    def prefect_deploy(api: str, **env: str) -> None:
+        done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=repo, capture_output=True, text=True,
+                              env={**os.environ, "PREFECT_API_URL": api, **env}, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    prefect_deploy(oracle_api)
+    prefect_deploy(prefect_api, FIXTURE_TAG="before-forkflow")
+    adopted = {key: item["id"] for key, item in deployments_on(prefect_api).items()}
+    config = pipeline(tmp_path, prefect_api)
+    first = run_stages(config, monkeypatch, "deploy")
+    assert sorted(e["status"] for e in first["deployments"]) == ["unchanged", "unchanged", "updated"], \
+        [(e["flow"], e["diff"]) for e in first["deployments"]]
+    ours, theirs = deployments_on(prefect_api), deployments_on(oracle_api)
+    assert sorted(ours) == sorted(theirs) == ["daily-report/default", "extract/extract-nightly", "load-warehouse/default"]
+    for key in theirs:
+        assert ours[key]["id"] == adopted[key], f"{key}: adopted in place, not replaced"
+        for name in FIELDS:
+            assert ours[key][name] == theirs[key][name], f"{key}.{name}"
+        assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
+    second = run_stages(config, monkeypatch, "deploy")
+    assert {e["status"] for e in second["deployments"]} == {"unchanged"} and second["writes"] == 0
+
+    flow_run = start_run(prefect_api, ours["load-warehouse/default"]["id"], {"table": "invoices"})
+    worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-e2e", "--run-once"], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api})
+    assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
+
+
+def start_run(api: str, deployment_id: str, parameters: dict[str, Any]) -> str:
+    with httpx.Client(base_url=api + "/", timeout=30) as http:
+        return str(http.post(f"deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}).json()["id"])
+
+
+def run_state(api: str, flow_run: str) -> str:
+    with httpx.Client(base_url=api + "/", timeout=30) as http:
+        return str(http.get(f"flow_runs/{flow_run}").json()["state"]["type"])
