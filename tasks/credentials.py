@@ -1,7 +1,9 @@
 """Credentials for the package index and the registry: from the environment.
 
 `TWINE_USERNAME` / `TWINE_PASSWORD` for the index and
-`FORKFLOW_REGISTRY_USERNAME` / `FORKFLOW_REGISTRY_PASSWORD` for the registry.
+`FORKFLOW_REGISTRY_USERNAME` / `FORKFLOW_REGISTRY_PASSWORD` for the registry,
+`FORKFLOW_PREFECT_USERNAME` / `FORKFLOW_PREFECT_PASSWORD` for the local Prefect
+server's basic auth (clients send them as PREFECT_API_AUTH_STRING).
 When they are not set and the service is the local one started by
 `doit services`, the credentials that service was started with are used;
 they live in the state folder with mode 0600 and are never printed.
@@ -14,10 +16,12 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ENV_NAMES = {
     "index": ("TWINE_USERNAME", "TWINE_PASSWORD"),
     "registry": ("FORKFLOW_REGISTRY_USERNAME", "FORKFLOW_REGISTRY_PASSWORD"),
+    "prefect": ("FORKFLOW_PREFECT_USERNAME", "FORKFLOW_PREFECT_PASSWORD"),
 }
 
 
@@ -54,3 +58,15 @@ def write_private(file: Path, text: str) -> None:
     descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def local_prefect_auth(current: Any, api_url: str) -> str | None:
+    """`user:password` of the local Prefect server (`doit services`) when `api_url` is that server, else None."""
+    services = current.config.services
+    if services is None:
+        return None
+    port = services.prefect.port
+    if api_url.rstrip("/") not in (f"http://127.0.0.1:{port}/api", f"http://localhost:{port}/api"):
+        return None
+    creds = local_credentials(current.services_dir / "prefect", "prefect")
+    return f"{creds.username}:{creds.password}"

@@ -25,6 +25,7 @@ from doit.task import Task, dict_to_task
 
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
+from tasks.adapters.prefect_settings import Connection, connect
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
@@ -53,6 +54,7 @@ from tasks.core.deployspec import (
     with_runtime,
 )
 from tasks.core.errors import ForkflowError
+from tasks.credentials import local_prefect_auth
 from tasks.flows import flow_from_entry
 from tasks.output import say, warn
 
@@ -128,7 +130,7 @@ def services_deps(current: Settings) -> list[str]:
     if services is None:
         return []
     local = f"http://127.0.0.1:{services.prefect.port}/api"
-    uses_local = any(env.prefect_api_url.rstrip("/") in (local, local.replace("127.0.0.1", "localhost"))
+    uses_local = any((env.prefect_api_url or "").rstrip("/") in (local, local.replace("127.0.0.1", "localhost"))
                      for env in current.config.environments.values())
     return ["services:prefect"] if uses_local else []
 
@@ -194,9 +196,20 @@ def context_of(current: Settings, listing: dict[str, Any]) -> Context:
                    version=listing["version"], name_pattern=current.config.flows.name_pattern)
 
 
+def environment_connection(current: Settings, name: str) -> Connection:
+    """How to reach one environment's server: its URL and credentials, Prefect's settings where the config is silent."""
+    env = current.config.environments[name]
+    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env)
+    local = local_prefect_auth(current, found.api_url)
+    if local and "Authorization" not in found.headers:
+        return connect(found.api_url, fallback_auth=local)
+    return found
+
+
 def environment_settings(current: Settings, name: str) -> EnvironmentSettings:
     env = current.config.environments[name]
-    return EnvironmentSettings(name=name, api_url=env.prefect_api_url, work_pool=env.work_pool,
+    api_url = env.prefect_api_url or environment_connection(current, name).api_url
+    return EnvironmentSettings(name=name, api_url=api_url, work_pool=env.work_pool,
                                work_queue=env.work_queue, schedules=env.schedules)
 
 
@@ -231,7 +244,9 @@ class DeployRun:
         for api_url in sorted({d.api_url for d in desired} | self.prune_urls(prune_envs)):
             group = [d for d in desired if d.api_url == api_url]
             envs = [e for e in prune_envs if environment_settings(self.current, e).api_url == api_url]
-            with PrefectApi(api_url, dry_run=self.dry_run, concurrency=self.concurrency) as api:
+            names = sorted({d.environment for d in group} | set(envs))
+            connection = environment_connection(self.current, names[0])
+            with PrefectApi(api_url, dry_run=self.dry_run, concurrency=self.concurrency, connection=connection) as api:
                 try:
                     results += self.apply_to(api, group, envs, complete)
                 finally:

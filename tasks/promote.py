@@ -19,7 +19,16 @@ from tasks.context import Settings, settings, write_report
 from tasks.core.deployspec import COMMIT_TAG, VERSION_TAG, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
-from tasks.deploy import DeployRun, deploy_report, environment_settings, flows_listing, load_desired, services_deps, summarize
+from tasks.deploy import (
+    DeployRun,
+    deploy_report,
+    environment_connection,
+    environment_settings,
+    flows_listing,
+    load_desired,
+    services_deps,
+    summarize,
+)
 from tasks.output import say
 
 PARAMS = [
@@ -98,7 +107,7 @@ def read_sources(current: Settings, listing: dict[str, Any], source: str, keys: 
     sources = {d.key: d for d in load_desired(current, listing, [source])}
     wanted = {key: sources[key] for key in keys if key in sources}
     api_url = environment_settings(current, source).api_url
-    with PrefectApi(api_url) as api:
+    with PrefectApi(api_url, connection=environment_connection(current, source)) as api:
         items = api.read_deployments(names=sorted({d.name for d in wanted.values()}))
         flow_names = api.flow_names([item["flow_id"] for item in items])
     found = {f"{flow_names.get(item['flow_id'])}/{item['name']}": item for item in items}

@@ -19,9 +19,10 @@ from typing import Any
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters import prefect as prefect_adapter
+from tasks.adapters import prefect_settings
 from tasks.adapters import services as svc
 from tasks.context import Settings, settings
-from tasks.credentials import local_credentials, write_private
+from tasks.credentials import local_credentials, local_prefect_auth, write_private
 from tasks.output import say
 
 NAMES = ("index", "registry", "prefect")
@@ -155,9 +156,11 @@ def service_spec(current: Settings, name: str) -> svc.ServiceSpec:
             argv=(registry_program(), "serve", str(folder / "config.yml")),
             health_path="/v2/", auth=(creds.username, creds.password), **common,
         )
+    creds = local_credentials(folder, "prefect")
     return svc.ServiceSpec(
         argv=(prefect_program(), "server", "start", "--host", svc.HOST, "--port", str(port)),
-        health_path="/api/health", env=prefect_env(folder), start_timeout=180.0, **common,
+        health_path="/api/health", env=prefect_env(folder, f"{creds.username}:{creds.password}"), start_timeout=180.0,
+        **common,
     )
 
 
@@ -182,8 +185,10 @@ def prefect_program() -> str:
     return str(beside) if beside.exists() else (shutil.which("prefect") or "prefect")
 
 
-def prefect_env(folder: Path) -> dict[str, str]:
+def prefect_env(folder: Path, auth_string: str) -> dict[str, str]:
+    """The local server's settings: its own home and SQLite database, basic auth with the local credentials."""
     return {
+        "PREFECT_SERVER_API_AUTH_STRING": auth_string,
         "PREFECT_HOME": str(folder),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -242,11 +247,16 @@ auth:
 """
 
 
+def local_connection(current: Settings) -> prefect_settings.Connection:
+    url = f"http://{svc.HOST}:{service_spec(current, 'prefect').port}/api"
+    return prefect_settings.connect(url, fallback_auth=local_prefect_auth(current, url))
+
+
 def ensure_work_pools(current: Settings) -> None:
     """One process work pool per environment that uses the local server."""
     local = f"http://{svc.HOST}:{service_spec(current, 'prefect').port}/api"
     for env_name, env in current.config.environments.items():
-        if env.prefect_api_url.rstrip("/") != local:
+        if (env.prefect_api_url or "").rstrip("/") != local:
             continue
-        outcome = prefect_adapter.ensure_work_pool(local, env.work_pool)
+        outcome = prefect_adapter.ensure_work_pool(local, env.work_pool, connection=local_connection(current))
         say(f"prefect: work pool {env.work_pool!r} for {env_name}: {outcome}")

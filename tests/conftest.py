@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers import REPO, free_port, have_program, need
+from tests.helpers import REPO, free_port, have_program, need, prefect_auth_environment, prefect_http
 
 POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_auth() -> Iterator[None]:
+    """Every local Prefect server of the session requires basic auth, as `doit services` starts it."""
+    saved = {key: os.environ.get(key) for key in prefect_auth_environment()}
+    os.environ.update(prefect_auth_environment())
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +100,7 @@ def running_prefect_server(folder: Path) -> Iterator[str]:
     svc.start(spec)
     api = spec.url + "/api"
     try:
-        with httpx.Client(base_url=api + "/") as http:
+        with prefect_http(api) as http:
             for name, kind in POOLS.items():
                 http.post("work_pools/", json={"name": name, "type": kind}).raise_for_status()
         yield api

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,3 +84,21 @@ def docker_reachable() -> bool:
 
 def have_program(name: str) -> bool:
     return shutil.which(name) is not None
+
+
+PREFECT_USER = "forkflow-tests"
+PREFECT_PASSWORD = "tests-" + os.urandom(6).hex()
+
+
+def prefect_auth_environment() -> dict[str, str]:
+    """The basic auth every Prefect server of a test session is started with, and its clients send."""
+    return {"FORKFLOW_PREFECT_USERNAME": PREFECT_USER, "FORKFLOW_PREFECT_PASSWORD": PREFECT_PASSWORD,
+            "PREFECT_API_AUTH_STRING": f"{PREFECT_USER}:{PREFECT_PASSWORD}"}
+
+
+def prefect_http(api: str, timeout: float = 30) -> httpx.Client:
+    """A client of a test Prefect server, authenticated as forkflow's clients are."""
+    import base64
+
+    token = base64.b64encode(os.environ.get("PREFECT_API_AUTH_STRING", "").encode()).decode()
+    return httpx.Client(base_url=api + "/", timeout=timeout, headers={"Authorization": f"Basic {token}"})

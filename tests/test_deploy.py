@@ -23,7 +23,7 @@ from tasks.core.deployspec import Context, Document, EnvironmentSettings, desire
 from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError, ForkflowError
 from tests.flows_repo import commit_all, flows_repo, unique_project, write_config
-from tests.helpers import kill_after_line, run_doit
+from tests.helpers import kill_after_line, prefect_http, run_doit
 from tests.prefect_proxy import PrefectProxy
 
 SPECS = {
@@ -116,7 +116,7 @@ def workspace_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 def server_deployments(api: str, prefix: str) -> dict[str, dict[str, Any]]:
-    with httpx.Client(base_url=api + "/") as http:
+    with prefect_http(api) as http:
         found = http.post("deployments/filter", json={"deployments": {"name": {"like_": prefix}}}).json()
     return {item["name"]: item for item in found}
 
@@ -301,7 +301,7 @@ def test_deleted_or_edited_on_server_is_restored(proxy: PrefectProxy, prefect_ap
     ws.deploy()
     before = server_deployments(prefect_api, ws.project)
     gone, edited = before[ws.name("hello", "dev")], before[ws.name("extract-orders", "dev")]
-    with httpx.Client(base_url=prefect_api + "/") as http:
+    with prefect_http(prefect_api) as http:
         http.delete(f"deployments/{gone['id']}").raise_for_status()
         http.patch(f"deployments/{edited['id']}", json={"description": "edited by hand", "parameters": {"limit": 99},
                                                         "tags": ["hand"]}).raise_for_status()
@@ -325,7 +325,7 @@ def test_paused_by_a_person_stays_paused_unless_the_config_says(
     name = ws.name("extract-orders", "prod")
     item = server_deployments(prefect_api, name)[name]
     assert item["schedules"][0]["active"] and not item["paused"]
-    with httpx.Client(base_url=prefect_api + "/") as http:
+    with prefect_http(prefect_api) as http:
         http.post(f"deployments/{item['id']}/pause_deployment").raise_for_status()
         http.patch(f"deployments/{item['id']}/schedules/{item['schedules'][0]['id']}", json={"active": False}).raise_for_status()
     proxy.reset()
@@ -400,7 +400,7 @@ def test_triggers_become_automations_and_are_replaced_only_when_changed(
     deployment = server_deployments(prefect_api, ws.name("hello", "dev"))[ws.name("hello", "dev")]
 
     def owned() -> list[dict[str, Any]]:
-        with httpx.Client(base_url=prefect_api + "/") as http:
+        with prefect_http(prefect_api) as http:
             found = http.post("automations/filter", json={}).json()
         return [a for a in found if any(action.get("deployment_id") == deployment["id"] for action in a["actions"])]
 
@@ -486,13 +486,13 @@ def test_process_worker_runs_the_deployed_flow_with_its_deployment_name(prefect_
     ws.deploy()
     name = ws.name("hello", "dev")
     deployment = server_deployments(prefect_api, name)[name]
-    with httpx.Client(base_url=prefect_api + "/") as http:
+    with prefect_http(prefect_api) as http:
         run = http.post(f"deployments/{deployment['id']}/create_flow_run", json={}).json()
     worker = subprocess.run(
         [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "ff-e2e", "--run-once"],
         env={**os.environ, "PREFECT_API_URL": prefect_api}, capture_output=True, text=True, timeout=300, cwd=ws.root)
     output = worker.stdout + worker.stderr
-    with httpx.Client(base_url=prefect_api + "/") as http:
+    with prefect_http(prefect_api) as http:
         state = http.get(f"flow_runs/{run['id']}").json()["state"]
     assert state["type"] == "COMPLETED", output
     assert f"Hello, orbit from {name}" in output
@@ -530,7 +530,7 @@ def test_full_read_catches_schedule_edits_the_record_cannot_see(
     ws.deploy()
     name = ws.name("extract-orders", "dev")
     item = server_deployments(prefect_api, name)[name]
-    with httpx.Client(base_url=prefect_api + "/") as http:
+    with prefect_http(prefect_api) as http:
         http.patch(f"deployments/{item['id']}/schedules/{item['schedules'][0]['id']}",
                    json={"schedule": {"cron": "30 7 * * *", "timezone": "UTC"}}).raise_for_status()
     assert server_deployments(prefect_api, name)[name]["updated"] == item["updated"], "schedule edits leave `updated` alone"

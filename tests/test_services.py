@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import urllib.error
@@ -53,9 +54,13 @@ def test_services_start_health_auth_status_stop(demo_config: Path) -> None:
         assert (state / "services" / "registry" / "credentials.json").stat().st_mode & 0o077 == 0
         assert http_status(f"http://127.0.0.1:{ports['prefect']}/api/health") == 200
         assert (state / "services" / "prefect" / "prefect.db").exists()
+        pools_url = f"http://127.0.0.1:{ports['prefect']}/api/work_pools/filter"
+        assert http_status(pools_url, method="POST") == 401, "the Prefect API needs auth"
+        prefect_creds = json.loads((state / "services" / "prefect" / "credentials.json").read_text())
+        token = base64.b64encode(f"{prefect_creds['username']}:{prefect_creds['password']}".encode()).decode()
         pools = urllib.request.urlopen(urllib.request.Request(
-            f"http://127.0.0.1:{ports['prefect']}/api/work_pools/filter", data=b"{}", method="POST",
-            headers={"Content-Type": "application/json"}), timeout=10)
+            pools_url, data=b"{}", method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"}), timeout=10)
         names = {pool["name"]: pool["type"] for pool in json.loads(pools.read())}
         assert names.get("orbit-dev") == "process" and names.get("orbit-prod") == "process"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -11,32 +10,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+from tasks.adapters.prefect_settings import Connection, connect
 from tasks.core.errors import ForkflowError
 from tasks.output import say
 
-
-def auth_headers() -> dict[str, str]:
-    """Authorization from PREFECT_API_KEY (Cloud) or PREFECT_API_AUTH_STRING (basic auth)."""
-    if os.environ.get("PREFECT_API_KEY"):
-        return {"Authorization": f"Bearer {os.environ['PREFECT_API_KEY']}"}
-    if os.environ.get("PREFECT_API_AUTH_STRING"):
-        import base64
-
-        token = base64.b64encode(os.environ["PREFECT_API_AUTH_STRING"].encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-    return {}
+TOTAL_TIMEOUT = 60.0
 
 
-def client(api_url: str, timeout: float = 30.0) -> httpx.Client:
+def client(api_url: str, timeout: float = 30.0, connection: Connection | None = None) -> httpx.Client:
     import httpx
 
-    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=auth_headers(), timeout=timeout,
-                        verify=api_url.startswith("https://"))
+    found = connection or connect(api_url)
+    return httpx.Client(base_url=found.api_url + "/", headers=found.headers, timeout=timeout, verify=found.verify)
 
 
-def ensure_work_pool(api_url: str, name: str, pool_type: str = "process", dry_run: bool = False) -> str:
+def ensure_work_pool(api_url: str, name: str, pool_type: str = "process", dry_run: bool = False,
+                     connection: Connection | None = None) -> str:
     """Create the work pool if missing; return 'exists', 'created' or 'would create'."""
-    with client(api_url) as http:
+    with client(api_url, connection=connection) as http:
         found = http.get(f"work_pools/{name}")
         if found.status_code == 200:
             return "exists"
@@ -63,10 +54,27 @@ def list_work_pools(api_url: str) -> list[dict[str, Any]]:
 
 def api_error(action: str, name: str, response: httpx.Response) -> ForkflowError:
     return ForkflowError(
-        f"Prefect API: could not {action}{' ' + repr(name) if name else ''}: HTTP {response.status_code} {response.text[:300]}",
+        f"Prefect API: could not {action}{' ' + repr(name) if name else ''}: HTTP {response.status_code}: "
+        f"{readable(response)}",
         where=str(response.request.url),
-        fix="check prefect_api_url and the PREFECT_API_KEY / PREFECT_API_AUTH_STRING variables",
+        fix="check prefect_api_url and the credentials (PREFECT_API_KEY / PREFECT_API_AUTH_STRING, or the "
+            "environment's api_key_env / auth_string_env)" if response.status_code in (401, 403)
+        else "the server refused the value named above; correct it in the deployment config",
     )
+
+
+def readable(response: httpx.Response) -> str:
+    """The server's reason in words: a 422's field errors one by one, never the raw JSON body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    details = body.get("exception_detail") if isinstance(body, dict) else None
+    if isinstance(details, list) and details:
+        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []) if p != 'body')}: {d.get('msg')}" for d in details[:5])
+    if isinstance(body, dict) and body.get("detail"):
+        return str(body["detail"])[:300]
+    return response.text[:300]
 
 
 RETRY_STATUSES = (429, 503)
@@ -119,8 +127,12 @@ class PrefectApi:
     """
 
     def __init__(self, api_url: str, *, dry_run: bool = False, concurrency: int = 8,
-                 max_retries: int = 8, timeout: float = 30.0):
-        self.api_url = api_url.rstrip("/")
+                 max_retries: int = 8, timeout: float = 30.0, connection: Connection | None = None,
+                 total_timeout: float = TOTAL_TIMEOUT):
+        self.connection = connection or connect(api_url)
+        self.api_url = self.connection.api_url
+        self.total_timeout = total_timeout
+        self.csrf_headers: dict[str, str] | None = None if self.connection.csrf else {}
         self.dry_run = dry_run
         self.max_retries = max_retries
         self.writes = 0
@@ -130,8 +142,8 @@ class PrefectApi:
         import httpx
 
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-        self.http = httpx.Client(base_url=self.api_url + "/", headers=auth_headers(), timeout=timeout, limits=limits,
-                                 verify=self.api_url.startswith("https://"))
+        self.http = httpx.Client(base_url=self.api_url + "/", headers=self.connection.headers, timeout=timeout,
+                                 limits=limits, verify=self.connection.verify)
 
     def __enter__(self) -> PrefectApi:
         return self
@@ -140,20 +152,25 @@ class PrefectApi:
         self.http.close()
 
     def call(self, method: str, path: str, body: Any = None, *, what: str, ok: tuple[int, ...] = ()) -> httpx.Response:
-        """One request; waits out 429/503 (Retry-After) and dropped connections, raises a ForkflowError otherwise."""
+        """One request; waits out 429/503 (Retry-After) and dropped connections within `total_timeout`
+        seconds, raises a ForkflowError otherwise."""
+        started = time.monotonic()
+        headers = self.csrf(method)
         for attempt in range(self.max_retries + 1):
-            response, dropped = self.attempt(method, path, body)
+            response, dropped = self.attempt(method, path, body, headers)
             if response is not None and response.status_code not in RETRY_STATUSES:
                 self.gate.success()
                 break
-            if attempt == self.max_retries:
+            wait = retry_after(response, attempt)
+            if attempt == self.max_retries or time.monotonic() - started + wait > self.total_timeout:
                 break
             self.gate.push_back()
             with self._lock:
                 self.retried += 1
-            time.sleep(retry_after(response, attempt))
+            time.sleep(wait)
         if response is None:
-            raise ForkflowError(f"Prefect API: could not {what}: {dropped}", where=f"{self.api_url}/{path}",
+            raise ForkflowError(f"Prefect API: could not {what}: no answer within {self.total_timeout:.0f} s ({dropped})",
+                                where=f"{self.api_url}/{path}",
                                 fix="check that the server runs (doit services) and prefect_api_url is right")
         if method != "GET" and not path.endswith(("/filter", "/count")):
             with self._lock:
@@ -162,14 +179,29 @@ class PrefectApi:
             raise api_error(what, "", response)
         return response
 
-    def attempt(self, method: str, path: str, body: Any) -> tuple[httpx.Response | None, Exception | None]:
+    def attempt(self, method: str, path: str, body: Any,
+                headers: dict[str, str] | None = None) -> tuple[httpx.Response | None, Exception | None]:
         import httpx
 
         with self.gate:
             try:
-                return self.http.request(method, path, json=body), None
+                return self.http.request(method, path, json=body, headers=headers), None
             except httpx.TransportError as err:
                 return None, err
+
+    def csrf(self, method: str) -> dict[str, str]:
+        """Prefect's CSRF token for writes, fetched once; {} when the server does not ask for one."""
+        if method == "GET" or self.csrf_headers is not None:
+            return self.csrf_headers or {}
+        import uuid
+
+        with self._lock:
+            if self.csrf_headers is None:
+                client_id = str(uuid.uuid4())
+                found, _ = self.attempt("GET", f"csrf-token?client={client_id}", None)
+                token = found.json().get("token") if found is not None and found.status_code == 200 else None
+                self.csrf_headers = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client_id} if token else {}
+        return self.csrf_headers
 
     def would(self, message: str) -> bool:
         """In dry-run mode, report the write and return True (the caller then skips it)."""
