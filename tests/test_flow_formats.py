@@ -24,7 +24,7 @@ from tasks.core.discovery import discover_source, duplicate_names
 from tasks.core.errors import ConfigError
 from tasks.core.static_values import NotStatic, module_constants, static_value
 from tasks.core.yamlfile import load_yaml
-from tests.flows_repo import IDENTITY, commit_all
+from tests.flows_repo import IDENTITY, commit_all, unique_project
 from tests.helpers import REPO, prefect_http
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -120,15 +120,16 @@ def fixture_repo(tmp_path: Path, name: str) -> Path:
     return repo
 
 
-def pipeline(tmp_path: Path, api_url: str, pool: str = "ff-dev", flows: str = "", extra: str = "") -> Path:
+def pipeline(tmp_path: Path, api_url: str, pool: str = "ff-dev", flows: str = "", extra: str = "",
+             path: str = "repo", project: str = "fixture") -> Path:
     config = tmp_path / "pipeline.toml"
     config.write_text(f"""state_dir = ".forkflow"
 
 [project]
-name = "fixture"
+name = "{project}"
 
 [flows]
-path = "repo"
+path = "{path}"
 {flows}
 [environments.dev]
 prefect_api_url = "{api_url}"
@@ -262,3 +263,77 @@ def start_run(api: str, deployment_id: str, parameters: dict[str, Any]) -> str:
 def run_state(api: str, flow_run: str) -> str:
     with prefect_http(api) as http:
         return str(http.get(f"flow_runs/{flow_run}").json()["state"]["type"])
+
+
+def limit_of(item: dict[str, Any]) -> int | None:
+    limit = (item.get("global_concurrency_limit") or {}).get("limit", item.get("concurrency_limit"))
+    return int(limit) if limit is not None else None
+
+
+def run_with_worker(api: str, deployment_id: str, pool: str, cwd: Path, parameters: dict[str, Any] | None = None) -> str:
+    """Start a run of the deployment, let a real process worker take it; the run's final state."""
+    flow_run = start_run(api, deployment_id, parameters or {})
+    worker = subprocess.run([PREFECT, "worker", "start", "--pool", pool, "--run-once"], capture_output=True,
+                            text=True, timeout=300, cwd=cwd, env={**os.environ, "PREFECT_API_URL": api})
+    state = run_state(api, flow_run)
+    assert state == "COMPLETED", worker.stdout[-3000:] + worker.stderr[-3000:]
+    return state
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_acme_static_config_deploys_with_acme_conventions_and_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    repo = fixture_repo(tmp_path, "acme_project")
+    project = unique_project()
+    with prefect_http(prefect_api) as http:
+        http.post("work_pools/", json={"name": "acme-pool", "type": "process"})
+    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", project=project), monkeypatch, "deploy")
+    assert sorted(e["status"] for e in report["deployments"]) == ["created", "created"]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    found = deployments_on(prefect_api)
+    hello = found[f"hello_world/{project}--main--hello-world--dev"]
+    quality = found[f"data_quality/{project}--main--data-quality--dev"]
+    assert hello["work_pool_name"] == "acme-pool" and quality["work_pool_name"] == "ff-e2e", "acme's pool, else the environment's"
+    assert hello["version"] == f"main-{commit}"
+    assert f"PROJECT_NAME={project}" in hello["tags"] and "BRANCH_NAME=main" in hello["tags"]
+    assert hello["parameters"] == {"name": "acme"} and hello["description"] == "Hello World"
+    assert [s["schedule"]["cron"] for s in hello["schedules"]] == ["0 12 * * 1-5"]
+    assert limit_of(hello) == 1, "acme's default concurrency limit"
+    assert quality["paused"] is True and limit_of(quality) == 3
+    with prefect_http(prefect_api) as http:
+        automations = http.post("automations/filter", json={}).json()
+    assert any(quality["id"] in a["actions"][0].get("deployment_id", "") for a in automations if a.get("actions"))
+    run_with_worker(prefect_api, quality["id"], "ff-e2e", tmp_path)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_pocket_monorepo_deploys_every_flow_spec_deployment_and_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    fixture_repo(tmp_path, "pocket_monorepo")
+    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", flows='name_pattern = "{name}-{env}"'),
+                        monkeypatch, "deploy")
+    assert sorted((e["flow"], e["name"]) for e in report["deployments"]) == [
+        ("marketing.sync", "backfill-dev"), ("marketing.sync", "hourly-dev"), ("sales.sync", "daily-dev")]
+    found = deployments_on(prefect_api)
+    hourly, daily = found["marketing.sync/hourly-dev"], found["sales.sync/daily-dev"]
+    assert hourly["parameters"] == {"batch": 50} and hourly["entrypoint"] == "marketing/src/campaigns/sync_flow.py:sync_campaigns"
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in daily["schedules"]] == [("30 5 * * *", "Europe/Berlin")]
+    run_with_worker(prefect_api, daily["id"], "ff-e2e", tmp_path)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_prefect2_style_names_deploy_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    fixture_repo(tmp_path, "prefect2_style")
+    project = unique_project()
+    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", path="repo/flows", project=project),
+                        monkeypatch, "deploy")
+    assert sorted(e["flow"] for e in report["deployments"]) == [
+        "Bond Reporting Legacy", "bond-reporting", "bond-reporting-daily", "bond-reporting-weekly", "fx-rates"]
+    found = deployments_on(prefect_api)
+    rates = found[f"fx-rates/{project}--main--fx-rates--dev"]
+    assert rates["parameters"] == {"day": "2026-01-02"} and rates["description"] == "Load FX rates."
+    assert f"Bond Reporting Legacy/{project}--main--bond-reporting-legacy--dev" in found
+    run_with_worker(prefect_api, rates["id"], "ff-e2e", tmp_path)
