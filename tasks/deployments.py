@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tasks.context import Settings
+from tasks.context import Settings, read_json, write_json
 from tasks.core import acme, prefect_yaml
 from tasks.core.deploydefs import Planned, from_document
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
@@ -72,15 +72,16 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
         spec_flows = [flow for flow in flows if flow.spec_deployments]
         return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
     data = load_yaml(file.read_text(encoding="utf-8"), str(file))
+    context = {"schedule_problem": ScheduleChecks(current.state_dir / CHECKS_FILE)}
     if kind == "prefect":
         prefix = folder_prefix(file.parent, root)
-        planned, notes = prefect_yaml.planned_deployments(prefect_yaml.parse_file(data, str(file)), flows, str(file),
-                                                          prefix, dict(os.environ))
+        parsed = prefect_yaml.parse_file(data, str(file), context)
+        planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix, dict(os.environ))
         return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
     if kind == "acme":
-        entries = acme.parse_entries(data, str(file))
+        entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))))
-    doc = parse_document(data, str(file))
+    doc = parse_document(data, str(file), context)
     check_document(doc, flows, list(current.config.environments), str(file), trigger_problem)
     return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))))
 
@@ -154,3 +155,49 @@ def inferred_version(root: Path, file: str) -> str:
     from prefect.utilities.hashing import file_hash
 
     return str(file_hash(str(root / file)))
+
+
+CHECKS_FILE = "prefect-checks.json"
+
+
+class ScheduleChecks:
+    """Prefect's verdict on each schedule, remembered per Prefect version so a run that changes nothing
+    does not import Prefect (about 1.7 s) to hear the same verdicts again."""
+
+    def __init__(self, file: Path):
+        from importlib.metadata import version
+
+        self.file = file
+        self.version = version("prefect")
+        saved = read_json(file) or {}
+        self.verdicts: dict[str, str] = saved.get("verdicts", {}) if saved.get("prefect") == self.version else {}
+
+    def __call__(self, fields: dict[str, Any]) -> str | None:
+        import json
+
+        key = json.dumps(fields, sort_keys=True, default=str)
+        if key not in self.verdicts:
+            self.verdicts[key] = prefect_schedule_problem(fields) or ""
+            write_json(self.file, {"prefect": self.version, "verdicts": self.verdicts})
+        return self.verdicts[key] or None
+
+
+def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
+    """Why Prefect's own schedule classes refuse the schedule, or None."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
+
+    given = {k: v for k, v in fields.items() if k in ("timezone", "day_or", "anchor_date")}
+    try:
+        if "cron" in fields:
+            CronSchedule(cron=fields["cron"], **{k: v for k, v in given.items() if k != "anchor_date"})
+        elif "interval" in fields:
+            IntervalSchedule(interval=timedelta(seconds=float(fields["interval"])),
+                             **{k: v for k, v in given.items() if k != "day_or"})
+        else:
+            RRuleSchedule(rrule=fields["rrule"], **{k: v for k, v in given.items() if k == "timezone"})
+    except (ValidationError, ValueError, TypeError) as err:
+        errors = err.errors() if isinstance(err, ValidationError) else [{"msg": str(err)}]
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors[:2])
+    return None

@@ -209,15 +209,25 @@ def test_layers_environment_overrides_and_fixed_fields() -> None:
 
 @pytest.mark.parametrize(("cron", "problem"), [
     ("0 6 * * *", None), ("@daily", None), ("*/15 9-17 * jan-jun mon-fri", None), ("0 0 L * *", None),
-    ("0 0 15W * *", None), ("0 0 * * 5#3", None), ("0 0 1,15 * sun", None),
+    ("0 0 * * 5#3", None), ("0 0 * * SUN#2", None), ("0 0 1,15 * sun", None), ("0 0 * * * 30", None),
+    ("0 0 15W * *", "'W' (nearest weekday) is not supported"), ("0 0 LW * *", "'W' (nearest weekday) is not supported"),
     ("0 24 * * *", "hour: '24' is not in 0-23"), ("0 0 * * funday", "day of week: 'funday' is not in 0-7"),
     ("*/0 * * * *", "minute: bad step '0'"), ("0 0 * *", "expected 5 fields"),
 ])
-def test_cron_check(cron: str, problem: str | None) -> None:
+def test_cron_check_agrees_with_prefect(cron: str, problem: str | None) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
     from tasks.core.deployspec import cron_problem
 
     found = cron_problem(cron)
     assert (found is None) if problem is None else (problem in (found or "")), found
+    try:
+        CronSchedule(cron=cron)
+        prefect_accepts = True
+    except ValidationError:
+        prefect_accepts = False
+    assert prefect_accepts == (found is None), f"Prefect {'accepts' if prefect_accepts else 'rejects'} {cron!r}"
 
 
 def test_retry_after_reads_seconds_and_dates() -> None:

@@ -199,6 +199,24 @@ def test_prefect_yaml_problems_are_refused_before_any_write(tmp_path: Path, monk
     (repo / "prefect.yaml").write_text(text.replace("flows/etl.py:extract", "flows/etl.py:missing"))
     with pytest.raises(ConfigError, match=r"no flow at 'flows/etl.py:missing'; flows: flows/etl.py:extract"):
         run_stages(config, monkeypatch)
+    (repo / "prefect.yaml").write_text(text.replace('cron: "0 6 * * 1-5"', 'cron: "0 6 LW * *"'))
+    with pytest.raises(ConfigError, match=r"bad cron '0 6 LW \* \*': day of month: 'LW': 'W' \(nearest weekday\)"):
+        run_stages(config, monkeypatch)
+    (repo / "prefect.yaml").write_text(text.replace('timezone: Europe/Berlin', 'timezone: Mars/Olympus'))
+    with pytest.raises(ConfigError, match=r"unknown timezone 'Mars/Olympus'"):
+        run_stages(config, monkeypatch)
+
+
+def test_schedules_prefect_accepts_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = fixture_repo(tmp_path, "prefect_project")
+    text = (repo / "prefect.yaml").read_text().replace('cron: "0 6 * * 1-5"', 'cron: "0 6 * * SUN#2"')
+    (repo / "prefect.yaml").write_text(text.replace('interval: 3600', 'interval: "PT1H"'))
+    for key, value in {"FIXTURE_POOL": "p", "FIXTURE_TAG": "t", "FIXTURE_DIR": str(repo)}.items():
+        monkeypatch.setenv(key, value)
+    report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api"), monkeypatch)
+    assert len(report["deployments"]) == 3 and report["errors"] == []
+    verdicts = json.loads((tmp_path / ".forkflow" / "prefect-checks.json").read_text())["verdicts"]
+    assert verdicts[json.dumps({"cron": "0 6 * * SUN#2", "timezone": "Europe/Berlin"}, sort_keys=True)] == ""
 
 
 FIELDS = ("entrypoint", "description", "version", "parameters", "parameter_openapi_schema", "enforce_parameter_schema",

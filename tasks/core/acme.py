@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tasks.core.deploydefs import FORKFLOW_PATTERN, Planned
-from tasks.core.deployspec import describe
+from tasks.core.deployspec import Schedule, describe
 from tasks.core.discovery import FlowInfo, normalized
 from tasks.core.errors import ConfigError
 
@@ -41,7 +41,7 @@ class Entry(BaseModel):
     triggers: dict[str, dict[str, Any]] | None = None
 
 
-def parse_entries(data: Any, source: str) -> dict[str, Entry]:
+def parse_entries(data: Any, source: str, context: dict[str, Any] | None = None) -> dict[str, Entry]:
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -52,6 +52,8 @@ def parse_entries(data: Any, source: str) -> dict[str, Entry]:
     for key, value in data.items():
         try:
             entries[str(key)] = Entry.model_validate(value or {})
+            if entries[str(key)].cron:
+                Schedule.model_validate({"cron": entries[str(key)].cron}, context=context)
         except ValidationError as err:
             for item in err.errors():
                 text = describe({**item, "loc": [key, *item["loc"]]})

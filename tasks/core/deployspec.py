@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
@@ -69,14 +69,20 @@ class Schedule(Strict):
             raise ValueError("anchor_date only applies to interval schedules")
         return self
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            problem = cron_problem(value)
-            if problem:
-                raise ValueError(f"bad cron {value!r}: {problem}")
-        return value
+    @model_validator(mode="after")
+    def _prefect_rules(self, info: ValidationInfo) -> Schedule:
+        """Prefect's own schedule classes decide (given as `schedule_problem` in the validation context);
+        without them, forkflow's cron check, which agrees with them on the cases it knows."""
+        check = (info.context or {}).get("schedule_problem")
+        fields = {k: v for k, v in self.model_dump(exclude_none=True).items() if k in ("cron", "interval", "rrule",
+                                                                                     "timezone", "day_or", "anchor_date")}
+        problem = check(fields) if check else (cron_problem(self.cron) if self.cron is not None else None)
+        if problem and self.cron is not None:
+            hint = cron_problem(self.cron)
+            raise ValueError(f"bad cron {self.cron!r}: {hint or problem}")
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -200,7 +206,7 @@ class Desired:
 # ---------------------------------------------------------------- validation
 
 
-def parse_document(data: Any, source: str) -> Document:
+def parse_document(data: Any, source: str, context: dict[str, Any] | None = None) -> Document:
     """The YAML mapping as a Document, or a ConfigError naming each bad key path."""
     if data is None:
         data = {}
@@ -208,7 +214,7 @@ def parse_document(data: Any, source: str) -> Document:
         raise ConfigError(f"{source}: expected a mapping with 'defaults' and 'flows', got {type(data).__name__}",
                           where=source, fix="see docs/deploy.md for the format")
     try:
-        return Document.model_validate(data)
+        return Document.model_validate(data, context=context)
     except ValidationError as err:
         problems = [describe(item) for item in err.errors()]
         raise invalid(source, problems) from None
@@ -321,8 +327,13 @@ def cron_problem(text: str) -> str | None:
     if text.strip().lower() in macros:
         return None
     fields = text.split()
+    if len(fields) == 6:
+        seconds = cron_field_problem(fields[5], 0, 59, {}, "second")
+        if seconds:
+            return seconds
+        fields = fields[:5]
     if len(fields) != 5:
-        return f"expected 5 fields (minute hour day month weekday), got {len(fields)}"
+        return f"expected 5 fields (minute hour day month weekday, and optionally seconds), got {len(fields)}"
     limits = [("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
               ("month", 1, 12, MONTHS), ("day of week", 0, 7, WEEKDAYS)]
     for text_field, (label, low, high, names) in zip(fields, limits, strict=True):
@@ -342,12 +353,12 @@ def cron_field_problem(text: str, low: int, high: int, names: dict[str, int], la
         base, _, step = part.partition("/")
         if step and not (step.isdigit() and int(step) > 0):
             return f"{label}: bad step {step!r}"
-        if base in ("*", "?") or (label == "day of month" and base in ("L", "LW")):
+        if base in ("*", "?") or (label == "day of month" and base == "L"):
             continue
-        if label == "day of week" and re.fullmatch(r"[0-7]#[1-5]|[0-7]L", base):
+        if label == "day of month" and base.endswith("W"):
+            return f"{label}: {base!r}: 'W' (nearest weekday) is not supported by Prefect's cron"
+        if label == "day of week" and re.fullmatch(r"([0-7]|sun|mon|tue|wed|thu|fri|sat)(#[1-5]|L)", base.lower()):
             continue
-        if label == "day of month" and re.fullmatch(r"\d{1,2}W", base):
-            base = base[:-1]
         for bound in base.split("-", 1):
             value = names.get(bound.lower()) if bound.lower() in names else (int(bound) if bound.isdigit() else None)
             if value is None or not low <= value <= high:

@@ -115,7 +115,7 @@ def as_single_steps(data: Any) -> Any:
     return data
 
 
-def parse_file(data: Any, source: str) -> PrefectFile:
+def parse_file(data: Any, source: str, context: dict[str, Any] | None = None) -> PrefectFile:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -125,7 +125,7 @@ def parse_file(data: Any, source: str) -> PrefectFile:
     if isinstance(data.get("deployments"), list):
         data["deployments"] = [as_single_steps(item) for item in data["deployments"]]
     try:
-        return PrefectFile.model_validate(data)
+        return PrefectFile.model_validate(data, context=context)
     except ValidationError as err:
         problems = "\n".join(f"  - {prefect_key(item, data)}" for item in err.errors())
         raise ConfigError(f"{source}: not a prefect.yaml forkflow can deploy\n{problems}", where=source,
