@@ -11,6 +11,7 @@ branch's deployments whose flow is gone; never by default). The result is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -272,6 +273,7 @@ class DeployRun:
         pool_types = api.work_pool_types()
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
+        ready = resolved_references(api, ready)
         ctx = context_of(self.current, self.listing)
         envs = sorted({d.environment for d in ready} | set(prune_envs))
         patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
@@ -345,6 +347,37 @@ class DeployRun:
         if "" in prefixes:
             return api.read_deployments(name_like="")
         return [item for prefix in prefixes for item in api.read_deployments(name_like=prefix)]
+
+
+def resolved_references(api: PrefectApi, ready: list[Desired]) -> list[Desired]:
+    """`{{ prefect.variables.x }}` and `{{ prefect.blocks.<type>.<name>.<field> }}` answered by this server, as
+    prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs)."""
+    from tasks.core import prefect_yaml
+
+    wanted = {ref for d in ready if d.native for ref in prefect_yaml.references(without_pull(d.spec))}
+    if not wanted:
+        return ready
+    values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
+    return [dataclasses.replace(d, spec={**prefect_yaml.fill_references(without_pull(d.spec), values),
+                                         "pull_steps": d.spec.get("pull_steps")}) if d.native else d for d in ready]
+
+
+def without_pull(spec: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in spec.items() if key != "pull_steps"}
+
+
+def reference_value(api: PrefectApi, ref: Any) -> Any:
+    if ref.kind == "variable":
+        return api.variable(ref.path[0])
+    value: Any = api.block_data(ref.path[0], ref.path[1])
+    if len(ref.path) == 2 and isinstance(value, dict) and list(value) == ["value"]:
+        return value["value"]  # a one-value block (Secret, String...) stands for its value, as in Prefect
+    for part in ref.path[2:]:
+        if not isinstance(value, dict) or part not in value:
+            raise ForkflowError(f"the block {ref.path[0]}/{ref.path[1]} has no field {'.'.join(ref.path[2:])!r}",
+                                where=f"{{{{ {ref.text} }}}}", fix="correct the reference; nothing was deployed")
+        value = value[part]
+    return value
 
 
 def has_own_image(desired: Desired) -> bool:

@@ -238,7 +238,8 @@ def schedules_of(item: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.services
 @pytest.mark.slow
 def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], prefect_api: str,
+        oracle_api: str) -> None:
     repo = fixture_repo(tmp_path, "prefect_project")
     values = {"FIXTURE_POOL": "ff-e2e", "FIXTURE_TAG": "nightly", "FIXTURE_DIR": str(repo)}
     for key, value in values.items():
@@ -249,6 +250,8 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
                               env={**os.environ, "PREFECT_API_URL": api, **env}, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
 
+    for api in (oracle_api, prefect_api):
+        server_values(api, table="orders", token=SECRET)
     prefect_deploy(oracle_api)
     prefect_deploy(prefect_api, FIXTURE_TAG="before-forkflow")
     adopted = {key: item["id"] for key, item in deployments_on(prefect_api).items()}  # the server is shared: others too
@@ -264,13 +267,31 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
         for name in FIELDS:
             assert ours[key][name] == theirs[key][name], f"{key}.{name}"
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
+    assert ours["load-warehouse/default"]["job_variables"]["env"]["WAREHOUSE_TOKEN"] == SECRET
+    assert ours["load-warehouse/default"]["parameters"] == {"table": "orders"}
     second = run_stages(config, monkeypatch, "deploy")
     assert {e["status"] for e in second["deployments"]} == {"unchanged"} and second["writes"] == 0
+    state = tmp_path / ".forkflow"
+    assert not [f for f in state.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()], "never written down"
+    assert SECRET not in capsys.readouterr().out, "never printed"
 
     flow_run = start_run(prefect_api, ours["load-warehouse/default"]["id"], {"table": "invoices"})
     worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-e2e", "--run-once"], capture_output=True,
                             text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api})
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
+
+
+SECRET = "s3cr3t-" + os.urandom(4).hex()
+
+
+def server_values(api: str, *, table: str, token: str) -> None:
+    """The variable and the Secret block the fixture's prefect.yaml refers to, made with Prefect's own client."""
+    script = ("import sys\nfrom prefect.blocks.system import Secret\nfrom prefect.variables import Variable\n"
+              "Variable.set('fixture_table', sys.argv[1], overwrite=True)\n"
+              "Secret(value=sys.stdin.read()).save('fixture-token', overwrite=True)\n")
+    done = subprocess.run([sys.executable, "-c", script, table], input=token, capture_output=True, text=True,
+                          env={**os.environ, "PREFECT_API_URL": api}, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def start_run(api: str, deployment_id: str, parameters: dict[str, Any]) -> str:

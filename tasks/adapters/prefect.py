@@ -275,6 +275,26 @@ class PrefectApi:
             return
         self.call("DELETE", f"deployments/{deployment_id}", what=f"delete deployment {name!r}", ok=(404,))
 
+    def variable(self, name: str) -> Any:
+        """A Prefect variable's value; ForkflowError when there is none."""
+        found = self.call("GET", f"variables/name/{name}", what=f"read variable {name!r}", ok=(404,))
+        if found.status_code == 404:
+            raise ForkflowError(f"the Prefect variable {name!r} does not exist on {self.api_url}",
+                                where=f"{{{{ prefect.variables.{name} }}}}",
+                                fix=f"create it (prefect variable set {name} ...) or change the reference; nothing was deployed")
+        return found.json().get("value")
+
+    def block_data(self, block_type: str, name: str) -> dict[str, Any]:
+        """A block document's data, secrets included (never printed)."""
+        found = self.call("GET", f"block_types/slug/{block_type}/block_documents/name/{name}?include_secrets=true",
+                          what=f"read block {block_type}/{name}", ok=(404,))
+        if found.status_code == 404:
+            raise ForkflowError(f"the Prefect block {block_type}/{name} does not exist on {self.api_url}",
+                                where=f"{{{{ prefect.blocks.{block_type}.{name} }}}}",
+                                fix="create the block on that server or change the reference; nothing was deployed")
+        data: dict[str, Any] = found.json().get("data") or {}
+        return data
+
     def read_automations(self, tag: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         while True:

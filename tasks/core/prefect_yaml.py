@@ -205,7 +205,7 @@ def as_reference(expression: str) -> Reference | None:
     parts = tuple(expression.split("."))
     if parts[:2] == ("prefect", "variables") and len(parts) == 3:
         return Reference("variable", parts[2:])
-    if parts[:2] == ("prefect", "blocks") and len(parts) >= 4:
+    if parts[:2] == ("prefect", "blocks") and len(parts) >= 4:  # prefect.blocks.<type>.<name>[.<field>...]
         return Reference("block", parts[2:])
     return None
 
