@@ -210,7 +210,7 @@ def environment_connection(current: Settings, name: str) -> Connection:
 def environment_settings(current: Settings, name: str) -> EnvironmentSettings:
     env = current.config.environments[name]
     api_url = env.prefect_api_url or environment_connection(current, name).api_url
-    return EnvironmentSettings(name=name, api_url=api_url, work_pool=env.work_pool,
+    return EnvironmentSettings(name=name, api_url=api_url, work_pool=env.work_pool, variables={**os.environ, **env.variables},
                                work_queue=env.work_queue, schedules=env.schedules)
 
 

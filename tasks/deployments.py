@@ -11,7 +11,6 @@ with the flows themselves. Files are read in place, never rewritten. The
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,7 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     if kind == "prefect":
         prefix = folder_prefix(file.parent, root)
         parsed = prefect_yaml.parse_file(data, str(file), context)
-        planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix, dict(os.environ))
+        planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
         return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
     if kind == "acme":
         entries = acme.parse_entries(data, str(file), context)

@@ -256,7 +256,7 @@ def ensure_work_pools(current: Settings) -> None:
     """One process work pool per environment that uses the local server."""
     local = f"http://{svc.HOST}:{service_spec(current, 'prefect').port}/api"
     for env_name, env in current.config.environments.items():
-        if (env.prefect_api_url or "").rstrip("/") != local:
+        if (env.prefect_api_url or "").rstrip("/") != local or not env.work_pool:
             continue
         outcome = prefect_adapter.ensure_work_pool(local, env.work_pool, connection=local_connection(current))
         say(f"prefect: work pool {env.work_pool!r} for {env_name}: {outcome}")

@@ -190,8 +190,11 @@ def test_prefect_yaml_problems_are_refused_before_any_write(tmp_path: Path, monk
     config = pipeline(tmp_path, "http://127.0.0.1:9/api")
     text = (repo / "prefect.yaml").read_text()
     monkeypatch.delenv("FIXTURE_POOL", raising=False)
-    with pytest.raises(ConfigError, match=r"\{\{ \$FIXTURE_POOL \}\} refers to the environment variable FIXTURE_POOL"):
-        run_stages(config, monkeypatch)
+    monkeypatch.delenv("FIXTURE_DIR", raising=False)
+    monkeypatch.delenv("FIXTURE_TAG", raising=False)
+    with pytest.raises(ConfigError, match=r"\{\{ \$FIXTURE_DIR \}\}, \{\{ \$FIXTURE_POOL \}\}, \{\{ \$FIXTURE_TAG \}\} refer to "
+                                          r"environment variables that are not set: FIXTURE_DIR, FIXTURE_POOL, FIXTURE_TAG"):
+        run_stages(config, monkeypatch, "deploy", validate_only=True)
     (repo / "prefect.yaml").write_text(text.replace("    description: Nightly extract.", "    descripton: typo"))
     with pytest.raises(ConfigError) as caught:
         run_stages(config, monkeypatch)
@@ -376,3 +379,35 @@ def test_prefect2_style_names_deploy_and_run(tmp_path: Path, monkeypatch: pytest
     assert rates["parameters"] == {"day": "2026-01-02"} and rates["description"] == "Load FX rates."
     assert f"Bond Reporting Legacy/{project}--main--bond-reporting-legacy--dev" in found
     run_with_worker(prefect_api, rates["id"], "ff-e2e", tmp_path)
+
+
+def test_environments_layer_on_a_prefect_yaml_without_rewriting_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per environment: values for {{ $NAME }}, the work pool when the file gives none, schedules on or off."""
+    from tasks.context import settings as current_settings
+    from tasks.deploy import flows_listing, load_desired
+
+    repo = fixture_repo(tmp_path, "prefect_project")
+    before = (repo / "prefect.yaml").read_bytes()
+    monkeypatch.setenv("FIXTURE_DIR", str(repo))
+    monkeypatch.setenv("FIXTURE_TAG", "from-the-shell")
+    config = pipeline(tmp_path, "http://127.0.0.1:9/api", pool="dev-pool", flows='name_pattern = "{name}--{env}"', extra="""
+variables = { FIXTURE_POOL = "dev-from-config" }
+
+[environments.prod]
+prefect_api_url = "http://127.0.0.1:9/api"
+branch = "main"
+schedules = false
+variables = { FIXTURE_POOL = "prod-from-config", FIXTURE_TAG = "prod" }
+""")
+    run_stages(config, monkeypatch)
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    current_settings.cache_clear()
+    desired = {(d.environment, d.flow, d.name): d for d in load_desired(current_settings(), flows_listing(current_settings()),
+                                                                        ["dev", "prod"])}
+    dev, prod = desired[("dev", "extract", "extract-nightly--dev")], desired[("prod", "extract", "extract-nightly--prod")]
+    assert dev.spec["work_pool_name"] == "dev-from-config" and prod.spec["work_pool_name"] == "prod-from-config"
+    assert dev.spec["tags"] == ["etl", "from-the-shell"] and prod.spec["tags"] == ["etl", "prod"]
+    assert [s["active"] for s in dev.spec["schedules"]] == [True, False, True], "the file's own active: false stays"
+    assert [s["active"] for s in prod.spec["schedules"]] == [False, False, False]
+    assert (repo / "prefect.yaml").read_bytes() == before
+    current_settings.cache_clear()

@@ -98,11 +98,22 @@ def qualified_flow_name(flow: FlowInfo) -> str:
 
 def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, pattern: str | None = None) -> Desired:
     """The managed fields of one deployment in one environment."""
-    base: dict[str, Any] = {"work_pool": env.work_pool, "schedules_active": env.schedules}
+    base: dict[str, Any] = {"schedules_active": env.schedules}
+    if env.work_pool:
+        base["work_pool"] = env.work_pool
     if env.work_queue:
         base["work_queue"] = env.work_queue
-    merged = merged_layers([base, *planned.layers_for(env.name)])
+    layers = planned.layers_for(env.name)
+    if planned.native:
+        from tasks.core.prefect_yaml import fill_environment
+
+        layers = fill_environment(layers, env.variables, planned.source)
+    merged = merged_layers([base, *layers])
     name = deployment_name(ctx, planned, env.name, pattern)
+    if not merged.get("work_pool"):
+        raise ConfigError(f"{planned.source or planned.flow.entrypoint}: no work pool for environment {env.name}",
+                          where=f"[environments.{env.name}] work_pool",
+                          fix="set work_pool for the environment, or give the deployment one in its config")
     spec = native_spec(planned, merged, ctx) if planned.native else forkflow_spec(planned, merged, ctx, name)
     return Desired(name=name, flow=planned.server_flow, environment=env.name, api_url=env.api_url, spec=spec,
                    pattern=pattern or planned.pattern, key=planned_key(planned), native=planned.native,

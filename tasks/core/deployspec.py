@@ -163,9 +163,10 @@ class EnvironmentSettings:
 
     name: str
     api_url: str
-    work_pool: str
+    work_pool: str | None
     work_queue: str | None
     schedules: bool
+    variables: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -160,21 +160,31 @@ def allowed_keys(loc: list[Any]) -> list[str]:
 
 
 def fill_environment(value: Any, environ: dict[str, str], where: str) -> Any:
-    """`{{ $NAME }}` from the environment, anywhere in the value."""
+    """`{{ $NAME }}` from the environment, anywhere in the value; every unset name is named at once."""
+    missing = sorted(name for name in environment_names(value) if name not in environ)
+    if missing:
+        listing = ", ".join(f"{{{{ ${name} }}}}" for name in missing)
+        raise ConfigError(f"{where}: {listing} refer{'s' if len(missing) == 1 else ''} to environment variables that are "
+                          f"not set: {', '.join(missing)}", where=where,
+                          fix="export them before deploying (prefect deploy reads them the same way), or give them "
+                              "in [environments.<name>] variables")
+
     def one(text: str) -> Any:
         whole = PLACEHOLDER.fullmatch(text.strip())
         if whole and whole.group(1).startswith("$"):
-            return env_value(whole.group(1)[1:], environ, where)
-        return PLACEHOLDER.sub(lambda m: str(env_value(m.group(1)[1:], environ, where))
-                               if m.group(1).startswith("$") else m.group(0), text)
+            return environ[whole.group(1)[1:]]
+        return PLACEHOLDER.sub(lambda m: environ[m.group(1)[1:]] if m.group(1).startswith("$") else m.group(0), text)
     return walk(value, one)
 
 
-def env_value(name: str, environ: dict[str, str], where: str) -> str:
-    if name not in environ:
-        raise ConfigError(f"{where}: {{{{ ${name} }}}} refers to the environment variable {name}, which is not set",
-                          where=where, fix=f"export {name}=... before deploying (prefect deploy reads it the same way)")
-    return environ[name]
+def environment_names(value: Any) -> set[str]:
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(m.group(1)[1:] for m in PLACEHOLDER.finditer(text) if m.group(1).startswith("$"))
+        return text
+    walk(value, collect)
+    return found
 
 
 def walk(value: Any, on_text: Any) -> Any:
@@ -251,9 +261,10 @@ def other_steps(steps: list[dict[str, Any]]) -> list[str]:
     return [name for step in steps for name in step if name not in IMAGE_STEPS]
 
 
-def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, prefix: str,
-                        environ: dict[str, str]) -> tuple[list[Planned], list[str]]:
-    """One Planned per deployment, and notes on what was replaced; `prefix` is the file's folder under the flows root."""
+def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, prefix: str) -> tuple[list[Planned], list[str]]:
+    """One Planned per deployment, and notes on what was replaced; `prefix` is the file's folder under the flows root.
+
+    `{{ $NAME }}` stays in the layers: each environment fills it in (its variables over the process environment)."""
     by_entrypoint = {flow.entrypoint: flow for flow in flows}
     planned: list[Planned] = []
     notes: list[str] = []
@@ -275,7 +286,7 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
             problems.append(f"{where}.entrypoint: no flow at {deployment.entrypoint!r}; flows: {known or 'none found'}")
             continue
         try:
-            layer = deployment_layer(deployment, doc, environ, where, image_step_ids(steps))
+            layer = deployment_layer(deployment, doc, where, image_step_ids(steps))
         except ConfigError as err:
             problems.append(err.what)
             continue
@@ -288,12 +299,10 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
     return planned, notes
 
 
-def deployment_layer(deployment: Deployment, doc: PrefectFile, environ: dict[str, str], where: str,
-                     image_steps: dict[str, str]) -> dict[str, Any]:
-    """The deployment's keys in forkflow's layer vocabulary, environment variables filled in."""
+def deployment_layer(deployment: Deployment, doc: PrefectFile, where: str, image_steps: dict[str, str]) -> dict[str, Any]:
+    """The deployment's keys in forkflow's layer vocabulary."""
     data = deployment.model_dump(exclude_unset=True, mode="json", by_alias=True)
     pull = data.pop("pull", None) if "pull" in data else (doc.pull if doc.pull is not None else None)
-    data = fill_environment(data, environ, where)
     layer: dict[str, Any] = {key: data[key] for key in ("entrypoint", "description", "version", "tags", "parameters",
                                                        "paused", "concurrency_limit", "enforce_parameter_schema",
                                                        "triggers") if key in data}
@@ -308,7 +317,7 @@ def deployment_layer(deployment: Deployment, doc: PrefectFile, environ: dict[str
     if pool.get("job_variables"):
         layer["job_variables"] = pool["job_variables"]
     if pull is not None:
-        layer["pull"] = fill_environment(pull, environ, where)  # step outputs stay: the worker fills them in
+        layer["pull"] = pull  # step outputs and server references stay: the worker fills them in
     stray = sorted(ref for ref in step_outputs({k: v for k, v in layer.items() if k != "pull"})
                    if ref.split(".", 1)[0] not in image_steps)
     if stray:
