@@ -24,6 +24,7 @@ from typing import Any
 
 from doit.task import Task, dict_to_task
 
+from tasks import deploy_check
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
 from tasks.adapters.prefect_settings import Connection, connect
@@ -56,6 +57,7 @@ from tasks.core.deployspec import (
 )
 from tasks.core.errors import ForkflowError
 from tasks.credentials import local_prefect_auth
+from tasks.deploy_check import deploy_unchanged
 from tasks.flows import flow_from_entry
 from tasks.output import say, warn
 
@@ -87,7 +89,7 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
         "actions": [guarded(deploy_action)],
         "params": [dry_run_param(), PRUNE_PARAM, VALIDATE_PARAM],
         "task_dep": deps,
-        "uptodate": [False],
+        "uptodate": [deploy_unchanged],
         "verbosity": 2,
     }
     for entry, env in planned_pairs(current):
@@ -154,12 +156,16 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
         say(f"valid: {len(desired)} deployments from {listing['config']} for {', '.join(listing['environments'])}")
         return {"made": f"valid ({len(desired)} deployments)"}
     dry = is_dry_run(dry_run)
+    if not dry:
+        deploy_check.forget(current)
     run = DeployRun(current, listing, dry)
     results = run.apply(desired, prune_envs=listing["environments"] if prune and only is None else [], complete=only is None)
     report = deploy_report(listing, results, run, dry)
     if only is not None:
         report = merged_report(read_report("deploy", current), report)
     write_report("deploy", report, current)
+    if not dry and only is None and run.scopes:
+        deploy_check.remember(current, run.scopes, min(scope["checked"] for scope in run.scopes))
     return {"made": summarize(results, run, dry)}
 
 
@@ -180,7 +186,8 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
     from tasks.deployments import read_config, with_prefect_facts
 
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
-    config = with_prefect_facts(read_config(current, Path(listing["flows_dir"]), flows), Path(listing["flows_dir"]))
+    root = Path(listing["flows_dir"])
+    config = with_prefect_facts(read_config(current, root, flows), root, current.state_dir)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
              "only FlowSpec deployments are deployed")
@@ -238,6 +245,7 @@ class DeployRun:
         self.concurrency = current.config.flows.concurrency
         self.verify_after = current.config.flows.verify_after
         self.records = load_records(current)
+        self.scopes: list[dict[str, Any]] = []
 
     def apply(self, desired: list[Desired], prune_envs: list[str], complete: bool = True) -> list[dict[str, Any]]:
         """Apply per server; `complete` says `desired` is everything this branch deploys (not one subtask)."""
@@ -303,6 +311,8 @@ class DeployRun:
             checked = time.time() if full and complete else float((record or {}).get("checked", 0))
             self.records[key] = remembered(record, ready, results, after, checked)
             save_records(self.current, self.records)
+            self.scopes.append({"url": api.api_url, "prefixes": prefixes, "environment": envs[0] if envs else "",
+                                "checked": checked})
         return results
 
     @staticmethod

@@ -24,9 +24,7 @@ from tasks.core.deployspec import Document, Layer, check_document, describe, inv
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 from tasks.core.yamlfile import load_yaml
-
-PREFECT_FILES = ("prefect.yaml", "prefect.yml")
-FORKFLOW_FILE = "deployments.yaml"
+from tasks.deploy_files import config_file
 
 
 @dataclass(frozen=True)
@@ -37,30 +35,6 @@ class DeploymentConfig:
     format: str
     planned: tuple[Planned, ...]
     notes: tuple[str, ...] = ()
-
-
-def config_file(current: Settings, root: Path) -> tuple[Path | None, str]:
-    """The deployment config and its format: prefect, acme or forkflow."""
-    assert current.config.flows is not None
-    configured = current.config.flows.config
-    if configured:
-        file = current.path(configured)
-        if not file.is_file():
-            raise ConfigError(f"the deployment config {file} does not exist", where="[flows] config",
-                              fix="correct the path, or remove the key to use the one found in the flows folder")
-        return file, format_of(file)
-    for name in (*PREFECT_FILES, acme.DEFAULT_FILE, FORKFLOW_FILE):
-        if (root / name).is_file():
-            return root / name, format_of(root / name)
-    return None, "none"
-
-
-def format_of(file: Path) -> str:
-    if file.name in PREFECT_FILES:
-        return "prefect"
-    if file.name == Path(acme.DEFAULT_FILE).name:
-        return "acme"
-    return "forkflow"
 
 
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
@@ -126,34 +100,73 @@ def trigger_problem(trigger: dict[str, Any]) -> str | None:
     return None
 
 
-def with_prefect_facts(config: DeploymentConfig, root: Path) -> DeploymentConfig:
+def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) -> DeploymentConfig:
     """prefect.yaml deployments get what `prefect deploy` derives from the code: Prefect's own parameter
-    schema (read from the source, not imported) and, without a `version`, the version it infers."""
+    schema (read from the source, not imported; remembered per file content and Prefect version) and,
+    without a `version`, the version it infers."""
     if not any(p.native for p in config.planned):
         return config
-    from prefect.utilities.callables import parameter_schema_from_entrypoint
-
+    schemas = SchemaCache(state_dir / SCHEMAS_FILE)
+    version = RepositoryVersion(root)
     planned = []
     for item in config.planned:
         if item.native:
-            entrypoint = f"{root / item.flow.file}:{item.flow.function}"
-            schema = parameter_schema_from_entrypoint(entrypoint).model_dump(exclude_unset=True)
-            extra = {**item.extra, "parameter_openapi_schema": schema, "version": inferred_version(root, item.flow.file)}
+            extra = {**item.extra, "parameter_openapi_schema": schemas.schema(root, item.flow.file, item.flow.function),
+                     "version": version.of(item.flow.file)}
             item = dataclasses.replace(item, extra=extra)
         planned.append(item)
+    schemas.save()
     return dataclasses.replace(config, planned=tuple(planned))
 
 
-def inferred_version(root: Path, file: str) -> str:
+class RepositoryVersion:
     """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file."""
-    from tasks.adapters.git import Git
 
-    git = Git(root)
-    if git.ok("config", "--get", "remote.origin.url"):
-        return git.read("rev-parse", "HEAD")[:8]
-    from prefect.utilities.hashing import file_hash
+    def __init__(self, root: Path):
+        from tasks.adapters.git import Git
 
-    return str(file_hash(str(root / file)))
+        git = Git(root)
+        self.root = root
+        self.commit = git.read("rev-parse", "HEAD")[:8] if git.ok("config", "--get", "remote.origin.url") else None
+
+    def of(self, file: str) -> str:
+        if self.commit:
+            return self.commit
+        import hashlib
+
+        return hashlib.md5((self.root / file).read_bytes(), usedforsecurity=False).hexdigest()
+
+
+SCHEMAS_FILE = "prefect-schemas.json"
+
+
+class SchemaCache:
+    """Prefect's parameter schema of each flow, by file content and Prefect version."""
+
+    def __init__(self, file: Path):
+        from importlib.metadata import version
+
+        self.file = file
+        self.version = version("prefect")
+        saved = read_json(file) or {}
+        self.known: dict[str, Any] = saved.get("schemas", {}) if saved.get("prefect") == self.version else {}
+        self.changed = False
+
+    def schema(self, root: Path, file: str, function: str) -> dict[str, Any]:
+        import hashlib
+
+        key = f"{hashlib.sha256((root / file).read_bytes()).hexdigest()}:{function}"
+        if key not in self.known:
+            from prefect.utilities.callables import parameter_schema_from_entrypoint
+
+            self.known[key] = parameter_schema_from_entrypoint(f"{root / file}:{function}").model_dump(exclude_unset=True)
+            self.changed = True
+        found: dict[str, Any] = self.known[key]
+        return found
+
+    def save(self) -> None:
+        if self.changed:
+            write_json(self.file, {"prefect": self.version, "schemas": self.known})
 
 
 CHECKS_FILE = "prefect-checks.json"

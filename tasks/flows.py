@@ -74,7 +74,7 @@ def flows_inputs(current: Settings) -> str:
     for name, blob in sorted(file_entries(top).items()):
         digest.update(f"{name}\0{blob}\n".encode())
     digest.update(Git(root).read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").encode())
-    from tasks.deployments import config_file
+    from tasks.deploy_files import config_file
 
     deploy_config = config_file(current, root)[0]
     for file in (current.config_file, deploy_config or Path("-"), current.reports_dir / "version.json"):

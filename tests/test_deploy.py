@@ -534,6 +534,31 @@ def test_doit_deploy_subtask_and_dry_run(proxy: PrefectProxy, prefect_api: str, 
 
 
 @pytest.mark.services
+def test_a_deploy_with_nothing_to_do_is_up_to_date_until_the_server_or_the_config_changes(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(proxy.url)
+    first = run_doit(ws.config, "deploy")
+    assert first.returncode == 0 and "deploy: 3 created" in first.stdout, first.stdout + first.stderr
+    proxy.reset()
+    again = run_doit(ws.config, "deploy")
+    assert again.returncode == 0 and "-- deploy" in again.stdout, again.stdout + again.stderr
+    assert proxy.write_count() == 0
+    hello = server_deployments(prefect_api, ws.project)[ws.name("hello", "dev")]
+    with prefect_http(prefect_api) as http:
+        http.patch(f"deployments/{hello['id']}", json={"description": "edited by hand"}).raise_for_status()
+    restored = run_doit(ws.config, "deploy")
+    assert "deploy: 2 unchanged, 1 updated" in restored.stdout, restored.stdout + restored.stderr
+    specs = json.loads(json.dumps(SPECS))
+    specs["flows"]["hello"]["parameters"] = {"name": "changed"}
+    ws.write_specs(specs)
+    commit_all(ws.repo, "change hello")
+    changed = run_doit(ws.config, "deploy")
+    assert f"updated   {ws.name('hello', 'dev')} (parameters, tags)" in changed.stdout, changed.stdout + changed.stderr
+    dry = run_doit(ws.config, "deploy", "--dry-run")
+    assert "-- deploy" not in dry.stdout and "deploy: 3 unchanged" in dry.stdout, dry.stdout
+
+
+@pytest.mark.services
 def test_full_read_catches_schedule_edits_the_record_cannot_see(
         proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
     ws = workspace_factory(proxy.url, extra="verify_after = 0\n")

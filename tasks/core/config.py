@@ -187,17 +187,17 @@ class Flows(Section):
 class Environment(Section):
     prefect_api_url: str | None = Field(default=None, pattern=r"^https?://",
                                         description="default: PREFECT_API_URL (environment, then the active Prefect profile)")
+    work_pool: str | None = Field(default=None, description="work pool for deployments the config gives none")
+    branch: str | None = Field(default=None, description="branch (or glob like '*') that deploys here; exact names win")
+    schedules: bool = False
+    work_queue: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
                                     description="variable holding this environment's Prefect API key (default PREFECT_API_KEY)")
     auth_string_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
                                         description="variable holding this environment's user:password "
                                                     "(default PREFECT_API_AUTH_STRING)")
-    work_pool: str | None = Field(default=None, description="work pool for deployments the config gives none")
     variables: dict[str, str] = Field(default={}, description="values for {{ $NAME }} in a prefect.yaml, "
                                                               "over the process environment")
-    branch: str | None = Field(default=None, description="branch (or glob like '*') that deploys here; exact names win")
-    schedules: bool = False
-    work_queue: str | None = None
 
 
 class Service(Section):

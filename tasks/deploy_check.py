@@ -1,0 +1,131 @@
+"""Whether `doit deploy` has anything to do, answered without loading the deploy machinery.
+
+After a complete deploy (every deployment of the branch, not a dry run),
+the run records a digest of everything the deployments are made from (flows.json,
+the deployment config, pipeline.toml, image.json, the environment variables
+the config and the connections read, forkflow's own deploy code) and, per
+server, the signals of the deployments it manages: how many there are and
+the latest `updated` time per name prefix, and forkflow's automations. The
+next `doit deploy` is up to date when the digest is the same, the last full
+read of the servers is younger than `[flows] verify_after`, and every server
+still answers the same signals: asked once per server, concurrently, with a
+short timeout (no answer means "not up to date", and the deploy runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tasks.adapters.prefect_settings import Connection
+from tasks.context import Settings, read_json, settings, write_json
+
+RECORD = "deploy-unchanged.json"
+TIMEOUT = 5.0
+CODE = ("deploy.py", "deployments.py", "core/deployspec.py", "core/deploydefs.py", "core/deployplan.py",
+        "core/prefect_yaml.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py")
+VARIABLES = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_PROFILE", "PREFECT_HOME",
+             "PREFECT_PROFILES_PATH", "PREFECT_API_SSL_CERT_FILE", "FORKFLOW_ENVIRONMENT", "FORKFLOW_BRANCH")
+
+
+def deploy_unchanged(task: Any = None, *_: Any) -> bool:
+    """doit's uptodate check of `deploy`."""
+    options = getattr(task, "options", None) or {}
+    if any(options.get(key) for key in ("dry_run", "prune", "validate_only")) or os.environ.get("FORKFLOW_DRY_RUN"):
+        return False
+    current = settings()
+    saved = read_json(current.state_dir / RECORD)
+    if not saved or saved.get("inputs") != inputs_digest(current):
+        return False
+    assert current.config.flows is not None
+    if time.time() - float(saved.get("checked", 0)) > current.config.flows.verify_after:
+        return False
+    servers = saved.get("servers", [])
+    with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+        answers = list(pool.map(lambda s: signals_or_none(s["url"], s["prefixes"], connection_of(current, s)), servers))
+    return all(answer is not None and answer == server["signals"] for answer, server in zip(answers, servers, strict=True))
+
+
+def remember(current: Settings, servers: list[dict[str, Any]], checked: float) -> None:
+    """After a complete deploy: the digest and each server's signals as they are now."""
+    for server in servers:
+        server["signals"] = signals_or_none(server["url"], server["prefixes"], connection_of(current, server))
+    write_json(current.state_dir / RECORD, {"inputs": inputs_digest(current), "checked": checked, "servers": servers})
+
+
+def forget(current: Settings) -> None:
+    (current.state_dir / RECORD).unlink(missing_ok=True)
+
+
+def inputs_digest(current: Settings) -> str:
+    digest = hashlib.sha256()
+    listing_file = current.reports_dir / "flows.json"
+    listing = listing_file.read_bytes() if listing_file.is_file() else b""
+    digest.update(listing)
+    config_text = ""
+    try:
+        config_path = json.loads(listing or b"{}").get("config") or ""
+    except ValueError:
+        config_path = ""
+    for file in (Path(config_path) if config_path else None, current.config_file, current.reports_dir / "image.json"):
+        data = file.read_bytes() if file is not None and file.is_file() else b"-"
+        digest.update(hashlib.sha256(data).digest())
+        if file is not None and file == Path(config_path):
+            config_text = data.decode("utf-8", "replace")
+    names = set(VARIABLES) | set(re.findall(r"\{\{\s*\$(\w+)\s*\}\}", config_text))
+    for env in current.config.environments.values():
+        names |= {name for name in (env.api_key_env, env.auth_string_env) if name}
+    for name in sorted(names):
+        digest.update(f"{name}={hashlib.sha256(os.environ.get(name, '').encode()).hexdigest()}\n".encode())
+    code = Path(__file__).parent
+    for name in CODE:
+        digest.update(hashlib.sha256((code / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def connection_of(current: Settings, server: dict[str, Any]) -> Connection:
+    from tasks.adapters.prefect_settings import connect
+    from tasks.credentials import local_prefect_auth
+
+    env = current.config.environments.get(server.get("environment", ""))
+    return connect(server["url"], api_key_env=env.api_key_env if env else None,
+                   auth_string_env=env.auth_string_env if env else None,
+                   fallback_auth=local_prefect_auth(current, server["url"]))
+
+
+def signals_or_none(url: str, prefixes: list[str], connection: Connection) -> dict[str, Any] | None:
+    """Deployment count and latest `updated` per prefix, and forkflow's automations; None when the server does not answer."""
+    try:
+        found: dict[str, Any] = {}
+        for prefix in prefixes:
+            body = {"deployments": {"name": {"like_": prefix}}}
+            latest = post(url, "deployments/filter", {**body, "sort": "UPDATED_DESC", "limit": 1}, connection)
+            found[prefix] = {"count": post(url, "deployments/count", body, connection),
+                             "latest": latest[0]["updated"] if latest else None}
+        automations = post(url, "automations/filter", {"automations": {"tags": {"all_": ["forkflow"]}}}, connection)
+        found["automations"] = sorted(f"{a['id']}@{a.get('updated')}" for a in automations)
+        return found
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def post(url: str, path: str, body: dict[str, Any], connection: Connection) -> Any:
+    import ssl
+
+    request = urllib.request.Request(f"{url.rstrip('/')}/{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **connection.headers})
+    context = None
+    if url.startswith("https://"):
+        context = ssl.create_default_context(cafile=connection.verify if isinstance(connection.verify, str) else None)
+        if connection.verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:  # noqa: S310 - the Prefect API
+        return json.loads(response.read())
