@@ -62,6 +62,7 @@ from tasks.flows import flow_from_entry
 from tasks.output import say, warn
 
 MANAGED_LABEL = "forkflow.project"
+BRANCH_LABEL = "forkflow.branch"
 PRUNE_PARAM = {"name": "prune", "long": "prune", "type": bool, "default": False,
                "help": "delete this branch's deployments (per the name pattern) whose flow is no longer defined"}
 VALIDATE_PARAM = {"name": "validate_only", "long": "validate-only", "type": bool, "default": False,
@@ -145,7 +146,8 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
                   only: tuple[str, str] | None = None) -> dict[str, str]:
     current = settings()
     listing = flows_listing(current)
-    desired = load_desired(current, listing, listing["environments"])
+    dry = is_dry_run(dry_run)
+    desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only)
     if only is not None:
         desired = [d for d in desired if only[0] in (d.name, d.key, d.flow) and d.environment == only[1]]
         if not desired:
@@ -155,7 +157,6 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
     if validate_only:
         say(f"valid: {len(desired)} deployments from {listing['config']} for {', '.join(listing['environments'])}")
         return {"made": f"valid ({len(desired)} deployments)"}
-    dry = is_dry_run(dry_run)
     if not dry:
         deploy_check.forget(current)
     run = DeployRun(current, listing, dry)
@@ -181,13 +182,16 @@ def flows_listing(current: Settings) -> dict[str, Any]:
     return listing
 
 
-def load_desired(current: Settings, listing: dict[str, Any], environments: list[str]) -> list[Desired]:
-    """Validate the whole deployment config, then build every desired deployment for `environments`."""
-    from tasks.deployments import read_config, with_prefect_facts
+def load_desired(current: Settings, listing: dict[str, Any], environments: list[str],
+                 dry_run: bool = True) -> list[Desired]:
+    """Validate the whole deployment config, then build every desired deployment for `environments`
+    (running a prefect.yaml's deploy-time steps unless `dry_run`)."""
+    from tasks.deployments import read_config, with_prefect_facts, with_step_outputs
 
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
     root = Path(listing["flows_dir"])
     config = with_prefect_facts(read_config(current, root, flows), root, current.state_dir)
+    config = with_step_outputs(config, root, dry_run)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
              "only FlowSpec deployments are deployed")
@@ -322,16 +326,17 @@ class DeployRun:
         return compare(desired, item, desired.flow, [t for _, t in owned.get(item["id"], [])])
 
     def labels(self) -> dict[str, str]:
-        return {MANAGED_LABEL: self.current.config.project.name}
+        return {MANAGED_LABEL: self.current.config.project.name, BRANCH_LABEL: slug(self.listing["branch"])}
 
     def prunable(self, ctx: Context, env: str, patterns: list[str]) -> Callable[[dict[str, Any]], bool]:
         """What prune may delete: names of forkflow's patterns for this branch and environment, and for
         names as written (a prefect.yaml's) only deployments forkflow created for this project, never others'."""
-        project = self.current.config.project.name
+        mine = self.labels()
         matchers = [(name_matcher(ctx, env, p), "{project}" in p and "{env}" in p) for p in patterns]
 
         def check(item: dict[str, Any]) -> bool:
-            ours = (item.get("labels") or {}).get(MANAGED_LABEL) == project
+            labels = item.get("labels") or {}
+            ours = all(labels.get(key) == value for key, value in mine.items())
             return any(matcher.match(item["name"]) and (ours or derived) for matcher, derived in matchers)
         return check
 

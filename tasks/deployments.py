@@ -11,6 +11,7 @@ with the flows themselves. Files are read in place, never rewritten. The
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,49 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
         errors = err.errors() if isinstance(err, ValidationError) else [{"msg": str(err)}]
         return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors[:2])
     return None
+
+
+def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool) -> DeploymentConfig:
+    """Run each prefect.yaml deployment's deploy-time build/push steps with Prefect's own step runner (in the
+    file's folder, as `prefect deploy` does) and fill `{{ <step>.<output> }}` with what they return.
+    A dry run does not run them: it says so, and references to their outputs stay unfilled."""
+    if not any(item.extra.get("steps") for item in config.planned):
+        return config
+    planned = []
+    for item in config.planned:
+        steps = item.extra.get("steps") or []
+        if steps and dry_run:
+            from tasks.output import say
+
+            say(f"would run {len(steps)} deploy-time step(s) of {item.source} (their outputs are not known in a dry run)")
+        elif steps:
+            outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source)
+            from prefect.utilities.templating import apply_values
+
+            filled: list[tuple[str | None, dict[str, Any]]] = [
+                (scope, apply_values(layer, outputs, remove_notset=False)) for scope, layer in item.layers]  # type: ignore[misc]
+            item = dataclasses.replace(item, layers=tuple(filled))
+        planned.append(item)
+    return dataclasses.replace(config, planned=tuple(planned))
+
+
+def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str) -> dict[str, Any]:
+    import asyncio
+    import contextlib
+
+    from prefect.deployments.steps.core import StepExecutionError, run_steps
+
+    from tasks.core.errors import ForkflowError
+
+    before = Path.cwd()
+    try:
+        os.chdir(folder)
+        with contextlib.redirect_stdout(None):
+            outputs: dict[str, Any] = asyncio.run(run_steps(steps, {}, print_function=lambda *_: None))
+    except (StepExecutionError, ImportError, OSError, ValueError) as err:
+        raise ForkflowError(f"{source}: a deploy-time step failed: {err}", where=source,
+                            fix="fix the step (it ran with Prefect's step runner in the file's folder); "
+                                "nothing was deployed") from None
+    finally:
+        os.chdir(before)
+    return outputs

@@ -272,11 +272,20 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
     assert ours["load-warehouse/default"]["job_variables"]["env"]["WAREHOUSE_TOKEN"] == SECRET
     assert ours["load-warehouse/default"]["parameters"] == {"table": "orders"}
+    short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert ours["daily-report/default"]["version"] == short, "a deploy-time build step's output, run by Prefect's runner"
     second = run_stages(config, monkeypatch, "deploy")
     assert {e["status"] for e in second["deployments"]} == {"unchanged"} and second["writes"] == 0
     state = tmp_path / ".forkflow"
     assert not [f for f in state.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()], "never written down"
     assert SECRET not in capsys.readouterr().out, "never printed"
+
+    text = (repo / "prefect.yaml").read_text()
+    (repo / "prefect.yaml").write_text(text[:text.index("  - name: default\n    entrypoint: flows/reports.py")])
+    commit_all(repo, "drop the report deployment")
+    pruned = run_stages(config, monkeypatch, "deploy", prune=True)
+    assert not [e for e in pruned["deployments"] if e["status"] == "pruned"], "prune never deletes what others made"
+    assert "daily-report/default" in deployments_on(prefect_api)
 
     flow_run = start_run(prefect_api, ours["load-warehouse/default"]["id"], {"table": "invoices"})
     worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-e2e", "--run-once"], capture_output=True,
@@ -337,6 +346,7 @@ def test_acme_static_config_deploys_with_acme_conventions_and_runs(
     hello = found[f"hello_world/{project}--main--hello-world--dev"]
     quality = found[f"data_quality/{project}--main--data-quality--dev"]
     assert hello["work_pool_name"] == "acme-pool" and quality["work_pool_name"] == "ff-e2e", "acme's pool, else the environment's"
+    assert hello["labels"].get("forkflow.project") == project and hello["labels"].get("forkflow.branch") == "main"
     assert hello["version"] == f"main-{commit}"
     assert f"PROJECT_NAME={project}" in hello["tags"] and "BRANCH_NAME=main" in hello["tags"]
     assert hello["parameters"] == {"name": "acme"} and hello["description"] == "Hello World"
@@ -354,8 +364,8 @@ def test_acme_static_config_deploys_with_acme_conventions_and_runs(
 def test_pocket_monorepo_deploys_every_flow_spec_deployment_and_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
     fixture_repo(tmp_path, "pocket_monorepo")
-    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", flows='name_pattern = "{name}-{env}"'),
-                        monkeypatch, "deploy")
+    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", flows='name_pattern = "{name}-{env}"',
+                                 project=unique_project()), monkeypatch, "deploy")
     assert sorted((e["flow"], e["name"]) for e in report["deployments"]) == [
         ("marketing.sync", "backfill-dev"), ("marketing.sync", "hourly-dev"), ("sales.sync", "daily-dev")]
     found = deployments_on(prefect_api)
@@ -411,3 +421,16 @@ variables = { FIXTURE_POOL = "prod-from-config", FIXTURE_TAG = "prod" }
     assert [s["active"] for s in prod.spec["schedules"]] == [False, False, False]
     assert (repo / "prefect.yaml").read_bytes() == before
     current_settings.cache_clear()
+
+
+def test_two_deployments_that_would_share_a_name_are_refused_naming_both() -> None:
+    from tasks.core.deploydefs import name_collisions
+    from tasks.core.deployspec import Desired
+
+    first = Desired("orbit--main--hello--dev", "hello", "dev", "http://x/api")
+    second = Desired("orbit--main--Hello--dev", "Hello", "dev", "http://x/api")
+    other_server = Desired("orbit--main--hello--dev", "hello", "dev", "http://y/api")
+    name_collisions([first, other_server])
+    with pytest.raises(ConfigError, match=r"hello/orbit--main--hello--dev \(dev\) and Hello/orbit--main--Hello--dev "
+                                          r"\(dev\) would be one deployment on http://x/api"):
+        name_collisions([first, second])

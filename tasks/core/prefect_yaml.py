@@ -8,7 +8,9 @@ error, not a literal `{{ $VAR }}` on the server). `{{ prefect.variables.x }}`
 and `{{ prefect.blocks.<type>.<name>.<field> }}` are collected here and
 resolved from the target server by the deploy stage. Build and push steps that
 make Docker images are replaced by forkflow's image stage; `{{ <step>.image }}`
-then means that image. Pull steps keep `{{ <step>.<output> }}` and server references as
+then means that image. Other build and push steps run at deploy time through
+Prefect's own step runner (tasks/deployments.py), and their outputs fill
+`{{ <step>.<output> }}` in the deployment. Pull steps keep `{{ <step>.<output> }}` and server references as
 written, as prefect deploy does: the worker fills them in when it runs them.
 """
 
@@ -257,8 +259,10 @@ def image_step_ids(steps: list[dict[str, Any]]) -> dict[str, str]:
     return ids
 
 
-def other_steps(steps: list[dict[str, Any]]) -> list[str]:
-    return [name for step in steps for name in step if name not in IMAGE_STEPS]
+def step_ids(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """Step id -> step name for steps that run at deploy time."""
+    return {str(options["id"]): name for step in steps for name, options in step.items()
+            if isinstance(options, dict) and options.get("id")}
 
 
 def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, prefix: str) -> tuple[list[Planned], list[str]]:
@@ -273,26 +277,25 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
         where = f"{source}: deployments.{index}({deployment.name})"
         steps = [*(deployment.build if deployment.build is not None else doc.build or []),
                  *(deployment.push if deployment.push is not None else doc.push or [])]
-        unsupported = other_steps(steps)
-        if unsupported:
-            problems.append(f"{where}: build/push steps {unsupported} cannot run here; only Docker image steps "
-                            "(replaced by forkflow's image stage) are supported")
-            continue
-        if steps:
-            notes.append(f"{deployment.name}: build/push steps replaced by the image stage's image")
+        deploy_steps = [step for step in steps if not set(step) <= set(IMAGE_STEPS)]
+        if image_step_ids(steps):
+            notes.append(f"{deployment.name}: Docker build/push steps replaced by the image stage's image")
+        if deploy_steps:
+            notes.append(f"{deployment.name}: runs {len(deploy_steps)} deploy-time step(s) with Prefect's step runner")
         flow = by_entrypoint.get(prefix + deployment.entrypoint)
         if flow is None:
             known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
             problems.append(f"{where}.entrypoint: no flow at {deployment.entrypoint!r}; flows: {known or 'none found'}")
             continue
         try:
-            layer = deployment_layer(deployment, doc, where, image_step_ids(steps))
+            layer = deployment_layer(deployment, doc, where, {**image_step_ids(steps), **step_ids(deploy_steps)})
         except ConfigError as err:
             problems.append(err.what)
             continue
         planned.append(Planned(flow, deployment.name, ((None, layer),), pattern=PREFECT_YAML_PATTERN, native=True,
                                source=where, flow_name=flow.name,
-                               extra={"image_steps": sorted(image_step_ids(steps)), "folder": prefix.rstrip("/")}))
+                               extra={"image_steps": sorted(image_step_ids(steps)), "folder": prefix.rstrip("/"),
+                                      "steps": deploy_steps}))
     if problems:
         raise ConfigError(f"{source}: cannot deploy\n" + "\n".join(f"  - {p}" for p in problems), where=source,
                           fix="correct the deployments listed above; nothing was deployed")
