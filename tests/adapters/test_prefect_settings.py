@@ -1,0 +1,121 @@
+"""Reaching a Prefect server the way the prefect CLI does: settings, profiles, credentials, TLS, bounded time."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.adapters.prefect import PrefectApi
+from tasks.adapters.prefect_settings import connect
+from tasks.core.errors import ConfigError, ForkflowError
+
+
+def basic(auth: str) -> str:
+    return "Basic " + base64.b64encode(auth.encode()).decode()
+
+
+def test_the_environment_wins_over_the_active_profile(tmp_path: Path) -> None:
+    (tmp_path / "profiles.toml").write_text('active = "work"\n[profiles.work]\nPREFECT_API_URL = "http://profile/api"\n'
+                                            'PREFECT_API_AUTH_STRING = "p:q"\n[profiles.other]\nPREFECT_API_URL = "http://other/api"\n')
+    home = {"PREFECT_HOME": str(tmp_path)}
+    found = connect(None, environ=home)
+    assert found.api_url == "http://profile/api" and found.headers == {"Authorization": basic("p:q")}
+    assert connect(None, environ={**home, "PREFECT_PROFILE": "other"}).api_url == "http://other/api"
+    assert connect(None, environ={**home, "PREFECT_API_URL": "http://env/api"}).api_url == "http://env/api"
+    assert connect("http://config/api", environ=home).api_url == "http://config/api", "the config's URL wins"
+    keyed = connect("http://x/api", environ={**home, "PREFECT_API_KEY": "k"})
+    assert keyed.headers == {"Authorization": "Bearer k"}
+    assert "k" not in repr(keyed) and "p:q" not in repr(found), "credentials never in a repr"
+
+
+def test_each_environment_may_name_its_own_credential() -> None:
+    environ = {"PREFECT_API_KEY": "shared", "PROD_KEY": "prod-key", "STAGING_AUTH": "u:pw"}
+    assert connect("http://x/api", api_key_env="PROD_KEY", environ=environ).headers == {"Authorization": "Bearer prod-key"}
+    assert connect("http://x/api", auth_string_env="STAGING_AUTH", environ=environ).headers == {"Authorization": basic("u:pw")}
+    with pytest.raises(ConfigError, match="the environment variable MISSING_KEY is not set"):
+        connect("http://x/api", api_key_env="MISSING_KEY", environ=environ)
+
+
+def test_no_url_anywhere_and_a_missing_cert_file_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no Prefect API URL"):
+        connect(None, environ={"PREFECT_HOME": str(tmp_path)})
+    with pytest.raises(ConfigError, match="PREFECT_API_SSL_CERT_FILE=/nowhere/ca.pem does not exist"):
+        connect("https://x/api", environ={"PREFECT_API_SSL_CERT_FILE": "/nowhere/ca.pem"})
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-")
+    assert connect("https://x/api", environ={"PREFECT_API_SSL_CERT_FILE": str(bundle)}).verify == str(bundle)
+    assert connect("https://x/api", environ={"PREFECT_API_TLS_INSECURE_SKIP_VERIFY": "true"}).verify is False
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A real listener that accepts connections and never answers: a hung server."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_a_hung_server_fails_within_the_total_time_with_a_clear_message(silent_server: str) -> None:
+    started = time.monotonic()
+    with PrefectApi(silent_server, timeout=1.0, total_timeout=3.0, connection=connect(silent_server, environ={})) as api, \
+            pytest.raises(ForkflowError, match=r"could not read deployments: no answer within 3 s"):
+        api.read_deployments(name_like="x")
+    assert time.monotonic() - started < 6
+
+
+class Refusing(BaseHTTPRequestHandler):
+    def log_message(self, *_: Any) -> None:
+        return
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.dumps({"exception_message": "Invalid request received.", "exception_detail": [
+            {"loc": ["body", "schedules", 0, "schedule", "cron"], "msg": "Value error, Invalid cron string", "type": "value_error"}],
+            "request_body": {"secret": "do-not-show"}}).encode()
+        self.send_response(422)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_422_is_shown_field_by_field_never_as_raw_json() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        with PrefectApi(url, connection=connect(url, environ={})) as api, pytest.raises(ForkflowError) as caught:
+            api.create_deployment({"name": "x"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert "HTTP 422: schedules.0.schedule.cron: Value error, Invalid cron string" in message
+    assert "do-not-show" not in message and "{" not in message.split("HTTP 422")[1].split("\n")[0]
