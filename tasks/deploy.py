@@ -55,7 +55,7 @@ from tasks.core.deployspec import (
     slug,
     with_runtime,
 )
-from tasks.core.errors import ForkflowError
+from tasks.core.errors import ConfigError, ForkflowError
 from tasks.credentials import local_prefect_auth
 from tasks.deploy_check import deploy_unchanged
 from tasks.flows import flow_from_entry
@@ -178,7 +178,8 @@ def flows_listing(current: Settings) -> dict[str, Any]:
     if listing.get("errors"):
         problems = "\n".join(f"  - {error}" for error in listing["errors"])
         raise ForkflowError(f"flow discovery found problems, so nothing is deployed:\n{problems}",
-                            where=listing.get("flows_dir"), fix="fix the files named above and run again")
+                            where=listing.get("flows_dir"),
+                            fix="fix the files named above and run again (or leave a file out with [flows] exclude)")
     return listing
 
 
@@ -282,7 +283,8 @@ class DeployRun:
                             fix="fix the cause above and run again; deployments that succeeded are not written twice")
 
     def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
-        pool_types = api.work_pool_types()
+        pools = api.work_pools()
+        pool_types = {name: pool["type"] for name, pool in pools.items()}
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
         ready = resolved_references(api, ready)
@@ -307,6 +309,7 @@ class DeployRun:
         changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
         for env in prune_envs:
             changes += prune_changes(server, {d.identity for d in ready}, self.prunable(ctx, env, patterns))
+        check_against_prefect(changes, pools, api.api_url)
         writes_before = api.writes
         results = Applier(api, self.concurrency, owned, self.labels()).run(changes)
         if not self.dry_run:
@@ -428,6 +431,34 @@ def save_records(current: Settings, records: dict[str, Any]) -> None:
     temp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     temp.write_text(json.dumps(records, indent=1, sort_keys=True), encoding="utf-8")
     temp.replace(file)
+
+
+def check_against_prefect(changes: list[Change], pools: dict[str, dict[str, Any]], api_url: str) -> None:
+    """Before any write: job variables against the work pool's template and, where the schema is enforced,
+    parameters against the flow's schema, with Prefect's own validator (as the server will check them)."""
+    pending = [c.desired for c in changes if c.kind in ("create", "update") and c.desired is not None]
+    if not pending:
+        return
+    from prefect.utilities.schema_tools.validation import validate
+
+    problems = []
+    for desired in pending:
+        template = (pools.get(desired.work_pool, {}).get("base_job_template") or {}).get("variables") or {}
+        if desired.spec.get("job_variables") and template:
+            problems += [f"{desired.name}: job_variables.{schema_path(e)}: {e.message}"
+                         for e in validate(desired.spec["job_variables"], template, ignore_required=True)]
+        schema = desired.spec.get("parameter_openapi_schema")
+        if desired.spec.get("enforce_parameter_schema") and schema and desired.spec.get("parameters"):
+            problems += [f"{desired.name}: parameters.{schema_path(e)}: {e.message}"
+                         for e in validate(desired.spec["parameters"], schema, ignore_required=True)]
+    if problems:
+        raise ConfigError(f"Prefect would refuse {len(problems)} value(s) on {api_url} (nothing was written there):\n"
+                          + "\n".join(f"  - {p}" for p in problems), where="the deployment config",
+                          fix="correct the values named above")
+
+
+def schema_path(error: Any) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(all)"
 
 
 def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) -> None:

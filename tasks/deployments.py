@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) ->
     planned = []
     for item in config.planned:
         if item.native:
-            extra = {**item.extra, "parameter_openapi_schema": schemas.schema(root, item.flow.file, item.flow.function),
+            extra = {**item.extra, "parameter_openapi_schema": schemas.schema_of(root, item.flow),
                      "version": version.of(item.flow.file)}
             item = dataclasses.replace(item, extra=extra)
         planned.append(item)
@@ -168,6 +169,39 @@ class SchemaCache:
     def save(self) -> None:
         if self.changed:
             write_json(self.file, {"prefect": self.version, "schemas": self.known})
+
+    def schema_of(self, root: Path, flow: FlowInfo) -> dict[str, Any]:
+        """The same schema without Prefect where the signature is plain (see `plain_schema`)."""
+        return plain_schema(flow) or self.schema(root, flow.file, flow.function)
+
+
+PLAIN_TYPES = (None, "str", "int", "float", "bool")
+PARAMETER_SECTIONS = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Keyword Args|Other Parameters)\s*:?\s*$|:param ",
+                                re.MULTILINE | re.IGNORECASE)
+
+
+def documents_parameters(docstring: str) -> bool:
+    """Whether the docstring has a parameter section, from which Prefect takes descriptions."""
+    return bool(PARAMETER_SECTIONS.search(docstring))
+
+
+def plain_schema(flow: FlowInfo) -> dict[str, Any] | None:
+    """Prefect's parameter schema, derived without Prefect, for signatures where the two are known to agree:
+    parameters without annotation or annotated str/int/float/bool, scalar defaults, and no docstring that
+    documents parameters (Prefect adds their descriptions). None otherwise."""
+    from tasks.core.discovery import parameter_schema
+
+    if flow.accepts_any_parameter or documents_parameters(flow.description or ""):
+        return None
+    for parameter in flow.parameters:
+        if parameter.annotation not in PLAIN_TYPES:
+            return None
+        if not parameter.required and not isinstance(parameter.default, str | int | float | bool | None):
+            return None
+    schema = parameter_schema(flow)
+    schema.pop("definitions", None)
+    return schema
+
 
 
 CHECKS_FILE = "prefect-checks.json"

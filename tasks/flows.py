@@ -297,8 +297,13 @@ def show(report: dict[str, Any]) -> None:
     for flow in report["flows"]:
         kind = " (async)" if flow["is_async"] else ""
         say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}")
-    source = f"{report['config']} ({report['format']})" if report["config"] else "no deployment config: nothing is deployed"
-    say(f"deployments from {source}:" if report["config"] or report["deployments"] else source)
+    if report["config"]:
+        say(f"deployments from {report['config']} ({report['format']}):")
+    elif report["deployments"]:
+        say("deployments from FLOW_SPEC in the code (no deployment config file):")
+    else:
+        say("no deployment config (prefect.yaml, acme static config, deployments.yaml) and no FLOW_SPEC: "
+            "nothing is deployed")
     for item in report["deployments"]:
         names = ", ".join(item["names"][env] for env in report["environments"])
         say(f"  {item['flow']:<24} -> {names or '(no environment for this branch)'}")

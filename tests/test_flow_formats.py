@@ -434,3 +434,53 @@ def test_two_deployments_that_would_share_a_name_are_refused_naming_both() -> No
     with pytest.raises(ConfigError, match=r"hello/orbit--main--hello--dev \(dev\) and Hello/orbit--main--Hello--dev "
                                           r"\(dev\) would be one deployment on http://x/api"):
         name_collisions([first, second])
+
+
+@pytest.mark.services
+def test_values_prefect_would_refuse_are_refused_before_any_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    repo = fixture_repo(tmp_path, "prefect_project")
+    text = (repo / "prefect.yaml").read_text()
+    text = text.replace("      limit: 100\n", "      limit: ten\n").replace("enforce_parameter_schema: false",
+                                                                          "enforce_parameter_schema: true")
+    (repo / "prefect.yaml").write_text(text.replace("          TEAM: warehouse\n", "          TEAM: warehouse\n"
+                                                    "        stream_output: maybe\n"))
+    commit_all(repo, "bad values")
+    for key, value in {"FIXTURE_POOL": "ff-e2e", "FIXTURE_TAG": "t", "FIXTURE_DIR": str(repo)}.items():
+        monkeypatch.setenv(key, value)
+    server_values(prefect_api, table="orders", token=SECRET)
+    before = deployments_on(prefect_api)
+    config = pipeline(tmp_path, prefect_api, flows='name_pattern = "{name}--refused"')
+    with pytest.raises(ConfigError) as caught:
+        run_stages(config, monkeypatch, "deploy")
+    message = str(caught.value)
+    assert "extract-nightly--refused: parameters.limit: 'ten' is not of type 'integer'" in message
+    assert "default--refused: job_variables.stream_output: 'maybe' is not of type 'boolean'" in message
+    assert deployments_on(prefect_api).keys() == before.keys(), "nothing was written"
+
+
+@pytest.mark.parametrize("signature", [
+    "()", "(x: int = 1, label: str = 'bench')", "(table: str, batch_size: int = 500, dry: bool = False)",
+    "(ratio: float = 0.5, name=None)", "(a, b: str = 'x', *, c: int = 3)", "(flag: bool = True, n: int = -1)",
+])
+def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, signature: str) -> None:
+    from prefect.utilities.callables import parameter_schema_from_entrypoint
+
+    from tasks.deployments import plain_schema
+
+    file = tmp_path / "job.py"
+    file.write_text(f"from prefect import flow\n\n@flow\ndef job{signature}:\n    \"\"\"Do the job.\"\"\"\n")
+    (flow,), _ = discover_source(file.read_text(), "job.py")
+    assert plain_schema(flow) == parameter_schema_from_entrypoint(f"{file}:job").model_dump(exclude_unset=True)
+
+
+@pytest.mark.parametrize(("signature", "doc"), [
+    ("(items: list = [])", ""), ("(x: 'Thing' = None)", ""), ("(**kwargs)", ""), ("(when: datetime.date = None)", ""),
+    ("(x: int = 1)", "Do it.\n\n    Args:\n        x: how many\n    "), ("(x: int = 1)", ":param x: how many"),
+])
+def test_other_signatures_are_left_to_prefect(signature: str, doc: str) -> None:
+    from tasks.deployments import plain_schema
+
+    source = f'from prefect import flow\n\n@flow\ndef job{signature}:\n    """{doc}"""\n'
+    (flow,), _ = discover_source(source, "job.py")
+    assert plain_schema(flow) is None

@@ -210,9 +210,13 @@ class PrefectApi:
                 say(f"would {message}")
         return self.dry_run
 
-    def work_pool_types(self) -> dict[str, str]:
+    def work_pools(self) -> dict[str, dict[str, Any]]:
+        """Work pools by name, with their type and base job template."""
         pools = self.call("POST", "work_pools/filter", {}, what="list work pools").json()
-        return {pool["name"]: pool["type"] for pool in pools}
+        return {pool["name"]: pool for pool in pools}
+
+    def work_pool_types(self) -> dict[str, str]:
+        return {name: pool["type"] for name, pool in self.work_pools().items()}
 
     def read_deployments(self, *, name_like: str | None = None, names: list[str] | None = None) -> list[dict[str, Any]]:
         """All deployments whose name contains `name_like` (or is in `names`), page by page."""

@@ -291,7 +291,10 @@ def flow_deployment(node: ast.expr, constants: dict[str, Any]) -> dict[str, Any]
         if keyword.arg not in FLOW_DEPLOYMENT_KEYS:
             raise ValueError(f"FlowDeployment keyword {keyword.arg!r} (line {keyword.value.lineno}) is not supported; "
                              f"supported: {', '.join(FLOW_DEPLOYMENT_KEYS)}")
-        given[FLOW_DEPLOYMENT_KEYS[keyword.arg]] = static_value(keyword.value, constants)
+        try:
+            given[FLOW_DEPLOYMENT_KEYS[keyword.arg]] = static_value(keyword.value, constants)
+        except NotStatic as err:
+            raise NotStatic(f"FlowDeployment {keyword.arg}= (line {keyword.value.lineno}): {err}") from None
     if not isinstance(given.get("name"), str) or not given["name"]:
         raise ValueError(f"FlowDeployment on line {node.lineno} has no name")
     cron, timezone = given.pop("cron", None), given.pop("timezone", None)

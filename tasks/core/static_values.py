@@ -2,7 +2,8 @@
 
 Literals, module-level constants (`FLOW_NAME = "etl"`), f-strings whose
 fields are such values (`f"Bond Reporting"`, `f"{PREFIX}-daily"`), `+` of
-strings, numbers or lists, and containers of all these. Anything else (a
+strings, numbers or lists, builtin conversions of them (`str(False)`,
+`dict(a=1)`), and containers of all these. Anything else (a
 call, an attribute, an import from elsewhere) is not static and says why.
 """
 
@@ -62,7 +63,28 @@ def static_value(node: ast.expr, constants: dict[str, Any]) -> Any:
         return tuple(items) if isinstance(node, ast.Tuple) else items
     if isinstance(node, ast.Dict):
         return dict_value(node, constants)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONVERSIONS:
+        return conversion(node, constants)
     raise NotStatic(f"{ast.unparse(node)} is not a literal or module-level constant")
+
+
+CONVERSIONS: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "tuple": tuple,
+                               "dict": dict}
+
+
+def conversion(node: ast.Call, constants: dict[str, Any]) -> Any:
+    """`str(False)`, `dict(a=1)`, `list(("x",))`: a builtin conversion of static values (unless the name is rebound)."""
+    assert isinstance(node.func, ast.Name)
+    if node.func.id in constants:
+        raise NotStatic(f"{node.func.id} is rebound in this module")
+    args = [static_value(arg, constants) for arg in node.args]
+    kwargs = {k.arg: static_value(k.value, constants) for k in node.keywords if k.arg}
+    if len(kwargs) != len(node.keywords):
+        raise NotStatic(f"{ast.unparse(node)} unpacks a mapping")
+    try:
+        return CONVERSIONS[node.func.id](*args, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise NotStatic(f"{ast.unparse(node)}: {err}") from None
 
 
 def joined_part(part: ast.expr, constants: dict[str, Any]) -> str:
