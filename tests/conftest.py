@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
@@ -85,7 +86,7 @@ def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
-def running_prefect_server(folder: Path) -> Iterator[str]:
+def running_prefect_server(folder: Path, extra_env: dict[str, str] | None = None, pools: bool = True) -> Iterator[str]:
     """A real Prefect server (SQLite) in `folder`, with the work pools the tests use; yields its API URL."""
     from tasks.adapters import services as svc
     from tasks.context import load_settings
@@ -96,12 +97,14 @@ def running_prefect_server(folder: Path) -> Iterator[str]:
     config.write_text(demo_config_text({"prefect": free_port(), "index": free_port(), "registry": free_port()}))
     current = load_settings(config)
     spec = service_spec(current, "prefect")
+    if extra_env:
+        spec = dataclasses.replace(spec, env={**spec.env, **extra_env})
     prepare(current, "prefect")
     svc.start(spec)
     api = spec.url + "/api"
     try:
         with prefect_http(api) as http:
-            for name, kind in POOLS.items():
+            for name, kind in POOLS.items() if pools else ():
                 http.post("work_pools/", json={"name": name, "type": kind}).raise_for_status()
         yield api
     finally:

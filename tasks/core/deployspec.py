@@ -69,17 +69,28 @@ class Schedule(Strict):
             raise ValueError("anchor_date only applies to interval schedules")
         return self
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Prefect's own schedule classes decide (given as `schedule_problem` in the validation context);
+        forkflow's cron check, which agrees with them on the cases it knows, says where the problem is."""
+        if value is None:
+            return value
+        check = (info.context or {}).get("schedule_problem")
+        problem = check({"cron": value}) if check else cron_problem(value)
+        if problem:
+            raise ValueError(f"bad cron {value!r}: {cron_problem(value) or problem}")
+        return value
+
     @model_validator(mode="after")
     def _prefect_rules(self, info: ValidationInfo) -> Schedule:
-        """Prefect's own schedule classes decide (given as `schedule_problem` in the validation context);
-        without them, forkflow's cron check, which agrees with them on the cases it knows."""
+        """Intervals and rrules as Prefect's schedule classes take them (with their timezone and anchor)."""
         check = (info.context or {}).get("schedule_problem")
-        fields = {k: v for k, v in self.model_dump(exclude_none=True).items() if k in ("cron", "interval", "rrule",
-                                                                                     "timezone", "day_or", "anchor_date")}
-        problem = check(fields) if check else (cron_problem(self.cron) if self.cron is not None else None)
-        if problem and self.cron is not None:
-            hint = cron_problem(self.cron)
-            raise ValueError(f"bad cron {self.cron!r}: {hint or problem}")
+        if check is None or self.cron is not None:
+            return self
+        fields = {k: v for k, v in self.model_dump(exclude_none=True).items()
+                  if k in ("interval", "rrule", "timezone", "anchor_date")}
+        problem = check(fields)
         if problem:
             raise ValueError(problem)
         return self

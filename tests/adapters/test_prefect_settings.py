@@ -119,3 +119,22 @@ def test_a_422_is_shown_field_by_field_never_as_raw_json() -> None:
     message = str(caught.value)
     assert "HTTP 422: schedules.0.schedule.cron: Value error, Invalid cron string" in message
     assert "do-not-show" not in message and "{" not in message.split("HTTP 422")[1].split("\n")[0]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_a_server_with_csrf_protection_gets_its_token(tmp_path: Path) -> None:
+    from tests.conftest import running_prefect_server
+    from tests.helpers import prefect_http
+
+    server = running_prefect_server(tmp_path, {"PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true"}, pools=False)
+    api = next(server)
+    try:
+        with prefect_http(api) as http:
+            refused = http.post("flows/", json={"name": "without-token"})
+        assert refused.status_code == 403 and "CSRF" in refused.text
+        with PrefectApi(api) as client:
+            assert client.ensure_flow("with-token")
+            assert set(client.csrf_headers or {}) == {"Prefect-Csrf-Token", "Prefect-Csrf-Client"}
+    finally:
+        server.close()
