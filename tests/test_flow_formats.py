@@ -484,3 +484,13 @@ def test_other_signatures_are_left_to_prefect(signature: str, doc: str) -> None:
     source = f'from prefect import flow\n\n@flow\ndef job{signature}:\n    """{doc}"""\n'
     (flow,), _ = discover_source(source, "job.py")
     assert plain_schema(flow) is None
+
+
+def test_prefect_yaml_keys_forkflow_cannot_apply_are_refused_not_dropped() -> None:
+    from tasks.core.prefect_yaml import parse_file, planned_deployments
+
+    flows, _ = discover_source("from prefect import flow\n\n@flow\ndef a():\n    pass\n", "f.py")
+    doc = parse_file({"deployments": [{"name": "x", "entrypoint": "f.py:a", "sla": [{"name": "s", "duration": 10}]}]},
+                     "prefect.yaml")
+    with pytest.raises(ConfigError, match=r"deployments.0\(x\).sla: SLAs are not deployed by forkflow yet"):
+        planned_deployments(doc, flows, "prefect.yaml", "")

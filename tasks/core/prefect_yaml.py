@@ -282,6 +282,10 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
             notes.append(f"{deployment.name}: Docker build/push steps replaced by the image stage's image")
         if deploy_steps:
             notes.append(f"{deployment.name}: runs {len(deploy_steps)} deploy-time step(s) with Prefect's step runner")
+        if deployment.sla:
+            problems.append(f"{where}.sla: SLAs are not deployed by forkflow yet; remove the key or deploy this one "
+                            "with prefect deploy")
+            continue
         flow = by_entrypoint.get(prefix + deployment.entrypoint)
         if flow is None:
             known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
