@@ -101,16 +101,22 @@ def connection_of(current: Settings, server: dict[str, Any]) -> Connection:
 
 
 def signals_or_none(url: str, prefixes: list[str], connection: Connection) -> dict[str, Any] | None:
-    """Deployment count and latest `updated` per prefix, and forkflow's automations; None when the server does not answer."""
+    """Deployment count and latest `updated` per prefix, and forkflow's automations; None when the server does not
+    answer. The requests go out at once."""
+    asks: dict[str, tuple[str, dict[str, Any]]] = {"automations": (
+        "automations/filter", {"automations": {"tags": {"all_": ["forkflow"]}}})}
+    for prefix in prefixes:
+        body = {"deployments": {"name": {"like_": prefix}}}
+        asks[f"latest:{prefix}"] = ("deployments/filter", {**body, "sort": "UPDATED_DESC", "limit": 1})
+        asks[f"count:{prefix}"] = ("deployments/count", body)
     try:
-        found: dict[str, Any] = {}
-        for prefix in prefixes:
-            body = {"deployments": {"name": {"like_": prefix}}}
-            latest = post(url, "deployments/filter", {**body, "sort": "UPDATED_DESC", "limit": 1}, connection)
-            found[prefix] = {"count": post(url, "deployments/count", body, connection),
-                             "latest": latest[0]["updated"] if latest else None}
-        automations = post(url, "automations/filter", {"automations": {"tags": {"all_": ["forkflow"]}}}, connection)
-        found["automations"] = sorted(f"{a['id']}@{a.get('updated')}" for a in automations)
+        with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+            answers = dict(zip(asks, pool.map(lambda ask: post(url, ask[0], ask[1], connection), asks.values()),
+                               strict=True))
+        found: dict[str, Any] = {prefix: {"count": answers[f"count:{prefix}"],
+                                          "latest": answers[f"latest:{prefix}"][0]["updated"]
+                                          if answers[f"latest:{prefix}"] else None} for prefix in prefixes}
+        found["automations"] = sorted(f"{a['id']}@{a.get('updated')}" for a in answers["automations"])
         return found
     except (OSError, ValueError, KeyError, TypeError):
         return None
