@@ -41,6 +41,24 @@ def stopwatch() -> Iterator[Callable[[], float]]:
     end.append(time.perf_counter())
 
 
+def interleaved_medians(ours: Callable[[], Any], baseline: Callable[[], Any], rounds: int = 5) -> tuple[float, float, Any]:
+    """Median seconds of `rounds` alternating calls of `ours` and `baseline` (one sample is mostly noise),
+    and the last result of `ours`."""
+    import statistics
+
+    ours_times: list[float] = []
+    baseline_times: list[float] = []
+    last: Any = None
+    for _ in range(rounds):
+        with stopwatch() as mine:
+            last = ours()
+        with stopwatch() as theirs:
+            baseline()
+        ours_times.append(mine())
+        baseline_times.append(theirs())
+    return statistics.median(ours_times), statistics.median(baseline_times), last
+
+
 def print_results(results: list[Result]) -> None:
     for result in results:
         print(result.line(), flush=True)

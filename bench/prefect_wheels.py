@@ -13,13 +13,12 @@ Verification venvs are not part of these: `doit verify` is timed alone in (d).
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import Result, doit_json, print_results, stopwatch
+from bench.common import Result, doit_json, interleaved_medians, print_results, stopwatch
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_ENV = "FORKFLOW_BENCH_PREFECT"
@@ -103,21 +102,6 @@ def doit_list(config: Path) -> None:
                    env=env, capture_output=True, check=True)
 
 
-def no_change(config: Path, rounds: int = 5) -> tuple[float, float, dict[str, str]]:
-    """Median of `rounds` interleaved no-op `doit wheel` and `doit list` runs (one sample is mostly noise)."""
-    ours: list[float] = []
-    listing: list[float] = []
-    second: dict[str, str] = {}
-    for _ in range(rounds):
-        with stopwatch() as noop:
-            second = doit_json(config, "wheel")
-        with stopwatch() as listed:
-            doit_list(config)
-        ours.append(noop())
-        listing.append(listed())
-    return statistics.median(ours), statistics.median(listing), second
-
-
 def run() -> list[Result]:
     origin = source()
     with tempfile.TemporaryDirectory(prefix="bench-prefect-") as tmp:
@@ -129,7 +113,7 @@ def run() -> list[Result]:
         doit_json(config, "version")
         with stopwatch() as ours:
             full = doit_json(config, "-n", "2", "wheel")
-        noop, listing, second = no_change(config)
+        noop, listing, second = interleaved_medians(lambda: doit_json(config, "wheel"), lambda: doit_list(config))
         touched = folder / "fork" / "src" / "integrations" / "prefect-redis" / "prefect_redis" / "__init__.py"
         touched.write_text(touched.read_text() + "\n# touched\n")
         with stopwatch() as one:

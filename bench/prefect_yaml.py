@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import Result, free_port, print_results, stopwatch
+from bench.common import Result, free_port, interleaved_medians, print_results, stopwatch
 
 REPO = Path(__file__).resolve().parent.parent
 COUNT = int(os.environ.get("FORKFLOW_BENCH_DEPLOYMENTS", "400"))
@@ -70,7 +70,8 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
         with stopwatch() as ours:
             report = doit(config, "deploy")
         written = sum(1 for entry in report["deployments"] if entry["status"] == "created")
-        again, listing, second = no_change(config)
+        again, listing, second = interleaved_medians(lambda: doit(config, "deploy"),
+                                                     lambda: doit(config, "list", report=False))
     with prefect_server(root / "prefect", databases) as api, stopwatch() as baseline:
         prefect_deploy(project, api)
     with prefect_server(root / "raw", databases) as api, stopwatch() as floor:
@@ -84,23 +85,6 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
                "up to date: the servers' signals unchanged, 0 API writes" if second["up_to_date"]
                else f"ran: {second['writes']} API writes"),
     ]
-
-
-def no_change(config: Path, rounds: int = 5) -> tuple[float, float, dict[str, Any]]:
-    """Median of `rounds` interleaved no-op `doit deploy` and `doit list` runs."""
-    import statistics
-
-    ours: list[float] = []
-    listing: list[float] = []
-    second: dict[str, Any] = {}
-    for _ in range(rounds):
-        with stopwatch() as again:
-            second = doit(config, "deploy")
-        with stopwatch() as listed:
-            doit(config, "list", report=False)
-        ours.append(again())
-        listing.append(listed())
-    return statistics.median(ours), statistics.median(listing), second
 
 
 # ---------------------------------------------------------------- the project

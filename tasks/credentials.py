@@ -70,3 +70,16 @@ def local_prefect_auth(current: Any, api_url: str) -> str | None:
         return None
     creds = local_credentials(current.services_dir / "prefect", "prefect")
     return f"{creds.username}:{creds.password}"
+
+
+def environment_connection(current: Any, name: str) -> Any:
+    """How to reach one environment's server: its URL and credentials, Prefect's settings where the config is
+    silent, and the local server's credentials when it is the local server."""
+    from tasks.adapters.prefect_settings import connect
+
+    env = current.config.environments[name]
+    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env)
+    local = local_prefect_auth(current, found.api_url)
+    if local and "Authorization" not in found.headers:
+        return connect(found.api_url, fallback_auth=local)
+    return found

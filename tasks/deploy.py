@@ -27,7 +27,6 @@ from doit.task import Task, dict_to_task
 from tasks import deploy_check
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
-from tasks.adapters.prefect_settings import Connection, connect
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
@@ -56,7 +55,7 @@ from tasks.core.deployspec import (
     with_runtime,
 )
 from tasks.core.errors import ConfigError, ForkflowError
-from tasks.credentials import local_prefect_auth
+from tasks.credentials import environment_connection
 from tasks.deploy_check import deploy_unchanged
 from tasks.flows import flow_from_entry
 from tasks.output import say, warn
@@ -207,16 +206,6 @@ def context_of(current: Settings, listing: dict[str, Any]) -> Context:
     assert current.config.flows is not None
     return Context(project=current.config.project.name, branch=listing["branch"], commit=listing["commit"],
                    version=listing["version"], name_pattern=current.config.flows.name_pattern)
-
-
-def environment_connection(current: Settings, name: str) -> Connection:
-    """How to reach one environment's server: its URL and credentials, Prefect's settings where the config is silent."""
-    env = current.config.environments[name]
-    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env)
-    local = local_prefect_auth(current, found.api_url)
-    if local and "Authorization" not in found.headers:
-        return connect(found.api_url, fallback_auth=local)
-    return found
 
 
 def environment_settings(current: Settings, name: str) -> EnvironmentSettings:

@@ -91,13 +91,10 @@ def inputs_digest(current: Settings) -> str:
 
 
 def connection_of(current: Settings, server: dict[str, Any]) -> Connection:
-    from tasks.adapters.prefect_settings import connect
-    from tasks.credentials import local_prefect_auth
+    from tasks.credentials import environment_connection
 
-    env = current.config.environments.get(server.get("environment", ""))
-    return connect(server["url"], api_key_env=env.api_key_env if env else None,
-                   auth_string_env=env.auth_string_env if env else None,
-                   fallback_auth=local_prefect_auth(current, server["url"]))
+    connection: Connection = environment_connection(current, server["environment"])
+    return connection
 
 
 def signals_or_none(url: str, prefixes: list[str], connection: Connection) -> dict[str, Any] | None:

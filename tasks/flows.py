@@ -275,7 +275,7 @@ def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> di
         "name": planned.name,
         "names": {env: deployment_name(ctx, planned, env, ctx.name_pattern) for env in environments},
         "source": planned.source,
-        "key": slug(planned.name or planned.server_flow) if planned.name else slug(planned.server_flow),
+        "key": slug(planned.server_flow) + (f"--{slug(planned.name)}" if planned.name is not None else ""),
     }
 
 

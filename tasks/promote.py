@@ -19,10 +19,10 @@ from tasks.context import Settings, settings, write_report
 from tasks.core.deployspec import COMMIT_TAG, VERSION_TAG, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
+from tasks.credentials import environment_connection
 from tasks.deploy import (
     DeployRun,
     deploy_report,
-    environment_connection,
     environment_settings,
     flows_listing,
     load_desired,
