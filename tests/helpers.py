@@ -96,9 +96,23 @@ def prefect_auth_environment() -> dict[str, str]:
             "PREFECT_API_AUTH_STRING": f"{PREFECT_USER}:{PREFECT_PASSWORD}"}
 
 
+class BusyRetrying(httpx.HTTPTransport):
+    """Retries a busy server's 429/503 (a locked SQLite database) as Prefect's own client does."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(8):
+            response = super().handle_request(request)
+            if response.status_code not in (429, 503):
+                return response
+            response.close()
+            time.sleep(min(0.2 * 2**attempt, 5.0))
+        return super().handle_request(request)
+
+
 def prefect_http(api: str, timeout: float = 30) -> httpx.Client:
     """A client of a test Prefect server, authenticated as forkflow's clients are."""
     import base64
 
     token = base64.b64encode(os.environ.get("PREFECT_API_AUTH_STRING", "").encode()).decode()
-    return httpx.Client(base_url=api + "/", timeout=timeout, headers={"Authorization": f"Basic {token}"})
+    return httpx.Client(base_url=api + "/", timeout=timeout, headers={"Authorization": f"Basic {token}"},
+                        transport=BusyRetrying())

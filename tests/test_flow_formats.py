@@ -308,7 +308,9 @@ def server_values(api: str, *, table: str, token: str) -> None:
 
 def start_run(api: str, deployment_id: str, parameters: dict[str, Any]) -> str:
     with prefect_http(api) as http:
-        return str(http.post(f"deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}).json()["id"])
+        response = http.post(f"deployments/{deployment_id}/create_flow_run", json={"parameters": parameters})
+    assert response.status_code == 201, f"{response.status_code}: {response.text}"
+    return str(response.json()["id"])
 
 
 def run_state(api: str, flow_run: str) -> str:
