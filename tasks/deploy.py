@@ -460,10 +460,6 @@ def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) 
                 + "; ".join(f"prefect work-pool create {name} --type process" for name in missing))
 
 
-def any_triggers(ready: list[Desired], server: dict[str, dict[str, Any]]) -> bool:
-    return bool(server) or any(d.spec.get("triggers") for d in ready)
-
-
 def owned_automations(api: PrefectApi) -> dict[str, list[tuple[str, str]]]:
     """deployment id -> [(automation id, trigger hash tag)] for automations forkflow made."""
     owned: dict[str, list[tuple[str, str]]] = {}
@@ -546,19 +542,26 @@ class Applier:
         if created is None:
             return None
         if change.desired.spec.get("triggers"):
-            self.replace_automations(created["id"], change.desired)
+            self.replace_automations(created["id"], change.desired, fresh=True)
         return str(created["id"])
 
-    def replace_automations(self, deployment_id: str, desired: Desired) -> None:
-        self.drop_automations(deployment_id)
+    def replace_automations(self, deployment_id: str, desired: Desired, fresh: bool = False) -> None:
+        """As `prefect deploy` does: the deployment's own automations go (a new one has none), one per trigger is made."""
+        if not fresh:
+            self.drop_automations(deployment_id)
         triggers = desired.spec.get("triggers") or []
         digest = triggers_hash(triggers)
-        for index, automation in enumerate(trigger_automations(deployment_id, triggers)):
+        named = prefect_trigger_names(desired.name, triggers) if desired.native else triggers
+        for index, automation in enumerate(trigger_automations(deployment_id, named)):
             self.api.create_automation(automation_body(deployment_id, desired.name, index, automation, digest))
 
     def drop_automations(self, deployment_id: str) -> None:
-        for automation_id, _ in self.owned.get(deployment_id, []):
-            self.api.delete_automation(automation_id)
+        self.api.delete_owned_automations(deployment_id)
+
+
+def prefect_trigger_names(deployment: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`prefect deploy` names an unnamed trigger `<deployment>__automation_<n>`, counting from 1."""
+    return [{"name": f"{deployment}__automation_{index}", **trigger} for index, trigger in enumerate(triggers, start=1)]
 
 
 def trigger_automations(deployment_id: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:

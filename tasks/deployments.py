@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from tasks.context import Settings, read_json, write_json
 from tasks.core import acme, prefect_yaml
-from tasks.core.deploydefs import Planned, from_document
+from tasks.core.deploydefs import Planned, from_document, undefined_flows
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
@@ -58,7 +58,16 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))))
     doc = parse_document(data, str(file), context)
     check_document(doc, flows, list(current.config.environments), str(file), trigger_problem)
-    return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))))
+    return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))), unlisted_note(doc, flows, file))
+
+
+def unlisted_note(doc: Document, flows: list[FlowInfo], file: Path) -> tuple[str, ...]:
+    left = undefined_flows(doc, flows)
+    if not left:
+        return ()
+    names = ", ".join(flow.name for flow in left[:8]) + (", ..." if len(left) > 8 else "")
+    return (f"{len(left)} flow(s) not listed in {file.name} and without a FLOW_SPEC are not deployed: {names} "
+            f"(list them under flows:, or set every_flow: true)",)
 
 
 def folder_prefix(folder: Path, root: Path) -> str:
@@ -265,13 +274,26 @@ def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool) -> De
             say(f"would run {len(steps)} deploy-time step(s) of {item.source} (their outputs are not known in a dry run)")
         elif steps:
             outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source)
-            from prefect.utilities.templating import apply_values
-
-            filled: list[tuple[str | None, dict[str, Any]]] = [
-                (scope, apply_values(layer, outputs, remove_notset=False)) for scope, layer in item.layers]  # type: ignore[misc]
-            item = dataclasses.replace(item, layers=tuple(filled))
+            filled = tuple((scope, with_outputs(layer, outputs)) for scope, layer in item.layers)
+            item = dataclasses.replace(item, layers=filled)
         planned.append(item)
     return dataclasses.replace(config, planned=tuple(planned))
+
+
+def with_outputs(layer: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Step outputs filled in as `prefect deploy` fills them: everywhere but trigger parameters (event templates)."""
+    from prefect.utilities.templating import apply_values
+
+    def fill(value: dict[str, Any]) -> dict[str, Any]:
+        filled: dict[str, Any] = apply_values(value, outputs, remove_notset=False, skip_prefixes=["ctx."])  # type: ignore[assignment]
+        return filled
+
+    done = fill({k: v for k, v in layer.items() if k != "triggers"})
+    if "triggers" in layer:
+        done["triggers"] = [{**fill({k: v for k, v in trigger.items() if k != "parameters"}),
+                             **({"parameters": trigger["parameters"]} if "parameters" in trigger else {})}
+                            for trigger in layer["triggers"]]
+    return done
 
 
 def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str) -> dict[str, Any]:

@@ -362,7 +362,8 @@ def test_paused_by_a_person_stays_paused_unless_the_config_says(
 @pytest.mark.services
 def test_prune_lists_on_dry_run_and_deletes_only_this_branch_orphans(
         proxy: PrefectProxy, prefect_api: str, workspace_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    ws = workspace_factory(proxy.url, files={"orbit_flows/old.py": "from prefect import flow\n\n@flow\ndef old_job():\n    pass\n"})
+    ws = workspace_factory(proxy.url, specs={**SPECS, "every_flow": True},
+                           files={"orbit_flows/old.py": "from prefect import flow\n\n@flow\ndef old_job():\n    pass\n"})
     monkeypatch.setenv("FORKFLOW_BRANCH", "feature/x")
     ws.deploy()
     monkeypatch.delenv("FORKFLOW_BRANCH")

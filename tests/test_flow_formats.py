@@ -175,6 +175,19 @@ def test_prefect2_style_repository_lists_its_flows_and_deploys_nothing_without_a
     assert report["deployments"] == [] and report["config"] == ""
 
 
+def test_a_deployments_yaml_deploys_only_the_flows_it_lists_unless_it_says_every_flow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = fixture_repo(tmp_path, "prefect2_style")
+    specs = repo / "flows" / "deployments.yaml"
+    specs.write_text(specs.read_text().replace("every_flow: true\n", ""))
+    commit_all(repo, "listed flows only")
+    report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api", path="repo/flows"), monkeypatch)
+    assert sorted(d["flow"] for d in report["deployments"]) == ["bond-reporting-daily", "fx-rates"]
+    assert report["notes"] == ["3 flow(s) not listed in deployments.yaml and without a FLOW_SPEC are not deployed: "
+                               "bond-reporting, Bond Reporting Legacy, bond-reporting-weekly "
+                               "(list them under flows:, or set every_flow: true)"]
+
+
 def test_pocket_monorepo_keeps_same_named_flows_apart_and_skips_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fixture_repo(tmp_path, "pocket_monorepo")
     report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api"), monkeypatch)
@@ -270,6 +283,9 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
         for name in FIELDS:
             assert ours[key][name] == theirs[key][name], f"{key}.{name}"
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
+        assert automations_of(prefect_api, ours[key]["id"]) == automations_of(oracle_api, theirs[key]["id"]), key
+    assert [a["name"] for a in automations_of(prefect_api, ours["extract/extract-nightly"]["id"])] == [
+        "extract-nightly__automation_1", "late-export"], "prefect deploy's automations replaced, not doubled"
     assert ours["load-warehouse/default"]["job_variables"]["env"]["WAREHOUSE_TOKEN"] == SECRET
     assert ours["load-warehouse/default"]["parameters"] == {"table": "orders"}
     short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
@@ -316,6 +332,17 @@ def start_run(api: str, deployment_id: str, parameters: dict[str, Any]) -> str:
 def run_state(api: str, flow_run: str) -> str:
     with prefect_http(api) as http:
         return str(http.get(f"flow_runs/{flow_run}").json()["state"]["type"])
+
+
+def automations_of(api: str, deployment_id: str) -> list[dict[str, Any]]:
+    """The automations that run the deployment, without what differs between servers (ids, times, tags)."""
+    with prefect_http(api) as http:
+        items = http.post("automations/filter", json={}).json()
+    runs = [item for item in items if any(action.get("deployment_id") == deployment_id for action in item["actions"])]
+    return sorted(({"name": item["name"], "enabled": item["enabled"], "description": item["description"],
+                    "trigger": {k: v for k, v in item["trigger"].items() if k != "id"},
+                    "actions": [{k: v for k, v in action.items() if k != "deployment_id"} for action in item["actions"]]}
+                   for item in runs), key=lambda item: str(item["name"]))
 
 
 def limit_of(item: dict[str, Any]) -> int | None:

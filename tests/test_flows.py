@@ -171,7 +171,9 @@ def test_flows_task_writes_flows_json_skipping_ignored_files(tmp_path: Path) -> 
     assert report["errors"] == ["orbit_flows/broken.py:4: syntax error: invalid syntax"]
     assert report["branch"] == "release" and report["environments"] == ["dev"] and report["version"] == "0.1.0"
     assert "orbit_flows/broken.py:4: syntax error" in result.stderr
-    assert "orbit--release--nested-one--dev" in result.stdout
+    assert "orbit--release--hello--dev" in result.stdout
+    assert "orbit--release--nested-one--dev" not in result.stdout, "not listed in deployments.yaml: not deployed"
+    assert "2 flow(s) not listed in deployments.yaml" in result.stdout and "nested-one" in report["notes"][0]
 
 
 def test_flows_without_a_section_says_so(tmp_path: Path) -> None:

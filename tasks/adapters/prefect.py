@@ -313,10 +313,12 @@ class PrefectApi:
             return
         self.call("POST", "automations/", body, what=f"create automation {body.get('name')!r}")
 
-    def delete_automation(self, automation_id: str) -> None:
-        if self.would(f"delete automation {automation_id}"):
+    def delete_owned_automations(self, deployment_id: str) -> None:
+        """Every automation owned by the deployment (made from its triggers, by forkflow or `prefect deploy`)."""
+        if self.would(f"delete the automations of deployment {deployment_id}"):
             return
-        self.call("DELETE", f"automations/{automation_id}", what="delete automation", ok=(404,))
+        self.call("DELETE", f"automations/owned-by/prefect.deployment.{deployment_id}",
+                  what="delete the deployment's automations", ok=(404,))
 
 
 def retry_after(response: httpx.Response | None, attempt: int) -> float:

@@ -66,10 +66,21 @@ def deployment_name(ctx: Context, planned: Planned, env: str, pattern: str | Non
 # ---------------------------------------------------------------- forkflow's own format
 
 
+def defined_by(doc: Document, flow: FlowInfo) -> bool:
+    """Whether the document (or the flow's own FLOW_SPEC) defines a deployment of the flow."""
+    return doc.every_flow or flow.name in doc.flows or bool(flow.spec) or bool(flow.spec_deployments)
+
+
+def undefined_flows(doc: Document, flows: list[FlowInfo]) -> list[FlowInfo]:
+    return [flow for flow in flows if not defined_by(doc, flow)]
+
+
 def from_document(doc: Document, flows: list[FlowInfo], source: str) -> list[Planned]:
-    """Every flow once, or once per FlowSpec deployment, layered as docs/deploy.md says."""
+    """Each defined flow once, or once per FlowSpec deployment, layered as docs/deploy.md says."""
     planned: list[Planned] = []
     for flow in flows:
+        if not defined_by(doc, flow):
+            continue
         entry = doc.flows.get(flow.name)
         head: list[tuple[str | None, dict[str, Any]]] = [(None, layer_dict(doc.defaults))]
         head += [(env, layer_dict(layer)) for env, layer in doc.defaults.environments.items()]

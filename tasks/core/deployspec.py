@@ -2,7 +2,7 @@
 
 The config (`[flows] config`, usually deployments.yaml) is keyed by flow name:
 
-    defaults:                  # every flow, every environment
+    defaults:                  # every deployed flow, every environment
       tags: [orbit]
       environments:
         prod: {schedules_active: true}
@@ -11,6 +11,9 @@ The config (`[flows] config`, usually deployments.yaml) is keyed by flow name:
         parameters: {name: orbit}
         environments:
           prod: {parameters: {name: production}}
+
+The flows deployed are those listed under `flows`, and those whose code
+carries a `FLOW_SPEC`; `every_flow: true` deploys every flow found.
 
 Layers, weakest first: the environment in pipeline.toml (work pool, queue,
 schedules on/off), `defaults`, `defaults.environments.<env>`, the flow's
@@ -166,6 +169,7 @@ class EnvironmentLayers(Layer):
 class Document(Strict):
     defaults: EnvironmentLayers = EnvironmentLayers()
     flows: dict[str, EnvironmentLayers] = {}
+    every_flow: bool = Field(default=False, description="deploy every flow found, not only those listed or with a FLOW_SPEC")
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,9 @@ def fill_references(value: Any, resolved: dict[Reference, Any]) -> Any:
 
 
 def step_outputs(value: Any) -> set[str]:
-    """`{{ <step id>.<output> }}` references (not environment variables, not prefect.*)."""
+    """`{{ <step id>.<output> }}` references (not environment variables, not prefect.*). `{{ ctx.* }}` (filled by
+    the worker) and anything in triggers (event templates such as `{{ event.resource.id }}`) are not checked, as
+    `prefect deploy` leaves them for run time."""
     found: set[str] = set()
 
     def collect(text: str) -> str:
@@ -325,8 +327,8 @@ def deployment_layer(deployment: Deployment, doc: PrefectFile, where: str, image
         layer["job_variables"] = pool["job_variables"]
     if pull is not None:
         layer["pull"] = pull  # step outputs and server references stay: the worker fills them in
-    stray = sorted(ref for ref in step_outputs({k: v for k, v in layer.items() if k != "pull"})
-                   if ref.split(".", 1)[0] not in image_steps)
+    stray = sorted(ref for ref in step_outputs({k: v for k, v in layer.items() if k not in ("pull", "triggers")})
+                   if ref.split(".", 1)[0] not in image_steps and not ref.startswith("ctx."))
     if stray:
         raise ConfigError(f"{where}: refers to outputs of steps that do not run at deploy time: {stray}", where=where)
     return layer
