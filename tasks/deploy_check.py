@@ -49,7 +49,8 @@ def deploy_unchanged(task: Any = None, *_: Any) -> bool:
         return False
     servers = saved.get("servers", [])
     with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
-        answers = list(pool.map(lambda s: signals_or_none(s["url"], s["prefixes"], connection_of(current, s)), servers))
+        answers = list(pool.map(lambda s: signals_or_none(s["url"], s["prefixes"], connection_of(current, s),
+                                                          automations=bool((s.get("signals") or {}).get("automations"))), servers))
     return all(answer is not None and answer == server["signals"] for answer, server in zip(answers, servers, strict=True))
 
 
@@ -97,26 +98,34 @@ def connection_of(current: Settings, server: dict[str, Any]) -> Connection:
     return connection
 
 
-def signals_or_none(url: str, prefixes: list[str], connection: Connection) -> dict[str, Any] | None:
-    """Deployment count and latest `updated` per prefix, and forkflow's automations; None when the server does not
-    answer. The requests go out at once."""
-    asks: dict[str, tuple[str, dict[str, Any]]] = {"automations": (
-        "automations/filter", {"automations": {"tags": {"all_": ["forkflow"]}}})}
+def signals_or_none(url: str, prefixes: list[str], connection: Connection,
+                    automations: bool = True) -> dict[str, Any] | None:
+    """Deployment count and latest `updated` per prefix, and forkflow's automations (not asked when the last
+    deploy left none: they come only from triggers, which are part of the inputs); None when the server does
+    not answer. The requests go out at once."""
+    asks: dict[str, tuple[str, dict[str, Any]]] = {}
+    if automations:
+        asks["automations"] = ("automations/filter", {"automations": {"tags": {"all_": ["forkflow"]}}})
     for prefix in prefixes:
-        body = {"deployments": {"name": {"like_": prefix}}}
-        asks[f"latest:{prefix}"] = ("deployments/filter", {**body, "sort": "UPDATED_DESC", "limit": 1})
-        asks[f"count:{prefix}"] = ("deployments/count", body)
+        asks[prefix] = ("deployments/paginate", signals_query(prefix))
     try:
         with ThreadPoolExecutor(max_workers=len(asks)) as pool:
             answers = dict(zip(asks, pool.map(lambda ask: post(url, ask[0], ask[1], connection), asks.values()),
                                strict=True))
-        found: dict[str, Any] = {prefix: {"count": answers[f"count:{prefix}"],
-                                          "latest": answers[f"latest:{prefix}"][0]["updated"]
-                                          if answers[f"latest:{prefix}"] else None} for prefix in prefixes}
-        found["automations"] = sorted(f"{a['id']}@{a.get('updated')}" for a in answers["automations"])
+        found: dict[str, Any] = {prefix: signals_from(answers[prefix]) for prefix in prefixes}
+        found["automations"] = sorted(f"{a['id']}@{a.get('updated')}" for a in answers.get("automations", []))
         return found
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def signals_query(prefix: str) -> dict[str, Any]:
+    """One page of one deployment, the latest updated: its answer carries the count too."""
+    return {"deployments": {"name": {"like_": prefix}}, "sort": "UPDATED_DESC", "limit": 1, "page": 1}
+
+
+def signals_from(page: dict[str, Any]) -> dict[str, Any]:
+    return {"count": page["count"], "latest": page["results"][0]["updated"] if page["results"] else None}
 
 
 def post(url: str, path: str, body: dict[str, Any], connection: Connection) -> Any:

@@ -61,7 +61,7 @@ def flows_unchanged(task: Any = None, *_: Any) -> bool:
 
 
 def flows_inputs(current: Settings) -> str:
-    """A cheap hash of what flows.json depends on (two git calls, no parsing)."""
+    """A cheap hash of what flows.json depends on (three git calls, no parsing)."""
     import hashlib
     import os
 
@@ -69,11 +69,11 @@ def flows_inputs(current: Settings) -> str:
 
     assert current.config.flows is not None
     root = flows_root(current)
-    top = Path(Git(root).read("rev-parse", "--show-toplevel"))
+    where = Git(root).read("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
     digest = hashlib.sha256()
-    for name, blob in sorted(file_entries(top).items()):
+    for name, blob in sorted(file_entries(Path(where.splitlines()[0])).items()):
         digest.update(f"{name}\0{blob}\n".encode())
-    digest.update(Git(root).read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").encode())
+    digest.update(where.encode())
     from tasks.deploy_files import config_file
 
     deploy_config = config_file(current, root)[0]

@@ -59,7 +59,7 @@ class PrefectProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 path = self.path.removeprefix("/api")
-                is_write = self.command != "GET" and not path.rstrip("/").endswith(("filter", "count"))
+                is_write = self.command != "GET" and not path.rstrip("/").endswith(("filter", "count", "paginate"))
                 if is_write and proxy.take_throttle(self.command, path):
                     self.send_response(429)
                     self.send_header("Retry-After", proxy.retry_after)

@@ -83,7 +83,9 @@ PAGE = 200
 
 class Gate:
     """Bounds the requests in flight: halves the bound when the server pushes back (429, 503,
-    dropped connections) and widens it again, one at a time, while requests succeed."""
+    dropped connections) and widens it again, one at a time, while requests succeed, but never
+    back to a bound the server pushed back at (a SQLite server refuses concurrent writers with 503:
+    the bound settles where it stops, instead of costing the server retried work again and again)."""
 
     def __init__(self, ceiling: int):
         self.ceiling = max(1, ceiling)
@@ -106,6 +108,7 @@ class Gate:
 
     def push_back(self) -> None:
         with self.cond:
+            self.ceiling = max(1, min(self.ceiling, self.limit - 1))
             self.limit = max(1, self.limit // 2)
             self.calm = 0
 
@@ -172,7 +175,7 @@ class PrefectApi:
             raise ForkflowError(f"Prefect API: could not {what}: no answer within {self.total_timeout:.0f} s ({dropped})",
                                 where=f"{self.api_url}/{path}",
                                 fix="check that the server runs (doit services) and prefect_api_url is right")
-        if method != "GET" and not path.endswith(("/filter", "/count")):
+        if method != "GET" and not path.endswith(("/filter", "/count", "/paginate")):
             with self._lock:
                 self.writes += 1
         if response.status_code >= 400 and response.status_code not in ok:
@@ -231,11 +234,9 @@ class PrefectApi:
 
     def deployment_signals(self, name_like: str) -> dict[str, Any]:
         """How many deployments contain `name_like` in their name, and the latest `updated` among them."""
-        body = {"deployments": {"name": {"like_": name_like}}}
-        count = self.call("POST", "deployments/count", body, what="count deployments").json()
-        latest = self.call("POST", "deployments/filter", {**body, "sort": "UPDATED_DESC", "limit": 1},
-                           what="read the latest deployment").json()
-        return {"count": count, "latest": latest[0]["updated"] if latest else None}
+        body = {"deployments": {"name": {"like_": name_like}}, "sort": "UPDATED_DESC", "limit": 1, "page": 1}
+        page = self.call("POST", "deployments/paginate", body, what="read the latest deployment").json()
+        return {"count": page["count"], "latest": page["results"][0]["updated"] if page["results"] else None}
 
     def flow_names(self, flow_ids: list[str]) -> dict[str, str]:
         """flow id -> flow name for the given ids."""
