@@ -9,15 +9,69 @@ from __future__ import annotations
 
 import re
 import tomllib
+import urllib.parse
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import ConfigError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 PYTHON_PATTERN = r"^3\.\d{1,2}$"
+
+
+def http_url(value: str | None) -> str | None:
+    """An http(s) URL with a host and, when given, a port in 1-65535; ValueError naming what is wrong."""
+    if value is None:
+        return value
+    if any(character.isspace() for character in value):
+        raise ValueError("a URL cannot contain spaces")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9a-fA-F:.]+", host) or ".." in host:
+        raise ValueError(f"has no valid host ({host or 'none'}); e.g. http://127.0.0.1:4201/api")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("its port must be a number in 1-65535") from None
+    if port == 0:
+        raise ValueError("its port must be a number in 1-65535")
+    return value
+
+
+REF_FORBIDDEN = re.compile(r"\.\.|//|@\{|[\x00-\x20\x7f~^:\\]")
+
+
+def ref_problem(name: str, glob: bool = False) -> str | None:
+    """Why `name` is not a branch name git accepts (git check-ref-format), or None; `glob` allows * ? [ ]."""
+    if not name:
+        return "a branch name cannot be empty"
+    if REF_FORBIDDEN.search(name) or (not glob and re.search(r"[*?\[]", name)):
+        return "not a valid git branch name (no '..', '//', '@{', spaces, ~ ^ : \\" + ("" if glob else " * ? [") + ")"
+    if name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")) or name == "@":
+        return "not a valid git branch name (cannot start with '-' or '/', nor end with '/', '.' or '.lock')"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "not a valid git branch name (no part may start with '.' or end with '.lock')"
+    return None
+
+
+def branch_name(value: str) -> str:
+    problem = ref_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def distinct(value: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if not value:
+        raise ValueError(f"needs at least one {what}")
+    repeated = sorted({item for item in value if value.count(item) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repeated)} more than once")
+    return value
 
 
 class Section(BaseModel):
@@ -37,7 +91,19 @@ class Fork(Section):
     main: str = "main"
     release: str = "release"
     upstream_main: str = "main"
-    keep_backups: int = Field(default=5, ge=0, description="backup branches kept after a sync")
+    keep_backups: StrictInt = Field(default=5, ge=0, description="backup branches kept after a sync")
+
+    @field_validator("main", "release", "upstream_main")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        return branch_name(value)
+
+    @model_validator(mode="after")
+    def _two_branches(self) -> Fork:
+        if self.main == self.release:
+            raise ValueError(f"main and release are both {self.main!r}: sync rebases release onto main, "
+                             "so they must be two branches")
+        return self
 
 
 class Packages(Section):
@@ -75,7 +141,7 @@ class Packages(Section):
 class Versions(Section):
     core_tag: str = "{version}"
     package_tag: str = "{name}-{version}"
-    allow_prerelease: bool = False
+    allow_prerelease: StrictBool = False
     fallback: str = "0.0.0"
     fork_label: str | None = Field(
         default=None, pattern=r"^[a-z][a-z0-9]*$",
@@ -91,10 +157,14 @@ class Versions(Section):
 
 
 class Index(Section):
-    url: str = Field(pattern=r"^https?://", description="package index URL (credentials: TWINE_USERNAME / TWINE_PASSWORD)")
-    upstream: str | None = Field(default=None, pattern=r"^https?://",
-                                 description="index of third-party packages (simple API); "
-                                             "default: the machine's configured index, else PyPI")
+    url: str = Field(description="package index URL (credentials: TWINE_USERNAME / TWINE_PASSWORD)")
+    upstream: str | None = Field(default=None, description="index of third-party packages (simple API); "
+                                                           "default: the machine's configured index, else PyPI")
+
+    @field_validator("url", "upstream")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return http_url(value)
 
 
 class ImageTags(Section):
@@ -134,7 +204,7 @@ class Images(Section):
         default="auto", description="missing base images: made from a local interpreter (local), pulled (pull), or local when found")
     interpreters: str | None = Field(default=None, description="folder of local interpreters; default $PYENV_ROOT/versions")
     templates: str | None = Field(default=None, description="folder with <flavor>.Dockerfile.j2 overriding the built-in ones")
-    push: bool = True
+    push: StrictBool = True
     smoke_command: tuple[str, ...] = Field(default=(), description="extra command run in each built image")
 
     @field_validator("python")
@@ -143,7 +213,27 @@ class Images(Section):
         bad = [v for v in value if not re.match(PYTHON_PATTERN, v)]
         if bad:
             raise ValueError(f"python versions look like '3.12'; got {bad}")
+        return distinct(value, "Python version, e.g. [\"3.12\"]")
+
+    @field_validator("flavors")
+    @classmethod
+    def _flavors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return distinct(value, "flavor, e.g. [\"base\"]")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        shape = re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:([0-9]{1,5}))?(/[a-z0-9]+([._-][a-z0-9]+)*)*", value)
+        if not shape or not 1 <= int(shape.group(3) or 1) <= 65535:
+            raise ValueError("a registry looks like host[:port][/namespace], lowercase, without http://; "
+                             "e.g. 127.0.0.1:5001 or registry.example.com/team")
         return value
+
+    @model_validator(mode="after")
+    def _default_python_listed(self) -> Images:
+        if self.default_python is not None and self.default_python not in self.python:
+            raise ValueError(f"default_python {self.default_python!r} is not in python = {list(self.python)}")
+        return self
 
     @field_validator("extra_packages")
     @classmethod
@@ -164,9 +254,9 @@ class Flows(Section):
     exclude: tuple[str, ...] = Field(default=("tests/*", "*/tests/*"), description="globs of files never searched")
     subprojects: tuple[str, ...] | None = Field(
         default=None, description="folders that are sub-projects; default: every folder with its own pyproject.toml")
-    concurrency: int = Field(default=8, ge=1, le=64, description="API writes in flight at once")
+    concurrency: StrictInt = Field(default=8, ge=1, le=64, description="API writes in flight at once")
     worker_path: str | None = Field(default=None, description="the flows folder as process workers see it (default: path)")
-    verify_after: int = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
+    verify_after: StrictInt = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
 
     @field_validator("name_pattern")
     @classmethod
@@ -185,12 +275,12 @@ class Flows(Section):
 
 
 class Environment(Section):
-    prefect_api_url: str | None = Field(default=None, pattern=r"^https?://",
+    prefect_api_url: str | None = Field(default=None,
                                         description="default: PREFECT_API_URL (environment, then the active Prefect profile)")
-    work_pool: str | None = Field(default=None, description="work pool for deployments the config gives none")
+    work_pool: str | None = Field(default=None, min_length=1, description="work pool for deployments the config gives none")
     branch: str | None = Field(default=None, description="branch (or glob like '*') that deploys here; exact names win")
-    schedules: bool = False
-    work_queue: str | None = None
+    schedules: StrictBool = False
+    work_queue: str | None = Field(default=None, min_length=1)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
                                     description="variable holding this environment's Prefect API key (default PREFECT_API_KEY)")
     auth_string_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
@@ -199,15 +289,38 @@ class Environment(Section):
     variables: dict[str, str] = Field(default={}, description="values for {{ $NAME }} in a prefect.yaml, "
                                                               "over the process environment")
 
+    @field_validator("prefect_api_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_pattern(cls, value: str | None) -> str | None:
+        problem = ref_problem(value, glob=True) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class Service(Section):
-    port: int = Field(ge=1024, le=65535)
+    port: StrictInt = Field(ge=1024, le=65535)
 
 
 class Services(Section):
     index: Service = Service(port=8081)
     registry: Service = Service(port=5001)
     prefect: Service = Service(port=4201)
+
+    @model_validator(mode="after")
+    def _own_ports(self) -> Services:
+        ports = {"index": self.index.port, "registry": self.registry.port, "prefect": self.prefect.port}
+        shared = sorted({port for port in ports.values() if list(ports.values()).count(port) > 1})
+        if shared:
+            names = [f"services.{name}.port" for name, port in ports.items() if port in shared]
+            raise ValueError(f"{' and '.join(names)} {'are both' if len(names) == 2 else 'are all'} {shared[0]}: "
+                             "each service needs a port of its own")
+        return self
 
 
 class Demo(Section):
@@ -233,7 +346,7 @@ class GitHub(Section):
 
 
 class Config(Section):
-    state_dir: str = ".forkflow"
+    state_dir: str = Field(default=".forkflow", description="folder of forkflow's state (doit.db, reports, services)")
     project: Project
     fork: Fork | None = None
     packages: Packages = Packages()
@@ -252,6 +365,22 @@ class Config(Section):
         bad = [name for name in value if not re.match(NAME_PATTERN, name)]
         if bad:
             raise ValueError(f"environment names are lowercase words like 'dev'; got {bad}")
+        by_branch: dict[str, list[str]] = {}
+        for name, environment in value.items():
+            if environment.branch is not None:
+                by_branch.setdefault(environment.branch, []).append(name)
+        shared = {branch: names for branch, names in by_branch.items() if len(names) > 1}
+        if shared:
+            branch, names = next(iter(shared.items()))
+            raise ValueError(f"environments {' and '.join(names)} both have branch = {branch!r}: a push to it would "
+                             "deploy to both; give each its own branch (or glob)")
+        return value
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, value: str) -> str:
+        if PurePosixPath(value.strip() or ".") == PurePosixPath("."):
+            raise ValueError("must name a folder of its own, e.g. '.forkflow' (not the config's folder itself)")
         return value
 
 
@@ -306,7 +435,10 @@ def describe_error(item: Any, data: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{key}: required key is missing"
     value = lookup(data, loc)
-    return f"{key} = {value!r}: {item['msg']}"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    if isinstance(value, dict):
+        return f"{key}: {message}"
+    return f"{key} = {value!r}: {message}"
 
 
 def lookup(data: Any, loc: tuple[str, ...]) -> Any:

@@ -62,7 +62,7 @@ def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
         (MINIMAL + '[images]\nregistry = "r"\nflavors = ["alpine"]\n', ["images.flavors.0 = 'alpine'", "base", "conda", "kubernetes"]),
         ('[fork]\npath = "f"\nupstream = "u"\norigin = "o"\n', ["project: required key is missing"]),
         (MINIMAL + '[fork]\npath = "f"\norigin = "o"\n', ["fork.upstream: required key is missing"]),
-        (MINIMAL + '[index]\nurl = "ftp://x"\n', ["index.url = 'ftp://x'", "https?://"]),
+        (MINIMAL + '[index]\nurl = "ftp://x"\n', ["index.url = 'ftp://x'", "must start with http:// or https://"]),
         (MINIMAL + '[environments.dev]\nprefect_api_url = "http://x/api"\nwork_pool = "p"\nbranchh = "main"\n',
          ["environments.dev.branchh", "allowed keys here: prefect_api_url, work_pool, branch, schedules"]),
         ('[project]\nname = "Bad Name"\n', ["project.name = 'Bad Name'"]),
@@ -131,3 +131,54 @@ def test_default_run_covers_only_configured_stages(tmp_path: Path) -> None:
     fork_only = MINIMAL + '[fork]\npath = "fork"\nupstream = "https://example.com/u.git"\norigin = "https://example.com/o.git"\n'
     assert configured_stages(load_settings(write(tmp_path, fork_only)).config) == ["sync", "version", "wheel", "verify"]
     assert configured_stages(load_settings(write(tmp_path, MINIMAL)).config) == []
+
+
+REG = '[images]\nregistry = "127.0.0.1:5001"\n'
+FORK = '[fork]\npath = "f"\nupstream = "https://example.com/u.git"\norigin = "https://example.com/o.git"\n'
+REFUSED = [
+    ("url-space", '[environments.dev]\nprefect_api_url = "http://127.0.0 .1"\n', "a URL cannot contain spaces"),
+    ("url-no-host", '[environments.dev]\nprefect_api_url = "http://"\n', "has no valid host"),
+    ("url-port", '[environments.dev]\nprefect_api_url = "http://127.0.0.1:70000/api"\n', "port must be a number in 1-65535"),
+    ("index-url", '[index]\nurl = "http://"\n', "index.url = 'http://': has no valid host"),
+    ("junk-registry", '[images]\nregistry = "http://not a registry"\n', "a registry looks like host[:port][/namespace]"),
+    ("registry-port", '[images]\nregistry = "127.0.0.1:99999"\n', "a registry looks like"),
+    ("python-empty", REG + "python = []\n", "images.python = []: needs at least one Python version"),
+    ("python-twice", REG + 'python = ["3.12", "3.12"]\n', "lists 3.12 more than once"),
+    ("flavors-empty", REG + "flavors = []\n", "images.flavors = []: needs at least one flavor"),
+    ("default-python", REG + 'default_python = "3.11"\n', "default_python '3.11' is not in python = ['3.12']"),
+    ("work-pool-empty", '[environments.dev]\nwork_pool = ""\n', "environments.dev.work_pool = ''"),
+    ("branch-ref", '[environments.dev]\nbranch = "ma..in"\n', "not a valid git branch name"),
+    ("fork-branch-ref", FORK + 'release = "rel ease"\n', "fork.release = 'rel ease': not a valid git branch name"),
+    ("port-range", "[services.index]\nport = 70000\n", "services.index.port = 70000"),
+    ("port-shared", "[services.index]\nport = 4201\n", "services.index.port and services.prefect.port are both 4201"),
+    ("main-is-release", FORK + 'release = "main"\n', "main and release are both 'main'"),
+    ("branch-twice", '[environments.dev]\nbranch = "main"\n[environments.prod]\nbranch = "main"\n',
+     "environments dev and prod both have branch = 'main'"),
+    ("schedules-yes", '[environments.dev]\nschedules = "yes"\n', "environments.dev.schedules = 'yes'"),
+    ("port-string", '[services.index]\nport = "8081"\n', "services.index.port = '8081'"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), [(text, fragment) for _, text, fragment in REFUSED],
+                         ids=[name for name, _, _ in REFUSED])
+def test_bad_values_are_refused_with_exit_2_and_nothing_changes(tmp_path: Path, text: str, fragment: str) -> None:
+    config = write(tmp_path, MINIMAL + text)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    result = run_doit(config, "list")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert fragment in result.stderr and str(config) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    assert not (tmp_path / ".forkflow").exists()
+
+
+def test_an_empty_state_dir_is_refused(tmp_path: Path) -> None:
+    config = write(tmp_path, 'state_dir = ""\n' + MINIMAL)
+    result = run_doit(config, "list")
+    assert result.returncode == 2 and "state_dir = '': must name a folder of its own" in result.stderr
+    assert not (tmp_path / "doit.db").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.toml"]
+
+
+def test_a_glob_beside_an_exact_branch_stays_valid(tmp_path: Path) -> None:
+    loaded = load_settings(write(tmp_path, MINIMAL + '[environments.dev]\nbranch = "*"\n[environments.prod]\nbranch = "main"\n'))
+    assert loaded.config.environments["dev"].branch == "*"
