@@ -267,7 +267,7 @@ def test_image_reference_prefers_the_digest() -> None:
 @pytest.mark.services
 def test_first_deploy_creates_second_writes_nothing_then_one_change_one_write(
         proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
-    ws = workspace_factory(proxy.url, prod_branch="*")
+    ws = workspace_factory(proxy.url, prod_branch="rel*")
     first = ws.deploy()
     flows = ("hello", "extract-orders", "daily-report")
     expected = {ws.name(flow, env): "created" for flow in flows for env in ("dev", "prod")}
