@@ -292,7 +292,7 @@ class DeployRun:
             items = self.read_server(api, envs, ready, prefixes)
         else:
             assert record is not None
-            known, stale = split_known(ready, record, {k: [t for _, t in v] for k, v in owned.items()})
+            known, stale = split_known(ready, record, owned)
             items = api.read_deployments(names=sorted({d.name for d in stale})) if stale else []
         server = by_identity(items, api.flow_names([item["flow_id"] for item in items]))
         changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
@@ -300,7 +300,7 @@ class DeployRun:
             changes += prune_changes(server, {d.identity for d in ready}, self.prunable(ctx, env, patterns))
         check_against_prefect(changes, pools, api.api_url)
         writes_before = api.writes
-        results = Applier(api, self.concurrency, owned, self.labels()).run(changes)
+        results = Applier(api, self.concurrency, self.labels()).run(changes)
         if not self.dry_run:
             wrote = api.writes != writes_before
             after = {prefix: api.deployment_signals(prefix) for prefix in prefixes} if wrote else before
@@ -312,10 +312,10 @@ class DeployRun:
         return results
 
     @staticmethod
-    def compare(desired: Desired, item: dict[str, Any] | None, owned: dict[str, list[tuple[str, str]]]) -> Change:
+    def compare(desired: Desired, item: dict[str, Any] | None, owned: dict[str, list[str]]) -> Change:
         if item is None:
             return compare(desired, None, None, [])
-        return compare(desired, item, desired.flow, [t for _, t in owned.get(item["id"], [])])
+        return compare(desired, item, desired.flow, owned.get(item["id"], []))
 
     def labels(self) -> dict[str, str]:
         return {MANAGED_LABEL: self.current.config.project.name, BRANCH_LABEL: slug(self.listing["branch"])}
@@ -460,27 +460,25 @@ def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) 
                 + "; ".join(f"prefect work-pool create {name} --type process" for name in missing))
 
 
-def owned_automations(api: PrefectApi) -> dict[str, list[tuple[str, str]]]:
-    """deployment id -> [(automation id, trigger hash tag)] for automations forkflow made."""
-    owned: dict[str, list[tuple[str, str]]] = {}
+def owned_automations(api: PrefectApi) -> dict[str, list[str]]:
+    """deployment id -> the trigger hash tag of each automation forkflow made for it."""
+    owned: dict[str, list[str]] = {}
     for automation in api.read_automations(FORKFLOW_TAG):
         tags = automation.get("tags", [])
         owner = next((t.removeprefix(OWNER_TAG_PREFIX) for t in tags if t.startswith(OWNER_TAG_PREFIX)), "")
         digest = next((t for t in tags if t.startswith(TRIGGER_TAG_PREFIX)), "")
         if owner and digest:
-            owned.setdefault(owner, []).append((automation["id"], digest))
+            owned.setdefault(owner, []).append(digest)
     return owned
 
 
 class Applier:
     """Runs the writes of a plan, `concurrency` at a time; one failure does not stop the others."""
 
-    def __init__(self, api: PrefectApi, concurrency: int, owned: dict[str, list[tuple[str, str]]],
-                 labels: dict[str, str] | None = None):
+    def __init__(self, api: PrefectApi, concurrency: int, labels: dict[str, str] | None = None):
         self.labels = labels or {}
         self.api = api
         self.concurrency = concurrency
-        self.owned = owned
         self.flow_ids: dict[str, str | None] = {}
         self.lock = threading.Lock()
 

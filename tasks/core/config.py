@@ -58,8 +58,8 @@ def ref_problem(name: str, glob: bool = False) -> str | None:
     return None
 
 
-def branch_name(value: str) -> str:
-    problem = ref_problem(value)
+def branch_name(value: str, glob: bool = False) -> str:
+    problem = ref_problem(value, glob)
     if problem:
         raise ValueError(problem)
     return value
@@ -297,10 +297,7 @@ class Environment(Section):
     @field_validator("branch")
     @classmethod
     def _branch_pattern(cls, value: str | None) -> str | None:
-        problem = ref_problem(value, glob=True) if value is not None else None
-        if problem:
-            raise ValueError(problem)
-        return value
+        return value if value is None else branch_name(value, glob=True)
 
 
 class Service(Section):
@@ -314,12 +311,13 @@ class Services(Section):
 
     @model_validator(mode="after")
     def _own_ports(self) -> Services:
-        ports = {"index": self.index.port, "registry": self.registry.port, "prefect": self.prefect.port}
-        shared = sorted({port for port in ports.values() if list(ports.values()).count(port) > 1})
-        if shared:
-            names = [f"services.{name}.port" for name, port in ports.items() if port in shared]
-            raise ValueError(f"{' and '.join(names)} {'are both' if len(names) == 2 else 'are all'} {shared[0]}: "
-                             "each service needs a port of its own")
+        by_port: dict[int, list[str]] = {}
+        for name in ("index", "registry", "prefect"):
+            by_port.setdefault(getattr(self, name).port, []).append(f"services.{name}.port")
+        for port, names in by_port.items():
+            if len(names) > 1:
+                raise ValueError(f"{' and '.join(names)} {'are both' if len(names) == 2 else 'are all'} {port}: "
+                                 "each service needs a port of its own")
         return self
 
 
