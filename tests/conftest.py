@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,11 +54,12 @@ def demo_config_text(ports: dict[str, int] | None = None, extra: str = "") -> st
     """The embedded pipeline.toml, made to run in a temporary folder."""
     text = (REPO / "pipeline.toml").read_text(encoding="utf-8")
     text = text.replace('source = "examples/demo"', f'source = "{REPO / "examples" / "demo"}"')
-    for name, port in (ports or {}).items():
-        default = DEFAULT_PORTS[name]
-        text = text.replace(f"port = {default}\n", f"port = {port}\n")
-        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{port}")
-    return text + extra
+    chosen = {str(DEFAULT_PORTS[name]): str(port) for name, port in (ports or {}).items()}
+
+    def swap(match: re.Match[str]) -> str:
+        return match.group(1) + chosen.get(match.group(2), match.group(2))
+
+    return re.sub(r"(port = |127\.0\.0\.1:)(\d+)\b", swap, text) + extra
 
 
 @pytest.fixture
