@@ -21,7 +21,8 @@ from typing import Any
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git, init_repo
 from tasks.context import Settings, settings
-from tasks.core.demo import Commit, DemoPlan, parse_history
+from tasks.core.demo import Commit, DemoPlan, foreign_commits, parse_history
+from tasks.core.errors import ForkflowError
 from tasks.output import say
 
 STAMP = "demo.json"
@@ -65,6 +66,7 @@ def generate_action(source: Path, workspace: Path) -> dict[str, str]:
 def generate(source: Path, workspace: Path) -> dict[str, Any]:
     """Build the workspace in a staging folder, then swap it in; return the stamp data."""
     plan = parse_history((source / "history.toml").read_text(encoding="utf-8"), str(source / "history.toml"))
+    refuse_to_replace_work(workspace, plan)
     staging = workspace.parent / f".{workspace.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     work = staging / "work"
@@ -84,6 +86,48 @@ def generate(source: Path, workspace: Path) -> dict[str, Any]:
     (staging / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
     swap_in(staging, workspace)
     return stamp
+
+
+def refuse_to_replace_work(workspace: Path, plan: DemoPlan) -> None:
+    """Stop before regenerating when the workspace holds anything the demo (or the pipeline's own rebases) did not make."""
+    found = work_in(workspace, plan) if workspace.exists() else []
+    if found:
+        raise ForkflowError(
+            "the demo workspace holds work the demo did not make; regenerating it would delete it:\n"
+            + "\n".join(f"  - {item}" for item in found),
+            where=str(workspace),
+            fix="keep it (push it elsewhere or move the folder away), or start over on purpose, deleting it: "
+                "python3 -m doit clean demo && python3 -m doit demo",
+        )
+
+
+def work_in(workspace: Path, plan: DemoPlan) -> list[str]:
+    found: list[str] = []
+    for entry in sorted(workspace.iterdir()):
+        if entry.name == STAMP:
+            continue
+        if (entry / ".git").exists():
+            found += uncommitted(entry)
+        if (entry / ".git").exists() or is_bare_repository(entry):
+            found += [f"{entry.name}: commit {line}" for line in commits_not_made(entry, plan)]
+        else:
+            found.append(f"{entry.name}: not made by the demo")
+    return found
+
+
+def is_bare_repository(path: Path) -> bool:
+    return (path / "HEAD").is_file() and (path / "objects").is_dir()
+
+
+def uncommitted(clone: Path) -> list[str]:
+    changes = Git(clone).read("status", "--porcelain", "--untracked-files=all").splitlines()
+    shown = ", ".join(line.split(None, 1)[-1] for line in changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+    return [f"{clone.name}: {len(changes)} uncommitted change(s): {shown}"] if changes else []
+
+
+def commits_not_made(repo: Path, plan: DemoPlan) -> list[str]:
+    log = Git(repo).read("log", "--all", "--format=%h%x00%an%x00%ae%x00%at%x00%s")
+    return foreign_commits(log, plan.signatures())
 
 
 def build_upstream(git: Git, plan: DemoPlan, source: Path) -> list[str]:

@@ -85,3 +85,52 @@ def test_demo_task_is_idempotent_and_recreates_a_deleted_workspace(demo_config: 
     assert (workspace / "origin.git").is_dir()
     leftovers = [p.name for p in workspace.parent.iterdir() if p.name.startswith(".demo")]
     assert leftovers == []
+
+
+def refused_regeneration(demo_config: Path) -> str:
+    run_doit(demo_config, "forget", "demo")
+    result = run_doit(demo_config, "demo")
+    assert result.returncode == 1, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "holds work the demo did not make; regenerating it would delete it" in output
+    assert "python3 -m doit clean demo && python3 -m doit demo" in output
+    return output
+
+
+def test_regenerating_keeps_uncommitted_work_in_the_clone(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    fork = demo_config.parent / ".forkflow" / "demo" / "fork"
+    (fork / "notes.txt").write_text("mine\n")
+    (fork / "README.md").write_text("edited\n")
+    output = refused_regeneration(demo_config)
+    assert "fork: 2 uncommitted change(s): README.md, notes.txt" in output
+    assert (fork / "notes.txt").read_text() == "mine\n" and (fork / "README.md").read_text() == "edited\n"
+
+
+def test_regenerating_keeps_a_commit_pushed_to_origin(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    workspace = demo_config.parent / ".forkflow" / "demo"
+    fork = workspace / "fork"
+    git(fork, "-c", "user.name=Dana", "-c", "user.email=dana@example.com", "commit", "-q", "--allow-empty", "-m", "my work")
+    mine = git(fork, "rev-parse", "HEAD")
+    git(fork, "push", "-q", "origin", "release")
+    subprocess.run(["rm", "-rf", str(fork)], check=True)
+    output = refused_regeneration(demo_config)
+    assert f"origin.git: commit {mine[:7]} my work (Dana)" in output
+    assert git(workspace / "origin.git", "rev-parse", "release") == mine
+
+
+def test_regenerating_after_a_sync_and_resetting_on_purpose(demo_config: Path) -> None:
+    workspace = demo_config.parent / ".forkflow" / "demo"
+    assert run_doit(demo_config, "sync").returncode == 0
+    rebased = git(workspace / "origin.git", "rev-parse", "release")
+    run_doit(demo_config, "forget", "demo")
+    again = run_doit(demo_config, "demo")
+    assert again.returncode == 0, "the pipeline's own rebase of the demo's commits is not user work"
+    assert git(workspace / "origin.git", "rev-parse", "release") != rebased
+
+    assert run_doit(demo_config, "checkout").returncode == 0
+    (workspace / "fork" / "notes.txt").write_text("mine\n")
+    assert run_doit(demo_config, "clean", "demo").returncode == 0
+    assert not workspace.exists()
+    assert run_doit(demo_config, "demo").returncode == 0

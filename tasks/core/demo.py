@@ -33,6 +33,33 @@ class DemoPlan:
         """Fixed commit date for the index-th commit overall (one hour apart)."""
         return (self.start + timedelta(hours=index)).isoformat()
 
+    def signatures(self) -> frozenset[Signature]:
+        """Author, email, author time and subject of every commit the demo makes (a rebase keeps all four)."""
+        commits = (*self.upstream, *self.release)
+        return frozenset(
+            Signature(self.author_name, self.author_email,
+                      int((self.start + timedelta(hours=index)).timestamp()), commit.message.splitlines()[0])
+            for index, commit in enumerate(commits)
+        )
+
+
+@dataclass(frozen=True)
+class Signature:
+    author: str
+    email: str
+    time: int
+    subject: str
+
+
+def foreign_commits(log: str, made: frozenset[Signature]) -> list[str]:
+    """`git log --format=%h%x00%an%x00%ae%x00%at%x00%s` lines of commits whose signature the demo never makes."""
+    foreign = []
+    for line in log.splitlines():
+        short, author, email, time, subject = line.split("\0", 4)
+        if Signature(author, email, int(time), subject) not in made:
+            foreign.append(f"{short} {subject} ({author})")
+    return foreign
+
 
 def parse_history(text: str, source: str) -> DemoPlan:
     data = tomllib.loads(text)
