@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -108,5 +110,81 @@ def test_stale_pid_file_is_replaced(demo_config: Path) -> None:
         result = run_doit(demo_config, "services:index")
         assert result.returncode == 0, result.stderr
         assert "index: started" in result.stdout
+    finally:
+        run_doit(demo_config, "services-stop:index")
+
+
+def stray_process(*, listen_on: int | None = None) -> subprocess.Popen[bytes]:
+    """A program that is not ours but looks like one to a loose check (`python3 ... -m ...`)."""
+    code = "import socket, sys, time\n"
+    if listen_on:
+        code += f"s = socket.socket(); s.bind(('127.0.0.1', {listen_on})); s.listen()\n"
+    code += "print('ready', flush=True); time.sleep(120)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code, "-m", "pypiserver"], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    return proc
+
+
+def stat_start(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+@pytest.mark.services
+def test_a_pid_file_naming_another_program_never_gets_it_signalled(demo_config: Path) -> None:
+    folder = demo_config.parent / ".forkflow" / "services" / "index"
+    folder.mkdir(parents=True)
+    stray = stray_process()
+    try:
+        for record in [f"{stray.pid}\n",  # an older forkflow's pid file, or a recycled pid
+                       f"{stray.pid} {stat_start(stray.pid)} index-0123456789abcdef\n",  # right start, no marker
+                       f"{stray.pid} 1 index-0123456789abcdef\n"]:
+            (folder / "pid").write_text(record)
+            stopped = run_doit(demo_config, "services-stop:index")
+            assert stopped.returncode == 0 and "index: not running" in stopped.stdout, stopped.stdout
+            assert stray.poll() is None, f"a stray process was signalled for pid file {record!r}"
+        (folder / "pid").write_text(f"{stray.pid}\n")
+        started = run_doit(demo_config, "services:index")
+        assert started.returncode == 0 and "index: started" in started.stdout, started.stdout + started.stderr
+        assert stray.poll() is None
+        assert run_doit(demo_config, "services-stop:index").stdout.count("index: stopped") == 1
+        assert stray.poll() is None
+    finally:
+        stray.kill()
+        stray.wait()
+
+
+@pytest.mark.services
+def test_a_busy_port_with_a_foreign_pid_file_is_left_alone_and_explained(demo_config: Path) -> None:
+    port = ports_of(demo_config)["index"]
+    folder = demo_config.parent / ".forkflow" / "services" / "index"
+    folder.mkdir(parents=True)
+    stray = stray_process(listen_on=port)
+    try:
+        (folder / "pid").write_text(f"{stray.pid}\n")
+        result = run_doit(demo_config, "services:index")
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output
+        assert f"port {port} on 127.0.0.1 is already in use by another program" in output
+        assert f"names pid {stray.pid}, which is not a process forkflow started; left alone" in output
+        assert stray.poll() is None
+    finally:
+        stray.kill()
+        stray.wait()
+
+
+@pytest.mark.services
+def test_services_get_no_credentials_of_the_run(demo_config: Path) -> None:
+    secrets = {"TWINE_PASSWORD": "tw-secret-1", "PREFECT_API_KEY": "pnu_secret_2", "GITHUB_TOKEN": "ghp_secret_3",
+               "AWS_SECRET_ACCESS_KEY": "aws-secret-4"}
+    try:
+        started = run_doit(demo_config, "services:index", env=secrets)
+        assert started.returncode == 0, started.stdout + started.stderr
+        pid = int((demo_config.parent / ".forkflow" / "services" / "index" / "pid").read_text().split()[0])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        names = {entry.split("=", 1)[0] for entry in environ if entry}
+        assert not names & set(secrets), names & set(secrets)
+        assert not any(value in entry for entry in environ for value in secrets.values())
+        assert "PATH" in names and "FORKFLOW_SERVICE" in names
     finally:
         run_doit(demo_config, "services-stop:index")

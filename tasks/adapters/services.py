@@ -1,14 +1,19 @@
 """Local background services: start, health-check, stop, by pid file.
 
 A service is a process bound to 127.0.0.1 on one port, started in its own
-session so it outlives the doit run, with its output in a log file and its
-pid in a pid file. Starting an already healthy service does nothing.
+session so it outlives the doit run, with its output in a log file and, in
+its pid file, its pid, start time and a marker placed in its environment at
+launch. A process counts as ours only when all three match, so a recycled
+pid or a stale file never gets another program signalled. Services start
+with an allow-listed environment: no credentials of the run reach them.
+Starting an already healthy service does nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +26,9 @@ from pathlib import Path
 from tasks.core.errors import ServiceError
 
 HOST = "127.0.0.1"
+MARKER = "FORKFLOW_SERVICE"
+PASSED_ON = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+             "PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "NO_PROXY", "no_proxy")
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ def start(spec: ServiceSpec) -> str:
         stop(spec)
     if not port_is_free(spec.port):
         raise ServiceError(
-            f"{spec.name}: port {spec.port} on {HOST} is already in use by another program",
+            f"{spec.name}: port {spec.port} on {HOST} is already in use by another program{stale_note(spec)}",
             where=spec.config_key or None,
             fix=f"stop the program using port {spec.port} (see `ss -ltnp 'sport = :{spec.port}'`) "
                 f"or choose another port in {spec.config_key or 'the config'}",
@@ -85,20 +93,27 @@ def start(spec: ServiceSpec) -> str:
 def launch(spec: ServiceSpec) -> subprocess.Popen[bytes]:
     spec.folder.mkdir(parents=True, exist_ok=True)
     spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+    marker = f"{spec.name}-{secrets.token_hex(8)}"
     with spec.log_file.open("ab") as log:
         log.write(f"\n--- starting {spec.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         try:
             proc = subprocess.Popen(
                 list(spec.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=spec.folder, env={**os.environ, **spec.env}, start_new_session=True,
+                cwd=spec.folder, env=service_environment(spec, marker), start_new_session=True,
             )
         except FileNotFoundError:
             raise ServiceError(
                 f"{spec.name}: program not found: {spec.argv[0]}",
                 fix=install_hint(spec.argv[0]),
             ) from None
-    spec.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
+    spec.pid_file.write_text(f"{proc.pid} {start_time(proc.pid)} {marker}\n", encoding="utf-8")
     return proc
+
+
+def service_environment(spec: ServiceSpec, marker: str) -> dict[str, str]:
+    """The allow-listed part of our environment, the service's own settings, and our marker."""
+    passed = {name: value for name, value in os.environ.items() if name in PASSED_ON or name.startswith("LC_")}
+    return {**passed, **spec.env, MARKER: marker}
 
 
 def wait_healthy(spec: ServiceSpec, proc: subprocess.Popen[bytes]) -> None:
@@ -131,9 +146,9 @@ def stop(spec: ServiceSpec, timeout: float = 15.0) -> str:
         return "not running"
     signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process_alive(pid):
+    while time.monotonic() < deadline and running_pid(spec) == pid:
         time.sleep(0.2)
-    if process_alive(pid):
+    if running_pid(spec) == pid:
         signal_group(pid, signal.SIGKILL)
     spec.pid_file.unlink(missing_ok=True)
     return "stopped"
@@ -150,14 +165,31 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def running_pid(spec: ServiceSpec) -> int | None:
-    """The pid from the pid file if that process is alive and is this service."""
+    """The pid from the pid file if that process is alive and provably the one we launched."""
+    record = pid_record(spec)
+    if record is None or not process_alive(record[0]) or not is_our_process(*record):
+        return None
+    return record[0]
+
+
+def pid_record(spec: ServiceSpec) -> tuple[int, str, str] | None:
+    """(pid, start time, marker) as written at launch; None for a missing or older-style file."""
     try:
-        pid = int(spec.pid_file.read_text(encoding="utf-8").strip())
-    except (FileNotFoundError, ValueError):
+        fields = spec.pid_file.read_text(encoding="utf-8").split()
+    except FileNotFoundError:
         return None
-    if not process_alive(pid) or not is_our_process(pid, spec):
+    if len(fields) != 3 or not fields[0].isdigit():
         return None
-    return pid
+    return int(fields[0]), fields[1], fields[2]
+
+
+def stale_note(spec: ServiceSpec) -> str:
+    """Why a pid file beside a busy port was not trusted (so the user knows what to look at)."""
+    try:
+        named = spec.pid_file.read_text(encoding="utf-8").split()[0]
+    except (FileNotFoundError, IndexError):
+        return ""
+    return f" (its pid file {spec.pid_file} names pid {named}, which is not a process forkflow started; left alone)"
 
 
 def process_alive(pid: int) -> bool:
@@ -178,13 +210,22 @@ def is_zombie(pid: int) -> bool:
     return fields[0] == "Z"
 
 
-def is_our_process(pid: int, spec: ServiceSpec) -> bool:
-    """Guard against a recycled pid: the command line must mention the program."""
+def is_our_process(pid: int, started: str, marker: str) -> bool:
+    """Same start time as recorded at launch and our marker in its environment; unknowable means no."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        return True
-    return Path(spec.argv[0]).name in cmdline or any(Path(a).name in cmdline for a in spec.argv[1:3])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return start_time(pid) == started and f"{MARKER}={marker}".encode() in environ
+
+
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), '' when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[19] if len(fields) > 19 else ""
 
 
 def is_healthy(spec: ServiceSpec) -> bool:
