@@ -120,6 +120,13 @@ def write_report(stage: str, data: dict[str, Any], target: Settings | None = Non
     return final
 
 
+def write_failed_report(stage: str, error: Exception, data: dict[str, Any], target: Settings | None = None) -> Path:
+    """A failed run's report: what it got to (items not done are `failed`) and the error, never the last good run."""
+    from tasks.core.secrets import mask, secret_values
+
+    return write_report(stage, {**data, "status": "failed", "error": mask(str(error), secret_values(os.environ))}, target)
+
+
 def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | None:
     return read_json((target or settings()).reports_dir / f"{stage}.json")
 

@@ -27,7 +27,7 @@ from doit.task import Task, dict_to_task
 from tasks import deploy_check
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
-from tasks.context import Settings, read_report, settings, write_report
+from tasks.context import Settings, read_report, settings, write_failed_report, write_report
 from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
     FORKFLOW_TAG,
@@ -141,11 +141,39 @@ def services_deps(current: Settings) -> list[str]:
 # ---------------------------------------------------------------- the action
 
 
+class DeploymentsFailed(ForkflowError):
+    """Some deployments failed; the run's report, with each outcome, is already written."""
+
+
 def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: bool = False,
                   only: tuple[str, str] | None = None) -> dict[str, str]:
     current = settings()
+    try:
+        return deploy_listed(current, is_dry_run(dry_run), prune, validate_only, only)
+    except DeploymentsFailed:
+        raise
+    except ForkflowError as err:
+        if not validate_only:
+            write_failed_report("deploy", err, failed_deploy_report(current, only), current)
+        raise
+
+
+def failed_deploy_report(current: Settings, only: tuple[str, str] | None) -> dict[str, Any]:
+    """A run that stopped before any deployment's outcome was known: nothing of the last run is kept as
+    if it were this one's, except (for a one-deployment run) the other deployments' entries."""
+    listing = read_report("flows", current) or {}
+    kept = []
+    if only is not None:
+        kept = [entry for entry in (read_report("deploy", current) or {}).get("deployments", [])
+                if not (only[0] in (entry.get("name"), entry.get("key"), entry.get("flow"))
+                        and entry.get("environment") == only[1])]
+    return {"deployments": kept, "branch": listing.get("branch"), "commit": listing.get("commit"),
+            "version": listing.get("version"), "dry_run": False, "writes": 0, "retries": 0}
+
+
+def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool,
+                  only: tuple[str, str] | None) -> dict[str, str]:
     listing = flows_listing(current)
-    dry = is_dry_run(dry_run)
     desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only)
     if only is not None:
         desired = [d for d in desired if only[0] in (d.name, d.key, d.flow) and d.environment == only[1]]
@@ -160,7 +188,7 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
         deploy_check.forget(current)
     run = DeployRun(current, listing, dry)
     results = run.apply(desired, prune_envs=listing["environments"] if prune and only is None else [], complete=only is None)
-    report = deploy_report(listing, results, run, dry)
+    report = {**deploy_report(listing, results, run, dry), "status": "ok"}
     if only is not None:
         report = merged_report(read_report("deploy", current), report)
     write_report("deploy", report, current)
@@ -228,8 +256,9 @@ class DeployRun:
     """Applies desired deployments server by server and counts what it wrote."""
 
     def __init__(self, current: Settings, listing: dict[str, Any], dry_run: bool,
-                 image_of: Callable[[Desired, str], str | None] | None = None):
+                 image_of: Callable[[Desired, str], str | None] | None = None, stage: str = "deploy"):
         self.current = current
+        self.stage = stage
         self.listing = listing
         self.dry_run = dry_run
         self.writes = 0
@@ -264,12 +293,12 @@ class DeployRun:
         return {environment_settings(self.current, env).api_url for env in envs}
 
     def fail(self, failed: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        report = deploy_report(self.listing, results, self, self.dry_run)
-        write_report("deploy", report, self.current)
         lines = "\n".join(f"  - {r['name']}: {r['error']}" for r in failed)
-        raise ForkflowError(f"{len(failed)} of {len(results)} deployments failed:\n{lines}",
-                            where=str(self.current.reports_dir / "deploy.json"),
-                            fix="fix the cause above and run again; deployments that succeeded are not written twice")
+        error = DeploymentsFailed(f"{len(failed)} of {len(results)} deployments failed:\n{lines}",
+                                  where=str(self.current.reports_dir / f"{self.stage}.json"),
+                                  fix="fix the cause above and run again; deployments that succeeded are not written twice")
+        write_failed_report(self.stage, error, deploy_report(self.listing, results, self, self.dry_run), self.current)
+        raise error
 
     def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
         pools = api.work_pools()
@@ -618,7 +647,8 @@ def merged_report(previous: dict[str, Any] | None, report: dict[str, Any]) -> di
         return report
     names = {entry["name"] for entry in report["deployments"]}
     kept = [entry for entry in previous.get("deployments", []) if entry["name"] not in names]
-    return {**report, "deployments": kept + report["deployments"]}
+    status = "failed" if any(entry.get("status") == "failed" for entry in kept) else report.get("status")
+    return {**report, "deployments": kept + report["deployments"], "status": status}
 
 
 def summarize(results: list[dict[str, Any]], run: DeployRun, dry_run: bool, stage: str = "deploy") -> str:

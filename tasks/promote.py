@@ -15,12 +15,13 @@ from typing import Any
 
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
-from tasks.context import Settings, settings, write_report
+from tasks.context import Settings, settings, write_failed_report, write_report
 from tasks.core.deployspec import COMMIT_TAG, VERSION_TAG, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
 from tasks.credentials import environment_connection
 from tasks.deploy import (
+    DeploymentsFailed,
     DeployRun,
     deploy_report,
     environment_settings,
@@ -57,6 +58,16 @@ def task_promote() -> dict[str, Any]:
 
 def promote_action(source: str = "", target: str = "", flows: str = "", dry_run: bool = False) -> dict[str, str]:
     current = settings()
+    try:
+        return promote_flows(current, source, target, flows, is_dry_run(dry_run))
+    except DeploymentsFailed:
+        raise
+    except ForkflowError as err:
+        write_failed_report("promote", err, {"deployments": [], "from": source, "to": target}, current)
+        raise
+
+
+def promote_flows(current: Settings, source: str, target: str, flows: str, dry: bool) -> dict[str, str]:
     check_environments(current, source, target)
     listing = flows_listing(current)
     names = chosen_flows(listing, flows)
@@ -65,11 +76,10 @@ def promote_action(source: str = "", target: str = "", flows: str = "", dry_run:
     version, commit = one_code_version(sources, source)
     images = {key: (item.get("job_variables") or {}).get("image") for key, item in sources.items()}
     promoted = [with_source(d, sources[d.key], version, commit) for d in targets]
-    dry = is_dry_run(dry_run)
-    run = DeployRun(current, listing, dry, image_of=lambda desired, _pool: images.get(desired.key))
+    run = DeployRun(current, listing, dry, image_of=lambda desired, _pool: images.get(desired.key), stage="promote")
     results = run.apply(promoted, prune_envs=[], complete=not flows.strip())
     report = {**deploy_report(listing, results, run, dry), "from": source, "to": target,
-              "version": version, "commit": commit, "images": images}
+              "version": version, "commit": commit, "images": images, "status": "ok"}
     write_report("promote", report, current)
     say(f"promote {source} -> {target}: code version {version} ({commit[:7]})")
     return {"made": f"{source}->{target} {version}: " + summarize(results, run, dry, "promote")}

@@ -28,7 +28,7 @@ from doit.tools import config_changed
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, not_after_dry_run, note_dry_run
 from tasks.adapters import index
 from tasks.adapters.run import run
-from tasks.context import Settings, read_report, settings, write_report
+from tasks.context import Settings, read_report, settings, write_failed_report, write_report
 from tasks.core.errors import ForkflowError
 from tasks.core.publish import Decision, LocalFile, conflict_message, decide
 from tasks.credentials import Credentials, from_environment, local_credentials
@@ -127,34 +127,50 @@ def publish_action(dry_run: bool) -> dict[str, str] | None:
     assert current.config.index is not None
     url = current.config.index.url
     files = local_files(current)
+    statuses = {f.name: "failed" for f in files}
+    try:
+        return publish_files(current, url, files, statuses, is_dry_run(dry_run))
+    except ForkflowError as err:
+        if not is_dry_run(dry_run):
+            write_failed_report("publish", err, {"index": url, "files": file_entries(files, statuses)}, current)
+        raise
+
+
+def publish_files(current: Settings, url: str, files: list[LocalFile], statuses: dict[str, str],
+                  dry_run: bool) -> dict[str, str] | None:
+    """Refuse, plan, upload what is missing and install-check; `statuses` says how far it got."""
     check_publishable(current, files)
     decisions = plan(url, files)
     if any(d.action == "conflict" for d in decisions):
         raise ForkflowError(conflict_message(decisions), where=url,
                             fix="give the package a new version (new tag) and rebuild; never re-upload a version")
-    note_dry_run("publish", is_dry_run(dry_run))
-    if is_dry_run(dry_run):
+    note_dry_run("publish", dry_run)
+    if dry_run:
         for decision in decisions:
             say(f"would {'upload' if decision.action == 'upload' else 'skip (already there)'}: {decision.file.name}")
         return None
-    statuses = upload_missing(url, decisions, index_credentials(current))
+    upload_missing(url, decisions, index_credentials(current), statuses)
     check = install_check(current, url, files)
-    write_report("publish", {
-        "index": url,
-        "files": [{"name": f.name, "sha256": f.sha256, "package": f.package, "version": f.version,
-                   "status": statuses[f.name]} for f in files],
-        "install_check": check,
-    }, current)
+    write_report("publish", {"index": url, "files": file_entries(files, statuses), "install_check": check,
+                             "status": "ok"}, current)
     uploaded = sum(1 for s in statuses.values() if s == "uploaded")
     return {"made": f"{uploaded} uploaded, {len(files) - uploaded} already there"}
 
 
-def upload_missing(url: str, decisions: list[Decision], credentials: Credentials | None) -> dict[str, str]:
-    statuses = {d.file.name: ("up-to-date" if d.action == "skip" else "pending") for d in decisions}
+def file_entries(files: list[LocalFile], statuses: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": f.name, "sha256": f.sha256, "package": f.package, "version": f.version,
+             "status": statuses[f.name]} for f in files]
+
+
+def upload_missing(url: str, decisions: list[Decision], credentials: Credentials | None,
+                   statuses: dict[str, str]) -> None:
+    """Upload what the index lacks, recording each file's outcome in `statuses` as it happens."""
+    for decision in decisions:
+        if decision.action == "skip":
+            statuses[decision.file.name] = "up-to-date"
     for decision in decisions:
         if decision.action == "upload":
             statuses[decision.file.name] = upload_with_retry(url, decision.file, credentials)
-    return statuses
 
 
 def upload_with_retry(url: str, file: LocalFile, credentials: Credentials | None) -> str:

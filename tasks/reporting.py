@@ -155,6 +155,9 @@ def report_lines() -> list[str]:
                 if isinstance(item, dict) and "status" in item:
                     counts[str(item["status"])] = counts.get(str(item["status"]), 0) + 1
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "written"
+        if isinstance(data, dict) and data.get("status") == "failed":
+            error = str(data.get("error") or "see the log").splitlines()
+            detail = f"**FAILED**: {error[0]} ({detail})"
         lines.append(f"- `{file.name}`: {detail}")
     return lines
 

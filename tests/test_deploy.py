@@ -23,7 +23,7 @@ from tasks.core.deployspec import Context, Document, EnvironmentSettings, desire
 from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError, ForkflowError
 from tests.flows_repo import commit_all, flows_repo, unique_project, write_config
-from tests.helpers import kill_after_line, prefect_http, run_doit
+from tests.helpers import free_port, kill_after_line, prefect_http, run_doit
 from tests.prefect_proxy import PrefectProxy
 
 SPECS = {
@@ -621,3 +621,23 @@ def settled_deployments(api: str, prefix: str) -> dict[str, dict[str, Any]]:
             return again
         found = again
     return found
+
+
+@pytest.mark.services
+def test_a_failed_deploy_replaces_the_last_green_report(prefect_api: str, workspace_factory: Any) -> None:
+    ws = workspace_factory(prefect_api)
+    assert set(statuses(ws.deploy()).values()) == {"created"}
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    write_config(ws.root, dead, project=ws.project)
+    failed = run_doit(ws.config, "deploy")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    report = ws.report("deploy")
+    assert report["status"] == "failed" and report["deployments"] == [], "nothing of the last run is kept as this one's"
+    assert "127.0.0.1" in report["error"] and report["commit"]
+    summary = (ws.root / ".forkflow" / "reports" / "summary.md").read_text()
+    assert "`deploy.json`: **FAILED**" in summary
+
+    write_config(ws.root, prefect_api, project=ws.project)
+    again = run_doit(ws.config, "deploy")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert ws.report("deploy")["status"] == "ok" and set(statuses(ws.report("deploy")).values()) == {"unchanged"}

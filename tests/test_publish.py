@@ -277,3 +277,27 @@ def index_url(config: Path) -> str:
     import tomllib
 
     return tomllib.loads(config.read_text())["index"]["url"].rstrip("/")
+
+
+def test_a_failed_publish_replaces_the_last_green_report(index: Path) -> None:
+    assert publish(index).returncode == 0
+    removed = sorted(index_packages(index).iterdir())[:2]
+    for file in removed:
+        file.unlink()
+    secret = "Wrong-Secret-51d2e8"
+    run_doit(index, "forget", "publish")
+    failed = run_doit(index, "publish", env={"TWINE_USERNAME": "forkflow", "TWINE_PASSWORD": secret})
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    report = publish_report(index)
+    assert report["status"] == "failed" and "install_check" not in report
+    assert secret not in json.dumps(report) and report["error"]
+    names = {file.name for file in removed}
+    assert {n for n, s in statuses(index).items() if s == "failed"} == names, "the files it could not upload"
+    assert {s for n, s in statuses(index).items() if n not in names} == {"up-to-date"}
+    summary = (state(index) / "reports" / "summary.md").read_text()
+    assert "`publish.json`: **FAILED**" in summary
+
+    again = run_doit(index, "publish")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert publish_report(index)["status"] == "ok"
+    assert {n for n, s in statuses(index).items() if s == "uploaded"} == names
