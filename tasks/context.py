@@ -100,7 +100,7 @@ def check_paths(result: Settings) -> None:
     created_by_us = [p for p in (result.fork_path, result.demo_workspace) if p]
     missing = []
     for key, value in declared_paths(result.config).items():
-        resolved = result.path(value)
+        resolved = Path(value.removeprefix("file://")) if value.startswith("file://") else result.path(value)
         if any(is_under(PurePosixPath(resolved), PurePosixPath(folder)) for folder in created_by_us):
             continue
         if not resolved.exists():

@@ -53,6 +53,7 @@ from tasks.core.sync import (
     SyncError,
     SyncPlan,
     backup_name,
+    backup_pushes,
     backups_to_prune,
     conflict_error,
     pair_rebased,
@@ -60,6 +61,7 @@ from tasks.core.sync import (
     plan_pushes,
     plan_sync,
     push_arguments,
+    reusable_backup,
     short,
     start_tip,
     summary_markdown,
@@ -128,6 +130,7 @@ class SyncSetup:
     release: str
     upstream_main: str
     keep_backups: int
+    push_backups: bool = True
     dry_run: bool = False
 
     @property
@@ -156,6 +159,7 @@ def sync_setup(current: Settings, dry_run: bool = False, keep_backups: int = -1)
         release=fork.release,
         upstream_main=fork.upstream_main,
         keep_backups=keep_backups if keep_backups >= 0 else fork.keep_backups,
+        push_backups=fork.push_backups,
         dry_run=dry_run,
     )
 
@@ -178,7 +182,10 @@ class RunState:
     rebased: list[dict[str, Any]] = field(default_factory=list)
     backup: str | None = None
     backups: list[str] = field(default_factory=list)
+    backup_tips: dict[str, str] = field(default_factory=dict)
+    origin_backups: dict[str, str] = field(default_factory=dict)
     pruned: list[str] = field(default_factory=list)
+    pruned_on_origin: list[str] = field(default_factory=list)
     pushed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -331,7 +338,7 @@ def remote_asks(setup: SyncSetup) -> list[Callable[[], dict[str, str]]]:
     setup.state_dir.mkdir(parents=True, exist_ok=True)
     probe = Git(setup.state_dir)
     return [partial(ask_remote, probe, UPSTREAM, setup.upstream_url, setup, setup.upstream_main),
-            partial(ask_remote, probe, ORIGIN, setup.origin_url, setup, setup.main, setup.release)]
+            partial(ask_remote, probe, ORIGIN, setup.origin_url, setup, setup.main, setup.release, prefix=BACKUP_PREFIX)]
 
 
 def remote_heads(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> tuple[dict[str, str], dict[str, str]]:
@@ -347,12 +354,14 @@ def remote_heads(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> tuple[
     return upstream_heads, origin_heads
 
 
-def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *branches: str) -> dict[str, str]:
+def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *branches: str,
+               prefix: str | None = None) -> dict[str, str]:
     try:
-        return probe.remote_heads(url, *branches)
+        return probe.remote_heads(url, *branches, prefix=prefix)
     except CommandError as err:
+        reason = "\n".join(err.what.splitlines()[1:]) or err.what
         raise SyncError(
-            f"the {name} remote does not answer: {url}\n  {err.what.splitlines()[-1].strip()}",
+            f"the {name} remote does not answer: {url}\n  git says:\n{reason}",
             where=f"[fork] {name} in {setup.settings.config_file}",
             fix=f"check the address and your access (`git ls-remote {url}` must work), or correct [fork] {name}",
         ) from None
@@ -414,7 +423,9 @@ def plan_clone(setup: SyncSetup, git: Git, upstream_heads: dict[str, str], origi
     facts = gather_facts(git, setup, tips, locals_)
     return RunState(dry_run=dry, plan=plan_sync(facts), observed=observed(setup, tips, locals_),
                     original_branch=layout.branch, original_sha=layout.head, cloned=cloned,
-                    backups=sorted(name.removeprefix("refs/heads/") for name in found if BACKUP_PREFIX in name))
+                    backups=sorted(name.removeprefix("refs/heads/") for name in found if BACKUP_PREFIX in name),
+                    backup_tips={ref.removeprefix("refs/heads/"): sha for ref, sha in found.items() if BACKUP_PREFIX in ref},
+                    origin_backups={name: sha for name, sha in origin_heads.items() if name.startswith(BACKUP_PREFIX)})
 
 
 def tracked_refs(setup: SyncSetup) -> list[str]:
@@ -671,7 +682,7 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         fork = setup.fork
         raise SyncError("git has no committer identity, and rebasing writes commits", where=str(fork),
                         fix=f'git -C {fork} config user.name "Your Name" && git -C {fork} config user.email you@example.com')
-    state.backup = make_backup(git, setup, move, state.backups)
+    state.backup = make_backup(git, setup, move, state)
     save_state(setup, state)
     move_branch(git, move.name, move.start, move.old, state.original_branch)
     try:
@@ -684,18 +695,20 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
 
 
-def make_backup(git: Git, setup: SyncSetup, move: BranchMove, existing: list[str]) -> str:
-    """Create the backup branch at the tip the plan starts from, in one transaction with the check
-    that the release branch has not moved since the fetch."""
-    name = backup_name(datetime.now(UTC), existing)
+def make_backup(git: Git, setup: SyncSetup, move: BranchMove, state: RunState) -> str:
+    """The backup branch at the tip the plan starts from, in one transaction with the check that the
+    release branch has not moved since the fetch; a backup already at that tip (a retry) is reused."""
+    reused = reusable_backup(move.start, state.backup_tips, state.origin_backups)
+    name = reused or backup_name(datetime.now(UTC), state.backups)
     seen = f" {move.old}" if move.old else ""
+    create = [] if name in state.backup_tips else [f"create refs/heads/{name} {move.start}"]
     try:
-        git.update_refs([f"verify refs/heads/{move.name}{seen}", f"create refs/heads/{name} {move.start}"],
-                        message="forkflow: sync backup")
+        git.update_refs([f"verify refs/heads/{move.name}{seen}", *create], message="forkflow: sync backup")
     except CommandError:
         check_unmoved(git, move.name, move.old, setup)
         raise
-    say(f"backup branch {name} at {move.start[:10]}")
+    state.backup_tips[name] = move.start
+    say(f"backup branch {name} at {move.start[:10]}" + (" (kept from an earlier try of this sync)" if reused else ""))
     return name
 
 
@@ -752,6 +765,10 @@ def push_and_prune(setup: SyncSetup, state: RunState) -> str:
     main_new = state.main_new or plan.main.start
     release_new = state.release_new or "rebased"
     pushes = plan_pushes(plan, main_new, release_new)
+    rewrites_release = any(p.branch == plan.release.name for p in pushes)
+    backup, stale = backup_pushes(state.backup if rewrites_release and setup.push_backups else None,
+                                  state.backup_tips.get(state.backup or ""), state.origin_backups, setup.keep_backups)
+    pushes += backup
     arguments = push_arguments(ORIGIN, pushes)
     git = Git(setup.fork, dry_run=state.dry_run) if is_clone(setup.fork) else None
     if not pushes:
@@ -762,10 +779,31 @@ def push_and_prune(setup: SyncSetup, state: RunState) -> str:
     else:
         push_or_explain(git, setup, state, pushes, arguments)
         made = "pushed " + ", ".join(f"{p.branch} {p.new[:10]}" for p in pushes)
-    state.pushed = [] if state.dry_run else [f"refs/heads/{p.branch}" for p in pushes]
+    state.pushed = [] if state.dry_run else [f"refs/heads/{p.branch}" for p in pushes if p not in backup]
+    if backup and not state.dry_run:
+        state.origin_backups.update({p.branch: p.new for p in backup})
     if git is not None:
         prune_backups(git, setup, state)
+        if setup.push_backups:
+            prune_origin_backups(git, state, stale)
     return made
+
+
+def prune_origin_backups(git: Git, state: RunState, stale: list[Push]) -> None:
+    """Delete origin's backups beyond keep_backups, each only if still where it was seen; never fails the sync."""
+    if not stale:
+        return
+    names = ", ".join(p.branch for p in stale)
+    if state.dry_run:
+        say(f"would delete old backup branch(es) on origin: {names}")
+        return
+    code, output = git.push(["--porcelain", *[p.lease_option for p in stale if p.lease_option], ORIGIN,
+                             *[p.refspec for p in stale]])
+    if code != 0:
+        say(f"warning: could not delete old backup branch(es) on origin ({names}); they are kept:\n{output.strip()}")
+        return
+    state.pruned_on_origin = [p.branch for p in stale]
+    say(f"deleted {len(stale)} old backup branch(es) on origin: {names}")
 
 
 def push_or_explain(git: Git, setup: SyncSetup, state: RunState, pushes: list[Push], arguments: list[str]) -> None:
@@ -840,6 +878,8 @@ def write_sync_report(setup: SyncSetup, state: RunState, status: str, error: str
         "backup": state.backup,
         "backups": state.backups,
         "pruned": state.pruned,
+        "pruned_on_origin": state.pruned_on_origin,
+        "origin_backups": sorted(set(state.origin_backups) - set(state.pruned_on_origin)),
         "pushed": state.pushed,
         "plan": plan_lines(plan, limit=50),
     }

@@ -374,7 +374,7 @@ def test_returns_to_a_detached_head(fork: Fork) -> None:
 
 def test_old_backups_are_pruned_to_keep_backups(fork: Fork) -> None:
     fork.clone()
-    tip = git(fork.path, "rev-parse", "origin/release")
+    tip = git(fork.path, "rev-parse", "origin/release~1")
     old = [f"backup-before-sync-2025010{day}-000000" for day in range(1, 5)]
     for name in old:
         git(fork.path, "branch", name, tip)
@@ -412,3 +412,60 @@ def test_doit_sync_conflict_exits_non_zero_with_the_message(fork: Fork) -> None:
     output = result.stdout + result.stderr
     assert "conflicting files" in output and "src/orbit/_fork.py" in output and "git rebase --continue" in output
     assert "Traceback" not in output
+
+
+def origin_backups(fork: Fork) -> dict[str, str]:
+    return {ref.removeprefix("refs/heads/"): sha for ref, sha in refs(fork.origin).items() if "backup-before-sync-" in ref}
+
+
+def test_the_backup_reaches_origin_with_the_rewritten_release(fork: Fork) -> None:
+    old_release = git(fork.origin, "rev-parse", "release")
+    fork.sync()
+    report = fork.report()
+    assert origin_backups(fork) == {report["backup"]: old_release}, "a CI runner's clone can be thrown away"
+    assert report["origin_backups"] == [report["backup"]]
+
+
+def test_push_backups_false_keeps_the_backup_in_the_clone_only(fork: Fork, tmp_path: Path) -> None:
+    config = write_config(tmp_path, fork.upstream, fork.origin, "push_backups = false\n")
+    quiet = Fork(config, load_settings(config), fork.upstream, fork.origin)
+    quiet.sync()
+    assert origin_backups(quiet) == {} and quiet.report()["backup"]
+
+
+def test_a_retried_failed_sync_keeps_one_backup(fork: Fork) -> None:
+    add_commit(fork.upstream, "main", {"src/orbit/_fork.py": "DEFAULT_NAME = 'upstream'\n"}, "feat: upstream takes _fork.py")
+    fork.clone()
+    for _ in range(3):
+        assert "src/orbit/_fork.py" in fork.failure()
+    backups = [ref for ref in refs(fork.path) if "backup-before-sync-" in ref]
+    assert len(backups) == 1, backups
+    assert fork.report()["backup"] == backups[0].removeprefix("refs/heads/")
+    assert origin_backups(fork) == {}, "nothing was pushed: origin's release still has the old tip"
+
+
+def test_a_fresh_clone_reuses_origins_backup_and_prunes_origins_old_ones(fork: Fork, tmp_path: Path) -> None:
+    tip = git(fork.origin, "rev-parse", "release")
+    older = git(fork.origin, "rev-parse", "release~1")
+    old = [f"backup-before-sync-2025010{day}-000000" for day in range(1, 5)]
+    for name in old:
+        git(fork.origin, "update-ref", f"refs/heads/{name}", older)
+    git(fork.origin, "update-ref", "refs/heads/backup-before-sync-20250105-000000", tip)
+    config = write_config(tmp_path, fork.upstream, fork.origin)
+    config.write_text(config.read_text().replace("keep_backups = 3", "keep_backups = 2"))
+    runner = Fork(config, load_settings(config), fork.upstream, fork.origin)
+    runner.sync()
+    report = runner.report()
+    assert report["backup"] == "backup-before-sync-20250105-000000", "origin already holds a backup of this tip"
+    assert report["pruned_on_origin"] == old[:3]
+    assert origin_backups(runner) == {old[3]: older, "backup-before-sync-20250105-000000": tip}
+
+
+def test_a_missing_origin_reports_all_git_said(fork: Fork, tmp_path: Path) -> None:
+    gone = tmp_path / "gone.git"
+    gone.mkdir()  # the repository was deleted, its folder left behind
+    config = write_config(tmp_path, fork.upstream, gone)
+    broken = Fork(config, load_settings(config), fork.upstream, gone)
+    message = broken.failure()
+    assert "the origin remote does not answer" in message
+    assert "does not appear to be a git repository" in message and "Could not read from remote repository" in message

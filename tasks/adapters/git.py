@@ -135,14 +135,17 @@ class Git:
     def conflicted_files(self) -> list[str]:
         return self.read("diff", "--name-only", "--diff-filter=U").splitlines()
 
-    def remote_heads(self, url: str, *branches: str) -> dict[str, str]:
-        """branch -> tip on a remote, for those of `branches` it has; raises CommandError when it does not answer."""
+    def remote_heads(self, url: str, *branches: str, prefix: str | None = None) -> dict[str, str]:
+        """branch -> tip on a remote, for those of `branches` (and those starting with `prefix`) it has;
+        raises CommandError when it does not answer."""
         wanted = {f"refs/heads/{name}": name for name in branches}
+        patterns = [*wanted, *([f"refs/heads/{prefix}*"] if prefix else [])]
         heads = {}
-        for line in self.read("ls-remote", url, *wanted).splitlines():
+        for line in self.read("ls-remote", url, *patterns).splitlines():
             sha, _, ref = line.partition("\t")
-            if ref in wanted:
-                heads[wanted[ref]] = sha
+            name = ref.removeprefix("refs/heads/")
+            if ref in wanted or (prefix and ref.startswith("refs/heads/" + prefix)):
+                heads[name] = sha
         return heads
 
     def update_branch(self, name: str, new: str, old: str | None, *, fix: str | None = None) -> None:

@@ -91,7 +91,8 @@ class Fork(Section):
     main: str = "main"
     release: str = "release"
     upstream_main: str = "main"
-    keep_backups: StrictInt = Field(default=5, ge=0, description="backup branches kept after a sync")
+    keep_backups: StrictInt = Field(default=5, ge=0, description="backup branches kept after a sync (in the clone and on origin)")
+    push_backups: StrictBool = Field(default=True, description="push a sync's backup branch to origin with the rewritten release")
 
     @field_validator("main", "release", "upstream_main")
     @classmethod

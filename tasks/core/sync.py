@@ -206,7 +206,8 @@ class Push:
 
     @property
     def refspec(self) -> str:
-        return f"refs/heads/{self.branch}:refs/heads/{self.branch}"
+        source = f"refs/heads/{self.branch}" if self.new else ""
+        return f"{source}:refs/heads/{self.branch}"
 
     @property
     def lease_option(self) -> str | None:
@@ -223,6 +224,23 @@ def plan_pushes(plan: SyncPlan, main_new: str, release_new: str) -> list[Push]:
     if release_new != plan.origin_release:
         pushes.append(Push(plan.release.name, plan.origin_release, release_new, lease=plan.origin_release or ""))
     return pushes
+
+
+def backup_pushes(backup: str | None, tip: str | None, on_origin: dict[str, str], keep: int) -> tuple[list[Push], list[Push]]:
+    """The backup to push with the release (unless origin has it already) and origin's old backups to delete after."""
+    add = [Push(backup, None, tip, lease="")] if backup and tip and on_origin.get(backup) != tip else []
+    names = sorted({*on_origin, *([backup] if backup else [])})
+    doomed = backups_to_prune(names, keep, protect=backup)
+    return add, [Push(name, on_origin[name], "", lease=on_origin[name]) for name in doomed if name in on_origin]
+
+
+def reusable_backup(tip: str, local: dict[str, str], on_origin: dict[str, str]) -> str | None:
+    """A backup already at `tip` (a retry of the same sync), in the clone first, else on origin."""
+    for found in (local, on_origin):
+        same = sorted((name for name, sha in found.items() if sha == tip and is_backup(name)), key=backup_order)
+        if same:
+            return same[-1]
+    return None
 
 
 def push_arguments(remote: str, pushes: list[Push]) -> list[str]:

@@ -156,6 +156,9 @@ REFUSED = [
      "environments dev and prod both have branch = 'main'"),
     ("schedules-yes", '[environments.dev]\nschedules = "yes"\n', "environments.dev.schedules = 'yes'"),
     ("port-string", '[services.index]\nport = "8081"\n', "services.index.port = '8081'"),
+    ("file-url-missing", '[fork]\npath = "f"\nupstream = "file:///nonexistent/u.git"\norigin = "https://example.com/o.git"\n',
+     "fork.upstream = 'file:///nonexistent/u.git': no such file or folder (/nonexistent/u.git)"),
+    ("push-backups-yes", FORK + 'push_backups = "yes"\n', "fork.push_backups = 'yes'"),
 ]
 
 
