@@ -14,7 +14,9 @@ try:
     SETTINGS = settings()
     SETTINGS.state_dir.mkdir(parents=True, exist_ok=True)
 except ConfigError as err:
-    print(f"forkflow: {err}", file=sys.stderr)
+    from tasks.core.secrets import mask_urls
+
+    print(f"forkflow: {mask_urls(str(err))}", file=sys.stderr)
     sys.exit(err.exit_code)
 
 from tasks.core.errors import ForkflowError  # noqa: E402

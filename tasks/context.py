@@ -115,16 +115,16 @@ def check_paths(result: Settings) -> None:
 
 def write_report(stage: str, data: dict[str, Any], target: Settings | None = None) -> Path:
     """Write .forkflow/reports/<stage>.json atomically and return its path."""
+    from tasks.core.secrets import mask, secret_values
+
     final = (target or settings()).reports_dir / f"{stage}.json"
-    write_json(final, data)
+    write_json(final, json.loads(mask(json.dumps(data), secret_values(os.environ))))
     return final
 
 
 def write_failed_report(stage: str, error: Exception, data: dict[str, Any], target: Settings | None = None) -> Path:
     """A failed run's report: what it got to (items not done are `failed`) and the error, never the last good run."""
-    from tasks.core.secrets import mask, secret_values
-
-    return write_report(stage, {**data, "status": "failed", "error": mask(str(error), secret_values(os.environ))}, target)
+    return write_report(stage, {**data, "status": "failed", "error": str(error)}, target)
 
 
 def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | None:

@@ -57,7 +57,10 @@ class SummaryReporter(ConsoleReporter):
     def record(self, task: Any, status: str, elapsed: float) -> None:
         if not task.actions or task.name.startswith("_"):
             return
-        self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made_by(task), why(task, status)]
+        from tasks.core.secrets import mask, secret_values
+
+        made = mask(made_by(task), secret_values(os.environ))
+        self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made, why(task, status)]
 
     def complete_run(self) -> None:
         super().complete_run()

@@ -469,3 +469,22 @@ def test_a_missing_origin_reports_all_git_said(fork: Fork, tmp_path: Path) -> No
     message = broken.failure()
     assert "the origin remote does not answer" in message
     assert "does not appear to be a git repository" in message and "Could not read from remote repository" in message
+
+
+def test_credentials_in_a_remote_url_are_never_shown(fork: Fork, tmp_path: Path) -> None:
+    from tests.helpers import free_port
+
+    secret = "Sekrit-9f1c"
+    config = write_config(tmp_path, fork.upstream, f"http://forkuser:{secret}@127.0.0.1:{free_port()}/o.git")  # type: ignore[arg-type]
+    result = run_doit(config, "sync")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "the origin remote does not answer: http://forkuser:********@127.0.0.1:" in output
+    assert secret not in output
+    report = (tmp_path / ".forkflow" / "reports" / "sync.json").read_text()
+    assert '"status": "failed"' in report and secret not in report
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[project]\nname = "orbit"\n[environments.dev]\nprefect_api_url = "http://u:{secret}@127.0.0 .1/api"\n')
+    refused = run_doit(bad, "list")
+    assert refused.returncode == 2 and "a URL cannot contain spaces" in refused.stderr
+    assert secret not in refused.stderr + refused.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 SECRET_ENV_VARS = (
@@ -21,9 +22,26 @@ def secret_values(environ: Mapping[str, str], names: Iterable[str] = SECRET_ENV_
     return sorted(values, key=len, reverse=True)
 
 
+URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s:@'\"]+)(?::(?P<password>[^/\s@'\"]*))?@")
+
+
 def mask(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of every secret in text."""
+    """Replace every occurrence of every secret in text, and credentials written into URLs."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, MASK)
-    return text
+    return mask_urls(text)
+
+
+def mask_urls(text: str) -> str:
+    """`https://user:pw@host` -> `https://user:********@host`; a lone token (`https://tok@host`) is masked
+    whole, except over ssh, where it is a user name (`ssh://git@host`)."""
+
+    def hide(match: re.Match[str]) -> str:
+        if match.group("password") is None and "ssh" in match.group("scheme").lower():
+            return match.group(0)
+        if match.group("password") is not None:
+            return f"{match.group('scheme')}{match.group('user')}:{MASK}@"
+        return f"{match.group('scheme')}{MASK}@"
+
+    return URL_CREDENTIALS.sub(hide, text)
