@@ -7,19 +7,22 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from doit.exceptions import TaskFailed
+from doit.exceptions import TaskError, TaskFailed
 
-from tasks.core.errors import ForkflowError
+from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.secrets import mask, secret_values
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ForkflowError raised by an action into a clean doit failure (no traceback)."""
+    """Turn a ForkflowError raised by an action into a clean doit failure (no traceback): bad input
+    (a ConfigError, e.g. an invalid deployment file) ends the run with exit code 2, any other failure with 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except ConfigError as err:
+            return TaskError(mask(str(err), secret_values(os.environ)))
         except ForkflowError as err:
             return TaskFailed(mask(str(err), secret_values(os.environ)))
 

@@ -70,11 +70,17 @@ def planned_deployments(entries: dict[str, Entry], flows: list[FlowInfo], source
     by_name = {normalized(flow.name): flow for flow in flows}
     problems = []
     planned = []
+    taken: dict[str, str] = {}
     for key, entry in entries.items():
         flow = by_name.get(normalized(entry.name or key))
         if flow is None:
             problems.append(f"{key}: no flow named {entry.name or key!r}; flows: {', '.join(sorted(by_name)) or 'none found'}")
             continue
+        if flow.name in taken:
+            problems.append(f"{key}: flow {flow.name!r} is already deployed by entry {taken[flow.name]!r} "
+                            "(one entry per flow: its deployment name would be the same)")
+            continue
+        taken[flow.name] = key
         planned.append(Planned(flow, None, ((None, layer(entry)),), pattern=FORKFLOW_PATTERN, source=f"{source}: {key}",
                                flow_name=flow.name.replace("-", "_"), extra={"acme": True}))
     if problems:

@@ -221,6 +221,16 @@ class Images(Section):
     def _flavors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return distinct(value, "flavor, e.g. [\"base\"]")
 
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from tasks.core.images import MACHINES
+
+        bad = [v for v in value if v not in MACHINES]
+        if bad:
+            raise ValueError(f"platforms are one of {', '.join(sorted(MACHINES))}; got {bad}")
+        return distinct(value, "platform, e.g. [\"linux/amd64\"]")
+
     @field_validator("registry")
     @classmethod
     def _registry(cls, value: str) -> str:

@@ -237,12 +237,20 @@ def parse_document(data: Any, source: str, context: dict[str, Any] | None = None
 
 
 def describe(item: Any) -> str:
-    loc = [str(part) for part in item["loc"] if not str(part).startswith(("function-", "int", "ConcurrencyLimit"))]
+    loc = [str(part) for part in item["loc"] if not is_union_label(str(part))]
     key = ".".join(loc) or "(top level)"
     if item["type"] == "extra_forbidden":
         return f"{key}: unknown key; allowed: {', '.join(allowed_here(loc))}"
     message = str(item["msg"]).removeprefix("Value error, ")
     return f"{key}: {message}"
+
+
+UNION_LABELS = ("int", "float", "str", "bool", "ConcurrencyLimit", "PrefectSchedule", "WorkPool")
+
+
+def is_union_label(part: str) -> bool:
+    """pydantic's name for a branch of a union (`int`, `ConcurrencyLimit`, `function-after[...]`), not a key."""
+    return part in UNION_LABELS or part.startswith(("function-", "list[", "dict[", "tuple["))
 
 
 def allowed_here(loc: list[str]) -> list[str]:
