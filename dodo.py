@@ -22,6 +22,11 @@ except ConfigError as err:
 from tasks.core.errors import ForkflowError  # noqa: E402
 from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock  # noqa: E402
 
+if command_of(sys.argv) == "forget":
+    from tasks.checks import record_forgets
+
+    record_forgets()  # forkflow's own up-to-date checks forget what doit forgets
+
 if command_of(sys.argv) not in READ_ONLY_COMMANDS:
     try:
         hold_state_lock(SETTINGS.state_dir)

@@ -86,7 +86,7 @@ def noop_docker_seconds(config: Path) -> float:
     current = settings()
     keys = [f"{python}-{flavor}" for python in PYTHONS for flavor in ("base", "kubernetes")]
     with stopwatch() as elapsed:
-        results = [image.image_is_current(None, image.saved_values(image.read_state(current, key)), key) for key in keys]
+        results = [image.image_is_current(key, None, image.saved_values(image.read_state(current, key))) for key in keys]
     if not all(results):
         raise RuntimeError(f"expected every image up to date, got {dict(zip(keys, results, strict=True))}")
     return elapsed()

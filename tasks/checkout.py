@@ -13,6 +13,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
+from tasks.checks import Check
 from tasks.context import settings
 from tasks.core.errors import ForkflowError
 from tasks.demo import demo_task_deps
@@ -31,7 +32,7 @@ def task_checkout() -> dict[str, Any]:
         "actions": [guarded(partial(clone_action, current.remote(fork.origin), current.remote(fork.upstream),
                                     current.fork_path, fork.release))],
         "task_dep": demo_task_deps(current),
-        "uptodate": [partial(has_clone, current.fork_path)],
+        "uptodate": [Check(f"a clone exists at {current.fork_path}", has_clone, current.fork_path)],
         "verbosity": 2,
     }
 

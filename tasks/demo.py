@@ -20,6 +20,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git, init_repo
+from tasks.checks import Cleaner
 from tasks.context import Settings, settings
 from tasks.core.demo import Commit, DemoPlan, foreign_commits, parse_history
 from tasks.core.errors import ForkflowError
@@ -42,7 +43,7 @@ def task_demo() -> dict[str, Any]:
         "actions": [guarded(partial(generate_action, source, workspace))],
         "file_dep": source_files(source) + [str(HERE), str(HERE.parent / "core" / "demo.py")],
         "targets": [str(workspace / STAMP)],
-        "clean": [partial(remove_workspace, workspace)],
+        "clean": [Cleaner(f"remove the demo workspace {workspace}", remove_workspace, workspace)],
         "verbosity": 2,
     }
 

@@ -27,6 +27,7 @@ from doit.task import Task, dict_to_task
 from tasks import deploy_check
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.prefect import PrefectApi
+from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_failed_report, write_report
 from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
@@ -89,7 +90,8 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
         "actions": [guarded(deploy_action)],
         "params": [dry_run_param(), PRUNE_PARAM, VALIDATE_PARAM],
         "task_dep": deps,
-        "uptodate": [deploy_unchanged],
+        "uptodate": [Check("flows.json, the deployment config and each server's deployments are as the last deploy left them",
+                           deploy_unchanged)],
         "verbosity": 2,
     }
     for entry, env in planned_pairs(current):

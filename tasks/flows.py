@@ -24,6 +24,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
+from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deployspec import Context, code_version, environments_for_branch, slug
@@ -45,7 +46,7 @@ def task_flows() -> dict[str, Any]:
         "doc": doc,
         "actions": [guarded(flows_action)],
         "task_dep": ["checkout"] if current.config.fork else [],
-        "uptodate": [flows_unchanged],
+        "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged)],
         "verbosity": 2,
     }
 

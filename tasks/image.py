@@ -44,6 +44,7 @@ from tasks import image_inputs as inputs
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters import rootfs
+from tasks.checks import Check, Cleaner
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core import base_image as base_rules
 from tasks.core import images as core
@@ -73,7 +74,7 @@ def task_image_base() -> Iterator[dict[str, Any]]:
             "name": name,
             "doc": f"make sure a base image is in the engine: {ref} {describe_base_source(images.base_from, python)}",
             "actions": [guarded(partial(base_action, name))],
-            "uptodate": [(base_present, [name], {})],
+            "uptodate": [Check(f"base image {ref} is in the engine", base_present, name)],
             "params": [dry_run_param()],
             "verbosity": 2,
         }
@@ -101,9 +102,9 @@ def task_image() -> Iterator[dict[str, Any]]:
                 "actions": [guarded(partial(image_action, key, run_id))],
                 "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{inputs.base_name(flavor, python)}",
                              *registry_deps(current)],
-                "uptodate": [(image_is_current, [key], {})],
+                "uptodate": [Check(f"image {key}: same inputs, tags and built image as its last build", image_is_current, key)],
                 "params": [dry_run_param()],
-                "clean": [partial(clean_image, key)],
+                "clean": [Cleaner(f"remove image {key}'s local tags and its state", clean_image, key)],
                 "verbosity": 2,
             }
     names = [f"image:{key}" for key in keys]
@@ -113,7 +114,7 @@ def task_image() -> Iterator[dict[str, Any]]:
             "doc": "build the flows project's [tool.prefect.envs.<name>] Docker environments (no push)",
             "actions": [guarded(partial(envs_action, run_id))],
             "task_dep": ["checkout", *[f"image-base:{p}" for p in images.python]],
-            "uptodate": [(envs_current, [], {})],
+            "uptodate": [Check("the flows project's Docker environments are built from unchanged inputs", envs_current)],
             "params": [dry_run_param()],
             "verbosity": 2,
         }
@@ -123,7 +124,7 @@ def task_image() -> Iterator[dict[str, Any]]:
         "doc": "write reports/image.json: every image's tags, id, pushed digests, built or up-to-date and why",
         "actions": [guarded(partial(report_action, run_id))],
         "task_dep": names,
-        "uptodate": [partial(report_settled, run_id)],
+        "uptodate": [Check("no image was built in this run, so image.json still holds", report_settled, run_id)],
         "params": [dry_run_param()],
         "verbosity": 2,
     }
@@ -142,9 +143,9 @@ def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
             "doc": f"the third-party wheels of the Python {python} images, for {images.platforms[0]}",
             "actions": [guarded(partial(deps_action, python))],
             "task_dep": ["wheel"],
-            "uptodate": [(deps_current, [python], {})],
+            "uptodate": [Check(f"the Python {python} wheelhouse holds the current requirement set", deps_current, python)],
             "params": [dry_run_param()],
-            "clean": [partial(clean_deps, python)],
+            "clean": [Cleaner(f"remove the Python {python} wheelhouse", clean_deps, python)],
             "verbosity": 2,
         }
 
@@ -157,7 +158,7 @@ def deps_action(python: str, dry_run: bool = False) -> dict[str, str]:
     return {"made": f"{request.name}: {outcome}"}
 
 
-def deps_current(task: Any, values: Any, python: str) -> bool:
+def deps_current(python: str, task: Any, values: Any) -> bool:
     """Up to date while the stamp names the current requirement set: no index is asked."""
     if dry(False):
         return False
@@ -213,7 +214,7 @@ def dry(param: bool) -> bool:
 # ---- base images --------------------------------------------------------------------------------
 
 
-def base_present(task: Any, values: Any, name: str) -> bool:
+def base_present(name: str, task: Any, values: Any) -> bool:
     if dry(False):
         return False
     try:
@@ -540,7 +541,7 @@ def registry_auth(current: Settings) -> dict[str, str]:
     return {"username": found.username, "password": found.password}
 
 
-def image_is_current(task: Any, values: Any, key: str) -> bool:
+def image_is_current(key: str, task: Any, values: Any) -> bool:
     """Up to date while the input hash, the tags and the built image are unchanged."""
     if dry(False) or not values or "input_hash" not in values:
         return False

@@ -28,6 +28,7 @@ from doit.tools import config_changed
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, not_after_dry_run, note_dry_run
 from tasks.adapters import index
 from tasks.adapters.run import run
+from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_failed_report, write_report
 from tasks.core.errors import ForkflowError
 from tasks.core.publish import Decision, LocalFile, conflict_message, decide
@@ -60,7 +61,8 @@ def task_publish() -> dict[str, Any]:
         "task_dep": deps,
         "file_dep": [str(current.reports_dir / "wheel.json")],
         "targets": [str(current.reports_dir / "publish.json")],
-        "uptodate": [config_changed(current.config.index.url), not_after_dry_run("publish")],
+        "uptodate": [Check("the index URL is the one of the last upload", config_changed(current.config.index.url)),
+                     Check("the last run was not a dry run", not_after_dry_run("publish"))],
         "params": [dry_run_param()],
         "verbosity": 2,
     }

@@ -37,6 +37,7 @@ from doit import task_params
 
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters.git import Git, Layout
+from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.config import is_local_path
 from tasks.core.errors import CommandError, ForkflowError
@@ -94,7 +95,7 @@ def task_sync(dry_run: bool = False, keep_backups: int = -1) -> Iterator[dict[st
         yield missing_section_task(STAGE, "fork", DOC)
         return
     setup = sync_setup(current, dry_run, keep_backups)
-    unchanged = partial(nothing_moved, setup)
+    unchanged = Check("upstream, origin and the clone are where the last successful sync left them", nothing_moved, setup)
     yield {"basename": STAGE, "name": None, "doc": DOC, "uptodate": [True]}
     yield subtask("fetch", "clone the fork if missing, check it, fetch upstream (with tags) and origin, and plan",
                   fetch_action, setup, demo_task_deps(current), [False])

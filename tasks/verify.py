@@ -23,6 +23,7 @@ from doit import create_after
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters import venv
 from tasks.adapters.build import wheel_info
+from tasks.checks import Check
 from tasks.context import Settings, read_json, settings, write_json, write_report
 from tasks.core import images as image_rules
 from tasks.core.errors import ForkflowError
@@ -49,7 +50,7 @@ def task_verify() -> Any:
             "doc": f"install {name} on {', '.join(target_pythons(current)) or 'no Python'} and import all it ships",
             "actions": [guarded(partial(verify_action, name, names))],
             "task_dep": ["wheel"],
-            "uptodate": [Verified(name, names)],
+            "uptodate": [Check(str(Verified(name, names)), Verified(name, names))],
             "targets": [str(result_file(current, name))],
             "verbosity": 2,
         }

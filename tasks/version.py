@@ -15,6 +15,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
+from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, owns
@@ -34,7 +35,7 @@ def task_version() -> dict[str, Any]:
         "task_dep": ["checkout"],
         "params": [{"name": "show", "long": "print", "type": bool, "default": False,
                     "help": "print the versions table even when nothing changed"}],
-        "uptodate": [versions_unchanged],
+        "uptodate": [Check("the tags and commits the versions come from are unchanged", versions_unchanged)],
         "targets": [str(current.reports_dir / "version.json")],
         "verbosity": 2,
     }

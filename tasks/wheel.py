@@ -33,6 +33,7 @@ from tasks.actions import guarded, missing_section_task
 from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
 from tasks.adapters.git import Git, build_tree, file_entries, hide_local_changes, tracked_files, working_tree_commit
 from tasks.adapters.run import run
+from tasks.checks import Check, Cleaner
 from tasks.context import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import Package, canonical, check_dist_names, input_hash, missing_modules, owns, staged_files
@@ -59,9 +60,9 @@ def task_wheel() -> Any:
             "doc": f"build {package.name} ({package.kind}, {package.backend}) into {dist_dir(current, package.name)}",
             "actions": [guarded(functools.partial(build_action, package))],
             "task_dep": ["version"],
-            "uptodate": [functools.partial(is_built, package)],
+            "uptodate": [Check(f"the files in dist/{package.name} were built from the current inputs", is_built, package)],
             "targets": [str(stamp_file(current, package.name))],
-            "clean": [functools.partial(clean_package, package.name)],
+            "clean": [Cleaner(f"remove dist/{package.name}", clean_package, package.name)],
             "verbosity": 2,
         }
     yield {

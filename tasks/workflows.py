@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.actions import dry_run_param, guarded, is_dry_run, not_after_dry_run, note_dry_run
+from tasks.checks import Check
 from tasks.context import REPO_ROOT, Settings, settings, write_report
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.workflows import (
@@ -55,7 +56,8 @@ def task_workflows() -> dict[str, Any]:
         "actions": [guarded(workflows_action)],
         "params": [dry_run_param(), ONLY_PARAM],
         "file_dep": [str(path) for path in template_files()],
-        "uptodate": [not_after_dry_run(STAGE), files_match],
+        "uptodate": [Check("the last run was not a dry run", not_after_dry_run(STAGE)),
+                     Check("every chosen workflow file already has the rendered text", files_match)],
         "verbosity": 2,
     }
 

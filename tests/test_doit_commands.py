@@ -1,0 +1,56 @@
+"""doit's own commands on forkflow's tasks, as a doit user runs them: forget, info, clean -n, ignore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import run_doit
+
+
+def status_of(output: str, task: str) -> str:
+    """The summary table's status for a task."""
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:1] == [task] and len(parts) > 1:
+            return parts[1]
+    raise AssertionError(f"{task} not in the summary:\n{output}")
+
+
+def test_forget_info_clean_and_ignore_on_a_wheel(demo_config: Path) -> None:
+    task = "wheel:orbit-slack"
+    assert status_of(run_doit(demo_config, task).stdout, task) == "ran"
+    assert status_of(run_doit(demo_config, task).stdout, task) == "up-to-date"
+
+    forgot = run_doit(demo_config, "forget", task)
+    assert forgot.returncode == 0 and f"forgetting {task}" in forgot.stdout
+    info = run_doit(demo_config, "info", task).stdout
+    assert "status     : run" in info
+    assert "the files in dist/orbit-slack were built from the current inputs" in info
+    assert "functools.partial" not in info and " at 0x" not in info
+    assert status_of(run_doit(demo_config, task).stdout, task) == "ran", "forget forces a rebuild"
+    assert status_of(run_doit(demo_config, task).stdout, task) == "up-to-date"
+    assert "status     : up-to-date" in run_doit(demo_config, "info", task).stdout
+
+    cleaning = run_doit(demo_config, "clean", "-n", task).stdout
+    assert f"{task} - executing 'Python: remove dist/orbit-slack'" in cleaning and "unctools" not in cleaning
+    assert (demo_config.parent / ".forkflow" / "dist" / "orbit-slack").is_dir(), "-n removes nothing"
+
+    assert "ignoring wheel:orbit-slack" in run_doit(demo_config, "ignore", task).stdout
+    assert status_of(run_doit(demo_config, task).stdout, task) == "ignored"
+    run_doit(demo_config, "forget", task)
+    assert status_of(run_doit(demo_config, task).stdout, task) == "ran", "forget also ends ignore"
+
+
+def test_forget_all_and_forget_sync(demo_config: Path) -> None:
+    assert run_doit(demo_config, "sync").returncode == 0
+    again = run_doit(demo_config, "sync").stdout
+    assert status_of(again, "sync:main") == "up-to-date" and status_of(again, "sync:push") == "up-to-date"
+    assert "forgetting sync:main" in run_doit(demo_config, "forget", "sync").stdout
+    after = run_doit(demo_config, "sync").stdout
+    assert status_of(after, "sync:main") == "ran" and status_of(after, "sync:push") == "ran"
+
+    run_doit(demo_config, "version")
+    assert status_of(run_doit(demo_config, "version").stdout, "version") == "up-to-date"
+    assert "forgetting all tasks" in run_doit(demo_config, "forget", "--all").stdout
+    assert status_of(run_doit(demo_config, "version").stdout, "version") == "ran"
+    assert status_of(run_doit(demo_config, "version").stdout, "version") == "up-to-date"
