@@ -18,13 +18,27 @@ from typing import Any
 FORGOTTEN = "forgotten.json"
 
 
+class Stale:
+    """A check's "not up to date" that says why (falsy, as doit expects); the summary's why column shows it."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"Stale({self.reason!r})"
+
+
 class Check:
-    """An uptodate check named by what it checks: `doit info` shows `says`."""
+    """An uptodate check named by what it checks: `doit info` shows `says`, the summary shows `reason`."""
 
     def __init__(self, says: str, func: Callable[..., Any], *args: Any):
         self.says = says
         self.func = func
         self.args = args
+        self.reason: str | None = None
 
     def __str__(self) -> str:
         return self.says
@@ -39,8 +53,11 @@ class Check:
 
     def __call__(self, task: Any, values: Any) -> Any:
         if is_forgotten(task.name):
+            self.reason = "forgotten (doit forget)"
             return False
-        return self.func(*self.args, task, values)
+        result = self.func(*self.args, task, values)
+        self.reason = None if result else getattr(result, "reason", None) or f"no longer true: {self.says}"
+        return result
 
 
 class Cleaner:

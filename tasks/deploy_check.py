@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters.prefect_settings import Connection
+from tasks.checks import Stale
 from tasks.context import Settings, read_json, settings, write_json
 
 RECORD = "deploy-unchanged.json"
@@ -35,23 +36,45 @@ VARIABLES = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "P
              "PREFECT_PROFILES_PATH", "PREFECT_API_SSL_CERT_FILE", "FORKFLOW_ENVIRONMENT", "FORKFLOW_BRANCH")
 
 
-def deploy_unchanged(task: Any = None, *_: Any) -> bool:
+def deploy_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     """doit's uptodate check of `deploy`."""
     options = getattr(task, "options", None) or {}
-    if any(options.get(key) for key in ("dry_run", "prune", "validate_only")) or os.environ.get("FORKFLOW_DRY_RUN"):
-        return False
+    asked = [key for key in ("dry_run", "prune", "validate_only") if options.get(key)]
+    if asked or os.environ.get("FORKFLOW_DRY_RUN"):
+        return Stale(f"asked for {', '.join(asked) or 'dry_run'}")
     current = settings()
     saved = read_json(current.state_dir / RECORD)
-    if not saved or saved.get("inputs") != inputs_digest(current):
-        return False
+    if not saved:
+        return Stale("no complete deploy recorded yet")
+    if saved.get("inputs") != inputs_digest(current):
+        return Stale("flows.json, the deployment config, pipeline.toml or image.json changed")
     assert current.config.flows is not None
-    if time.time() - float(saved.get("checked", 0)) > current.config.flows.verify_after:
-        return False
+    age = time.time() - float(saved.get("checked", 0))
+    if age > current.config.flows.verify_after:
+        return Stale(f"last full read of the servers {age:.0f}s ago (verify_after = {current.config.flows.verify_after})")
     servers = saved.get("servers", [])
     with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
         answers = list(pool.map(lambda s: signals_or_none(s["url"], s["prefixes"], connection_of(current, s),
                                                           automations=bool((s.get("signals") or {}).get("automations"))), servers))
-    return all(answer is not None and answer == server["signals"] for answer, server in zip(answers, servers, strict=True))
+    drift = [line for answer, server in zip(answers, servers, strict=True) for line in drift_of(server, answer)]
+    return Stale("; ".join(drift)) if drift else True
+
+
+def drift_of(server: dict[str, Any], answer: dict[str, Any] | None) -> list[str]:
+    """What a server changed since the last deploy, in words."""
+    url, saved = server["url"], server.get("signals") or {}
+    if answer is None:
+        return [f"{url} did not answer"]
+    found = []
+    for prefix in server["prefixes"]:
+        was, now = saved.get(prefix) or {}, answer.get(prefix) or {}
+        if was.get("count") != now.get("count"):
+            found.append(f"server drift at {url}: {now.get('count')} deployments named {prefix}* (was {was.get('count')})")
+        elif was != now:
+            found.append(f"server drift at {url}: a deployment named {prefix}* was edited at {now.get('latest')}")
+    if answer.get("automations") != saved.get("automations") and "automations" in saved:
+        found.append(f"server drift at {url}: forkflow's automations changed")
+    return found
 
 
 def remember(current: Settings, servers: list[dict[str, Any]], checked: float) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
-from tasks.checks import Check
+from tasks.checks import Check, Stale
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deployspec import Context, code_version, environments_for_branch, slug
@@ -51,14 +51,16 @@ def task_flows() -> dict[str, Any]:
     }
 
 
-def flows_unchanged(task: Any = None, *_: Any) -> bool:
+def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     """Up to date while the flow files, branch, deployment config, versions and choices are unchanged."""
     current = settings()
     saved = read_report("flows", current)
+    if not saved:
+        return Stale("no flows.json yet")
     try:
-        return bool(saved and saved.get("inputs") == flows_inputs(current))
-    except (ForkflowError, OSError):
-        return False
+        return saved.get("inputs") == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
+    except (ForkflowError, OSError) as err:
+        return Stale(f"cannot read the flows folder: {str(err).splitlines()[0]}")
 
 
 def flows_inputs(current: Settings) -> str:

@@ -91,7 +91,8 @@ def render_table(rows: list[list[str]]) -> str:
     lines = ["", "summary:"]
     lines.append("  ".join(h.ljust(w) for h, w in zip(HEADERS[:3], widths, strict=True)) + "  " + HEADERS[3])
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+        reason = f"  ({row[4]})" if len(row) > 4 and row[4] else ""
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3] + reason)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[1]] = counts.get(row[1], 0) + 1
@@ -106,9 +107,12 @@ def why(task: Any, status: str) -> str:
     changed = [os.path.basename(str(f)) for f in (getattr(task, "dep_changed", None) or [])]
     if changed:
         return "changed: " + ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
-    if not task.file_dep and not task.uptodate:
+    reasons = [utd.reason for utd, *_ in task.uptodate if getattr(utd, "reason", None)]
+    if reasons:
+        return "; ".join(reasons)
+    if any(utd is False for utd, *_ in task.uptodate) or (not task.file_dep and not task.uptodate):
         return "always runs"
-    return "inputs changed or first run"
+    return "first run"
 
 
 def render_markdown(rows: list[list[str]]) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
-from tasks.checks import Check
+from tasks.checks import Check, Stale
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, owns
@@ -169,17 +169,17 @@ def version_inputs(current: Settings) -> str:
     return digest.hexdigest()
 
 
-def versions_unchanged(task: Any, values: dict[str, Any]) -> bool:
+def versions_unchanged(task: Any, values: dict[str, Any]) -> bool | Stale:
     if task.options and task.options.get("show"):
         return False
     current = settings()
     saved = read_report("version", current)
     if saved is None or not checkout_path(current).exists():
-        return False
+        return Stale("no version.json yet")
     try:
-        return bool(saved.get("inputs") == version_inputs(current))
-    except (ForkflowError, OSError):
-        return False
+        return bool(saved.get("inputs") == version_inputs(current)) or Stale("new commits or tags in the checkout")
+    except (ForkflowError, OSError) as err:
+        return Stale(f"cannot read the checkout: {str(err).splitlines()[0]}")
 
 
 def version_action(show: bool = False) -> dict[str, str]:

@@ -33,10 +33,20 @@ from tasks.actions import guarded, missing_section_task
 from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
 from tasks.adapters.git import Git, build_tree, file_entries, hide_local_changes, tracked_files, working_tree_commit
 from tasks.adapters.run import run
-from tasks.checks import Check, Cleaner
+from tasks.checks import Check, Cleaner, Stale
 from tasks.context import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.core.errors import ForkflowError
-from tasks.core.packages import Package, canonical, check_dist_names, input_hash, missing_modules, owns, staged_files
+from tasks.core.packages import (
+    Package,
+    canonical,
+    check_dist_names,
+    input_changes,
+    input_hash,
+    input_listing,
+    missing_modules,
+    owns,
+    staged_files,
+)
 from tasks.core.versions import pretend_version_variable, tag_for, tag_pattern
 from tasks.output import say
 from tasks.version import checkout_path, find_packages, read_pyproject
@@ -90,6 +100,11 @@ def stamp_file(current: Settings, name: str) -> Path:
     return dist_dir(current, name) / STAMP
 
 
+def inputs_file(current: Settings, name: str) -> Path:
+    """The inputs of the last build, file by file: read only to say what changed."""
+    return current.state_dir / "build" / f"{name}.inputs.json"
+
+
 def version_of(current: Settings, name: str) -> str:
     report = read_report("version", current) or {}
     for entry in report.get("packages", []):
@@ -111,10 +126,17 @@ def repo_entries(current: Settings) -> dict[str, str]:
 
 
 def current_hash(current: Settings, package: Package) -> str:
-    extra = {"version": version_of(current, package.name), "remove": ",".join(package.client_remove),
-             "keep": ",".join(package.client_keep), "recipe": recipe_config(current),
-             **{f"tool:{k}": v for k, v in tool_versions().items()}}
-    return input_hash(package, repo_entries(current), extra)
+    return input_hash(package, repo_entries(current), hash_extras(current, package))
+
+
+def hash_extras(current: Settings, package: Package) -> dict[str, Any]:
+    return {"version": version_of(current, package.name), "remove": ",".join(package.client_remove),
+            "keep": ",".join(package.client_keep), "recipe": recipe_config(current),
+            **{f"tool:{k}": v for k, v in tool_versions().items()}}
+
+
+def current_listing(current: Settings, package: Package) -> dict[str, Any]:
+    return input_listing(package, repo_entries(current), hash_extras(current, package))
 
 
 def recipe_config(current: Settings) -> str:
@@ -122,15 +144,19 @@ def recipe_config(current: Settings) -> str:
     return f"{config.client_recipe}:{config.client_script}"
 
 
-def is_built(package: Package, *_: Any) -> bool:
+def is_built(package: Package, *_: Any) -> bool | Stale:
     """Up to date when the stamp's input hash matches and the files it lists are there."""
     current = settings()
     stamp = read_stamp(current, package.name)
     if not stamp:
-        return False
-    if not all(Path(f["path"]).exists() for f in stamp["files"]):
-        return False
-    return bool(stamp["input_hash"] == current_hash(current, package))
+        return Stale("first build (no build.json yet)")
+    missing = [Path(f["path"]).name for f in stamp["files"] if not Path(f["path"]).exists()]
+    if missing:
+        return Stale(f"{', '.join(missing)} missing from dist")
+    if stamp["input_hash"] == current_hash(current, package):
+        return True
+    before = read_json(inputs_file(current, package.name))
+    return Stale(input_changes(before, current_listing(current, package)) if before else "inputs changed")
 
 
 def read_stamp(current: Settings, name: str) -> dict[str, Any] | None:
@@ -350,6 +376,7 @@ def install_files(current: Settings, package: Package, version: str, files: list
     stamp = {"name": package.name, "kind": package.kind, "version": version, "files": placed,
              "commit": source.commit, "dirty": source.dirty,
              "input_hash": current_hash(current, package), "built_at": time.time()}
+    write_json(inputs_file(current, package.name), current_listing(current, package))
     write_json(stamp_file(current, package.name), stamp)
     return stamp
 

@@ -549,12 +549,15 @@ def test_a_deploy_with_nothing_to_do_is_up_to_date_until_the_server_or_the_confi
         http.patch(f"deployments/{hello['id']}", json={"description": "edited by hand"}).raise_for_status()
     restored = run_doit(ws.config, "deploy")
     assert "deploy: 2 unchanged, 1 updated" in restored.stdout, restored.stdout + restored.stderr
+    assert f"(server drift at {proxy.url}: a deployment named {ws.project}--release--" in restored.stdout
     specs = json.loads(json.dumps(SPECS))
     specs["flows"]["hello"]["parameters"] = {"name": "changed"}
     ws.write_specs(specs)
     commit_all(ws.repo, "change hello")
     changed = run_doit(ws.config, "deploy")
     assert f"updated   {ws.name('hello', 'dev')} (parameters, tags)" in changed.stdout, changed.stdout + changed.stderr
+    assert "(flows.json, the deployment config, pipeline.toml or image.json changed)" in changed.stdout
+    assert "(flow files, branch or deployment config changed)" in changed.stdout
     dry = run_doit(ws.config, "deploy", "--dry-run")
     assert "-- deploy" not in dry.stdout and "deploy: 3 unchanged" in dry.stdout, dry.stdout
 

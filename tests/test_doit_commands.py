@@ -54,3 +54,20 @@ def test_forget_all_and_forget_sync(demo_config: Path) -> None:
     assert "forgetting all tasks" in run_doit(demo_config, "forget", "--all").stdout
     assert status_of(run_doit(demo_config, "version").stdout, "version") == "ran"
     assert status_of(run_doit(demo_config, "version").stdout, "version") == "up-to-date"
+
+
+def test_the_summary_says_why_a_wheel_was_rebuilt(demo_config: Path) -> None:
+    task = "wheel:orbit-slack"
+    first = run_doit(demo_config, task).stdout
+    assert "(first build (no build.json yet))" in first
+    source = demo_config.parent / ".forkflow" / "demo" / "fork" / "src" / "integrations" / "orbit-slack" / "orbit_slack" / "__init__.py"
+    original = source.read_text()
+    try:
+        source.write_text(original + "\n# edited\n")
+        edited = run_doit(demo_config, task).stdout
+    finally:
+        source.write_text(original)
+    line = next(line for line in edited.splitlines() if line.startswith(task))
+    assert "ran" in line and "(src/integrations/orbit-slack/orbit_slack/__init__.py changed)" in line
+    run_doit(demo_config, "forget", task)
+    assert "(forgotten (doit forget))" in run_doit(demo_config, task).stdout

@@ -149,6 +149,26 @@ def input_hash(package: Package, entries: Mapping[str, str], extra: Mapping[str,
     return digest.hexdigest()
 
 
+def input_listing(package: Package, entries: Mapping[str, str], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """What input_hash covers, kept in the build stamp so a rebuild can say what changed."""
+    return {"files": {file: entries[file] for file in sorted(owned_files(package, entries))},
+            "extra": {key: str(value) for key, value in sorted(extra.items())}}
+
+
+def input_changes(before: Mapping[str, Any], now: Mapping[str, Any], shown: int = 3) -> str:
+    """`src/x.py changed, y.py added, version 1.0.1 -> 1.0.2` between two input listings."""
+    old_files, new_files = before.get("files", {}), now.get("files", {})
+    parts = [f"{f} changed" for f in sorted(new_files) if f in old_files and old_files[f] != new_files[f]]
+    parts += [f"{f} added" for f in sorted(new_files) if f not in old_files]
+    parts += [f"{f} removed" for f in sorted(old_files) if f not in new_files]
+    old_extra, new_extra = before.get("extra", {}), now.get("extra", {})
+    parts += [f"{key} {old_extra.get(key, '(none)')} -> {new_extra.get(key, '(none)')}"
+              for key in sorted({*old_extra, *new_extra}) if old_extra.get(key) != new_extra.get(key)]
+    if len(parts) > shown:
+        parts = [*parts[:shown], f"{len(parts) - shown} more"]
+    return ", ".join(parts) or "inputs changed"
+
+
 def staged_files(package: Package, files: Iterable[str]) -> dict[str, str]:
     """Where each input file goes in the package's build folder: destination -> repository path.
 

@@ -62,3 +62,13 @@ def test_dist_names_must_carry_name_and_version() -> None:
     dirty = ["prefect_aws-0.7.12.dev3+g1a2b3c4-py3-none-any.whl", "prefect_aws-0.7.11.tar.gz"]
     assert any("expected prefect-aws 0.7.11" in p for p in check_dist_names(dirty, "prefect-aws", "0.7.11"))
     assert check_dist_names(good[:1], "prefect-aws", "0.7.11") == ["no sdist was built"]
+
+
+def test_input_changes_say_which_file_and_setting_changed() -> None:
+    from tasks.core.packages import input_changes
+
+    before = {"files": {"a.py": "1", "b.py": "2", "gone.py": "3"}, "extra": {"version": "1.0.1", "recipe": "auto"}}
+    now = {"files": {"a.py": "1", "b.py": "9", "new.py": "4"}, "extra": {"version": "1.0.2", "recipe": "auto"}}
+    assert input_changes(before, now) == "b.py changed, new.py added, gone.py removed, 1 more"
+    assert input_changes(before, now, shown=9) == "b.py changed, new.py added, gone.py removed, version 1.0.1 -> 1.0.2"
+    assert input_changes(now, now) == "inputs changed"
