@@ -71,3 +71,21 @@ def test_the_summary_says_why_a_wheel_was_rebuilt(demo_config: Path) -> None:
     assert "ran" in line and "(src/integrations/orbit-slack/orbit_slack/__init__.py changed)" in line
     run_doit(demo_config, "forget", task)
     assert "(forgotten (doit forget))" in run_doit(demo_config, task).stdout
+
+
+def test_wheel_builds_report_progress_while_they_run(demo_config: Path) -> None:
+    import time
+
+    from tests.helpers import start_doit
+
+    proc = start_doit(demo_config, "-n", "2", "wheel")
+    assert proc.stdout is not None
+    arrivals = [(time.monotonic(), line.rstrip("\n")) for line in proc.stdout]
+    assert proc.wait() == 0, "\n".join(line for _, line in arrivals)
+    started = [i for i, (_, line) in enumerate(arrivals) if line.startswith(".  wheel:") and "report" not in line]
+    built = [i for i, (_, line) in enumerate(arrivals) if ": built " in line]
+    assert len(started) == 6 and len(built) == 6, arrivals
+    assert built[0] < started[-1], "a package's result is printed before the last build starts, not all at the end"
+    assert arrivals[built[0]][0] < arrivals[built[-1]][0], "lines arrive as builds finish"
+    building = [i for i, (_, line) in enumerate(arrivals) if ": building " in line]
+    assert len(building) == 6 and building[0] < built[0], "each build says it started before any finishes"
