@@ -4,6 +4,7 @@ The config is loaded here, before any task runs, so a bad pipeline.toml
 stops the run with exit code 2 and one clear message.
 """
 
+import os
 import sys
 
 from tasks.core.errors import ConfigError
@@ -20,7 +21,16 @@ except ConfigError as err:
     sys.exit(err.exit_code)
 
 from tasks.core.errors import ForkflowError  # noqa: E402
-from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock  # noqa: E402
+from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks  # noqa: E402
+
+if command_of(sys.argv) == "run" and not named_tasks(sys.argv):
+    from tasks.actions import PLAN_ONLY_ENV, plan_only_note
+    from tasks.core.config import planned_only
+
+    PLANNED = planned_only(SETTINGS.config)
+    if PLANNED:
+        os.environ[PLAN_ONLY_ENV] = ",".join(PLANNED)
+        print(plan_only_note(PLANNED), flush=True)
 
 if command_of(sys.argv) == "forget":
     from tasks.checks import record_forgets

@@ -46,6 +46,19 @@ def missing_section_task(stage: str, section: str, doc: str) -> dict[str, Any]:
 
 
 DRY_RUN_ENV = "FORKFLOW_DRY_RUN"
+PLAN_ONLY_ENV = "FORKFLOW_PLAN_ONLY"
+
+
+def plan_only_note(stages: list[str]) -> str:
+    named = {"sync": "doit sync", "publish": "doit publish", "image": "doit image", "deploy": "doit deploy"}
+    return (f"forkflow: a bare `doit` builds and checks; the remote writes of {', '.join(stages)} are only planned "
+            f"(\"would ...\"). Run them by name ({', '.join(named[s] for s in stages)}) or list them in "
+            "default_writes in pipeline.toml.")
+
+
+def plan_only(stage: str) -> bool:
+    """True when a bare `doit` runs on a config without [demo] and this stage's remote writes are to be planned only."""
+    return stage in os.environ.get(PLAN_ONLY_ENV, "").split(",")
 
 
 def dry_run_param() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from doit.task import Task, dict_to_task
 
 from tasks import deploy_check
-from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
+from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, plan_only
 from tasks.adapters.prefect import PrefectApi
 from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_failed_report, write_report
@@ -151,7 +151,7 @@ def deploy_action(dry_run: bool = False, prune: bool = False, validate_only: boo
                   only: tuple[str, str] | None = None) -> dict[str, str]:
     current = settings()
     try:
-        return deploy_listed(current, is_dry_run(dry_run), prune, validate_only, only)
+        return deploy_listed(current, is_dry_run(dry_run) or plan_only("deploy"), prune, validate_only, only)
     except DeploymentsFailed:
         raise
     except ForkflowError as err:

@@ -83,10 +83,10 @@ def task_image_base() -> Iterator[dict[str, Any]]:
 def task_image() -> Iterator[dict[str, Any]]:
     """Build, smoke-test and push a Docker image per Python version and flavor, only when its inputs changed."""
     current = settings()
-    images = current.config.images
-    if images is None:
+    if current.config.images is None:
         yield missing_section_task("image", "images", DOC)
         return
+    images = inputs.images_config(current)
     run_id = uuid.uuid4().hex
     target = inputs.repository(current)
     keys = inputs.image_keys(images)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks import image_deps
+from tasks.actions import plan_only
 from tasks.adapters.build import wheel_info
 from tasks.context import Settings
 from tasks.core import images as core
@@ -64,7 +65,7 @@ def images_config(current: Settings) -> Images:
     if images is None:
         raise ForkflowError("the config has no [images] section", where=str(current.config_file),
                             fix="add an [images] section (see docs/image.md)")
-    return images
+    return images.model_copy(update={"push": False}) if images.push and plan_only("image") else images
 
 
 def image_keys(images: Images) -> list[str]:

@@ -26,6 +26,18 @@ def command_of(argv: list[str]) -> str:
     return "run"
 
 
+def named_tasks(argv: list[str]) -> list[str]:
+    """The tasks (and their parameters) named after `doit [run]`; [] for a bare `doit`."""
+    args = iter(argv[1:])
+    named: list[str] = []
+    for arg in args:
+        if arg in OPTIONS_WITH_VALUES:
+            next(args, None)
+        elif not arg.startswith("-") or named:
+            named.append(arg)
+    return named[1:] if named[:1] == ["run"] else named
+
+
 def hold_state_lock(state_dir: Path) -> None:
     """Take the state folder's lock for the life of this process, or explain who has it."""
     state_dir.mkdir(parents=True, exist_ok=True)

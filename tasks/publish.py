@@ -25,7 +25,15 @@ from typing import Any
 
 from doit.tools import config_changed
 
-from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, not_after_dry_run, note_dry_run
+from tasks.actions import (
+    dry_run_param,
+    guarded,
+    is_dry_run,
+    missing_section_task,
+    not_after_dry_run,
+    note_dry_run,
+    plan_only,
+)
 from tasks.adapters import index
 from tasks.adapters.run import run
 from tasks.checks import Check
@@ -130,10 +138,11 @@ def publish_action(dry_run: bool) -> dict[str, str] | None:
     url = current.config.index.url
     files = local_files(current)
     statuses = {f.name: "failed" for f in files}
+    dry = is_dry_run(dry_run) or plan_only("publish")
     try:
-        return publish_files(current, url, files, statuses, is_dry_run(dry_run))
+        return publish_files(current, url, files, statuses, dry)
     except ForkflowError as err:
-        if not is_dry_run(dry_run):
+        if not dry:
             write_failed_report("publish", err, {"index": url, "files": file_entries(files, statuses)}, current)
         raise
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from doit import task_params
 
-from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
+from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, plan_only
 from tasks.adapters.git import Git, Layout
 from tasks.checks import Check
 from tasks.context import Settings, read_report, settings, write_report
@@ -145,7 +145,7 @@ class SyncSetup:
         return json.dumps(fork.model_dump() if fork else {}, sort_keys=True)
 
     def dry(self) -> bool:
-        return is_dry_run(self.dry_run)
+        return is_dry_run(self.dry_run) or plan_only("sync")
 
 
 def sync_setup(current: Settings, dry_run: bool = False, keep_backups: int = -1) -> SyncSetup:

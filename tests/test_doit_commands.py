@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_doit
 
 
@@ -60,7 +62,8 @@ def test_the_summary_says_why_a_wheel_was_rebuilt(demo_config: Path) -> None:
     task = "wheel:orbit-slack"
     first = run_doit(demo_config, task).stdout
     assert "(first build (no build.json yet))" in first
-    source = demo_config.parent / ".forkflow" / "demo" / "fork" / "src" / "integrations" / "orbit-slack" / "orbit_slack" / "__init__.py"
+    fork = demo_config.parent / ".forkflow" / "demo" / "fork"
+    source = fork / "src" / "integrations" / "orbit-slack" / "orbit_slack" / "__init__.py"
     original = source.read_text()
     try:
         source.write_text(original + "\n# edited\n")
@@ -89,3 +92,53 @@ def test_wheel_builds_report_progress_while_they_run(demo_config: Path) -> None:
     assert arrivals[built[0]][0] < arrivals[built[-1]][0], "lines arrive as builds finish"
     building = [i for i, (_, line) in enumerate(arrivals) if ": building " in line]
     assert len(building) == 6 and building[0] < built[0], "each build says it started before any finishes"
+
+
+def real_config(folder: Path, extra: str = "") -> Path:
+    """A config without [demo] on the demo's repositories: what a team's own pipeline.toml looks like."""
+    config = folder / "real.toml"
+    config.write_text(f'''state_dir = ".real-state"
+{extra}
+[project]
+name = "orbit"
+
+[fork]
+path = ".forkflow/demo/fork"
+upstream = ".forkflow/demo/upstream.git"
+origin = ".forkflow/demo/origin.git"
+
+[packages]
+verify_python = ["3.11"]
+''')
+    return config
+
+
+def origin_refs(folder: Path) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "for-each-ref"], cwd=folder / ".forkflow" / "demo" / "origin.git",
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.slow
+def test_a_bare_doit_on_a_real_config_builds_and_only_plans_remote_writes(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    folder = demo_config.parent
+    before = origin_refs(folder)
+    config = real_config(folder)
+
+    bare = run_doit(config)
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "the remote writes of sync, publish, image, deploy are only planned" in bare.stdout
+    assert "would run: git push" in bare.stdout and "sync:push" in bare.stdout
+    assert status_of(bare.stdout, "wheel:orbit-aws") == "ran" and status_of(bare.stdout, "verify:orbit-aws") == "ran"
+    assert origin_refs(folder) == before, "nothing was pushed"
+
+    named = run_doit(config, "sync")
+    assert named.returncode == 0 and "pushed main" in named.stdout, named.stdout + named.stderr
+    assert origin_refs(folder) != before
+
+    listed = real_config(folder, 'default_writes = ["sync"]\n')
+    again = run_doit(listed)
+    assert "only planned" in again.stdout and "the remote writes of publish, image, deploy" in again.stdout
+    assert "would run: git push" not in again.stdout

@@ -367,6 +367,9 @@ class Config(Section):
     services: Services | None = None
     demo: Demo | None = None
     github: GitHub | None = None
+    default_writes: tuple[Literal["sync", "publish", "image", "deploy"], ...] = Field(
+        default=(), description="remote writes a bare `doit` makes on this config (push, upload, image push, deploy); "
+                                "without [demo] the others are planned only, and made when the stage is named")
 
     @field_validator("environments")
     @classmethod
@@ -394,6 +397,16 @@ class Config(Section):
 
 
 PIPELINE = ("demo", "services", "sync", "version", "wheel", "verify", "publish", "image", "flows", "deploy")
+
+
+WRITING_STAGES = ("sync", "publish", "image", "deploy")
+
+
+def planned_only(config: Config) -> list[str]:
+    """Stages whose remote writes a bare `doit` only plans: none on the demo, else those not in default_writes."""
+    if config.demo is not None:
+        return []
+    return [stage for stage in WRITING_STAGES if stage not in config.default_writes]
 
 
 def configured_stages(config: Config) -> list[str]:
