@@ -48,6 +48,7 @@ from tasks.checkout import task_checkout  # noqa: E402
 from tasks.core.config import configured_stages  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
 from tasks.deploy import task_deploy  # noqa: E402
+from tasks.doctor import task_doctor  # noqa: E402
 from tasks.flows import task_flows  # noqa: E402
 from tasks.image import task_image, task_image_base  # noqa: E402
 from tasks.matrix import task_matrix  # noqa: E402
@@ -71,7 +72,7 @@ DOIT_CONFIG = {
     "default_tasks": configured_stages(SETTINGS.config),
 }
 
-__all__ = ["task_checkout", "task_demo", "task_services", "task_services_status", "task_services_stop",
+__all__ = ["task_checkout", "task_demo", "task_doctor", "task_services", "task_services_status", "task_services_stop",
            "task_version", "task_check_version", "task_wheel", "task_verify", "task_publish", "task_sync",
            "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
            "task_matrix", "task_workflows"]

@@ -68,7 +68,10 @@ def local_prefect_auth(current: Any, api_url: str) -> str | None:
     port = services.prefect.port
     if api_url.rstrip("/") not in (f"http://127.0.0.1:{port}/api", f"http://localhost:{port}/api"):
         return None
-    creds = local_credentials(current.services_dir / "prefect", "prefect")
+    folder = current.services_dir / "prefect"
+    if not (folder / "credentials.json").exists():
+        return None  # not set up by `doit services` yet: nothing to send, and nothing is created here
+    creds = local_credentials(folder, "prefect")
     return f"{creds.username}:{creds.password}"
 
 

@@ -142,3 +142,17 @@ def test_a_bare_doit_on_a_real_config_builds_and_only_plans_remote_writes(demo_c
     again = run_doit(listed)
     assert "only planned" in again.stdout and "the remote writes of publish, image, deploy" in again.stdout
     assert "would run: git push" not in again.stdout
+
+
+def test_doctor_names_each_missing_part_and_what_to_do(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    result = run_doit(demo_config, "doctor")
+    output = result.stdout
+    assert result.returncode == 1, output + result.stderr
+    for name in ("docker engine", "buildkit", "package index", "registry", "prefect (dev)", "prefect (prod)",
+                 "fork upstream", "fork origin"):
+        assert any(line[6:].startswith(name) for line in output.splitlines()), name
+    assert "fix: start it: `doit services:prefect`" in output and "fix: start it: `doit services:index`" in output
+    assert any(line.startswith("ok    fork origin") and "main at " in line for line in output.splitlines())
+    assert "doctor: " in output and "checks failed" in output
+    assert not (demo_config.parent / ".forkflow" / "services").exists(), "a check creates nothing"
