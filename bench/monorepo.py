@@ -59,6 +59,7 @@ def generate(folder: Path) -> Path:
     git(folder, "clone", "-q", "--bare", str(work), str(folder / "origin.git"))
     config = folder / "pipeline.toml"
     config.write_text("""state_dir = ".forkflow"
+default_writes = ["sync", "publish", "image", "deploy"]
 [project]
 name = "bench"
 [fork]
