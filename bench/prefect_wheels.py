@@ -46,7 +46,7 @@ path = "{fork}"
 upstream = "{fork}"
 origin = "{fork}"
 main = "main"
-release = "main"
+release = "release"
 
 [packages]
 constraints = "constraints.txt"
@@ -109,7 +109,9 @@ def run() -> list[Result]:
         baseline_fork = clone(origin, folder / "baseline")
         with stopwatch() as baseline:
             prefects_own_way(baseline_fork, folder / "baseline-dist")
-        config = write_config(folder, clone(origin, folder / "fork"))
+        fork = clone(origin, folder / "fork")
+        subprocess.run(["git", "branch", "release"], cwd=fork, check=True)  # the fork's release branch, at main
+        config = write_config(folder, fork)
         doit_json(config, "version")
         with stopwatch() as ours:
             full = doit_json(config, "-n", "2", "wheel")

@@ -51,7 +51,8 @@ class SummaryReporter(ConsoleReporter):
     def finish(self, task: Any, status: str) -> None:
         if self.in_actions and task.actions:
             self.write("::endgroup::\n")
-        elapsed = time.monotonic() - self.started.get(task.name, time.monotonic())
+        now = time.monotonic()
+        elapsed = now - self.started.get(task.name, now)  # a task that never started (its dependency failed): 0
         self.record(task, status, elapsed)
 
     def record(self, task: Any, status: str, elapsed: float) -> None:

@@ -434,7 +434,8 @@ dists = list(md.distributions())
 for dist in dists:
     for name in top_level(dist):
         modules.setdefault(name, dist.metadata["Name"])
-for name in sorted(modules):
+# setuptools first: importing pip before it breaks its distutils shim on Python < 3.12 (pypa/setuptools#3044)
+for name in sorted(modules, key=lambda n: (n not in ("_distutils_hack", "setuptools"), n)):
     try:
         importlib.import_module(name)
     except BaseException as err:

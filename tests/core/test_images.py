@@ -244,3 +244,15 @@ def test_smoke_script_imports_every_installed_distribution(tmp_path: Path) -> No
 
     if os.getuid() == 0:
         assert "FAILED: runs as root" in result.stdout
+
+
+def test_smoke_script_imports_setuptools_before_pip(tmp_path: Path) -> None:
+    """On Python < 3.12 importing pip before setuptools breaks setuptools' distutils shim (pypa/setuptools#3044);
+    an image holding both (prefect-azure pins setuptools<81) must not fail its smoke test for it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), "setuptools<81", "pip"], check=True)
+    script = core.smoke_script("{}.{}".format(*sys.version_info[:2]), [])
+    result = subprocess.run([str(python), "-c", script], capture_output=True, text=True)
+    assert "imported" in result.stdout and "FAILED: import" not in result.stdout, result.stdout + result.stderr
