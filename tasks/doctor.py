@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tasks.actions import guarded
 from tasks.context import Settings, settings
 from tasks.core.errors import ForkflowError
@@ -195,6 +193,8 @@ def post(url: str, headers: dict[str, str] | None = None, verify: bool | str = T
 
 def ask(method: str, url: str, headers: dict[str, str] | None, verify: bool | str) -> int | str:
     """The HTTP status, or why there was none."""
+    import httpx
+
     try:
         with httpx.Client(timeout=TIMEOUT, verify=verify, trust_env=True) as client:
             return client.request(method, url, headers=headers or {}, json={} if method == "POST" else None).status_code

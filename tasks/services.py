@@ -21,6 +21,7 @@ from tasks.adapters import docker as docker_adapter
 from tasks.adapters import prefect as prefect_adapter
 from tasks.adapters import prefect_settings
 from tasks.adapters import services as svc
+from tasks.checks import Check
 from tasks.context import Settings, settings
 from tasks.credentials import local_credentials, local_prefect_auth, write_private
 from tasks.output import say
@@ -42,9 +43,14 @@ def task_services() -> Iterator[dict[str, Any]]:
             "name": name,
             "doc": f"start the local {DESCRIPTIONS[name]} (no-op when it runs healthy)",
             "actions": [guarded(partial(start_action, name))],
-            "uptodate": [False],
+            "uptodate": [Check(f"the {DESCRIPTIONS[name]} forkflow started answers healthy", runs_healthy, name)],
             "verbosity": 2,
         }
+
+
+def runs_healthy(name: str, *_: Any) -> bool:
+    """One health check of a service this run did not need to start (its pid file proves it is ours)."""
+    return svc.state(service_spec(settings(), name)).healthy
 
 
 def task_services_stop() -> Iterator[dict[str, Any]]:

@@ -67,7 +67,9 @@ def test_services_start_health_auth_status_stop(demo_config: Path) -> None:
         assert names.get("orbit-dev") == "process" and names.get("orbit-prod") == "process"
 
         again = run_doit(demo_config, "services")
-        assert again.returncode == 0 and again.stdout.count(": running at") == 3
+        assert again.returncode == 0 and again.stdout.count("up-to-date") >= 3, "healthy services are up to date"
+        for name in ("index", "registry", "prefect"):
+            assert f"-- services:{name}" in again.stdout
 
         status = run_doit(demo_config, "services-status")
         assert status.returncode == 0 and status.stdout.count("healthy") >= 3

@@ -7,6 +7,7 @@ what they return.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -500,8 +501,9 @@ def dockerfile_context(spec: ImageSpec, project: str, has_wheelhouse: bool) -> d
     }
 
 
-def render_dockerfile(templates: Mapping[str, str], flavor: str, context: Mapping[str, Any]) -> str:
-    """Render `<flavor>.Dockerfile.j2` from the given template texts (name -> text)."""
+@functools.lru_cache(maxsize=8)
+def template_environment(templates: tuple[tuple[str, str], ...]) -> Any:
+    """One jinja environment per set of template texts, so each template is compiled once per process."""
     import shlex
 
     import jinja2
@@ -515,6 +517,14 @@ def render_dockerfile(templates: Mapping[str, str], flavor: str, context: Mappin
         autoescape=False,
     )
     env.filters["shell_quote"] = shlex.quote
+    return env
+
+
+def render_dockerfile(templates: Mapping[str, str], flavor: str, context: Mapping[str, Any]) -> str:
+    """Render `<flavor>.Dockerfile.j2` from the given template texts (name -> text)."""
+    import jinja2
+
+    env = template_environment(tuple(sorted(templates.items())))
     name = f"{flavor}.Dockerfile.j2"
     try:
         return env.get_template(name).render(**context)
