@@ -239,7 +239,22 @@ def labels_of(client: Any, ref: str) -> dict[str, str] | None:
         return None
 
 
+BASES: dict[tuple[int, str], str] = {}
+
+
 def chosen_base(current: Settings, client: Any, name: str) -> str | None:
+    """The base image an image of `name` is built on now, remembered for this process once found
+    (`base_action` forgets it, since it may make another)."""
+    key = (os.getpid(), name)
+    if key not in BASES:
+        found = find_base(current, client, name)
+        if found is None:
+            return None
+        BASES[key] = found
+    return BASES[key]
+
+
+def find_base(current: Settings, client: Any, name: str) -> str | None:
     """The base image an image of `name` (a Python version, or conda) is built on now: the configured one
     when it is present and not made here, else a current local base; None when neither is in the engine."""
     images = inputs.images_config(current)
@@ -267,6 +282,7 @@ def base_action(name: str, dry_run: bool = False) -> dict[str, str]:
     current = settings()
     noop = dry(dry_run)
     ref, outcome = ensure_base(current, name, noop=noop)
+    BASES.pop((os.getpid(), name), None)
     say(f"base image {ref}: {outcome}")
     return {"made": f"{ref} ({outcome})"}
 
