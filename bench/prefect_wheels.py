@@ -51,7 +51,7 @@ release = "release"
 [packages]
 constraints = "constraints.txt"
 ''', encoding="utf-8")
-    pins = subprocess.run(["uv", "export", "--frozen", "--no-hashes", "--no-emit-workspace", "--all-packages"],
+    pins = subprocess.run(["uv", "export", "--frozen", "--no-hashes", "--no-emit-workspace", "--all-packages", "--no-dev"],
                           cwd=fork, capture_output=True, text=True, check=True).stdout
     (folder / "constraints.txt").write_text(pins, encoding="utf-8")
     return config
