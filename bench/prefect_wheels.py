@@ -110,7 +110,8 @@ def run() -> list[Result]:
         with stopwatch() as baseline:
             prefects_own_way(baseline_fork, folder / "baseline-dist")
         fork = clone(origin, folder / "fork")
-        subprocess.run(["git", "branch", "release"], cwd=fork, check=True)  # the fork's release branch, at main
+        for step in (["checkout", "-q", "-B", "release"], ["branch", "-f", "main", "release"]):  # release and main here
+            subprocess.run(["git", *step], cwd=fork, check=True)
         config = write_config(folder, fork)
         doit_json(config, "version")
         with stopwatch() as ours:
