@@ -44,7 +44,7 @@ from tasks import image_inputs as inputs
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters import rootfs
-from tasks.checks import Check, Cleaner
+from tasks.checks import Check, Cleaner, Stale
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core import base_image as base_rules
 from tasks.core import images as core
@@ -557,23 +557,30 @@ def registry_auth(current: Settings) -> dict[str, str]:
     return {"username": found.username, "password": found.password}
 
 
-def image_is_current(key: str, task: Any, values: Any) -> bool:
+def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
     """Up to date while the input hash, the tags and the built image are unchanged."""
-    if dry(False) or not values or "input_hash" not in values:
-        return False
+    if dry(False):
+        return Stale("dry run")
+    if not values or "input_hash" not in values:
+        return Stale("first build (no build recorded)")
     try:
         current = settings()
         client = engine()
         planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
         if not planned.deps_ready:
-            return False
+            return Stale("its wheels or wheelhouse are not ready yet")
         _, digest_of_inputs = current_inputs(client, planned)
         target = core.input_hash(core.push_target(planned.spec, inputs.images_config(current).push))
-        return (values.get("input_hash") == digest_of_inputs and values.get("target") == target
-                and read_state(current, key) is not None
-                and docker_adapter.image_id(client, values.get("image_id", "")) is not None)
-    except Exception:
-        return False
+        present = read_state(current, key) is not None and docker_adapter.image_id(client, values.get("image_id", ""))
+    except Exception as err:  # the task itself reports the problem properly
+        return Stale(f"cannot check: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+    if values.get("input_hash") != digest_of_inputs:
+        return Stale("its inputs changed (wheels, base image, Dockerfile or build settings)")
+    if values.get("target") != target:
+        return Stale("its tags or push target changed")
+    if not present:
+        return Stale("the built image is no longer in the engine")
+    return True
 
 
 def describe_plan(current: Settings, planned: inputs.Planned) -> dict[str, Any]:

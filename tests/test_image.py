@@ -216,6 +216,7 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
     # Only the images holding that wheel are rebuilt, on top of the cached layers below the extras.
     third = run_doit(config, "image", env=registry.env)
     ok(third)
+    assert any(line.startswith("image:3.12-kubernetes") and "(its inputs changed" in line for line in third.stdout.splitlines())
     after = report(config)
     for python in PYTHONS:
         rebuilt, kept = after[f"{python}-kubernetes"], after[f"{python}-base"]
