@@ -9,8 +9,6 @@ task has run once more.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,11 +83,9 @@ def forgotten_file() -> Path:
 
 
 def read_forgotten() -> dict[str, Any]:
-    try:
-        data = json.loads(forgotten_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    from tasks.context import read_json
+
+    return read_json(forgotten_file()) or {}
 
 
 def is_forgotten(name: str) -> bool:
@@ -114,11 +110,9 @@ def remembered(name: str) -> dict[str, Any]:
 
 
 def write_forgotten(data: dict[str, Any]) -> None:
-    file = forgotten_file()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    temp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, sort_keys=True) + "\n", encoding="utf-8")
-    temp.replace(file)
+    from tasks.context import write_json
+
+    write_json(forgotten_file(), data)
 
 
 def record_forgets() -> None:
