@@ -167,10 +167,14 @@ def failed_deploy_report(current: Settings, only: tuple[str, str] | None) -> dic
     kept = []
     if only is not None:
         kept = [entry for entry in (read_report("deploy", current) or {}).get("deployments", [])
-                if not (only[0] in (entry.get("name"), entry.get("key"), entry.get("flow"))
-                        and entry.get("environment") == only[1])]
+                if not is_chosen(only, (entry.get("name"), entry.get("key"), entry.get("flow")), entry.get("environment"))]
     return {"deployments": kept, "branch": listing.get("branch"), "commit": listing.get("commit"),
             "version": listing.get("version"), "dry_run": False, "writes": 0, "retries": 0}
+
+
+def is_chosen(only: tuple[str, str], names: tuple[Any, ...], environment: Any) -> bool:
+    """A one-deployment run (`deploy:<key>--<env>`) is about this deployment, named any of its ways."""
+    return only[0] in names and environment == only[1]
 
 
 def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool,
@@ -178,7 +182,7 @@ def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool
     listing = flows_listing(current)
     desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only)
     if only is not None:
-        desired = [d for d in desired if only[0] in (d.name, d.key, d.flow) and d.environment == only[1]]
+        desired = [d for d in desired if is_chosen(only, (d.name, d.key, d.flow), d.environment)]
         if not desired:
             raise ForkflowError(f"deployment {only[0]!r} is no longer deployed to {only[1]} from branch {listing['branch']}",
                                 where=str(current.reports_dir / "flows.json"),
