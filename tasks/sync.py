@@ -68,7 +68,7 @@ from tasks.core.sync import (
     summary_markdown,
 )
 from tasks.demo import demo_task_deps
-from tasks.output import say
+from tasks.output import say, warn
 
 UPSTREAM = "upstream"
 ORIGIN = "origin"
@@ -801,7 +801,7 @@ def prune_origin_backups(git: Git, state: RunState, stale: list[Push]) -> None:
     code, output = git.push(["--porcelain", *[p.lease_option for p in stale if p.lease_option], ORIGIN,
                              *[p.refspec for p in stale]])
     if code != 0:
-        say(f"warning: could not delete old backup branch(es) on origin ({names}); they are kept:\n{output.strip()}")
+        warn(f"could not delete old backup branch(es) on origin ({names}); they are kept:\n{output.strip()}")
         return
     state.pruned_on_origin = [p.branch for p in stale]
     say(f"deleted {len(stale)} old backup branch(es) on origin: {names}")
