@@ -54,7 +54,7 @@ class Check:
             self.reason = "forgotten (doit forget)"
             return False
         result = self.func(*self.args, task, values)
-        self.reason = None if result else getattr(result, "reason", None) or f"no longer true: {self.says}"
+        self.reason = None if result else getattr(result, "reason", None) or f"{self.says}: no"
         return result
 
 

@@ -21,7 +21,7 @@ from tasks.adapters import docker as docker_adapter
 from tasks.adapters import prefect as prefect_adapter
 from tasks.adapters import prefect_settings
 from tasks.adapters import services as svc
-from tasks.checks import Check
+from tasks.checks import Check, Stale
 from tasks.context import Settings, settings
 from tasks.credentials import local_credentials, local_prefect_auth, write_private
 from tasks.output import say
@@ -48,9 +48,12 @@ def task_services() -> Iterator[dict[str, Any]]:
         }
 
 
-def runs_healthy(name: str, *_: Any) -> bool:
+def runs_healthy(name: str, *_: Any) -> bool | Stale:
     """One health check of a service this run did not need to start (its pid file proves it is ours)."""
-    return svc.state(service_spec(settings(), name)).healthy
+    found = svc.state(service_spec(settings(), name))
+    if found.healthy:
+        return True
+    return Stale("running but not healthy" if found.running else "not running")
 
 
 def task_services_stop() -> Iterator[dict[str, Any]]:
