@@ -231,12 +231,8 @@ def base_reference(current: Settings, name: str) -> str:
 
 def labels_of(client: Any, ref: str) -> dict[str, str] | None:
     """The image's labels ({} when it has none), or None when the engine has no such image."""
-    from docker.errors import ImageNotFound
-
-    try:
-        return dict(docker_adapter.image_attrs(client, ref).get("Config", {}).get("Labels") or {})
-    except ImageNotFound:
-        return None
+    attrs = docker_adapter.image_attrs(client, ref)
+    return None if attrs is None else dict((attrs.get("Config") or {}).get("Labels") or {})
 
 
 BASES: dict[tuple[int, str], str] = {}
@@ -456,10 +452,7 @@ def find_or_build(current: Settings, plan: inputs.Plan, planned: inputs.Planned,
 def drop_previous_build_tag(current: Settings, client: Any, key: str, new_tag: str) -> None:
     previous = (read_state(current, key) or {}).get("build_tag")
     if previous and previous != new_tag:
-        try:
-            client.images.remove(previous)
-        except Exception:
-            pass
+        docker_adapter.untag(client, previous)
 
 
 def assemble_context(current: Settings, plan: inputs.Plan, planned: inputs.Planned, labels: dict[str, str]) -> Path:
@@ -638,16 +631,18 @@ def envs_action(run_id: str, dry_run: bool = False) -> dict[str, Any]:
         say(f"no [tool.prefect.envs.*] tables in {pyproject}")
         return {"made": "no environments", "envs": {}}
     noop = dry(dry_run)
-    records, hashes = [], {}
-    for env in envs:
-        record = build_env(current, env, run_id, noop=noop)
-        records.append(record)
-        hashes[env.name] = record.get("input_hash")
+    records = [build_env(current, env, run_id, noop=noop) for env in envs]
     if noop:
         earlier = (read_report("image", current) or {}).get("environments", [])
-        return {"made": f"dry run: {len(envs)} environments", "envs": {r["name"]: r.get("input_hash") for r in earlier}}
+        return {"made": f"dry run: {len(envs)} environments", **env_values(earlier)}
     update_report(current, None, environments=records)
-    return {"made": ", ".join(f"{r['name']} {r['status']}" for r in records), "envs": hashes}
+    return {"made": ", ".join(f"{r['name']} {r['status']}" for r in records), **env_values(records)}
+
+
+def env_values(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What envs_current compares next time: each environment's input hash and the image built from it."""
+    return {"envs": {r["name"]: r.get("input_hash") for r in records},
+            "env_images": {r["name"]: r.get("image_id") for r in records}}
 
 
 def env_repository(current: Settings, name: str) -> str:
@@ -709,19 +704,33 @@ def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, noop: bool
     return record
 
 
-def envs_current(task: Any, values: Any) -> bool:
-    if dry(False) or not values or "envs" not in values:
-        return False
+def envs_current(task: Any, values: Any) -> bool | Stale:
+    """Up to date while each environment's inputs are unchanged and the image built from them is in the engine."""
+    if dry(False):
+        return Stale("dry run")
+    if not values or "envs" not in values:
+        return Stale("first build (no build recorded)")
     try:
         current = settings()
         pyproject = inputs.flows_pyproject(current)
-        assert pyproject is not None
+        if pyproject is None:
+            return Stale("the flows project has no pyproject.toml")
         client = engine()
         now = {env.name: env_inputs(current, client, env)[1] for env in inputs.read_flow_envs(pyproject)}
-        return bool(now == values["envs"] and all(docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, h)
-                                                   for h in now.values()))
-    except Exception:
-        return False
+        if now != values["envs"]:
+            return Stale("an environment's inputs changed (Dockerfile, build context or base image)")
+        built = values.get("env_images") or {}
+        missing = [name for name, digest in now.items() if not env_image_present(client, built.get(name), digest)]
+    except (ForkflowError, OSError) as err:
+        return Stale(f"cannot check: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+    return Stale(f"no image in the engine for {', '.join(missing)}") if missing else True
+
+
+def env_image_present(client: Any, image: str | None, digest: str) -> bool:
+    """The image the last run built still carries these inputs (any image with them, when none is recorded)."""
+    if image:
+        return (labels_of(client, image) or {}).get(core.INPUT_HASH_LABEL) == digest
+    return bool(docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest))
 
 
 # ---- report and state ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ wheelhouse of its Python (tasks.image_deps). Nothing here talks to Docker or doi
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import tomllib
 import zipfile
@@ -20,7 +22,7 @@ from typing import Any
 from tasks import image_deps
 from tasks.actions import plan_only
 from tasks.adapters.build import wheel_info
-from tasks.context import Settings
+from tasks.context import Settings, read_json, write_json
 from tasks.core import images as core
 from tasks.core import wheelhouse as wheelhouse_rules
 from tasks.core.config import Images
@@ -191,8 +193,8 @@ def plan_one(current: Settings, images: Images, python: str, flavor: str, select
         build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
         wheelhouse=tuple(sorted((files or {}).items())),
     )
-    dockerfile = core.render_dockerfile(templates, flavor, core.dockerfile_context(spec, current.config.project.name,
-                                                                                  bool(files)))
+    context = core.dockerfile_context(spec, current.config.project.name, bool(files))
+    dockerfile = rendered_dockerfile(current, templates, flavor, context, spec.key)
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
     command = current.config.packages.version_command or core.version_command(core_name(packages), console_scripts(packages))
     return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
@@ -224,6 +226,20 @@ def read_wheels(current: Settings) -> list[core.Wheel]:
         raise ForkflowError(f"{file} lists wheels that are not on disk: {', '.join(missing)}", where=str(file),
                             fix="run `doit wheel` again")
     return wheels
+
+
+def rendered_dockerfile(current: Settings, templates: dict[str, str], flavor: str, context: dict[str, Any],
+                        cell: str) -> str:
+    """The cell's Dockerfile: the last rendering when the templates and their values are the same
+    (so a no-op run does not load jinja), else a new one, remembered per cell."""
+    key = hashlib.sha256(json.dumps([sorted(templates.items()), flavor, context], sort_keys=True).encode()).hexdigest()
+    file = current.state_dir / "cache" / "dockerfiles" / f"{cell}.json"
+    last = read_json(file) or {}
+    if last.get("key") == key and isinstance(last.get("text"), str):
+        return str(last["text"])
+    text = core.render_dockerfile(templates, flavor, context)
+    write_json(file, {"key": key, "text": text})
+    return text
 
 
 def template_folder(current: Settings) -> Path:

@@ -112,7 +112,7 @@ def remove_session_images() -> None:
     from tasks.adapters.docker import connect, remove_image
 
     client = connect()
-    for image in client.images.list():
+    for image in client.sdk.images.list():
         names = image.tags + image.attrs.get("RepoDigests", [])
         if any(SESSION in name for name in names):
             remove_image(client, image.id)
@@ -148,7 +148,9 @@ def report(config: Path) -> dict[str, dict[str, Any]]:
 def inspect(ref: str) -> dict[str, Any]:
     from tasks.adapters.docker import connect, image_attrs
 
-    return image_attrs(connect(), ref)
+    attrs = image_attrs(connect(), ref)
+    assert attrs is not None, f"{ref} is not in the engine"
+    return attrs
 
 
 def ok(result: Any) -> None:

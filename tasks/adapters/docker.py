@@ -7,6 +7,8 @@ to the engine in API request bodies (login, auth_config), never in argv.
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.adapters import engine_api
 from tasks.core.errors import CommandError, ForkflowError
 from tasks.output import say
 
@@ -31,15 +34,79 @@ class EngineStatus:
 
 def engine_status() -> EngineStatus:
     try:
-        client = connect()
-        version = client.version()
+        version = connect().version()
     except ForkflowError as err:
         return EngineStatus(False, err.what)
     return EngineStatus(True, f"Docker {version.get('Version', '?')} ({version.get('Os', '?')}/{version.get('Arch', '?')})")
 
 
-def connect(timeout: int = 600) -> Any:
-    """A docker client that answered a ping, or a ForkflowError saying how to get one."""
+class Engine:
+    """One Docker engine: lookups over its HTTP API directly, everything else through the docker SDK,
+    which is imported and connected only when something is built, tagged, pushed or run."""
+
+    def __init__(self, api: engine_api.EngineApi | None, timeout: int):
+        self.api = api
+        self.timeout = timeout
+        self._sdk: Any = None
+
+    @property
+    def sdk(self) -> Any:
+        if self._sdk is None:
+            self._sdk = sdk_client(self.timeout)
+        return self._sdk
+
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> engine_api.Answer:
+        assert self.api is not None
+        try:
+            return self.api.get(path, query)
+        except (OSError, http.client.HTTPException) as err:
+            raise unreachable(str(err) or type(err).__name__) from None
+
+    def ping(self) -> None:
+        if self.api is None:
+            self.sdk.ping()
+            return
+        answer = self.get("/_ping")
+        if answer.status != 200:
+            raise unreachable(f"GET /_ping answered {answer.status} {str(answer.body)[:200]}")
+
+    def version(self) -> dict[str, Any]:
+        if self.api is None:
+            return dict(self.sdk.version())
+        return dict(self.get("/version").body or {})
+
+    def inspect(self, ref: str) -> dict[str, Any] | None:
+        """`docker image inspect ref`, or None when the engine has no such image."""
+        if self.api is None:
+            return sdk_inspect(self.sdk, ref)
+        answer = self.get(engine_api.image_path(ref))
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            raise ForkflowError(f"the Docker engine could not inspect {ref}: {answer.status} {str(answer.body)[:200]}",
+                                fix=ENGINE_FIX)
+        return dict(answer.body)
+
+    def labelled(self, label: str, value: str) -> list[str]:
+        """Ids of local images carrying label=value."""
+        if self.api is None:
+            return [str(image.id) for image in self.sdk.images.list(filters={"label": f"{label}={value}"})]
+        filters = json.dumps({"label": [f"{label}={value}"]})
+        answer = self.get("/images/json", {"filters": filters})
+        if answer.status != 200:
+            raise ForkflowError(f"the Docker engine could not list images: {answer.status} {str(answer.body)[:200]}",
+                                fix=ENGINE_FIX)
+        return [str(item["Id"]) for item in answer.body or []]
+
+
+def connect(timeout: int = 600) -> Engine:
+    """The engine DOCKER_HOST names, having answered a ping, or a ForkflowError saying how to get one."""
+    engine = Engine(engine_api.from_env(timeout=10.0), timeout)
+    engine.ping()
+    return engine
+
+
+def sdk_client(timeout: int) -> Any:
     import docker
     from docker.errors import DockerException
 
@@ -47,11 +114,21 @@ def connect(timeout: int = 600) -> Any:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except DockerException as err:
-        raise ForkflowError(
-            f"the Docker engine is not reachable: {first_line(str(err))}",
-            fix=ENGINE_FIX,
-        ) from None
+        raise unreachable(first_line(str(err))) from None
     return client
+
+
+def sdk_inspect(client: Any, ref: str) -> dict[str, Any] | None:
+    from docker.errors import ImageNotFound
+
+    try:
+        return dict(client.images.get(ref).attrs)
+    except ImageNotFound:
+        return None
+
+
+def unreachable(reason: str) -> ForkflowError:
+    return ForkflowError(f"the Docker engine is not reachable: {first_line(reason)}", fix=ENGINE_FIX)
 
 
 def first_line(text: str) -> str:
@@ -69,9 +146,9 @@ class BuildResult:
     seconds: float
 
 
-def engine_platform(client: Any) -> str:
+def engine_platform(engine: Engine) -> str:
     """The platform the engine builds for natively, like `linux/amd64`."""
-    version = client.version()
+    version = engine.version()
     return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
 
 
@@ -83,26 +160,23 @@ def buildx_available() -> bool:
     return run(["docker", "buildx", "version"], check=False).returncode == 0
 
 
-def image_id(client: Any, ref: str) -> str | None:
+def image_id(engine: Engine, ref: str) -> str | None:
     """The id of a local image, or None when the engine has no such image."""
-    from docker.errors import ImageNotFound
-
-    try:
-        return str(client.images.get(ref).id)
-    except ImageNotFound:
-        return None
+    attrs = engine.inspect(ref) if ref else None
+    return str(attrs["Id"]) if attrs else None
 
 
-def image_attrs(client: Any, ref: str) -> dict[str, Any]:
-    return dict(client.images.get(ref).attrs)
+def image_attrs(engine: Engine, ref: str) -> dict[str, Any] | None:
+    """The image's `docker image inspect` record, or None when the engine has no such image."""
+    return engine.inspect(ref)
 
 
-def images_labelled(client: Any, label: str, value: str) -> list[str]:
+def images_labelled(engine: Engine, label: str, value: str) -> list[str]:
     """Ids of local images carrying label=value."""
-    return [str(image.id) for image in client.images.list(filters={"label": f"{label}={value}"})]
+    return engine.labelled(label, value)
 
 
-def build_image(client: Any, context: Path, tag: str, *, dockerfile: str = "Dockerfile",
+def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "Dockerfile",
                 buildargs: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
                 log_file: Path, noop: bool = False) -> BuildResult | None:
     """Build `context` with the engine's builder, streaming its output to `log_file`."""
@@ -117,7 +191,7 @@ def build_image(client: Any, context: Path, tag: str, *, dockerfile: str = "Dock
     built = ""
     with log_file.open("w", encoding="utf-8") as log:
         try:
-            stream = client.api.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}),
+            stream = engine.sdk.api.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}),
                                       labels=dict(labels or {}), rm=True, forcerm=True, pull=False, decode=True)
             for chunk in stream:
                 text = chunk.get("stream", "")
@@ -131,7 +205,7 @@ def build_image(client: Any, context: Path, tag: str, *, dockerfile: str = "Dock
                     raise build_failed(tag, chunk["error"], log_file)
         except APIError as err:
             raise build_failed(tag, first_line(str(err.explanation or err)), log_file) from None
-    built = built or image_id(client, tag) or ""
+    built = built or image_id(engine, tag) or ""
     if not built:
         raise build_failed(tag, "the engine reported no image id", log_file)
     return BuildResult(built, steps, cached, time.monotonic() - start)
@@ -143,20 +217,20 @@ def build_failed(tag: str, message: str, log_file: Path) -> CommandError:
                         fix="read the build log; fix the template, the wheels or the base image")
 
 
-def tag_image(client: Any, image: str, repository: str, tag: str, *, noop: bool = False) -> None:
+def tag_image(engine: Engine, image: str, repository: str, tag: str, *, noop: bool = False) -> None:
     if noop:
         say(f"would tag {image[:19]} as {repository}:{tag}")
         return
-    if not client.api.tag(image, repository, tag, force=True):
+    if not engine.sdk.api.tag(image, repository, tag, force=True):
         raise CommandError(f"could not tag {image} as {repository}:{tag}")
 
 
-def run_container(client: Any, image: str, command: list[str], timeout: float = 300,
+def run_container(engine: Engine, image: str, command: list[str], timeout: float = 300,
                   env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run `command` in a fresh container without network; return its exit code and output."""
     from docker.errors import APIError
 
-    container = client.containers.create(image, command, network_disabled=True, environment=dict(env or {}))
+    container = engine.sdk.containers.create(image, command, network_disabled=True, environment=dict(env or {}))
     try:
         container.start()
         try:
@@ -173,17 +247,17 @@ def run_container(client: Any, image: str, command: list[str], timeout: float = 
             pass
 
 
-def login(client: Any, registry: str, username: str, password: str) -> None:
+def login(engine: Engine, registry: str, username: str, password: str) -> None:
     """Check the credentials against the registry now, so a wrong one fails before any build."""
     from docker.errors import APIError
 
     try:
-        client.login(username=username, password=password, registry=registry, reauth=True)
+        engine.sdk.login(username=username, password=password, registry=registry, reauth=True)
     except APIError as err:
         raise registry_error(registry, str(err.explanation or err)) from None
 
 
-def push(client: Any, repository: str, tag: str, auth: Mapping[str, str], *, noop: bool = False) -> str | None:
+def push(engine: Engine, repository: str, tag: str, auth: Mapping[str, str], *, noop: bool = False) -> str | None:
     """Push one tag; return the digest the registry stored. Any error in the stream is a failure."""
     if noop:
         say(f"would push {repository}:{tag}")
@@ -192,7 +266,7 @@ def push(client: Any, repository: str, tag: str, auth: Mapping[str, str], *, noo
 
     digest = ""
     try:
-        for item in client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=dict(auth)):
+        for item in engine.sdk.api.push(repository, tag=tag, stream=True, decode=True, auth_config=dict(auth)):
             if item.get("error") or item.get("errorDetail"):
                 message = item.get("error") or item["errorDetail"].get("message", "")
                 raise registry_error(repository.split("/", 1)[0], message, f"{repository}:{tag}")
@@ -219,20 +293,20 @@ def registry_error(registry: str, message: str, ref: str | None = None) -> Forkf
     return ForkflowError(what, where=f"[images] registry = {registry!r}", fix=fix)
 
 
-def import_rootfs(client: Any, tarball: Path, ref: str, changes: Iterable[str], *, noop: bool = False) -> str | None:
+def import_rootfs(engine: Engine, tarball: Path, ref: str, changes: Iterable[str], *, noop: bool = False) -> str | None:
     """`docker import` a root filesystem tarball as `ref`; return the image id."""
     if noop:
         say(f"would import {tarball} as {ref}")
         return None
     repository, _, tag = ref.rpartition(":")
-    client.api.import_image(src=str(tarball), repository=repository, tag=tag, changes=list(changes))
-    found = image_id(client, ref)
+    engine.sdk.api.import_image(src=str(tarball), repository=repository, tag=tag, changes=list(changes))
+    found = image_id(engine, ref)
     if not found:
         raise CommandError(f"docker import of {tarball} as {ref} left no image")
     return found
 
 
-def pull(client: Any, ref: str, *, where: str = "[images] base_image", noop: bool = False) -> str | None:
+def pull(engine: Engine, ref: str, *, where: str = "[images] base_image", noop: bool = False) -> str | None:
     if noop:
         say(f"would pull {ref}")
         return None
@@ -240,17 +314,27 @@ def pull(client: Any, ref: str, *, where: str = "[images] base_image", noop: boo
 
     repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
     try:
-        client.images.pull(repository, tag=tag)
+        engine.sdk.images.pull(repository, tag=tag)
     except APIError as err:
         raise ForkflowError(f"cannot pull {ref}: {first_line(str(err.explanation or err))}", where=where,
                             fix="make its registry reachable, or build or import an image under that name") from None
-    return image_id(client, ref)
+    return image_id(engine, ref)
 
 
-def remove_image(client: Any, ref: str) -> None:
+def remove_image(engine: Engine, ref: str) -> None:
     from docker.errors import ImageNotFound
 
     try:
-        client.images.remove(ref, force=True)
+        engine.sdk.images.remove(ref, force=True)
     except ImageNotFound:
+        pass
+
+
+def untag(engine: Engine, ref: str) -> None:
+    """Drop the name `ref` (the image stays while other names or containers use it); a name already gone is fine."""
+    from docker.errors import APIError
+
+    try:
+        engine.sdk.images.remove(ref)
+    except APIError:
         pass

@@ -109,6 +109,7 @@ def test_interpreter_made_into_a_working_base_image(tmp_path: Path) -> None:
         code, output = docker_adapter.run_container(client, ref, ["sh", "-c", "python3 -m pip --version && pip --version"])
         assert code == 0 and output.count("(python 3.12)") == 2, output
         attrs = docker_adapter.image_attrs(client, ref)
+        assert attrs is not None
         assert attrs["Config"]["Labels"]["org.forkflow.base-from"] == "local-interpreter"
         assert attrs["Config"]["Cmd"] == ["python3"]
     finally:
