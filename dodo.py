@@ -7,6 +7,7 @@ stops the run with exit code 2 and one clear message.
 import os
 import sys
 
+from tasks.core.config import configured_stages
 from tasks.core.errors import ConfigError
 
 try:
@@ -21,7 +22,7 @@ except ConfigError as err:
     sys.exit(err.exit_code)
 
 from tasks.core.errors import ForkflowError  # noqa: E402
-from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks  # noqa: E402
+from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks, worker_processes  # noqa: E402
 
 if command_of(sys.argv) == "run" and not named_tasks(sys.argv):
     from tasks.actions import PLAN_ONLY_ENV, plan_only_note
@@ -44,8 +45,13 @@ if command_of(sys.argv) not in READ_ONLY_COMMANDS:
         print(f"forkflow: {err}", file=sys.stderr)
         sys.exit(3)
 
+if command_of(sys.argv) == "run" and worker_processes(sys.argv) == 1:
+    # the checks' questions go out now (answers held in this process, so not for forked workers)
+    from tasks.prefetch import send_early_questions
+
+    send_early_questions(SETTINGS, named_tasks(sys.argv) or configured_stages(SETTINGS.config))
+
 from tasks.checkout import task_checkout  # noqa: E402
-from tasks.core.config import configured_stages  # noqa: E402
 from tasks.demo import task_demo  # noqa: E402
 from tasks.deploy import task_deploy  # noqa: E402
 from tasks.doctor import task_doctor  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.common import Result, doit_json, interleaved_medians, print_results
 
 REPO = Path(__file__).resolve().parent.parent
-ROUNDS = 7
+ROUNDS = 15
 
 
 def demo_config(folder: Path) -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
 
+from tasks import prefetch
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.secrets import mask, secret_values
 
@@ -19,6 +20,7 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        prefetch.forget_all()
         try:
             return func(*args, **kwargs)
         except ConfigError as err:

@@ -21,9 +21,11 @@ import re
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tasks import prefetch
 from tasks.adapters.prefect_settings import Connection
 from tasks.checks import Stale
 from tasks.context import Settings, read_json, settings, write_json
@@ -53,11 +55,28 @@ def deploy_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     if age > current.config.flows.verify_after:
         return Stale(f"last full read of the servers {age:.0f}s ago (verify_after = {current.config.flows.verify_after})")
     servers = saved.get("servers", [])
-    with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
-        answers = list(pool.map(lambda s: signals_or_none(s["url"], s["prefixes"], connection_of(current, s),
-                                                          automations=bool((s.get("signals") or {}).get("automations"))), servers))
+    answers = [prefetch.answer(signals_key(server), partial(saved_signals, current, server)) for server in servers]
     drift = [line for answer, server in zip(answers, servers, strict=True) for line in drift_of(server, answer)]
     return Stale("; ".join(drift)) if drift else True
+
+
+def ask_signals_early(current: Settings) -> None:
+    """Send each recorded server's signals question as the run starts (see tasks.prefetch)."""
+    saved = read_json(current.state_dir / RECORD) if current.config.flows is not None else None
+    servers = (saved or {}).get("servers")
+    for server in servers if isinstance(servers, list) else []:
+        if isinstance(server, dict) and {"url", "environment", "prefixes"} <= server.keys():
+            prefetch.send(signals_key(server), partial(saved_signals, current, server))
+
+
+def signals_key(server: dict[str, Any]) -> str:
+    return f"signals:{server['url']}:{server['environment']}:{','.join(server['prefixes'])}"
+
+
+def saved_signals(current: Settings, server: dict[str, Any]) -> dict[str, Any] | None:
+    """The signals a recorded server answers now (automations only when the last deploy left some)."""
+    return signals_or_none(server["url"], server["prefixes"], connection_of(current, server),
+                           automations=bool((server.get("signals") or {}).get("automations")))
 
 
 def drift_of(server: dict[str, Any], answer: dict[str, Any] | None) -> list[str]:

@@ -68,13 +68,13 @@ def flows_inputs(current: Settings) -> str:
     import hashlib
     import os
 
-    from tasks.adapters.git import file_entries
+    from tasks.workspace import checkout_entries
 
     assert current.config.flows is not None
     root = flows_root(current)
     where = Git(root).read("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
     digest = hashlib.sha256()
-    for name, blob in sorted(file_entries(Path(where.splitlines()[0])).items()):
+    for name, blob in sorted(checkout_entries(Path(where.splitlines()[0])).items()):
         digest.update(f"{name}\0{blob}\n".encode())
     digest.update(where.encode())
     from tasks.deploy_files import config_file

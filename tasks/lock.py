@@ -26,6 +26,22 @@ def command_of(argv: list[str]) -> str:
     return "run"
 
 
+def worker_processes(argv: list[str]) -> int:
+    """The number of worker processes `-n N` / `--process N` asks for (1 when not given)."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in ("-n", "--process"):
+            value = next(args, "")
+        elif arg.startswith("--process="):
+            value = arg.removeprefix("--process=")
+        elif arg.startswith("-n") and len(arg) > 2:
+            value = arg[2:]
+        else:
+            continue
+        return int(value) if value.isdigit() else 1
+    return 1
+
+
 def named_tasks(argv: list[str]) -> list[str]:
     """The tasks (and their parameters) named after `doit [run]`; [] for a bare `doit`."""
     args = iter(argv[1:])

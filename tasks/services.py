@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tasks import prefetch
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters import prefect as prefect_adapter
@@ -50,10 +51,24 @@ def task_services() -> Iterator[dict[str, Any]]:
 
 def runs_healthy(name: str, *_: Any) -> bool | Stale:
     """One health check of a service this run did not need to start (its pid file proves it is ours)."""
-    found = svc.state(service_spec(settings(), name))
+    spec = service_spec(settings(), name)
+    found = prefetch.answer(health_key(spec), partial(svc.state, spec))
     if found.healthy:
         return True
     return Stale("running but not healthy" if found.running else "not running")
+
+
+def health_key(spec: svc.ServiceSpec) -> str:
+    return f"health:{spec.name}:{spec.url}"
+
+
+def ask_health_early(current: Settings) -> None:
+    """Send the services' health checks as the run starts (see tasks.prefetch)."""
+    if current.config.services is None:
+        return
+    for name in NAMES:
+        spec = service_spec(current, name)
+        prefetch.send(health_key(spec), partial(svc.state, spec))
 
 
 def task_services_stop() -> Iterator[dict[str, Any]]:
@@ -230,9 +245,12 @@ def index_htpasswd_line(username: str, password: str) -> str:
 
 
 def registry_htpasswd_line(username: str, password: str) -> str:
+    """bcrypt at its lowest cost: the registry verifies the hash on every request (at cost 10 that is
+    50 ms per health check and per pushed layer), and the password itself sits in credentials.json
+    beside it, readable by the same owner only, so a costlier hash would protect nothing."""
     import bcrypt
 
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
     return f"{username}:{hashed}\n"
 
 

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 from doit import task_params
 
+from tasks import sync_check
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, plan_only
 from tasks.adapters.git import Git, Layout
 from tasks.checks import Check
@@ -69,6 +69,7 @@ from tasks.core.sync import (
 )
 from tasks.demo import demo_task_deps
 from tasks.output import say, warn
+from tasks.parallel import Outcome, together
 
 UPSTREAM = "upstream"
 ORIGIN = "origin"
@@ -98,7 +99,9 @@ def task_sync(dry_run: bool = False, keep_backups: int = -1) -> Iterator[dict[st
     unchanged = Check("upstream, origin and the clone are where the last successful sync left them", nothing_moved, setup)
     yield {"basename": STAGE, "name": None, "doc": DOC, "uptodate": [True]}
     yield subtask("fetch", "clone the fork if missing, check it, fetch upstream (with tags) and origin, and plan",
-                  fetch_action, setup, demo_task_deps(current), [False])
+                  fetch_action, setup, demo_task_deps(current),
+                  [Check("the remotes and the clone show nothing new since a fetch found nothing to do",
+                         sync_check.nothing_to_fetch, setup)])
     yield subtask("main", "fast-forward main to upstream's main (stops if it cannot)",
                   main_action, setup, ["sync:fetch"], [unchanged])
     yield subtask("release", "back up release, then fast-forward it or rebase its custom commits onto main",
@@ -261,6 +264,7 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
         say("nothing moved since the last sync: up to date")
         state.main_new, state.release_new = state.plan.main.start, state.plan.release.start
         write_sync_report(setup, state, "up-to-date")
+        sync_check.remember(setup)
         return {"made": "up to date"}
     return {"made": plan_summary(state.plan, dry)}
 
@@ -269,6 +273,7 @@ def forget_last_run(setup: SyncSetup) -> None:
     """No later task may follow an old plan, and no old report may pass for this run's."""
     (setup.state_dir / "run.json").unlink(missing_ok=True)
     (setup.settings.reports_dir / f"{STAGE}.json").unlink(missing_ok=True)
+    sync_check.forget(setup)
 
 
 def plan_summary(plan: SyncPlan, dry: bool) -> str:
@@ -301,37 +306,6 @@ def fetch_and_plan(setup: SyncSetup, dry: bool) -> RunState:
 
 def is_clone(path: Path) -> bool:
     return (path / ".git").exists()
-
-
-@dataclass
-class Outcome:
-    """What a call returned, or the error it raised."""
-
-    value: Any = None
-    error: Exception | None = None
-
-    def get(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-def together(*calls: Callable[[], Any]) -> list[Outcome]:
-    """Run independent read-only calls at the same time and wait for all; their outcomes, in order."""
-    outcomes = [Outcome() for _ in calls]
-    threads = [Thread(target=settle, args=(call, outcome)) for call, outcome in zip(calls, outcomes, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
-
-
-def settle(call: Callable[[], Any], outcome: Outcome) -> None:
-    try:
-        outcome.value = call()
-    except Exception as err:
-        outcome.error = err
 
 
 def remote_asks(setup: SyncSetup) -> list[Callable[[], dict[str, str]]]:

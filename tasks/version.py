@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import tomllib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, owns
 from tasks.core.versions import newest_tag, next_version, strongest_bump, tag_pattern, with_fork_label
 from tasks.output import say, warn
+from tasks.parallel import together
 
 
 def task_version() -> dict[str, Any]:
@@ -155,8 +157,10 @@ def version_inputs(current: Settings) -> str:
 
     root = checkout_path(current)
     git = Git(root)
-    digest = hashlib.sha256(git.read("rev-parse", "HEAD").encode())
-    digest.update(git.read("for-each-ref", "--format=%(refname) %(objectname)", "refs/tags").encode())
+    head, tags = (outcome.get() for outcome in together(
+        partial(git.read, "rev-parse", "HEAD"), partial(git.read, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags")))
+    digest = hashlib.sha256(head.encode())
+    digest.update(tags.encode())
     digest.update(current.config.versions.model_dump_json().encode())
     digest.update(current.config.packages.model_dump_json().encode())
     patterns = ["pyproject.toml", "client/pyproject.toml", current.config.packages.integrations + "/pyproject.toml"]

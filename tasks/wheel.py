@@ -31,7 +31,7 @@ from doit import create_after
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
-from tasks.adapters.git import Git, build_tree, file_entries, hide_local_changes, tracked_files, working_tree_commit
+from tasks.adapters.git import Git, build_tree, hide_local_changes, tracked_files, working_tree_commit
 from tasks.adapters.run import run
 from tasks.checks import Check, Cleaner, Stale
 from tasks.context import Settings, read_json, read_report, settings, write_json, write_report
@@ -50,6 +50,7 @@ from tasks.core.packages import (
 from tasks.core.versions import pretend_version_variable, tag_for, tag_pattern
 from tasks.output import say
 from tasks.version import checkout_path, find_packages, read_pyproject
+from tasks.workspace import checkout_entries
 
 STAMP = "build.json"
 
@@ -113,16 +114,9 @@ def version_of(current: Settings, name: str) -> str:
     raise ForkflowError(f"no version known for {name}", fix="run `doit version` first")
 
 
-@functools.cache
-def cached_entries(repo: Path, index_mtime: int) -> dict[str, str]:
-    return file_entries(repo)
-
-
 def repo_entries(current: Settings) -> dict[str, str]:
     """The checkout's file listing, computed once per process while the index is unchanged."""
-    root = checkout_path(current)
-    index = root / ".git" / "index"
-    return cached_entries(root, index.stat().st_mtime_ns if index.exists() else 0)
+    return checkout_entries(checkout_path(current))
 
 
 def current_hash(current: Settings, package: Package) -> str:

@@ -14,6 +14,7 @@ from tasks.context import Settings, load_settings
 from tasks.core.errors import ForkflowError
 from tasks.sync import fetch_action, main_action, push_action, release_action, sync_setup
 from tests.helpers import run_doit
+from tests.test_doit_commands import status_of
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Person", "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -488,3 +489,84 @@ def test_credentials_in_a_remote_url_are_never_shown(fork: Fork, tmp_path: Path)
     refused = run_doit(bad, "list")
     assert refused.returncode == 2 and "a URL cannot contain spaces" in refused.stderr
     assert secret not in refused.stderr + refused.stdout
+
+
+# -- sync:fetch is up to date only while the remotes and the clone show nothing new (doit sync) --
+
+
+def sync(fork: Fork, *args: str, options: tuple[str, ...] = ()) -> str:
+    result = run_doit(fork.config, *options, "sync", *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def settle(fork: Fork) -> None:
+    """A real sync, then a fetch that finds nothing moved (it records what it saw)."""
+    sync(fork)
+    assert "nothing moved since the last sync" in sync(fork)
+
+
+def why(output: str, task: str) -> str:
+    line = next(line for line in output.splitlines() if line.startswith(task + " "))
+    return line.rsplit("(", 1)[-1].rstrip(")")
+
+
+def test_fetch_is_up_to_date_until_upstream_gains_a_tag(fork: Fork) -> None:
+    settle(fork)
+    quiet = sync(fork)
+    assert status_of(quiet, "sync:fetch") == "up-to-date" and status_of(quiet, "sync:push") == "up-to-date"
+
+    git(fork.upstream, "tag", "-a", "-m", "release 9.9.9", "9.9.9", "main")
+    tagged = sync(fork)
+    assert status_of(tagged, "sync:fetch") == "ran" and why(tagged, "sync:fetch") == "upstream's main or tags moved"
+    assert "9.9.9" in git(fork.path, "tag").split(), "the new tag is fetched although main did not move"
+    assert status_of(sync(fork), "sync:fetch") == "up-to-date"
+
+
+def test_a_new_upstream_commit_is_fetched_and_synced(fork: Fork) -> None:
+    settle(fork)
+    new = add_commit(fork.upstream, "main", {"NEWS.md": "news\n"}, "upstream: news")
+    moved = sync(fork)
+    assert status_of(moved, "sync:fetch") == "ran" and status_of(moved, "sync:main") == "ran"
+    assert git(fork.origin, "rev-parse", "main") == new
+
+
+def test_origin_moved_by_someone_else_runs_the_fetch(fork: Fork) -> None:
+    settle(fork)
+    add_commit(fork.origin, "release", {"fork-only.txt": "x\n"}, "fork: a teammate's commit")
+    moved = sync(fork)
+    assert status_of(moved, "sync:fetch") == "ran" and why(moved, "sync:fetch") == "origin's branches moved"
+
+
+def test_a_dirty_clone_still_stops_the_sync(fork: Fork) -> None:
+    settle(fork)
+    stray = fork.path / "scratch.txt"
+    stray.write_text("not committed\n")
+    stopped = run_doit(fork.config, "sync")
+    assert stopped.returncode != 0 and "is not clean" in stopped.stdout + stopped.stderr
+    stray.unlink()
+    again = sync(fork)
+    assert status_of(again, "sync:fetch") == "ran", "a failed fetch leaves no record behind"
+    assert status_of(sync(fork), "sync:fetch") == "up-to-date"
+
+
+def test_a_changed_fork_config_and_dry_run_look_again(fork: Fork) -> None:
+    settle(fork)
+    assert why(sync(fork, "--dry-run"), "sync:fetch") == "dry run"
+    text = fork.config.read_text()
+    fork.config.write_text(text.replace("keep_backups = 3", "keep_backups = 4"))
+    changed = sync(fork)
+    assert status_of(changed, "sync:fetch") == "ran" and why(changed, "sync:fetch") == "the [fork] config changed"
+
+
+def test_several_worker_processes_give_the_same_answer(fork: Fork) -> None:
+    settle(fork)
+    assert status_of(sync(fork, options=("-n", "2")), "sync:fetch") == "up-to-date"
+    add_commit(fork.upstream, "main", {"NEWS.md": "more\n"}, "upstream: more news")
+    assert status_of(sync(fork, options=("-n", "2")), "sync:fetch") == "ran"
+
+
+def test_no_record_means_the_fetch_runs(fork: Fork, tmp_path: Path) -> None:
+    settle(fork)
+    (tmp_path / ".forkflow" / "sync" / "fetched.json").unlink()
+    assert why(sync(fork), "sync:fetch") == "no fetch since the last change found everything in place"

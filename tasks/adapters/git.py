@@ -148,6 +148,16 @@ class Git:
                 heads[name] = sha
         return heads
 
+    def remote_refs(self, url: str, *patterns: str) -> dict[str, str]:
+        """Full ref name -> sha on a remote for the refs matching `patterns` (tags as they are, not peeled);
+        raises CommandError when it does not answer."""
+        found = {}
+        for line in self.read("ls-remote", url, *patterns).splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref and not ref.endswith("^{}"):
+                found[ref] = sha
+        return found
+
     def update_branch(self, name: str, new: str, old: str | None, *, fix: str | None = None) -> None:
         """Point a branch that is not checked out at `new`, only if it is still at `old` (None: must not exist)."""
         self.write("update-ref", "-m", "forkflow: sync", f"refs/heads/{name}", new, old or "", fix=fix)

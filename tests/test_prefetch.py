@@ -1,0 +1,84 @@
+"""Questions sent as the run starts: taken once, dropped when an action runs, never shared with a forked worker."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from tasks import prefetch
+from tasks.actions import guarded
+from tasks.lock import worker_processes
+
+
+@pytest.fixture(autouse=True)
+def nothing_sent() -> None:
+    prefetch.forget_all()
+
+
+def counter() -> tuple[list[int], Callable[[], int]]:
+    calls: list[int] = []
+
+    def ask() -> int:
+        calls.append(1)
+        return len(calls)
+
+    return calls, ask
+
+
+def test_an_early_answer_is_taken_once_then_asked_again() -> None:
+    calls, ask = counter()
+    prefetch.send("k", ask)
+    assert prefetch.answer("k", ask) == 1
+    assert prefetch.answer("k", ask) == 2, "the second look asks again"
+    assert len(calls) == 2
+
+
+def test_the_early_question_runs_while_the_caller_goes_on() -> None:
+    release = threading.Event()
+    prefetch.send("slow", lambda: release.wait(5) and "answered")
+    assert not prefetch.SENT["slow"].done.is_set()
+    release.set()
+    assert prefetch.answer("slow", lambda: "asked late") == "answered"
+
+
+def test_an_error_reaches_the_check_that_takes_the_answer() -> None:
+    def fails() -> None:
+        raise OSError("connection refused")
+
+    prefetch.send("k", fails)
+    with pytest.raises(OSError, match="connection refused"):
+        prefetch.answer("k", lambda: "unused")
+
+
+def test_any_action_drops_what_was_asked_before_it() -> None:
+    calls, ask = counter()
+    prefetch.send("k", ask)
+    prefetch.SENT["k"].done.wait(5)
+    guarded(lambda: {"made": "something"})()
+    assert "k" not in prefetch.SENT
+    assert prefetch.answer("k", ask) == 2, "asked again after the action"
+
+
+def test_a_forked_worker_asks_for_itself() -> None:
+    prefetch.send("k", lambda: "parent's answer")
+    prefetch.SENT["k"].done.wait(5)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, prefetch.answer("k", lambda: "child's own").encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 100).decode() == "child's own"
+    assert prefetch.answer("k", lambda: "unused") == "parent's answer"
+
+
+@pytest.mark.parametrize(("argv", "workers"), [
+    (["doit"], 1), (["doit", "-n", "2"], 2), (["doit", "-n2", "sync"], 2), (["doit", "--process=3"], 3),
+    (["doit", "--process", "4", "wheel"], 4), (["doit", "-P", "thread", "wheel"], 1), (["doit", "-n", "x"], 1),
+])
+def test_worker_processes_from_argv(argv: list[str], workers: int) -> None:
+    assert worker_processes(argv) == workers
