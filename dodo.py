@@ -60,7 +60,7 @@ from tasks.image import task_image, task_image_base  # noqa: E402
 from tasks.matrix import task_matrix  # noqa: E402
 from tasks.promote import task_promote  # noqa: E402
 from tasks.publish import task_publish  # noqa: E402
-from tasks.reporting import SummaryReporter  # noqa: E402
+from tasks.reporting import LiveSummaryReporter, SummaryReporter  # noqa: E402
 from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
 from tasks.sync import task_sync  # noqa: E402
 from tasks.verify import task_verify  # noqa: E402
@@ -71,7 +71,7 @@ from tasks.workflows import task_workflows  # noqa: E402
 DOIT_CONFIG = {
     "dep_file": str(SETTINGS.state_dir / "doit.db"),
     "backend": "sqlite3",
-    "reporter": SummaryReporter,
+    "reporter": LiveSummaryReporter if worker_processes(sys.argv) == 1 else SummaryReporter,
     "verbosity": 2,
     "action_string_formatting": "new",
     # `doit` with no arguments runs the whole pipeline: every stage the config feeds, in order.

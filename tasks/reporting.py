@@ -7,14 +7,18 @@ summary is also appended to `$GITHUB_STEP_SUMMARY` as a Markdown table.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
 from doit.reporter import ConsoleReporter
 
+from tasks import status_line
+
 
 class SummaryReporter(ConsoleReporter):
     desc = "console output, then a summary table (task, status, duration, what it made)"
+    live_status = False  # a live status line on a terminal: only when doit runs the tasks in this process
 
     def __init__(self, outstream: Any, options: dict[str, Any]):
         super().__init__(outstream, options)
@@ -22,12 +26,23 @@ class SummaryReporter(ConsoleReporter):
         self.started: dict[str, float] = {}
         self.in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
         self.tasks: dict[str, Any] = {}
+        self.status = status_line.StatusLine() if status_line.wanted(self.live_status, outstream) else None
 
     def initialize(self, tasks: dict[str, Any], selected_tasks: Any) -> None:
         self.tasks = tasks
+        if self.status:
+            self.status.start()
+
+    def write(self, text: str) -> None:
+        if self.status and self.status.active:
+            sys.stdout.write(text)  # the live display's stand-in for stdout: the text goes above the line
+        else:
+            super().write(text)
 
     def execute_task(self, task: Any) -> None:
         self.started[task.name] = time.monotonic()
+        if self.status and task.actions:
+            self.status.task_started(task.name)
         if self.in_actions and task.actions:
             self.write(f"::group::{task.name}\n")
         super().execute_task(task)
@@ -51,6 +66,8 @@ class SummaryReporter(ConsoleReporter):
     def finish(self, task: Any, status: str) -> None:
         if self.in_actions and task.actions:
             self.write("::endgroup::\n")
+        if self.status and task.actions:
+            self.status.task_ended(task.name, failed=status == "failed")
         now = time.monotonic()
         elapsed = now - self.started.get(task.name, now)  # a task that never started (its dependency failed): 0
         self.record(task, status, elapsed)
@@ -64,6 +81,8 @@ class SummaryReporter(ConsoleReporter):
         self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made, why(task, status)]
 
     def complete_run(self) -> None:
+        if self.status:
+            self.status.stop()
         super().complete_run()
         if not self.rows:
             return
@@ -74,6 +93,12 @@ class SummaryReporter(ConsoleReporter):
         if summary_file:
             with open(summary_file, "a", encoding="utf-8") as handle:
                 handle.write(markdown)
+
+
+class LiveSummaryReporter(SummaryReporter):
+    """The same, with a live status line when the output is a terminal (dodo.py picks it without -n N)."""
+
+    live_status = True
 
 
 def made_by(task: Any) -> str:

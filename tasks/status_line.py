@@ -9,6 +9,7 @@ run ends, before the summary.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import time
@@ -34,10 +35,11 @@ class StatusLine:
         from rich.console import Console
         from rich.live import Live
 
-        console = Console(file=sys.__stdout__, highlight=False)
+        console = Console(file=sys.__stdout__, highlight=False, soft_wrap=True)
         self.live = Live(console=console, get_renderable=self.render, refresh_per_second=4, transient=True,
                          redirect_stdout=True, redirect_stderr=True)
         self.live.start()
+        atexit.register(self.stop)  # an interrupted run must not leave the cursor hidden
 
     def stop(self) -> None:
         if self.live is not None:

@@ -116,3 +116,30 @@ def prefect_http(api: str, timeout: float = 30) -> httpx.Client:
     token = base64.b64encode(os.environ.get("PREFECT_API_AUTH_STRING", "").encode()).decode()
     return httpx.Client(base_url=api + "/", timeout=timeout, headers={"Authorization": f"Basic {token}"},
                         transport=BusyRetrying())
+
+
+def run_doit_on_a_terminal(config: Path, *args: str, env: dict[str, str] | None = None,
+                           timeout: float = 600) -> tuple[int, str]:
+    """Run `doit <args>` with a pseudo-terminal as its stdin, stdout and stderr; (exit code, all it wrote)."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    full_env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
+    full_env.update({"FORKFLOW_CONFIG": str(config), "TERM": "xterm", **(env or {})})
+    proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+                            stdin=slave, stdout=slave, stderr=slave, env=full_env, close_fds=True)
+    os.close(slave)
+    output, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other side closed: everything is read
+                break
+            output += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), output.decode(errors="replace")

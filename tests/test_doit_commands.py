@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,26 @@ def test_wheel_builds_report_progress_while_they_run(demo_config: Path) -> None:
     assert arrivals[built[0]][0] < arrivals[built[-1]][0], "lines arrive as builds finish"
     building = [i for i, (_, line) in enumerate(arrivals) if ": building " in line]
     assert len(building) == 6 and building[0] < built[0], "each build says it started before any finishes"
+
+
+def test_a_terminal_shows_a_live_status_line_and_ci_does_not(demo_config: Path) -> None:
+    from tests.helpers import run_doit_on_a_terminal
+
+    task = "wheel:orbit-slack"
+    code, shown = run_doit_on_a_terminal(demo_config, task)
+    assert code == 0, shown
+    assert f"running: {task} " in shown, "the live line names the task while it builds"
+    summary = shown[shown.index("summary:"):]
+    ran = re.search(r"(\d+) ran", summary)
+    assert ran and f"({ran.group(1)} done)" in shown, "it counts the tasks that ran"
+    assert "\x1b[?25h" in shown, "and gives the cursor back"
+    assert "running:" not in summary and f"{task}  ran" in summary, "the line is gone before the summary"
+    assert "built orbit_slack" in shown.split("summary:")[0], "the build's own lines still show, above the line"
+
+    for options, env in ((("-n", "2"), {}), ((), {"CI": "true"}), ((), {"FORKFLOW_STATUS": "0"})):
+        run_doit(demo_config, "forget", task)
+        code, plain = run_doit_on_a_terminal(demo_config, *options, task, env=env)
+        assert code == 0 and "summary:" in plain and "running:" not in plain, (options, env, plain)
 
 
 def real_config(folder: Path, extra: str = "") -> Path:
