@@ -48,14 +48,47 @@ class Check:
         if inner is not None:
             inner(task)
         task.value_savers.append(lambda: remembered(task.name))
+        task.value_savers.append(lambda: {FILE_STATS: file_stats(task.file_dep)})
 
     def __call__(self, task: Any, values: Any) -> Any:
         if is_forgotten(task.name):
             self.reason = "forgotten (doit forget)"
             return False
         result = self.func(*self.args, task, values)
-        self.reason = None if result else getattr(result, "reason", None) or f"{self.says}: no"
+        self.reason = None if result else changed_files(task, values) or getattr(result, "reason", None) \
+            or f"{self.says}: no"
         return result
+
+
+FILE_STATS = "_file_stats"
+
+
+def file_stats(files: Any) -> dict[str, list[int]]:
+    """Size and modification time of each file dependency, kept with the task's values after a success."""
+    found = {}
+    for name in sorted(files):
+        try:
+            stat = Path(name).stat()
+        except OSError:
+            continue
+        found[name] = [stat.st_size, stat.st_mtime_ns]
+    return found
+
+
+def changed_files(task: Any, values: Any) -> str | None:
+    """"changed: <files>" when a check says no and some of the task's file dependencies changed since its last
+    success (doit stops at the first check that says no, so it would not name them itself)."""
+    saved = (values or {}).get(FILE_STATS)
+    if not isinstance(saved, dict) or not task.file_dep:
+        return None
+    now = file_stats(task.file_dep)
+    changed = [name for name in sorted(task.file_dep) if now.get(name) != saved.get(name)]
+    if not changed:
+        return None
+    from tasks.reporting import short_names
+
+    names = short_names(changed)
+    return "changed: " + ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
 
 
 class Cleaner:
@@ -71,6 +104,21 @@ class Cleaner:
 
     def __call__(self) -> Any:
         return self.func(*self.args)
+
+
+class KeepFileDeps:
+    """The last action of a task whose input files may appear during the run (the fork's files after the first
+    checkout): the ones that exist now join its file_deps, so doit saves their state with the task's success
+    and the next run, which lists them from the start, does not count them as changed."""
+
+    def __init__(self, files: Callable[[], list[Path]]):
+        self.files = files
+
+    def __str__(self) -> str:
+        return " note the input files that exist now as file dependencies"
+
+    def __call__(self, task: Any) -> None:
+        task.file_dep.update(str(file) for file in self.files() if file.is_file())
 
 
 # -------------------------------------------------------------- what `doit forget` forgot

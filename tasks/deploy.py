@@ -27,7 +27,7 @@ from doit.task import Task, dict_to_task
 from tasks import deploy_check
 from tasks.actions import dry_run_param, guarded, is_dry_run, missing_section_task, plan_only
 from tasks.adapters.prefect import PrefectApi
-from tasks.checks import Check
+from tasks.checks import Check, KeepFileDeps
 from tasks.context import Settings, read_report, settings, write_failed_report, write_report
 from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
@@ -58,6 +58,7 @@ from tasks.core.deployspec import (
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.credentials import environment_connection
 from tasks.deploy_check import deploy_unchanged
+from tasks.deploy_files import input_files
 from tasks.flows import flow_from_entry
 from tasks.output import say, warn
 
@@ -87,9 +88,10 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
     yield {
         "basename": "deploy",
         "doc": doc,
-        "actions": [guarded(deploy_action)],
+        "actions": [guarded(deploy_action), KeepFileDeps(partial(input_files, current))],
         "params": [dry_run_param(), PRUNE_PARAM, VALIDATE_PARAM],
         "task_dep": deps,
+        "file_dep": [*map(str, input_files(current)), str(current.reports_dir / "flows.json")],
         "uptodate": [Check("flows.json, the deployment config and each server's deployments are as the last deploy left them",
                            deploy_unchanged)],
         "verbosity": 2,

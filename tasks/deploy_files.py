@@ -34,6 +34,17 @@ def config_file(current: Settings, root: Path) -> tuple[Path | None, str]:
     return None, "none"
 
 
+def input_files(current: Settings) -> list[Path]:
+    """pipeline.toml and the deployment config, when there is one now (a missing one is the action's to report)."""
+    assert current.config.flows is not None
+    root = current.path(current.config.flows.path)
+    try:
+        found = config_file(current, root)[0] if root.is_dir() else None
+    except ConfigError:
+        found = None
+    return [current.config_file, *([found] if found else [])]
+
+
 def format_of(file: Path) -> str:
     if file.name in PREFECT_FILES:
         return "prefect"

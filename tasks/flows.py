@@ -19,18 +19,20 @@ import fnmatch
 import os
 import tomllib
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
-from tasks.checks import Check, Stale
+from tasks.checks import Check, KeepFileDeps, Stale
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deployspec import Context, code_version, environments_for_branch, slug
 from tasks.core.discovery import DiscoveryError, FlowInfo, Parameter, discover_source, duplicate_names
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
+from tasks.deploy_files import input_files
 from tasks.output import say, warn
 
 BRANCH_ENV = "FORKFLOW_BRANCH"
@@ -44,7 +46,9 @@ def task_flows() -> dict[str, Any]:
         return missing_section_task("flows", "flows", doc)
     return {
         "doc": doc,
-        "actions": [guarded(flows_action)],
+        "actions": [guarded(flows_action), KeepFileDeps(partial(input_files, current))],
+        "file_dep": [str(file) for file in input_files(current)],
+        "targets": [str(current.reports_dir / "flows.json")],
         "task_dep": ["checkout"] if current.config.fork else [],
         "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged)],
         "verbosity": 2,

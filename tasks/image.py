@@ -103,6 +103,7 @@ def task_image() -> Iterator[dict[str, Any]]:
                 "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{inputs.base_name(flavor, python)}",
                              *registry_deps(current)],
                 "uptodate": [Check(f"image {key}: same inputs, tags and built image as its last build", image_is_current, key)],
+                "file_dep": [str(path) for path in inputs.template_sources(current).values()],
                 "params": [dry_run_param()],
                 "clean": [Cleaner(f"remove image {key}'s local tags and its state", clean_image, key)],
                 "verbosity": 2,
@@ -440,7 +441,7 @@ def find_or_build(current: Settings, plan: inputs.Plan, planned: inputs.Planned,
     context = assemble_context(current, plan, planned, labels)
     say(f"image:{spec.key}: building {build_tag}")
     result = docker_adapter.build_image(client, context, build_tag, buildargs=spec.build_args,
-                                        log_file=current.logs_dir / f"image-{spec.key}.log")
+                                        log_file=current.logs_dir / f"image-{spec.key}.log", progress=f"image:{spec.key}")
     assert result is not None
     record.update(build_tag=build_tag, steps=result.steps, cached_steps=result.cached_steps,
                   build_seconds=round(result.seconds, 2))
@@ -686,7 +687,8 @@ def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, noop: bool
                   datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), f"{core.LABEL_PREFIX}.flows-env": env.name}
         result = docker_adapter.build_image(client, env.context, f"{repo}:{tag}", dockerfile=str(env.dockerfile),
                                             buildargs=found["build_args"], labels=labels,
-                                            log_file=current.logs_dir / f"image-env-{env.name}.log")
+                                            log_file=current.logs_dir / f"image-env-{env.name}.log",
+                                            progress=f"image:envs {env.name}")
         assert result is not None
         image = result.image_id
         record.update(status="built", reason="inputs changed or never built", cached_steps=result.cached_steps,

@@ -251,11 +251,16 @@ def template_files(current: Settings) -> list[Path]:
     return sorted(template_folder(current).glob("*.Dockerfile.j2"))
 
 
-def read_templates(current: Settings) -> dict[str, str]:
-    """The flavor templates; a custom folder may override some, the rest come from templates/."""
-    found = {p.name: p.read_text(encoding="utf-8") for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
-    found.update({p.name: p.read_text(encoding="utf-8") for p in template_files(current)})
+def template_sources(current: Settings) -> dict[str, Path]:
+    """Template name -> the file it is read from: a custom folder may override some, the rest come from templates/."""
+    found = {p.name: p for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
+    found.update({p.name: p for p in template_files(current)})
     return found
+
+
+def read_templates(current: Settings) -> dict[str, str]:
+    """The flavor templates, by name."""
+    return {name: path.read_text(encoding="utf-8") for name, path in template_sources(current).items()}
 
 
 def requires_of(wheel: core.Wheel) -> list[str]:

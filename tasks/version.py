@@ -16,7 +16,7 @@ from typing import Any
 
 from tasks.actions import guarded, missing_section_task
 from tasks.adapters.git import Git
-from tasks.checks import Check, Stale
+from tasks.checks import Check, KeepFileDeps, Stale
 from tasks.context import Settings, read_report, settings, write_report
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, owns
@@ -33,11 +33,12 @@ def task_version() -> dict[str, Any]:
         return missing_section_task("version", "fork", doc)
     return {
         "doc": doc,
-        "actions": [guarded(version_action)],
+        "actions": [guarded(version_action), KeepFileDeps(partial(pyproject_files, current))],
         "task_dep": ["checkout"],
         "params": [{"name": "show", "long": "print", "type": bool, "default": False,
                     "help": "print the versions table even when nothing changed"}],
         "uptodate": [Check("the tags and commits the versions come from are unchanged", versions_unchanged)],
+        "file_dep": [str(file) for file in pyproject_files(current) if file.is_file()],
         "targets": [str(current.reports_dir / "version.json")],
         "verbosity": 2,
     }
@@ -163,14 +164,19 @@ def version_inputs(current: Settings) -> str:
     digest.update(tags.encode())
     digest.update(current.config.versions.model_dump_json().encode())
     digest.update(current.config.packages.model_dump_json().encode())
-    patterns = ["pyproject.toml", "client/pyproject.toml", current.config.packages.integrations + "/pyproject.toml"]
-    for pattern in patterns:
-        for file in sorted(glob.glob(str(root / pattern))):
-            digest.update(Path(file).read_bytes())
-    flows = flows_project(current, root)
-    if flows:
-        digest.update((root / flows[0] / "pyproject.toml").read_bytes())
+    for file in pyproject_files(current):
+        digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def pyproject_files(current: Settings) -> list[Path]:
+    """The pyproject.toml files the versions are read from: core, client, each integration, the flows project."""
+    root = checkout_path(current)
+    patterns = ["pyproject.toml", "client/pyproject.toml", current.config.packages.integrations + "/pyproject.toml"]
+    found = [Path(file) for pattern in patterns for file in sorted(glob.glob(str(root / pattern)))]
+    flows = current.path(current.config.flows.path) if current.config.flows else None
+    inside = flows is not None and root in flows.parents and (flows / "pyproject.toml").exists()
+    return found + ([flows / "pyproject.toml"] if inside and flows else [])
 
 
 def versions_unchanged(task: Any, values: dict[str, Any]) -> bool | Stale:

@@ -12,11 +12,15 @@ from tests.helpers import run_doit
 
 def status_of(output: str, task: str) -> str:
     """The summary table's status for a task."""
-    for line in output.splitlines():
+    for line in output.split("\nsummary:\n")[-1].splitlines():
         parts = line.split()
         if parts[:1] == [task] and len(parts) > 1:
             return parts[1]
     raise AssertionError(f"{task} not in the summary:\n{output}")
+
+
+def summary(output: str) -> list[str]:
+    return output.split("\nsummary:\n")[-1].splitlines()
 
 
 def test_forget_info_clean_and_ignore_on_a_wheel(demo_config: Path) -> None:
@@ -75,6 +79,26 @@ def test_the_summary_says_why_a_wheel_was_rebuilt(demo_config: Path) -> None:
     assert "ran" in line and "(src/integrations/orbit-slack/orbit_slack/__init__.py changed)" in line
     run_doit(demo_config, "forget", task)
     assert "(forgotten (doit forget))" in run_doit(demo_config, task).stdout
+
+
+def test_real_files_are_file_deps_that_doit_names_when_they_change(demo_config: Path) -> None:
+    assert run_doit(demo_config, "flows").returncode == 0
+    fork = demo_config.parent / ".forkflow" / "demo" / "fork"
+    info = run_doit(demo_config, "info", "flows").stdout
+    assert f" - {fork / 'flows' / 'deployments.yaml'}" in info and f" - {demo_config}" in info
+    assert str(fork / "src" / "integrations" / "orbit-aws" / "pyproject.toml") in run_doit(demo_config, "info", "version").stdout
+    assert "flows.json" in run_doit(demo_config, "info", "deploy").stdout
+    assert status_of(run_doit(demo_config, "flows").stdout, "flows") == "up-to-date"
+
+    config = fork / "flows" / "deployments.yaml"
+    config.write_text(config.read_text() + "# reviewed\n")
+    line = next(line for line in summary(run_doit(demo_config, "flows").stdout) if line.startswith("flows "))
+    assert " ran " in line and "(changed: flows/deployments.yaml)" in line
+    assert run_doit(demo_config, "version").returncode == 0
+    pyproject = fork / "src" / "integrations" / "orbit-aws" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "# reviewed\n")
+    line = next(line for line in summary(run_doit(demo_config, "version").stdout) if line.startswith("version "))
+    assert "(changed: orbit-aws/pyproject.toml)" in line
 
 
 def test_wheel_builds_report_progress_while_they_run(demo_config: Path) -> None:

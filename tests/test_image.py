@@ -167,6 +167,12 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
     ok(first)
     images = report(config)
     assert sorted(images) == ["3.11-base", "3.11-kubernetes", "3.12-base", "3.12-kubernetes"]
+    lines = [line for line in first.stdout.splitlines() if line.startswith("image:3.12-base: ")]
+    steps = [n for n, line in enumerate(lines) if line.startswith("image:3.12-base: step ")]
+    assert len(steps) == images["3.12-base"]["steps"] and lines[steps[0]].startswith("image:3.12-base: step 1/"), lines
+    building = next(n for n, line in enumerate(lines) if ": building " in line)
+    built = next(n for n, line in enumerate(lines) if ": built in " in line)
+    assert building < steps[0] and steps[-1] < built, "a line per step as it starts, between building and built"
     assert {item["status"] for item in images.values()} == {"built"}
     assert all(item["smoke"] == "passed" for item in images.values())
     assert [p["name"] for p in images["3.12-base"]["packages"]] == ["orbit"]

@@ -178,8 +178,9 @@ def images_labelled(engine: Engine, label: str, value: str) -> list[str]:
 
 def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "Dockerfile",
                 buildargs: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-                log_file: Path, noop: bool = False) -> BuildResult | None:
-    """Build `context` with the engine's builder, streaming its output to `log_file`."""
+                log_file: Path, noop: bool = False, progress: str | None = None) -> BuildResult | None:
+    """Build `context` with the engine's builder, streaming its output to `log_file`; with `progress`, a line
+    per build step as it starts (`<progress>: step 3/9 RUN pip install ...`)."""
     if noop:
         say(f"would build {tag} from {context}")
         return None
@@ -196,6 +197,8 @@ def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "D
             for chunk in stream:
                 text = chunk.get("stream", "")
                 log.write(text)
+                if text.startswith("Step ") and progress:
+                    say(f"{progress}: {step_line(text)}")
                 steps += text.startswith("Step ")
                 cached += "Using cache" in text
                 if "aux" in chunk and "ID" in chunk["aux"]:
@@ -209,6 +212,13 @@ def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "D
     if not built:
         raise build_failed(tag, "the engine reported no image id", log_file)
     return BuildResult(built, steps, cached, time.monotonic() - start)
+
+
+def step_line(text: str) -> str:
+    """`Step 3/9 : RUN pip install ...` as `step 3/9 RUN pip install ...`, cut to one short line."""
+    number, _, instruction = text.strip().partition(" : ")
+    line = f"{number.replace('Step', 'step', 1)} {' '.join(instruction.split())}"
+    return line if len(line) <= 100 else line[:97] + "..."
 
 
 def build_failed(tag: str, message: str, log_file: Path) -> CommandError:
