@@ -556,8 +556,10 @@ def test_a_deploy_with_nothing_to_do_is_up_to_date_until_the_server_or_the_confi
     commit_all(ws.repo, "change hello")
     changed = run_doit(ws.config, "deploy")
     assert f"updated   {ws.name('hello', 'dev')} (parameters, tags)" in changed.stdout, changed.stdout + changed.stderr
-    assert "(flows.json, the deployment config, pipeline.toml or image.json changed)" in changed.stdout
-    assert "(flow files, branch or deployment config changed)" in changed.stdout
+    lines = changed.stdout.split("\nsummary:\n")[-1].splitlines()
+    assert any(line.startswith("deploy ") and "(changed: reports/flows.json, flows/deployments.yaml)" in line
+               for line in lines), "the summary names the files that changed"
+    assert any(line.startswith("flows ") and "(changed: flows/deployments.yaml)" in line for line in lines), lines
     dry = run_doit(ws.config, "deploy", "--dry-run")
     assert "-- deploy" not in dry.stdout and "deploy: 3 unchanged" in dry.stdout, dry.stdout
 
