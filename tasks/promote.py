@@ -71,7 +71,7 @@ def promote_flows(current: Settings, source: str, target: str, flows: str, dry: 
     check_environments(current, source, target)
     listing = flows_listing(current)
     names = chosen_flows(listing, flows)
-    targets = [d for d in load_desired(current, listing, [target]) if d.flow in names]
+    targets = [d for d in load_desired(current, listing, [target], dry_run=dry) if d.flow in names]
     sources = read_sources(current, listing, source, [d.key for d in targets])
     version, commit = one_code_version(sources, source)
     images = {key: (item.get("job_variables") or {}).get("image") for key, item in sources.items()}

@@ -420,6 +420,40 @@ def test_prefect2_style_names_deploy_and_run(tmp_path: Path, monkeypatch: pytest
     run_with_worker(prefect_api, rates["id"], "ff-e2e", tmp_path)
 
 
+@pytest.mark.services
+def test_promote_runs_the_deploy_time_steps_for_the_target(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    from tasks.promote import promote_action
+
+    repo = fixture_repo(tmp_path, "prefect_project")
+    text = (repo / "prefect.yaml").read_text()
+    (repo / "prefect.yaml").write_text(text.replace("    tags: [reports]\n", '    tags: [reports, "at-{{ get-commit.stdout }}"]\n'))
+    commit_all(repo, "tag with the commit")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    for key, value in {"FIXTURE_POOL": "ff-e2e", "FIXTURE_TAG": "t", "FIXTURE_DIR": str(repo)}.items():
+        monkeypatch.setenv(key, value)
+    server_values(prefect_api, table="invoices", token=SECRET)
+    suffix = unique_project()
+    config = pipeline(tmp_path, prefect_api, pool="ff-e2e", flows=f'name_pattern = "{{name}}--{{env}}--{suffix}"',
+                      extra=f"""
+[environments.prod]
+prefect_api_url = "{prefect_api}"
+work_pool = "ff-e2e"
+branch = "release"
+""")
+    run_stages(config, monkeypatch, "deploy")
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    settings.cache_clear()
+    promote_action(source="dev", target="prod", flows="daily-report")
+    settings.cache_clear()
+    found = deployments_on(prefect_api)
+    dev, prod = found[f"daily-report/default--dev--{suffix}"], found[f"daily-report/default--prod--{suffix}"]
+    assert f"at-{commit}" in dev["tags"] and f"at-{commit}" in prod["tags"], prod["tags"]
+    assert not any("{{" in tag for tag in prod["tags"]), "no step output left unfilled"
+    assert prod["version"] == dev["version"] == commit
+
+
 def test_environments_layer_on_a_prefect_yaml_without_rewriting_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Per environment: values for {{ $NAME }}, the work pool when the file gives none, schedules on or off."""
     from tasks.context import settings as current_settings
