@@ -22,7 +22,7 @@ except ConfigError as err:
     sys.exit(err.exit_code)
 
 from tasks.core.errors import ForkflowError  # noqa: E402
-from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks, worker_processes  # noqa: E402
+from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks, runs_tasks, worker_processes  # noqa: E402
 
 if command_of(sys.argv) == "run" and not named_tasks(sys.argv):
     from tasks.actions import PLAN_ONLY_ENV, plan_only_note
@@ -45,7 +45,7 @@ if command_of(sys.argv) not in READ_ONLY_COMMANDS:
         print(f"forkflow: {err}", file=sys.stderr)
         sys.exit(3)
 
-if command_of(sys.argv) == "run" and worker_processes(sys.argv) == 1:
+if runs_tasks(sys.argv) and worker_processes(sys.argv) == 1:
     # the checks' questions go out now (answers held in this process, so not for forked workers)
     from tasks.prefetch import send_early_questions
 

@@ -108,19 +108,17 @@ def forget(current: Settings) -> None:
 
 
 def inputs_digest(current: Settings) -> str:
+    from tasks.deploy_files import input_files
+
     digest = hashlib.sha256()
     listing_file = current.reports_dir / "flows.json"
-    listing = listing_file.read_bytes() if listing_file.is_file() else b""
-    digest.update(listing)
+    digest.update(listing_file.read_bytes() if listing_file.is_file() else b"")
+    config_file, *deploy_config = input_files(current)  # the deployment config flows.json was made from, if any
     config_text = ""
-    try:
-        config_path = json.loads(listing or b"{}").get("config") or ""
-    except ValueError:
-        config_path = ""
-    for file in (Path(config_path) if config_path else None, current.config_file, current.reports_dir / "image.json"):
+    for file in (deploy_config[0] if deploy_config else None, config_file, current.reports_dir / "image.json"):
         data = file.read_bytes() if file is not None and file.is_file() else b"-"
         digest.update(hashlib.sha256(data).digest())
-        if file is not None and file == Path(config_path):
+        if file is not None and deploy_config and file == deploy_config[0]:
             config_text = data.decode("utf-8", "replace")
     names = set(VARIABLES) | set(re.findall(r"\{\{\s*\$(\w+)\s*\}\}", config_text))
     for env in current.config.environments.values():

@@ -26,6 +26,14 @@ def command_of(argv: list[str]) -> str:
     return "run"
 
 
+DOIT_COMMANDS = READ_ONLY_COMMANDS | {"run", "clean", "forget", "ignore", "reset-dep", "auto"}
+
+
+def runs_tasks(argv: list[str]) -> bool:
+    """`doit`, `doit run ...` or `doit <task> ...`: a run of tasks, not another doit command."""
+    return command_of(argv) not in DOIT_COMMANDS - {"run"}
+
+
 def worker_processes(argv: list[str]) -> int:
     """The number of worker processes `-n N` / `--process N` asks for (1 when not given)."""
     args = iter(argv[1:])

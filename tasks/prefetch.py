@@ -68,7 +68,7 @@ def forget_all() -> None:
 
 def send_early_questions(current: Settings, targets: list[str]) -> None:
     """What the checks of a run of `targets` will ask: the services' health (when the config has local services),
-    the remotes and the clone (when sync is among them), the checkout's file listing (for wheel and flows) and
+    the remotes and the clone (when sync is among them), the checkout's file listing (for wheel, flows and deploy) and
     the Prefect servers' signals (when deploy is)."""
     from tasks.services import ask_health_early
 
@@ -79,7 +79,7 @@ def send_early_questions(current: Settings, targets: list[str]) -> None:
         from tasks.sync_check import ask_early
 
         ask_early(sync_setup(current))
-    if stages & {"wheel", "flows"} and current.fork_path is not None:
+    if stages & {"wheel", "flows", "deploy"} and current.fork_path is not None:  # deploy needs flows
         from tasks.workspace import ask_entries_early
 
         ask_entries_early(current.fork_path)

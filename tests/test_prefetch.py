@@ -10,7 +10,7 @@ import pytest
 
 from tasks import prefetch
 from tasks.actions import guarded
-from tasks.lock import worker_processes
+from tasks.lock import runs_tasks, worker_processes
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +82,12 @@ def test_a_forked_worker_asks_for_itself() -> None:
 ])
 def test_worker_processes_from_argv(argv: list[str], workers: int) -> None:
     assert worker_processes(argv) == workers
+
+
+@pytest.mark.parametrize(("argv", "run"), [
+    (["doit"], True), (["doit", "deploy"], True), (["doit", "-n", "2", "wheel:orbit"], True), (["doit", "run", "x"], True),
+    (["doit", "list"], False), (["doit", "info", "deploy"], False), (["doit", "forget", "sync"], False),
+    (["doit", "clean", "-n", "image"], False),
+])
+def test_a_run_of_tasks_is_told_from_other_doit_commands(argv: list[str], run: bool) -> None:
+    assert runs_tasks(argv) is run
