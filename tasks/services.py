@@ -67,8 +67,9 @@ def ask_health_early(current: Settings) -> None:
     if current.config.services is None:
         return
     for name in NAMES:
-        spec = service_spec(current, name)
-        prefetch.send(health_key(spec), partial(svc.state, spec))
+        if (service_folder(current, name) / "pid").is_file():  # never started: nothing to ask, and nothing to create
+            spec = service_spec(current, name)
+            prefetch.send(health_key(spec), partial(svc.state, spec))
 
 
 def task_services_stop() -> Iterator[dict[str, Any]]:
