@@ -83,12 +83,26 @@ def changed_files(task: Any, values: Any) -> str | None:
         return None
     now = file_stats(task.file_dep)
     changed = [name for name in sorted(task.file_dep) if now.get(name) != saved.get(name)]
-    if not changed:
-        return None
-    from tasks.reporting import short_names
+    return changed_text(changed) if changed else None
 
-    names = short_names(changed)
+
+def changed_text(paths: list[str]) -> str:
+    """`changed: a/x.py, b/y.toml ...` (at most three names)."""
+    names = short_names(paths)
     return "changed: " + ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+
+
+def short_names(paths: list[str]) -> list[str]:
+    """Each path by its shortest tail (its folder and name at least) that tells it from the others
+    (`orbit-aws/pyproject.toml`, not the full path)."""
+    parts = [Path(path).parts for path in paths]
+    names = []
+    for mine in parts:
+        depth = min(2, len(mine))
+        while depth < len(mine) and sum(other[-depth:] == mine[-depth:] for other in parts) > 1:
+            depth += 1
+        names.append("/".join(mine[-depth:]))
+    return names
 
 
 class Cleaner:

@@ -29,6 +29,7 @@ from tasks import prefetch
 from tasks.adapters.prefect_settings import Connection
 from tasks.checks import Stale
 from tasks.context import Settings, read_json, settings, write_json
+from tasks.deploy_files import input_files
 
 RECORD = "deploy-unchanged.json"
 TIMEOUT = 5.0
@@ -108,8 +109,6 @@ def forget(current: Settings) -> None:
 
 
 def inputs_digest(current: Settings) -> str:
-    from tasks.deploy_files import input_files
-
     digest = hashlib.sha256()
     listing_file = current.reports_dir / "flows.json"
     digest.update(listing_file.read_bytes() if listing_file.is_file() else b"")

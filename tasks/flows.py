@@ -81,10 +81,8 @@ def flows_inputs(current: Settings) -> str:
     for name, blob in sorted(checkout_entries(Path(where.splitlines()[0])).items()):
         digest.update(f"{name}\0{blob}\n".encode())
     digest.update(where.encode())
-    from tasks.deploy_files import config_file
-
-    deploy_config = config_file(current, root)[0]
-    for file in (current.config_file, deploy_config or Path("-"), current.reports_dir / "version.json"):
+    config_file, *deploy_config = input_files(current)
+    for file in (config_file, *(deploy_config or [Path("-")]), current.reports_dir / "version.json"):
         digest.update(file.read_bytes() if file.is_file() else b"-")
     for variable in (ENVIRONMENT_ENV, BRANCH_ENV):
         digest.update(os.environ.get(variable, "").encode())

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from doit.reporter import ConsoleReporter
 
 from tasks import status_line
+from tasks.checks import changed_text
 
 
 class SummaryReporter(ConsoleReporter):
@@ -131,30 +131,17 @@ def why(task: Any, status: str) -> str:
     """Why a task ran: the file dependencies that changed, else its own up-to-date check."""
     if status != "ran":
         return ""
-    changed = short_names([str(f) for f in (getattr(task, "dep_changed", None) or [])])
+    changed = [str(f) for f in (getattr(task, "dep_changed", None) or [])]
     if len(changed) > 3 and len(changed) == len(task.file_dep):
         return f"all {len(changed)} of its files are new or changed"
     if changed:
-        return "changed: " + ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+        return changed_text(changed)
     reasons = [utd.reason for utd, *_ in task.uptodate if getattr(utd, "reason", None)]
     if reasons:
         return "; ".join(reasons)
     if any(utd is False for utd, *_ in task.uptodate) or (not task.file_dep and not task.uptodate):
         return "always runs"
     return "first run"
-
-
-def short_names(paths: list[str]) -> list[str]:
-    """Each path by its shortest tail (its folder and name at least) that tells it from the others
-    (`orbit-aws/pyproject.toml`, not the full path)."""
-    parts = [Path(path).parts for path in paths]
-    names = []
-    for mine in parts:
-        depth = min(2, len(mine))
-        while depth < len(mine) and sum(other[-depth:] == mine[-depth:] for other in parts) > 1:
-            depth += 1
-        names.append("/".join(mine[-depth:]))
-    return names
 
 
 def render_markdown(rows: list[list[str]]) -> str:

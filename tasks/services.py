@@ -67,7 +67,7 @@ def ask_health_early(current: Settings) -> None:
     if current.config.services is None:
         return
     for name in NAMES:
-        if (service_folder(current, name) / "pid").is_file():  # never started: nothing to ask, and nothing to create
+        if svc.pid_file_in(service_folder(current, name)).is_file():  # never started: nothing to ask or to create
             spec = service_spec(current, name)
             prefetch.send(health_key(spec), partial(svc.state, spec))
 

@@ -71,8 +71,8 @@ from tasks.demo import demo_task_deps
 from tasks.output import say, warn
 from tasks.parallel import Outcome, together
 
-UPSTREAM = "upstream"
-ORIGIN = "origin"
+UPSTREAM = sync_check.UPSTREAM
+ORIGIN = sync_check.ORIGIN
 STAGE = "sync"
 DOC = ("sync the fork with upstream: fetch, fast-forward main, rebase release (backup first), "
        "push with lease (--dry-run, --keep-backups N)")

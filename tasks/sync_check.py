@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from tasks.sync import SyncSetup
 
 RECORD = "fetched.json"
-UPSTREAM = "upstream"
+UPSTREAM = "upstream"  # the remotes' names in the clone (tasks.sync uses these)
 ORIGIN = "origin"
 
 

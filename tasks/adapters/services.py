@@ -48,7 +48,7 @@ class ServiceSpec:
 
     @property
     def pid_file(self) -> Path:
-        return self.folder / "pid"
+        return pid_file_in(self.folder)
 
     @property
     def url(self) -> str:
@@ -226,6 +226,11 @@ def start_time(pid: int) -> str:
     except (OSError, IndexError):
         return ""
     return fields[19] if len(fields) > 19 else ""
+
+
+def pid_file_in(folder: Path) -> Path:
+    """Where a service started from `folder` keeps its pid file."""
+    return folder / "pid"
 
 
 def is_healthy(spec: ServiceSpec) -> bool:
