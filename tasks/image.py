@@ -738,13 +738,16 @@ def env_image_present(client: Any, image: str | None, digest: str) -> bool:
 # ---- report and state ---------------------------------------------------------------------------
 
 
-def report_settled(run_id: str, task: Any = None, *_: Any) -> bool:
+def report_settled(run_id: str, task: Any = None, *_: Any) -> bool | Stale:
     """Up to date when no image task ran in this run: the report still describes the last change."""
     if task is not None and (task.options or {}).get("dry_run") or dry(False):
-        return False
+        return Stale("dry run")
     data = read_report("image", settings()) or {}
     records = data.get("images", []) + data.get("environments", [])
-    return bool(records) and all(r.get("run") != run_id for r in records)
+    if not records:
+        return Stale("no image.json yet")
+    ran = [r.get("name") or r.get("key") or "?" for r in records if r.get("run") == run_id]
+    return Stale(f"{len(ran)} image task(s) ran in this run") if ran else True
 
 
 def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
