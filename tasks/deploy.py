@@ -31,17 +31,17 @@ from tasks.checks import Check, KeepFileDeps
 from tasks.context import Settings, read_report, settings, write_failed_report, write_report
 from tasks.core.deploydefs import desired_from, name_collisions
 from tasks.core.deployplan import (
-    FORKFLOW_TAG,
-    OWNER_TAG_PREFIX,
-    TRIGGER_TAG_PREFIX,
+    MADE_ELSEWHERE,
     Change,
     automation_body,
     compare,
     create_body,
+    owned_by_deployment,
     prune_changes,
     record_usable,
     remembered,
     split_known,
+    survivors,
     triggers_hash,
 )
 from tasks.core.deployspec import (
@@ -318,9 +318,10 @@ class DeployRun:
         envs = sorted({d.environment for d in ready} | set(prune_envs))
         patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
         prefixes = sorted({fixed_prefix(ctx, env, pattern) for env in envs for pattern in patterns})
-        owned = owned_automations(api)
         key = f"{api.api_url} {' '.join(prefixes)}"
         record = self.records.get(key)
+        not_owned = list((record or {}).get("not_owned", []))
+        owned = owned_by_deployment(api.read_automations(), set(not_owned))
         before = {prefix: api.deployment_signals(prefix) for prefix in prefixes}
         full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
         known: list[Change] = []
@@ -342,7 +343,8 @@ class DeployRun:
             wrote = api.writes != writes_before
             after = {prefix: api.deployment_signals(prefix) for prefix in prefixes} if wrote else before
             checked = time.time() if full and complete else float((record or {}).get("checked", 0))
-            self.records[key] = remembered(record, ready, results, after, checked)
+            not_owned = sorted({*not_owned, *others_kept(api, changes, owned)})
+            self.records[key] = remembered(record, ready, results, after, checked, not_owned)
             save_records(self.current, self.records)
             self.scopes.append({"url": api.api_url, "prefixes": prefixes, "environment": envs[0] if envs else "",
                                 "checked": checked})
@@ -497,16 +499,11 @@ def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) 
                 + "; ".join(f"prefect work-pool create {name} --type process" for name in missing))
 
 
-def owned_automations(api: PrefectApi) -> dict[str, list[str]]:
-    """deployment id -> the trigger hash tag of each automation forkflow made for it."""
-    owned: dict[str, list[str]] = {}
-    for automation in api.read_automations(FORKFLOW_TAG):
-        tags = automation.get("tags", [])
-        owner = next((t.removeprefix(OWNER_TAG_PREFIX) for t in tags if t.startswith(OWNER_TAG_PREFIX)), "")
-        digest = next((t for t in tags if t.startswith(TRIGGER_TAG_PREFIX)), "")
-        if owner and digest:
-            owned.setdefault(owner, []).append(digest)
-    return owned
+def others_kept(api: PrefectApi, changes: list[Change], owned: dict[str, list[str]]) -> list[str]:
+    """After replacing automations that may have been `prefect deploy`'s: the ones that stayed are not owned."""
+    replaced = {c.deployment_id for c in changes if c.triggers_changed and c.deployment_id
+                and MADE_ELSEWHERE in owned.get(c.deployment_id, [])}
+    return survivors(api.read_automations(), replaced) if replaced else []
 
 
 class Applier:

@@ -291,10 +291,25 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
     short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     assert ours["daily-report/default"]["version"] == short, "a deploy-time build step's output, run by Prefect's runner"
     second = run_stages(config, monkeypatch, "deploy")
-    assert {e["status"] for e in second["deployments"]} == {"unchanged"} and second["writes"] == 0
+    assert {e["status"] for e in second["deployments"]} == {"unchanged"} and second["writes"] == 0, second["deployments"]
     state = tmp_path / ".forkflow"
     assert not [f for f in state.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()], "never written down"
     assert SECRET not in capsys.readouterr().out, "never printed"
+
+    prefect_deploy(prefect_api)  # prefect deploy takes the automations back (its own, untagged) ...
+    for api, deployment in ((oracle_api, theirs), (prefect_api, ours)):
+        persons_automation(api, deployment["extract/extract-nightly"]["id"])
+    text = (repo / "prefect.yaml").read_text()
+    (repo / "prefect.yaml").write_text(text[:text.index("    triggers:\n")] + text[text.index("  - name: default\n"):])
+    commit_all(repo, "drop the triggers")  # ... then the file drops the triggers: both tools leave none
+    prefect_deploy(oracle_api)
+    untriggered = run_stages(config, monkeypatch, "deploy")
+    assert {e["flow"]: e["diff"] for e in untriggered["deployments"] if e["status"] == "updated"}["extract"] == [
+        "triggers"]
+    for api, deployment in ((oracle_api, theirs), (prefect_api, ours)):
+        kept = automations_of(api, deployment["extract/extract-nightly"]["id"])
+        assert [a["name"] for a in kept] == ["a person's"], f"{api}: prefect deploy's go, a person's stays"
+    assert run_stages(config, monkeypatch, "deploy")["writes"] == 0
 
     text = (repo / "prefect.yaml").read_text()
     (repo / "prefect.yaml").write_text(text[:text.index("  - name: default\n    entrypoint: flows/reports.py")])
@@ -343,6 +358,16 @@ def automations_of(api: str, deployment_id: str) -> list[dict[str, Any]]:
                     "trigger": {k: v for k, v in item["trigger"].items() if k != "id"},
                     "actions": [{k: v for k, v in action.items() if k != "deployment_id"} for action in item["actions"]]}
                    for item in runs), key=lambda item: str(item["name"]))
+
+
+def persons_automation(api: str, deployment_id: str) -> None:
+    """An automation someone made by hand that runs the deployment (not owned by it)."""
+    body = {"name": "a person's", "trigger": {"type": "event", "posture": "Reactive", "expect": ["manual.go"],
+                                              "threshold": 1, "within": 0},
+            "actions": [{"type": "run-deployment", "source": "selected", "deployment_id": deployment_id}]}
+    with prefect_http(api) as http:
+        response = http.post("automations/", json=body)
+    assert response.status_code == 201, response.text
 
 
 def limit_of(item: dict[str, Any]) -> int | None:

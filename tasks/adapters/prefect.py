@@ -300,10 +300,10 @@ class PrefectApi:
         data: dict[str, Any] = found.json().get("data") or {}
         return data
 
-    def read_automations(self, tag: str) -> list[dict[str, Any]]:
+    def read_automations(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         while True:
-            body = {"automations": {"tags": {"all_": [tag]}}, "limit": PAGE, "offset": len(found)}
+            body = {"limit": PAGE, "offset": len(found)}
             page = self.call("POST", "automations/filter", body, what="read automations").json()
             found += page
             if len(page) < PAGE:

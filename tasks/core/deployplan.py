@@ -23,6 +23,7 @@ from tasks.core.deployspec import Desired
 FORKFLOW_TAG = "forkflow"
 TRIGGER_TAG_PREFIX = "forkflow-triggers="
 OWNER_TAG_PREFIX = "forkflow-deployment="
+MADE_ELSEWHERE = "made-elsewhere"  # an automation a deployment owns that forkflow did not make (`prefect deploy`'s)
 
 UPDATABLE = ("entrypoint", "description", "version", "parameters", "parameter_openapi_schema",
              "enforce_parameter_schema", "tags", "work_pool_name", "work_queue_name", "job_variables",
@@ -104,11 +105,47 @@ def observed_schedule(item: dict[str, Any], keep_anchor: set[str]) -> dict[str, 
 
 
 def server_triggers(tags: list[str]) -> str:
-    """The same summary for the automations forkflow made for a deployment (one hash tag each)."""
+    """The same summary for the automations a deployment owns (one hash tag each when forkflow made them)."""
     digests = {tag.removeprefix(TRIGGER_TAG_PREFIX) for tag in tags}
     if not digests:
         return ""
+    if MADE_ELSEWHERE in digests:
+        return MADE_ELSEWHERE
     return f"{digests.pop()}x{len(tags)}" if len(digests) == 1 else "mixed"
+
+
+def owned_by_deployment(automations: list[dict[str, Any]], not_owned: set[str]) -> dict[str, list[str]]:
+    """deployment id -> one entry per automation it may own: forkflow's trigger hash tag, or MADE_ELSEWHERE.
+
+    The API does not say which automations a deployment owns. Forkflow's carry its tags. An untagged one that
+    runs the deployment may be `prefect deploy`'s (owned: `prefect deploy` of a file without those triggers
+    deletes it) or a person's (kept); `not_owned` lists the ids that survived deleting the owned ones once.
+    """
+    owned: dict[str, list[str]] = {}
+    for automation in automations:
+        tags = automation.get("tags") or []
+        owner = next((t.removeprefix(OWNER_TAG_PREFIX) for t in tags if t.startswith(OWNER_TAG_PREFIX)), "")
+        digest = next((t for t in tags if t.startswith(TRIGGER_TAG_PREFIX)), "")
+        if owner and digest:
+            owned.setdefault(owner, []).append(digest)
+        elif str(automation.get("id")) not in not_owned:
+            for deployment_id in deployments_run_by(automation):
+                owned.setdefault(deployment_id, []).append(MADE_ELSEWHERE)
+    return owned
+
+
+def deployments_run_by(automation: dict[str, Any]) -> set[str]:
+    """The deployments an automation runs by id (what an automation made from a deployment's trigger does)."""
+    return {str(action["deployment_id"]) for action in automation.get("actions") or []
+            if action.get("type") == "run-deployment" and action.get("source") == "selected"
+            and action.get("deployment_id")}
+
+
+def survivors(automations: list[dict[str, Any]], replaced: set[str]) -> list[str]:
+    """Ids of untagged automations that still run a deployment whose owned automations were just deleted."""
+    return sorted(str(a["id"]) for a in automations
+                  if not any(t.startswith(TRIGGER_TAG_PREFIX) for t in a.get("tags") or [])
+                  and deployments_run_by(a) & replaced)
 
 
 def keep_people_paused(desired: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +239,7 @@ def split_known(ready: list[Desired], record: dict[str, Any], owned: dict[str, l
 
 
 def remembered(record: dict[str, Any] | None, ready: list[Desired], results: list[dict[str, Any]],
-               signals: dict[str, Any], checked: float) -> dict[str, Any]:
+               signals: dict[str, Any], checked: float, not_owned: list[str]) -> dict[str, Any]:
     """The record after a run: the spec hash applied for each deployment that succeeded."""
     entries = dict((record or {}).get("deployments", {}))
     digests = {desired.identity: spec_hash(desired.spec) for desired in ready}
@@ -212,4 +249,4 @@ def remembered(record: dict[str, Any] | None, ready: list[Desired], results: lis
             entries.pop(identity, None)
         elif identity in digests:
             entries[identity] = {"id": result["id"], "hash": digests[identity]}
-    return {"checked": checked, "signals": signals, "deployments": entries}
+    return {"checked": checked, "signals": signals, "deployments": entries, "not_owned": not_owned}
