@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, free_port, have_program, need, prefect_auth_environment, prefect_http
+from tests.helpers import REPO, docker_reachable, free_port, have_program, need, prefect_auth_environment, prefect_http
+from tests.image_helpers import PYTHONS, Registry, image_config_text, write_config
 
 POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
 
@@ -123,3 +124,46 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def oracle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second real Prefect server, where Prefect's own CLI deploys what forkflow deploys to `prefect_api`."""
     yield from running_prefect_server(tmp_path_factory.mktemp("prefect-oracle"))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Debian's docker-registry with htpasswd auth on a free port, set up by tasks.services."""
+    need(have_program("docker-registry"), "Debian's docker-registry")
+    from tasks.adapters import services as svc
+    from tasks.context import load_settings
+    from tasks.credentials import local_credentials
+    from tasks.services import prepare, service_spec
+
+    folder = tmp_path_factory.mktemp("registry")
+    config = write_config(folder, f"""[project]
+name = "registry"
+[services.registry]
+port = {free_port()}
+[services.index]
+port = {free_port()}
+[services.prefect]
+port = {free_port()}
+""")
+    current = load_settings(config)
+    prepare(current, "registry")
+    spec = service_spec(current, "registry")
+    svc.start(spec)
+    creds = local_credentials(current.services_dir / "registry", "registry")
+    try:
+        yield Registry(f"127.0.0.1:{spec.port}", creds.username, creds.password)
+    finally:
+        svc.stop(spec)
+
+
+@pytest.fixture(scope="session")
+def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """A base image per Python in the engine: python:<v>-slim when present or pullable, else
+    forkflow/python-local:<v> made from a local interpreter."""
+    need(docker_reachable(), "a Docker engine")
+    from tasks.context import load_settings
+    from tasks.image import ensure_base
+
+    config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
+    current = load_settings(config)
+    return [ensure_base(current, python)[0] for python in PYTHONS]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.helpers import free_port
+
+PYTHONS = ("3.11", "3.12")
 
 
 @dataclass
@@ -96,3 +100,42 @@ extra_packages = {{ kubernetes = ["orbit-aws"] }}
 def unused_registry() -> str:
     """An address where no registry listens."""
     return f"127.0.0.1:{free_port()}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    address: str
+    username: str
+    password: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FORKFLOW_REGISTRY_USERNAME": self.username, "FORKFLOW_REGISTRY_PASSWORD": self.password}
+
+    def get(self, path: str, accept: str | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(f"http://{self.address}/v2/{path}", method=method)
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        if accept:
+            request.add_header("Accept", accept)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), b""
+
+    def tags(self, repository: str) -> list[str]:
+        status, _, body = self.get(f"{repository}/tags/list")
+        return sorted(json.loads(body).get("tags") or []) if status == 200 else []
+
+    def digest(self, repository: str, tag: str) -> str | None:
+        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        status, headers, _ = self.get(f"{repository}/manifests/{tag}", accept=accept, method="HEAD")
+        return headers.get("Docker-Content-Digest") if status == 200 else None
+
+
+def write_config(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "pipeline.toml"
+    config.write_text(text, encoding="utf-8")
+    return config

@@ -248,15 +248,19 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 def test_image_reference_prefers_the_digest() -> None:
     from tasks.core.deployspec import image_reference, repository_of
 
-    report = {"images": [
-        {"python": "3.11", "flavor": "base", "tags": ["reg:5001/orbit:1.0-python3.11"], "status": "built", "digest": "sha256:1"},
-        {"python": "3.12", "flavor": "base", "tags": ["reg:5001/orbit:1.0-python3.12"], "status": "built", "digest": None},
-        {"python": "3.12", "flavor": "kubernetes", "tags": ["reg:5001/orbit:1.0-python3.12-kubernetes"], "status": "up-to-date",
-         "digest": "sha256:2"},
+    report = {"images": [  # as the image stage writes it: bare tags, the repository and the full references
+        {"python": "3.11", "flavor": "base", "tags": ["1.0-python3.11"], "repository": "reg:5001/orbit",
+         "references": ["reg:5001/orbit:1.0-python3.11"], "status": "built", "digest": "sha256:1"},
+        {"python": "3.12", "flavor": "base", "tags": ["1.0-python3.12"], "repository": "reg:5001/orbit",
+         "status": "built", "digest": None},
+        {"python": "3.12", "flavor": "kubernetes", "tags": ["1.0-python3.12-kubernetes"], "repository": "reg:5001/orbit",
+         "references": ["reg:5001/orbit:1.0-python3.12-kubernetes"], "status": "up-to-date", "digest": "sha256:2"},
     ]}
     assert image_reference(report, "3.11", "base") == "reg:5001/orbit@sha256:1"
     assert image_reference(report, "3.12", "base") == "reg:5001/orbit:1.0-python3.12"
     assert image_reference(report, "3.12", "kubernetes") == "reg:5001/orbit@sha256:2"
+    older = {"images": [{"python": "3.12", "flavor": "base", "tags": ["reg:5001/orbit:1.0"], "status": "built", "digest": "sha256:3"}]}
+    assert image_reference(older, "3.12", "base") == "reg:5001/orbit@sha256:3", "a report whose tags are full references"
     assert image_reference(None, "3.12", "base") is None
     assert repository_of("reg:5001/orbit") == "reg:5001/orbit"
 
@@ -462,8 +466,8 @@ def test_promote_carries_image_and_code_version(proxy: PrefectProxy, prefect_api
 def write_image_report(reports: Path, digest: str) -> None:
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "image.json").write_text(json.dumps({"images": [
-        {"python": "3.12", "flavor": "base", "tags": ["127.0.0.1:5001/orbit-flows:0.1.0-python3.12"],
-         "status": "built", "digest": digest}]}))
+        {"python": "3.12", "flavor": "base", "tags": ["0.1.0-python3.12"], "repository": "127.0.0.1:5001/orbit-flows",
+         "references": ["127.0.0.1:5001/orbit-flows:0.1.0-python3.12"], "status": "built", "digest": digest}]}))
 
 
 @pytest.mark.services

@@ -8,95 +8,21 @@ for real.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, docker_reachable, free_port, have_program, need, run_doit
-from tests.image_helpers import TinyPackage, image_config_text, unused_registry, write_wheel_set
+from tests.helpers import REPO, docker_reachable, have_program, need, run_doit
+from tests.image_helpers import PYTHONS, Registry, TinyPackage, image_config_text, unused_registry, write_config, write_wheel_set
 
 pytestmark = [pytest.mark.docker]
 
 SESSION = uuid.uuid4().hex[:10]
-PYTHONS = ("3.11", "3.12")
-
-
-@dataclass(frozen=True)
-class Registry:
-    address: str
-    username: str
-    password: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"FORKFLOW_REGISTRY_USERNAME": self.username, "FORKFLOW_REGISTRY_PASSWORD": self.password}
-
-    def get(self, path: str, accept: str | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(f"http://{self.address}/v2/{path}", method=method)
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-        if accept:
-            request.add_header("Accept", accept)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), b""
-
-    def tags(self, repository: str) -> list[str]:
-        status, _, body = self.get(f"{repository}/tags/list")
-        return sorted(json.loads(body).get("tags") or []) if status == 200 else []
-
-    def digest(self, repository: str, tag: str) -> str | None:
-        accept = "application/vnd.docker.distribution.manifest.v2+json"
-        status, headers, _ = self.get(f"{repository}/manifests/{tag}", accept=accept, method="HEAD")
-        return headers.get("Docker-Content-Digest") if status == 200 else None
-
-
-def write_config(folder: Path, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "pipeline.toml"
-    config.write_text(text, encoding="utf-8")
-    return config
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """Debian's docker-registry with htpasswd auth on a free port, set up by tasks.services."""
-    need(have_program("docker-registry"), "Debian's docker-registry")
-    from tasks.adapters import services as svc
-    from tasks.context import load_settings
-    from tasks.credentials import local_credentials
-    from tasks.services import prepare, service_spec
-
-    folder = tmp_path_factory.mktemp("registry")
-    config = write_config(folder, f"""[project]
-name = "registry"
-[services.registry]
-port = {free_port()}
-[services.index]
-port = {free_port()}
-[services.prefect]
-port = {free_port()}
-""")
-    current = load_settings(config)
-    prepare(current, "registry")
-    spec = service_spec(current, "registry")
-    svc.start(spec)
-    creds = local_credentials(current.services_dir / "registry", "registry")
-    try:
-        yield Registry(f"127.0.0.1:{spec.port}", creds.username, creds.password)
-    finally:
-        svc.stop(spec)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -116,19 +42,6 @@ def remove_session_images() -> None:
         names = image.tags + image.attrs.get("RepoDigests", [])
         if any(SESSION in name for name in names):
             remove_image(client, image.id)
-
-
-@pytest.fixture(scope="session")
-def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A base image per Python in the engine: python:<v>-slim when present or pullable, else
-    forkflow/python-local:<v> made from a local interpreter."""
-    need(docker_reachable(), "a Docker engine")
-    from tasks.context import load_settings
-    from tasks.image import ensure_base
-
-    config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
-    current = load_settings(config)
-    return [ensure_base(current, python)[0] for python in PYTHONS]
 
 
 def packages(aws_body: str = "") -> list[TinyPackage]:

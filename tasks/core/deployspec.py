@@ -576,17 +576,26 @@ def code_version(version_report: dict[str, Any] | None, package: str | None, pyp
 
 
 def image_reference(images: dict[str, Any] | None, python: str | None, flavor: str) -> str | None:
-    """The image the image stage built for (python, flavor): by digest when known, else its first tag."""
+    """The image the image stage built for (python, flavor): `<repository>@<digest>` when the digest is known,
+    else its first full reference (`<repository>:<tag>`)."""
     entries = [e for e in (images or {}).get("images", []) if e.get("status") != "failed" and e.get("tags")]
     chosen = [e for e in entries if e.get("flavor") == flavor and (python is None or e.get("python") == python)]
     chosen = chosen or [e for e in entries if e.get("flavor") == flavor] or entries
     if not chosen:
         return None
     entry = chosen[0]
-    tag = str(entry["tags"][0])
+    reference = full_reference(entry)
     if entry.get("digest"):
-        return f"{repository_of(tag)}@{entry['digest']}"
-    return tag
+        return f"{repository_of(reference)}@{entry['digest']}"
+    return reference
+
+
+def full_reference(entry: dict[str, Any]) -> str:
+    """An image.json entry's first reference: `references[0]`, else `repository:tags[0]` (tags are bare)."""
+    if entry.get("references"):
+        return str(entry["references"][0])
+    tag = str(entry["tags"][0])
+    return f"{entry['repository']}:{tag}" if entry.get("repository") and "/" not in tag else tag
 
 
 def repository_of(reference: str) -> str:
