@@ -7,11 +7,11 @@ stops the run with exit code 2 and one clear message.
 import os
 import sys
 
-from tasks.core.config import configured_stages
 from tasks.core.errors import ConfigError
+from tasks.core.stages import configured_stages
 
 try:
-    from tasks.context import settings
+    from tasks.pipeline.settings import settings
 
     SETTINGS = settings()
     SETTINGS.state_dir.mkdir(parents=True, exist_ok=True)
@@ -21,12 +21,19 @@ except ConfigError as err:
     print(f"forkflow: {mask_urls(str(err))}", file=sys.stderr)
     sys.exit(err.exit_code)
 
-from tasks.core.errors import ForkflowError  # noqa: E402
-from tasks.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks, runs_tasks, worker_processes  # noqa: E402
+from tasks.core.errors import StateLocked  # noqa: E402
+from tasks.pipeline.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks, runs_tasks, worker_processes  # noqa: E402
+
+if "--dry-run" in sys.argv[1:]:
+    from tasks.pipeline.actions import DRY_RUN_ENV
+
+    # the one dry-run switch: `--dry-run` anywhere on the command line (also a group's, as in
+    # `doit image --dry-run`) makes every task of the run a dry run, as FORKFLOW_DRY_RUN=1 does
+    os.environ[DRY_RUN_ENV] = "1"
 
 if command_of(sys.argv) == "run" and not named_tasks(sys.argv):
-    from tasks.actions import PLAN_ONLY_ENV, plan_only_note
-    from tasks.core.config import planned_only
+    from tasks.core.stages import planned_only
+    from tasks.pipeline.actions import PLAN_ONLY_ENV, plan_only_note
 
     PLANNED = planned_only(SETTINGS.config)
     if PLANNED:
@@ -34,39 +41,39 @@ if command_of(sys.argv) == "run" and not named_tasks(sys.argv):
         print(plan_only_note(PLANNED), flush=True)
 
 if command_of(sys.argv) == "forget":
-    from tasks.checks import record_forgets
+    from tasks.pipeline.checks import record_forgets
 
     record_forgets()  # forkflow's own up-to-date checks forget what doit forgets
 
 if command_of(sys.argv) not in READ_ONLY_COMMANDS:
     try:
         hold_state_lock(SETTINGS.state_dir)
-    except ForkflowError as err:
+    except StateLocked as err:
         print(f"forkflow: {err}", file=sys.stderr)
-        sys.exit(3)
+        sys.exit(err.exit_code)
 
 if runs_tasks(sys.argv) and worker_processes(sys.argv) == 1:
     # the checks' questions go out now (answers held in this process, so not for forked workers)
-    from tasks.prefetch import send_early_questions
+    from tasks.early import send_early_questions
 
     send_early_questions(SETTINGS, named_tasks(sys.argv) or configured_stages(SETTINGS.config))
 
-from tasks.checkout import task_checkout  # noqa: E402
-from tasks.demo import task_demo  # noqa: E402
-from tasks.deploy import task_deploy  # noqa: E402
-from tasks.doctor import task_doctor  # noqa: E402
-from tasks.flows import task_flows  # noqa: E402
-from tasks.image import task_image, task_image_base  # noqa: E402
-from tasks.matrix import task_matrix  # noqa: E402
-from tasks.promote import task_promote  # noqa: E402
-from tasks.publish import task_publish  # noqa: E402
-from tasks.reporting import LiveSummaryReporter, SummaryReporter  # noqa: E402
-from tasks.services import task_services, task_services_status, task_services_stop  # noqa: E402
-from tasks.sync import task_sync  # noqa: E402
-from tasks.verify import task_verify  # noqa: E402
-from tasks.version import task_check_version, task_version  # noqa: E402
-from tasks.wheel import task_wheel  # noqa: E402
-from tasks.workflows import task_workflows  # noqa: E402
+from tasks.pipeline.reporter import LiveSummaryReporter, SummaryReporter  # noqa: E402
+from tasks.stages.checkout import task_checkout  # noqa: E402
+from tasks.stages.demo import task_demo  # noqa: E402
+from tasks.stages.deploy.promote import task_promote  # noqa: E402
+from tasks.stages.deploy.stage import task_deploy  # noqa: E402
+from tasks.stages.doctor import task_doctor  # noqa: E402
+from tasks.stages.flows import task_flows  # noqa: E402
+from tasks.stages.image.stage import task_image, task_image_base  # noqa: E402
+from tasks.stages.matrix import task_matrix  # noqa: E402
+from tasks.stages.publish import task_publish  # noqa: E402
+from tasks.stages.services import task_services, task_services_status, task_services_stop  # noqa: E402
+from tasks.stages.sync.stage import task_sync  # noqa: E402
+from tasks.stages.verify import task_verify  # noqa: E402
+from tasks.stages.version import task_check_version, task_version  # noqa: E402
+from tasks.stages.wheel import task_wheel  # noqa: E402
+from tasks.stages.workflows import task_workflows  # noqa: E402
 
 DOIT_CONFIG = {
     "dep_file": str(SETTINGS.state_dir / "doit.db"),

@@ -93,8 +93,8 @@ def extrapolate(times: dict[int, float]) -> float:
 @contextmanager
 def prefect_server(folder: Path) -> Iterator[str]:
     from tasks.adapters import services as svc
-    from tasks.context import load_settings
-    from tasks.services import prepare, service_spec
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.services import prepare, service_spec
     server_dir = folder / "server"
     server_dir.mkdir()
     (server_dir / "pipeline.toml").write_text(
@@ -179,7 +179,7 @@ def ensure_pools(api: str) -> None:
 
 def doit(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
-    result = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+    result = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args], check=False,
                             env=env, capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"doit {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -194,8 +194,8 @@ def timed_doit(config: Path) -> float:
 
 def engine_seconds(config: Path) -> float:
     """The deploy action alone, in this process (no interpreter or doit start-up)."""
-    from tasks.context import settings
-    from tasks.deploy import deploy_action
+    from tasks.pipeline.settings import settings
+    from tasks.stages.deploy.stage import deploy_action
 
     old = os.environ.get("FORKFLOW_CONFIG")
     os.environ["FORKFLOW_CONFIG"] = str(config)
@@ -232,7 +232,7 @@ def baseline(root: Path, flows: Path, api: str, size: int) -> tuple[float, float
     times = []
     for _ in range(2):
         with stopwatch() as elapsed:
-            result = subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
+            result = subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"], check=False,
                                     cwd=project, env=env, capture_output=True, text=True, timeout=1800)
         if result.returncode != 0:
             raise RuntimeError(f"prefect deploy --all failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -38,7 +38,7 @@ PYTHONS = ("3.11", "3.12")
 
 def run_doit(config: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "FORKFLOW_CONFIG": str(config), **env}
-    result = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+    result = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args], check=False,
                             env=full, capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"doit {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -52,9 +52,9 @@ def statuses(config: Path) -> dict[str, str]:
 
 def start_registry(folder: Path) -> tuple[Any, dict[str, str]]:
     from tasks.adapters import services as svc
-    from tasks.context import load_settings
-    from tasks.credentials import local_credentials
-    from tasks.services import prepare, service_spec
+    from tasks.pipeline.credentials import local_credentials
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.services import prepare, service_spec
     from tests.helpers import free_port
 
     config = folder / "registry.toml"
@@ -79,14 +79,15 @@ def packages(tag: str, aws: str = "") -> list[Any]:
 def noop_docker_seconds(config: Path) -> float:
     """The up-to-date checks of a no-op run, as doit makes them, timed here."""
     os.environ["FORKFLOW_CONFIG"] = str(config)
-    from tasks import image
-    from tasks.context import settings
+    from tasks.pipeline.settings import settings
+    from tasks.stages.image.build import image_is_current, saved_values
+    from tasks.stages.image.state import read_state
 
     settings.cache_clear()
     current = settings()
     keys = [f"{python}-{flavor}" for python in PYTHONS for flavor in ("base", "kubernetes")]
     with stopwatch() as elapsed:
-        results = [image.image_is_current(key, None, image.saved_values(image.read_state(current, key))) for key in keys]
+        results = [image_is_current(key, None, saved_values(read_state(current, key))) for key in keys]
     if not all(results):
         raise RuntimeError(f"expected every image up to date, got {dict(zip(keys, results, strict=True))}")
     return elapsed()

@@ -96,7 +96,7 @@ def change_one_integration(folder: Path, config: Path) -> None:
 
 def stop_services(config: Path) -> None:
     env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
-    subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "services-stop"],
+    subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "services-stop"], check=False,
                    env=env, capture_output=True)
 
 

@@ -197,7 +197,7 @@ schedules = true
 
 def doit(config: Path, *args: str, report: bool = True) -> dict[str, Any]:
     env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
-    done = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+    done = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args], check=False,
                           env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"doit {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -210,7 +210,7 @@ def doit(config: Path, *args: str, report: bool = True) -> dict[str, Any]:
 
 def prefect_deploy(project: Path, api: str) -> None:
     prefect = str(Path(sys.executable).parent / "prefect")
-    done = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=project, capture_output=True, text=True,
+    done = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], check=False, cwd=project, capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": api}, timeout=7200)
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -233,7 +233,7 @@ def deployment_bodies(api: str) -> list[dict[str, Any]]:
                 page = http.post(path, json={"limit": 200, "offset": offset}).json()
                 offset += len(page)
                 if found is not None:
-                    found += page
+                    found.extend(page)
                 else:
                     flows.update({flow["id"]: flow["name"] for flow in page})
     return [{**{key: item.get(key) for key in keep}, "flow_name": flows[item["flow_id"]],
@@ -296,9 +296,9 @@ def prefect_server(folder: Path, databases: Iterator[str] | None) -> Iterator[Se
     """A fresh local Prefect server (SQLite, or the next PostgreSQL database) with the bench's work pool."""
     from tasks.adapters import services as svc
     from tasks.adapters.prefect import ensure_work_pool
-    from tasks.context import load_settings
-    from tasks.credentials import local_prefect_auth
-    from tasks.services import prepare, service_spec
+    from tasks.pipeline.credentials import local_prefect_auth
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.services import prepare, service_spec
 
     folder.mkdir(parents=True)
     (folder / "pipeline.toml").write_text(

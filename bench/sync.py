@@ -169,8 +169,10 @@ def run_bare(work: Path) -> float:
 
 def run_stage(work: Path) -> float:
     """The four sync actions in this process (the work `doit sync` does, without starting Python)."""
-    from tasks.context import load_settings
-    from tasks.sync import fetch_action, main_action, push_action, release_action, sync_setup
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.sync.plan import fetch_action
+    from tasks.stages.sync.setup import sync_setup
+    from tasks.stages.sync.steps import main_action, push_action, release_action
 
     setup = sync_setup(load_settings(work / "pipeline.toml"))
     with stopwatch() as elapsed, contextlib.redirect_stdout(io.StringIO()):

@@ -33,7 +33,7 @@ def prefect_auth() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo workspace generated once per test session."""
-    from tasks.demo import generate
+    from tasks.stages.demo import generate
 
     workspace = tmp_path_factory.mktemp("demo-cache") / "demo"
     generate(REPO / "examples" / "demo", workspace)
@@ -92,8 +92,8 @@ def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def running_prefect_server(folder: Path, extra_env: dict[str, str] | None = None, pools: bool = True) -> Iterator[str]:
     """A real Prefect server (SQLite) in `folder`, with the work pools the tests use; yields its API URL."""
     from tasks.adapters import services as svc
-    from tasks.context import load_settings
-    from tasks.services import prefect_program, prepare, service_spec
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.services import prefect_program, prepare, service_spec
 
     need(Path(prefect_program()).exists() or have_program("prefect"), "the prefect command")
     config = folder / "pipeline.toml"
@@ -128,12 +128,12 @@ def oracle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """Debian's docker-registry with htpasswd auth on a free port, set up by tasks.services."""
+    """Debian's docker-registry with htpasswd auth on a free port, set up by tasks.stages.services."""
     need(have_program("docker-registry"), "Debian's docker-registry")
     from tasks.adapters import services as svc
-    from tasks.context import load_settings
-    from tasks.credentials import local_credentials
-    from tasks.services import prepare, service_spec
+    from tasks.pipeline.credentials import local_credentials
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.services import prepare, service_spec
 
     folder = tmp_path_factory.mktemp("registry")
     config = write_config(folder, f"""[project]
@@ -161,9 +161,23 @@ def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """A base image per Python in the engine: python:<v>-slim when present or pullable, else
     forkflow/python-local:<v> made from a local interpreter."""
     need(docker_reachable(), "a Docker engine")
-    from tasks.context import load_settings
-    from tasks.image import ensure_base
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.image.stage import ensure_base
 
     config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
     current = load_settings(config)
     return [ensure_base(current, python)[0] for python in PYTHONS]
+
+
+SERVICE_FIXTURES = {"prefect_api", "oracle_api", "index", "upstream_index", "registry", "built_demo"}
+DOCKER_FIXTURES = {"registry", "base_images", "session_images"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the fixtures they use, so `-m "not docker and not services"` is the fast subset."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SERVICE_FIXTURES and not item.get_closest_marker("services"):
+            item.add_marker(pytest.mark.services)
+        if used & DOCKER_FIXTURES and not item.get_closest_marker("docker"):
+            item.add_marker(pytest.mark.docker)

@@ -23,14 +23,14 @@ def preload() -> None:
     sys.path.insert(0, str(REPO))
     import doit.doit_cmd  # noqa: F401
 
-    import tasks.checkout
-    import tasks.deploy
-    import tasks.flows
-    import tasks.image
-    import tasks.promote
-    import tasks.publish
-    import tasks.sync
-    import tasks.wheel  # noqa: F401
+    import tasks.stages.checkout
+    import tasks.stages.deploy.promote
+    import tasks.stages.deploy.stage
+    import tasks.stages.flows
+    import tasks.stages.image.stage
+    import tasks.stages.publish
+    import tasks.stages.sync.stage
+    import tasks.stages.wheel  # noqa: F401
 
     preload_prefect()
 

@@ -23,7 +23,7 @@ def run_doit(config: Path, *args: str, env: dict[str, str] | None = None, timeou
     full_env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
     full_env.update({"FORKFLOW_CONFIG": str(config), **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args],
+        [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), *args], check=False,
         env=full_env, capture_output=True, text=True, timeout=timeout,
     )
 

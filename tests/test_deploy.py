@@ -18,10 +18,10 @@ import httpx
 import pytest
 import yaml
 
-from tasks.context import settings
 from tasks.core.deployspec import Context, Document, EnvironmentSettings, desired_deployment, parse_document
 from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError, ForkflowError
+from tasks.pipeline.settings import settings
 from tests.flows_repo import commit_all, flows_repo, unique_project, write_config
 from tests.helpers import free_port, kill_after_line, prefect_http, run_doit
 from tests.prefect_proxy import PrefectProxy
@@ -83,16 +83,16 @@ class Workspace:
         (self.flows / "deployments.yaml").write_text(yaml.safe_dump(specs, sort_keys=False))
 
     def deploy(self, **options: Any) -> dict[str, Any]:
-        from tasks.deploy import deploy_action
-        from tasks.flows import flows_action
+        from tasks.stages.deploy.stage import deploy_action
+        from tasks.stages.flows import flows_action
 
         flows_action()
         deploy_action(**options)
         return self.report("deploy")
 
     def promote(self, **options: Any) -> dict[str, Any]:
-        from tasks.flows import flows_action
-        from tasks.promote import promote_action
+        from tasks.stages.deploy.promote import promote_action
+        from tasks.stages.flows import flows_action
 
         flows_action()
         promote_action(**options)
@@ -218,7 +218,7 @@ def test_cron_check_agrees_with_prefect(cron: str, problem: str | None) -> None:
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
-    from tasks.core.deployspec import cron_problem
+    from tasks.core.schedules import cron_problem
 
     found = cron_problem(cron)
     assert (found is None) if problem is None else (problem in (found or "")), found
@@ -246,7 +246,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 
 
 def test_image_reference_prefers_the_digest() -> None:
-    from tasks.core.deployspec import image_reference, repository_of
+    from tasks.core.runtime import image_reference, repository_of
 
     report = {"images": [  # as the image stage writes it: bare tags, the repository and the full references
         {"python": "3.11", "flavor": "base", "tags": ["1.0-python3.11"], "repository": "reg:5001/orbit",
@@ -473,8 +473,8 @@ def write_image_report(reports: Path, digest: str) -> None:
 @pytest.mark.services
 def test_promote_refuses_missing_source_and_mixed_versions(
         proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
-    from tasks.deploy import deploy_action
-    from tasks.flows import flows_action
+    from tasks.stages.deploy.stage import deploy_action
+    from tasks.stages.flows import flows_action
 
     ws = workspace_factory(proxy.url)
     with pytest.raises(ForkflowError, match=r"source deployments missing in dev: hello \(" + ws.name("hello", "dev")):
@@ -504,7 +504,7 @@ def test_process_worker_runs_the_deployed_flow_with_its_deployment_name(prefect_
     with prefect_http(prefect_api) as http:
         run = http.post(f"deployments/{deployment['id']}/create_flow_run", json={}).json()
     worker = subprocess.run(
-        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "ff-e2e", "--run-once"],
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "ff-e2e", "--run-once"], check=False,
         env={**os.environ, "PREFECT_API_URL": prefect_api}, capture_output=True, text=True, timeout=300, cwd=ws.root)
     output = worker.stdout + worker.stderr
     with prefect_http(prefect_api) as http:

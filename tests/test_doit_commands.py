@@ -12,7 +12,7 @@ from tests.helpers import run_doit
 
 def status_of(output: str, task: str) -> str:
     """The summary table's status for a task."""
-    for line in output.split("\nsummary:\n")[-1].splitlines():
+    for line in output.rsplit("\nsummary:\n", maxsplit=1)[-1].splitlines():
         parts = line.split()
         if parts[:1] == [task] and len(parts) > 1:
             return parts[1]
@@ -20,7 +20,7 @@ def status_of(output: str, task: str) -> str:
 
 
 def summary(output: str) -> list[str]:
-    return output.split("\nsummary:\n")[-1].splitlines()
+    return output.rsplit("\nsummary:\n", maxsplit=1)[-1].splitlines()
 
 
 def test_forget_info_clean_and_ignore_on_a_wheel(demo_config: Path) -> None:

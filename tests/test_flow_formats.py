@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from tasks.context import settings
 from tasks.core.deployplan import canonical
 from tasks.core.discovery import discover_source, duplicate_names
 from tasks.core.errors import ConfigError
 from tasks.core.static_values import NotStatic, module_constants, static_value
 from tasks.core.yamlfile import load_yaml
+from tasks.pipeline.settings import settings
 from tests.flows_repo import IDENTITY, commit_all, unique_project
 from tests.helpers import REPO, prefect_http, run_doit
 from tests.image_helpers import Registry, TinyPackage, image_config_text, write_wheel_set
@@ -143,8 +143,8 @@ schedules = true
 
 def run_stages(config: Path, monkeypatch: pytest.MonkeyPatch, *stages: str, **options: Any) -> dict[str, Any]:
     """The flows stage, then deploy (in process); returns the last report."""
-    from tasks.deploy import deploy_action
-    from tasks.flows import flows_action
+    from tasks.stages.deploy.stage import deploy_action
+    from tasks.stages.flows import flows_action
 
     monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
     monkeypatch.delenv("FORKFLOW_DRY_RUN", raising=False)
@@ -263,7 +263,7 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
         monkeypatch.setenv(key, value)
 
     def prefect_deploy(api: str, **env: str) -> None:
-        done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=repo, capture_output=True, text=True,
+        done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True, text=True,
                               env={**os.environ, "PREFECT_API_URL": api, **env}, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -289,7 +289,8 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
         "extract-nightly__automation_1", "late-export"], "prefect deploy's automations replaced, not doubled"
     assert ours["load-warehouse/default"]["job_variables"]["env"]["WAREHOUSE_TOKEN"] == SECRET
     assert ours["load-warehouse/default"]["parameters"] == {"table": "orders"}
-    short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, cwd=repo, capture_output=True,
+                           text=True).stdout.strip()
     assert ours["daily-report/default"]["version"] == short, "a deploy-time build step's output, run by Prefect's runner"
     second = run_stages(config, monkeypatch, "deploy")
     assert {e["status"] for e in second["deployments"]} == {"unchanged"} and second["writes"] == 0, second["deployments"]
@@ -320,7 +321,7 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
     assert "daily-report/default" in deployments_on(prefect_api)
 
     flow_run = start_run(prefect_api, ours["load-warehouse/default"]["id"], {"table": "invoices"})
-    worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-e2e", "--run-once"], capture_output=True,
+    worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-e2e", "--run-once"], check=False, capture_output=True,
                             text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api})
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
 
@@ -356,7 +357,7 @@ def test_docker_build_and_push_steps_are_replaced_by_the_image_stages_image(
     assert server["hello/pool-default"]["job_variables"] == {"image": reference}, "a container pool gets the image"
     assert server["hello/from-build-step"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/docker-project"}}]
-    ran = subprocess.run(["docker", "run", "--rm", reference, "python", "-c", "import orbit; print(orbit.__version__)"],
+    ran = subprocess.run(["docker", "run", "--rm", reference, "python", "-c", "import orbit; print(orbit.__version__)"], check=False,
                          capture_output=True, text=True, timeout=120)
     assert ran.stdout.strip() == "1.0.1", ran.stderr
     assert run_stages(config, monkeypatch, "deploy")["writes"] == 0
@@ -370,7 +371,7 @@ def server_values(api: str, *, table: str, token: str) -> None:
     script = ("import sys\nfrom prefect.blocks.system import Secret\nfrom prefect.variables import Variable\n"
               "Variable.set('fixture_table', sys.argv[1], overwrite=True)\n"
               "Secret(value=sys.stdin.read()).save('fixture-token', overwrite=True)\n")
-    done = subprocess.run([sys.executable, "-c", script, table], input=token, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script, table], check=False, input=token, capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": api}, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -416,7 +417,7 @@ def limit_of(item: dict[str, Any]) -> int | None:
 def run_with_worker(api: str, deployment_id: str, pool: str, cwd: Path, parameters: dict[str, Any] | None = None) -> str:
     """Start a run of the deployment, let a real process worker take it; the run's final state."""
     flow_run = start_run(api, deployment_id, parameters or {})
-    worker = subprocess.run([PREFECT, "worker", "start", "--pool", pool, "--run-once"], capture_output=True,
+    worker = subprocess.run([PREFECT, "worker", "start", "--pool", pool, "--run-once"], check=False, capture_output=True,
                             text=True, timeout=300, cwd=cwd, env={**os.environ, "PREFECT_API_URL": api})
     state = run_state(api, flow_run)
     assert state == "COMPLETED", worker.stdout[-3000:] + worker.stderr[-3000:]
@@ -433,7 +434,7 @@ def test_acme_static_config_deploys_with_acme_conventions_and_runs(
         http.post("work_pools/", json={"name": "acme-pool", "type": "process"})
     report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", project=project), monkeypatch, "deploy")
     assert sorted(e["status"] for e in report["deployments"]) == ["created", "created"]
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=repo, capture_output=True, text=True).stdout.strip()
     found = deployments_on(prefect_api)
     hello = found[f"hello_world/{project}--main--hello-world--dev"]
     quality = found[f"data_quality/{project}--main--data-quality--dev"]
@@ -486,7 +487,7 @@ def test_prefect2_style_names_deploy_and_run(tmp_path: Path, monkeypatch: pytest
 @pytest.mark.services
 def test_promote_runs_the_deploy_time_steps_for_the_target(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
-    from tasks.promote import promote_action
+    from tasks.stages.deploy.promote import promote_action
 
     repo = fixture_repo(tmp_path, "prefect_project")
     text = (repo / "prefect.yaml").read_text()
@@ -519,8 +520,8 @@ branch = "release"
 
 def test_environments_layer_on_a_prefect_yaml_without_rewriting_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Per environment: values for {{ $NAME }}, the work pool when the file gives none, schedules on or off."""
-    from tasks.context import settings as current_settings
-    from tasks.deploy import flows_listing, load_desired
+    from tasks.pipeline.settings import settings as current_settings
+    from tasks.stages.deploy.desired import flows_listing, load_desired
 
     repo = fixture_repo(tmp_path, "prefect_project")
     before = (repo / "prefect.yaml").read_bytes()
@@ -592,7 +593,7 @@ def test_values_prefect_would_refuse_are_refused_before_any_write(
 def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, signature: str) -> None:
     from prefect.utilities.callables import parameter_schema_from_entrypoint
 
-    from tasks.deployments import plain_schema
+    from tasks.pipeline.deployments import plain_schema
 
     file = tmp_path / "job.py"
     file.write_text(f"from prefect import flow\n\n@flow\ndef job{signature}:\n    \"\"\"Do the job.\"\"\"\n")
@@ -605,7 +606,7 @@ def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, 
     ("(x: int = 1)", "Do it.\n\n    Args:\n        x: how many\n    "), ("(x: int = 1)", ":param x: how many"),
 ])
 def test_other_signatures_are_left_to_prefect(signature: str, doc: str) -> None:
-    from tasks.deployments import plain_schema
+    from tasks.pipeline.deployments import plain_schema
 
     source = f'from prefect import flow\n\n@flow\ndef job{signature}:\n    """{doc}"""\n'
     (flow,), _ = discover_source(source, "job.py")

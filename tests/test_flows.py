@@ -185,9 +185,9 @@ def test_flows_without_a_section_says_so(tmp_path: Path) -> None:
 
 
 def test_forkflow_environment_overrides_the_branch_map(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.context import load_settings
     from tasks.core.errors import ForkflowError
-    from tasks.flows import chosen_environments
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.flows import chosen_environments
     from tests.helpers import REPO
 
     current = load_settings(REPO / "pipeline.toml")

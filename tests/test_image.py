@@ -38,10 +38,13 @@ def remove_session_images() -> None:
     from tasks.adapters.docker import connect, remove_image
 
     client = connect()
-    for image in client.sdk.images.list():
-        names = image.tags + image.attrs.get("RepoDigests", [])
-        if any(SESSION in name for name in names):
-            remove_image(client, image.id)
+    try:
+        for image in client.sdk.images.list():
+            names = image.tags + image.attrs.get("RepoDigests", [])
+            if any(SESSION in name for name in names):
+                remove_image(client, image.id)
+    finally:
+        client.close()
 
 
 def packages(aws_body: str = "") -> list[TinyPackage]:
@@ -61,7 +64,11 @@ def report(config: Path) -> dict[str, dict[str, Any]]:
 def inspect(ref: str) -> dict[str, Any]:
     from tasks.adapters.docker import connect, image_attrs
 
-    attrs = image_attrs(connect(), ref)
+    client = connect()
+    try:
+        attrs = image_attrs(client, ref)
+    finally:
+        client.close()
     assert attrs is not None, f"{ref} is not in the engine"
     return attrs
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from tasks.core import images as core
-from tasks.image_inputs import BUILTIN_TEMPLATES
+from tasks.stages.image.inputs import BUILTIN_TEMPLATES
 
 TEMPLATES = {p.name: p.read_text() for p in BUILTIN_TEMPLATES.glob("*.Dockerfile.j2")}
 CORE = core.Wheel("orbit", "1.0.1", "core", "orbit-1.0.1-py3-none-any.whl", "/w", "a" * 64)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tasks import prefetch
-from tasks.actions import guarded
-from tasks.lock import runs_tasks, worker_processes
+from tasks.pipeline import prefetch
+from tasks.pipeline.actions import guarded
+from tasks.pipeline.lock import runs_tasks, worker_processes
 
 
 @pytest.fixture(autouse=True)

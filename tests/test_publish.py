@@ -202,7 +202,7 @@ def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
     (state(index) / "reports" / "publish.json").unlink(missing_ok=True)
     kill_after_line(index, "uploaded ", "publish")
     landed = {p.name for p in index_packages(index).iterdir()}
-    assert 1 <= len(landed), "the run was killed after its first upload"
+    assert len(landed) >= 1, "the run was killed after its first upload"
     rerun = run_doit(index, "publish")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     files = statuses(index)
@@ -267,7 +267,7 @@ def test_fork_packages_never_come_from_upstream(index: Path, upstream_index: str
     subprocess.run(["uv", "pip", "install", "-q", "--no-cache", "--python", str(venv / "bin" / "python"),
                     "--index", upstream_index, "--default-index", f"{index_url(index)}/simple/", "orbit==1.0.1"],
                    check=True, capture_output=True)
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import orbit; print(getattr(orbit, 'IMPOSTOR', False))"],
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import orbit; print(getattr(orbit, 'IMPOSTOR', False))"], check=False,
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "True"
     run_doit(config, "services-stop:index")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.context import Settings, load_settings
 from tasks.core.errors import ForkflowError
-from tasks.sync import fetch_action, main_action, push_action, release_action, sync_setup
+from tasks.pipeline.settings import Settings, load_settings
+from tasks.stages.sync.plan import fetch_action
+from tasks.stages.sync.setup import sync_setup
+from tasks.stages.sync.steps import main_action, push_action, release_action
 from tests.helpers import run_doit
 from tests.test_doit_commands import status_of
 
@@ -37,7 +39,7 @@ def refs(repo: Path) -> dict[str, str]:
 
 
 def git_ok(repo: Path, *args: str) -> bool:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True).returncode == 0
+    return subprocess.run(["git", *args], check=False, cwd=repo, capture_output=True).returncode == 0
 
 
 def add_commit(bare: Path, branch: str, files: dict[str, str], message: str, parent: str | None = None) -> str:
@@ -262,7 +264,7 @@ def test_ignored_files_do_not_make_the_tree_dirty(fork: Fork) -> None:
 def test_operation_in_progress_stops_with_the_command_to_finish_it(fork: Fork, operation: str) -> None:
     fork.clone()
     if operation == "rebase":
-        subprocess.run(["git", "rebase", "--exec", "false", "HEAD~1"], cwd=fork.path, capture_output=True)
+        subprocess.run(["git", "rebase", "--exec", "false", "HEAD~1"], check=False, cwd=fork.path, capture_output=True)
     else:
         git(fork.path, "fetch", "-q", "origin", "release")
         git(fork.path, "merge", "--no-commit", "--no-ff", "FETCH_HEAD")

@@ -119,8 +119,8 @@ def test_version_print_and_prerelease_option(built_demo: Path, tmp_path: Path) -
     printed = run_doit(built_demo, "version", "--print")
     assert printed.returncode == 0 and "orbit-flows" in printed.stdout and "0.2.0" in printed.stdout
     config = built_demo.read_text().replace("allow_prerelease = false", "allow_prerelease = true")
-    from tasks.context import load_settings
-    from tasks.version import compute_versions
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.version import compute_versions
 
     other = built_demo.parent / "prerelease.toml"
     other.write_text(config)

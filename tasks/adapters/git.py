@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.adapters.console import say
 from tasks.adapters.run import run
-from tasks.output import say
+from tasks.core.values import sha256_hex
 
 QUIET_CONFIG = (
     "-c", "advice.detachedHead=false",
@@ -166,9 +167,6 @@ class Git:
         """Fast-forward the checked-out branch (and its files) to `new`; refuses anything else."""
         self.write("merge", "--ff-only", "--quiet", new)
 
-    def create_branch(self, name: str, start: str) -> None:
-        self.write("branch", "--no-track", name, start)
-
     def update_refs(self, commands: list[str], *, message: str, fix: str | None = None) -> None:
         """Apply `git update-ref --stdin` commands (create, update, delete, verify) all or none, unless dry-run."""
         if self.dry_run:
@@ -254,11 +252,10 @@ def changed_paths(status: str) -> list[str]:
 
 
 def working_copy_id(file: Path) -> str:
-    import hashlib
 
     if not file.is_file():
         return "deleted"
-    return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
+    return "sha256:" + sha256_hex(file.read_bytes())
 
 
 SNAPSHOT_IDENTITY = {

@@ -10,9 +10,9 @@ nothing beside this file shadows what is installed.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as metadata
 import json
 import sys
+from importlib import metadata
 
 
 def packages_of(dist: metadata.Distribution) -> list[str]:

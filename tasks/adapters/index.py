@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
-from tasks.credentials import Credentials
+from tasks.core.secrets import Credentials
 
 
 class IndexError_(ForkflowError):

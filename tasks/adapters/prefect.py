@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+from tasks.adapters.console import say
 from tasks.adapters.prefect_settings import Connection, connect
 from tasks.core.errors import ForkflowError
-from tasks.output import say
 
 TOTAL_TIMEOUT = 60.0
 
@@ -41,15 +41,6 @@ def ensure_work_pool(api_url: str, name: str, pool_type: str = "process", dry_ru
         if made.status_code >= 300:
             raise api_error("create work pool", name, made)
     return "created"
-
-
-def list_work_pools(api_url: str) -> list[dict[str, Any]]:
-    with client(api_url) as http:
-        response = http.post("work_pools/filter", json={})
-        if response.status_code >= 300:
-            raise api_error("list work pools", "", response)
-        pools: list[dict[str, Any]] = response.json()
-        return pools
 
 
 def api_error(action: str, name: str, response: httpx.Response) -> ForkflowError:
@@ -218,9 +209,6 @@ class PrefectApi:
         pools = self.call("POST", "work_pools/filter", {}, what="list work pools").json()
         return {pool["name"]: pool for pool in pools}
 
-    def work_pool_types(self) -> dict[str, str]:
-        return {name: pool["type"] for name, pool in self.work_pools().items()}
-
     def read_deployments(self, *, name_like: str | None = None, names: list[str] | None = None) -> list[dict[str, Any]]:
         """All deployments whose name contains `name_like` (or is in `names`), page by page."""
         name_filter: dict[str, Any] = {"any_": names} if names is not None else {"like_": name_like or ""}
@@ -338,4 +326,4 @@ def retry_after(response: httpx.Response | None, attempt: int) -> float:
             import datetime as dt
 
             return max(0.0, min((moment - dt.datetime.now(dt.UTC)).total_seconds(), 120.0))
-    return min(0.2 * 2**attempt, 5.0) + random.uniform(0, 0.2)
+    return min(0.2 * 2.0**attempt, 5.0) + random.uniform(0, 0.2)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.core.errors import ConfigError
+from tasks.core.values import parse_toml
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -40,10 +40,7 @@ def profile_settings(environ: Mapping[str, str]) -> dict[str, str]:
     file = Path(environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
     if not file.is_file():
         return {}
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{file}: not valid TOML: {err}", where=str(file), fix="fix the Prefect profiles file") from None
+    data = parse_toml(file.read_bytes(), str(file), fix="fix the Prefect profiles file")
     active = environ.get("PREFECT_PROFILE") or data.get("active") or ""
     profile = data.get("profiles", {}).get(active, {})
     return {str(k): str(v) for k, v in profile.items()}

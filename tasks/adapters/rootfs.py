@@ -58,14 +58,16 @@ def write_rootfs(interpreter: Path, python: str, target: Path) -> Rootfs:
     official images are (they link with --strip-all): libpython shrinks from ~30 MB to ~7 MB.
     """
     summary = Rootfs(interpreter, interpreter.name)
-    writer = TarWriter(target, strip=shutil.which("strip"))
+    scratch = target.with_name(target.name + ".strip")
     try:
-        binaries = add_interpreter(writer, interpreter, python)
-        shell_files = add_shell(writer, summary)
-        add_libraries(writer, interpreter, binaries + shell_files, policy_library_paths(), summary)
-        add_skeleton(writer)
+        with tarfile.open(target, "w") as tar:
+            writer = TarWriter(tar, scratch, strip=shutil.which("strip"))
+            binaries = add_interpreter(writer, interpreter, python)
+            shell_files = add_shell(writer, summary)
+            add_libraries(writer, interpreter, binaries + shell_files, policy_library_paths(), summary)
+            add_skeleton(writer)
     finally:
-        writer.close()
+        scratch.unlink(missing_ok=True)
     summary.files, summary.bytes = writer.files, writer.bytes
     return summary
 
@@ -78,7 +80,7 @@ def add_interpreter(writer: TarWriter, interpreter: Path, python: str) -> list[P
             continue
         arcname = rules.PREFIX / "bin" / entry.name
         if entry.is_symlink():
-            writer.symlink(arcname, os.readlink(entry))
+            writer.symlink(arcname, str(entry.readlink()))
         elif is_elf(entry):
             writer.file(entry, arcname, elf=True)
             elves.append(entry)
@@ -92,7 +94,7 @@ def add_interpreter(writer: TarWriter, interpreter: Path, python: str) -> list[P
             continue
         arcname = rules.PREFIX / "lib" / f"python{python}" / relative
         if path.is_symlink():
-            writer.symlink(arcname, os.readlink(path))
+            writer.symlink(arcname, str(path.readlink()))
             continue
         is_library = path.name.endswith(".so")
         writer.file(path, arcname, elf=is_library)
@@ -100,7 +102,7 @@ def add_interpreter(writer: TarWriter, interpreter: Path, python: str) -> list[P
             elves.append(path)
     for lib in sorted((interpreter / "lib").glob("libpython*.so*")):
         if lib.is_symlink():
-            writer.symlink(rules.PREFIX / "lib" / lib.name, os.readlink(lib))
+            writer.symlink(rules.PREFIX / "lib" / lib.name, str(lib.readlink()))
         else:
             writer.file(lib, rules.PREFIX / "lib" / lib.name, elf=True)
     return elves
@@ -205,17 +207,13 @@ def chunks(items: list[Path], size: int) -> list[list[Path]]:
 class TarWriter:
     """A tar file of a root filesystem: root-owned entries, parent folders added once."""
 
-    def __init__(self, target: Path, strip: str | None = None):
-        self.tar = tarfile.open(target, "w")
+    def __init__(self, tar: tarfile.TarFile, scratch: Path, strip: str | None = None):
+        self.tar = tar
         self.strip = strip
-        self.scratch = target.with_name(target.name + ".strip")
+        self.scratch = scratch
         self.seen: set[str] = set()
         self.files = 0
         self.bytes = 0
-
-    def close(self) -> None:
-        self.tar.close()
-        self.scratch.unlink(missing_ok=True)
 
     def parents(self, arcname: PurePosixPath) -> None:
         for parent in reversed(arcname.parents):

@@ -52,7 +52,8 @@ def run(
     return proc
 
 
-def failure(args: list[str], proc: subprocess.CompletedProcess[str], env: Mapping[str, str], cwd, fix) -> CommandError:
+def failure(args: list[str], proc: subprocess.CompletedProcess[str], env: Mapping[str, str], cwd: Path | str | None,
+            fix: str | None) -> CommandError:
     output = "\n".join(part for part in (proc.stdout, proc.stderr) if part).rstrip()
     tail = "\n".join(output.splitlines()[-TAIL_LINES:])
     secrets = secret_values(env)

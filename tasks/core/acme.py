@@ -23,7 +23,6 @@ from tasks.core.errors import ConfigError
 
 TRIGGER_TYPES = {"DeploymentEventTrigger": "event", "DeploymentMetricTrigger": "metric",
                  "DeploymentCompoundTrigger": "compound", "DeploymentSequenceTrigger": "sequence"}
-DEFAULT_FILE = ".acme_portal_sdk/static_flow_deploy_config.yaml"
 
 
 class Entry(BaseModel):

@@ -2,76 +2,22 @@
 
 `parse_config` turns the parsed TOML mapping into a `Config` or raises a
 `ConfigError` naming the file, the key path, the value and what is allowed.
-Reading the file and checking paths on disk happen in `tasks.context`.
+Reading the file and checking paths on disk happen in `tasks.pipeline.settings`.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
-import urllib.parse
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import ConfigError
+from tasks.core.values import branch_name, distinct, http_url, is_local_path, parse_toml
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 PYTHON_PATTERN = r"^3\.\d{1,2}$"
-
-
-def http_url(value: str | None) -> str | None:
-    """An http(s) URL with a host and, when given, a port in 1-65535; ValueError naming what is wrong."""
-    if value is None:
-        return value
-    if any(character.isspace() for character in value):
-        raise ValueError("a URL cannot contain spaces")
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("must start with http:// or https://")
-    host = parts.hostname or ""
-    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9a-fA-F:.]+", host) or ".." in host:
-        raise ValueError(f"has no valid host ({host or 'none'}); e.g. http://127.0.0.1:4201/api")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("its port must be a number in 1-65535") from None
-    if port == 0:
-        raise ValueError("its port must be a number in 1-65535")
-    return value
-
-
-REF_FORBIDDEN = re.compile(r"\.\.|//|@\{|[\x00-\x20\x7f~^:\\]")
-
-
-def ref_problem(name: str, glob: bool = False) -> str | None:
-    """Why `name` is not a branch name git accepts (git check-ref-format), or None; `glob` allows * ? [ ]."""
-    if not name:
-        return "a branch name cannot be empty"
-    if REF_FORBIDDEN.search(name) or (not glob and re.search(r"[*?\[]", name)):
-        return "not a valid git branch name (no '..', '//', '@{', spaces, ~ ^ : \\" + ("" if glob else " * ? [") + ")"
-    if name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")) or name == "@":
-        return "not a valid git branch name (cannot start with '-' or '/', nor end with '/', '.' or '.lock')"
-    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
-        return "not a valid git branch name (no part may start with '.' or end with '.lock')"
-    return None
-
-
-def branch_name(value: str, glob: bool = False) -> str:
-    problem = ref_problem(value, glob)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def distinct(value: tuple[str, ...], what: str) -> tuple[str, ...]:
-    if not value:
-        raise ValueError(f"needs at least one {what}")
-    repeated = sorted({item for item in value if value.count(item) > 1})
-    if repeated:
-        raise ValueError(f"lists {', '.join(repeated)} more than once")
-    return value
 
 
 class Section(BaseModel):
@@ -179,7 +125,7 @@ class ImageTags(Section):
     @field_validator("always", "release", "release_default_python", "dev")
     @classmethod
     def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from tasks.core.images import TAG_FIELDS, unknown_tag_fields
+        from tasks.core.image_tags import TAG_FIELDS, unknown_tag_fields
 
         bad = sorted({name for template in value for name in unknown_tag_fields(template)})
         if bad:
@@ -396,40 +342,9 @@ class Config(Section):
         return value
 
 
-PIPELINE = ("demo", "services", "sync", "version", "wheel", "verify", "publish", "image", "flows", "deploy")
-
-
-WRITING_STAGES = ("sync", "publish", "image", "deploy")
-
-
-def planned_only(config: Config) -> list[str]:
-    """Stages whose remote writes a bare `doit` only plans: none on the demo, else those not in default_writes."""
-    if config.demo is not None:
-        return []
-    return [stage for stage in WRITING_STAGES if stage not in config.default_writes]
-
-
-def configured_stages(config: Config) -> list[str]:
-    """The pipeline's stages, in order, that the config has the sections for."""
-    feeds = {
-        "demo": config.demo, "services": config.services, "sync": config.fork, "version": config.fork,
-        "wheel": config.fork, "verify": config.fork, "publish": config.index and config.fork, "image": config.images,
-        "flows": config.flows, "deploy": config.flows and config.environments,
-    }
-    return [stage for stage in PIPELINE if feeds[stage]]
-
-
 def parse_config_text(text: str, source: str) -> Config:
     """Parse TOML text into a Config, or raise ConfigError naming `source`."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(
-            f"{source}: not valid TOML: {err}",
-            where=source,
-            fix="fix the syntax at the line and column given",
-        ) from None
-    return parse_config(data, source)
+    return parse_config(parse_toml(text, source), source)
 
 
 def parse_config(data: dict[str, Any], source: str) -> Config:
@@ -524,12 +439,3 @@ def declared_paths(config: Config) -> dict[str, str]:
     return paths
 
 
-def is_local_path(remote: str) -> bool:
-    """True for a filesystem path, False for a URL or scp-like remote (git@host:repo)."""
-    if "://" in remote:
-        return remote.startswith("file://")
-    return not re.match(r"^[\w.-]+@[\w.-]+:", remote)
-
-
-def is_under(path: PurePosixPath, folder: PurePosixPath) -> bool:
-    return path == folder or folder in path.parents

@@ -25,18 +25,17 @@ file and the key path.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
+from tasks.core.schedules import cron_problem, is_timezone, rrule_problem, utc_iso
+from tasks.core.values import deep_merge
 
 DEFAULT_NAME_PATTERN = "{project}--{branch}--{flow}--{env}"
 DEFAULT_RRULE_START = "DTSTART:20200101T000000\n"
@@ -281,6 +280,19 @@ def check_document(doc: Document, flows: list[FlowInfo], environments: list[str]
             problems.append(f"flows.{name}: no flow named {name!r} was found; flows: {known}")
     for path, entry in layers_with_paths(doc):
         problems += environment_problems(path, entry, environments)
+    problems += parameter_problems(doc, flows)
+    for flow in flows:
+        if flow.spec:
+            problems += spec_problems(flow)
+    if trigger_problem is not None:
+        problems += trigger_problems(doc, trigger_problem)
+    if problems:
+        raise invalid(source, problems)
+
+
+def parameter_problems(doc: Document, flows: list[FlowInfo]) -> list[str]:
+    """Parameters a layer sets that its flow's signature does not take."""
+    problems = []
     for path, layer, targets in parameter_targets(doc, flows):
         for flow in targets:
             for parameter in sorted(layer.parameters or {}):
@@ -288,17 +300,17 @@ def check_document(doc: Document, flows: list[FlowInfo], environments: list[str]
                     accepted = ", ".join(p.name for p in flow.parameters) or "no parameters"
                     problems.append(f"{path}.parameters.{parameter}: flow {flow.name!r} ({flow.entrypoint}) "
                                     f"does not take this parameter; it takes: {accepted}")
-    for flow in flows:
-        if flow.spec:
-            problems += spec_problems(flow)
-    if trigger_problem is not None:
-        for path, any_layer in all_layers(doc):
-            for index, trigger in enumerate(any_layer.triggers or []):
-                problem = trigger_problem(trigger)
-                if problem:
-                    problems.append(f"{path}.triggers.{index}: {problem}")
-    if problems:
-        raise invalid(source, problems)
+    return problems
+
+
+def trigger_problems(doc: Document, trigger_problem: Any) -> list[str]:
+    problems = []
+    for path, any_layer in all_layers(doc):
+        for index, trigger in enumerate(any_layer.triggers or []):
+            problem = trigger_problem(trigger)
+            if problem:
+                problems.append(f"{path}.triggers.{index}: {problem}")
+    return problems
 
 
 def layers_with_paths(doc: Document) -> list[tuple[str, EnvironmentLayers]]:
@@ -343,77 +355,6 @@ def spec_problems(flow: FlowInfo) -> list[str]:
         return [f"{where}.{describe(item)}" for item in err.errors()]
     return [f"{where}.parameters.{p}: flow {flow.name!r} does not take this parameter"
             for p in sorted(layer.parameters or {}) if not flow.accepts(p)]
-
-
-def cron_problem(text: str) -> str | None:
-    """Why a cron expression is invalid (5 fields, names, ranges, steps, L/W/#), or None."""
-    macros = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-    if text.strip().lower() in macros:
-        return None
-    fields = text.split()
-    if len(fields) == 6:
-        seconds = cron_field_problem(fields[5], 0, 59, {}, "second")
-        if seconds:
-            return seconds
-        fields = fields[:5]
-    if len(fields) != 5:
-        return f"expected 5 fields (minute hour day month weekday, and optionally seconds), got {len(fields)}"
-    limits = [("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
-              ("month", 1, 12, MONTHS), ("day of week", 0, 7, WEEKDAYS)]
-    for text_field, (label, low, high, names) in zip(fields, limits, strict=True):
-        problem = cron_field_problem(text_field, low, high, names, label)
-        if problem:
-            return problem
-    return None
-
-
-MONTHS = {name: index + 1 for index, name in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-WEEKDAYS = {name: index for index, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
-
-
-def cron_field_problem(text: str, low: int, high: int, names: dict[str, int], label: str) -> str | None:
-    for part in text.split(","):
-        base, _, step = part.partition("/")
-        if step and not (step.isdigit() and int(step) > 0):
-            return f"{label}: bad step {step!r}"
-        if base in ("*", "?") or (label == "day of month" and base == "L"):
-            continue
-        if label == "day of month" and base.endswith("W"):
-            return f"{label}: {base!r}: 'W' (nearest weekday) is not supported by Prefect's cron"
-        if label == "day of week" and re.fullmatch(r"([0-7]|sun|mon|tue|wed|thu|fri|sat)(#[1-5]|L)", base.lower()):
-            continue
-        for bound in base.split("-", 1):
-            value = names.get(bound.lower()) if bound.lower() in names else (int(bound) if bound.isdigit() else None)
-            if value is None or not low <= value <= high:
-                return f"{label}: {bound!r} is not in {low}-{high}"
-    return None
-
-
-def is_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def rrule_problem(text: str) -> str | None:
-    from dateutil.rrule import rrulestr
-
-    try:
-        rrulestr(text, forceset=True)
-    except (ValueError, TypeError) as err:
-        return str(err) or "not an RFC 5545 recurrence rule"
-    return None
-
-
-def utc_iso(text: str) -> str:
-    """An ISO date-time in UTC with a Z, the way the API returns anchor dates (naive means UTC)."""
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
 
 
 # ---------------------------------------------------------------- naming
@@ -471,16 +412,6 @@ def merged_layers(layers: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def layer_dict(layer: Layer | None) -> dict[str, Any]:
     if layer is None:
         return {}
@@ -523,84 +454,3 @@ def api_schedule(schedule: dict[str, Any], active: bool) -> dict[str, Any]:
             "parameters": schedule.get("parameters") or {}, "slug": schedule.get("slug")}
 
 
-def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
-    """Add what depends on the work pool: process pools run the checkout, container pools the image."""
-    if desired.native:
-        return native_runtime(desired, pool_type, flows_dir, image)
-    spec = dict(desired.spec)
-    if pool_type == "process":
-        spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": flows_dir}}]
-    else:
-        spec["pull_steps"] = None
-        spec["job_variables"] = {**spec["job_variables"], "image": image}
-    return dataclasses.replace(desired, spec=spec)
-
-
-def native_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
-    """A prefect.yaml deployment: its own pull steps, else the folder of the file (prefect deploy's default);
-    `{{ <image step>.image }}` and a container pool's missing image become the image stage's image."""
-    spec = dict(desired.spec)
-    folder = desired.runtime.get("folder") or ""
-    if spec.get("pull_steps") is None:
-        directory = f"{flows_dir.rstrip('/')}/{folder}" if folder else flows_dir
-        spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": directory}}]
-    variables = dict(spec.get("job_variables") or {})
-    steps = tuple(desired.runtime.get("image_steps") or ())
-    if image:
-        variables = {key: image_for(value, steps, image) for key, value in variables.items()}
-        if pool_type != "process" and "image" not in variables:
-            variables["image"] = image
-    spec["job_variables"] = variables
-    return dataclasses.replace(desired, spec=spec)
-
-
-def image_for(value: Any, steps: tuple[str, ...], image: str) -> Any:
-    """`{{ build-image.image }}` (or `.image_name`) of a replaced image step -> the image stage's image."""
-    if not isinstance(value, str):
-        return value
-    found = re.fullmatch(r"\{\{\s*([\w-]+)\.(image|image_name)\s*\}\}", value.strip())
-    if found and found.group(1) in steps:
-        return image if found.group(2) == "image" else repository_of(image)
-    return value
-
-
-def code_version(version_report: dict[str, Any] | None, package: str | None, pyproject_version: str | None,
-                 commit: str) -> str:
-    """The flows package's version: the version stage's if it has one, else pyproject's, else from the commit."""
-    for entry in (version_report or {}).get("packages", []):
-        if package and entry.get("name") == package and entry.get("version"):
-            return str(entry["version"])
-    if pyproject_version:
-        return pyproject_version
-    return f"0+g{commit[:7]}"
-
-
-def image_reference(images: dict[str, Any] | None, python: str | None, flavor: str) -> str | None:
-    """The image the image stage built for (python, flavor): `<repository>@<digest>` when the digest is known,
-    else its first full reference (`<repository>:<tag>`)."""
-    entries = [e for e in (images or {}).get("images", []) if e.get("status") != "failed" and e.get("tags")]
-    chosen = [e for e in entries if e.get("flavor") == flavor and (python is None or e.get("python") == python)]
-    chosen = chosen or [e for e in entries if e.get("flavor") == flavor] or entries
-    if not chosen:
-        return None
-    entry = chosen[0]
-    reference = full_reference(entry)
-    if entry.get("digest"):
-        return f"{repository_of(reference)}@{entry['digest']}"
-    return reference
-
-
-def full_reference(entry: dict[str, Any]) -> str:
-    """An image.json entry's first reference: `references[0]`, else `repository:tags[0]` (tags are bare)."""
-    if entry.get("references"):
-        return str(entry["references"][0])
-    tag = str(entry["tags"][0])
-    return f"{entry['repository']}:{tag}" if entry.get("repository") and "/" not in tag else tag
-
-
-def repository_of(reference: str) -> str:
-    """`registry:5000/name:tag` -> `registry:5000/name`."""
-    reference = reference.split("@", 1)[0]
-    slash = reference.rfind("/")
-    colon = reference.rfind(":")
-    return reference[:colon] if colon > slash else reference

@@ -29,6 +29,12 @@ class ConfigError(ForkflowError):
     exit_code = 2
 
 
+class StateLocked(ForkflowError):
+    """Another forkflow run holds the state folder's lock."""
+
+    exit_code = 3
+
+
 class CommandError(ForkflowError):
     """An outside command (git, docker, twine...) failed."""
 

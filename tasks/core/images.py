@@ -8,23 +8,18 @@ what they return.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import re
-import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from tasks.core.errors import ForkflowError
+from tasks.core.values import sha256_hex
 
-TAG_FIELDS = ("version", "major", "minor", "python", "flavor", "flavor_name", "sha", "sha7")
 DEFAULT_KINDS = ("core", "integration")
-TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 LABEL_PREFIX = "org.forkflow"
 INPUT_HASH_LABEL = f"{LABEL_PREFIX}.input-hash"
 
@@ -184,93 +179,13 @@ def requirement_names(requirements: Iterable[str]) -> list[str]:
 # ---- tags ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TagRules:
-    """Tag templates by kind of build; see `tags_for`."""
-
-    always: tuple[str, ...]
-    release: tuple[str, ...]
-    release_default_python: tuple[str, ...]
-    dev: tuple[str, ...]
-
-
-def version_kind(version: str) -> str:
-    """'release' (X.Y.Z, or X.Y.Z+<fork>.<n> from a fork marker), 'prerelease' (a, b, rc) or 'dev'
-    (.devN, or a local part like +12.gabc1234)."""
-    from tasks.core.versions import is_fork_marker
-
-    try:
-        parsed = Version(version)
-    except InvalidVersion:
-        return "dev"
-    if parsed.is_devrelease or (parsed.local and not is_fork_marker(parsed.local)):
-        return "dev"
-    if parsed.is_prerelease:
-        return "prerelease"
-    return "release"
-
-
-def tag_fields(version: str, python: str, flavor: str, revision: str) -> dict[str, str]:
-    try:
-        release = Version(version).release
-    except InvalidVersion:
-        release = (0,)
-    parts = list(release) + [0] * (2 - len(release))
-    return {
-        "version": version.replace("+", "-"),  # image tags cannot hold '+'
-        "major": str(parts[0]),
-        "minor": f"{parts[0]}.{parts[1]}",
-        "python": python,
-        "flavor": "" if flavor == "base" else f"-{flavor}",
-        "flavor_name": flavor,
-        "sha": revision,
-        "sha7": revision[:7],
-    }
-
-
-def tags_for(rules: TagRules, version: str, python: str, flavor: str, default_python: str | None, revision: str) -> tuple[str, ...]:
-    """Prefect's scheme by default: `{version}-python{py}[-flavor]` always; `{major.minor}-` and
-    `{major}-python{py}[-flavor]` and, from the default Python, `{major}-latest[-flavor]` for
-    releases; `sha-<7>-python{py}[-flavor]` for dev builds (when the revision is known)."""
-    kind = version_kind(version)
-    templates = list(rules.always)
-    if kind == "release":
-        templates += rules.release
-        if python == default_python:
-            templates += rules.release_default_python
-    if kind == "dev" and revision:
-        templates += rules.dev
-    values = tag_fields(version, python, flavor, revision)
-    tags: list[str] = []
-    for template in templates:
-        tag = sanitize_tag(template.format(**values))
-        if tag not in tags:
-            tags.append(tag)
-    return tuple(tags)
-
-
-def sanitize_tag(tag: str) -> str:
-    """Docker tags allow [A-Za-z0-9_.-]: `1.0.1+3.gabc` becomes `1.0.1-3.gabc`."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", tag)
-    return cleaned[:128]
-
-
-def unknown_tag_fields(template: str) -> list[str]:
-    """Placeholders in a tag template that `tags_for` does not fill."""
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError:
-        return [template]
-    return [name for name in names if name not in TAG_FIELDS]
-
-
 # ---- inputs and reasons -------------------------------------------------------------------------
 
 
 def build_inputs(spec: ImageSpec, dockerfile: str, base_image_id: str) -> dict[str, Any]:
     """What a build depends on; the image is rebuilt when any of it changes."""
     return {
-        "dockerfile_sha256": sha256_text(dockerfile),
+        "dockerfile_sha256": sha256_hex(dockerfile),
         "wheels": {w.file: w.sha256 for w in spec.wheels},
         "base_image": spec.base_image,
         "base_image_id": base_image_id,
@@ -281,7 +196,7 @@ def build_inputs(spec: ImageSpec, dockerfile: str, base_image_id: str) -> dict[s
 
 
 def input_hash(inputs: Mapping[str, Any]) -> str:
-    return sha256_text(json.dumps(inputs, sort_keys=True))
+    return sha256_hex(json.dumps(inputs, sort_keys=True))
 
 
 def push_target(spec: ImageSpec, push: bool) -> dict[str, Any]:
@@ -341,10 +256,6 @@ def short(digest: Any) -> str:
     return text.split(":", 1)[-1][:12]
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 # ---- labels and smoke test ----------------------------------------------------------------------
 
 
@@ -367,106 +278,6 @@ def label_instruction(labels: Mapping[str, str]) -> str:
     """One LABEL instruction (one build step) for all labels, appended after the rendered Dockerfile."""
     pairs = " \\\n      ".join(f"{json.dumps(key)}={json.dumps(value)}" for key, value in sorted(labels.items()))
     return f"LABEL {pairs}\n"
-
-
-def top_level_modules(names: Iterable[str]) -> list[str]:
-    """Import names provided by a wheel, from the paths inside it."""
-    found = set()
-    for name in names:
-        first = name.split("/", 1)[0]
-        if first.endswith((".dist-info", ".data")) or not first:
-            continue
-        if "/" in name:
-            found.add(first)
-        elif first.endswith(".py"):
-            found.add(first[:-3])
-        elif ".cpython-" in first or first.endswith(".so"):
-            found.add(first.split(".", 1)[0])
-    return sorted(found)
-
-
-def smoke_script(python: str, expected: Sequence[tuple[str, str, Sequence[str]]]) -> str:
-    """Python code run in the image: it runs as a non-root user, on the expected Python, each project
-    package is installed with its expected version, and every installed distribution's top-level modules
-    (the project's and every third-party one, found from each distribution's RECORD) import.
-    Prints one line per check; exits 1 on a miss."""
-    data = json.dumps({"python": python, "packages": [[d, v, list(m)] for d, v, m in expected]})
-    return f"""import importlib, importlib.metadata as md, json, os, re, sys
-spec = json.loads({data!r})
-bad = []
-found = "%d.%d" % sys.version_info[:2]
-print("python", found)
-if found != spec["python"]:
-    bad.append("python %s, expected %s" % (found, spec["python"]))
-print("uid", os.getuid())
-if os.getuid() == 0:
-    bad.append("runs as root")
-modules = {{}}
-for dist, version, names in spec["packages"]:
-    try:
-        got = md.version(dist)
-    except md.PackageNotFoundError:
-        bad.append("%s is not installed" % dist)
-        continue
-    print(dist, got)
-    if got != version:
-        bad.append("%s %s, expected %s" % (dist, got, version))
-    for name in names:
-        modules.setdefault(name, dist)
-
-def top_level(dist):
-    names = set()
-    for path in dist.files or []:
-        parts = path.parts
-        first = parts[0] if parts else ""
-        if first in ("", "..", "__pycache__") or first.endswith((".dist-info", ".data", ".egg-info", ".pth")):
-            continue
-        if len(parts) == 1:
-            first = re.sub(r"(\\.[A-Za-z0-9_-]+)?\\.(py|so|pyd)$", "", first)
-            if first == parts[0]:
-                continue
-        if first.isidentifier():
-            names.add(first)
-    if not dist.files:
-        names.update(n for n in (dist.read_text("top_level.txt") or "").split() if n.isidentifier())
-    return names
-
-dists = list(md.distributions())
-for dist in dists:
-    for name in top_level(dist):
-        modules.setdefault(name, dist.metadata["Name"])
-# setuptools first: importing pip before it breaks its distutils shim on Python < 3.12 (pypa/setuptools#3044)
-for name in sorted(modules, key=lambda n: (n not in ("_distutils_hack", "setuptools"), n)):
-    try:
-        importlib.import_module(name)
-    except BaseException as err:
-        bad.append("import %s failed: %s: %s (distribution %s)" % (name, type(err).__name__, err, modules[name]))
-print("imported", len(modules), "top-level modules of", len(dists), "distributions")
-for line in bad:
-    print("FAILED:", line)
-sys.exit(1 if bad else 0)
-"""
-
-
-VERSION_LINE = re.compile(r"^\s*Version:\s*(\S+)\s*$", re.MULTILINE)
-
-
-def version_command(core_name: str | None, console_scripts: Iterable[str]) -> list[str] | None:
-    """`<core> version` (`prefect version`) when the core package has a console script named after it."""
-    if core_name is None:
-        return None
-    script = canonicalize_name(core_name)
-    return [script, "version"] if script in {canonicalize_name(s) for s in console_scripts} else None
-
-
-def version_mismatch(output: str, expected: str) -> str | None:
-    """Why a version command's output does not report `expected` (`Version: X` line), or None."""
-    match = VERSION_LINE.search(output)
-    if match is None:
-        return f"no 'Version: ...' line in its output (expected Version: {expected})"
-    if match.group(1) != expected:
-        return f"it reports version {match.group(1)}, the image's version is {expected}"
-    return None
 
 
 # ---- Dockerfiles --------------------------------------------------------------------------------
@@ -527,9 +338,41 @@ def render_dockerfile(templates: Mapping[str, str], flavor: str, context: Mappin
     env = template_environment(tuple(sorted(templates.items())))
     name = f"{flavor}.Dockerfile.j2"
     try:
-        return env.get_template(name).render(**context)
+        rendered: str = env.get_template(name).render(**context)
+        return rendered
     except jinja2.TemplateNotFound as err:
         raise ForkflowError(f"no Dockerfile template {err.name}", where="[images] templates",
                             fix=f"add {name} to the templates folder") from None
     except jinja2.TemplateError as err:
         raise ForkflowError(f"{name}: {err}", where=name, fix="correct the template") from None
+
+
+@dataclass(frozen=True)
+class CellSteps:
+    """What a run of one image cell does: the one answer the up-to-date check, the dry run and the real run share."""
+
+    stale: str | None  # why the cell runs; None when it is up to date
+    build: bool  # no image with these inputs in the engine, so one is built
+    rebuild_reasons: tuple[str, ...]
+    push: bool
+    push_reasons: tuple[str, ...]
+
+
+def cell_steps(recorded: Mapping[str, Any] | None, previous: Mapping[str, Any] | None, inputs: Mapping[str, Any],
+               target: Mapping[str, Any], *, built: bool, recorded_present: bool) -> CellSteps:
+    """`recorded`: what the last real run returned (input hash, image id, hashed target); `previous`: its state
+    file (inputs, target); `built`: an image with these inputs is in the engine; `recorded_present`: the image the
+    last run made is still there."""
+    digest = input_hash(inputs)
+    stale = None
+    if not recorded or "input_hash" not in recorded:
+        stale = "first build (no build recorded)"
+    elif recorded.get("input_hash") != digest:
+        stale = "its inputs changed (wheels, base image, Dockerfile or build settings)"
+    elif recorded.get("target") != input_hash(target):
+        stale = "its tags or push target changed"
+    elif not recorded_present:
+        stale = "the built image is no longer in the engine"
+    reasons = rebuild_reasons(previous.get("inputs") if previous else None, inputs) if not built else []
+    return CellSteps(stale, not built, tuple(reasons) or (("no image with these inputs in the engine",) if not built else ()),
+                     bool(target["push"]), tuple(push_reasons(previous.get("target") if previous else None, target)))

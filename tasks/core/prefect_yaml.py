@@ -46,7 +46,7 @@ class WorkPool(Strict):
 class PrefectSchedule(Schedule):
     """A schedule as prefect.yaml writes it: interval may be seconds or an ISO 8601 / HH:MM:SS duration."""
 
-    interval: float | None = Field(default=None, gt=0)  # type: ignore[assignment]
+    interval: float | None = Field(default=None, gt=0)
     replaces: str | None = None
 
     @field_validator("interval", mode="before")

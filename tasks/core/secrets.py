@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 SECRET_ENV_VARS = (
     "TWINE_PASSWORD",
@@ -45,3 +46,11 @@ def mask_urls(text: str) -> str:
         return f"{match.group('scheme')}{MASK}@"
 
     return URL_CREDENTIALS.sub(hide, text)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and a password; the password never shows in a repr."""
+
+    username: str
+    password: str = field(repr=False)

@@ -50,6 +50,13 @@ def static_value(node: ast.expr, constants: dict[str, Any]) -> Any:
         if node.id in constants:
             return constants[node.id]
         raise NotStatic(f"{node.id} is not a module-level constant")
+    if isinstance(node, ast.JoinedStr | ast.BinOp | ast.UnaryOp):
+        return operation_value(node, constants)
+    return container_value(node, constants)
+
+
+def operation_value(node: ast.JoinedStr | ast.BinOp | ast.UnaryOp, constants: dict[str, Any]) -> Any:
+    """An f-string without fields, `a + b`, or `-number`, of static values."""
     if isinstance(node, ast.JoinedStr):
         return "".join(joined_part(part, constants) for part in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
@@ -58,6 +65,11 @@ def static_value(node: ast.expr, constants: dict[str, Any]) -> Any:
         value = static_value(node.operand, constants)
         if isinstance(value, int | float):
             return -value
+    raise NotStatic(f"{ast.unparse(node)} is not a literal or module-level constant")
+
+
+def container_value(node: ast.expr, constants: dict[str, Any]) -> Any:
+    """A list, tuple, set or dict of static values, or a builtin conversion of them."""
     if isinstance(node, ast.List | ast.Tuple | ast.Set):
         items = [static_value(item, constants) for item in node.elts]
         return tuple(items) if isinstance(node, ast.Tuple) else items

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path, PurePosixPath
 
+import pytest
+
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters import rootfs
 from tasks.core import base_image as rules
@@ -82,6 +84,7 @@ def test_local_base_has_its_own_name_and_the_official_one_is_preferred() -> None
     assert f"LABEL org.forkflow.base-recipe={rules.LOCAL_BASE_RECIPE}" in changes
 
 
+@pytest.mark.docker
 def test_interpreter_made_into_a_working_base_image(tmp_path: Path) -> None:
     need(docker_reachable(), "a Docker engine")
     interpreter = rootfs.find_interpreter(rootfs.default_interpreters_root(), "3.12")
@@ -114,3 +117,4 @@ def test_interpreter_made_into_a_working_base_image(tmp_path: Path) -> None:
         assert attrs["Config"]["Cmd"] == ["python3"]
     finally:
         docker_adapter.remove_image(client, ref)
+        client.close()

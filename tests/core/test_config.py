@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tasks.context import load_settings
 from tasks.core.config import parse_config_text
 from tasks.core.errors import ConfigError
+from tasks.pipeline.settings import load_settings
 from tests.helpers import REPO, run_doit
 
 MINIMAL = '[project]\nname = "demo"\n'
@@ -125,7 +125,7 @@ def test_missing_config_file_is_explained(tmp_path: Path) -> None:
 
 
 def test_default_run_covers_only_configured_stages(tmp_path: Path) -> None:
-    from tasks.core.config import PIPELINE, configured_stages
+    from tasks.core.stages import PIPELINE, configured_stages
 
     assert configured_stages(load_settings(REPO / "pipeline.toml").config) == list(PIPELINE)
     fork_only = MINIMAL + '[fork]\npath = "fork"\nupstream = "https://example.com/u.git"\norigin = "https://example.com/o.git"\n'

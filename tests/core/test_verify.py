@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.core.images import version_mismatch
 from tasks.core.packages import missing_modules
+from tasks.core.smoke import version_mismatch
 from tasks.core.verify import fork_closure, fork_requirements, supports_python
 
 

@@ -1,0 +1,109 @@
+"""The smoke test run inside each image: every package imports, at its expected version."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+
+from packaging.utils import canonicalize_name
+
+
+def top_level_modules(names: Iterable[str]) -> list[str]:
+    """Import names provided by a wheel, from the paths inside it."""
+    found = set()
+    for name in names:
+        first = name.split("/", 1)[0]
+        if first.endswith((".dist-info", ".data")) or not first:
+            continue
+        if "/" in name:
+            found.add(first)
+        elif first.endswith(".py"):
+            found.add(first[:-3])
+        elif ".cpython-" in first or first.endswith(".so"):
+            found.add(first.split(".", 1)[0])
+    return sorted(found)
+
+
+def smoke_script(python: str, expected: Sequence[tuple[str, str, Sequence[str]]]) -> str:
+    """Python code run in the image: it runs as a non-root user, on the expected Python, each project
+    package is installed with its expected version, and every installed distribution's top-level modules
+    (the project's and every third-party one, found from each distribution's RECORD) import.
+    Prints one line per check; exits 1 on a miss."""
+    data = json.dumps({"python": python, "packages": [[d, v, list(m)] for d, v, m in expected]})
+    return f"""import importlib, importlib.metadata as md, json, os, re, sys
+spec = json.loads({data!r})
+bad = []
+found = "%d.%d" % sys.version_info[:2]
+print("python", found)
+if found != spec["python"]:
+    bad.append("python %s, expected %s" % (found, spec["python"]))
+print("uid", os.getuid())
+if os.getuid() == 0:
+    bad.append("runs as root")
+modules = {{}}
+for dist, version, names in spec["packages"]:
+    try:
+        got = md.version(dist)
+    except md.PackageNotFoundError:
+        bad.append("%s is not installed" % dist)
+        continue
+    print(dist, got)
+    if got != version:
+        bad.append("%s %s, expected %s" % (dist, got, version))
+    for name in names:
+        modules.setdefault(name, dist)
+
+def top_level(dist):
+    names = set()
+    for path in dist.files or []:
+        parts = path.parts
+        first = parts[0] if parts else ""
+        if first in ("", "..", "__pycache__") or first.endswith((".dist-info", ".data", ".egg-info", ".pth")):
+            continue
+        if len(parts) == 1:
+            first = re.sub(r"(\\.[A-Za-z0-9_-]+)?\\.(py|so|pyd)$", "", first)
+            if first == parts[0]:
+                continue
+        if first.isidentifier():
+            names.add(first)
+    if not dist.files:
+        names.update(n for n in (dist.read_text("top_level.txt") or "").split() if n.isidentifier())
+    return names
+
+dists = list(md.distributions())
+for dist in dists:
+    for name in top_level(dist):
+        modules.setdefault(name, dist.metadata["Name"])
+# setuptools first: importing pip before it breaks its distutils shim on Python < 3.12 (pypa/setuptools#3044)
+for name in sorted(modules, key=lambda n: (n not in ("_distutils_hack", "setuptools"), n)):
+    try:
+        importlib.import_module(name)
+    except BaseException as err:
+        bad.append("import %s failed: %s: %s (distribution %s)" % (name, type(err).__name__, err, modules[name]))
+print("imported", len(modules), "top-level modules of", len(dists), "distributions")
+for line in bad:
+    print("FAILED:", line)
+sys.exit(1 if bad else 0)
+"""
+
+
+VERSION_LINE = re.compile(r"^\s*Version:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def version_command(core_name: str | None, console_scripts: Iterable[str]) -> list[str] | None:
+    """`<core> version` (`prefect version`) when the core package has a console script named after it."""
+    if core_name is None:
+        return None
+    script = canonicalize_name(core_name)
+    return [script, "version"] if script in {canonicalize_name(s) for s in console_scripts} else None
+
+
+def version_mismatch(output: str, expected: str) -> str | None:
+    """Why a version command's output does not report `expected` (`Version: X` line), or None."""
+    match = VERSION_LINE.search(output)
+    if match is None:
+        return f"no 'Version: ...' line in its output (expected Version: {expected})"
+    if match.group(1) != expected:
+        return f"it reports version {match.group(1)}, the image's version is {expected}"
+    return None

@@ -1,0 +1,32 @@
+"""The questions a run's up-to-date checks will ask, sent as the run starts (see tasks.pipeline.prefetch).
+
+It knows which stage asks what, so it sits beside dodo.py, above the stages.
+"""
+
+from __future__ import annotations
+
+from tasks.pipeline.settings import Settings
+
+
+def send_early_questions(current: Settings, targets: list[str]) -> None:
+    """What the checks of a run of `targets` will ask: the services' health (when the config has local services),
+    the remotes and the clone (when sync is among them), the checkout's file listing (for wheel, flows and deploy) and
+    the Prefect servers' signals (when deploy is)."""
+    from tasks.stages.services import ask_health_early
+
+    stages = {target.split(":", 1)[0] for target in targets}
+    ask_health_early(current)
+    if "sync" in stages and current.config.fork is not None:
+        from tasks.stages.sync.check import ask_early
+        from tasks.stages.sync.setup import sync_setup
+
+        ask_early(sync_setup(current))
+    if stages & {"wheel", "flows", "deploy"} and current.fork_path is not None:  # deploy needs flows
+        from tasks.pipeline.workspace import ask_entries_early
+
+        ask_entries_early(current.fork_path)
+    if "deploy" in stages:
+        from tasks.stages.deploy.check import ask_signals_early
+
+        ask_signals_early(current)
+

@@ -1,0 +1,105 @@
+"""Helpers shared by the stage modules for building doit actions and tasks."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from doit.exceptions import TaskError, TaskFailed
+
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.secrets import mask, secret_values
+from tasks.pipeline import prefetch
+
+
+def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ForkflowError raised by an action into a clean doit failure (no traceback): bad input
+    (a ConfigError, e.g. an invalid deployment file) ends the run with exit code 2, any other failure with 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        prefetch.forget_all()
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as err:
+            return TaskError(mask(str(err), secret_values(os.environ)))
+        except ForkflowError as err:
+            return TaskFailed(mask(str(err), secret_values(os.environ)))
+
+    return wrapper
+
+
+def missing_section_task(stage: str, section: str, doc: str) -> dict[str, Any]:
+    """A task that explains a stage is not configured instead of failing obscurely."""
+
+    def explain() -> dict[str, str]:
+        print(f"{stage}: skipped: the config has no [{section}] section")
+        return {"made": f"skipped (no [{section}])"}
+
+    return {
+        "basename": stage,
+        "doc": f"{doc} (not configured: add a [{section}] section)",
+        "actions": [explain],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+DRY_RUN_ENV = "FORKFLOW_DRY_RUN"
+PLAN_ONLY_ENV = "FORKFLOW_PLAN_ONLY"
+
+
+def plan_only_note(stages: list[str]) -> str:
+    named = {"sync": "doit sync", "publish": "doit publish", "image": "doit image", "deploy": "doit deploy"}
+    return (f"forkflow: a bare `doit` builds and checks; the remote writes of {', '.join(stages)} are only planned "
+            f"(\"would ...\"). Run them by name ({', '.join(named[s] for s in stages)}) or list them in "
+            "default_writes in pipeline.toml.")
+
+
+def plan_only(stage: str) -> bool:
+    """True when a bare `doit` runs on a config without [demo] and this stage's remote writes are to be planned only."""
+    return stage in os.environ.get(PLAN_ONLY_ENV, "").split(",")
+
+
+def dry_run_param() -> dict[str, Any]:
+    """The `--dry-run` task parameter; FORKFLOW_DRY_RUN=1 turns it on for every task."""
+    return {
+        "name": "dry_run",
+        "long": "dry-run",
+        "type": bool,
+        "default": False,
+        "help": f"report what would change and change nothing (also: {DRY_RUN_ENV}=1)",
+    }
+
+
+def is_dry_run(param_value: bool = False) -> bool:
+    return bool(param_value) or os.environ.get(DRY_RUN_ENV, "").lower() in ("1", "true", "yes")
+
+
+def dry_run_marker(task_name: str) -> Any:
+    """A file saying the task's last run was a dry run (so doit must not call it up to date)."""
+    from tasks.pipeline.settings import settings
+
+    return settings().state_dir / "dry-runs" / task_name.replace(":", "__")
+
+
+def note_dry_run(task_name: str, dry_run: bool) -> None:
+    """Record (or clear, after a real run) that the task ran as a dry run."""
+    marker = dry_run_marker(task_name)
+    if dry_run:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def not_after_dry_run(task_name: str) -> Callable[..., bool]:
+    """An `uptodate` check: a task whose last run was a dry run is never up to date."""
+
+    def check(task: Any = None, *_: Any) -> bool:
+        asked = bool(getattr(task, "options", None) and task.options.get("dry_run")) or is_dry_run()
+        return not asked and not dry_run_marker(task_name).exists()
+
+    return check

@@ -1,0 +1,157 @@
+"""The loaded pipeline: config file, resolved paths, state folders, reports.
+
+`settings()` reads pipeline.toml once per process (from `FORKFLOW_CONFIG` or
+the repo root), validates it, and checks that the paths it names exist,
+except those the pipeline itself creates (the fork clone made by `sync`, the
+demo workspace made by `demo`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tasks.core.config import Config, declared_paths, parse_config_text
+from tasks.core.errors import ConfigError
+from tasks.core.values import is_under
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ENV = "FORKFLOW_CONFIG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated config plus the folders it implies."""
+
+    config: Config
+    config_file: Path
+
+    @property
+    def root(self) -> Path:
+        return self.config_file.parent
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        return (self.root / value).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path(self.config.state_dir)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def services_dir(self) -> Path:
+        return self.state_dir / "services"
+
+    @property
+    def demo_workspace(self) -> Path | None:
+        return self.path(self.config.demo.workspace) if self.config.demo else None
+
+    @property
+    def fork_path(self) -> Path | None:
+        return self.path(self.config.fork.path) if self.config.fork else None
+
+    def remote(self, value: str) -> str:
+        """A git remote from the config: URLs unchanged, local paths made absolute."""
+        from tasks.core.values import is_local_path
+
+        if is_local_path(value) and not value.startswith("file://"):
+            return str(self.path(value))
+        return value
+
+
+def config_path() -> Path:
+    """The config file in use: $FORKFLOW_CONFIG, else pipeline.toml at the repo root."""
+    chosen = os.environ.get(CONFIG_ENV)
+    return Path(chosen).resolve() if chosen else REPO_ROOT / "pipeline.toml"
+
+
+@functools.cache
+def settings() -> Settings:
+    """Load and validate the config once per process."""
+    return load_settings(config_path())
+
+
+def load_settings(file: Path) -> Settings:
+    if not file.is_file():
+        raise ConfigError(
+            f"config file not found: {file}",
+            where=f"{CONFIG_ENV}={os.environ.get(CONFIG_ENV, '')!r}" if os.environ.get(CONFIG_ENV) else str(file),
+            fix=f"create it, or point {CONFIG_ENV} at an existing pipeline.toml",
+        )
+    config = parse_config_text(file.read_text(encoding="utf-8"), str(file))
+    result = Settings(config=config, config_file=file)
+    check_paths(result)
+    return result
+
+
+def check_paths(result: Settings) -> None:
+    """Every configured path exists, unless the pipeline creates it."""
+    created_by_us = [p for p in (result.fork_path, result.demo_workspace) if p]
+    missing = []
+    for key, value in declared_paths(result.config).items():
+        resolved = Path(value.removeprefix("file://")) if value.startswith("file://") else result.path(value)
+        if any(is_under(PurePosixPath(resolved), PurePosixPath(folder)) for folder in created_by_us):
+            continue
+        if not resolved.exists():
+            missing.append(f"  - {key} = {value!r}: no such file or folder ({resolved})")
+    if missing:
+        raise ConfigError(
+            f"{result.config_file}: configured paths do not exist\n" + "\n".join(missing),
+            where=str(result.config_file),
+            fix="paths are relative to the config file's folder; correct them or create what they name",
+        )
+
+
+def write_report(stage: str, data: dict[str, Any], target: Settings | None = None) -> Path:
+    """Write .forkflow/reports/<stage>.json atomically and return its path."""
+    from tasks.core.secrets import mask, secret_values
+
+    final = (target or settings()).reports_dir / f"{stage}.json"
+    write_json(final, json.loads(mask(json.dumps(data), secret_values(os.environ))))
+    return final
+
+
+def write_failed_report(stage: str, error: Exception, data: dict[str, Any], target: Settings | None = None) -> Path:
+    """A failed run's report: what it got to (items not done are `failed`) and the error, never the last good run."""
+    return write_report(stage, {**data, "status": "failed", "error": str(error)}, target)
+
+
+def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | None:
+    return read_json((target or settings()).reports_dir / f"{stage}.json")
+
+
+def write_json(file: Path, data: dict[str, Any], *, compact: bool = False) -> None:
+    """Write a state or report file atomically; `compact` for state rewritten after every step."""
+    text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2, sort_keys=True)
+    write_text_atomically(file, text + "\n")
+
+
+def write_text_atomically(file: Path, text: str) -> None:
+    """Write a file so that no reader ever sees half of it: a temporary file beside it (one per process and
+    thread), then a rename over it."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temp = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(file)
+
+
+def read_json(file: Path) -> dict[str, Any] | None:
+    """A state or report file; None when it is missing or not a JSON object (it is then made again)."""
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None

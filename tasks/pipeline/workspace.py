@@ -1,0 +1,152 @@
+"""What several stages read from the fork's checkout, read once per run.
+
+The file listing of a checkout (each file and an id of its content, see
+`adapters.git.file_entries`) feeds the wheels' and the flows' up-to-date
+checks. It is worked out once per process while the checkout's index is
+unchanged, and a run can send it early (see tasks.pipeline.prefetch).
+"""
+
+from __future__ import annotations
+
+import functools
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tasks.adapters.console import say
+from tasks.adapters.git import Git, file_entries
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.packages import Package, discover
+from tasks.core.values import parse_toml
+from tasks.pipeline import prefetch
+from tasks.pipeline.settings import Settings, read_json
+
+
+@functools.cache
+def cached_entries(repo: Path, index_mtime: int) -> dict[str, str]:
+    entries: dict[str, str] = prefetch.answer(entries_key(repo), partial(file_entries, repo))
+    return entries
+
+
+def entries_key(repo: Path) -> str:
+    return f"entries:{repo}"
+
+
+def checkout_entries(repo: Path) -> dict[str, str]:
+    """The checkout's file listing, computed once per process while its index is unchanged."""
+    repo = repo.resolve()
+    index = repo / ".git" / "index"
+    return cached_entries(repo, index.stat().st_mtime_ns if index.exists() else 0)
+
+
+def ask_entries_early(repo: Path) -> None:
+    repo = repo.resolve()
+    if (repo / ".git").exists():
+        prefetch.send(entries_key(repo), partial(file_entries, repo))
+
+
+def checkout_path(current: Settings) -> Path:
+    assert current.fork_path is not None
+    return current.fork_path
+
+
+def read_pyproject(file: Path) -> dict[str, Any]:
+    return parse_toml(file.read_bytes(), str(file))
+
+
+def find_packages(current: Settings, root: Path | None = None) -> list[Package]:
+    """The fork's packages, read from the checkout's pyproject files."""
+    root = root or checkout_path(current)
+    config = current.config.packages
+    core_file = root / config.core / "pyproject.toml"
+    if not core_file.exists():
+        raise ConfigError(f"no core package: {core_file} does not exist", where="[packages] core",
+                          fix="point [packages] core at the folder holding the core pyproject.toml")
+    client = None
+    if config.client and (root / config.client / "pyproject.toml").exists():
+        client = (config.client, read_pyproject(root / config.client / "pyproject.toml"))
+    integrations = [
+        (folder.relative_to(root).as_posix(), read_pyproject(folder / "pyproject.toml"))
+        for folder in matching(root / config.integrations)
+        if (folder / "pyproject.toml").exists()
+    ]
+    return discover((config.core, read_pyproject(core_file)), client, integrations,
+                    flows_project(current, root), tuple(config.client_remove),
+                    tuple(config.client_keep))
+
+
+def flows_project(current: Settings, root: Path) -> tuple[str, dict[str, Any]] | None:
+    """The flows project, when [flows] path lies inside the checkout and has a pyproject.toml."""
+    if current.config.flows is None:
+        return None
+    folder = current.path(current.config.flows.path)
+    if root not in folder.parents or not (folder / "pyproject.toml").exists():
+        return None
+    return folder.relative_to(root).as_posix(), read_pyproject(folder / "pyproject.toml")
+
+
+def packages_if_cloned(current: Settings) -> list[Package]:
+    """Packages in the checkout; none yet when it is not cloned (`doit list` on a fresh clone)."""
+    if current.fork_path is None or not (current.fork_path / ".git").exists():
+        return []
+    return find_packages(current)
+
+
+def demo_task_deps(current: Settings) -> list[str]:
+    """Tasks other stages depend on so they can run on a fresh clone of the demo."""
+    return ["demo"] if current.config.demo else []
+
+
+def clone_action(origin: str, upstream: str, path: Path, release: str) -> dict[str, str]:
+    if (path / ".git").exists():
+        return {"made": f"{path} (exists)"}
+    if path.exists() and any(path.iterdir()):
+        raise ForkflowError(
+            f"{path} exists but is not a git clone",
+            where="[fork] path",
+            fix="move the folder away or point [fork] path at an empty or missing folder",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Git(path.parent).write("clone", "-q", "--origin", "origin", "--branch", release, origin, str(path),
+                           fix=f"check that [fork] origin ({origin}) is reachable and has a {release!r} branch")
+    Git(path).write("remote", "add", "upstream", upstream)
+    say(f"cloned {origin} ({release}) into {path}")
+    return {"made": str(path)}
+
+
+def constraint_args(current: Settings) -> list[str]:
+    """`--constraint <file>` for [packages] constraints."""
+    file = current.config.packages.constraints
+    return ["--constraint", str(current.path(file))] if file else []
+
+
+STAMP = "build.json"
+
+
+def dist_dir(current: Settings, name: str) -> Path:
+    return current.state_dir / "dist" / name
+
+
+def stamp_file(current: Settings, name: str) -> Path:
+    return dist_dir(current, name) / STAMP
+
+
+def read_stamp(current: Settings, name: str) -> dict[str, Any] | None:
+    return read_json(stamp_file(current, name))
+
+
+def result_file(current: Settings, name: str) -> Path:
+    return current.state_dir / "verify" / f"{name}.json"
+
+
+def read_result(current: Settings, name: str) -> dict[str, Any] | None:
+    return read_json(result_file(current, name))
+
+
+def matching(pattern: Path) -> list[Path]:
+    """The paths a glob pattern (a path, absolute once joined to the checkout) matches, sorted."""
+    anchor = Path(pattern.anchor)
+    relative = pattern.relative_to(anchor).as_posix()
+    if relative in ("", "."):
+        return [anchor] if anchor.exists() else []
+    return sorted(anchor.glob(relative))

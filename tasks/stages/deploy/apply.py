@@ -1,0 +1,388 @@
+"""Applying desired deployments to one Prefect server: the bulk read, the diff, the writes, the
+records of what was applied. Shared by deploy and promote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tasks.adapters.console import say, warn
+from tasks.adapters.prefect import PrefectApi
+from tasks.core.deployplan import (
+    MADE_ELSEWHERE,
+    Change,
+    automation_body,
+    compare,
+    create_body,
+    owned_by_deployment,
+    prune_changes,
+    record_usable,
+    remembered,
+    split_known,
+    survivors,
+    triggers_hash,
+)
+from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired, fixed_prefix, name_matcher, slug
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.runtime import image_reference, with_runtime
+from tasks.pipeline.credentials import environment_connection
+from tasks.pipeline.settings import Settings, read_report, write_failed_report, write_json
+from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
+from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, result_entry
+
+MANAGED_LABEL = "forkflow.project"
+
+
+BRANCH_LABEL = "forkflow.branch"
+
+
+class DeployRun:
+    """Applies desired deployments server by server and counts what it wrote."""
+
+    def __init__(self, current: Settings, listing: dict[str, Any], dry_run: bool,
+                 image_of: Callable[[Desired, str], str | None] | None = None, stage: str = "deploy"):
+        self.current = current
+        self.stage = stage
+        self.listing = listing
+        self.dry_run = dry_run
+        self.writes = 0
+        self.retries = 0
+        self.image_of = image_of or self.built_image
+        assert current.config.flows is not None
+        self.concurrency = current.config.flows.concurrency
+        self.verify_after = current.config.flows.verify_after
+        self.records = load_records(current)
+        self.scopes: list[dict[str, Any]] = []
+
+    def apply(self, desired: list[Desired], prune_envs: list[str], complete: bool = True) -> list[dict[str, Any]]:
+        """Apply per server; `complete` says `desired` is everything this branch deploys (not one subtask)."""
+        results: list[dict[str, Any]] = []
+        for api_url in sorted({d.api_url for d in desired} | self.prune_urls(prune_envs)):
+            group = [d for d in desired if d.api_url == api_url]
+            envs = [e for e in prune_envs if environment_settings(self.current, e).api_url == api_url]
+            names = sorted({d.environment for d in group} | set(envs))
+            connection = environment_connection(self.current, names[0])
+            with PrefectApi(api_url, dry_run=self.dry_run, concurrency=self.concurrency, connection=connection) as api:
+                try:
+                    results += self.apply_to(api, group, envs, complete)
+                finally:
+                    self.writes += api.writes
+                    self.retries += api.retried
+        failed = [r for r in results if r["status"] == "failed"]
+        if failed:
+            self.fail(failed, results)
+        return results
+
+    def prune_urls(self, envs: list[str]) -> set[str]:
+        return {environment_settings(self.current, env).api_url for env in envs}
+
+    def fail(self, failed: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        lines = "\n".join(f"  - {r['name']}: {r['error']}" for r in failed)
+        error = DeploymentsFailed(f"{len(failed)} of {len(results)} deployments failed:\n{lines}",
+                                  where=str(self.current.reports_dir / f"{self.stage}.json"),
+                                  fix="fix the cause above and run again; deployments that succeeded are not written twice")
+        write_failed_report(self.stage, error, deploy_report(self.listing, results, self, self.dry_run), self.current)
+        raise error
+
+    def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
+        pools = api.work_pools()
+        pool_types = {name: pool["type"] for name, pool in pools.items()}
+        check_pools(group, pool_types, api.api_url)
+        ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
+        ready = resolved_references(api, ready)
+        ctx = context_of(self.current, self.listing)
+        envs = sorted({d.environment for d in ready} | set(prune_envs))
+        patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
+        prefixes = sorted({fixed_prefix(ctx, env, pattern) for env in envs for pattern in patterns})
+        key = f"{api.api_url} {' '.join(prefixes)}"
+        record = self.records.get(key)
+        not_owned = list((record or {}).get("not_owned", []))
+        owned = owned_by_deployment(api.read_automations(), set(not_owned))
+        before = {prefix: api.deployment_signals(prefix) for prefix in prefixes}
+        full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
+        known: list[Change] = []
+        if full:
+            stale = ready
+            items = self.read_server(api, envs, ready, prefixes)
+        else:
+            assert record is not None
+            known, stale = split_known(ready, record, owned)
+            items = api.read_deployments(names=sorted({d.name for d in stale})) if stale else []
+        server = by_identity(items, api.flow_names([item["flow_id"] for item in items]))
+        changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
+        for env in prune_envs:
+            changes += prune_changes(server, {d.identity for d in ready}, self.prunable(ctx, env, patterns))
+        check_against_prefect(changes, pools, api.api_url)
+        writes_before = api.writes
+        results = Applier(api, self.concurrency, self.labels()).run(changes)
+        if not self.dry_run:
+            wrote = api.writes != writes_before
+            after = {prefix: api.deployment_signals(prefix) for prefix in prefixes} if wrote else before
+            checked = time.time() if full and complete else float((record or {}).get("checked", 0))
+            not_owned = sorted({*not_owned, *others_kept(api, changes, owned)})
+            self.records[key] = remembered(record, ready, results, after, checked, not_owned)
+            save_records(self.current, self.records)
+            self.scopes.append({"url": api.api_url, "prefixes": prefixes, "environment": envs[0] if envs else "",
+                                "checked": checked})
+        return results
+
+    @staticmethod
+    def compare(desired: Desired, item: dict[str, Any] | None, owned: dict[str, list[str]]) -> Change:
+        if item is None:
+            return compare(desired, None, None, [])
+        return compare(desired, item, desired.flow, owned.get(item["id"], []))
+
+    def labels(self) -> dict[str, str]:
+        return {MANAGED_LABEL: self.current.config.project.name, BRANCH_LABEL: slug(self.listing["branch"])}
+
+    def prunable(self, ctx: Context, env: str, patterns: list[str]) -> Callable[[dict[str, Any]], bool]:
+        """What prune may delete: names of forkflow's patterns for this branch and environment, and for
+        names as written (a prefect.yaml's) only deployments forkflow created for this project, never others'."""
+        mine = self.labels()
+        matchers = [(name_matcher(ctx, env, p), "{project}" in p and "{env}" in p) for p in patterns]
+
+        def check(item: dict[str, Any]) -> bool:
+            labels = item.get("labels") or {}
+            ours = all(labels.get(key) == value for key, value in mine.items())
+            return any(matcher.match(item["name"]) and (ours or derived) for matcher, derived in matchers)
+        return check
+
+    def finalize(self, desired: Desired, pool_type: str) -> Desired:
+        image = None if pool_type == "process" else self.image_of(desired, pool_type)
+        if pool_type != "process" and not image and not has_own_image(desired):
+            raise ForkflowError(
+                f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
+                where=str(self.current.reports_dir / "image.json"),
+                fix="run `doit image` first (its image.json names the image), or use a process work pool")
+        return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), image)
+
+    def built_image(self, desired: Desired, pool_type: str) -> str | None:
+        images = self.current.config.images
+        python = (images.default_python or images.python[0]) if images else None
+        flavor = "kubernetes" if pool_type == "kubernetes" else "base"
+        return image_reference(read_report("image", self.current), python, flavor)
+
+    def read_server(self, api: PrefectApi, envs: list[str], ready: list[Desired], prefixes: list[str]) -> list[dict[str, Any]]:
+        """The server's deployments that may carry this branch's names."""
+        if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
+            return api.read_deployments(names=[ready[0].name])
+        if "" in prefixes:
+            return api.read_deployments(name_like="")
+        return [item for prefix in prefixes for item in api.read_deployments(name_like=prefix)]
+
+
+def resolved_references(api: PrefectApi, ready: list[Desired]) -> list[Desired]:
+    """`{{ prefect.variables.x }}` and `{{ prefect.blocks.<type>.<name>.<field> }}` answered by this server, as
+    prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs)."""
+    from tasks.core import prefect_yaml
+
+    wanted = {ref for d in ready if d.native for ref in prefect_yaml.references(without_pull(d.spec))}
+    if not wanted:
+        return ready
+    values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
+    return [dataclasses.replace(d, spec={**prefect_yaml.fill_references(without_pull(d.spec), values),
+                                         "pull_steps": d.spec.get("pull_steps")}) if d.native else d for d in ready]
+
+
+def without_pull(spec: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in spec.items() if key != "pull_steps"}
+
+
+def reference_value(api: PrefectApi, ref: Any) -> Any:
+    if ref.kind == "variable":
+        return api.variable(ref.path[0])
+    value: Any = api.block_data(ref.path[0], ref.path[1])
+    if len(ref.path) == 2 and isinstance(value, dict) and list(value) == ["value"]:
+        return value["value"]  # a one-value block (Secret, String...) stands for its value, as in Prefect
+    for part in ref.path[2:]:
+        if not isinstance(value, dict) or part not in value:
+            raise ForkflowError(f"the block {ref.path[0]}/{ref.path[1]} has no field {'.'.join(ref.path[2:])!r}",
+                                where=f"{{{{ {ref.text} }}}}", fix="correct the reference; nothing was deployed")
+        value = value[part]
+    return value
+
+
+def has_own_image(desired: Desired) -> bool:
+    """A prefect.yaml deployment that names its image itself (not through a replaced build step)."""
+    image = (desired.spec.get("job_variables") or {}).get("image")
+    return desired.native and isinstance(image, str) and "{{" not in image
+
+
+def by_identity(items: list[dict[str, Any]], flow_names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Server deployments by flow and name (names repeat across flows, e.g. `default`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in items:
+        found.setdefault(f"{flow_names.get(item['flow_id'], '?')}/{item['name']}", item)
+    return found
+
+
+RECORDS = "deploy-record.json"
+
+
+def load_records(current: Settings) -> dict[str, Any]:
+    """What the last runs applied, per server: spec hashes and the server's signals right after."""
+    file = current.state_dir / RECORDS
+    try:
+        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return loaded
+
+
+def save_records(current: Settings, records: dict[str, Any]) -> None:
+    write_json(current.state_dir / RECORDS, records)
+
+
+def check_against_prefect(changes: list[Change], pools: dict[str, dict[str, Any]], api_url: str) -> None:
+    """Before any write: job variables against the work pool's template and, where the schema is enforced,
+    parameters against the flow's schema, with Prefect's own validator (as the server will check them)."""
+    pending = [c.desired for c in changes if c.kind in ("create", "update") and c.desired is not None]
+    if not pending:
+        return
+    from prefect.utilities.schema_tools.validation import validate
+
+    problems = []
+    for desired in pending:
+        template = (pools.get(desired.work_pool, {}).get("base_job_template") or {}).get("variables") or {}
+        if desired.spec.get("job_variables") and template:
+            problems += [f"{desired.name}: job_variables.{schema_path(e)}: {e.message}"
+                         for e in validate(desired.spec["job_variables"], template, ignore_required=True)]
+        schema = desired.spec.get("parameter_openapi_schema")
+        if desired.spec.get("enforce_parameter_schema") and schema and desired.spec.get("parameters"):
+            problems += [f"{desired.name}: parameters.{schema_path(e)}: {e.message}"
+                         for e in validate(desired.spec["parameters"], schema, ignore_required=True)]
+    if problems:
+        raise ConfigError(f"Prefect would refuse {len(problems)} value(s) on {api_url} (nothing was written there):\n"
+                          + "\n".join(f"  - {p}" for p in problems), where="the deployment config",
+                          fix="correct the values named above")
+
+
+def schema_path(error: Any) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(all)"
+
+
+def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) -> None:
+    missing = sorted({d.work_pool for d in group} - set(pool_types))
+    if missing:
+        raise ForkflowError(
+            f"work pools missing on {api_url}: {', '.join(missing)} (nothing was deployed)",
+            where="[environments.<name>] work_pool, or work_pool in the deployment config",
+            fix="run `doit services` for the local server, or create them: "
+                + "; ".join(f"prefect work-pool create {name} --type process" for name in missing))
+
+
+def others_kept(api: PrefectApi, changes: list[Change], owned: dict[str, list[str]]) -> list[str]:
+    """After replacing automations that may have been `prefect deploy`'s: the ones that stayed are not owned."""
+    replaced = {c.deployment_id for c in changes if c.triggers_changed and c.deployment_id
+                and MADE_ELSEWHERE in owned.get(c.deployment_id, [])}
+    return survivors(api.read_automations(), replaced) if replaced else []
+
+
+class Applier:
+    """Runs the writes of a plan, `concurrency` at a time; one failure does not stop the others."""
+
+    def __init__(self, api: PrefectApi, concurrency: int, labels: dict[str, str] | None = None):
+        self.labels = labels or {}
+        self.api = api
+        self.concurrency = concurrency
+        self.flow_ids: dict[str, str | None] = {}
+        self.lock = threading.Lock()
+
+    def run(self, changes: list[Change]) -> list[dict[str, Any]]:
+        needed = sorted({c.desired.flow for c in changes if c.kind == "create" and c.desired})
+        existing = self.api.flow_ids(needed) if needed else {}
+        self.flow_ids.update(existing)
+        missing = [name for name in needed if name not in existing]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for name, flow_id in zip(missing, pool.map(self.flow_id, missing), strict=True):
+                self.flow_ids[name] = flow_id
+            return list(pool.map(self.apply_one, changes))
+
+    def flow_id(self, name: str) -> str | None:
+        try:
+            return self.api.ensure_flow(name)
+        except ForkflowError as err:
+            warn(str(err))
+            return None
+
+    def apply_one(self, change: Change) -> dict[str, Any]:
+        result = result_entry(change, self.api.dry_run)
+        try:
+            result["id"] = self.write(change)
+        except ForkflowError as err:
+            result.update(status="failed", error=err.what)
+        if not self.api.dry_run and change.kind != "unchanged":
+            with self.lock:
+                say(f"{result['status']:<9} {change.name}" + (f" ({', '.join(change.diff)})" if change.kind == "update" else ""))
+        return result
+
+    def write(self, change: Change) -> str | None:
+        if change.kind == "unchanged":
+            return change.deployment_id
+        if change.kind == "prune":
+            assert change.deployment_id is not None
+            self.drop_automations(change.deployment_id)
+            self.api.delete_deployment(change.deployment_id, change.name)
+            return change.deployment_id
+        assert change.desired is not None
+        if change.kind == "update":
+            assert change.deployment_id is not None
+            if change.patch:
+                self.api.update_deployment(change.deployment_id, change.name, change.patch)
+            if change.triggers_changed:
+                self.replace_automations(change.deployment_id, change.desired)
+            return change.deployment_id
+        return self.create(change)
+
+    def create(self, change: Change) -> str | None:
+        assert change.desired is not None
+        flow_id = self.flow_ids.get(change.desired.flow)
+        if flow_id is None and not self.api.dry_run:
+            raise ForkflowError(f"could not create flow {change.desired.flow!r}")
+        if change.deployment_id:
+            self.drop_automations(change.deployment_id)
+            self.api.delete_deployment(change.deployment_id, change.name)
+        created = self.api.create_deployment({**create_body(change.desired, flow_id), "labels": self.labels})
+        if created is None:
+            return None
+        if change.desired.spec.get("triggers"):
+            self.replace_automations(created["id"], change.desired, fresh=True)
+        return str(created["id"])
+
+    def replace_automations(self, deployment_id: str, desired: Desired, fresh: bool = False) -> None:
+        """As `prefect deploy` does: the deployment's own automations go (a new one has none), one per trigger is made."""
+        if not fresh:
+            self.drop_automations(deployment_id)
+        triggers = desired.spec.get("triggers") or []
+        digest = triggers_hash(triggers)
+        named = prefect_trigger_names(desired.name, triggers) if desired.native else triggers
+        for index, automation in enumerate(trigger_automations(deployment_id, named)):
+            self.api.create_automation(automation_body(deployment_id, desired.name, index, automation, digest))
+
+    def drop_automations(self, deployment_id: str) -> None:
+        self.api.delete_owned_automations(deployment_id)
+
+
+def prefect_trigger_names(deployment: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`prefect deploy` names an unnamed trigger `<deployment>__automation_<n>`, counting from 1."""
+    return [{"name": f"{deployment}__automation_{index}", **trigger} for index, trigger in enumerate(triggers, start=1)]
+
+
+def trigger_automations(deployment_id: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prefect's own conversion of deployment triggers into automations that run the deployment."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    adapter: Any = TypeAdapter(DeploymentTriggerTypes)
+    bodies = []
+    for trigger in triggers:
+        model = adapter.validate_python(trigger)
+        model.set_deployment_id(deployment_id)
+        bodies.append(model.as_automation().model_dump(mode="json"))
+    return bodies

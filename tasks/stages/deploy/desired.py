@@ -1,0 +1,71 @@
+"""What should be deployed: flows.json and the deployment configs, resolved per environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tasks.adapters.console import warn
+from tasks.core.deploydefs import desired_from, name_collisions
+from tasks.core.deployspec import (
+    Context,
+    Desired,
+    EnvironmentSettings,
+)
+from tasks.core.errors import ForkflowError
+from tasks.pipeline.credentials import environment_connection
+from tasks.pipeline.deployments import flow_from_entry
+from tasks.pipeline.settings import Settings, read_report
+
+
+def flows_listing(current: Settings) -> dict[str, Any]:
+    """flows.json from the `flows` task; refuses to go on when discovery found problems."""
+    listing = read_report("flows", current)
+    if listing is None:
+        raise ForkflowError("no flows.json yet", where=str(current.reports_dir / "flows.json"), fix="run `doit flows` first")
+    if listing.get("errors"):
+        problems = "\n".join(f"  - {error}" for error in listing["errors"])
+        raise ForkflowError(f"flow discovery found problems, so nothing is deployed:\n{problems}",
+                            where=listing.get("flows_dir"),
+                            fix="fix the files named above and run again (or leave a file out with [flows] exclude)")
+    return listing
+
+
+def load_desired(current: Settings, listing: dict[str, Any], environments: list[str],
+                 dry_run: bool = True) -> list[Desired]:
+    """Validate the whole deployment config, then build every desired deployment for `environments`
+    (running a prefect.yaml's deploy-time steps unless `dry_run`)."""
+    from tasks.pipeline.deployments import read_config, with_prefect_facts, with_step_outputs
+
+    flows = [flow_from_entry(entry) for entry in listing["flows"]]
+    root = Path(listing["flows_dir"])
+    config = with_prefect_facts(read_config(current, root, flows), root, current.state_dir)
+    config = with_step_outputs(config, root, dry_run)
+    if config.file is None:
+        warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
+             "only FlowSpec deployments are deployed")
+    ctx = context_of(current, listing)
+    desired = [desired_from(planned, environment_settings(current, env), ctx, ctx.name_pattern)
+               for env in environments for planned in config.planned]
+    name_collisions(desired)
+    return desired
+
+
+def context_of(current: Settings, listing: dict[str, Any]) -> Context:
+    assert current.config.flows is not None
+    return Context(project=current.config.project.name, branch=listing["branch"], commit=listing["commit"],
+                   version=listing["version"], name_pattern=current.config.flows.name_pattern)
+
+
+def environment_settings(current: Settings, name: str) -> EnvironmentSettings:
+    env = current.config.environments[name]
+    api_url = env.prefect_api_url or environment_connection(current, name).api_url
+    return EnvironmentSettings(name=name, api_url=api_url, work_pool=env.work_pool, variables={**os.environ, **env.variables},
+                               work_queue=env.work_queue, schedules=env.schedules)
+
+
+def flows_dir_for_workers(current: Settings, listing: dict[str, Any]) -> str:
+    assert current.config.flows is not None
+    worker_path = current.config.flows.worker_path
+    return worker_path if worker_path else str(listing["flows_dir"])

@@ -1,0 +1,305 @@
+"""Stage `flows`: find the flows in the fork checkout and list their deployments.
+
+`doit flows` parses every Python file under `[flows] path` that git does not
+ignore (user code is never imported), prints each flow with its file and the
+deployment names it gets per environment, and writes
+`.forkflow/reports/flows.json`. A file that does not parse is reported with
+its line and the rest are still read; `deploy` refuses to run until it is fixed.
+`[flows] include`/`exclude` choose the files (tests/ is left out by default);
+flows in different sub-projects (folders with their own pyproject.toml) may
+share a name. The deployments listed are the ones the deployment config
+defines (tasks/deployments.py); without a config, flows are listed and none is
+deployed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import tomllib
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tasks.adapters.console import say, warn
+from tasks.adapters.git import Git
+from tasks.core.deploydefs import Planned, deployment_name
+from tasks.core.deployspec import Context, environments_for_branch, slug
+from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, duplicate_names
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.names import split_names, unknown_names
+from tasks.core.runtime import code_version
+from tasks.core.values import parse_toml
+from tasks.pipeline.actions import guarded, missing_section_task
+from tasks.pipeline.checks import Check, KeepFileDeps, Stale
+from tasks.pipeline.deploy_files import input_files
+from tasks.pipeline.settings import Settings, read_report, settings, write_report
+
+BRANCH_ENV = "FORKFLOW_BRANCH"
+
+
+def task_flows() -> dict[str, Any]:
+    """Discover the flows in the fork checkout and write flows.json."""
+    current = settings()
+    doc = "find flows (parsed, never imported) under [flows] path, list their deployments, write flows.json"
+    if current.config.flows is None:
+        return missing_section_task("flows", "flows", doc)
+    return {
+        "doc": doc,
+        "actions": [guarded(flows_action), KeepFileDeps(partial(input_files, current))],
+        "file_dep": [str(file) for file in input_files(current)],
+        "targets": [str(current.reports_dir / "flows.json")],
+        "task_dep": ["checkout"] if current.config.fork else [],
+        "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged)],
+        "verbosity": 2,
+    }
+
+
+def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
+    """Up to date while the flow files, branch, deployment config, versions and choices are unchanged."""
+    current = settings()
+    saved = read_report("flows", current)
+    if not saved:
+        return Stale("no flows.json yet")
+    try:
+        return saved.get("inputs") == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
+    except (ForkflowError, OSError) as err:
+        return Stale(f"cannot read the flows folder: {str(err).splitlines()[0]}")
+
+
+def flows_inputs(current: Settings) -> str:
+    """A cheap hash of what flows.json depends on (three git calls, no parsing)."""
+    import hashlib
+    import os
+
+    from tasks.pipeline.workspace import checkout_entries
+
+    assert current.config.flows is not None
+    root = flows_root(current)
+    where = Git(root).read("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
+    digest = hashlib.sha256()
+    for name, blob in sorted(checkout_entries(Path(where.splitlines()[0])).items()):
+        digest.update(f"{name}\0{blob}\n".encode())
+    digest.update(where.encode())
+    config_file, *deploy_config = input_files(current)
+    for file in (config_file, *(deploy_config or [Path("-")]), current.reports_dir / "version.json"):
+        digest.update(file.read_bytes() if file.is_file() else b"-")
+    for variable in (ENVIRONMENT_ENV, BRANCH_ENV):
+        digest.update(os.environ.get(variable, "").encode())
+    return digest.hexdigest()
+
+
+def flows_action() -> dict[str, str]:
+    current = settings()
+    report = flows_report(current)
+    report["inputs"] = flows_inputs(current)
+    write_report("flows", report, current)
+    show(report)
+    made = f"{len(report['flows'])} flows on {report['branch']} -> {', '.join(report['environments']) or 'no environment'}"
+    if report["errors"]:
+        made += f", {len(report['errors'])} problems"
+    return {"made": made}
+
+
+def flows_report(current: Settings) -> dict[str, Any]:
+    """Everything later stages need to know about the flows, as one JSON-ready mapping."""
+    from tasks.pipeline.deployments import read_config
+
+    assert current.config.flows is not None
+    root = flows_root(current)
+    git = Git(root)
+    files = chosen_files(tracked_python_files(git), current.config.flows.include, current.config.flows.exclude)
+    flows, errors = discover_folder(root, files)
+    flows = with_projects(root, flows, current.config.flows.subprojects)
+    errors += duplicate_names(flows)
+    branch, commit = checkout_state(git)
+    ctx = context_for(current, root, branch, commit)
+    selected = chosen_environments(current, branch)
+    deployments = None
+    try:
+        deployments = read_config(current, root, flows)
+    except ConfigError as err:
+        if not errors:
+            raise
+        errors.append(DiscoveryError(str(err.where or "deployment config"), 0, err.what))
+    environments = list(current.config.environments)
+    return {
+        "flows": [flow_entry(flow) for flow in flows],
+        "deployments": [planned_entry(p, ctx, environments) for p in deployments.planned] if deployments else [],
+        "notes": list(deployments.notes) if deployments else [],
+        "errors": [str(error) for error in errors],
+        "branch": branch,
+        "commit": commit,
+        "version": ctx.version,
+        "environments": selected,
+        "flows_dir": str(root),
+        "config": str(deployments.file) if deployments and deployments.file else "",
+        "format": deployments.format if deployments else "",
+    }
+
+
+ENVIRONMENT_ENV = "FORKFLOW_ENVIRONMENT"
+
+
+def chosen_environments(current: Settings, branch: str) -> list[str]:
+    """FORKFLOW_ENVIRONMENT when set (e.g. by `nox -s deploy -- dev`), else the branch map."""
+    import os
+
+    chosen = os.environ.get(ENVIRONMENT_ENV, "").strip()
+    if not chosen:
+        return environments_for_branch({name: env.branch for name, env in current.config.environments.items()}, branch)
+    unknown = unknown_names(split_names(chosen), current.config.environments)
+    if unknown:
+        raise ForkflowError(f"{ENVIRONMENT_ENV}={chosen!r} names unknown environments: {', '.join(unknown)}",
+                            where=f"{ENVIRONMENT_ENV} (environment variable)",
+                            fix="use one of: " + ", ".join(current.config.environments))
+    return split_names(chosen)
+
+
+def flows_root(current: Settings) -> Path:
+    assert current.config.flows is not None
+    root = current.path(current.config.flows.path)
+    if not root.is_dir():
+        raise ForkflowError(f"the flows folder {root} does not exist", where="[flows] path",
+                            fix="run `doit checkout` (or `doit sync`) first, or correct [flows] path")
+    return root
+
+
+def tracked_python_files(git: Git) -> list[str]:
+    """Python files under the folder that git tracks or would track (ignored files are left out)."""
+    if not git.ok("rev-parse", "--show-toplevel"):
+        raise ForkflowError(f"{git.repo} is not inside a git repository", where="[flows] path",
+                            fix="point [flows] path into the fork checkout")
+    listed = git.read("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    return sorted({name for name in listed.split("\0") if name.endswith(".py") and (git.repo / name).is_file()})
+
+
+def chosen_files(files: list[str], include: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
+    """Files matching an include glob and no exclude glob (`*` spans folders)."""
+    return [name for name in files if any(fnmatch.fnmatchcase(name, glob) for glob in include)
+            and not any(fnmatch.fnmatchcase(name, glob) for glob in exclude)]
+
+
+def with_projects(root: Path, flows: list[FlowInfo], configured: tuple[str, ...] | None) -> list[FlowInfo]:
+    """Each flow with the sub-project it belongs to: the deepest folder above it that is one."""
+    folders = [f.strip("/") for f in configured] if configured is not None else project_folders(root, flows)
+    result = []
+    for flow in flows:
+        owner = max((f for f in folders if flow.file.startswith(f + "/")), key=len, default="")
+        result.append(dataclasses.replace(flow, project=owner, project_name=project_name(root / owner) or owner))
+    return result
+
+
+def project_folders(root: Path, flows: list[FlowInfo]) -> list[str]:
+    """Folders between the flows root and each flow file that hold a pyproject.toml."""
+    found = set()
+    for flow in flows:
+        parts = flow.file.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if (root / folder / "pyproject.toml").is_file():
+                found.add(folder)
+    return sorted(found)
+
+
+def project_name(folder: Path) -> str | None:
+    """[project] name, or [tool.poetry] name, of the folder's pyproject.toml."""
+    file = folder / "pyproject.toml"
+    if not file.is_file():
+        return None
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
+    return str(name) if name else None
+
+
+def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    flows: list[FlowInfo] = []
+    errors: list[DiscoveryError] = []
+    for name in files:
+        try:
+            text = (root / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            errors.append(DiscoveryError(name, 0, f"cannot read: {err}"))
+            continue
+        found, problems = discover_source(text, name)
+        flows += found
+        errors += problems
+    return flows, errors
+
+
+def checkout_state(git: Git) -> tuple[str, str]:
+    """The branch being deployed ($FORKFLOW_BRANCH wins) and the commit checked out."""
+    commit = git.read("rev-parse", "HEAD")
+    branch = os.environ.get(BRANCH_ENV) or git.read("rev-parse", "--abbrev-ref", "HEAD")
+    if branch == "HEAD":
+        raise ForkflowError(f"the checkout at {git.repo} is on a detached HEAD, so its branch is unknown",
+                            where=str(git.repo), fix=f"check out a branch, or set {BRANCH_ENV}=<branch> (CI: the pushed branch)")
+    return branch, commit
+
+
+def context_for(current: Settings, root: Path, branch: str, commit: str) -> Context:
+    assert current.config.flows is not None
+    package, version = pyproject_identity(root)
+    return Context(
+        project=current.config.project.name,
+        branch=branch,
+        commit=commit,
+        version=code_version(read_report("version", current), package, version, commit),
+        name_pattern=current.config.flows.name_pattern,
+    )
+
+
+def pyproject_identity(root: Path) -> tuple[str | None, str | None]:
+    """The flows package's name and version from its pyproject.toml, when it has one."""
+    file = root / "pyproject.toml"
+    if not file.is_file():
+        return None, None
+    project = parse_toml(file.read_bytes(), str(file)).get("project", {})
+    return project.get("name"), project.get("version")
+
+
+def flow_entry(flow: FlowInfo) -> dict[str, Any]:
+    entry = asdict(flow)
+    entry["parameters"] = [asdict(p) for p in flow.parameters]
+    entry["spec_deployments"] = list(flow.spec_deployments)
+    entry["entrypoint"] = flow.entrypoint
+    return entry
+
+
+def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> dict[str, Any]:
+    """One deployment the config defines, with its name in each environment (for listings and subtasks)."""
+    return {
+        "flow": planned.server_flow,
+        "entrypoint": planned.flow.entrypoint,
+        "name": planned.name,
+        "names": {env: deployment_name(ctx, planned, env, ctx.name_pattern) for env in environments},
+        "source": planned.source,
+        "key": slug(planned.server_flow) + (f"--{slug(planned.name)}" if planned.name is not None else ""),
+    }
+
+
+def show(report: dict[str, Any]) -> None:
+    say(f"flows on branch {report['branch']} ({report['commit'][:7]}), code version {report['version']}, "
+        f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
+    for flow in report["flows"]:
+        kind = " (async)" if flow["is_async"] else ""
+        say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}")
+    if report["config"]:
+        say(f"deployments from {report['config']} ({report['format']}):")
+    elif report["deployments"]:
+        say("deployments from FLOW_SPEC in the code (no deployment config file):")
+    else:
+        say("no deployment config (prefect.yaml, acme static config, deployments.yaml) and no FLOW_SPEC: "
+            "nothing is deployed")
+    for item in report["deployments"]:
+        names = ", ".join(item["names"][env] for env in report["environments"])
+        say(f"  {item['flow']:<24} -> {names or '(no environment for this branch)'}")
+    for note in report.get("notes", []):
+        say(f"  note: {note}")
+    for error in report["errors"]:
+        warn(error)

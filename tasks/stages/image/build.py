@@ -1,0 +1,294 @@
+"""image:<cell>: one image per Python x flavor: find one with the same inputs or build it, smoke-test, push."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasks.adapters import docker as docker_adapter
+from tasks.adapters.console import say
+from tasks.core import images as core
+from tasks.core import smoke
+from tasks.core.errors import ForkflowError
+from tasks.pipeline.actions import is_dry_run
+from tasks.pipeline.checks import Stale
+from tasks.pipeline.credentials import registry_auth
+from tasks.pipeline.settings import Settings, settings
+from tasks.stages.image import inputs
+from tasks.stages.image.base import chosen_bases
+from tasks.stages.image.state import engine, read_state, revision, save_state, state_folder, update_report
+
+
+def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]:
+    current = settings()
+    if is_dry_run(dry_run):
+        try:
+            client = engine()
+        except ForkflowError:
+            client = None
+        planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
+        return describe_plan(current, planned)
+    client = engine()
+    plan = inputs.load_plan(current, revision(current), chosen_bases(current, client))
+    planned = plan.item(key)
+    check_platforms(client, inputs.images_config(current).platforms)
+    if not planned.deps_ready:
+        raise ForkflowError(f"image:{key}: the dependency wheelhouse {planned.deps.folder} is not made for these "
+                            "packages", fix=f"run `doit image-deps:{planned.spec.python}` (`doit image` runs it)")
+    record = base_record(planned, run_id)
+    try:
+        return build_test_push(current, plan, planned, client, record)
+    except ForkflowError as err:
+        record.update(status="failed", reason=err.what.splitlines()[0])
+        update_report(current, plan.keys, images=[record])
+        raise
+
+
+def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any,
+                    record: dict[str, Any]) -> dict[str, Any]:
+    images = inputs.images_config(current)
+    spec = planned.spec
+    auth = registry_auth(current) if images.push else None
+    if auth:
+        docker_adapter.login(client, images.registry, auth["username"], auth["password"])
+    cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)))
+    record.update(input_hash=cell.digest, base_image_id=cell.inputs["base_image_id"])
+    if cell.steps.build:
+        image = build(current, plan, planned, client, cell.digest, record)
+        record.update(image_id=image, status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
+    else:
+        image = cell.existing
+        record.update(image_id=image, status="up-to-date",
+                      reason=f"an image with these inputs is already built (input hash {cell.digest[:12]})")
+    started = time.monotonic()
+    smoke_test(current, client, planned, image)
+    record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
+    for tag in spec.tags:
+        docker_adapter.tag_image(client, image, spec.repository, tag)
+    if auth and cell.steps.push:
+        started = time.monotonic()
+        record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in spec.tags}
+        record.update(digest=next(iter(record["pushed"].values()), None), push_seconds=round(time.monotonic() - started, 2))
+    save_state(current, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": image,
+                                   "target": cell.target, "pushed": record.get("pushed", {}),
+                                   "build_tag": record.get("build_tag")})
+    update_report(current, plan.keys, images=[record])
+    pushed = f", pushed {len(record.get('pushed', {}))} tags ({core.short(record.get('digest'))})" if auth else ""
+    say(f"image:{spec.key}: {record['status']} {image[:19]}{pushed}")
+    return {"made": f"{record['status']} {spec.tags[0]}{pushed}", "input_hash": cell.digest, "image_id": image,
+            "target": core.input_hash(cell.target)}
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell's facts (its inputs, an image already built from them) and what a run does about them."""
+
+    inputs: dict[str, Any]
+    digest: str
+    target: dict[str, Any]
+    existing: str  # the id of an image built from these inputs; "" when there is none
+    steps: core.CellSteps
+
+
+def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded: Mapping[str, Any] | None) -> CellPlan:
+    """The one plan of a cell, for its up-to-date check, its dry run and its real run."""
+    spec = planned.spec
+    built_inputs, digest = current_inputs(client, planned)
+    target = core.push_target(spec, inputs.images_config(current).push)
+    previous = read_state(current, spec.key)
+    existing = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
+    present = previous is not None and bool(docker_adapter.image_id(client, (recorded or {}).get("image_id") or ""))
+    steps = core.cell_steps(recorded, previous, built_inputs, target, built=bool(existing), recorded_present=present)
+    return CellPlan(built_inputs, digest, target, existing[0] if existing else "", steps)
+
+
+def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
+    spec = planned.spec
+    return {
+        "name": spec.key, "python": spec.python, "flavor": spec.flavor, "version": spec.version,
+        "tags": list(spec.tags), "references": spec.references(), "repository": spec.repository,
+        "status": "failed", "digest": None, "image_id": None, "reason": "", "pushed": {},
+        "base_image": spec.base_image,
+        "packages": [{"name": w.name, "version": w.version, "file": w.file, "sha256": w.sha256} for w in spec.wheels],
+        "run": run_id,
+    }
+
+
+def current_inputs(client: Any, planned: inputs.Planned) -> tuple[dict[str, Any], str]:
+    spec = planned.spec
+    base_id = docker_adapter.image_id(client, spec.base_image) if client is not None else None
+    if base_id is None:
+        raise ForkflowError(f"base image {spec.base_image} is not in the engine",
+                            fix=f"run `doit image-base:{inputs.base_name(spec.flavor, spec.python)}`")
+    built_inputs = core.build_inputs(spec, planned.dockerfile, base_id)
+    return built_inputs, core.input_hash(built_inputs)
+
+
+def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, digest_of_inputs: str,
+          record: dict[str, Any]) -> str:
+    """A new image from these inputs; returns its id."""
+    spec = planned.spec
+    build_tag = f"{spec.repository.split('/', 1)[-1]}:build-{spec.key}-{digest_of_inputs[:12]}"
+    labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
+                               datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    context = assemble_context(current, plan, planned, labels)
+    say(f"image:{spec.key}: building {build_tag}")
+    result = docker_adapter.build_image(client, docker_adapter.BuildRequest(context, build_tag, buildargs=spec.build_args),
+                                        log_file=current.logs_dir / f"image-{spec.key}.log", progress=f"image:{spec.key}")
+    record.update(build_tag=build_tag, steps=result.steps, cached_steps=result.cached_steps,
+                  build_seconds=round(result.seconds, 2))
+    say(f"image:{spec.key}: built in {result.seconds:.1f}s, {result.cached_steps} of {result.steps} steps from cache")
+    drop_previous_build_tag(current, client, spec.key, build_tag)
+    return result.image_id
+
+
+def drop_previous_build_tag(current: Settings, client: Any, key: str, new_tag: str) -> None:
+    previous = (read_state(current, key) or {}).get("build_tag")
+    if previous and previous != new_tag:
+        docker_adapter.untag(client, previous)
+
+
+def assemble_context(current: Settings, plan: inputs.Plan, planned: inputs.Planned, labels: dict[str, str]) -> Path:
+    """<state>/images/<key>/context: the Dockerfile (labels last) and only the wheels this image installs."""
+    spec = planned.spec
+    context = state_folder(current) / spec.key / "context"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text(planned.dockerfile + "\n" + core.label_instruction(labels), encoding="utf-8")
+    for folder, wheels in (("wheels", spec.packages), ("extras", spec.extras)):
+        (context / folder).mkdir()
+        for wheel in wheels:
+            check_sha256(wheel)
+            place(Path(wheel.path), context / folder / wheel.file)
+    (context / "deps").mkdir()
+    for name, _ in spec.wheelhouse:
+        place(planned.deps.folder / name, context / "deps" / name)
+    return context
+
+
+def check_sha256(wheel: core.Wheel) -> None:
+    stat = Path(wheel.path).stat()
+    found = inputs.file_sha256(wheel.path, stat.st_mtime_ns, stat.st_size)
+    if found != wheel.sha256:
+        raise ForkflowError(f"{wheel.path} does not match wheel.json (sha256 {found[:12]}, listed {wheel.sha256[:12]})",
+                            fix="run `doit wheel` again so wheel.json describes the files on disk")
+
+
+def place(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: str) -> None:
+    """The packages import and report the expected versions, as the image's non-root user; then any
+    configured smoke command. A failure raises, so the image is not pushed."""
+    spec = planned.spec
+    log = current.logs_dir / f"image-{spec.key}-smoke.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    commands = [["python", "-c", smoke.smoke_script(spec.python, planned.modules)]]
+    if planned.version_command:
+        commands.append(list(planned.version_command))
+    extra = inputs.images_config(current).smoke_command
+    if extra and list(extra) not in commands:
+        commands.append(list(extra))
+    outputs = []
+    imported = ""
+    for command in commands:
+        code, output = docker_adapter.run_container(client, image, command)
+        outputs.append(f"$ {' '.join(command) if command is not commands[0] else 'python -c <package check>'}\n{output}")
+        log.write_text("\n".join(outputs), encoding="utf-8")
+        what = "package check" if command is commands[0] else "smoke command " + " ".join(command)
+        problem = f"exit {code}" if code != 0 else None
+        if problem is None and planned.version_command and command == list(planned.version_command):
+            problem = smoke.version_mismatch(output, spec.version)
+        if problem:
+            shown = "\n".join("    " + line for line in output.strip().splitlines()[-20:])
+            raise ForkflowError(f"image:{spec.key}: smoke test failed ({what}: {problem}); not pushed\n{shown}",
+                                where=str(log), fix="fix the package or the image, then run `doit image` again")
+        if command is commands[0]:
+            imported = next((line for line in output.splitlines() if line.startswith("imported ")), "")
+    checked = f", `{' '.join(planned.version_command)}` reports {spec.version}" if planned.version_command else ""
+    say(f"image:{spec.key}: smoke test passed ({len(planned.modules)} packages, {imported or 'imports checked'}, "
+        f"Python {spec.python}, non-root{checked})")
+
+
+def check_platforms(client: Any, platforms: tuple[str, ...]) -> None:
+    native = docker_adapter.engine_platform(client)
+    foreign = [p for p in platforms if p != native]
+    if not foreign:
+        return
+    buildx = "installed, but forkflow builds through the engine's API" if docker_adapter.buildx_available() \
+        else "not installed"
+    raise ForkflowError(
+        f"cannot build {', '.join(foreign)} here: this engine builds {native} only, and docker buildx is {buildx}",
+        where="[images] platforms",
+        fix=f"keep [images] platforms = [\"{native}\"] here, and build the others on an engine of that platform",
+    )
+
+
+def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
+    """Up to date while the input hash, the tags and the built image are unchanged."""
+    if is_dry_run(False):
+        return Stale("dry run")
+    if not values or "input_hash" not in values:
+        return Stale("first build (no build recorded)")
+    current = settings()
+    try:
+        client = engine()
+        planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
+        if not planned.deps_ready:
+            return Stale("its wheels or wheelhouse are not ready yet")
+        cell = plan_cell(current, client, planned, values)
+    except ForkflowError as err:  # the task itself reports the problem properly
+        return Stale(f"cannot check: {err.what.splitlines()[0]}")
+    return Stale(cell.steps.stale) if cell.steps.stale else True
+
+
+def describe_plan(current: Settings, planned: inputs.Planned) -> dict[str, Any]:
+    """The dry run of one image: its tags and what the real run would do (the same plan_cell)."""
+    spec = planned.spec
+    previous = read_state(current, spec.key)
+    lines = [f"image:{spec.key}  {spec.repository}  tags: {', '.join(spec.tags)}"]
+    try:
+        client = engine()
+        if not planned.deps_ready:
+            raise ForkflowError(f"its dependency wheelhouse is not made yet (`doit image-deps:{spec.python}` would make it)")
+        cell = plan_cell(current, client, planned, saved_values(previous))
+    except ForkflowError as err:
+        lines.append(f"  cannot tell whether it would rebuild: {err.what.splitlines()[0]}")
+        for line in lines:
+            say(line)
+        return {"made": "dry run: " + lines[1].strip(), **saved_values(previous)}
+    lines += dry_run_lines(cell, len(spec.tags))
+    for line in lines:
+        say(line)
+    return {"made": "dry run: " + lines[1].strip(), **saved_values(previous)}
+
+
+def dry_run_lines(cell: CellPlan, tags: int) -> list[str]:
+    steps = cell.steps
+    if steps.stale is None:
+        return [f"  would not rebuild: inputs unchanged (input hash {cell.digest[:12]})",
+                "  would not push: already pushed with these tags" if steps.push else
+                "  would not push: [images] push = false"]
+    build = ("  would rebuild: " + "; ".join(steps.rebuild_reasons or ("no image with these inputs in the engine",))
+             if steps.build else f"  would not rebuild: an image with these inputs is built (input hash {cell.digest[:12]})")
+    if not steps.push:
+        return [build, "  would not push: [images] push = false"]
+    return [build, f"  would push {tags} tags" + (": " + "; ".join(steps.push_reasons) if steps.push_reasons else "")]
+
+
+def saved_values(state: dict[str, Any] | None) -> dict[str, Any]:
+    """The values of the last real run, kept by a dry run so it does not make the next run redo the push."""
+    if not state:
+        return {}
+    return {"input_hash": state.get("input_hash"), "image_id": state.get("image_id"),
+            "target": core.input_hash(state.get("target", {}))}

@@ -1,0 +1,166 @@
+"""The images' dependency wheelhouse: third-party wheels resolved and downloaded per Python x platform.
+
+`image-deps:<python>` (see tasks.stages.image.stage) calls `make`. What is resolved: the
+project wheels of every image of that Python (packages and each flavor's
+extras), passed to `uv pip compile` as file paths, so the fork's packages come
+from its own wheels and never from an index. The pins are downloaded with
+`pip download` into `<state>/wheelhouse/<python>-<machine>/`. The stamp there
+records the requirement set (tasks.core.wheelhouse.requirement_key) and the
+files: while the key holds, nothing is resolved or downloaded again.
+`[images] wheelhouse`, when set, is one more place both tools look.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from tasks.adapters import wheelhouse as adapter
+from tasks.adapters.build import sha256
+from tasks.adapters.console import say
+from tasks.core import images as core
+from tasks.core import wheelhouse as rules
+from tasks.core.errors import ForkflowError
+from tasks.pipeline.settings import Settings, read_json, write_json
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one wheelhouse is made from."""
+
+    python: str
+    machine: str
+    folder: Path
+    wheels: tuple[core.Wheel, ...]
+    requires: dict[str, tuple[str, ...]]
+    fork_names: tuple[str, ...]
+    index: str | None
+    extra: Path | None
+    key: str
+    constraints: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return rules.folder_name(self.python, self.machine)
+
+
+def machine_of(current: Settings) -> str:
+    """The machine the wheelhouse is made for: the first configured platform's."""
+    images = current.config.images
+    assert images is not None
+    return core.machine_of(images.platforms[0])
+
+
+def folder_for(current: Settings, python: str) -> Path:
+    """Where the wheelhouse of `python`'s images is kept."""
+    return current.state_dir / "wheelhouse" / rules.folder_name(python, machine_of(current))
+
+
+def request(current: Settings, python: str, wheels: tuple[core.Wheel, ...], fork_names: tuple[str, ...],
+            requires: dict[str, tuple[str, ...]]) -> Request:
+    images = current.config.images
+    assert images is not None
+    machine = machine_of(current)
+    index = current.config.index.upstream if current.config.index else None
+    extra = current.path(images.wheelhouse) if images.wheelhouse else None
+    extra_names = [p.name for p in sorted(extra.glob("*.whl"))] if extra and extra.is_dir() else []
+    constraints = current.path(current.config.packages.constraints) if current.config.packages.constraints else None
+    pins = constraints.read_text(encoding="utf-8") if constraints else ""
+    return Request(python, machine, folder_for(current, python), wheels,
+                   requires, fork_names, index, extra,
+                   rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
+
+
+def read_stamp(folder: Path) -> dict[str, Any] | None:
+    return read_json(folder / rules.STAMP)
+
+
+def wheel_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.whl")) if folder.is_dir() else []
+
+
+def is_current(req: Request) -> bool:
+    return rules.stamp_is_current(read_stamp(req.folder), req.key, wheel_files(req.folder))
+
+
+def current_files(req: Request) -> dict[str, str] | None:
+    """wheel file name -> sha256, as the stamp recorded them; None when the folder is not made for `req`."""
+    stamp = read_stamp(req.folder)
+    if not rules.stamp_is_current(stamp, req.key, wheel_files(req.folder)):
+        return None
+    assert stamp is not None
+    return dict(stamp["files"])
+
+
+def needs_resolution(req: Request) -> bool:
+    """False when every requirement that applies is on one of the fork's own packages, without extras:
+    then there is nothing third-party to resolve, and no index is asked."""
+    ours = {canonicalize_name(name) for name in req.fork_names}
+    environment = core.marker_environment(req.python, req.machine)
+    for lines in req.requires.values():
+        for line in lines:
+            try:
+                parsed = Requirement(line)
+            except InvalidRequirement:
+                return True
+            if core.applies(parsed, environment) and (canonicalize_name(parsed.name) not in ours or parsed.extras):
+                return True
+    return False
+
+
+def make(current: Settings, req: Request, *, dry_run: bool = False) -> str:
+    """Resolve and download the wheelhouse unless it is current; returns what happened."""
+    if is_current(req):
+        return f"up to date ({len(wheel_files(req.folder))} wheels, requirement set {req.key[:12]})"
+    if dry_run:
+        say(f"would resolve the third-party requirements of {len(req.wheels)} project wheels for Python {req.python} "
+            f"on {rules.uv_platform(req.machine)} and download their wheels into {req.folder}")
+        return "would resolve and download"
+    resolving = needs_resolution(req)
+    pins = resolve(current, req) if resolving else []
+    present, missing, unwanted = rules.split_present(pins, wheel_files(req.folder))
+    adapter.download(missing, req.python, req.machine, req.index, req.extra, req.folder)
+    for name in unwanted:
+        (req.folder / name).unlink()
+    present, still_missing, _ = rules.split_present(pins, wheel_files(req.folder))
+    if still_missing:
+        raise rules.missing_wheels_error([p.name for p in still_missing], req.python, req.machine,
+                                         "    pip download saved no wheel for them")
+    files = {name: sha256(req.folder / name) for name in present.values()}
+    write_stamp(req.folder, rules.stamp_data(req.key, req.python, req.machine, pins, files))
+    if not resolving:
+        return "nothing to resolve: the packages need no third-party requirement"
+    return f"resolved {len(pins)} wheels, downloaded {len(missing)}, kept {len(pins) - len(missing)}"
+
+
+def resolve(current: Settings, req: Request) -> list[rules.Pin]:
+    """The third-party pins for the project wheels; a fork package pinned from an index is refused."""
+    lines = [str(Path(w.path).resolve()) for w in req.wheels]
+    compiled = adapter.resolve(lines, req.python, req.machine, req.index, req.extra,
+                               current.state_dir / "wheelhouse" / "work" / req.name, req.constraints)
+    image_names = [w.name for w in req.wheels]
+    pins = rules.parse_pins(compiled, image_names)
+    fork = {canonicalize_name(name) for name in req.fork_names}
+    from_index = [pin for pin in pins if pin.name in fork]
+    if from_index:
+        names = ", ".join(pin.name for pin in from_index)
+        raise ForkflowError(
+            f"the image's packages need {names}, a package of the fork that is not in the images: it would come "
+            f"from an index instead of the fork's own wheel",
+            where="[images] packages / [images] extra_packages",
+            fix=f"add {names} to [images] packages (or to the flavor's extra_packages)",
+        )
+    return pins
+
+
+def write_stamp(folder: Path, data: dict[str, Any]) -> None:
+    write_json(folder / rules.STAMP, data)
+
+
+def forget(req: Request) -> None:
+    shutil.rmtree(req.folder, ignore_errors=True)

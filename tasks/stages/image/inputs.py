@@ -1,0 +1,403 @@
+"""The `image` stage's inputs, read from disk: wheel.json, the wheels, the templates, the flows project.
+
+`load_plan` turns them into one `Planned` per image (its spec and rendered
+Dockerfile), checking everything a build needs before anything is built.
+The base image each one is built on is given to it (the stage asks the
+engine which one is there); the third-party wheels come from the dependency
+wheelhouse of its Python (tasks.stages.image.deps). Nothing here talks to Docker or doit.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.adapters.build import wheel_info
+from tasks.core import image_tags, smoke
+from tasks.core import images as core
+from tasks.core import wheelhouse as wheelhouse_rules
+from tasks.core.config import Images
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.values import parse_toml, sha256_hex
+from tasks.pipeline.actions import plan_only
+from tasks.pipeline.settings import Settings, read_json, write_json
+from tasks.stages.image import deps as image_deps
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+
+
+@dataclass(frozen=True)
+class Planned:
+    spec: core.ImageSpec
+    dockerfile: str
+    modules: tuple[tuple[str, str, tuple[str, ...]], ...]
+    deps: image_deps.Request
+    deps_ready: bool
+    version_command: tuple[str, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+@dataclass(frozen=True)
+class Plan:
+    images: tuple[Planned, ...]
+    revision: str
+    source: str
+
+    def item(self, key: str) -> Planned:
+        for planned in self.images:
+            if planned.key == key:
+                return planned
+        raise ForkflowError(f"no image {key} in the plan", fix="see `doit list image` for the images configured")
+
+    @property
+    def keys(self) -> list[str]:
+        return [planned.key for planned in self.images]
+
+
+def images_config(current: Settings) -> Images:
+    images = current.config.images
+    if images is None:
+        raise ForkflowError("the config has no [images] section", where=str(current.config_file),
+                            fix="add an [images] section (see docs/image.md)")
+    return images.model_copy(update={"push": False}) if images.push and plan_only("image") else images
+
+
+def image_keys(images: Images) -> list[str]:
+    return [core.image_key(python, flavor) for python in images.python for flavor in images.flavors]
+
+
+def base_name(flavor: str, python: str) -> str:
+    """The `image-base` subtask an image needs: the Python version, or `conda`."""
+    return "conda" if flavor == "conda" else python
+
+
+def base_ref(images: Images, flavor: str, python: str) -> str:
+    return images.conda_base_image if flavor == "conda" else images.base_image.format(python=python)
+
+
+def repository(current: Settings) -> str:
+    images = images_config(current)
+    name = images.repository.format(project=current.config.project.name)
+    return f"{images.registry.rstrip('/')}/{name}"
+
+
+def wheel_report_file(current: Settings) -> Path:
+    return current.reports_dir / "wheel.json"
+
+
+def load_plan(current: Settings, revision: str, bases: dict[str, str] | None = None) -> Plan:
+    """Every configured image with its spec and Dockerfile; a ForkflowError for bad input.
+
+    `bases` maps a base name (`3.12`, `conda`) to the image reference to build on; missing ones are the
+    configured `base_image`."""
+    report = wheel_report_file(current)
+    images = images_config(current)
+    folders = [current.path(images.wheelhouse)] if images.wheelhouse else []
+    stamps = [deps_folder(current, python) / wheelhouse_rules.STAMP for python in images.python]
+    fingerprint = (str(current.config_file), revision, tuple(sorted((bases or {}).items())),
+                   *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders, *stamps)))
+    if fingerprint not in PLANS:
+        PLANS.clear()
+        PLANS[fingerprint] = make_plan(current, revision, bases or {})
+    return PLANS[fingerprint]
+
+
+PLANS: dict[tuple[Any, ...], Plan] = {}
+
+
+def deps_folder(current: Settings, python: str) -> Path:
+    images_config(current)  # a clear error when there is no [images] section
+    return image_deps.folder_for(current, python)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The project wheels of the images: in every image, and per flavor."""
+
+    fork: tuple[core.Wheel, ...]
+    packages: tuple[core.Wheel, ...]
+    extras: dict[str, tuple[core.Wheel, ...]]
+
+    @property
+    def in_images(self) -> tuple[core.Wheel, ...]:
+        found = list(self.packages)
+        for extras in self.extras.values():
+            found += [w for w in extras if w not in found]
+        return tuple(found)
+
+    @property
+    def fork_names(self) -> tuple[str, ...]:
+        return tuple(w.name for w in self.fork)
+
+
+def select(current: Settings, images: Images) -> Selection:
+    wheels = read_wheels(current)
+    source = str(wheel_report_file(current))
+    packages = core.select_wheels(wheels, images.packages, "[images] packages", source)
+    extras: dict[str, tuple[core.Wheel, ...]] = {}
+    for flavor in images.flavors:
+        chosen = core.select_wheels(wheels, images.extra_packages.get(flavor, ()), f"[images] extra_packages.{flavor}",
+                                    source)
+        extras[flavor] = tuple(w for w in chosen if w not in packages)
+    return Selection(tuple(wheels), packages, extras)
+
+
+def deps_request(current: Settings, python: str, selection: Selection | None = None) -> image_deps.Request:
+    """The dependency wheelhouse the images of `python` need (reads wheel.json and the wheels' METADATA)."""
+    chosen = selection or select(current, images_config(current))
+    wheels = chosen.in_images
+    return image_deps.request(current, python, wheels, chosen.fork_names,
+                              {w.name: tuple(requires_of(w)) for w in wheels})
+
+
+@dataclass(frozen=True)
+class PlanSetup:
+    """What every cell of one plan shares: the settings, the [images] section, the wheels, the templates."""
+
+    current: Settings
+    images: Images
+    selection: Selection
+    templates: dict[str, str]
+    revision: str
+
+
+def make_plan(current: Settings, revision: str, bases: dict[str, str]) -> Plan:
+    images = images_config(current)
+    check_python_choice(current, images)
+    setup = PlanSetup(current, images, select(current, images), read_templates(current), revision)
+    planned = []
+    for python in images.python:
+        deps = deps_request(current, python, setup.selection)
+        for flavor in images.flavors:
+            base = bases.get(base_name(flavor, python)) or base_ref(images, flavor, python)
+            planned.append(plan_one(setup, python, flavor, deps, base))
+    return Plan(tuple(planned), revision, source_url(current))
+
+
+def plan_one(setup: PlanSetup, python: str, flavor: str, deps: image_deps.Request, base: str) -> Planned:
+    current, images, selection, revision = setup.current, setup.images, setup.selection, setup.revision
+    packages, extras = selection.packages, selection.extras.get(flavor, ())
+    environment = core.marker_environment(python, deps.machine)
+    dependencies = core.third_party_requirements({w.name: deps.requires[w.name] for w in packages},
+                                                 selection.fork_names, environment)
+    extra_dependencies = core.third_party_requirements({w.name: deps.requires[w.name] for w in extras},
+                                                       selection.fork_names, environment)
+    files = image_deps.current_files(deps)
+    if files is not None:
+        check_wheelhouse(dependencies + extra_dependencies, files, deps, flavor)
+    version = core.image_version(packages)
+    rules = image_tags.TagRules(images.tags.always, images.tags.release, images.tags.release_default_python, images.tags.dev)
+    spec = core.ImageSpec(
+        python=python, flavor=flavor, base_image=base, version=version,
+        packages=packages, extras=extras, dependencies=dependencies,
+        tags=image_tags.tags_for(rules, version, python, flavor, images.default_python, revision),
+        repository=repository(current),
+        build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
+        wheelhouse=tuple(sorted((files or {}).items())),
+    )
+    context = core.dockerfile_context(spec, current.config.project.name, bool(files))
+    dockerfile = rendered_dockerfile(current, setup.templates, flavor, context, spec.key)
+    modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
+    command = current.config.packages.version_command or smoke.version_command(core_name(packages), console_scripts(packages))
+    return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
+
+
+def core_name(packages: tuple[core.Wheel, ...]) -> str | None:
+    return next((w.name for w in packages if w.kind == "core"), None)
+
+
+def check_python_choice(current: Settings, images: Images) -> None:
+    if images.default_python and images.default_python not in images.python:
+        raise ConfigError(
+            f"{current.config_file}: images.default_python = {images.default_python!r} is not one of "
+            f"images.python {list(images.python)}",
+            where=str(current.config_file), fix="pick one of the listed versions, or add it to images.python",
+        )
+
+
+def read_wheels(current: Settings) -> list[core.Wheel]:
+    import json
+
+    file = wheel_report_file(current)
+    if not file.exists():
+        raise ForkflowError(f"no wheels to put in images: {file} does not exist",
+                            fix="run `doit wheel` first (`doit image` runs it when the config has a [fork])")
+    wheels = core.wheels_from_report(json.loads(file.read_text(encoding="utf-8")), str(file))
+    missing = [w.path for w in wheels if not Path(w.path).is_file()]
+    if missing:
+        raise ForkflowError(f"{file} lists wheels that are not on disk: {', '.join(missing)}", where=str(file),
+                            fix="run `doit wheel` again")
+    return wheels
+
+
+def rendered_dockerfile(current: Settings, templates: dict[str, str], flavor: str, context: dict[str, Any],
+                        cell: str) -> str:
+    """The cell's Dockerfile: the last rendering when the templates and their values are the same
+    (so a no-op run does not load jinja), else a new one, remembered per cell."""
+    key = hashlib.sha256(json.dumps([sorted(templates.items()), flavor, context], sort_keys=True).encode()).hexdigest()
+    file = current.state_dir / "cache" / "dockerfiles" / f"{cell}.json"
+    last = read_json(file) or {}
+    if last.get("key") == key and isinstance(last.get("text"), str):
+        return str(last["text"])
+    text = core.render_dockerfile(templates, flavor, context)
+    write_json(file, {"key": key, "text": text})
+    return text
+
+
+def template_folder(current: Settings) -> Path:
+    images = images_config(current)
+    return current.path(images.templates) if images.templates else BUILTIN_TEMPLATES
+
+
+def template_files(current: Settings) -> list[Path]:
+    return sorted(template_folder(current).glob("*.Dockerfile.j2"))
+
+
+def template_sources(current: Settings) -> dict[str, Path]:
+    """Template name -> the file it is read from: a custom folder may override some, the rest come from templates/."""
+    found = {p.name: p for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
+    found.update({p.name: p for p in template_files(current)})
+    return found
+
+
+def read_templates(current: Settings) -> dict[str, str]:
+    """The flavor templates, by name."""
+    return {name: path.read_text(encoding="utf-8") for name, path in template_sources(current).items()}
+
+
+def requires_of(wheel: core.Wheel) -> list[str]:
+    """Requires-Dist lines from a wheel's METADATA."""
+    return list(wheel_info(Path(wheel.path)).requires)
+
+
+def modules_of(wheel: core.Wheel) -> list[str]:
+    with zipfile.ZipFile(wheel.path) as archive:
+        return smoke.top_level_modules(archive.namelist())
+
+
+def console_scripts(wheels: tuple[core.Wheel, ...]) -> list[str]:
+    """Console script names declared by the wheels' entry_points.txt."""
+    return [name for wheel in wheels for name in wheel_info(Path(wheel.path)).scripts]
+
+
+def check_wheelhouse(dependencies: tuple[str, ...], files: dict[str, str], deps: image_deps.Request, flavor: str) -> None:
+    """Every third-party requirement that applies has a wheel in the dependency wheelhouse: the build has no network."""
+    if not dependencies:
+        return
+    names = set(core.requirement_names(dependencies))
+    available = {pin.name for pin in (wheelhouse_rules.wheel_pin(name) for name in files) if pin}
+    missing = sorted(names - available)
+    if missing:
+        raise ForkflowError(
+            f"the {flavor} images for Python {deps.python} need {', '.join(missing)}, but the dependency wheelhouse "
+            f"{deps.folder} has no wheel of {'them' if len(missing) > 1 else 'it'}",
+            where=str(deps.folder),
+            fix=f"run `doit clean image-deps:{deps.python}` then `doit image-deps:{deps.python}` to resolve again",
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_url(current: Settings) -> str:
+    fork = current.config.fork
+    if fork is None:
+        return ""
+    origin = fork.origin
+    return origin if "://" in origin else current.remote(origin)
+
+
+def stat_key(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (str(path), 0, 0)
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+# ---- per-project Docker environments of the flows project ---------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowEnv:
+    """A `[tool.prefect.envs.<name>]` table: build `dockerfile` in `context` on Python `python`."""
+
+    name: str
+    python: str
+    dockerfile: Path
+    context: Path
+
+
+def flows_pyproject(current: Settings) -> Path | None:
+    flows = current.config.flows
+    return current.path(flows.path) / "pyproject.toml" if flows else None
+
+
+def read_flow_envs(pyproject: Path) -> list[FlowEnv]:
+    """The per-project environments in a flows project's pyproject.toml, checked."""
+    if not pyproject.is_file():
+        raise ForkflowError(f"no flows project at {pyproject}", where="[flows] path",
+                            fix="run `doit checkout` to clone the fork, or correct [flows] path")
+    data = parse_toml(pyproject.read_bytes(), str(pyproject))
+    tables = data.get("tool", {}).get("prefect", {}).get("envs", {})
+    envs = []
+    for name, table in sorted(tables.items()):
+        envs.append(flow_env(pyproject, name, table))
+    return envs
+
+
+def flow_env(pyproject: Path, name: str, table: Any) -> FlowEnv:
+    where = f"{pyproject} [tool.prefect.envs.{name}]"
+    allowed = {"python_version", "dockerfile_path", "context"}
+    if not isinstance(table, dict) or set(table) - allowed or "python_version" not in table:
+        raise ConfigError(f"{where}: expected keys python_version (required), dockerfile_path, context; "
+                          f"got {sorted(table) if isinstance(table, dict) else table!r}", where=where,
+                          fix="correct the table")
+    python = str(table["python_version"])
+    if not python.count(".") == 1 or not all(part.isdigit() for part in python.split(".")):
+        raise ConfigError(f"{where}: python_version = {python!r}: looks like '3.12'", where=where, fix="correct it")
+    context = (pyproject.parent / str(table.get("context", "."))).resolve()
+    dockerfile = (pyproject.parent / str(table.get("dockerfile_path", "Dockerfile"))).resolve()
+    for label, path in (("context", context), ("dockerfile_path", dockerfile)):
+        if not path.exists():
+            raise ConfigError(f"{where}: {label} {path} does not exist", where=where,
+                              fix="paths are relative to the pyproject.toml's folder")
+    return FlowEnv(name, python, dockerfile, context)
+
+
+def context_digest(folder: Path, dockerfile: Path) -> dict[str, Any]:
+    """Content hashes of the build context (without __pycache__, .git, *.pyc) and the Dockerfile."""
+
+    files = {}
+    for current_dir, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+        for name in sorted(names):
+            if name.endswith(".pyc"):
+                continue
+            path = Path(current_dir) / name
+            files[path.relative_to(folder).as_posix()] = sha256_hex(path.read_bytes())
+    return {"files": sha256_hex(repr(sorted(files.items()))), "dockerfile": sha256_hex(
+        dockerfile.read_text(encoding="utf-8"))}
+
+
+def base_names(current: Settings) -> list[str]:
+    images = images_config(current)
+    names = [p for p in images.python if any(f != "conda" for f in images.flavors)]
+    return names + (["conda"] if "conda" in images.flavors else [])

@@ -1,0 +1,190 @@
+"""Stage `image`: a Docker image per Python version x flavor, rebuilt only when its inputs changed.
+
+- `image-base:<python>` (and `image-base:conda`) makes sure each base image
+  is in the engine: the configured one (`python:<v>-slim`) present or pulled,
+  else one made from a local interpreter under its own name
+  (`forkflow/python-local:<v>`, see tasks.core.base_image), as
+  `[images] base_from` says.
+- `image-deps:<python>` makes the dependency wheelhouse of that Python's
+  images: their third-party requirements resolved and downloaded as wheels
+  (tasks.stages.image.deps), once per requirement set.
+- `image:<python>-<flavor>` renders the flavor's Dockerfile from templates/,
+  hashes its inputs (Dockerfile, wheel hashes, base image id, build args,
+  dependency wheels),
+  builds when that hash has no image yet, smoke-tests the image in a
+  container, then tags and pushes it. doit keeps the input hash as the
+  task's value (`doit info image:3.12-base` shows it); the task is up to
+  date while the hash, the tags and the image are unchanged.
+- `image:envs` builds the flows project's `[tool.prefect.envs.<name>]`
+  environments with the same machinery, without pushing.
+- `image:report` writes reports/image.json.
+
+`--dry-run` (or FORKFLOW_DRY_RUN=1) prints every image, its tags and why it
+would or would not be rebuilt, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+from tasks.adapters.console import say
+from tasks.core import base_image as base_rules
+from tasks.core import images as core
+from tasks.core.errors import ForkflowError
+from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_section_task
+from tasks.pipeline.checks import Check, Cleaner
+from tasks.pipeline.credentials import is_local_registry
+from tasks.pipeline.settings import Settings, settings
+from tasks.stages.image import deps as image_deps
+from tasks.stages.image import inputs
+from tasks.stages.image.base import base_action, base_present
+from tasks.stages.image.build import image_action, image_is_current
+from tasks.stages.image.envs import envs_action, envs_current
+from tasks.stages.image.inputs import base_names
+from tasks.stages.image.state import clean_image, report_action, report_settled
+
+DOC = "Docker image per Python version x flavor: build when inputs changed, smoke-test, push"
+
+
+# ---- task creators ------------------------------------------------------------------------------
+
+
+def task_image_base() -> Iterator[dict[str, Any]]:
+    """Make sure the base images are in the engine (made from a local interpreter when they cannot be pulled)."""
+    current = settings()
+    doc = "make sure each base image is in the Docker engine: present, pulled, or made from a local interpreter"
+    images = current.config.images
+    if images is None:
+        yield missing_section_task("image-base", "images", doc)
+        return
+    yield {"basename": "image-base", "name": None, "doc": doc, "params": [dry_run_param()], "uptodate": [True]}
+    for name in base_names(current):
+        python = None if name == "conda" else name
+        ref = images.conda_base_image if python is None else images.base_image.format(python=python)
+        yield {
+            "basename": "image-base",
+            "name": name,
+            "doc": f"make sure a base image is in the engine: {ref} {describe_base_source(images.base_from, python)}",
+            "actions": [guarded(partial(base_action, name))],
+            "uptodate": [Check(f"base image {ref} is in the engine", base_present, name)],
+            "params": [dry_run_param()],
+            "verbosity": 2,
+        }
+
+
+def task_image() -> Iterator[dict[str, Any]]:
+    """Build, smoke-test and push a Docker image per Python version and flavor, only when its inputs changed."""
+    current = settings()
+    if current.config.images is None:
+        yield missing_section_task("image", "images", DOC)
+        return
+    images = inputs.images_config(current)
+    run_id = uuid.uuid4().hex
+    target = inputs.repository(current)
+    keys = inputs.image_keys(images)
+    yield from deps_tasks(current)
+    yield {"basename": "image", "name": None, "doc": DOC, "params": [dry_run_param()], "uptodate": [True]}
+    for python in images.python:
+        for flavor in images.flavors:
+            key = core.image_key(python, flavor)
+            yield {
+                "name": key,
+                "doc": f"build, smoke-test and {'push' if images.push else 'tag'} the {flavor} image for Python {python} "
+                       f"({target})",
+                "actions": [guarded(partial(image_action, key, run_id))],
+                "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{inputs.base_name(flavor, python)}",
+                             *registry_deps(current)],
+                "uptodate": [Check(f"image {key}: same inputs, tags and built image as its last build", image_is_current, key)],
+                "file_dep": [str(path) for path in inputs.template_sources(current).values()],
+                "params": [dry_run_param()],
+                "clean": [Cleaner(f"remove image {key}'s local tags and its state", clean_image, key)],
+                "verbosity": 2,
+            }
+    names = [f"image:{key}" for key in keys]
+    if current.config.flows:
+        yield {
+            "name": "envs",
+            "doc": "build the flows project's [tool.prefect.envs.<name>] Docker environments (no push)",
+            "actions": [guarded(partial(envs_action, run_id))],
+            "task_dep": ["checkout", *[f"image-base:{p}" for p in images.python]],
+            "uptodate": [Check("the flows project's Docker environments are built from unchanged inputs", envs_current)],
+            "params": [dry_run_param()],
+            "verbosity": 2,
+        }
+        names.append("image:envs")
+    yield {
+        "name": "report",
+        "doc": "write reports/image.json: every image's tags, id, pushed digests, built or up-to-date and why",
+        "actions": [guarded(partial(report_action, run_id))],
+        "task_dep": names,
+        "uptodate": [Check("no image was built in this run, so image.json still holds", report_settled, run_id)],
+        "params": [dry_run_param()],
+        "verbosity": 2,
+    }
+
+
+def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
+    """`image-deps:<python>`: the third-party wheels of that Python's images, resolved and downloaded once
+    per requirement set."""
+    images = inputs.images_config(current)
+    doc = "resolve the images' third-party requirements and download their wheels, per Python (once per requirement set)"
+    yield {"basename": "image-deps", "name": None, "doc": doc, "params": [dry_run_param()], "uptodate": [True]}
+    for python in images.python:
+        yield {
+            "basename": "image-deps",
+            "name": python,
+            "doc": f"the third-party wheels of the Python {python} images, for {images.platforms[0]}",
+            "actions": [guarded(partial(deps_action, python))],
+            "task_dep": ["wheel"],
+            "uptodate": [Check(f"the Python {python} wheelhouse holds the current requirement set", deps_current, python)],
+            "params": [dry_run_param()],
+            "clean": [Cleaner(f"remove the Python {python} wheelhouse", clean_deps, python)],
+            "verbosity": 2,
+        }
+
+
+def deps_action(python: str, dry_run: bool = False) -> dict[str, str]:
+    current = settings()
+    request = inputs.deps_request(current, python)
+    outcome = image_deps.make(current, request, dry_run=is_dry_run(dry_run))
+    say(f"image-deps:{python}: {request.folder}: {outcome}")
+    return {"made": f"{request.name}: {outcome}"}
+
+
+def deps_current(python: str, task: Any, values: Any) -> bool:
+    """Up to date while the stamp names the current requirement set: no index is asked."""
+    if is_dry_run(False):
+        return False
+    try:
+        return image_deps.is_current(inputs.deps_request(settings(), python))
+    except ForkflowError:  # its wheels are not there yet, or the config is incomplete: the task runs and says so
+        return False
+
+
+def clean_deps(python: str) -> None:
+    """`doit clean image-deps`: remove the downloaded wheels (the next run resolves again)."""
+    current = settings()
+    folder = inputs.deps_folder(current, python)
+    shutil.rmtree(folder, ignore_errors=True)
+    say(f"image-deps:{python}: removed {folder}")
+
+
+def describe_base_source(base_from: str, python: str | None) -> str:
+    if python is None or base_from == "pull":
+        return "(pulled when missing)"
+    local = base_rules.local_base_name(python)
+    if base_from == "local":
+        return f"when present, else {local} made from a local Python {python}"
+    return f"when present or pullable, else {local} made from a local Python {python}"
+
+
+def registry_deps(current: Settings) -> list[str]:
+    """The local registry service, when the images go there."""
+    images = inputs.images_config(current)
+    return ["services:registry"] if images.push and is_local_registry(current) and not is_dry_run(False) else []
+
+
