@@ -171,6 +171,7 @@ def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 SERVICE_FIXTURES = {"prefect_api", "oracle_api", "index", "upstream_index", "registry", "built_demo"}
 DOCKER_FIXTURES = {"registry", "base_images", "session_images"}
+SLOW_FIXTURES = {"demo_config", "demo_workspace"}  # doit runs on the whole demo, in subprocesses
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -181,3 +182,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
         if used & DOCKER_FIXTURES and not item.get_closest_marker("docker"):
             item.add_marker(pytest.mark.docker)
+        if used & SLOW_FIXTURES and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

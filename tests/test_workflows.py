@@ -236,7 +236,7 @@ def test_several_environments(acme_repo: Path) -> None:
 ])
 def test_the_route_job_maps_branches_like_the_deploy_stage(acme_repo: Path, tmp_path: Path, branch: str,
                                                            expected: list[str]) -> None:
-    from tasks.core.deployspec import environments_for_branch
+    from tasks.core.deploynames import environments_for_branch
 
     deploy = yaml.safe_load(rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["deploy"])
     step = deploy["jobs"]["route"]["steps"][0]

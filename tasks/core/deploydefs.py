@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.core.deploynames import slug
 from tasks.core.deployspec import (
     COMMIT_TAG,
     VERSION_TAG,
@@ -24,7 +25,6 @@ from tasks.core.deployspec import (
     concurrency_fields,
     layer_dict,
     merged_layers,
-    slug,
 )
 from tasks.core.discovery import FlowInfo, normalized, parameter_schema
 from tasks.core.errors import ConfigError

@@ -26,7 +26,8 @@ from typing import Any
 from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
 from tasks.core.deploydefs import Planned, deployment_name
-from tasks.core.deployspec import Context, environments_for_branch, slug
+from tasks.core.deploynames import environments_for_branch, slug
+from tasks.core.deployspec import Context
 from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, duplicate_names
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names

@@ -14,6 +14,7 @@ from typing import Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.prefect import PrefectApi
+from tasks.core.deploynames import fixed_prefix, name_matcher, slug
 from tasks.core.deployplan import (
     MADE_ELSEWHERE,
     Change,
@@ -28,7 +29,7 @@ from tasks.core.deployplan import (
     survivors,
     triggers_hash,
 )
-from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired, fixed_prefix, name_matcher, slug
+from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import image_reference, with_runtime
 from tasks.pipeline.credentials import environment_connection

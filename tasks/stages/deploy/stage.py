@@ -18,9 +18,7 @@ from typing import Any
 from doit.task import Task, dict_to_task
 
 from tasks.adapters.console import say
-from tasks.core.deployspec import (
-    slug,
-)
+from tasks.core.deploynames import slug
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_section_task, plan_only
 from tasks.pipeline.checks import Check, KeepFileDeps

@@ -1,0 +1,90 @@
+"""The code's own shape: layers that only import downwards, modules of a readable size, ruff and mypy clean."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+LAYERS = ("core", "adapters", "pipeline", "stages")
+MAX_LINES = 450
+
+
+def modules() -> dict[str, Path]:
+    return {".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+            for path in sorted((REPO / "tasks").rglob("*.py"))}
+
+
+def layer(module: str) -> int:
+    """0 core, 1 adapters, 2 pipeline, 3 stages, 4 the top (tasks.early, beside dodo.py)."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 2 and parts[1] in LAYERS else len(LAYERS)
+
+
+def stage_of(module: str) -> str:
+    return ".".join(module.split(".")[:3])
+
+
+def imported(path: Path) -> set[str]:
+    """The tasks.* modules a file imports (`from tasks.x import y` counts tasks.x.y when that is a module)."""
+    known = modules()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("tasks.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tasks"):
+            names = {f"{node.module}.{alias.name}" for alias in node.names}
+            found |= (names & set(known)) or {node.module}
+    return found
+
+
+def wrong_imports() -> list[str]:
+    wrong = []
+    for module, path in modules().items():
+        for target in sorted(imported(path)):
+            if layer(target) > layer(module):
+                wrong.append(f"{module} -> {target} (an import upwards)")
+            elif layer(module) == layer(target) == LAYERS.index("stages") and stage_of(module) != stage_of(target):
+                wrong.append(f"{module} -> {target} (a stage importing another stage)")
+            elif layer(module) == 0 and layer(target) != 0:
+                wrong.append(f"{module} -> {target} (core must stay pure)")
+    return wrong
+
+
+def test_layers_only_import_downwards() -> None:
+    assert wrong_imports() == []
+
+
+def test_the_layer_check_sees_a_wrong_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from tasks.stages.sync.setup import SyncSetup\nfrom tasks.core import images\n")
+    assert imported(bad) == {"tasks.stages.sync.setup", "tasks.core.images"}
+    assert layer("tasks.adapters.git") < layer("tasks.stages.sync.setup")
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    long = {module: n for module, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or str(Path(sys.executable).parent / name)
+    assert Path(found).exists(), f"{name} is not installed (pip install -e '.[dev]')"
+    return found
+
+
+def test_ruff_is_clean() -> None:
+    done = subprocess.run([tool("ruff"), "check", "."], check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_mypy_strict_is_clean() -> None:
+    done = subprocess.run([tool("mypy")], check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "strict = true" in (REPO / "pyproject.toml").read_text(), done.stdout[-4000:]
