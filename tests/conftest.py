@@ -162,7 +162,7 @@ def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     forkflow/python-local:<v> made from a local interpreter."""
     need(docker_reachable(), "a Docker engine")
     from tasks.pipeline.settings import load_settings
-    from tasks.stages.image.stage import ensure_base
+    from tasks.stages.image.base import ensure_base
 
     config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
     current = load_settings(config)

@@ -197,7 +197,7 @@ class PrefectApi:
                 self.csrf_headers = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client_id} if token else {}
         return self.csrf_headers
 
-    def would(self, message: str) -> bool:
+    def dry_run_says(self, message: str) -> bool:
         """In dry-run mode, report the write and return True (the caller then skips it)."""
         if self.dry_run:
             with self._lock:
@@ -248,23 +248,23 @@ class PrefectApi:
 
     def ensure_flow(self, name: str) -> str | None:
         """The flow's id, creating the flow when missing (None in dry-run)."""
-        if self.would(f"create flow {name!r}"):
+        if self.dry_run_says(f"create flow {name!r}"):
             return None
         return str(self.call("POST", "flows/", {"name": name}, what=f"create flow {name!r}").json()["id"])
 
     def create_deployment(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        if self.would(f"create deployment {body['name']!r}"):
+        if self.dry_run_says(f"create deployment {body['name']!r}"):
             return None
         created: dict[str, Any] = self.call("POST", "deployments/", body, what=f"create deployment {body['name']!r}").json()
         return created
 
     def update_deployment(self, deployment_id: str, name: str, changes: dict[str, Any]) -> None:
-        if self.would(f"update deployment {name!r}: {', '.join(sorted(changes))}"):
+        if self.dry_run_says(f"update deployment {name!r}: {', '.join(sorted(changes))}"):
             return
         self.call("PATCH", f"deployments/{deployment_id}", changes, what=f"update deployment {name!r}")
 
     def delete_deployment(self, deployment_id: str, name: str) -> None:
-        if self.would(f"delete deployment {name!r}"):
+        if self.dry_run_says(f"delete deployment {name!r}"):
             return
         self.call("DELETE", f"deployments/{deployment_id}", what=f"delete deployment {name!r}", ok=(404,))
 
@@ -298,13 +298,13 @@ class PrefectApi:
                 return found
 
     def create_automation(self, body: dict[str, Any]) -> None:
-        if self.would(f"create automation {body.get('name')!r}"):
+        if self.dry_run_says(f"create automation {body.get('name')!r}"):
             return
         self.call("POST", "automations/", body, what=f"create automation {body.get('name')!r}")
 
     def delete_owned_automations(self, deployment_id: str) -> None:
         """Every automation owned by the deployment (made from its triggers, by forkflow or `prefect deploy`)."""
-        if self.would(f"delete the automations of deployment {deployment_id}"):
+        if self.dry_run_says(f"delete the automations of deployment {deployment_id}"):
             return
         self.call("DELETE", f"automations/owned-by/prefect.deployment.{deployment_id}",
                   what="delete the deployment's automations", ok=(404,))
