@@ -83,14 +83,12 @@ def engine() -> Finding:
 
 
 def buildkit() -> Finding:
-    from tasks.adapters.docker import buildx_available
+    from tasks.adapters.docker import NO_BUILDKIT, find_builder
 
-    if buildx_available():
-        return Finding("buildkit", True, "docker buildx plugin")
-    if Path("/usr/bin/docker").exists():
-        return Finding("buildkit", True, "engine BuildKit through /usr/bin/docker with DOCKER_BUILDKIT=1")
-    return Finding("buildkit", False, "no buildx plugin and no docker CLI with BuildKit",
-                   "install the buildx plugin, or Debian's docker.io (its CLI builds with DOCKER_BUILDKIT=1)")
+    found = find_builder()
+    if found is not None:
+        return Finding("buildkit", True, found.name)
+    return Finding("buildkit", False, "no buildx plugin and no docker CLI with BuildKit", NO_BUILDKIT)
 
 
 def index(current: Settings) -> Finding:

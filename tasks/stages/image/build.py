@@ -225,10 +225,8 @@ def check_platforms(client: Any, platforms: tuple[str, ...]) -> None:
     foreign = [p for p in platforms if p != native]
     if not foreign:
         return
-    buildx = "installed, but forkflow builds through the engine's API" if docker_adapter.buildx_available() \
-        else "not installed"
     raise ForkflowError(
-        f"cannot build {', '.join(foreign)} here: this engine builds {native} only, and docker buildx is {buildx}",
+        f"cannot build {', '.join(foreign)} here: this engine builds {native} only",
         where="[images] platforms",
         fix=f"keep [images] platforms = [\"{native}\"] here, and build the others on an engine of that platform",
     )
