@@ -78,6 +78,43 @@ def ok(result: Any) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 
+def copy_wheels(source: Path, target: Path) -> None:
+    """The same wheels in another state folder, as a fresh CI runner gets them (an artifact), paths rewritten."""
+    shutil.copytree(source / "dist", target / "dist")
+    (target / "reports").mkdir(parents=True)
+    text = (source / "reports" / "wheel.json").read_text().replace(str(source), str(target))
+    (target / "reports" / "wheel.json").write_text(text)
+
+
+def test_a_fresh_state_folder_builds_and_pushes_nothing_the_registry_has(tmp_path: Path, registry: Registry,
+                                                                         base_images: list[str]) -> None:
+    repo = f"t{SESSION}/fresh"
+    text = image_config_text(registry.address, repo, python=("3.12",), flavors=("base",))
+    first = write_config(tmp_path / "first", text)
+    write_wheel_set(tmp_path / "first" / ".forkflow", packages())
+    ok(run_doit(first, "image", env=registry.env))
+    built = report(first)["3.12-base"]
+    assert built["status"] == "built"
+    before = {tag: registry.digest(repo, tag) for tag in built["tags"]}
+
+    fresh = write_config(tmp_path / "fresh", text)  # another clone: an empty state folder, the same inputs
+    copy_wheels(tmp_path / "first" / ".forkflow", tmp_path / "fresh" / ".forkflow")
+    again = run_doit(fresh, "image", env=registry.env)
+    ok(again)
+    cell = report(fresh)["3.12-base"]
+    assert cell["status"] == "up-to-date" and "the registry has every tag with these inputs" in cell["reason"], cell
+    assert ": building " not in again.stdout and "smoke test" not in again.stdout, "nothing built or tested"
+    assert cell["digest"] == built["digest"] and cell["pushed"] == before
+    assert {tag: registry.digest(repo, tag) for tag in built["tags"]} == before, "nothing pushed"
+
+    ok(run_doit(fresh, "forget", "image:3.12-base"))  # forgotten on purpose: past the registry check
+    forced = run_doit(fresh, "image", env=registry.env)
+    ok(forced)
+    cell = report(fresh)["3.12-base"]
+    assert "registry" not in cell["reason"] and set(cell["pushed"]) == set(built["tags"]), cell
+    assert "smoke test passed" in forced.stdout
+
+
 def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
     repo = f"t{SESSION}/orbit"
     config = write_config(tmp_path, image_config_text(registry.address, repo))

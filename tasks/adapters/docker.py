@@ -23,6 +23,7 @@ from typing import Any
 from tasks.adapters import engine_api
 from tasks.adapters.console import say
 from tasks.core.errors import CommandError, ForkflowError
+from tasks.core.values import sha256_hex
 
 ENGINE_FIX = (
     "install and start a Docker engine: on Debian/Ubuntu `apt-get install -y docker.io` then "
@@ -179,6 +180,18 @@ def image_id(engine: Engine, ref: str) -> str | None:
     """The id of a local image, or None when the engine has no such image."""
     attrs = engine.inspect(ref) if ref else None
     return str(attrs["Id"]) if attrs else None
+
+
+def image_content(engine: Engine, ref: str) -> str | None:
+    """The image by its content, the same on every machine that has it: its layers' digests and the config
+    a build on top of it inherits (not the local image id, which a `docker import` makes anew each time)."""
+    attrs = engine.inspect(ref) if ref else None
+    if not attrs:
+        return None
+    config = attrs.get("Config") or {}
+    inherited = {key: config.get(key) for key in ("Env", "Cmd", "Entrypoint", "User", "WorkingDir", "Labels")}
+    text = json.dumps({"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "config": inherited}, sort_keys=True)
+    return "sha256:" + sha256_hex(text)
 
 
 def image_attrs(engine: Engine, ref: str) -> dict[str, Any] | None:

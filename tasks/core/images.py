@@ -182,13 +182,13 @@ def requirement_names(requirements: Iterable[str]) -> list[str]:
 # ---- inputs and reasons -------------------------------------------------------------------------
 
 
-def build_inputs(spec: ImageSpec, dockerfile: str, base_image_id: str) -> dict[str, Any]:
+def build_inputs(spec: ImageSpec, dockerfile: str, base_image_content: str) -> dict[str, Any]:
     """What a build depends on; the image is rebuilt when any of it changes."""
     return {
         "dockerfile_sha256": sha256_hex(dockerfile),
         "wheels": {w.file: w.sha256 for w in spec.wheels},
         "base_image": spec.base_image,
-        "base_image_id": base_image_id,
+        "base_image_content": base_image_content,
         "build_args": dict(sorted(spec.build_args.items())),
         "dependencies": list(spec.dependencies),
         "wheelhouse": dict(spec.wheelhouse),
@@ -214,9 +214,9 @@ def rebuild_reasons(previous: Mapping[str, Any] | None, current: Mapping[str, An
     reasons += wheel_changes(previous.get("wheels", {}), current["wheels"])
     if previous.get("base_image") != current["base_image"]:
         reasons.append(f"base image is now {current['base_image']} (was {previous.get('base_image')})")
-    elif previous.get("base_image_id") != current["base_image_id"]:
-        reasons.append(f"base image {current['base_image']} changed ({short(previous.get('base_image_id'))} -> "
-                       f"{short(current['base_image_id'])})")
+    elif previous.get("base_image_content") != current["base_image_content"]:
+        reasons.append(f"base image {current['base_image']} changed ({short(previous.get('base_image_content'))} -> "
+                       f"{short(current['base_image_content'])})")
     if previous.get("build_args") != current["build_args"]:
         reasons.append("build args changed")
     if previous.get("dependencies") != current["dependencies"]:

@@ -79,7 +79,7 @@ def test_the_ci_matrix_has_a_cell_per_python_and_flavor() -> None:
 
 
 INPUTS = {"dockerfile_sha256": "d1", "wheels": {"orbit-1.0.1.whl": "w1"}, "base_image": "python:3.12-slim",
-          "base_image_id": "sha256:b1", "build_args": {}, "dependencies": [], "wheelhouse": {}}
+          "base_image_content": "sha256:b1", "build_args": {}, "dependencies": [], "wheelhouse": {}}
 TARGET = {"repository": "r:5000/orbit", "tags": ["1.0.1-python3.12"], "push": True}
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters import docker as docker_adapter
+from tasks.adapters import registry
 from tasks.adapters.console import say
 from tasks.core import images as core
 from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
-from tasks.pipeline.checks import Stale
+from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import Settings, settings
 from tasks.stages.image import inputs
@@ -58,7 +59,10 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
     if auth:
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
     cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)))
-    record.update(input_hash=cell.digest, base_image_id=cell.inputs["base_image_id"])
+    record.update(input_hash=cell.digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
+    there = in_registry(current, spec, cell.digest, auth)
+    if there:
+        return found_in_registry(current, plan, spec, cell, record, there)
     if cell.steps.build:
         image = build(current, plan, planned, client, cell.digest, record)
         record.update(image_id=image, status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
@@ -85,6 +89,43 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
             "target": core.input_hash(cell.target)}
 
 
+def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None) -> dict[str, str]:
+    """tag -> manifest digest when every tag already points at an image built from these inputs (any machine
+    may have pushed it); {} when one does not, when pushing is off, or when the cell was forgotten on purpose."""
+    images = inputs.images_config(current)
+    if not images.push:
+        say(f"image:{spec.key}: [images] push = false, so the local engine alone decides what to build")
+        return {}
+    if is_forgotten(f"image:{spec.key}"):
+        return {}
+    found: dict[str, str] = {}
+    try:
+        for tag in spec.tags:
+            pointed = registry.tagged(images.registry, spec.repository.split("/", 1)[1], tag, auth)
+            if pointed is None or pointed.labels.get(core.INPUT_HASH_LABEL) != digest:
+                return {}
+            found[tag] = pointed.digest
+    except registry.RegistryUnreachable as err:
+        say(f"image:{spec.key}: {err.what}; the local engine decides what to build")
+        return {}
+    return found
+
+
+def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec, cell: CellPlan,
+                      record: dict[str, Any], pushed: dict[str, str]) -> dict[str, Any]:
+    """The registry has this cell's image under every tag: nothing is built, tested or pushed."""
+    digest = pushed[spec.tags[0]]
+    record.update(image_id=cell.existing or None, status="up-to-date", pushed=pushed, digest=digest,
+                  reason=f"the registry has every tag with these inputs (input hash {cell.digest[:12]}): "
+                         "nothing built or pushed")
+    save_state(current, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": cell.existing,
+                                   "target": cell.target, "pushed": pushed, "from_registry": True})
+    update_report(current, plan.keys, images=[record])
+    say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}), nothing built or pushed")
+    return {"made": f"up-to-date {spec.tags[0]} (registry)", "input_hash": cell.digest, "image_id": cell.existing,
+            "target": core.input_hash(cell.target)}
+
+
 @dataclass(frozen=True)
 class CellPlan:
     """One cell's facts (its inputs, an image already built from them) and what a run does about them."""
@@ -103,7 +144,8 @@ def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded:
     target = core.push_target(spec, inputs.images_config(current).push)
     previous = read_state(current, spec.key)
     existing = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
-    present = previous is not None and bool(docker_adapter.image_id(client, (recorded or {}).get("image_id") or ""))
+    present = previous is not None and (bool(previous.get("from_registry")) or bool(
+        docker_adapter.image_id(client, (recorded or {}).get("image_id") or "")))
     steps = core.cell_steps(recorded, previous, built_inputs, target, built=bool(existing), recorded_present=present)
     return CellPlan(built_inputs, digest, target, existing[0] if existing else "", steps)
 
@@ -122,11 +164,11 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
 
 def current_inputs(client: Any, planned: inputs.Planned) -> tuple[dict[str, Any], str]:
     spec = planned.spec
-    base_id = docker_adapter.image_id(client, spec.base_image) if client is not None else None
-    if base_id is None:
+    base = docker_adapter.image_content(client, spec.base_image) if client is not None else None
+    if base is None:
         raise ForkflowError(f"base image {spec.base_image} is not in the engine",
                             fix=f"run `doit image-base:{inputs.base_name(spec.flavor, spec.python)}`")
-    built_inputs = core.build_inputs(spec, planned.dockerfile, base_id)
+    built_inputs = core.build_inputs(spec, planned.dockerfile, base)
     return built_inputs, core.input_hash(built_inputs)
 
 

@@ -47,8 +47,9 @@ def env_repository(current: Settings, name: str) -> str:
 
 def env_inputs(current: Settings, client: Any, env: inputs.FlowEnv) -> tuple[dict[str, Any], str]:
     base = (chosen_base(current, client, env.python) if client else None) or base_reference(current, env.python)
-    base_id = docker_adapter.image_id(client, base) if client else None
-    found = {"context": inputs.context_digest(env.context, env.dockerfile), "base_image": base, "base_image_id": base_id,
+    base_content = docker_adapter.image_content(client, base) if client else None
+    found = {"context": inputs.context_digest(env.context, env.dockerfile), "base_image": base,
+             "base_image_content": base_content,
              "build_args": {"BASE_IMAGE": base, "PYTHON_VERSION": env.python}}
     return found, core.input_hash(found)
 
