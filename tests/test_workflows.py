@@ -298,6 +298,40 @@ def test_least_privilege_pinned_actions_and_no_expressions_in_scripts(demo_repo:
                 assert step["with"]["persist-credentials"] is False, name
 
 
+def test_release_runs_on_a_published_release_and_hands_its_images_to_deploy(demo_repo: Path) -> None:
+    doit_ok(demo_repo, "workflows")
+    folder = workflows_dir(demo_repo)
+    release = yaml.safe_load((folder / "release.yml").read_text(encoding="utf-8"))
+    assert release[True]["release"] == {"types": ["published"]} and "workflow_dispatch" in release[True]
+    for job in ("publish", "matrix", "images"):
+        assert "github.event_name == 'release'" in release["jobs"][job]["if"], job
+    text = (folder / "release.yml").read_text(encoding="utf-8")
+    assert "docker save" not in text and "docker load" not in text and "actions/cache" not in text, \
+        "the registry is the image cache, not tarballs in the Actions cache"
+    uploads = [step["with"]["name"] for step in steps_of(release) if "upload-artifact" in step.get("uses", "")]
+    assert "images" in uploads
+    deploy = yaml.safe_load((folder / "deploy.yml").read_text(encoding="utf-8"))
+    job = deploy["jobs"]["deploy"]
+    assert job["permissions"] == {"contents": "read", "actions": "read"}
+    fetch = next(step for step in job["steps"] if step.get("name") == "The images of the newest release")
+    assert "gh run download" in fetch["run"] and "--name images" in fetch["run"]
+
+
+def test_every_job_that_runs_forkflow_can_clone_a_private_fork(demo_repo: Path) -> None:
+    doit_ok(demo_repo, "workflows")
+    for file in workflows_dir(demo_repo).iterdir():
+        workflow = yaml.safe_load(file.read_text(encoding="utf-8"))
+        for job_name, job in workflow["jobs"].items():
+            runs = [step for step in job.get("steps", []) if re.search(r"\bnox -s |^\s*doit ", step.get("run", ""), re.M)]
+            for step in runs:
+                token = "FORK_SYNC_TOKEN" if file.name == "sync-upstream.yml" else "FORK_READ_TOKEN"
+                assert token in step.get("env", {}), f"{file.name}: {job_name}: {step.get('name')}"
+            if runs:
+                helper = [s for s in job["steps"] if "credential.helper" in s.get("run", "")]
+                assert helper, f"{file.name}: {job_name} has no credential helper"
+                assert job["permissions"].get("contents") in ("read", "write"), f"{file.name}: {job_name}"
+
+
 def rendered_files(demo: Path, acme: Path, folder: Path) -> list[Path]:
     """The rendered workflows written as files (the linters read files)."""
     files = []
