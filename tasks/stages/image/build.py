@@ -56,13 +56,14 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
     images = inputs.images_config(current)
     spec = planned.spec
     auth = registry_auth(current) if images.push else None
-    if auth:
-        docker_adapter.login(client, images.registry, auth["username"], auth["password"])
-    cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)))
-    record.update(input_hash=cell.digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
-    there = in_registry(current, spec, cell.digest, auth)
+    built_inputs, digest = current_inputs(client, planned)
+    record.update(input_hash=digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
+    there = in_registry(current, spec, digest, auth)
     if there:
-        return found_in_registry(current, plan, spec, cell, record, there)
+        return found_in_registry(current, plan, spec, built_inputs, record, there)
+    cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)))
+    if auth:  # the credentials are checked now, before a build
+        docker_adapter.login(client, images.registry, auth["username"], auth["password"])
     if cell.steps.build:
         image = build(current, plan, planned, client, cell.digest, record)
         record.update(image_id=image, status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
@@ -98,32 +99,30 @@ def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict
         return {}
     if is_forgotten(f"image:{spec.key}"):
         return {}
-    found: dict[str, str] = {}
     try:
-        for tag in spec.tags:
-            pointed = registry.tagged(images.registry, spec.repository.split("/", 1)[1], tag, auth)
-            if pointed is None or pointed.labels.get(core.INPUT_HASH_LABEL) != digest:
-                return {}
-            found[tag] = pointed.digest
+        pointed = registry.tagged(images.registry, spec.repository.split("/", 1)[1], list(spec.tags), auth)
     except registry.RegistryUnreachable as err:
         say(f"image:{spec.key}: {err.what}; the local engine decides what to build")
         return {}
-    return found
+    if any(p is None or p.labels.get(core.INPUT_HASH_LABEL) != digest for p in pointed.values()):
+        return {}
+    return {tag: p.digest for tag, p in pointed.items() if p is not None}
 
 
-def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec, cell: CellPlan,
+def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec, built_inputs: dict[str, Any],
                       record: dict[str, Any], pushed: dict[str, str]) -> dict[str, Any]:
     """The registry has this cell's image under every tag: nothing is built, tested or pushed."""
-    digest = pushed[spec.tags[0]]
-    record.update(image_id=cell.existing or None, status="up-to-date", pushed=pushed, digest=digest,
-                  reason=f"the registry has every tag with these inputs (input hash {cell.digest[:12]}): "
+    digest, input_hash = pushed[spec.tags[0]], core.input_hash(built_inputs)
+    target = core.push_target(spec, True)
+    record.update(image_id=None, status="up-to-date", pushed=pushed, digest=digest,
+                  reason=f"the registry has every tag with these inputs (input hash {input_hash[:12]}): "
                          "nothing built or pushed")
-    save_state(current, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": cell.existing,
-                                   "target": cell.target, "pushed": pushed, "from_registry": True})
+    save_state(current, spec.key, {"inputs": built_inputs, "input_hash": input_hash, "image_id": "",
+                                   "target": target, "pushed": pushed, "from_registry": True})
     update_report(current, plan.keys, images=[record])
     say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}), nothing built or pushed")
-    return {"made": f"up-to-date {spec.tags[0]} (registry)", "input_hash": cell.digest, "image_id": cell.existing,
-            "target": core.input_hash(cell.target)}
+    return {"made": f"up-to-date {spec.tags[0]} (registry)", "input_hash": input_hash, "image_id": "",
+            "target": core.input_hash(target)}
 
 
 @dataclass(frozen=True)
