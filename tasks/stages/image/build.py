@@ -100,7 +100,8 @@ def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict
     if is_forgotten(f"image:{spec.key}"):
         return {}
     try:
-        pointed = registry.tagged(images.registry, spec.repository.split("/", 1)[1], list(spec.tags), auth)
+        host, path = spec.repository.split("/", 1)  # [images] registry may hold a path too: the host is first
+        pointed = registry.tagged(host, path, list(spec.tags), auth)
     except registry.RegistryUnreachable as err:
         say(f"image:{spec.key}: {err.what}; the local engine decides what to build")
         return {}
