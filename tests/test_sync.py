@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tasks.pipeline.settings import Settings, load_settings
 from tasks.stages.sync.plan import fetch_action
 from tasks.stages.sync.setup import sync_setup
 from tasks.stages.sync.steps import main_action, push_action, release_action
-from tests.helpers import run_doit
+from tests.helpers import REPO, run_doit
 from tests.test_doit_commands import status_of
 
 IDENTITY = {
@@ -572,3 +573,23 @@ def test_no_record_means_the_fetch_runs(fork: Fork, tmp_path: Path) -> None:
     settle(fork)
     (tmp_path / ".forkflow" / "sync" / "fetched.json").unlink()
     assert why(sync(fork), "sync:fetch") == "no fetch since the last change found everything in place"
+
+
+@pytest.mark.parametrize("module", ["tasks.stages.sync", "tasks.sync"])  # the second: workflows rendered earlier
+def test_the_job_summary_entry_point(tmp_path: Path, module: str) -> None:
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "orbit"\n')
+    env = {**os.environ, "FORKFLOW_CONFIG": str(config)}
+    missing = subprocess.run([sys.executable, "-m", module, "summary"], check=False, capture_output=True, text=True,
+                             env=env, cwd=REPO)
+    assert missing.returncode == 1 and missing.stdout.startswith("## Sync: no report"), missing.stderr
+    (tmp_path / ".forkflow" / "reports").mkdir(parents=True)
+    report = {"status": "ok", "dry_run": False, "fork": "/f", "main": None, "release": None, "backup": None,
+              "backups": [], "pushed": [], "plan": []}
+    (tmp_path / ".forkflow" / "reports" / "sync.json").write_text(json.dumps(report))
+    found = subprocess.run([sys.executable, "-m", module, "summary"], check=False, capture_output=True, text=True,
+                           env=env, cwd=REPO)
+    assert found.returncode == 0 and found.stdout.startswith("## Sync"), found.stderr
+    wrong = subprocess.run([sys.executable, "-m", module, "other"], check=False, capture_output=True, text=True,
+                           env=env, cwd=REPO)
+    assert wrong.returncode == 2 and "usage: python -m tasks.stages.sync summary" in wrong.stderr
