@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
-from tasks.core.errors import ConfigError
+from tasks.core.errors import ConfigError, validation_problem
 from tasks.core.values import branch_name, distinct, http_url, is_local_path, parse_toml
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -357,37 +357,11 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
 
 def config_error(err: ValidationError, data: dict[str, Any], source: str) -> ConfigError:
     """One message for all validation errors, each with key path, value and what is allowed."""
-    lines = [describe_error(item, data) for item in err.errors()]
+    lines = [validation_problem(item, lambda loc: allowed_keys(tuple(loc[:-1])), data=data,
+                                unknown="unknown key (value {value!r}); allowed keys here: {allowed}")
+             for item in err.errors()]
     what = f"{source}: invalid configuration\n" + "\n".join(f"  - {line}" for line in lines)
     return ConfigError(what, where=source, fix="correct the keys listed above (see README, Configuration)")
-
-
-def describe_error(item: Any, data: dict[str, Any]) -> str:
-    loc = tuple(str(part) for part in item["loc"])
-    key = ".".join(loc) or "(top level)"
-    kind = item["type"]
-    if kind == "extra_forbidden":
-        allowed = ", ".join(allowed_keys(loc[:-1]))
-        return f"{key}: unknown key (value {item['input']!r}); allowed keys here: {allowed}"
-    if kind == "missing":
-        return f"{key}: required key is missing"
-    value = lookup(data, loc)
-    message = str(item["msg"]).removeprefix("Value error, ")
-    if isinstance(value, dict):
-        return f"{key}: {message}"
-    return f"{key} = {value!r}: {message}"
-
-
-def lookup(data: Any, loc: tuple[str, ...]) -> Any:
-    """The value at a key path in the raw mapping, or None."""
-    for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
 
 
 def allowed_keys(loc: tuple[str, ...]) -> list[str]:

@@ -25,13 +25,14 @@ file and the key path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tasks.core.discovery import FlowInfo
-from tasks.core.errors import ConfigError
+from tasks.core.errors import ConfigError, validation_problem
 from tasks.core.schedules import cron_problem, is_timezone, rrule_problem, utc_iso
 from tasks.core.values import deep_merge
 
@@ -234,12 +235,8 @@ def parse_document(data: Any, source: str, context: dict[str, Any] | None = None
 
 
 def describe(item: Any) -> str:
-    loc = [str(part) for part in item["loc"] if not is_union_label(str(part))]
-    key = ".".join(loc) or "(top level)"
-    if item["type"] == "extra_forbidden":
-        return f"{key}: unknown key; allowed: {', '.join(allowed_here(loc))}"
-    message = str(item["msg"]).removeprefix("Value error, ")
-    return f"{key}: {message}"
+    """A deployment file's pydantic error as a line (union labels are not keys)."""
+    return validation_problem(item, allowed_here, skip=is_union_label)
 
 
 UNION_LABELS = ("int", "float", "str", "bool", "ConcurrencyLimit", "PrefectSchedule", "WorkPool")
@@ -250,7 +247,7 @@ def is_union_label(part: str) -> bool:
     return part in UNION_LABELS or part.startswith(("function-", "list[", "dict[", "tuple["))
 
 
-def allowed_here(loc: list[str]) -> list[str]:
+def allowed_here(loc: Sequence[str]) -> list[str]:
     if len(loc) == 1:
         return list(Document.model_fields)
     if "schedules" in loc[-3:-1]:

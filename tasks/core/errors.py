@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 
 class ForkflowError(Exception):
     """A failure with a message meant for the person running the pipeline."""
@@ -41,3 +44,33 @@ class CommandError(ForkflowError):
 
 class ServiceError(ForkflowError):
     """A local service could not be started, reached or stopped."""
+
+
+def validation_problem(item: Mapping[str, Any], allowed: Callable[[Sequence[str]], list[str]], *, data: Any = None,
+                       skip: Callable[[str], bool] = lambda part: False,
+                       unknown: str = "unknown key; allowed: {allowed}") -> str:
+    """One pydantic error as a line: the key path, the value when the raw mapping `data` is given, and for an
+    unknown key the keys allowed there (`allowed` gets the key path; `skip` drops union labels from it)."""
+    loc = tuple(str(part) for part in item["loc"] if not skip(str(part)))
+    key = ".".join(loc) or "(top level)"
+    if item["type"] == "extra_forbidden":
+        return f"{key}: " + unknown.format(allowed=", ".join(allowed(list(loc))), value=item.get("input"))
+    if item["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    value = value_at(data, loc) if data is not None else None
+    if data is None or isinstance(value, dict):
+        return f"{key}: {message}"
+    return f"{key} = {value!r}: {message}"
+
+
+def value_at(data: Any, loc: Sequence[str]) -> Any:
+    """The value at a key path in a raw mapping, or None."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
