@@ -374,5 +374,5 @@ def cell_steps(recorded: Mapping[str, Any] | None, previous: Mapping[str, Any] |
     elif not recorded_present:
         stale = "the built image is no longer in the engine"
     reasons = rebuild_reasons(previous.get("inputs") if previous else None, inputs) if not built else []
-    return CellSteps(stale, not built, tuple(reasons) or (("no image with these inputs in the engine",) if not built else ()),
+    return CellSteps(stale, not built, tuple(reasons),
                      bool(target["push"]), tuple(push_reasons(previous.get("target") if previous else None, target)))

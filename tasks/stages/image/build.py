@@ -61,7 +61,7 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
     there = in_registry(current, spec, digest, auth)
     if there:
         return found_in_registry(current, plan, spec, built_inputs, record, there)
-    cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)))
+    cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
     if cell.steps.build:
@@ -137,10 +137,12 @@ class CellPlan:
     steps: core.CellSteps
 
 
-def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded: Mapping[str, Any] | None) -> CellPlan:
-    """The one plan of a cell, for its up-to-date check, its dry run and its real run."""
+def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded: Mapping[str, Any] | None,
+              found: tuple[dict[str, Any], str] | None = None) -> CellPlan:
+    """The one plan of a cell, for its up-to-date check, its dry run and its real run; `found`: its inputs and
+    their hash when the caller has them already."""
     spec = planned.spec
-    built_inputs, digest = current_inputs(client, planned)
+    built_inputs, digest = found or current_inputs(client, planned)
     target = core.push_target(spec, inputs.images_config(current).push)
     previous = read_state(current, spec.key)
     existing = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
