@@ -8,20 +8,14 @@ engine in API request bodies (login, auth_config), never in argv.
 from __future__ import annotations
 
 import contextlib
-import functools
 import http.client
 import json
-import os
-import re
-import shutil
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tasks.adapters import engine_api
-from tasks.adapters.console import say
 from tasks.core.errors import CommandError, ForkflowError
 from tasks.core.values import sha256_hex
 
@@ -151,25 +145,6 @@ def first_line(text: str) -> str:
 REGISTRY_CREDENTIALS = "FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD"
 
 
-@dataclass(frozen=True)
-class BuildRequest:
-    """One image to build: the context folder, the tag it gets, and what the build is given."""
-
-    context: Path
-    tag: str
-    dockerfile: str = "Dockerfile"
-    buildargs: Mapping[str, str] = field(default_factory=dict)
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    image_id: str
-    steps: int
-    cached_steps: int
-    seconds: float
-
-
 def engine_platform(engine: Engine) -> str:
     """The platform the engine builds for natively, like `linux/amd64`."""
     version = engine.version()
@@ -202,121 +177,6 @@ def image_attrs(engine: Engine, ref: str) -> dict[str, Any] | None:
 def images_labelled(engine: Engine, label: str, value: str) -> list[str]:
     """Ids of local images carrying label=value."""
     return engine.labelled(label, value)
-
-
-NO_BUILDKIT = ("install the buildx plugin (docker-buildx), or Debian's docker.io: its docker 20.10 CLI at "
-               "/usr/bin/docker builds with BuildKit when DOCKER_BUILDKIT=1 (`./scripts/setup` installs it)")
-
-
-@dataclass(frozen=True)
-class Builder:
-    """How this machine builds with BuildKit: the command the build's arguments follow, and its environment."""
-
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    name: str
-
-
-@functools.cache
-def find_builder() -> Builder | None:
-    """`docker buildx build` when a docker CLI has the buildx plugin, else a docker CLI older than 23 with the
-    engine's built-in BuildKit (DOCKER_BUILDKIT=1); None when there is neither."""
-    from tasks.adapters.run import run
-
-    clis = list(dict.fromkeys(c for c in (shutil.which("docker"), "/usr/bin/docker") if c and Path(c).exists()))
-    for cli in clis:
-        if run([cli, "buildx", "version"], check=False).returncode == 0:
-            return Builder((cli, "buildx", "build", "--load"), {}, "docker buildx")
-    for cli in clis:
-        found = run([cli, "version", "--format", "{{.Client.Version}}"], check=False).stdout.strip()
-        if found.split(".")[0].isdigit() and int(found.split(".")[0]) < 23:
-            return Builder((cli, "build"), {"DOCKER_BUILDKIT": "1"}, f"{cli} {found} with DOCKER_BUILDKIT=1")
-    return None
-
-
-def builder() -> Builder:
-    found = find_builder()
-    if found is None:
-        raise ForkflowError("cannot build images: no docker CLI here builds with BuildKit (no buildx plugin, and "
-                            "the docker CLI is 23 or newer, which needs buildx for BuildKit)", fix=NO_BUILDKIT)
-    return found
-
-
-def build_argv(found: Builder, request: BuildRequest, iidfile: Path) -> list[str]:
-    dockerfile = Path(request.dockerfile)
-    argv = [*found.argv, "--progress=plain", "--iidfile", str(iidfile), "--tag", request.tag,
-            "--file", str(dockerfile if dockerfile.is_absolute() else request.context / dockerfile)]
-    for name, value in sorted(request.buildargs.items()):
-        argv += ["--build-arg", f"{name}={value}"]
-    for name, value in sorted(request.labels.items()):
-        argv += ["--label", f"{name}={value}"]
-    return [*argv, str(request.context)]
-
-
-STEP_LINE = re.compile(r"^#(\d+) \[(?:[\w.-]+ )?(\d+)/(\d+)\] (.*)$")
-CACHED_LINE = re.compile(r"^#(\d+) CACHED$")
-
-
-@dataclass
-class BuildProgress:
-    """What BuildKit's plain output has said so far: its steps (`#7 [3/6] RUN ...`) and which came from cache."""
-
-    steps: dict[str, str] = field(default_factory=dict)  # vertex -> "step 3/6 RUN ..."
-    cached: set[str] = field(default_factory=set)
-
-    def read(self, line: str) -> str | None:
-        """Take one output line; the step's line when it is a step seen for the first time."""
-        step = STEP_LINE.match(line)
-        if step and step.group(1) not in self.steps:
-            vertex, number, total, instruction = step.groups()
-            text = f"step {number}/{total} {' '.join(instruction.split())}"
-            self.steps[vertex] = text if len(text) <= 100 else text[:97] + "..."
-            return self.steps[vertex]
-        cached = CACHED_LINE.match(line)
-        if cached and cached.group(1) in self.steps:
-            self.cached.add(cached.group(1))
-        return None
-
-
-def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progress: str | None = None) -> BuildResult:
-    """Build with BuildKit, streaming its output to `log_file`; with `progress`, a line per build step as it
-    starts (`<progress>: step 3/9 RUN pip install ...`)."""
-    import subprocess
-
-    found = builder()
-    start = time.monotonic()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    iidfile = log_file.with_suffix(".iid")
-    iidfile.unlink(missing_ok=True)
-    seen = BuildProgress()
-    with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
-            build_argv(found, request, iidfile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **found.env}) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            step = seen.read(line.rstrip("\n"))
-            if step and progress:
-                say(f"{progress}: {step}")
-    if proc.returncode != 0:
-        raise build_failed(request.tag, build_error(log_file) or f"{found.name} exited with {proc.returncode}", log_file)
-    built = iidfile.read_text(encoding="utf-8").strip() if iidfile.exists() else image_id(engine, request.tag) or ""
-    iidfile.unlink(missing_ok=True)
-    if not built:
-        raise build_failed(request.tag, "the build reported no image id", log_file)
-    return BuildResult(built, len(seen.steps), len(seen.cached), time.monotonic() - start)
-
-
-def build_error(log_file: Path) -> str:
-    """BuildKit's own error line (`ERROR: ...` or `error: ...`), the last one, if any."""
-    lines = log_file.read_text(encoding="utf-8").splitlines() if log_file.exists() else []
-    return next((line.strip() for line in reversed(lines) if line.lstrip().lower().startswith(("error:", "error "))), "")
-
-
-def build_failed(tag: str, message: str, log_file: Path) -> CommandError:
-    tail = "\n".join("    " + line for line in log_file.read_text(encoding="utf-8").splitlines()[-25:]) if log_file.exists() else ""
-    return CommandError(f"docker build of {tag} failed: {message.strip()}\n{tail}", where=str(log_file),
-                        fix="read the build log; fix the template, the wheels or the base image")
 
 
 def tag_image(engine: Engine, image: str, repository: str, tag: str) -> None:

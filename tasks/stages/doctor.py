@@ -83,7 +83,7 @@ def engine() -> Finding:
 
 
 def buildkit() -> Finding:
-    from tasks.adapters.docker import NO_BUILDKIT, find_builder
+    from tasks.adapters.buildkit import NO_BUILDKIT, find_builder
 
     found = find_builder()
     if found is not None:

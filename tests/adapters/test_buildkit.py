@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.adapters import registry
-from tasks.adapters.docker import Builder, BuildProgress, BuildRequest, build_argv
+from tasks.adapters.buildkit import Builder, BuildProgress, BuildRequest, build_argv
 
 PLAIN = """#1 [internal] load build definition from Dockerfile
 #1 DONE 0.0s

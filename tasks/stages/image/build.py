@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tasks.adapters import buildkit, registry
 from tasks.adapters import docker as docker_adapter
-from tasks.adapters import registry
 from tasks.adapters.console import say
 from tasks.core import images as core
 from tasks.core import smoke
@@ -183,7 +183,7 @@ def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client:
                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     context = assemble_context(current, plan, planned, labels)
     say(f"image:{spec.key}: building {build_tag}")
-    result = docker_adapter.build_image(client, docker_adapter.BuildRequest(context, build_tag, buildargs=spec.build_args),
+    result = buildkit.build_image(client, buildkit.BuildRequest(context, build_tag, buildargs=spec.build_args),
                                         log_file=current.logs_dir / f"image-{spec.key}.log", progress=f"image:{spec.key}")
     record.update(build_tag=build_tag, steps=result.steps, cached_steps=result.cached_steps,
                   build_seconds=round(result.seconds, 2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.adapters import buildkit
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters.console import say
 from tasks.core import images as core
@@ -80,9 +81,9 @@ def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, dry_run: b
     else:
         labels = {core.INPUT_HASH_LABEL: digest, "org.opencontainers.image.created":
                   datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), f"{core.LABEL_PREFIX}.flows-env": env.name}
-        request = docker_adapter.BuildRequest(env.context, f"{repo}:{tag}", dockerfile=str(env.dockerfile),
+        request = buildkit.BuildRequest(env.context, f"{repo}:{tag}", dockerfile=str(env.dockerfile),
                                               buildargs=found["build_args"], labels=labels)
-        result = docker_adapter.build_image(client, request, log_file=current.logs_dir / f"image-env-{env.name}.log",
+        result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-env-{env.name}.log",
                                             progress=f"image:envs {env.name}")
         image = result.image_id
         record.update(status="built", reason="inputs changed or never built", cached_steps=result.cached_steps,
