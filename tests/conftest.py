@@ -169,8 +169,26 @@ def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return [ensure_base(current, python)[0] for python in PYTHONS]
 
 
+@pytest.fixture(scope="session")
+def multiarch_base(registry: Registry, base_images: list[str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`[images] base_image` for a Python 3.11 base with linux/amd64 and linux/arm64 images in `registry`."""
+    from tasks.adapters import emulation
+    from tasks.adapters.docker import connect
+    from tests import multiarch
+
+    need(emulation.registered("aarch64"), "QEMU emulation of aarch64 (./scripts/setup registers it)")
+    need(have_program("debootstrap") or (multiarch.CACHE / multiarch.ROOTFS).is_file(), "debootstrap")
+    client = connect()
+    try:
+        arm64 = multiarch.arm64_image(client, tmp_path_factory.mktemp("arm64"))
+    finally:
+        client.close()
+    auth = {"username": registry.username, "password": registry.password}
+    return multiarch.push_base_index(registry.address, auth, base_images[0], arm64)
+
+
 SERVICE_FIXTURES = {"prefect_api", "oracle_api", "index", "upstream_index", "registry", "built_demo"}
-DOCKER_FIXTURES = {"registry", "base_images", "session_images"}
+DOCKER_FIXTURES = {"registry", "base_images", "session_images", "multiarch_base"}
 SLOW_FIXTURES = {"demo_config", "demo_workspace"}  # doit runs on the whole demo, in subprocesses
 
 

@@ -201,3 +201,22 @@ def test_doctor_names_each_missing_part_and_what_to_do(demo_config: Path) -> Non
     assert any(line.startswith("ok    fork origin") and "main at " in line for line in output.splitlines())
     assert "doctor: " in output and "checks failed" in output
     assert not (demo_config.parent / ".forkflow" / "services").exists(), "a check creates nothing"
+
+
+def test_doctor_checks_emulation_for_each_foreign_platform(tmp_path: Path) -> None:
+    from tests.image_helpers import image_config_text, unused_registry, write_config
+
+    extra = 'platforms = ["linux/amd64", "linux/arm64"]\n'
+    config = write_config(tmp_path, image_config_text(unused_registry(), "orbit", python=("3.11",), flavors=("base",),
+                                                      extra=extra))
+    empty = tmp_path / "binfmt_misc"
+    empty.mkdir()
+    missing = run_doit(config, "doctor", env={"FORKFLOW_BINFMT_DIR": str(empty)})
+    line = next(line for line in missing.stdout.splitlines() if "emulation linux/arm64" in line)
+    assert line.startswith("FAIL") and "qemu-aarch64 not registered in binfmt_misc" in line, missing.stdout
+    assert "update-binfmts --enable qemu-aarch64" in missing.stdout
+    assert "emulation linux/amd64" not in missing.stdout, "the machine's own platform needs none"
+    (empty / "qemu-aarch64").write_text("enabled\n")
+    there = run_doit(config, "doctor", env={"FORKFLOW_BINFMT_DIR": str(empty)})
+    assert any(line.startswith("ok") and "emulation linux/arm64" in line for line in there.stdout.splitlines()), \
+        there.stdout

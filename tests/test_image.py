@@ -377,16 +377,19 @@ def test_no_docker_engine_fails_image_tasks_only(tmp_path: Path) -> None:
     assert "cannot tell whether it would rebuild: the Docker engine is not reachable" in dry.stdout
 
 
-def test_platform_the_engine_cannot_build_is_refused_before_building(tmp_path: Path, registry: Registry,
-                                                                     base_images: list[str]) -> None:
+def test_several_platforms_with_an_unreachable_base_registry_stop_before_building(tmp_path: Path, registry: Registry,
+                                                                                  base_images: list[str]) -> None:
+    gone = unused_registry()
+    extra = f'platforms = ["linux/amd64", "linux/arm64"]\nbase_image = "{gone}/python:{{python}}-slim"\n'
     config = write_config(tmp_path, image_config_text(registry.address, "orbit", python=("3.12",), flavors=("base",),
-                                                      extra='platforms = ["linux/amd64", "linux/arm64"]\n'))
+                                                      extra=extra))
     write_wheel_set(tmp_path / ".forkflow", packages())
 
     result = run_doit(config, "image", env=registry.env)
 
     assert result.returncode != 0
-    assert "cannot build linux/arm64 here" in printed(result) and "builds linux/amd64 only" in printed(result)
+    assert f"base image {gone}/python:3.12-slim: its registry {gone} did not answer" in printed(result)
+    assert "images for linux/amd64, linux/arm64 take their base from there" in printed(result)
     assert "building" not in result.stdout
 
 

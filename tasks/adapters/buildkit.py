@@ -30,6 +30,9 @@ class BuildRequest:
     dockerfile: str = "Dockerfile"
     buildargs: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None  # `linux/arm64`: the base is then resolved for that platform
+    pull: bool = False  # resolve base images from their registry, not the engine's store
+    docker_config: Path | None = None  # a docker config folder with the credentials the build's pulls need
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ def build_argv(found: Builder, request: BuildRequest, iidfile: Path) -> list[str
     dockerfile = Path(request.dockerfile)
     argv = [*found.argv, "--progress=plain", "--iidfile", str(iidfile), "--tag", request.tag,
             "--file", str(dockerfile if dockerfile.is_absolute() else request.context / dockerfile)]
+    if request.platform:
+        argv += ["--platform", request.platform]
+    if request.pull:
+        argv.append("--pull")
     for name, value in sorted(request.buildargs.items()):
         argv += ["--build-arg", f"{name}={value}"]
     for name, value in sorted(request.labels.items()):
@@ -127,7 +134,7 @@ def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progre
     seen = BuildProgress()
     with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
             build_argv(found, request, iidfile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **found.env}) as proc:
+            env=build_env(found, request)) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -141,6 +148,38 @@ def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progre
     if not built:
         raise build_failed(request.tag, "the build reported no image id", log_file)
     return BuildResult(built, len(seen.steps), len(seen.cached), time.monotonic() - start)
+
+
+def build_env(found: Builder, request: BuildRequest) -> dict[str, str]:
+    env = {**os.environ, **found.env}
+    if request.docker_config:
+        env["DOCKER_CONFIG"] = str(request.docker_config)
+    return env
+
+
+def docker_config(folder: Path, auths: Mapping[str, Mapping[str, str]]) -> Path:
+    """A docker config folder for a build's pulls: the user's own config (its credential helpers stay) with
+    `auths` (registry host -> username/password) added; readable by the owner only. Returns the folder."""
+    import base64
+    import json
+
+    home = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        data = json.loads((home / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    for host, auth in auths.items():
+        token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+        data.setdefault("auths", {})[host] = {"auth": token}
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    file = folder / "config.json"
+    file.touch(mode=0o600)
+    file.chmod(0o600)
+    file.write_text(json.dumps(data), encoding="utf-8")
+    plugins = home / "cli-plugins"
+    if plugins.is_dir() and not (folder / "cli-plugins").exists():
+        (folder / "cli-plugins").symlink_to(plugins)
+    return folder
 
 
 def build_error(log_file: Path) -> str:

@@ -169,6 +169,15 @@ def image_content(engine: Engine, ref: str) -> str | None:
     return "sha256:" + sha256_hex(text)
 
 
+def image_platform(engine: Engine, ref: str) -> str | None:
+    """`linux/arm64` for a local image (with its variant when it has one); None when there is no such image."""
+    attrs = engine.inspect(ref) if ref else None
+    if not attrs:
+        return None
+    return "/".join([attrs.get("Os", "linux"), attrs.get("Architecture", "")] +
+                    ([attrs["Variant"]] if attrs.get("Variant") else []))
+
+
 def image_attrs(engine: Engine, ref: str) -> dict[str, Any] | None:
     """The image's `docker image inspect` record, or None when the engine has no such image."""
     return engine.inspect(ref)
@@ -185,12 +194,13 @@ def tag_image(engine: Engine, image: str, repository: str, tag: str) -> None:
 
 
 def run_container(engine: Engine, image: str, command: list[str], timeout: float = 300,
-                  env: Mapping[str, str] | None = None) -> tuple[int, str]:
+                  env: Mapping[str, str] | None = None, platform: str | None = None) -> tuple[int, str]:
     """Run `command` in a fresh container without network; return its exit code and output."""
     import requests
     from docker.errors import APIError
 
-    container = engine.sdk.containers.create(image, command, network_disabled=True, environment=dict(env or {}))
+    container = engine.sdk.containers.create(image, command, network_disabled=True, environment=dict(env or {}),
+                                             **({"platform": platform} if platform else {}))
     try:
         container.start()
         try:

@@ -1,17 +1,23 @@
-"""An OCI registry's HTTP API: what a tag points at and that image's labels, read without pulling it.
+"""An OCI registry's HTTP API: what a tag points at and that image's labels, read without pulling it;
+the images of an index per platform; an index put together from images already pushed.
 
 Plain HTTP for a registry on this machine (127.0.0.1, localhost), HTTPS elsewhere; basic auth when
-credentials are given (they travel in the request's header, never in argv or a log line).
+credentials are given, and the token exchange public registries ask for (a `Bearer` challenge: a token
+from the realm it names). Credentials travel in request headers, never in argv or a log line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import re
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.core.errors import ForkflowError
 
+DOCKER_INDEX = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 IMAGE_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -29,6 +35,7 @@ class Tagged:
 
     digest: str
     labels: Mapping[str, str]
+    platforms: tuple[str, ...] = ()  # an index's platforms, `linux/arm64`; () for a single image
 
 
 def base_url(registry: str) -> str:
@@ -40,27 +47,142 @@ def base_url(registry: str) -> str:
 def tagged(registry: str, repository: str, tags: list[str], auth: Mapping[str, str] | None) -> dict[str, Tagged | None]:
     """What each tag points at (None when the registry has no such tag or repository), over one connection;
     the labels of each distinct image are read once."""
-    import httpx
-
-    credentials = (auth["username"], auth["password"]) if auth else None
     found: dict[str, Tagged | None] = {}
     labels: dict[str, Mapping[str, str]] = {}
-    try:
-        with httpx.Client(base_url=base_url(registry), auth=credentials, timeout=TIMEOUT, follow_redirects=True) as http:
-            for tag in tags:
-                manifest = get(http, f"/{repository}/manifests/{tag}", registry, accept=INDEX_TYPES + IMAGE_TYPES)
-                if manifest is None:
-                    found[tag] = None
-                    continue
-                digest = manifest.headers.get("Docker-Content-Digest", "")
-                if digest not in labels:
-                    labels[digest] = image_labels(http, repository, registry, manifest.json())
-                found[tag] = Tagged(digest, labels[digest])
-    except httpx.HTTPError as err:
-        raise RegistryUnreachable(f"registry {registry} did not answer: {err}", where=f"[images] registry = {registry!r}",
-                                  fix="start it (`doit services:registry` for the local one) or correct [images] "
-                                      "registry") from None
+    with client(registry, auth) as http:
+        for tag in tags:
+            manifest = get(http, f"/{repository}/manifests/{tag}", registry, accept=INDEX_TYPES + IMAGE_TYPES)
+            if manifest is None:
+                found[tag] = None
+                continue
+            digest = manifest.headers.get("Docker-Content-Digest", "")
+            body = manifest.json()
+            if digest not in labels:
+                labels[digest] = image_labels(http, repository, registry, body)
+            found[tag] = Tagged(digest, labels[digest], tuple(platform_of(m) for m in body.get("manifests", [])))
     return found
+
+
+class Connection:
+    """One HTTP client to a registry; a failure to connect is RegistryUnreachable."""
+
+    def __init__(self, registry: str, auth: Mapping[str, str] | None):
+        import httpx
+
+        self.registry = registry
+        self.http = httpx.Client(base_url=base_url(registry), auth=token_auth(auth), timeout=TIMEOUT,
+                                 follow_redirects=True)
+
+    def __enter__(self) -> Any:
+        return self.http
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        import httpx
+
+        self.http.close()
+        if isinstance(error, httpx.HTTPError):
+            raise RegistryUnreachable(f"registry {self.registry} did not answer: {error}",
+                                      where=f"[images] registry = {self.registry!r}",
+                                      fix="start it (`doit services:registry` for the local one) or correct "
+                                          "[images] registry") from None
+
+
+def client(registry: str, auth: Mapping[str, str] | None) -> Connection:
+    return Connection(registry, auth)
+
+
+def token_auth_class() -> type:
+    import httpx
+
+    class Auth(httpx.Auth):
+        """Basic auth; on a `Bearer realm=...` challenge, a token from that realm (with the credentials, when
+        given: anonymous otherwise), then the request again with it."""
+
+        requires_response_body = True
+
+        def __init__(self, auth: Mapping[str, str] | None):
+            self.basic = httpx.BasicAuth(auth["username"], auth["password"]) if auth else None
+            self.token = ""
+
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            if self.token:
+                request.headers["Authorization"] = f"Bearer {self.token}"
+            elif self.basic:
+                request = next(self.basic.auth_flow(request))
+            response = yield request
+            challenge = response.headers.get("WWW-Authenticate", "")
+            if response.status_code != 401 or not challenge.lower().startswith("bearer "):
+                return
+            asked = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+            query = {key: asked[key] for key in ("service", "scope") if key in asked}
+            ask = httpx.Request("GET", asked.get("realm", ""), params=query)
+            answer = yield next(self.basic.auth_flow(ask)) if self.basic else ask
+            if answer.status_code != 200:
+                return
+            data = answer.json()
+            self.token = str(data.get("token") or data.get("access_token") or "")
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+    return Auth
+
+
+def token_auth(auth: Mapping[str, str] | None) -> Any:
+    """The registry auth for these credentials (httpx is imported only when a registry is asked)."""
+    return token_auth_class()(auth)
+
+
+def platform_of(descriptor: Mapping[str, Any]) -> str:
+    """`linux/arm64` (with `/v8` when the index gives a variant) from an index entry."""
+    found = descriptor.get("platform") or {}
+    parts = [found.get("os", "unknown"), found.get("architecture", "unknown")]
+    return "/".join(parts + ([found["variant"]] if found.get("variant") else []))
+
+
+def platform_images(registry: str, repository: str, reference: str,
+                    auth: Mapping[str, str] | None) -> dict[str, str] | None:
+    """platform -> the digest of that platform's image, for what `reference` (a tag or digest) points at;
+    a single image counts for the platform its config names. None when there is no such tag."""
+    with client(registry, auth) as http:
+        manifest = get(http, f"/{repository}/manifests/{reference}", registry, accept=INDEX_TYPES + IMAGE_TYPES)
+        if manifest is None:
+            return None
+        body = manifest.json()
+        if "manifests" in body:
+            return {platform_of(m): str(m["digest"]) for m in body["manifests"]}
+        config = get(http, f"/{repository}/blobs/{body['config']['digest']}", registry)
+        data = config.json() if config is not None else {}
+        platform = f"{data.get('os', 'linux')}/{data.get('architecture', 'unknown')}"
+        return {platform: manifest.headers.get("Docker-Content-Digest", "")}
+
+
+def put_index(registry: str, repository: str, tags: list[str], images: Mapping[str, str],
+              auth: Mapping[str, str] | None) -> str:
+    """A manifest list of `images` (platform -> digest of an image already in `repository`), put under every tag;
+    returns its digest."""
+    with client(registry, auth) as http:
+        entries = [descriptor(http, registry, repository, platform, digest) for platform, digest in images.items()]
+        body = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_INDEX, "manifests": entries}, indent=3).encode()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        for tag in tags:
+            answer = http.put(f"/{repository}/manifests/{tag}", content=body, headers={"Content-Type": DOCKER_INDEX})
+            if answer.status_code >= 300:
+                raise ForkflowError(f"registry {registry}: putting the index {repository}:{tag} answered "
+                                    f"{answer.status_code} {answer.text[:300]}", where=f"[images] registry = {registry!r}",
+                                    fix="read the registry's log; every platform's image must be pushed first")
+    return digest
+
+
+def descriptor(http: Any, registry: str, repository: str, platform: str, digest: str) -> dict[str, Any]:
+    """An index entry for an image in the registry: its media type, size and digest, and the platform."""
+    manifest = get(http, f"/{repository}/manifests/{digest}", registry, accept=IMAGE_TYPES)
+    if manifest is None:
+        raise ForkflowError(f"registry {registry}: {repository}@{digest} ({platform}) is not there",
+                            fix="push that platform's image first")
+    os_name, architecture, *variant = platform.split("/")
+    found = {"os": os_name, "architecture": architecture, **({"variant": variant[0]} if variant else {})}
+    return {"mediaType": manifest.headers.get("Content-Type", IMAGE_TYPES[1]).split(";")[0],
+            "size": len(manifest.content), "digest": digest, "platform": found}
 
 
 def image_labels(http: Any, repository: str, registry: str, body: dict[str, Any]) -> Mapping[str, str]:

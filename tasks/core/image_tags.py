@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
+
+from tasks.core.images import MACHINES
 
 TAG_FIELDS = ("version", "major", "minor", "python", "flavor", "flavor_name", "sha", "sha7")
 
@@ -92,3 +96,48 @@ def unknown_tag_fields(template: str) -> list[str]:
     except ValueError:
         return [template]
     return [name for name in names if name not in TAG_FIELDS]
+
+
+DOCKER_HUB = "registry-1.docker.io"
+
+
+def split_reference(ref: str) -> tuple[str, str, str]:
+    """(registry host, repository, tag or digest) of an image reference, as docker reads it:
+    `python:3.11-slim` is Docker Hub's `library/python`, `127.0.0.1:5000/base/python:3.11` a local registry's."""
+    name, digest = ref.split("@", 1) if "@" in ref else (ref, "")
+    last = name.rsplit("/", 1)[-1]
+    tag = ""
+    if ":" in last:
+        name, tag = name.rsplit(":", 1)
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, repository = first, rest
+    else:
+        host, repository = DOCKER_HUB, name if "/" in name else f"library/{name}"
+    return host, repository, digest or tag or "latest"
+
+
+def platform_tag(tag: str, platform: str) -> str:
+    """The tag one platform's image of a multi-platform image is pushed under: `1.0-python3.11-arm64`."""
+    return sanitize_tag(f"{tag}-{platform.split('/', 1)[1].replace('/', '')}")
+
+
+def same_platform(one: str, other: str) -> bool:
+    """`linux/arm64` and `linux/arm64/v8` are the same CPU (so is an engine's `linux/aarch64`)."""
+    return cpu(one) == cpu(other)
+
+
+def cpu(platform: str) -> tuple[str, str]:
+    """(os, machine): `linux/arm64/v8` -> (`linux`, `aarch64`); a platform forkflow does not build keeps its name."""
+    os_name, _, rest = platform.partition("/")
+    architecture = rest.split("/", 1)[0]
+    return os_name, MACHINES.get(f"{os_name}/{architecture}", architecture)
+
+
+def lists_all(found: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    return all(any(same_platform(name, platform) for name in found) for platform in wanted)
+
+
+def base_content(digests: Mapping[str, str]) -> str:
+    """The base's identity in the input hash: its image per platform, by registry digest."""
+    return json.dumps(dict(sorted(digests.items())), sort_keys=True)

@@ -28,7 +28,8 @@ def top_level_modules(names: Iterable[str]) -> list[str]:
 def smoke_script(python: str, expected: Sequence[tuple[str, str, Sequence[str]]]) -> str:
     """Python code run in the image: it runs as a non-root user, on the expected Python, each project
     package is installed with its expected version, and every installed distribution's top-level modules
-    (the project's and every third-party one, found from each distribution's RECORD) import.
+    (the project's and every third-party one, found from each distribution's RECORD) import; the python3-*
+    packages of a Debian or Ubuntu base (its dist-packages) are the OS's and are left out.
     Prints one line per check; exits 1 on a miss."""
     data = json.dumps({"python": python, "packages": [[d, v, list(m)] for d, v, m in expected]})
     return f"""import importlib, importlib.metadata as md, json, os, re, sys
@@ -71,7 +72,16 @@ def top_level(dist):
         names.update(n for n in (dist.read_text("top_level.txt") or "").split() if n.isidentifier())
     return names
 
-dists = list(md.distributions())
+ours = {{re.sub(r"[-_.]+", "-", d).lower() for d, _, _ in spec["packages"]}}
+dists, system = [], 0
+for dist in md.distributions():
+    # a Debian or Ubuntu base's own python3-* packages (dist-packages) belong to the OS, not to the image's packages
+    if "dist-packages" in str(dist.locate_file("")) and re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() not in ours:
+        system += 1
+        continue
+    dists.append(dist)
+if system:
+    print("left out", system, "distributions of the base's OS (dist-packages)")
 for dist in dists:
     for name in top_level(dist):
         modules.setdefault(name, dist.metadata["Name"])

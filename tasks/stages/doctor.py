@@ -67,6 +67,7 @@ def planned_checks(current: Settings) -> list[Any]:
         checks.append(lambda: index(current))
     if config.images is not None:
         checks.append(lambda: registry(current))
+        checks += [lambda platform=p: emulation(platform) for p in config.images.platforms if foreign(p)]
     for name in config.environments:
         checks.append(lambda name=name: prefect_server(current, name))
     if config.fork is not None:
@@ -89,6 +90,24 @@ def buildkit() -> Finding:
     if found is not None:
         return Finding("buildkit", True, found.name)
     return Finding("buildkit", False, "no buildx plugin and no docker CLI with BuildKit", NO_BUILDKIT)
+
+
+def foreign(platform: str) -> bool:
+    """A platform whose CPU is not this machine's (its images build and run under emulation)."""
+    from tasks.adapters.emulation import host_machine
+    from tasks.core.image_tags import cpu
+
+    return cpu(platform)[1] != cpu(f"linux/{host_machine()}")[1]
+
+
+def emulation(platform: str) -> Finding:
+    from tasks.adapters import emulation as qemu
+    from tasks.core.image_tags import cpu
+
+    machine = cpu(platform)[1]
+    found = qemu.registered(machine)
+    detail = f"qemu-{machine} {'registered' if found else 'not registered'} in binfmt_misc"
+    return Finding(f"emulation {platform}", found, detail, qemu.how_to_enable(machine))
 
 
 def index(current: Settings) -> Finding:

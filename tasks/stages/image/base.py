@@ -14,7 +14,7 @@ from tasks.core import base_image as base_rules
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.settings import Settings, settings
-from tasks.stages.image import inputs
+from tasks.stages.image import inputs, platforms
 from tasks.stages.image.inputs import base_names
 from tasks.stages.image.state import engine
 
@@ -59,6 +59,10 @@ def find_base(current: Settings, client: Any, name: str) -> str | None:
     when it is present and not made here, else a current local base; None when neither is in the engine."""
     images = inputs.images_config(current)
     official = base_reference(current, name)
+    wanted = platforms.targets(client, images.platforms)
+    if wanted:  # built per platform: the base comes from its registry, never from the engine
+        platforms.base_digests(current, official, wanted)
+        return official
     if name == "conda":
         return official if docker_adapter.image_id(client, official) else None
     local = base_rules.local_base_name(name)

@@ -14,14 +14,14 @@ from typing import Any
 from tasks.adapters import buildkit, registry
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters.console import say
+from tasks.core import image_tags, smoke
 from tasks.core import images as core
-from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import Settings, settings
-from tasks.stages.image import inputs
+from tasks.stages.image import inputs, platforms
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.state import engine, read_state, revision, save_state, state_folder, update_report
 
@@ -38,9 +38,10 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
     client = engine()
     plan = inputs.load_plan(current, revision(current), chosen_bases(current, client))
     planned = plan.item(key)
-    check_platforms(client, inputs.images_config(current).platforms)
+    platforms.check_emulation(client, inputs.images_config(current).platforms)
     if not planned.deps_ready:
-        raise ForkflowError(f"image:{key}: the dependency wheelhouse {planned.deps.folder} is not made for these "
+        folders = ", ".join(str(request.folder) for request in planned.deps)
+        raise ForkflowError(f"image:{key}: the dependency wheelhouse {folders} is not made for these "
                             "packages", fix=f"run `doit image-deps:{planned.spec.python}` (`doit image` runs it)")
     record = base_record(planned, run_id)
     try:
@@ -56,41 +57,70 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
     images = inputs.images_config(current)
     spec = planned.spec
     auth = registry_auth(current) if images.push else None
-    built_inputs, digest = current_inputs(client, planned)
+    wanted = platforms.targets(client, images.platforms)
+    built_inputs, digest = current_inputs(current, client, planned, wanted)
     record.update(input_hash=digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
-    there = in_registry(current, spec, digest, auth)
+    there = in_registry(current, spec, digest, auth, wanted)
     if there:
-        return found_in_registry(current, plan, spec, built_inputs, record, there)
+        return found_in_registry(current, plan, spec, built_inputs, record, there, auth if wanted else None)
     cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
-    if cell.steps.build:
-        image = build(current, plan, planned, client, cell.digest, record)
-        record.update(image_id=image, status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
-    else:
-        image = cell.existing
-        record.update(image_id=image, status="up-to-date",
-                      reason=f"an image with these inputs is already built (input hash {cell.digest[:12]})")
+    made = make_images(current, plan, planned, client, cell, record, wanted)
     started = time.monotonic()
-    smoke_test(current, client, planned, image)
+    for platform, image in made.items():
+        smoke_test(current, client, planned, image, platform or None)
     record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
-    for tag in spec.tags:
-        docker_adapter.tag_image(client, image, spec.repository, tag)
+    image = next(iter(made.values()))
+    tag_locally(client, spec, made)
     if auth and cell.steps.push:
         started = time.monotonic()
-        record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in spec.tags}
-        record.update(digest=next(iter(record["pushed"].values()), None), push_seconds=round(time.monotonic() - started, 2))
+        if wanted:
+            record.update(platforms.push_all(client, spec, made, auth))
+        else:
+            record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in spec.tags}
+            record["digest"] = next(iter(record["pushed"].values()), None)
+        record["push_seconds"] = round(time.monotonic() - started, 2)
     save_state(current, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": image,
                                    "target": cell.target, "pushed": record.get("pushed", {}),
-                                   "build_tag": record.get("build_tag")})
+                                   "build_tags": record.get("build_tags"), "images": made if wanted else {}})
     update_report(current, plan.keys, images=[record])
     pushed = f", pushed {len(record.get('pushed', {}))} tags ({core.short(record.get('digest'))})" if auth else ""
-    say(f"image:{spec.key}: {record['status']} {image[:19]}{pushed}")
-    return {"made": f"{record['status']} {spec.tags[0]}{pushed}", "input_hash": cell.digest, "image_id": image,
+    on = f" for {', '.join(wanted)}" if wanted else ""
+    say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{pushed}")
+    return {"made": f"{record['status']} {spec.tags[0]}{on}{pushed}", "input_hash": cell.digest, "image_id": image,
             "target": core.input_hash(cell.target)}
 
 
-def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None) -> dict[str, str]:
+def make_images(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
+                record: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, str]:
+    """platform -> the image of these inputs for it ("" -> the one image of a plain build): found or built."""
+    if not cell.steps.build:
+        record.update(status="up-to-date",
+                      reason=f"an image with these inputs is already built (input hash {cell.digest[:12]})")
+        made = dict(cell.images) if wanted else {"": cell.existing}
+    else:
+        made = {}
+        for platform in wanted or ("",):
+            made[platform] = cell.images.get(platform) or build(current, plan, planned, client, cell.digest, record,
+                                                                platform or None)
+        record.update(status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
+    tags = [platforms.build_tag(planned.spec, cell.digest, platform or None) for platform in made]
+    drop_previous_build_tags(current, client, planned.spec.key, tags)
+    record.update(image_id=next(iter(made.values())), build_tags=tags, **({"images": made} if wanted else {}))
+    return made
+
+
+def tag_locally(client: Any, spec: core.ImageSpec, made: dict[str, str]) -> None:
+    """The image under every tag in the engine: the plain build's, or the image of the engine's own platform."""
+    native = docker_adapter.engine_platform(client)
+    image = made.get("") or next((i for p, i in made.items() if image_tags.same_platform(p, native)), None)
+    for tag in spec.tags if image else ():
+        docker_adapter.tag_image(client, image or "", spec.repository, tag)
+
+
+def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None,
+                wanted: tuple[str, ...]) -> dict[str, str]:
     """tag -> manifest digest when every tag already points at an image built from these inputs (any machine
     may have pushed it); {} when one does not, when pushing is off, or when the cell was forgotten on purpose."""
     images = inputs.images_config(current)
@@ -107,14 +137,19 @@ def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict
         return {}
     if any(p is None or p.labels.get(core.INPUT_HASH_LABEL) != digest for p in pointed.values()):
         return {}
+    if wanted and any(p is not None and not image_tags.lists_all(p.platforms, wanted) for p in pointed.values()):
+        return {}
     return {tag: p.digest for tag, p in pointed.items() if p is not None}
 
 
 def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec, built_inputs: dict[str, Any],
-                      record: dict[str, Any], pushed: dict[str, str]) -> dict[str, Any]:
-    """The registry has this cell's image under every tag: nothing is built, tested or pushed."""
+                      record: dict[str, Any], pushed: dict[str, str], auth: dict[str, str] | None) -> dict[str, Any]:
+    """The registry has this cell's image under every tag: nothing is built, tested or pushed. With `auth`
+    (images of several platforms), each platform's digest is read from the index."""
     digest, input_hash = pushed[spec.tags[0]], core.input_hash(built_inputs)
     target = core.push_target(spec, True)
+    if auth is not None:
+        record["platforms"] = platforms.registry_platforms(spec, auth)
     record.update(image_id=None, status="up-to-date", pushed=pushed, digest=digest,
                   reason=f"the registry has every tag with these inputs (input hash {input_hash[:12]}): "
                          "nothing built or pushed")
@@ -135,6 +170,7 @@ class CellPlan:
     target: dict[str, Any]
     existing: str  # the id of an image built from these inputs; "" when there is none
     steps: core.CellSteps
+    images: dict[str, str]  # several platforms: platform -> the id of its image built from these inputs
 
 
 def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded: Mapping[str, Any] | None,
@@ -142,14 +178,18 @@ def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded:
     """The one plan of a cell, for its up-to-date check, its dry run and its real run; `found`: its inputs and
     their hash when the caller has them already."""
     spec = planned.spec
-    built_inputs, digest = found or current_inputs(client, planned)
-    target = core.push_target(spec, inputs.images_config(current).push)
+    images = inputs.images_config(current)
+    wanted = platforms.targets(client, images.platforms)
+    built_inputs, digest = found or current_inputs(current, client, planned, wanted)
+    target = core.push_target(spec, images.push)
     previous = read_state(current, spec.key)
-    existing = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
+    each = platforms.existing(client, digest, wanted) if wanted else {}
+    existing = list(each.values()) if wanted else docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
     present = previous is not None and (bool(previous.get("from_registry")) or bool(
         docker_adapter.image_id(client, (recorded or {}).get("image_id") or "")))
-    steps = core.cell_steps(recorded, previous, built_inputs, target, built=bool(existing), recorded_present=present)
-    return CellPlan(built_inputs, digest, target, existing[0] if existing else "", steps)
+    built = len(each) == len(wanted) if wanted else bool(existing)
+    steps = core.cell_steps(recorded, previous, built_inputs, target, built=built, recorded_present=present)
+    return CellPlan(built_inputs, digest, target, existing[0] if existing else "", steps, each)
 
 
 def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
@@ -164,8 +204,16 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
     }
 
 
-def current_inputs(client: Any, planned: inputs.Planned) -> tuple[dict[str, Any], str]:
+def current_inputs(current: Settings, client: Any, planned: inputs.Planned,
+                   wanted: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The cell's build inputs and their hash. The base counts by content: its layers and config in the engine
+    for a plain build; for several platforms, the digest of each platform's image in the base's registry."""
     spec = planned.spec
+    if wanted:
+        digests = platforms.base_digests(current, spec.base_image, wanted)
+        built_inputs = {**core.build_inputs(spec, planned.dockerfile, image_tags.base_content(digests)),
+                        "platforms": list(wanted)}
+        return built_inputs, core.input_hash(built_inputs)
     base = docker_adapter.image_content(client, spec.base_image) if client is not None else None
     if base is None:
         raise ForkflowError(f"base image {spec.base_image} is not in the engine",
@@ -175,27 +223,42 @@ def current_inputs(client: Any, planned: inputs.Planned) -> tuple[dict[str, Any]
 
 
 def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, digest_of_inputs: str,
-          record: dict[str, Any]) -> str:
-    """A new image from these inputs; returns its id."""
+          record: dict[str, Any], platform: str | None = None) -> str:
+    """A new image from these inputs (for `platform`, its base then from the base's registry); returns its id."""
     spec = planned.spec
-    build_tag = f"{spec.repository.split('/', 1)[-1]}:build-{spec.key}-{digest_of_inputs[:12]}"
+    build_tag = platforms.build_tag(spec, digest_of_inputs, platform)
     labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     context = assemble_context(current, plan, planned, labels)
-    say(f"image:{spec.key}: building {build_tag}")
-    result = buildkit.build_image(client, buildkit.BuildRequest(context, build_tag, buildargs=spec.build_args),
-                                        log_file=current.logs_dir / f"image-{spec.key}.log", progress=f"image:{spec.key}")
+    on = f" for {platform}" if platform else ""
+    say(f"image:{spec.key}: building {build_tag}{on}")
+    request = buildkit.BuildRequest(context, build_tag, buildargs=spec.build_args, platform=platform,
+                                    pull=platform is not None, docker_config=pull_config(current, spec, platform))
+    suffix = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
+    result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-{spec.key}{suffix}.log",
+                                  progress=f"image:{spec.key}{suffix}")
     record.update(build_tag=build_tag, steps=result.steps, cached_steps=result.cached_steps,
                   build_seconds=round(result.seconds, 2))
-    say(f"image:{spec.key}: built in {result.seconds:.1f}s, {result.cached_steps} of {result.steps} steps from cache")
-    drop_previous_build_tag(current, client, spec.key, build_tag)
+    say(f"image:{spec.key}: built{on} in {result.seconds:.1f}s, {result.cached_steps} of {result.steps} steps "
+        "from cache")
     return result.image_id
 
 
-def drop_previous_build_tag(current: Settings, client: Any, key: str, new_tag: str) -> None:
-    previous = (read_state(current, key) or {}).get("build_tag")
-    if previous and previous != new_tag:
-        docker_adapter.untag(client, previous)
+def pull_config(current: Settings, spec: core.ImageSpec, platform: str | None) -> Path | None:
+    """For a platform build, a docker config with the credentials of the base's registry when it is ours."""
+    from tasks.core.image_tags import split_reference
+
+    host = split_reference(spec.base_image)[0]
+    auth = platforms.base_auth(current, host) if platform else None
+    return buildkit.docker_config(state_folder(current) / spec.key / "docker", {host: auth}) if auth else None
+
+
+def drop_previous_build_tags(current: Settings, client: Any, key: str, new_tags: list[str]) -> None:
+    state = read_state(current, key) or {}
+    previous = state.get("build_tags") or [state.get("build_tag")]
+    for tag in previous:
+        if tag and tag not in new_tags:
+            docker_adapter.untag(client, tag)
 
 
 def assemble_context(current: Settings, plan: inputs.Plan, planned: inputs.Planned, labels: dict[str, str]) -> Path:
@@ -211,8 +274,9 @@ def assemble_context(current: Settings, plan: inputs.Plan, planned: inputs.Plann
             check_sha256(wheel)
             place(Path(wheel.path), context / folder / wheel.file)
     (context / "deps").mkdir()
-    for name, _ in spec.wheelhouse:
-        place(planned.deps.folder / name, context / "deps" / name)
+    folders = [request.folder for request in planned.deps]
+    for name, _ in spec.wheelhouse:  # every platform's wheels: pip on each platform picks its own
+        place(next((f / name for f in folders if (f / name).is_file()), folders[0] / name), context / "deps" / name)
     return context
 
 
@@ -231,11 +295,12 @@ def place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: str) -> None:
+def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: str, platform: str | None = None) -> None:
     """The packages import and report the expected versions, as the image's non-root user; then any
     configured smoke command. A failure raises, so the image is not pushed."""
     spec = planned.spec
-    log = current.logs_dir / f"image-{spec.key}-smoke.log"
+    arch = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
+    log = current.logs_dir / f"image-{spec.key}{arch}-smoke.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     commands = [["python", "-c", smoke.smoke_script(spec.python, planned.modules)]]
     if planned.version_command:
@@ -246,7 +311,7 @@ def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: s
     outputs = []
     imported = ""
     for command in commands:
-        code, output = docker_adapter.run_container(client, image, command)
+        code, output = docker_adapter.run_container(client, image, command, platform=platform)
         outputs.append(f"$ {' '.join(command) if command is not commands[0] else 'python -c <package check>'}\n{output}")
         log.write_text("\n".join(outputs), encoding="utf-8")
         what = "package check" if command is commands[0] else "smoke command " + " ".join(command)
@@ -255,25 +320,15 @@ def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: s
             problem = smoke.version_mismatch(output, spec.version)
         if problem:
             shown = "\n".join("    " + line for line in output.strip().splitlines()[-20:])
-            raise ForkflowError(f"image:{spec.key}: smoke test failed ({what}: {problem}); not pushed\n{shown}",
+            on = f" on {platform}" if platform else ""
+            raise ForkflowError(f"image:{spec.key}: smoke test failed{on} ({what}: {problem}); not pushed\n{shown}",
                                 where=str(log), fix="fix the package or the image, then run `doit image` again")
         if command is commands[0]:
             imported = next((line for line in output.splitlines() if line.startswith("imported ")), "")
     checked = f", `{' '.join(planned.version_command)}` reports {spec.version}" if planned.version_command else ""
-    say(f"image:{spec.key}: smoke test passed ({len(planned.modules)} packages, {imported or 'imports checked'}, "
+    on = f" on {platform}" if platform else ""
+    say(f"image:{spec.key}: smoke test passed{on} ({len(planned.modules)} packages, {imported or 'imports checked'}, "
         f"Python {spec.python}, non-root{checked})")
-
-
-def check_platforms(client: Any, platforms: tuple[str, ...]) -> None:
-    native = docker_adapter.engine_platform(client)
-    foreign = [p for p in platforms if p != native]
-    if not foreign:
-        return
-    raise ForkflowError(
-        f"cannot build {', '.join(foreign)} here: this engine builds {native} only",
-        where="[images] platforms",
-        fix=f"keep [images] platforms = [\"{native}\"] here, and build the others on an engine of that platform",
-    )
 
 
 def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:

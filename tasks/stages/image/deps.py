@@ -49,29 +49,28 @@ class Request:
         return rules.folder_name(self.python, self.machine)
 
 
-def machine_of(current: Settings) -> str:
-    """The machine the wheelhouse is made for: the first configured platform's."""
+def machines(current: Settings) -> list[str]:
+    """The machines wheelhouses are made for, one per configured platform's CPU, in the configured order."""
     images = current.config.images
     assert images is not None
-    return core.machine_of(images.platforms[0])
+    return list(dict.fromkeys(core.machine_of(platform) for platform in images.platforms))
 
 
-def folder_for(current: Settings, python: str) -> Path:
-    """Where the wheelhouse of `python`'s images is kept."""
-    return current.state_dir / "wheelhouse" / rules.folder_name(python, machine_of(current))
+def folder_for(current: Settings, python: str, machine: str | None = None) -> Path:
+    """Where the wheelhouse of `python`'s images for `machine` (the first platform's when None) is kept."""
+    return current.state_dir / "wheelhouse" / rules.folder_name(python, machine or machines(current)[0])
 
 
 def request(current: Settings, python: str, wheels: tuple[core.Wheel, ...], fork_names: tuple[str, ...],
-            requires: dict[str, tuple[str, ...]]) -> Request:
+            requires: dict[str, tuple[str, ...]], machine: str) -> Request:
     images = current.config.images
     assert images is not None
-    machine = machine_of(current)
     index = current.config.index.upstream if current.config.index else None
     extra = current.path(images.wheelhouse) if images.wheelhouse else None
     extra_names = [p.name for p in sorted(extra.glob("*.whl"))] if extra and extra.is_dir() else []
     constraints = current.path(current.config.packages.constraints) if current.config.packages.constraints else None
     pins = constraints.read_text(encoding="utf-8") if constraints else ""
-    return Request(python, machine, folder_for(current, python), wheels,
+    return Request(python, machine, folder_for(current, python, machine), wheels,
                    requires, fork_names, index, extra,
                    rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
 

@@ -37,7 +37,7 @@ class Planned:
     spec: core.ImageSpec
     dockerfile: str
     modules: tuple[tuple[str, str, tuple[str, ...]], ...]
-    deps: image_deps.Request
+    deps: tuple[image_deps.Request, ...]  # one wheelhouse per platform's CPU
     deps_ready: bool
     version_command: tuple[str, ...] | None = None
 
@@ -102,7 +102,8 @@ def load_plan(current: Settings, revision: str, bases: dict[str, str] | None = N
     report = wheel_report_file(current)
     images = images_config(current)
     folders = [current.path(images.wheelhouse)] if images.wheelhouse else []
-    stamps = [deps_folder(current, python) / wheelhouse_rules.STAMP for python in images.python]
+    stamps = [image_deps.folder_for(current, python, machine) / wheelhouse_rules.STAMP
+              for python in images.python for machine in image_deps.machines(current)]
     fingerprint = (str(current.config_file), revision, tuple(sorted((bases or {}).items())),
                    *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders, *stamps)))
     if fingerprint not in PLANS:
@@ -114,9 +115,9 @@ def load_plan(current: Settings, revision: str, bases: dict[str, str] | None = N
 PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
-def deps_folder(current: Settings, python: str) -> Path:
+def deps_folders(current: Settings, python: str) -> list[Path]:
     images_config(current)  # a clear error when there is no [images] section
-    return image_deps.folder_for(current, python)
+    return [image_deps.folder_for(current, python, machine) for machine in image_deps.machines(current)]
 
 
 @dataclass(frozen=True)
@@ -151,12 +152,14 @@ def select(current: Settings, images: Images) -> Selection:
     return Selection(tuple(wheels), packages, extras)
 
 
-def deps_request(current: Settings, python: str, selection: Selection | None = None) -> image_deps.Request:
-    """The dependency wheelhouse the images of `python` need (reads wheel.json and the wheels' METADATA)."""
+def deps_requests(current: Settings, python: str, selection: Selection | None = None) -> tuple[image_deps.Request, ...]:
+    """The dependency wheelhouses the images of `python` need, one per platform's CPU (reads wheel.json and
+    the wheels' METADATA)."""
     chosen = selection or select(current, images_config(current))
     wheels = chosen.in_images
-    return image_deps.request(current, python, wheels, chosen.fork_names,
-                              {w.name: tuple(requires_of(w)) for w in wheels})
+    requires = {w.name: tuple(requires_of(w)) for w in wheels}
+    return tuple(image_deps.request(current, python, wheels, chosen.fork_names, requires, machine)
+                 for machine in image_deps.machines(current))
 
 
 @dataclass(frozen=True)
@@ -176,24 +179,25 @@ def make_plan(current: Settings, revision: str, bases: dict[str, str]) -> Plan:
     setup = PlanSetup(current, images, select(current, images), read_templates(current), revision)
     planned = []
     for python in images.python:
-        deps = deps_request(current, python, setup.selection)
+        deps = deps_requests(current, python, setup.selection)
         for flavor in images.flavors:
             base = bases.get(base_name(flavor, python)) or base_ref(images, flavor, python)
             planned.append(plan_one(setup, python, flavor, deps, base))
     return Plan(tuple(planned), revision, source_url(current))
 
 
-def plan_one(setup: PlanSetup, python: str, flavor: str, deps: image_deps.Request, base: str) -> Planned:
+def plan_one(setup: PlanSetup, python: str, flavor: str, deps: tuple[image_deps.Request, ...], base: str) -> Planned:
     current, images, selection, revision = setup.current, setup.images, setup.selection, setup.revision
     packages, extras = selection.packages, selection.extras.get(flavor, ())
-    environment = core.marker_environment(python, deps.machine)
-    dependencies = core.third_party_requirements({w.name: deps.requires[w.name] for w in packages},
-                                                 selection.fork_names, environment)
-    extra_dependencies = core.third_party_requirements({w.name: deps.requires[w.name] for w in extras},
-                                                       selection.fork_names, environment)
-    files = image_deps.current_files(deps)
-    if files is not None:
-        check_wheelhouse(dependencies + extra_dependencies, files, deps, flavor)
+    dependencies: tuple[str, ...] = ()
+    files: dict[str, str] | None = {}
+    for request in deps:  # what applies on any platform (pip skips a marker that does not hold on its own)
+        applying = needed(request, packages, selection), needed(request, extras, selection)
+        dependencies = tuple(dict.fromkeys(dependencies + applying[0]))
+        found = image_deps.current_files(request)
+        if found is not None:
+            check_wheelhouse(applying[0] + applying[1], found, request, flavor)
+        files = None if found is None or files is None else {**files, **found}
     version = core.image_version(packages)
     rules = image_tags.TagRules(images.tags.always, images.tags.release, images.tags.release_default_python, images.tags.dev)
     spec = core.ImageSpec(
@@ -209,6 +213,13 @@ def plan_one(setup: PlanSetup, python: str, flavor: str, deps: image_deps.Reques
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
     command = current.config.packages.version_command or smoke.version_command(core_name(packages), console_scripts(packages))
     return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
+
+
+def needed(request: image_deps.Request, wheels: tuple[core.Wheel, ...], selection: Selection) -> tuple[str, ...]:
+    """The third-party requirements of `wheels` that apply on the request's CPU."""
+    environment = core.marker_environment(request.python, request.machine)
+    return core.third_party_requirements({w.name: request.requires[w.name] for w in wheels}, selection.fork_names,
+                                         environment)
 
 
 def core_name(packages: tuple[core.Wheel, ...]) -> str | None:

@@ -137,7 +137,7 @@ def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
         yield {
             "basename": "image-deps",
             "name": python,
-            "doc": f"the third-party wheels of the Python {python} images, for {images.platforms[0]}",
+            "doc": f"the third-party wheels of the Python {python} images, for {', '.join(images.platforms)}",
             "actions": [guarded(partial(deps_action, python))],
             "task_dep": ["wheel"],
             "uptodate": [Check(f"the Python {python} wheelhouse holds the current requirement set", deps_current, python)],
@@ -149,10 +149,12 @@ def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
 
 def deps_action(python: str, dry_run: bool = False) -> dict[str, str]:
     current = settings()
-    request = inputs.deps_request(current, python)
-    outcome = image_deps.make(current, request, dry_run=is_dry_run(dry_run))
-    say(f"image-deps:{python}: {request.folder}: {outcome}")
-    return {"made": f"{request.name}: {outcome}"}
+    made = []
+    for request in inputs.deps_requests(current, python):
+        outcome = image_deps.make(current, request, dry_run=is_dry_run(dry_run))
+        say(f"image-deps:{python}: {request.folder}: {outcome}")
+        made.append(f"{request.name}: {outcome}")
+    return {"made": "; ".join(made)}
 
 
 def deps_current(python: str, task: Any, values: Any) -> bool:
@@ -160,7 +162,7 @@ def deps_current(python: str, task: Any, values: Any) -> bool:
     if is_dry_run(False):
         return False
     try:
-        return image_deps.is_current(inputs.deps_request(settings(), python))
+        return all(image_deps.is_current(request) for request in inputs.deps_requests(settings(), python))
     except ForkflowError:  # its wheels are not there yet, or the config is incomplete: the task runs and says so
         return False
 
@@ -168,9 +170,9 @@ def deps_current(python: str, task: Any, values: Any) -> bool:
 def clean_deps(python: str) -> None:
     """`doit clean image-deps`: remove the downloaded wheels (the next run resolves again)."""
     current = settings()
-    folder = inputs.deps_folder(current, python)
-    shutil.rmtree(folder, ignore_errors=True)
-    say(f"image-deps:{python}: removed {folder}")
+    for folder in inputs.deps_folders(current, python):
+        shutil.rmtree(folder, ignore_errors=True)
+        say(f"image-deps:{python}: removed {folder}")
 
 
 def describe_base_source(base_from: str, python: str | None) -> str:
