@@ -113,6 +113,13 @@ def test_a_fresh_state_folder_builds_and_pushes_nothing_the_registry_has(tmp_pat
     cell = report(fresh)["3.12-base"]
     assert "registry" not in cell["reason"] and set(cell["pushed"]) == set(built["tags"]), cell
     assert "smoke test passed" in forced.stdout
+    log = (tmp_path / "first" / ".forkflow" / "logs" / "image-3.12-base.log").read_text()
+    assert f"importing cache manifest from {registry.address}/{repo}:{built['tags'][0]}" in log, \
+        "the build may reuse the layers of the image in the registry (BuildKit's inline cache)"
+    _, _, manifest = registry.get(f"{repo}/manifests/{built['tags'][0]}",
+                                  accept="application/vnd.docker.distribution.manifest.v2+json")
+    _, _, config = registry.get(f"{repo}/blobs/{json.loads(manifest)['config']['digest']}")
+    assert "moby.buildkit.cache.v0" in json.loads(config), "the pushed image carries its build cache"
 
 
 def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:

@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ class BuildRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None  # `linux/arm64`: the base is then resolved for that platform
     pull: bool = False  # resolve base images from their registry, not the engine's store
-    docker_config: Path | None = None  # a docker config folder with the credentials the build's pulls need
+    auths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # registry host -> credentials it pulls with
+    cache_images: tuple[str, ...] = ()  # earlier images in a registry whose layers the build may reuse (inline cache)
+    cache_ref: str | None = None  # where a builder with registry cache export keeps this build's cache
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Builder:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     name: str
+    registry_cache: bool = False  # exports its cache to a registry (`--cache-to type=registry`)
 
 
 @functools.cache
@@ -65,12 +69,23 @@ def find_builder() -> Builder | None:
     clis = list(dict.fromkeys(c for c in (shutil.which("docker"), "/usr/bin/docker") if c and Path(c).exists()))
     for cli in clis:
         if run([cli, "buildx", "version"], check=False).returncode == 0:
-            return Builder((cli, "buildx", "build", "--load"), {}, "docker buildx")
+            driver = buildx_driver(run([cli, "buildx", "inspect"], check=False).stdout)
+            return Builder((cli, "buildx", "build", "--load"), {}, f"docker buildx ({driver or 'unknown'} driver)",
+                           registry_cache=driver in CACHE_EXPORT_DRIVERS)
     for cli in clis:
         found = run([cli, "version", "--format", "{{.Client.Version}}"], check=False).stdout.strip()
         if found.split(".")[0].isdigit() and int(found.split(".")[0]) < 23:
             return Builder((cli, "build"), {"DOCKER_BUILDKIT": "1"}, f"{cli} {found} with DOCKER_BUILDKIT=1")
     return None
+
+
+CACHE_EXPORT_DRIVERS = ("docker-container", "kubernetes", "remote")  # the docker driver exports inline cache only
+
+
+def buildx_driver(inspect_output: str) -> str:
+    """The driver of the current buildx builder, from `docker buildx inspect`."""
+    return next((line.split(":", 1)[1].strip() for line in inspect_output.splitlines()
+                 if line.strip().startswith("Driver:")), "")
 
 
 def builder() -> Builder:
@@ -89,6 +104,7 @@ def build_argv(found: Builder, request: BuildRequest, iidfile: Path) -> list[str
         argv += ["--platform", request.platform]
     if request.pull:
         argv.append("--pull")
+    argv += cache_args(found, request)
     for name, value in sorted(request.buildargs.items()):
         argv += ["--build-arg", f"{name}={value}"]
     for name, value in sorted(request.labels.items()):
@@ -132,15 +148,17 @@ def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progre
     iidfile = log_file.with_suffix(".iid")
     iidfile.unlink(missing_ok=True)
     seen = BuildProgress()
-    with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
-            build_argv(found, request, iidfile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=build_env(found, request)) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            step = seen.read(line.rstrip("\n"))
-            if step and progress:
-                say(f"{progress}: {step}")
+    with tempfile.TemporaryDirectory(prefix="forkflow-docker-") as folder:  # the credentials live for the build only
+        config = docker_config(Path(folder), request.auths) if request.auths else None
+        with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
+                build_argv(found, request, iidfile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=build_env(found, request, config)) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                step = seen.read(line.rstrip("\n"))
+                if step and progress:
+                    say(f"{progress}: {step}")
     if proc.returncode != 0:
         raise build_failed(request.tag, build_error(log_file) or f"{found.name} exited with {proc.returncode}", log_file)
     built = iidfile.read_text(encoding="utf-8").strip() if iidfile.exists() else image_id(engine, request.tag) or ""
@@ -150,10 +168,24 @@ def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progre
     return BuildResult(built, len(seen.steps), len(seen.cached), time.monotonic() - start)
 
 
-def build_env(found: Builder, request: BuildRequest) -> dict[str, str]:
+def cache_args(found: Builder, request: BuildRequest) -> list[str]:
+    """Reuse layers from the registry: its own cache ref where the builder exports one (`mode=max`: every
+    stage), and always the earlier images, whose inline cache this build carries on."""
+    argv = []
+    if found.registry_cache and request.cache_ref:
+        argv += ["--cache-from", f"type=registry,ref={request.cache_ref}",
+                 "--cache-to", f"type=registry,ref={request.cache_ref},mode=max"]
+    for ref in request.cache_images:
+        argv += ["--cache-from", ref]
+    if request.cache_images:
+        argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    return argv
+
+
+def build_env(found: Builder, request: BuildRequest, config: Path | None) -> dict[str, str]:
     env = {**os.environ, **found.env}
-    if request.docker_config:
-        env["DOCKER_CONFIG"] = str(request.docker_config)
+    if config:
+        env["DOCKER_CONFIG"] = str(config)
     return env
 
 

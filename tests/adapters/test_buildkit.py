@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tasks.adapters import registry
 from tasks.adapters.buildkit import Builder, BuildProgress, BuildRequest, build_argv
 
@@ -54,3 +56,38 @@ def test_the_registry_api_is_plain_http_only_on_this_machine() -> None:
     assert registry.base_url("127.0.0.1:5001") == "http://127.0.0.1:5001/v2"
     assert registry.base_url("localhost:5000/") == "http://localhost:5000/v2"
     assert registry.base_url("registry.acme.internal") == "https://registry.acme.internal/v2"
+
+
+def test_platform_pull_and_the_registry_cache_reach_the_command_line() -> None:
+    from tasks.adapters.buildkit import buildx_driver
+
+    request = BuildRequest(Path("/ctx"), "t", platform="linux/arm64", pull=True, cache_images=("r/x:1", "r/x:latest"),
+                           cache_ref="r/x:buildcache-3.11-base-arm64", auths={"r": {"username": "u", "password": "p"}})
+    builtin = build_argv(Builder(("/usr/bin/docker", "build"), {}, "docker 20.10"), request, Path("/x.iid"))
+    assert builtin[builtin.index("--platform") + 1] == "linux/arm64" and "--pull" in builtin
+    assert [builtin[i + 1] for i, part in enumerate(builtin) if part == "--cache-from"] == ["r/x:1", "r/x:latest"]
+    assert "BUILDKIT_INLINE_CACHE=1" in builtin and "--cache-to" not in builtin, "the engine's BuildKit: inline cache"
+    assert "p" not in builtin and "u" not in builtin, "credentials never in argv"
+
+    container = Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx", registry_cache=True)
+    argv = build_argv(container, request, Path("/x.iid"))
+    assert argv[argv.index("--cache-to") + 1] == "type=registry,ref=r/x:buildcache-3.11-base-arm64,mode=max"
+    assert "type=registry,ref=r/x:buildcache-3.11-base-arm64" in argv
+    assert buildx_driver("Name:   ci\nDriver: docker-container\nNodes:\n") == "docker-container"
+    assert buildx_driver("Name: default\nDriver:        docker\n") == "docker"
+
+
+def test_build_credentials_go_in_a_private_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tasks.adapters.buildkit import docker_config
+
+    home = tmp_path / "home"
+    (home / "cli-plugins").mkdir(parents=True)
+    (home / "config.json").write_text(json.dumps({"credHelpers": {"ghcr.io": "gh"}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home))
+    folder = docker_config(tmp_path / "build", {"127.0.0.1:5000": {"username": "u", "password": "p"}})
+    data = json.loads((folder / "config.json").read_text())
+    assert data["credHelpers"] == {"ghcr.io": "gh"}, "the user's own helpers stay"
+    assert data["auths"]["127.0.0.1:5000"]["auth"] == "dTpw"
+    assert (folder / "config.json").stat().st_mode & 0o077 == 0 and (folder / "cli-plugins").is_symlink()

@@ -233,7 +233,8 @@ def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client:
     on = f" for {platform}" if platform else ""
     say(f"image:{spec.key}: building {build_tag}{on}")
     request = buildkit.BuildRequest(context, build_tag, buildargs=spec.build_args, platform=platform,
-                                    pull=platform is not None, docker_config=pull_config(current, spec, platform))
+                                    pull=platform is not None, auths=pull_auths(current, spec, platform),
+                                    **cache_sources(current, spec, platform))
     suffix = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
     result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-{spec.key}{suffix}.log",
                                   progress=f"image:{spec.key}{suffix}")
@@ -244,13 +245,29 @@ def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client:
     return result.image_id
 
 
-def pull_config(current: Settings, spec: core.ImageSpec, platform: str | None) -> Path | None:
-    """For a platform build, a docker config with the credentials of the base's registry when it is ours."""
-    from tasks.core.image_tags import split_reference
-
-    host = split_reference(spec.base_image)[0]
+def pull_auths(current: Settings, spec: core.ImageSpec, platform: str | None) -> dict[str, dict[str, str]]:
+    """The credentials the build pulls with: the images registry's when it pushes there (its cache is read
+    there), and, for a platform build, the base's registry's when it is that one."""
+    images = inputs.images_config(current)
+    found = {}
+    host = image_tags.split_reference(spec.base_image)[0]
     auth = platforms.base_auth(current, host) if platform else None
-    return buildkit.docker_config(state_folder(current) / spec.key / "docker", {host: auth}) if auth else None
+    if auth:
+        found[host] = auth
+    if images.push:
+        found[images.registry.split("/", 1)[0]] = registry_auth(current)
+    return found
+
+
+def cache_sources(current: Settings, spec: core.ImageSpec, platform: str | None) -> dict[str, Any]:
+    """What the build may reuse from the registry when images are pushed there: the cell's earlier images
+    (their inline cache: the first and the most floating tag), and the cell's own registry cache ref."""
+    if not inputs.images_config(current).push:
+        return {}
+    arch = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
+    tags = dict.fromkeys((spec.tags[0], spec.tags[-1]))
+    return {"cache_images": tuple(f"{spec.repository}:{tag}" for tag in tags),
+            "cache_ref": f"{spec.repository}:buildcache-{spec.key}{arch}"}
 
 
 def drop_previous_build_tags(current: Settings, client: Any, key: str, new_tags: list[str]) -> None:
