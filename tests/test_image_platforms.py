@@ -24,8 +24,16 @@ IMAGE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def packages() -> list[TinyPackage]:
-    return [TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{SESSION}"\nimport platform\nMACHINE = platform.machine()'),
+    """orbit needs pydantic, whose core is compiled: each platform's image gets its own wheel of it."""
+    body = f'SESSION = "{SESSION}"\nimport platform\nimport pydantic_core\nMACHINE = platform.machine()'
+    return [TinyPackage("orbit", "1.0.1", "core", body, ["pydantic>=2.6,<3"]),
             TinyPackage("orbit-aws", "0.2.0", "integration", "", ["orbit>=1.0.0"])]
+
+
+def distributions_checked(log: Path) -> int:
+    found = re.search(r"imported \d+ top-level modules of (\d+) distributions", log.read_text())
+    assert found, log.read_text()[-2000:]
+    return int(found.group(1))
 
 
 def config_text(registry: Registry, repo: str, base: str) -> str:
@@ -85,6 +93,13 @@ def test_two_platform_image_is_one_index_per_tag_and_a_fresh_runner_builds_nothi
         assert re.search(rf"building \S+:build-3\.11-base-\w+-{platform.split('/')[1]} for {platform}", out), out[-3000:]
         assert f"smoke test passed on {platform}" in out
     built = cell(config)
+    state = tmp_path / "first" / ".forkflow"
+    for machine in ("x86_64", "aarch64"):
+        names = [p.name for p in (state / "wheelhouse" / f"3.11-{machine}").glob("pydantic_core-*.whl")]
+        assert len(names) == 1 and machine in names[0] and "-cp311-" in names[0], names
+    logs = state / "logs"
+    assert distributions_checked(logs / "image-3.11-base-arm64-smoke.log") >= 5, "pip's packages are checked on arm64"
+    assert "left out 3 distributions of the base's OS" in (logs / "image-3.11-base-arm64-smoke.log").read_text()
     assert built["status"] == "built" and set(built["platforms"]) == {"linux/amd64", "linux/arm64"}, built
     for tag in built["tags"]:
         digest, index = index_of(registry, repo, tag)

@@ -29,7 +29,7 @@ def smoke_script(python: str, expected: Sequence[tuple[str, str, Sequence[str]]]
     """Python code run in the image: it runs as a non-root user, on the expected Python, each project
     package is installed with its expected version, and every installed distribution's top-level modules
     (the project's and every third-party one, found from each distribution's RECORD) import; the python3-*
-    packages of a Debian or Ubuntu base (its dist-packages) are the OS's and are left out.
+    packages of a Debian or Ubuntu base (apt's, in /usr/lib/python3/dist-packages) are the OS's and left out.
     Prints one line per check; exits 1 on a miss."""
     data = json.dumps({"python": python, "packages": [[d, v, list(m)] for d, v, m in expected]})
     return f"""import importlib, importlib.metadata as md, json, os, re, sys
@@ -75,13 +75,14 @@ def top_level(dist):
 ours = {{re.sub(r"[-_.]+", "-", d).lower() for d, _, _ in spec["packages"]}}
 dists, system = [], 0
 for dist in md.distributions():
-    # a Debian or Ubuntu base's own python3-* packages (dist-packages) belong to the OS, not to the image's packages
-    if "dist-packages" in str(dist.locate_file("")) and re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() not in ours:
+    # a Debian or Ubuntu base's own python3-* packages (apt's, in /usr/lib/python3/dist-packages) belong to the OS;
+    # what pip installs there goes to /usr/local/lib/python3.X/dist-packages and is checked
+    if str(dist.locate_file("")).startswith("/usr/lib/python3/") and re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() not in ours:
         system += 1
         continue
     dists.append(dist)
 if system:
-    print("left out", system, "distributions of the base's OS (dist-packages)")
+    print("left out", system, "distributions of the base's OS (/usr/lib/python3/dist-packages)")
 for dist in dists:
     for name in top_level(dist):
         modules.setdefault(name, dist.metadata["Name"])
