@@ -40,6 +40,7 @@ url = "https://pypi.acme.internal"
 registry = "registry.acme.internal/prefect"
 python = ["3.11", "3.12", "3.13"]
 flavors = ["base", "conda", "kubernetes"]
+platforms = ["linux/amd64", "linux/arm64"]
 
 [flows]
 path = "flows"
@@ -403,3 +404,14 @@ jobs:
 def test_rendering_logic_does_not_import_doit() -> None:
     code = "import sys, tasks.core.workflows; sys.exit(int('doit' in sys.modules))"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_images_of_another_cpu_get_qemu_on_the_runner(demo_repo: Path, acme_repo: Path) -> None:
+    import yaml
+
+    acme = yaml.safe_load(rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["release"])
+    steps = [step for step in acme["jobs"]["images"]["steps"] if "qemu" in step.get("run", "")]
+    assert len(steps) == 1 and "apt-get install -y -q qemu-user-static binfmt-support" in steps[0]["run"], steps
+    assert "linux/arm64" in steps[0]["name"]
+    demo = rendered(demo_repo, "pipeline.toml", ".forkflow")["release"]
+    assert "qemu" not in demo, "amd64 images need no emulation on an amd64 runner"

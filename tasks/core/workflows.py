@@ -144,6 +144,7 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "fork": config.fork,
         "has_index": config.index is not None,
         "has_images": config.images is not None,
+        "emulated_platforms": emulated_platforms(config),
         "publish_environment": github.publish_environment,
         "images_environment": github.images_environment,
         "environments": environments,
@@ -152,6 +153,14 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "promote_source": environments[0] if environments else "",
         "promote_target": environments[1] if len(environments) > 1 else "",
     }
+
+
+def emulated_platforms(config: Any) -> str:
+    """The image platforms a GitHub-hosted amd64 runner builds under QEMU, as `linux/arm64, ...`; "" for none."""
+    from tasks.core.image_tags import cpu
+
+    platforms = config.images.platforms if config.images is not None else ()
+    return ", ".join(p for p in platforms if cpu(p)[1] != "x86_64")
 
 
 def quote(value: Any) -> str:
