@@ -117,6 +117,12 @@ def test_two_platform_image_is_one_index_per_tag_and_a_fresh_runner_builds_nothi
     assert ": building " not in again.stdout and re.search(r"^image:3\.11-base\s+up-to-date", again.stdout, re.M), \
         again.stdout[-2000:]
 
+    ok(run_doit(config, "forget", "image:3.11-base"))  # past every check: the engine's images are found again
+    forced = run_doit(config, "image", env=registry.env)
+    ok(forced)
+    assert ": building " not in forced.stdout and cell(config)["status"] == "up-to-date"
+    assert index_of(registry, repo, tag)[0] == built["digest"], "the same images make the same index"
+
     fresh = write_config(tmp_path / "fresh", text)  # a fresh runner: an empty state folder, the same registry
     copy_wheels(tmp_path / "first" / ".forkflow", tmp_path / "fresh" / ".forkflow")
     third = run_doit(fresh, "image", env=registry.env)

@@ -89,7 +89,7 @@ def existing(client: Any, digest: str, wanted: tuple[str, ...]) -> dict[str, str
         for name in wanted:
             if name not in found and image_tags.same_platform(platform, name):
                 found[name] = image
-    return found
+    return {name: found[name] for name in wanted if name in found}  # in the configured order: the index is the same
 
 
 def build_tag(spec: core.ImageSpec, digest: str, platform: str | None) -> str:
