@@ -100,6 +100,9 @@ def test_two_platform_image_is_one_index_per_tag_and_a_fresh_runner_builds_nothi
     logs = state / "logs"
     assert distributions_checked(logs / "image-3.11-base-arm64-smoke.log") >= 5, "pip's packages are checked on arm64"
     assert "left out 3 distributions of the base's OS" in (logs / "image-3.11-base-arm64-smoke.log").read_text()
+    assert re.search(r"FROM \S+/base/python@sha256:[0-9a-f]{64}", (logs / "image-3.11-base-arm64.log").read_text()), \
+        "each platform is built on the base image its input hash names, by digest"
+    assert set(built["builds"]) == {"linux/amd64", "linux/arm64"}, "each platform's build is reported"
     assert built["status"] == "built" and set(built["platforms"]) == {"linux/amd64", "linux/arm64"}, built
     for tag in built["tags"]:
         digest, index = index_of(registry, repo, tag)

@@ -70,7 +70,9 @@ def find_builder() -> Builder | None:
     for cli in clis:
         if run([cli, "buildx", "version"], check=False).returncode == 0:
             driver = buildx_driver(run([cli, "buildx", "inspect"], check=False).stdout)
-            return Builder((cli, "buildx", "build", "--load"), {}, f"docker buildx ({driver or 'unknown'} driver)",
+            # no provenance attestation: `--load` then gives one image, and a push one manifest (not an index)
+            return Builder((cli, "buildx", "build", "--load", "--provenance=false"), {},
+                           f"docker buildx ({driver or 'unknown'} driver)",
                            registry_cache=driver in CACHE_EXPORT_DRIVERS)
     for cli in clis:
         found = run([cli, "version", "--format", "{{.Client.Version}}"], check=False).stdout.strip()
@@ -174,7 +176,7 @@ def cache_args(found: Builder, request: BuildRequest) -> list[str]:
     argv = []
     if found.registry_cache and request.cache_ref:
         argv += ["--cache-from", f"type=registry,ref={request.cache_ref}",
-                 "--cache-to", f"type=registry,ref={request.cache_ref},mode=max"]
+                 "--cache-to", f"type=registry,ref={request.cache_ref},mode=max,ignore-error=true"]
     for ref in request.cache_images:
         argv += ["--cache-from", ref]
     if request.cache_images:
@@ -200,17 +202,20 @@ def docker_config(folder: Path, auths: Mapping[str, Mapping[str, str]]) -> Path:
         data = json.loads((home / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = {}
+    if auths:
+        data.pop("credsStore", None)  # a store would be asked instead of the credentials given here
     for host, auth in auths.items():
         token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
         data.setdefault("auths", {})[host] = {"auth": token}
+        data.get("credHelpers", {}).pop(host, None)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     file = folder / "config.json"
     file.touch(mode=0o600)
     file.chmod(0o600)
     file.write_text(json.dumps(data), encoding="utf-8")
-    plugins = home / "cli-plugins"
-    if plugins.is_dir() and not (folder / "cli-plugins").exists():
-        (folder / "cli-plugins").symlink_to(plugins)
+    for name in ("cli-plugins", "buildx", "contexts"):  # the user's plugins, buildx builders and contexts stay
+        if (home / name).is_dir() and not (folder / name).exists():
+            (folder / name).symlink_to(home / name)
     return folder
 
 

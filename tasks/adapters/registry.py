@@ -18,6 +18,7 @@ from typing import Any
 from tasks.core.errors import ForkflowError
 
 DOCKER_INDEX = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 IMAGE_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -118,7 +119,9 @@ def token_auth_class() -> type:
             ask = httpx.Request("GET", asked.get("realm", ""), params=query)
             answer = yield next(self.basic.auth_flow(ask)) if self.basic else ask
             if answer.status_code != 200:
-                return
+                raise ForkflowError(f"registry {request.url.host}: its token service {asked.get('realm')} answered "
+                                    f"{answer.status_code}", fix="check the registry credentials "
+                                    "(FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD) and the image's name")
             data = answer.json()
             self.token = str(data.get("token") or data.get("access_token") or "")
             request.headers["Authorization"] = f"Bearer {self.token}"
@@ -162,10 +165,11 @@ def put_index(registry: str, repository: str, tags: list[str], images: Mapping[s
     returns its digest."""
     with client(registry, auth) as http:
         entries = [descriptor(http, registry, repository, platform, digest) for platform, digest in images.items()]
-        body = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_INDEX, "manifests": entries}, indent=3).encode()
+        kind = OCI_INDEX if all(e["mediaType"] == IMAGE_TYPES[0] for e in entries) else DOCKER_INDEX
+        body = json.dumps({"schemaVersion": 2, "mediaType": kind, "manifests": entries}, indent=3).encode()
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         for tag in tags:
-            answer = http.put(f"/{repository}/manifests/{tag}", content=body, headers={"Content-Type": DOCKER_INDEX})
+            answer = http.put(f"/{repository}/manifests/{tag}", content=body, headers={"Content-Type": kind})
             if answer.status_code >= 300:
                 raise ForkflowError(f"registry {registry}: putting the index {repository}:{tag} answered "
                                     f"{answer.status_code} {answer.text[:300]}", where=f"[images] registry = {registry!r}",
@@ -175,10 +179,15 @@ def put_index(registry: str, repository: str, tags: list[str], images: Mapping[s
 
 def descriptor(http: Any, registry: str, repository: str, platform: str, digest: str) -> dict[str, Any]:
     """An index entry for an image in the registry: its media type, size and digest, and the platform."""
-    manifest = get(http, f"/{repository}/manifests/{digest}", registry, accept=IMAGE_TYPES)
+    manifest = get(http, f"/{repository}/manifests/{digest}", registry, accept=IMAGE_TYPES + INDEX_TYPES)
     if manifest is None:
         raise ForkflowError(f"registry {registry}: {repository}@{digest} ({platform}) is not there",
                             fix="push that platform's image first")
+    kind = manifest.headers.get("Content-Type", "").split(";")[0]
+    if kind not in IMAGE_TYPES:
+        raise ForkflowError(f"registry {registry}: {repository}@{digest} ({platform}) is a {kind or 'untyped'} "
+                            "manifest, not one image", fix="build each platform's image without attestations "
+                            "(`--provenance=false`), so its push is one image manifest")
     os_name, architecture, *variant = platform.split("/")
     found = {"os": os_name, "architecture": architecture, **({"variant": variant[0]} if variant else {})}
     return {"mediaType": manifest.headers.get("Content-Type", IMAGE_TYPES[1]).split(";")[0],

@@ -110,11 +110,21 @@ def split_reference(ref: str) -> tuple[str, str, str]:
     if ":" in last:
         name, tag = name.rsplit(":", 1)
     first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
+    if first in ("docker.io", "index.docker.io", DOCKER_HUB):
+        host, repository = DOCKER_HUB, rest if "/" in rest else f"library/{rest}"
+    elif rest and ("." in first or ":" in first or first == "localhost"):
         host, repository = first, rest
     else:
         host, repository = DOCKER_HUB, name if "/" in name else f"library/{name}"
     return host, repository, digest or tag or "latest"
+
+
+def pinned(ref: str, digest: str) -> str:
+    """`<name>@<digest>`: the same image as `ref` (`name:tag`) pointed at when `digest` was read."""
+    name = ref.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    return f"{name}@{digest}"
 
 
 def platform_tag(tag: str, platform: str) -> str:

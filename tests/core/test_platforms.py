@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.image_tags import DOCKER_HUB, base_content, cpu, lists_all, platform_tag, same_platform, split_reference
+from tasks.core.image_tags import DOCKER_HUB, base_content, cpu, lists_all, pinned, platform_tag, same_platform, split_reference
 
 
 @pytest.mark.parametrize(("ref", "parts"), [
@@ -15,9 +15,17 @@ from tasks.core.image_tags import DOCKER_HUB, base_content, cpu, lists_all, plat
     ("localhost/python:3.11", ("localhost", "python", "3.11")),
     ("ghcr.io/acme/prefect@sha256:abc", ("ghcr.io", "acme/prefect", "sha256:abc")),
     ("registry.example.com:443/a/b/c", ("registry.example.com:443", "a/b/c", "latest")),
+    ("docker.io/python:3.11", (DOCKER_HUB, "library/python", "3.11")),
+    ("index.docker.io/prefecthq/prefect:3", (DOCKER_HUB, "prefecthq/prefect", "3")),
 ])
 def test_split_reference_reads_references_as_docker_does(ref: str, parts: tuple[str, str, str]) -> None:
     assert split_reference(ref) == parts
+
+
+def test_a_pinned_reference_names_the_digest_not_the_tag() -> None:
+    assert pinned("127.0.0.1:5000/base/python:3.11-slim", "sha256:ab") == "127.0.0.1:5000/base/python@sha256:ab"
+    assert pinned("python", "sha256:ab") == "python@sha256:ab"
+    assert pinned("127.0.0.1:5000/python@sha256:old", "sha256:ab") == "127.0.0.1:5000/python@sha256:ab"
 
 
 def test_platform_tags_name_the_architecture() -> None:

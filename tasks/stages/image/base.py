@@ -61,7 +61,10 @@ def find_base(current: Settings, client: Any, name: str) -> str | None:
     official = base_reference(current, name)
     wanted = platforms.targets(client, images.platforms)
     if wanted:  # built per platform: the base comes from its registry, never from the engine
-        platforms.base_digests(current, official, wanted)
+        try:
+            platforms.base_digests(current, official, wanted)
+        except ForkflowError:  # image-base says what is missing; an image task checks it again
+            return None
         return official
     if name == "conda":
         return official if docker_adapter.image_id(client, official) else None
@@ -104,6 +107,10 @@ def ensure_base(current: Settings, name: str, *, dry_run: bool = False) -> tuple
         if dry_run:
             return official, "unknown (Docker engine not reachable)"
         raise
+    wanted = platforms.targets(client, images.platforms)
+    if wanted:
+        platforms.base_digests(current, official, wanted)  # a clear error when it is missing or lacks a platform
+        return official, f"in its registry for {', '.join(wanted)}"
     present = chosen_base(current, client, name)
     if present:
         return present, "present"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -102,7 +103,7 @@ def make_images(current: Settings, plan: inputs.Plan, planned: inputs.Planned, c
     else:
         made = {}
         for platform in wanted or ("",):
-            made[platform] = cell.images.get(platform) or build(current, plan, planned, client, cell.digest, record,
+            made[platform] = cell.images.get(platform) or build(current, plan, planned, client, cell, record,
                                                                 platform or None)
         record.update(status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
     tags = [platforms.build_tag(planned.spec, cell.digest, platform or None) for platform in made]
@@ -222,24 +223,32 @@ def current_inputs(current: Settings, client: Any, planned: inputs.Planned,
     return built_inputs, core.input_hash(built_inputs)
 
 
-def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, digest_of_inputs: str,
+def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
           record: dict[str, Any], platform: str | None = None) -> str:
-    """A new image from these inputs (for `platform`, its base then from the base's registry); returns its id."""
-    spec = planned.spec
+    """A new image from these inputs (for `platform`, on the base image the input hash names, by its digest in
+    the base's registry); returns its id."""
+    spec, digest_of_inputs = planned.spec, cell.digest
+    buildargs = dict(spec.build_args)
+    if platform:
+        base = json.loads(cell.inputs["base_image_content"])[platform]
+        buildargs["BASE_IMAGE"] = image_tags.pinned(spec.base_image, base)
     build_tag = platforms.build_tag(spec, digest_of_inputs, platform)
     labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     context = assemble_context(current, plan, planned, labels)
     on = f" for {platform}" if platform else ""
     say(f"image:{spec.key}: building {build_tag}{on}")
-    request = buildkit.BuildRequest(context, build_tag, buildargs=spec.build_args, platform=platform,
+    request = buildkit.BuildRequest(context, build_tag, buildargs=buildargs, platform=platform,
                                     pull=platform is not None, auths=pull_auths(current, spec, platform),
                                     **cache_sources(current, spec, platform))
     suffix = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
     result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-{spec.key}{suffix}.log",
                                   progress=f"image:{spec.key}{suffix}")
-    record.update(build_tag=build_tag, steps=result.steps, cached_steps=result.cached_steps,
-                  build_seconds=round(result.seconds, 2))
+    done = {"build_tag": build_tag, "steps": result.steps, "cached_steps": result.cached_steps,
+            "build_seconds": round(result.seconds, 2)}
+    record.update(done)
+    if platform:
+        record.setdefault("builds", {})[platform] = done
     say(f"image:{spec.key}: built{on} in {result.seconds:.1f}s, {result.cached_steps} of {result.steps} steps "
         "from cache")
     return result.image_id
