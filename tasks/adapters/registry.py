@@ -8,10 +8,12 @@ from the realm it names). Credentials travel in request headers, never in argv o
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,74 +67,126 @@ def tagged(registry: str, repository: str, tags: list[str], auth: Mapping[str, s
 
 
 class Connection:
-    """One HTTP client to a registry; a failure to connect is RegistryUnreachable."""
+    """HTTP to one registry over kept-alive connections (the standard library's http.client: a registry
+    check must cost less than its answer); a failure to connect is RegistryUnreachable."""
 
     def __init__(self, registry: str, auth: Mapping[str, str] | None):
-        import httpx
-
         self.registry = registry
-        self.http = httpx.Client(base_url=base_url(registry), auth=token_auth(auth), timeout=TIMEOUT,
-                                 follow_redirects=True)
+        self.base = base_url(registry)
+        self.basic = "Basic " + base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode() \
+            if auth else ""
+        self.token = ""
+        self.open: dict[tuple[str, str], Any] = {}
 
-    def __enter__(self) -> Any:
-        return self.http
+    def __enter__(self) -> Connection:
+        return self
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        import httpx
+        import http.client
 
-        self.http.close()
-        if isinstance(error, httpx.HTTPError):
+        for connection in self.open.values():
+            connection.close()
+        if isinstance(error, (OSError, http.client.HTTPException)):
             raise RegistryUnreachable(f"registry {self.registry} did not answer: {error}",
                                       where=f"[images] registry = {self.registry!r}",
                                       fix="start it (`doit services:registry` for the local one) or correct "
                                           "[images] registry") from None
 
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> Answer:
+        return self.request("GET", self.base + path, None, dict(headers or {}))
+
+    def put(self, path: str, content: bytes, headers: Mapping[str, str]) -> Answer:
+        return self.request("PUT", self.base + path, content, dict(headers))
+
+    def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+        """The answer, after a Bearer challenge (a token, then once more) and redirects (credentials go
+        to the registry's own host only)."""
+        from urllib.parse import urljoin, urlsplit
+
+        home = urlsplit(self.base).netloc
+        asked = False
+        for _ in range(8):
+            ours = urlsplit(url).netloc == home
+            credentials = (f"Bearer {self.token}" if self.token else self.basic) if ours else ""
+            answer = self.send(method, url, body, {**headers, **({"Authorization": credentials} if credentials else {})})
+            challenge = answer.headers.get("WWW-Authenticate", "")
+            if answer.status_code == 401 and challenge.lower().startswith("bearer ") and not asked:
+                self.token, asked = self.fetch_token(challenge), True
+                continue
+            if answer.status_code in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
+                url = urljoin(url, answer.headers["Location"])
+                method, body = ("GET", None) if answer.status_code == 303 else (method, body)
+                continue
+            return answer
+        raise ForkflowError(f"registry {self.registry}: too many redirects for {url}", fix="read the registry's log")
+
+    def send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self.open:
+            self.open[key] = http.client.HTTPSConnection(parts.netloc, timeout=TIMEOUT, context=tls_context()) \
+                if parts.scheme == "https" else http.client.HTTPConnection(parts.netloc, timeout=TIMEOUT)
+        connection = self.open[key]
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):  # a kept-alive one closed
+            connection.close()
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+        return Answer(response.status, response.reason, response.headers, response.read())
+
+    def fetch_token(self, challenge: str) -> str:
+        """A token from the realm a `Bearer realm=...,service=...,scope=...` challenge names."""
+        from urllib.parse import urlencode
+
+        asked = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        query = urlencode({key: asked[key] for key in ("service", "scope") if key in asked})
+        realm = asked.get("realm", "")
+        answer = self.send("GET", f"{realm}?{query}" if query else realm, None,
+                           {"Authorization": self.basic} if self.basic else {})
+        token = str((answer.json() if answer.status_code == 200 else {}).get("token") or
+                    (answer.json() if answer.status_code == 200 else {}).get("access_token") or "")
+        if not token:
+            raise ForkflowError(f"registry {self.registry}: its token service {realm} answered {answer.status_code}",
+                                fix="check the registry credentials (FORKFLOW_REGISTRY_USERNAME / "
+                                    "FORKFLOW_REGISTRY_PASSWORD) and the image's name")
+        return token
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    reason_phrase: str
+    headers: Any  # http.client's headers: case-insensitive .get
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            raise ForkflowError(f"a registry answered {self.status_code} with something that is not JSON: "
+                                f"{self.text[:200]!r}", fix="check [images] registry: is it a registry?") from None
+
+
+@functools.cache
+def tls_context() -> Any:
+    """One TLS context per process: making one (loading the CA bundle) takes longer than a local registry's answer."""
+    import ssl
+
+    return ssl.create_default_context()
+
 
 def client(registry: str, auth: Mapping[str, str] | None) -> Connection:
     return Connection(registry, auth)
-
-
-def token_auth_class() -> type:
-    import httpx
-
-    class Auth(httpx.Auth):
-        """Basic auth; on a `Bearer realm=...` challenge, a token from that realm (with the credentials, when
-        given: anonymous otherwise), then the request again with it."""
-
-        requires_response_body = True
-
-        def __init__(self, auth: Mapping[str, str] | None):
-            self.basic = httpx.BasicAuth(auth["username"], auth["password"]) if auth else None
-            self.token = ""
-
-        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-            if self.token:
-                request.headers["Authorization"] = f"Bearer {self.token}"
-            elif self.basic:
-                request = next(self.basic.auth_flow(request))
-            response = yield request
-            challenge = response.headers.get("WWW-Authenticate", "")
-            if response.status_code != 401 or not challenge.lower().startswith("bearer "):
-                return
-            asked = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-            query = {key: asked[key] for key in ("service", "scope") if key in asked}
-            ask = httpx.Request("GET", asked.get("realm", ""), params=query)
-            answer = yield next(self.basic.auth_flow(ask)) if self.basic else ask
-            if answer.status_code != 200:
-                raise ForkflowError(f"registry {request.url.host}: its token service {asked.get('realm')} answered "
-                                    f"{answer.status_code}", fix="check the registry credentials "
-                                    "(FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD) and the image's name")
-            data = answer.json()
-            self.token = str(data.get("token") or data.get("access_token") or "")
-            request.headers["Authorization"] = f"Bearer {self.token}"
-            yield request
-
-    return Auth
-
-
-def token_auth(auth: Mapping[str, str] | None) -> Any:
-    """The registry auth for these credentials (httpx is imported only when a registry is asked)."""
-    return token_auth_class()(auth)
 
 
 def platform_of(descriptor: Mapping[str, Any]) -> str:
