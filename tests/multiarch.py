@@ -12,6 +12,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.adapters.docker import Engine
 
 CACHE = Path(os.environ.get("FORKFLOW_TEST_CACHE", Path.home() / ".cache" / "forkflow-tests"))
 MIRROR = "http://deb.debian.org/debian"
@@ -46,18 +50,18 @@ def arm64_rootfs(cache: Path = CACHE) -> Path:
     return tarball
 
 
-def arm64_image(client: object, work: Path) -> str:
+def arm64_image(client: Engine, work: Path) -> str:
     """The arm64 Python base in the engine (built with BuildKit from the root filesystem, once)."""
     from tasks.adapters import buildkit
     from tasks.adapters.docker import image_id
 
-    if image_id(client, ARM64_IMAGE):  # type: ignore[arg-type]
+    if image_id(client, ARM64_IMAGE):
         return ARM64_IMAGE
     context = work / "arm64-base"
     context.mkdir(parents=True, exist_ok=True)
     os.link(arm64_rootfs(), context / "rootfs.tar")
     (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n')
-    buildkit.build_image(client, buildkit.BuildRequest(context, ARM64_IMAGE, platform="linux/arm64"),  # type: ignore[arg-type]
+    buildkit.build_image(client, buildkit.BuildRequest(context, ARM64_IMAGE, platform="linux/arm64"),
                          log_file=work / "arm64-base.log")
     return ARM64_IMAGE
 

@@ -47,6 +47,7 @@ class Engine:
         self.api = api
         self.timeout = timeout
         self._sdk: Any = None
+        self.platform = ""  # the engine's own platform, once asked
 
     @property
     def sdk(self) -> Any:
@@ -146,9 +147,11 @@ REGISTRY_CREDENTIALS = "FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD"
 
 
 def engine_platform(engine: Engine) -> str:
-    """The platform the engine builds for natively, like `linux/amd64`."""
-    version = engine.version()
-    return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+    """The platform the engine builds for natively, like `linux/amd64` (asked once per engine)."""
+    if not engine.platform:
+        version = engine.version()
+        engine.platform = f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+    return engine.platform
 
 
 def image_id(engine: Engine, ref: str) -> str | None:

@@ -52,7 +52,7 @@ def tagged(registry: str, repository: str, tags: list[str], auth: Mapping[str, s
     the labels of each distinct image are read once."""
     found: dict[str, Tagged | None] = {}
     labels: dict[str, Mapping[str, str]] = {}
-    with client(registry, auth) as http:
+    with Connection(registry, auth) as http:
         for tag in tags:
             manifest = get(http, f"/{repository}/manifests/{tag}", registry, accept=INDEX_TYPES + IMAGE_TYPES)
             if manifest is None:
@@ -149,8 +149,8 @@ class Connection:
         realm = asked.get("realm", "")
         answer = self.send("GET", f"{realm}?{query}" if query else realm, None,
                            {"Authorization": self.basic} if self.basic else {})
-        token = str((answer.json() if answer.status_code == 200 else {}).get("token") or
-                    (answer.json() if answer.status_code == 200 else {}).get("access_token") or "")
+        data = answer.json() if answer.status_code == 200 else {}
+        token = str(data.get("token") or data.get("access_token") or "")
         if not token:
             raise ForkflowError(f"registry {self.registry}: its token service {realm} answered {answer.status_code}",
                                 fix="check the registry credentials (FORKFLOW_REGISTRY_USERNAME / "
@@ -185,10 +185,6 @@ def tls_context() -> Any:
     return ssl.create_default_context()
 
 
-def client(registry: str, auth: Mapping[str, str] | None) -> Connection:
-    return Connection(registry, auth)
-
-
 def platform_of(descriptor: Mapping[str, Any]) -> str:
     """`linux/arm64` (with `/v8` when the index gives a variant) from an index entry."""
     found = descriptor.get("platform") or {}
@@ -200,7 +196,7 @@ def platform_images(registry: str, repository: str, reference: str,
                     auth: Mapping[str, str] | None) -> dict[str, str] | None:
     """platform -> the digest of that platform's image, for what `reference` (a tag or digest) points at;
     a single image counts for the platform its config names. None when there is no such tag."""
-    with client(registry, auth) as http:
+    with Connection(registry, auth) as http:
         manifest = get(http, f"/{repository}/manifests/{reference}", registry, accept=INDEX_TYPES + IMAGE_TYPES)
         if manifest is None:
             return None
@@ -217,7 +213,7 @@ def put_index(registry: str, repository: str, tags: list[str], images: Mapping[s
               auth: Mapping[str, str] | None) -> str:
     """A manifest list of `images` (platform -> digest of an image already in `repository`), put under every tag;
     returns its digest."""
-    with client(registry, auth) as http:
+    with Connection(registry, auth) as http:
         entries = [descriptor(http, registry, repository, platform, digest) for platform, digest in images.items()]
         kind = OCI_INDEX if all(e["mediaType"] == IMAGE_TYPES[0] for e in entries) else DOCKER_INDEX
         body = json.dumps({"schemaVersion": 2, "mediaType": kind, "manifests": entries}, indent=3).encode()

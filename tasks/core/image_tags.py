@@ -127,9 +127,14 @@ def pinned(ref: str, digest: str) -> str:
     return f"{name}@{digest}"
 
 
+def arch_suffix(platform: str | None) -> str:
+    """`-arm64` for `linux/arm64` (`-arm64v8` with its variant), for tags and file names; "" for a plain build."""
+    return "-" + platform.split("/", 1)[1].replace("/", "") if platform else ""
+
+
 def platform_tag(tag: str, platform: str) -> str:
     """The tag one platform's image of a multi-platform image is pushed under: `1.0-python3.11-arm64`."""
-    return sanitize_tag(f"{tag}-{platform.split('/', 1)[1].replace('/', '')}")
+    return sanitize_tag(tag + arch_suffix(platform))
 
 
 def same_platform(one: str, other: str) -> bool:

@@ -63,7 +63,9 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
     record.update(input_hash=digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
     there = in_registry(current, spec, digest, auth, wanted)
     if there:
-        return found_in_registry(current, plan, spec, built_inputs, record, there, auth if wanted else None)
+        if wanted:  # each platform's digest, from the index
+            record["platforms"] = platforms.registry_platforms(spec, auth)
+        return found_in_registry(current, plan, spec, built_inputs, record, there)
     cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
@@ -144,13 +146,10 @@ def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict
 
 
 def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec, built_inputs: dict[str, Any],
-                      record: dict[str, Any], pushed: dict[str, str], auth: dict[str, str] | None) -> dict[str, Any]:
-    """The registry has this cell's image under every tag: nothing is built, tested or pushed. With `auth`
-    (images of several platforms), each platform's digest is read from the index."""
+                      record: dict[str, Any], pushed: dict[str, str]) -> dict[str, Any]:
+    """The registry has this cell's image under every tag: nothing is built, tested or pushed."""
     digest, input_hash = pushed[spec.tags[0]], core.input_hash(built_inputs)
     target = core.push_target(spec, True)
-    if auth is not None:
-        record["platforms"] = platforms.registry_platforms(spec, auth)
     record.update(image_id=None, status="up-to-date", pushed=pushed, digest=digest,
                   reason=f"the registry has every tag with these inputs (input hash {input_hash[:12]}): "
                          "nothing built or pushed")
@@ -241,7 +240,7 @@ def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client:
     request = buildkit.BuildRequest(context, build_tag, buildargs=buildargs, platform=platform,
                                     pull=platform is not None, auths=pull_auths(current, spec, platform),
                                     **cache_sources(current, spec, platform))
-    suffix = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
+    suffix = image_tags.arch_suffix(platform)
     result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-{spec.key}{suffix}.log",
                                   progress=f"image:{spec.key}{suffix}")
     done = {"build_tag": build_tag, "steps": result.steps, "cached_steps": result.cached_steps,
@@ -273,7 +272,7 @@ def cache_sources(current: Settings, spec: core.ImageSpec, platform: str | None)
     (their inline cache: the first and the most floating tag), and the cell's own registry cache ref."""
     if not inputs.images_config(current).push:
         return {}
-    arch = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
+    arch = image_tags.arch_suffix(platform)
     tags = dict.fromkeys((spec.tags[0], spec.tags[-1]))
     return {"cache_images": tuple(f"{spec.repository}:{tag}" for tag in tags),
             "cache_ref": f"{spec.repository}:buildcache-{spec.key}{arch}"}
@@ -325,7 +324,7 @@ def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: s
     """The packages import and report the expected versions, as the image's non-root user; then any
     configured smoke command. A failure raises, so the image is not pushed."""
     spec = planned.spec
-    arch = f"-{platform.split('/', 1)[1].replace('/', '')}" if platform else ""
+    arch = image_tags.arch_suffix(platform)
     log = current.logs_dir / f"image-{spec.key}{arch}-smoke.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     commands = [["python", "-c", smoke.smoke_script(spec.python, planned.modules)]]

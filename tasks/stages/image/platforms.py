@@ -94,7 +94,7 @@ def existing(client: Any, digest: str, wanted: tuple[str, ...]) -> dict[str, str
 
 def build_tag(spec: core.ImageSpec, digest: str, platform: str | None) -> str:
     name = f"{spec.repository.split('/', 1)[-1]}:build-{spec.key}-{digest[:12]}"
-    return f"{name}-{image_tags.platform_tag('', platform).lstrip('-')}" if platform else name
+    return name + image_tags.arch_suffix(platform)
 
 
 def push_all(client: Any, spec: core.ImageSpec, images: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, Any]:
