@@ -163,10 +163,11 @@ def base_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     need(docker_reachable(), "a Docker engine")
     from tasks.pipeline.settings import load_settings
     from tasks.stages.image.base import ensure_base
+    from tasks.stages.image.setup import image_setup
 
     config = write_config(tmp_path_factory.mktemp("bases"), image_config_text("127.0.0.1:1", "bases"))
-    current = load_settings(config)
-    return [ensure_base(current, python)[0] for python in PYTHONS]
+    setup = image_setup(current=load_settings(config))
+    return [ensure_base(setup, python)[0] for python in PYTHONS]
 
 
 @pytest.fixture(scope="session")

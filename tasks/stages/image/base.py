@@ -13,9 +13,8 @@ from tasks.adapters.console import say
 from tasks.core import base_image as base_rules
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
-from tasks.pipeline.settings import Settings, settings
-from tasks.stages.image import inputs, platforms
-from tasks.stages.image.inputs import base_names
+from tasks.stages.image import platforms
+from tasks.stages.image.setup import ImageSetup, image_setup
 from tasks.stages.image.state import engine
 
 BASES: dict[tuple[int, str], str] = {}
@@ -25,15 +24,9 @@ def base_present(name: str, task: Any, values: Any) -> bool:
     if is_dry_run(False):
         return False
     try:
-        return chosen_base(settings(), engine(), name) is not None
+        return chosen_base(image_setup(), engine(), name) is not None
     except ForkflowError:  # no engine: the task runs and says so
         return False
-
-
-def base_reference(current: Settings, name: str) -> str:
-    """The configured base image (`python:<v>-slim`, or the conda one)."""
-    images = inputs.images_config(current)
-    return images.conda_base_image if name == "conda" else images.base_image.format(python=name)
 
 
 def labels_of(client: Any, ref: str) -> dict[str, str] | None:
@@ -42,27 +35,27 @@ def labels_of(client: Any, ref: str) -> dict[str, str] | None:
     return None if attrs is None else dict((attrs.get("Config") or {}).get("Labels") or {})
 
 
-def chosen_base(current: Settings, client: Any, name: str) -> str | None:
+def chosen_base(setup: ImageSetup, client: Any, name: str) -> str | None:
     """The base image an image of `name` is built on now, remembered for this process once found
     (`base_action` forgets it, since it may make another)."""
     key = (os.getpid(), name)
     if key not in BASES:
-        found = find_base(current, client, name)
+        found = find_base(setup, client, name)
         if found is None:
             return None
         BASES[key] = found
     return BASES[key]
 
 
-def find_base(current: Settings, client: Any, name: str) -> str | None:
+def find_base(setup: ImageSetup, client: Any, name: str) -> str | None:
     """The base image an image of `name` (a Python version, or conda) is built on now: the configured one
     when it is present and not made here, else a current local base; None when neither is in the engine."""
-    images = inputs.images_config(current)
-    official = base_reference(current, name)
+    images = setup.images
+    official = setup.base_reference(name)
     wanted = platforms.targets(client, images.platforms)
     if wanted:  # built per platform: the base comes from its registry, never from the engine
         try:
-            platforms.base_digests(current, official, wanted)
+            platforms.base_digests(setup, official, wanted)
         except ForkflowError:  # image-base says what is missing; an image task checks it again
             return None
         return official
@@ -73,34 +66,32 @@ def find_base(current: Settings, client: Any, name: str) -> str | None:
     return {"official": official, "local": local}.get(choice or "")
 
 
-def chosen_bases(current: Settings, client: Any | None) -> dict[str, str]:
+def chosen_bases(setup: ImageSetup, client: Any | None) -> dict[str, str]:
     """base name -> the image reference builds use now (the configured ones when the engine is unknown)."""
     if client is None:
         return {}
     found = {}
-    for name in base_names(current):
-        ref = chosen_base(current, client, name)
+    for name in setup.base_names:
+        ref = chosen_base(setup, client, name)
         if ref:
             found[name] = ref
     return found
 
 
 def base_action(name: str, dry_run: bool = False) -> dict[str, str]:
-    current = settings()
-    dry_run = is_dry_run(dry_run)
-    ref, outcome = ensure_base(current, name, dry_run=dry_run)
+    ref, outcome = ensure_base(image_setup(dry_run), name)
     BASES.pop((os.getpid(), name), None)
     say(f"base image {ref}: {outcome}")
     return {"made": f"{ref} ({outcome})"}
 
 
-def ensure_base(current: Settings, name: str, *, dry_run: bool = False) -> tuple[str, str]:
+def ensure_base(setup: ImageSetup, name: str) -> tuple[str, str]:
     """The base image for `name` in the engine: (its reference, 'present' | 'pulled' | 'made from ...').
 
     The configured image when present; else, as base_from says, pulled (pull), made from a local interpreter
     under its own name (local), or pulled and made locally when the pull fails (auto)."""
-    images = inputs.images_config(current)
-    official = base_reference(current, name)
+    images, dry_run = setup.images, setup.dry_run
+    official = setup.base_reference(name)
     try:
         client = engine()
     except ForkflowError:
@@ -109,15 +100,15 @@ def ensure_base(current: Settings, name: str, *, dry_run: bool = False) -> tuple
         raise
     wanted = platforms.targets(client, images.platforms)
     if wanted:
-        platforms.base_digests(current, official, wanted)  # a clear error when it is missing or lacks a platform
+        platforms.base_digests(setup, official, wanted)  # a clear error when it is missing or lacks a platform
         return official, f"in its registry for {', '.join(wanted)}"
-    present = chosen_base(current, client, name)
+    present = chosen_base(setup, client, name)
     if present:
         return present, "present"
     pulled = pull_base(client, official, name, images.base_from, dry_run=dry_run)
     if pulled:
         return official, pulled
-    return make_base(current, client, name, official, dry_run=dry_run)
+    return make_base(setup, client, name, official)
 
 
 def pull_base(client: Any, official: str, name: str, base_from: str, *, dry_run: bool) -> str | None:
@@ -140,11 +131,11 @@ def pull_base(client: Any, official: str, name: str, base_from: str, *, dry_run:
     return "pulled"
 
 
-def make_base(current: Settings, client: Any, name: str, official: str, *, dry_run: bool) -> tuple[str, str]:
+def make_base(setup: ImageSetup, client: Any, name: str, official: str) -> tuple[str, str]:
     """The base made from a local interpreter under its own name: (its reference, what happened)."""
-    images = inputs.images_config(current)
+    images = setup.images
     local = base_rules.local_base_name(name)
-    root = current.path(images.interpreters) if images.interpreters else rootfs.default_interpreters_root()
+    root = setup.settings.path(images.interpreters) if images.interpreters else rootfs.default_interpreters_root()
     interpreter = rootfs.find_interpreter(root, name)
     if interpreter is None:
         raise ForkflowError(f"no base image for Python {name}: {official} is not in the engine and cannot be pulled, "
@@ -152,7 +143,7 @@ def make_base(current: Settings, client: Any, name: str, official: str, *, dry_r
                             where="[images] interpreters",
                             fix=f"install Python {name} there (e.g. `pyenv install {name}`), or make {official} "
                                 "pullable (a reachable registry) or present (`docker load`)")
-    return local, make_local_base(current, client, interpreter, name, local, dry_run=dry_run)
+    return local, make_local_base(setup, client, interpreter, name, local)
 
 
 def made_locally(client: Any, ref: str) -> bool:
@@ -160,11 +151,11 @@ def made_locally(client: Any, ref: str) -> bool:
     return base_rules.is_made_locally(labels_of(client, ref))
 
 
-def make_local_base(current: Settings, client: Any, interpreter: Path, python: str, ref: str, *, dry_run: bool) -> str:
-    if dry_run:
+def make_local_base(setup: ImageSetup, client: Any, interpreter: Path, python: str, ref: str) -> str:
+    if setup.dry_run:
         say(f"would make {ref} from {interpreter} (docker import)")
         return "would make from a local interpreter"
-    folder = current.state_dir / "images"
+    folder = setup.state_folder
     folder.mkdir(parents=True, exist_ok=True)
     tarball = folder / f"base-{python}.{os.getpid()}.tar"
     try:

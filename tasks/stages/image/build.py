@@ -21,58 +21,58 @@ from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
-from tasks.pipeline.settings import Settings, settings
 from tasks.stages.image import inputs, platforms
 from tasks.stages.image.base import chosen_bases
-from tasks.stages.image.state import engine, read_state, revision, save_state, state_folder, update_report
+from tasks.stages.image.setup import ImageSetup, base_name, image_setup
+from tasks.stages.image.state import engine, read_state, revision, save_state, update_report
 
 
 def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]:
-    current = settings()
-    if is_dry_run(dry_run):
+    setup = image_setup(dry_run)
+    if setup.dry_run:
         try:
             client = engine()
         except ForkflowError:
             client = None
-        planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
-        return describe_plan(current, planned)
+        planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)
+        return describe_plan(setup, planned)
     client = engine()
-    plan = inputs.load_plan(current, revision(current), chosen_bases(current, client))
+    plan = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client))
     planned = plan.item(key)
-    platforms.check_emulation(client, inputs.images_config(current).platforms)
+    platforms.check_emulation(client, setup.images.platforms)
     if not planned.deps_ready:
         folders = ", ".join(str(request.folder) for request in planned.deps)
         raise ForkflowError(f"image:{key}: the dependency wheelhouse {folders} is not made for these "
                             "packages", fix=f"run `doit image-deps:{planned.spec.python}` (`doit image` runs it)")
     record = base_record(planned, run_id)
     try:
-        return build_test_push(current, plan, planned, client, record)
+        return build_test_push(setup, plan, planned, client, record)
     except ForkflowError as err:
         record.update(status="failed", reason=err.what.splitlines()[0])
-        update_report(current, plan.keys, images=[record])
+        update_report(setup, plan.keys, images=[record])
         raise
 
 
-def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any,
+def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client: Any,
                     record: dict[str, Any]) -> dict[str, Any]:
-    images = inputs.images_config(current)
+    images = setup.images
     spec = planned.spec
-    auth = registry_auth(current) if images.push else None
+    auth = registry_auth(setup.settings) if images.push else None
     wanted = platforms.targets(client, images.platforms)
-    built_inputs, digest = current_inputs(current, client, planned, wanted)
+    built_inputs, digest = current_inputs(setup, client, planned, wanted)
     record.update(input_hash=digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
-    there = in_registry(current, spec, digest, auth, wanted)
+    there = in_registry(setup, spec, digest, auth, wanted)
     if there:
         if wanted:  # each platform's digest, from the index
             record["platforms"] = platforms.registry_platforms(spec, auth)
-        return found_in_registry(current, plan, spec, built_inputs, record, there)
-    cell = plan_cell(current, client, planned, saved_values(read_state(current, spec.key)), (built_inputs, digest))
+        return found_in_registry(setup, plan, spec, built_inputs, record, there)
+    cell = plan_cell(setup, client, planned, saved_values(read_state(setup, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
-    made = make_images(current, plan, planned, client, cell, record, wanted)
+    made = make_images(setup, plan, planned, client, cell, record, wanted)
     started = time.monotonic()
     for platform, image in made.items():
-        smoke_test(current, client, planned, image, platform or None)
+        smoke_test(setup, client, planned, image, platform or None)
     record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
     image = next(iter(made.values()))
     tag_locally(client, spec, made)
@@ -84,10 +84,10 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
             record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in spec.tags}
             record["digest"] = next(iter(record["pushed"].values()), None)
         record["push_seconds"] = round(time.monotonic() - started, 2)
-    save_state(current, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": image,
+    save_state(setup, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": image,
                                    "target": cell.target, "pushed": record.get("pushed", {}),
                                    "build_tags": record.get("build_tags"), "images": made if wanted else {}})
-    update_report(current, plan.keys, images=[record])
+    update_report(setup, plan.keys, images=[record])
     pushed = f", pushed {len(record.get('pushed', {}))} tags ({core.short(record.get('digest'))})" if auth else ""
     on = f" for {', '.join(wanted)}" if wanted else ""
     say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{pushed}")
@@ -95,7 +95,7 @@ def build_test_push(current: Settings, plan: inputs.Plan, planned: inputs.Planne
             "target": core.input_hash(cell.target)}
 
 
-def make_images(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
+def make_images(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
                 record: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, str]:
     """platform -> the image of these inputs for it ("" -> the one image of a plain build): found or built."""
     if not cell.steps.build:
@@ -105,11 +105,11 @@ def make_images(current: Settings, plan: inputs.Plan, planned: inputs.Planned, c
     else:
         made = {}
         for platform in wanted or ("",):
-            made[platform] = cell.images.get(platform) or build(current, plan, planned, client, cell, record,
+            made[platform] = cell.images.get(platform) or build(setup, plan, planned, client, cell, record,
                                                                 platform or None)
         record.update(status="built", reason="; ".join(cell.steps.rebuild_reasons) or "built")
     tags = [platforms.build_tag(planned.spec, cell.digest, platform or None) for platform in made]
-    drop_previous_build_tags(current, client, planned.spec.key, tags)
+    drop_previous_build_tags(setup, client, planned.spec.key, tags)
     record.update(image_id=next(iter(made.values())), build_tags=tags, **({"images": made} if wanted else {}))
     return made
 
@@ -122,11 +122,11 @@ def tag_locally(client: Any, spec: core.ImageSpec, made: dict[str, str]) -> None
         docker_adapter.tag_image(client, image or "", spec.repository, tag)
 
 
-def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None,
+def in_registry(setup: ImageSetup, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None,
                 wanted: tuple[str, ...]) -> dict[str, str]:
     """tag -> manifest digest when every tag already points at an image built from these inputs (any machine
     may have pushed it); {} when one does not, when pushing is off, or when the cell was forgotten on purpose."""
-    images = inputs.images_config(current)
+    images = setup.images
     if not images.push:
         say(f"image:{spec.key}: [images] push = false, so the local engine alone decides what to build")
         return {}
@@ -145,7 +145,7 @@ def in_registry(current: Settings, spec: core.ImageSpec, digest: str, auth: dict
     return {tag: p.digest for tag, p in pointed.items() if p is not None}
 
 
-def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec, built_inputs: dict[str, Any],
+def found_in_registry(setup: ImageSetup, plan: inputs.Plan, spec: core.ImageSpec, built_inputs: dict[str, Any],
                       record: dict[str, Any], pushed: dict[str, str]) -> dict[str, Any]:
     """The registry has this cell's image under every tag: nothing is built, tested or pushed."""
     digest, input_hash = pushed[spec.tags[0]], core.input_hash(built_inputs)
@@ -153,9 +153,9 @@ def found_in_registry(current: Settings, plan: inputs.Plan, spec: core.ImageSpec
     record.update(image_id=None, status="up-to-date", pushed=pushed, digest=digest,
                   reason=f"the registry has every tag with these inputs (input hash {input_hash[:12]}): "
                          "nothing built or pushed")
-    save_state(current, spec.key, {"inputs": built_inputs, "input_hash": input_hash, "image_id": "",
+    save_state(setup, spec.key, {"inputs": built_inputs, "input_hash": input_hash, "image_id": "",
                                    "target": target, "pushed": pushed, "from_registry": True})
-    update_report(current, plan.keys, images=[record])
+    update_report(setup, plan.keys, images=[record])
     say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}), nothing built or pushed")
     return {"made": f"up-to-date {spec.tags[0]} (registry)", "input_hash": input_hash, "image_id": "",
             "target": core.input_hash(target)}
@@ -173,16 +173,16 @@ class CellPlan:
     images: dict[str, str]  # several platforms: platform -> the id of its image built from these inputs
 
 
-def plan_cell(current: Settings, client: Any, planned: inputs.Planned, recorded: Mapping[str, Any] | None,
+def plan_cell(setup: ImageSetup, client: Any, planned: inputs.Planned, recorded: Mapping[str, Any] | None,
               found: tuple[dict[str, Any], str] | None = None) -> CellPlan:
     """The one plan of a cell, for its up-to-date check, its dry run and its real run; `found`: its inputs and
     their hash when the caller has them already."""
     spec = planned.spec
-    images = inputs.images_config(current)
+    images = setup.images
     wanted = platforms.targets(client, images.platforms)
-    built_inputs, digest = found or current_inputs(current, client, planned, wanted)
+    built_inputs, digest = found or current_inputs(setup, client, planned, wanted)
     target = core.push_target(spec, images.push)
-    previous = read_state(current, spec.key)
+    previous = read_state(setup, spec.key)
     each = platforms.existing(client, digest, wanted) if wanted else {}
     existing = list(each.values()) if wanted else docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
     present = previous is not None and (bool(previous.get("from_registry")) or bool(
@@ -204,25 +204,25 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
     }
 
 
-def current_inputs(current: Settings, client: Any, planned: inputs.Planned,
+def current_inputs(setup: ImageSetup, client: Any, planned: inputs.Planned,
                    wanted: tuple[str, ...]) -> tuple[dict[str, Any], str]:
     """The cell's build inputs and their hash. The base counts by content: its layers and config in the engine
     for a plain build; for several platforms, the digest of each platform's image in the base's registry."""
     spec = planned.spec
     if wanted:
-        digests = platforms.base_digests(current, spec.base_image, wanted)
+        digests = platforms.base_digests(setup, spec.base_image, wanted)
         built_inputs = {**core.build_inputs(spec, planned.dockerfile, image_tags.base_content(digests)),
                         "platforms": list(wanted)}
         return built_inputs, core.input_hash(built_inputs)
     base = docker_adapter.image_content(client, spec.base_image) if client is not None else None
     if base is None:
         raise ForkflowError(f"base image {spec.base_image} is not in the engine",
-                            fix=f"run `doit image-base:{inputs.base_name(spec.flavor, spec.python)}`")
+                            fix=f"run `doit image-base:{base_name(spec.flavor, spec.python)}`")
     built_inputs = core.build_inputs(spec, planned.dockerfile, base)
     return built_inputs, core.input_hash(built_inputs)
 
 
-def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
+def build(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
           record: dict[str, Any], platform: str | None = None) -> str:
     """A new image from these inputs (for `platform`, on the base image the input hash names, by its digest in
     the base's registry); returns its id."""
@@ -234,14 +234,14 @@ def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client:
     build_tag = platforms.build_tag(spec, digest_of_inputs, platform)
     labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    context = assemble_context(current, plan, planned, labels)
+    context = assemble_context(setup, plan, planned, labels)
     on = f" for {platform}" if platform else ""
     say(f"image:{spec.key}: building {build_tag}{on}")
     request = buildkit.BuildRequest(context, build_tag, buildargs=buildargs, platform=platform,
-                                    pull=platform is not None, auths=pull_auths(current, spec, platform),
-                                    **cache_sources(current, spec, platform))
+                                    pull=platform is not None, auths=pull_auths(setup, spec, platform),
+                                    **cache_sources(setup, spec, platform))
     suffix = image_tags.arch_suffix(platform)
-    result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-{spec.key}{suffix}.log",
+    result = buildkit.build_image(client, request, log_file=setup.logs_dir / f"image-{spec.key}{suffix}.log",
                                   progress=f"image:{spec.key}{suffix}")
     done = {"build_tag": build_tag, "steps": result.steps, "cached_steps": result.cached_steps,
             "build_seconds": round(result.seconds, 2)}
@@ -253,24 +253,24 @@ def build(current: Settings, plan: inputs.Plan, planned: inputs.Planned, client:
     return result.image_id
 
 
-def pull_auths(current: Settings, spec: core.ImageSpec, platform: str | None) -> dict[str, dict[str, str]]:
+def pull_auths(setup: ImageSetup, spec: core.ImageSpec, platform: str | None) -> dict[str, dict[str, str]]:
     """The credentials the build pulls with: the images registry's when it pushes there (its cache is read
     there), and, for a platform build, the base's registry's when it is that one."""
-    images = inputs.images_config(current)
+    images = setup.images
     found = {}
     host = image_tags.split_reference(spec.base_image)[0]
-    auth = platforms.base_auth(current, host) if platform else None
+    auth = platforms.base_auth(setup, host) if platform else None
     if auth:
         found[host] = auth
     if images.push:
-        found[images.registry.split("/", 1)[0]] = registry_auth(current)
+        found[images.registry.split("/", 1)[0]] = registry_auth(setup.settings)
     return found
 
 
-def cache_sources(current: Settings, spec: core.ImageSpec, platform: str | None) -> dict[str, Any]:
+def cache_sources(setup: ImageSetup, spec: core.ImageSpec, platform: str | None) -> dict[str, Any]:
     """What the build may reuse from the registry when images are pushed there: the cell's earlier images
     (their inline cache: the first and the most floating tag), and the cell's own registry cache ref."""
-    if not inputs.images_config(current).push:
+    if not setup.images.push:
         return {}
     arch = image_tags.arch_suffix(platform)
     tags = dict.fromkeys((spec.tags[0], spec.tags[-1]))
@@ -278,18 +278,18 @@ def cache_sources(current: Settings, spec: core.ImageSpec, platform: str | None)
             "cache_ref": f"{spec.repository}:buildcache-{spec.key}{arch}"}
 
 
-def drop_previous_build_tags(current: Settings, client: Any, key: str, new_tags: list[str]) -> None:
-    state = read_state(current, key) or {}
+def drop_previous_build_tags(setup: ImageSetup, client: Any, key: str, new_tags: list[str]) -> None:
+    state = read_state(setup, key) or {}
     previous = state.get("build_tags") or [state.get("build_tag")]
     for tag in previous:
         if tag and tag not in new_tags:
             docker_adapter.untag(client, tag)
 
 
-def assemble_context(current: Settings, plan: inputs.Plan, planned: inputs.Planned, labels: dict[str, str]) -> Path:
+def assemble_context(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, labels: dict[str, str]) -> Path:
     """<state>/images/<key>/context: the Dockerfile (labels last) and only the wheels this image installs."""
     spec = planned.spec
-    context = state_folder(current) / spec.key / "context"
+    context = setup.state_folder / spec.key / "context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
     (context / "Dockerfile").write_text(planned.dockerfile + "\n" + core.label_instruction(labels), encoding="utf-8")
@@ -320,17 +320,17 @@ def place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def smoke_test(current: Settings, client: Any, planned: inputs.Planned, image: str, platform: str | None = None) -> None:
+def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: str, platform: str | None = None) -> None:
     """The packages import and report the expected versions, as the image's non-root user; then any
     configured smoke command. A failure raises, so the image is not pushed."""
     spec = planned.spec
     arch = image_tags.arch_suffix(platform)
-    log = current.logs_dir / f"image-{spec.key}{arch}-smoke.log"
+    log = setup.logs_dir / f"image-{spec.key}{arch}-smoke.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     commands = [["python", "-c", smoke.smoke_script(spec.python, planned.modules)]]
     if planned.version_command:
         commands.append(list(planned.version_command))
-    extra = inputs.images_config(current).smoke_command
+    extra = setup.images.smoke_command
     if extra and list(extra) not in commands:
         commands.append(list(extra))
     outputs = []
@@ -362,28 +362,28 @@ def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
         return Stale("dry run")
     if not values or "input_hash" not in values:
         return Stale("first build (no build recorded)")
-    current = settings()
+    setup = image_setup()
     try:
         client = engine()
-        planned = inputs.load_plan(current, revision(current), chosen_bases(current, client)).item(key)
+        planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)
         if not planned.deps_ready:
             return Stale("its wheels or wheelhouse are not ready yet")
-        cell = plan_cell(current, client, planned, values)
+        cell = plan_cell(setup, client, planned, values)
     except ForkflowError as err:  # the task itself reports the problem properly
         return Stale(f"cannot check: {err.what.splitlines()[0]}")
     return Stale(cell.steps.stale) if cell.steps.stale else True
 
 
-def describe_plan(current: Settings, planned: inputs.Planned) -> dict[str, Any]:
+def describe_plan(setup: ImageSetup, planned: inputs.Planned) -> dict[str, Any]:
     """The dry run of one image: its tags and what the real run would do (the same plan_cell)."""
     spec = planned.spec
-    previous = read_state(current, spec.key)
+    previous = read_state(setup, spec.key)
     lines = [f"image:{spec.key}  {spec.repository}  tags: {', '.join(spec.tags)}"]
     try:
         client = engine()
         if not planned.deps_ready:
             raise ForkflowError(f"its dependency wheelhouse is not made yet (`doit image-deps:{spec.python}` would make it)")
-        cell = plan_cell(current, client, planned, saved_values(previous))
+        cell = plan_cell(setup, client, planned, saved_values(previous))
     except ForkflowError as err:
         lines.append(f"  cannot tell whether it would rebuild: {err.what.splitlines()[0]}")
         for line in lines:

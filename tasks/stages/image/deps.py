@@ -26,7 +26,8 @@ from tasks.adapters.console import say
 from tasks.core import images as core
 from tasks.core import wheelhouse as rules
 from tasks.core.errors import ForkflowError
-from tasks.pipeline.settings import Settings, read_json, write_json
+from tasks.pipeline.settings import read_json, write_json
+from tasks.stages.image.setup import ImageSetup
 
 
 @dataclass(frozen=True)
@@ -49,28 +50,25 @@ class Request:
         return rules.folder_name(self.python, self.machine)
 
 
-def machines(current: Settings) -> list[str]:
+def machines(setup: ImageSetup) -> list[str]:
     """The machines wheelhouses are made for, one per configured platform's CPU, in the configured order."""
-    images = current.config.images
-    assert images is not None
-    return list(dict.fromkeys(core.machine_of(platform) for platform in images.platforms))
+    return list(dict.fromkeys(core.machine_of(platform) for platform in setup.images.platforms))
 
 
-def folder_for(current: Settings, python: str, machine: str | None = None) -> Path:
+def folder_for(setup: ImageSetup, python: str, machine: str | None = None) -> Path:
     """Where the wheelhouse of `python`'s images for `machine` (the first platform's when None) is kept."""
-    return current.state_dir / "wheelhouse" / rules.folder_name(python, machine or machines(current)[0])
+    return setup.settings.state_dir / "wheelhouse" / rules.folder_name(python, machine or machines(setup)[0])
 
 
-def request(current: Settings, python: str, wheels: tuple[core.Wheel, ...], fork_names: tuple[str, ...],
+def request(setup: ImageSetup, python: str, wheels: tuple[core.Wheel, ...], fork_names: tuple[str, ...],
             requires: dict[str, tuple[str, ...]], machine: str) -> Request:
-    images = current.config.images
-    assert images is not None
+    current, images = setup.settings, setup.images
     index = current.config.index.upstream if current.config.index else None
     extra = current.path(images.wheelhouse) if images.wheelhouse else None
     extra_names = [p.name for p in sorted(extra.glob("*.whl"))] if extra and extra.is_dir() else []
     constraints = current.path(current.config.packages.constraints) if current.config.packages.constraints else None
     pins = constraints.read_text(encoding="utf-8") if constraints else ""
-    return Request(python, machine, folder_for(current, python, machine), wheels,
+    return Request(python, machine, folder_for(setup, python, machine), wheels,
                    requires, fork_names, index, extra,
                    rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
 
@@ -112,16 +110,16 @@ def needs_resolution(req: Request) -> bool:
     return False
 
 
-def make(current: Settings, req: Request, *, dry_run: bool = False) -> str:
+def make(setup: ImageSetup, req: Request) -> str:
     """Resolve and download the wheelhouse unless it is current; returns what happened."""
     if is_current(req):
         return f"up to date ({len(wheel_files(req.folder))} wheels, requirement set {req.key[:12]})"
-    if dry_run:
+    if setup.dry_run:
         say(f"would resolve the third-party requirements of {len(req.wheels)} project wheels for Python {req.python} "
             f"on {rules.uv_platform(req.machine)} and download their wheels into {req.folder}")
         return "would resolve and download"
     resolving = needs_resolution(req)
-    pins = resolve(current, req) if resolving else []
+    pins = resolve(setup, req) if resolving else []
     present, missing, unwanted = rules.split_present(pins, wheel_files(req.folder))
     adapter.download(missing, req.python, req.machine, req.index, req.extra, req.folder)
     for name in unwanted:
@@ -137,11 +135,11 @@ def make(current: Settings, req: Request, *, dry_run: bool = False) -> str:
     return f"resolved {len(pins)} wheels, downloaded {len(missing)}, kept {len(pins) - len(missing)}"
 
 
-def resolve(current: Settings, req: Request) -> list[rules.Pin]:
+def resolve(setup: ImageSetup, req: Request) -> list[rules.Pin]:
     """The third-party pins for the project wheels; a fork package pinned from an index is refused."""
     lines = [str(Path(w.path).resolve()) for w in req.wheels]
     compiled = adapter.resolve(lines, req.python, req.machine, req.index, req.extra,
-                               current.state_dir / "wheelhouse" / "work" / req.name, req.constraints)
+                               setup.settings.state_dir / "wheelhouse" / "work" / req.name, req.constraints)
     image_names = [w.name for w in req.wheels]
     pins = rules.parse_pins(compiled, image_names)
     fork = {canonicalize_name(name) for name in req.fork_names}

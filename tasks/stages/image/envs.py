@@ -12,26 +12,26 @@ from tasks.core import images as core
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
-from tasks.pipeline.settings import Settings, read_report, settings
+from tasks.pipeline.settings import read_report
 from tasks.stages.image import inputs
-from tasks.stages.image.base import base_reference, chosen_base, ensure_base, labels_of
+from tasks.stages.image.base import chosen_base, ensure_base, labels_of
+from tasks.stages.image.setup import ImageSetup, image_setup
 from tasks.stages.image.state import engine, update_report
 
 
 def envs_action(run_id: str, dry_run: bool = False) -> dict[str, Any]:
-    current = settings()
-    pyproject = inputs.flows_pyproject(current)
+    setup = image_setup(dry_run)
+    pyproject = inputs.flows_pyproject(setup.settings)
     assert pyproject is not None
     envs = inputs.read_flow_envs(pyproject)
     if not envs:
         say(f"no [tool.prefect.envs.*] tables in {pyproject}")
         return {"made": "no environments", "envs": {}}
-    dry_run = is_dry_run(dry_run)
-    records = [build_env(current, env, run_id, dry_run=dry_run) for env in envs]
-    if dry_run:
-        earlier = (read_report("image", current) or {}).get("environments", [])
+    records = [build_env(setup, env, run_id) for env in envs]
+    if setup.dry_run:
+        earlier = (read_report("image", setup.settings) or {}).get("environments", [])
         return {"made": f"dry run: {len(envs)} environments", **env_values(earlier)}
-    update_report(current, None, environments=records)
+    update_report(setup, None, environments=records)
     return {"made": ", ".join(f"{r['name']} {r['status']}" for r in records), **env_values(records)}
 
 
@@ -41,13 +41,12 @@ def env_values(records: list[dict[str, Any]]) -> dict[str, Any]:
             "env_images": {r["name"]: r.get("image_id") for r in records}}
 
 
-def env_repository(current: Settings, name: str) -> str:
-    images = inputs.images_config(current)
-    return f"{images.repository.format(project=current.config.project.name)}-{name}"
+def env_repository(setup: ImageSetup, name: str) -> str:
+    return f"{setup.images.repository.format(project=setup.settings.config.project.name)}-{name}"
 
 
-def env_inputs(current: Settings, client: Any, env: inputs.FlowEnv) -> tuple[dict[str, Any], str]:
-    base = (chosen_base(current, client, env.python) if client else None) or base_reference(current, env.python)
+def env_inputs(setup: ImageSetup, client: Any, env: inputs.FlowEnv) -> tuple[dict[str, Any], str]:
+    base = (chosen_base(setup, client, env.python) if client else None) or setup.base_reference(env.python)
     base_content = docker_adapter.image_content(client, base) if client else None
     found = {"context": inputs.context_digest(env.context, env.dockerfile), "base_image": base,
              "base_image_content": base_content,
@@ -55,22 +54,22 @@ def env_inputs(current: Settings, client: Any, env: inputs.FlowEnv) -> tuple[dic
     return found, core.input_hash(found)
 
 
-def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, dry_run: bool) -> dict[str, Any]:
+def build_env(setup: ImageSetup, env: inputs.FlowEnv, run_id: str) -> dict[str, Any]:
     """Build one per-project environment when its inputs have no image yet; check its Python runs."""
-    repo = env_repository(current, env.name)
-    if dry_run:
+    repo = env_repository(setup, env.name)
+    if setup.dry_run:
         try:
             client = engine()
         except ForkflowError:
             client = None
-        _, digest = env_inputs(current, client, env)
+        _, digest = env_inputs(setup, client, env)
         exists = bool(client and docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest))
         say(f"image:envs {env.name}: {repo}:python{env.python} from {env.dockerfile}: "
             + ("would not rebuild: inputs unchanged" if exists else "would build (inputs changed or never built)"))
         return {"name": env.name}
     client = engine()
-    ensure_base(current, env.python)
-    found, digest = env_inputs(current, client, env)
+    ensure_base(setup, env.python)
+    found, digest = env_inputs(setup, client, env)
     tag = f"python{env.python}-{digest[:12]}"
     record: dict[str, Any] = {"name": env.name, "python": env.python, "repository": repo, "tags": [tag, f"python{env.python}"],
               "dockerfile": str(env.dockerfile), "context": str(env.context), "input_hash": digest, "run": run_id,
@@ -83,7 +82,7 @@ def build_env(current: Settings, env: inputs.FlowEnv, run_id: str, *, dry_run: b
                   datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), f"{core.LABEL_PREFIX}.flows-env": env.name}
         request = buildkit.BuildRequest(env.context, f"{repo}:{tag}", dockerfile=str(env.dockerfile),
                                               buildargs=found["build_args"], labels=labels)
-        result = buildkit.build_image(client, request, log_file=current.logs_dir / f"image-env-{env.name}.log",
+        result = buildkit.build_image(client, request, log_file=setup.logs_dir / f"image-env-{env.name}.log",
                                             progress=f"image:envs {env.name}")
         image = result.image_id
         record.update(status="built", reason="inputs changed or never built", cached_steps=result.cached_steps,
@@ -108,12 +107,12 @@ def envs_current(task: Any, values: Any) -> bool | Stale:
     if not values or "envs" not in values:
         return Stale("first build (no build recorded)")
     try:
-        current = settings()
-        pyproject = inputs.flows_pyproject(current)
+        setup = image_setup()
+        pyproject = inputs.flows_pyproject(setup.settings)
         if pyproject is None:
             return Stale("the flows project has no pyproject.toml")
         client = engine()
-        now = {env.name: env_inputs(current, client, env)[1] for env in inputs.read_flow_envs(pyproject)}
+        now = {env.name: env_inputs(setup, client, env)[1] for env in inputs.read_flow_envs(pyproject)}
         if now != values["envs"]:
             return Stale("an environment's inputs changed (Dockerfile, build context or base image)")
         built = values.get("env_images") or {}

@@ -22,12 +22,11 @@ from tasks.adapters.build import wheel_info
 from tasks.core import image_tags, smoke
 from tasks.core import images as core
 from tasks.core import wheelhouse as wheelhouse_rules
-from tasks.core.config import Images
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.values import parse_toml, sha256_hex
-from tasks.pipeline.actions import plan_only
 from tasks.pipeline.settings import Settings, read_json, write_json
 from tasks.stages.image import deps as image_deps
+from tasks.stages.image.setup import ImageSetup, base_name
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
@@ -63,61 +62,33 @@ class Plan:
         return [planned.key for planned in self.images]
 
 
-def images_config(current: Settings) -> Images:
-    images = current.config.images
-    if images is None:
-        raise ForkflowError("the config has no [images] section", where=str(current.config_file),
-                            fix="add an [images] section (see docs/image.md)")
-    return images.model_copy(update={"push": False}) if images.push and plan_only("image") else images
-
-
-def image_keys(images: Images) -> list[str]:
-    return [core.image_key(python, flavor) for python in images.python for flavor in images.flavors]
-
-
-def base_name(flavor: str, python: str) -> str:
-    """The `image-base` subtask an image needs: the Python version, or `conda`."""
-    return "conda" if flavor == "conda" else python
-
-
-def base_ref(images: Images, flavor: str, python: str) -> str:
-    return images.conda_base_image if flavor == "conda" else images.base_image.format(python=python)
-
-
-def repository(current: Settings) -> str:
-    images = images_config(current)
-    name = images.repository.format(project=current.config.project.name)
-    return f"{images.registry.rstrip('/')}/{name}"
-
-
 def wheel_report_file(current: Settings) -> Path:
     return current.reports_dir / "wheel.json"
 
 
-def load_plan(current: Settings, revision: str, bases: dict[str, str] | None = None) -> Plan:
+def load_plan(setup: ImageSetup, revision: str, bases: dict[str, str] | None = None) -> Plan:
     """Every configured image with its spec and Dockerfile; a ForkflowError for bad input.
 
     `bases` maps a base name (`3.12`, `conda`) to the image reference to build on; missing ones are the
     configured `base_image`."""
+    current, images = setup.settings, setup.images
     report = wheel_report_file(current)
-    images = images_config(current)
     folders = [current.path(images.wheelhouse)] if images.wheelhouse else []
-    stamps = [image_deps.folder_for(current, python, machine) / wheelhouse_rules.STAMP
-              for python in images.python for machine in image_deps.machines(current)]
+    stamps = [image_deps.folder_for(setup, python, machine) / wheelhouse_rules.STAMP
+              for python in images.python for machine in image_deps.machines(setup)]
     fingerprint = (str(current.config_file), revision, tuple(sorted((bases or {}).items())),
-                   *(stat_key(p) for p in (report, current.config_file, *template_files(current), *folders, *stamps)))
+                   *(stat_key(p) for p in (report, current.config_file, *template_files(setup), *folders, *stamps)))
     if fingerprint not in PLANS:
         PLANS.clear()
-        PLANS[fingerprint] = make_plan(current, revision, bases or {})
+        PLANS[fingerprint] = make_plan(setup, revision, bases or {})
     return PLANS[fingerprint]
 
 
 PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
-def deps_folders(current: Settings, python: str) -> list[Path]:
-    images_config(current)  # a clear error when there is no [images] section
-    return [image_deps.folder_for(current, python, machine) for machine in image_deps.machines(current)]
+def deps_folders(setup: ImageSetup, python: str) -> list[Path]:
+    return [image_deps.folder_for(setup, python, machine) for machine in image_deps.machines(setup)]
 
 
 @dataclass(frozen=True)
@@ -140,9 +111,10 @@ class Selection:
         return tuple(w.name for w in self.fork)
 
 
-def select(current: Settings, images: Images) -> Selection:
-    wheels = read_wheels(current)
-    source = str(wheel_report_file(current))
+def select(setup: ImageSetup) -> Selection:
+    images = setup.images
+    wheels = read_wheels(setup.settings)
+    source = str(wheel_report_file(setup.settings))
     packages = core.select_wheels(wheels, images.packages, "[images] packages", source)
     extras: dict[str, tuple[core.Wheel, ...]] = {}
     for flavor in images.flavors:
@@ -152,42 +124,41 @@ def select(current: Settings, images: Images) -> Selection:
     return Selection(tuple(wheels), packages, extras)
 
 
-def deps_requests(current: Settings, python: str, selection: Selection | None = None) -> tuple[image_deps.Request, ...]:
+def deps_requests(setup: ImageSetup, python: str, selection: Selection | None = None) -> tuple[image_deps.Request, ...]:
     """The dependency wheelhouses the images of `python` need, one per platform's CPU (reads wheel.json and
     the wheels' METADATA)."""
-    chosen = selection or select(current, images_config(current))
+    chosen = selection or select(setup)
     wheels = chosen.in_images
     requires = {w.name: tuple(requires_of(w)) for w in wheels}
-    return tuple(image_deps.request(current, python, wheels, chosen.fork_names, requires, machine)
-                 for machine in image_deps.machines(current))
+    return tuple(image_deps.request(setup, python, wheels, chosen.fork_names, requires, machine)
+                 for machine in image_deps.machines(setup))
 
 
 @dataclass(frozen=True)
-class PlanSetup:
-    """What every cell of one plan shares: the settings, the [images] section, the wheels, the templates."""
+class Shared:
+    """What every cell of one plan shares: the stage's options, the wheels, the templates, the revision."""
 
-    current: Settings
-    images: Images
+    setup: ImageSetup
     selection: Selection
     templates: dict[str, str]
     revision: str
 
 
-def make_plan(current: Settings, revision: str, bases: dict[str, str]) -> Plan:
-    images = images_config(current)
-    check_python_choice(current, images)
-    setup = PlanSetup(current, images, select(current, images), read_templates(current), revision)
+def make_plan(setup: ImageSetup, revision: str, bases: dict[str, str]) -> Plan:
+    check_python_choice(setup)
+    shared = Shared(setup, select(setup), read_templates(setup), revision)
     planned = []
-    for python in images.python:
-        deps = deps_requests(current, python, setup.selection)
-        for flavor in images.flavors:
-            base = bases.get(base_name(flavor, python)) or base_ref(images, flavor, python)
-            planned.append(plan_one(setup, python, flavor, deps, base))
-    return Plan(tuple(planned), revision, source_url(current))
+    for python in setup.images.python:
+        deps = deps_requests(setup, python, shared.selection)
+        for flavor in setup.images.flavors:
+            name = base_name(flavor, python)
+            planned.append(plan_one(shared, python, flavor, deps, bases.get(name) or setup.base_reference(name)))
+    return Plan(tuple(planned), revision, source_url(setup.settings))
 
 
-def plan_one(setup: PlanSetup, python: str, flavor: str, deps: tuple[image_deps.Request, ...], base: str) -> Planned:
-    current, images, selection, revision = setup.current, setup.images, setup.selection, setup.revision
+def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Request, ...], base: str) -> Planned:
+    setup, selection, revision = shared.setup, shared.selection, shared.revision
+    current, images = setup.settings, setup.images
     packages, extras = selection.packages, selection.extras.get(flavor, ())
     dependencies: tuple[str, ...] = ()
     files: dict[str, str] | None = {}
@@ -204,12 +175,12 @@ def plan_one(setup: PlanSetup, python: str, flavor: str, deps: tuple[image_deps.
         python=python, flavor=flavor, base_image=base, version=version,
         packages=packages, extras=extras, dependencies=dependencies,
         tags=image_tags.tags_for(rules, version, python, flavor, images.default_python, revision),
-        repository=repository(current),
+        repository=setup.repository,
         build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
         wheelhouse=tuple(sorted((files or {}).items())),
     )
     context = core.dockerfile_context(spec, current.config.project.name, bool(files))
-    dockerfile = rendered_dockerfile(current, setup.templates, flavor, context, spec.key)
+    dockerfile = rendered_dockerfile(current, shared.templates, flavor, context, spec.key)
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
     command = current.config.packages.version_command or smoke.version_command(core_name(packages), console_scripts(packages))
     return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
@@ -226,7 +197,8 @@ def core_name(packages: tuple[core.Wheel, ...]) -> str | None:
     return next((w.name for w in packages if w.kind == "core"), None)
 
 
-def check_python_choice(current: Settings, images: Images) -> None:
+def check_python_choice(setup: ImageSetup) -> None:
+    current, images = setup.settings, setup.images
     if images.default_python and images.default_python not in images.python:
         raise ConfigError(
             f"{current.config_file}: images.default_python = {images.default_python!r} is not one of "
@@ -264,25 +236,25 @@ def rendered_dockerfile(current: Settings, templates: dict[str, str], flavor: st
     return text
 
 
-def template_folder(current: Settings) -> Path:
-    images = images_config(current)
-    return current.path(images.templates) if images.templates else BUILTIN_TEMPLATES
+def template_folder(setup: ImageSetup) -> Path:
+    images = setup.images
+    return setup.settings.path(images.templates) if images.templates else BUILTIN_TEMPLATES
 
 
-def template_files(current: Settings) -> list[Path]:
-    return sorted(template_folder(current).glob("*.Dockerfile.j2"))
+def template_files(setup: ImageSetup) -> list[Path]:
+    return sorted(template_folder(setup).glob("*.Dockerfile.j2"))
 
 
-def template_sources(current: Settings) -> dict[str, Path]:
+def template_sources(setup: ImageSetup) -> dict[str, Path]:
     """Template name -> the file it is read from: a custom folder may override some, the rest come from templates/."""
     found = {p.name: p for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
-    found.update({p.name: p for p in template_files(current)})
+    found.update({p.name: p for p in template_files(setup)})
     return found
 
 
-def read_templates(current: Settings) -> dict[str, str]:
+def read_templates(setup: ImageSetup) -> dict[str, str]:
     """The flavor templates, by name."""
-    return {name: path.read_text(encoding="utf-8") for name, path in template_sources(current).items()}
+    return {name: path.read_text(encoding="utf-8") for name, path in template_sources(setup).items()}
 
 
 def requires_of(wheel: core.Wheel) -> list[str]:
@@ -406,9 +378,3 @@ def context_digest(folder: Path, dockerfile: Path) -> dict[str, Any]:
             files[path.relative_to(folder).as_posix()] = sha256_hex(path.read_bytes())
     return {"files": sha256_hex(repr(sorted(files.items()))), "dockerfile": sha256_hex(
         dockerfile.read_text(encoding="utf-8"))}
-
-
-def base_names(current: Settings) -> list[str]:
-    images = images_config(current)
-    names = [p for p in images.python if any(f != "conda" for f in images.flavors)]
-    return names + (["conda"] if "conda" in images.flavors else [])

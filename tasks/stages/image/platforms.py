@@ -19,8 +19,7 @@ from tasks.core import image_tags
 from tasks.core import images as core
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.credentials import registry_auth
-from tasks.pipeline.settings import Settings
-from tasks.stages.image import inputs
+from tasks.stages.image.setup import ImageSetup
 
 
 def targets(client: Any, platforms: tuple[str, ...]) -> tuple[str, ...]:
@@ -43,18 +42,17 @@ def check_emulation(client: Any, wanted: tuple[str, ...]) -> None:
                                 fix=emulation.how_to_enable(machine) + f"; or keep [images] platforms = [\"{native}\"]")
 
 
-def base_auth(current: Settings, host: str) -> dict[str, str] | None:
+def base_auth(setup: ImageSetup, host: str) -> dict[str, str] | None:
     """The images registry's credentials when the base lives there too; anonymous elsewhere."""
-    images = inputs.images_config(current)
-    return registry_auth(current) if host == images.registry.split("/", 1)[0] else None
+    return registry_auth(setup.settings) if host == setup.registry_host else None
 
 
-def base_digests(current: Settings, base: str, wanted: tuple[str, ...]) -> dict[str, str]:
+def base_digests(setup: ImageSetup, base: str, wanted: tuple[str, ...]) -> dict[str, str]:
     """platform -> the digest of the base image's image for it, from the base's registry; a clear error when
     the base is not there or lacks one of the platforms."""
     host, repository, reference = image_tags.split_reference(base)
     try:
-        found = registry.platform_images(host, repository, reference, base_auth(current, host))
+        found = registry.platform_images(host, repository, reference, base_auth(setup, host))
     except registry.RegistryUnreachable as err:
         raise ForkflowError(f"base image {base}: its registry {host} did not answer ({err.what.split(': ', 1)[-1]}); "
                             f"images for {', '.join(wanted)} take their base from there", where="[images] base_image",

@@ -38,13 +38,13 @@ from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner
 from tasks.pipeline.credentials import is_local_registry
-from tasks.pipeline.settings import Settings, settings
+from tasks.pipeline.settings import settings
 from tasks.stages.image import deps as image_deps
 from tasks.stages.image import inputs
 from tasks.stages.image.base import base_action, base_present
 from tasks.stages.image.build import image_action, image_is_current
 from tasks.stages.image.envs import envs_action, envs_current
-from tasks.stages.image.inputs import base_names
+from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.state import clean_image, report_action, report_settled
 
 DOC = "Docker image per Python version x flavor: build when inputs changed, smoke-test, push"
@@ -55,20 +55,19 @@ DOC = "Docker image per Python version x flavor: build when inputs changed, smok
 
 def task_image_base() -> Iterator[dict[str, Any]]:
     """Make sure the base images are in the engine (made from a local interpreter when they cannot be pulled)."""
-    current = settings()
     doc = "make sure each base image is in the Docker engine: present, pulled, or made from a local interpreter"
-    images = current.config.images
-    if images is None:
+    if settings().config.images is None:
         yield missing_section_task("image-base", "images", doc)
         return
+    setup = image_setup()
     yield {"basename": "image-base", "name": None, "doc": doc, "params": [dry_run_param()], "uptodate": [True]}
-    for name in base_names(current):
+    for name in setup.base_names:
         python = None if name == "conda" else name
-        ref = images.conda_base_image if python is None else images.base_image.format(python=python)
+        ref = setup.base_reference(name)
         yield {
             "basename": "image-base",
             "name": name,
-            "doc": f"make sure a base image is in the engine: {ref} {describe_base_source(images.base_from, python)}",
+            "doc": f"make sure a base image is in the engine: {ref} {describe_base_source(setup.images.base_from, python)}",
             "actions": [guarded(partial(base_action, name))],
             "uptodate": [Check(f"base image {ref} is in the engine", base_present, name)],
             "params": [dry_run_param()],
@@ -78,15 +77,13 @@ def task_image_base() -> Iterator[dict[str, Any]]:
 
 def task_image() -> Iterator[dict[str, Any]]:
     """Build, smoke-test and push a Docker image per Python version and flavor, only when its inputs changed."""
-    current = settings()
-    if current.config.images is None:
+    if settings().config.images is None:
         yield missing_section_task("image", "images", DOC)
         return
-    images = inputs.images_config(current)
+    setup = image_setup()
+    images, current = setup.images, setup.settings
     run_id = uuid.uuid4().hex
-    target = inputs.repository(current)
-    keys = inputs.image_keys(images)
-    yield from deps_tasks(current)
+    yield from deps_tasks(setup)
     yield {"basename": "image", "name": None, "doc": DOC, "params": [dry_run_param()], "uptodate": [True]}
     for python in images.python:
         for flavor in images.flavors:
@@ -94,17 +91,17 @@ def task_image() -> Iterator[dict[str, Any]]:
             yield {
                 "name": key,
                 "doc": f"build, smoke-test and {'push' if images.push else 'tag'} the {flavor} image for Python {python} "
-                       f"({target})",
+                       f"({setup.repository})",
                 "actions": [guarded(partial(image_action, key, run_id))],
-                "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{inputs.base_name(flavor, python)}",
-                             *registry_deps(current)],
+                "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{base_name(flavor, python)}",
+                             *registry_deps(setup)],
                 "uptodate": [Check(f"image {key}: same inputs, tags and built image as its last build", image_is_current, key)],
-                "file_dep": [str(path) for path in inputs.template_sources(current).values()],
+                "file_dep": [str(path) for path in inputs.template_sources(setup).values()],
                 "params": [dry_run_param()],
                 "clean": [Cleaner(f"remove image {key}'s local tags and its state", clean_image, key)],
                 "verbosity": 2,
             }
-    names = [f"image:{key}" for key in keys]
+    names = [f"image:{key}" for key in setup.keys]
     if current.config.flows:
         yield {
             "name": "envs",
@@ -127,10 +124,10 @@ def task_image() -> Iterator[dict[str, Any]]:
     }
 
 
-def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
+def deps_tasks(setup: ImageSetup) -> Iterator[dict[str, Any]]:
     """`image-deps:<python>`: the third-party wheels of that Python's images, resolved and downloaded once
     per requirement set."""
-    images = inputs.images_config(current)
+    images = setup.images
     doc = "resolve the images' third-party requirements and download their wheels, per Python (once per requirement set)"
     yield {"basename": "image-deps", "name": None, "doc": doc, "params": [dry_run_param()], "uptodate": [True]}
     for python in images.python:
@@ -148,10 +145,10 @@ def deps_tasks(current: Settings) -> Iterator[dict[str, Any]]:
 
 
 def deps_action(python: str, dry_run: bool = False) -> dict[str, str]:
-    current = settings()
+    setup = image_setup(dry_run)
     made = []
-    for request in inputs.deps_requests(current, python):
-        outcome = image_deps.make(current, request, dry_run=is_dry_run(dry_run))
+    for request in inputs.deps_requests(setup, python):
+        outcome = image_deps.make(setup, request)
         say(f"image-deps:{python}: {request.folder}: {outcome}")
         made.append(f"{request.name}: {outcome}")
     return {"made": "; ".join(made)}
@@ -162,15 +159,14 @@ def deps_current(python: str, task: Any, values: Any) -> bool:
     if is_dry_run(False):
         return False
     try:
-        return all(image_deps.is_current(request) for request in inputs.deps_requests(settings(), python))
+        return all(image_deps.is_current(request) for request in inputs.deps_requests(image_setup(), python))
     except ForkflowError:  # its wheels are not there yet, or the config is incomplete: the task runs and says so
         return False
 
 
 def clean_deps(python: str) -> None:
     """`doit clean image-deps`: remove the downloaded wheels (the next run resolves again)."""
-    current = settings()
-    for folder in inputs.deps_folders(current, python):
+    for folder in inputs.deps_folders(image_setup(), python):
         shutil.rmtree(folder, ignore_errors=True)
         say(f"image-deps:{python}: removed {folder}")
 
@@ -184,9 +180,9 @@ def describe_base_source(base_from: str, python: str | None) -> str:
     return f"when present or pullable, else {local} made from a local Python {python}"
 
 
-def registry_deps(current: Settings) -> list[str]:
+def registry_deps(setup: ImageSetup) -> list[str]:
     """The local registry service, when the images go there."""
-    images = inputs.images_config(current)
-    return ["services:registry"] if images.push and is_local_registry(current) and not is_dry_run(False) else []
+    local = setup.images.push and is_local_registry(setup.settings)
+    return ["services:registry"] if local and not is_dry_run(False) else []
 
 

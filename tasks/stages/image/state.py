@@ -8,7 +8,6 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from tasks.adapters import docker as docker_adapter
@@ -17,7 +16,7 @@ from tasks.core import images as core
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
 from tasks.pipeline.settings import Settings, read_report, settings, write_json, write_report
-from tasks.stages.image import inputs
+from tasks.stages.image.setup import ImageSetup, image_setup
 
 
 def report_settled(run_id: str, task: Any = None, *_: Any) -> bool | Stale:
@@ -34,11 +33,10 @@ def report_settled(run_id: str, task: Any = None, *_: Any) -> bool | Stale:
 
 def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
     """Images whose subtask did not run this time are up to date; say so, then summarise."""
-    current = settings()
-    if is_dry_run(dry_run):
+    setup = image_setup(dry_run)
+    if setup.dry_run:
         say("dry run: reports/image.json left as it is")
         return {"made": "dry run"}
-    keys = inputs.image_keys(inputs.images_config(current))
 
     def mark_unchanged(data: dict[str, Any]) -> None:
         for record in data.get("images", []) + data.get("environments", []):
@@ -47,7 +45,7 @@ def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
                 record["reason"] = f"inputs unchanged (input hash {str(record.get('input_hash'))[:12]})"
                 record["run"] = run_id
 
-    data = update_report(current, keys, change=mark_unchanged)
+    data = update_report(setup, setup.keys, change=mark_unchanged)
     counts: dict[str, int] = {}
     for record in data.get("images", []):
         counts[record["status"]] = counts.get(record["status"], 0) + 1
@@ -68,10 +66,11 @@ def report_lock(current: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def update_report(current: Settings, keys: list[str] | None, *, images: list[dict[str, Any]] | None = None,
+def update_report(setup: ImageSetup, keys: list[str] | None, *, images: list[dict[str, Any]] | None = None,
                   environments: list[dict[str, Any]] | None = None,
                   change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Merge records into reports/image.json under a lock (image subtasks may run in parallel)."""
+    current = setup.settings
     with report_lock(current):
         data = read_report("image", current) or {}
         merged = {r["name"]: r for r in data.get("images", [])}
@@ -88,23 +87,19 @@ def update_report(current: Settings, keys: list[str] | None, *, images: list[dic
 
 def clean_image(key: str) -> None:
     """`doit clean image`: forget what was built (state and build context); images stay in the engine and registry."""
-    current = settings()
-    (state_folder(current) / f"{key}.json").unlink(missing_ok=True)
-    shutil.rmtree(state_folder(current) / key, ignore_errors=True)
+    folder = image_setup().state_folder
+    (folder / f"{key}.json").unlink(missing_ok=True)
+    shutil.rmtree(folder / key, ignore_errors=True)
     say(f"image:{key}: removed its state and build context (images in the engine and registry are kept)")
 
 
-def state_folder(current: Settings) -> Path:
-    return current.state_dir / "images"
-
-
-def read_state(current: Settings, key: str) -> dict[str, Any] | None:
-    file = state_folder(current) / f"{key}.json"
+def read_state(setup: ImageSetup, key: str) -> dict[str, Any] | None:
+    file = setup.state_folder / f"{key}.json"
     return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
 
 
-def save_state(current: Settings, key: str, data: dict[str, Any]) -> None:
-    write_json(state_folder(current) / f"{key}.json", data)
+def save_state(setup: ImageSetup, key: str, data: dict[str, Any]) -> None:
+    write_json(setup.state_folder / f"{key}.json", data)
 
 
 CLIENTS: dict[int, Any] = {}
@@ -121,11 +116,11 @@ def engine() -> Any:
     return CLIENTS[pid]
 
 
-def revision(current: Settings) -> str:
+def revision(setup: ImageSetup) -> str:
     """The commit the images are built from: the fork checkout's HEAD, else $GITHUB_SHA, else unknown."""
-    key = (os.getpid(), str(current.config_file))
+    key = (os.getpid(), str(setup.settings.config_file))
     if key not in REVISIONS:
-        REVISIONS[key] = read_revision(current)
+        REVISIONS[key] = read_revision(setup.settings)
     return REVISIONS[key]
 
 
