@@ -33,9 +33,15 @@ class EngineStatus:
 
 def engine_status() -> EngineStatus:
     try:
-        version = connect().version()
+        engine = connect()
     except ForkflowError as err:
         return EngineStatus(False, err.what)
+    try:
+        version = engine.version()
+    except ForkflowError as err:
+        return EngineStatus(False, err.what)
+    finally:
+        engine.close()
     return EngineStatus(True, f"Docker {version.get('Version', '?')} ({version.get('Os', '?')}/{version.get('Arch', '?')})")
 
 

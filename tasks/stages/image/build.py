@@ -263,7 +263,7 @@ def pull_auths(setup: ImageSetup, spec: core.ImageSpec, platform: str | None) ->
     if auth:
         found[host] = auth
     if images.push:
-        found[images.registry.split("/", 1)[0]] = registry_auth(setup.settings)
+        found[setup.registry_host] = registry_auth(setup.settings)
     return found
 
 

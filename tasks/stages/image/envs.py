@@ -42,7 +42,7 @@ def env_values(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def env_repository(setup: ImageSetup, name: str) -> str:
-    return f"{setup.images.repository.format(project=setup.settings.config.project.name)}-{name}"
+    return f"{setup.image_name}-{name}"
 
 
 def env_inputs(setup: ImageSetup, client: Any, env: inputs.FlowEnv) -> tuple[dict[str, Any], str]:

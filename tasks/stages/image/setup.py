@@ -24,10 +24,14 @@ class ImageSetup:
     dry_run: bool = False
 
     @property
+    def image_name(self) -> str:
+        """`[images] repository` with the project's name filled in."""
+        return self.images.repository.format(project=self.settings.config.project.name)
+
+    @property
     def repository(self) -> str:
-        """Where the images go: `<registry>/<repository>`, the project's name filled in."""
-        name = self.images.repository.format(project=self.settings.config.project.name)
-        return f"{self.images.registry.rstrip('/')}/{name}"
+        """Where the images go: `<registry>/<image name>`."""
+        return f"{self.images.registry.rstrip('/')}/{self.image_name}"
 
     @property
     def registry_host(self) -> str:
