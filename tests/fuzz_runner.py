@@ -1,4 +1,4 @@
-"""Run many doit commands quickly: import forkflow once, then fork a child per command.
+"""Run many doit commands quickly: import forkflow once, then fork a child per command, one per core at a time.
 
 `python3 tests/fuzz_runner.py JOBS RESULTS`: JOBS is a JSON list of
 {"config": path, "args": [...]}; RESULTS gets a list of {"rc", "output"} in
@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,14 +45,39 @@ def preload_prefect() -> None:
     import prefect.utilities.templating  # noqa: F401
 
 
-def run_one(config: str, args: list[str]) -> dict[str, object]:
-    with tempfile.TemporaryFile() as output:
-        pid = os.fork()
-        if pid == 0:
-            child(output.fileno(), config, args)
-        _, status = os.waitpid(pid, 0)
+def start(config: str, args: list[str]) -> tuple[int, int]:
+    """A forked child running one command; returns its pid and the descriptor of the file its output goes to."""
+    fd, name = tempfile.mkstemp(prefix="fuzz-")
+    Path(name).unlink()
+    pid = os.fork()
+    if pid == 0:
+        child(fd, config, args)
+    return pid, fd
+
+
+def collected(fd: int, status: int) -> dict[str, object]:
+    with os.fdopen(fd, "rb") as output:
         output.seek(0)
-        return {"rc": os.waitstatus_to_exitcode(status), "output": output.read().decode(errors="replace")}
+        text = output.read().decode(errors="replace")
+    return {"rc": os.waitstatus_to_exitcode(status), "output": text}
+
+
+def run_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, object]]:
+    """Every job's result, in the order of the jobs, with up to `workers` children at once."""
+    results: list[dict[str, object]] = [{} for _ in jobs]
+    running: dict[int, tuple[int, int]] = {}
+    waiting = iter(enumerate(jobs))
+    while True:
+        for index, job in waiting:
+            pid, fd = start(job["config"], job["args"])
+            running[pid] = (index, fd)
+            if len(running) >= workers:
+                break
+        if not running:
+            return results
+        pid, status = os.wait()
+        index, fd = running.pop(pid)
+        results[index] = collected(fd, status)
 
 
 def child(fd: int, config: str, args: list[str]) -> None:
@@ -78,7 +104,7 @@ def child(fd: int, config: str, args: list[str]) -> None:
 def main() -> None:
     jobs = json.loads(Path(sys.argv[1]).read_text())
     preload()
-    results = [run_one(job["config"], job["args"]) for job in jobs]
+    results = run_all(jobs, os.cpu_count() or 1)
     Path(sys.argv[2]).write_text(json.dumps(results))
 
 

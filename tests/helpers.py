@@ -53,12 +53,11 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 300
 
 def kill_after_line(config: Path, needle: str, *args: str) -> None:
     """Run doit and kill it (SIGKILL, whole group) as soon as it prints a line containing needle."""
-    proc = start_doit(config, *args)
-    try:
-        wait_for_line(proc, needle)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with start_doit(config, *args) as proc:
+        try:
+            wait_for_line(proc, needle)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def free_port() -> int:

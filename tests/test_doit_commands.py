@@ -106,10 +106,10 @@ def test_wheel_builds_report_progress_while_they_run(demo_config: Path) -> None:
 
     from tests.helpers import start_doit
 
-    proc = start_doit(demo_config, "-n", "2", "wheel")
-    assert proc.stdout is not None
-    arrivals = [(time.monotonic(), line.rstrip("\n")) for line in proc.stdout]
-    assert proc.wait() == 0, "\n".join(line for _, line in arrivals)
+    with start_doit(demo_config, "-n", "2", "wheel") as proc:
+        assert proc.stdout is not None
+        arrivals = [(time.monotonic(), line.rstrip("\n")) for line in proc.stdout]
+    assert proc.returncode == 0, "\n".join(line for _, line in arrivals)
     started = [i for i, (_, line) in enumerate(arrivals) if line.startswith(".  wheel:") and "report" not in line]
     built = [i for i, (_, line) in enumerate(arrivals) if ": built " in line]
     assert len(started) == 6 and len(built) == 6, arrivals

@@ -11,18 +11,17 @@ from tests.helpers import kill_after_line, run_doit, start_doit, wait_for_line
 
 
 def test_second_run_on_the_same_state_refuses(demo_config: Path) -> None:
-    first = start_doit(demo_config, "wheel")
-    try:
-        wait_for_line(first, "building")
-        second = run_doit(demo_config, "version")
-        assert second.returncode == 3
-        assert "another forkflow run" in second.stderr and str(first.pid) in second.stderr
-        assert "wait for it to finish" in second.stderr
-        listing = run_doit(demo_config, "list")
-        assert listing.returncode == 0, "read-only commands do not need the lock"
-    finally:
-        os.killpg(first.pid, signal.SIGTERM)
-        first.wait()
+    with start_doit(demo_config, "wheel") as first:
+        try:
+            wait_for_line(first, "building")
+            second = run_doit(demo_config, "version")
+            assert second.returncode == 3
+            assert "another forkflow run" in second.stderr and str(first.pid) in second.stderr
+            assert "wait for it to finish" in second.stderr
+            listing = run_doit(demo_config, "list")
+            assert listing.returncode == 0, "read-only commands do not need the lock"
+        finally:
+            os.killpg(first.pid, signal.SIGTERM)
 
 
 def test_interrupted_build_finishes_on_the_next_run(demo_config: Path) -> None:

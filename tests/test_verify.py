@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_doit
 
 
@@ -40,6 +42,7 @@ def test_every_wheel_installs_and_imports_on_each_python(built_demo: Path) -> No
     assert results and set(results.values()) == {"up-to-date"}, results
 
 
+@pytest.mark.services  # publish starts the local package index first
 def test_a_package_that_does_not_import_is_never_published(demo_config: Path) -> None:
     assert run_doit(demo_config, "checkout").returncode == 0
     fork = state(demo_config) / "demo" / "fork"

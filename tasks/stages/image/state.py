@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -113,6 +114,7 @@ def engine() -> Any:
     pid = os.getpid()
     if pid not in CLIENTS:
         CLIENTS[pid] = docker_adapter.connect()
+        atexit.register(CLIENTS[pid].close)
     return CLIENTS[pid]
 
 
