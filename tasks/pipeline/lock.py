@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 from pathlib import Path
@@ -83,3 +84,4 @@ def hold_state_lock(state_dir: Path) -> None:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     _held.append(handle)
+    atexit.register(handle.close)  # the lock ends with the process; closing says so before teardown
