@@ -61,3 +61,67 @@ def test_a_package_that_does_not_import_is_never_published(demo_config: Path) ->
         assert saved["ok"] is False and saved["pythons"]["3.12"]["status"] == "failed"
     finally:
         run_doit(demo_config, "services-stop")
+
+
+def with_packages_keys(config: Path, lines: str) -> None:
+    """Add keys to the config's [packages] section."""
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[packages]\n", f"[packages]\n{lines}", 1), encoding="utf-8")
+
+
+def installed_pydantic(config: Path) -> set[str]:
+    saved = json.loads((state(config) / "verify" / "orbit.json").read_text())
+    return {result["installed"]["pydantic"] for result in saved["pythons"].values()}
+
+
+def test_the_forks_uv_lock_pins_verification_and_a_new_release_that_breaks_it_is_named(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    fork = state(demo_config) / "demo" / "fork"
+    # the fork's code works with pydantic 2.7 only: a newer release "breaks" it, as fastapi 0.151+ breaks Prefect 3.8
+    (fork / "src" / "orbit" / "compat").mkdir()
+    (fork / "src" / "orbit" / "compat" / "__init__.py").write_text(
+        "import pydantic\n\nif not pydantic.VERSION.startswith('2.7.'):\n"
+        "    raise ImportError(f'orbit.compat does not work with pydantic {pydantic.VERSION}')\n")
+    subprocess.run(["uv", "lock", "-q", "--upgrade-package", "pydantic==2.7.0"], cwd=fork, check=True)
+    git(fork, "add", "uv.lock", "src/orbit/compat")
+    git(fork, "commit", "-q", "-m", "chore: lock the dependencies")
+    with_packages_keys(demo_config, 'constraints_lock = "uv.lock"\n')
+
+    first = run_doit(demo_config, "verify:orbit")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert installed_pydantic(demo_config) == {"2.7.0"}, "the lock's pin is what verification installs"
+    exported = (state(demo_config) / "constraints" / "uv-lock.txt").read_text()
+    assert "pydantic==2.7.0" in exported and "orbit" not in exported.split("\n", 1)[1], exported
+
+    (demo_config.parent / "constraints.txt").write_text("pydantic==2.8.0\n")
+    with_packages_keys(demo_config, 'constraints = "constraints.txt"\n')
+    broken = run_doit(demo_config, "verify:orbit")
+    output = broken.stdout + broken.stderr
+    assert broken.returncode != 0, output[-3000:]
+    assert "orbit.compat does not work with pydantic 2.8.0" in output, output[-3000:]
+    assert "changed since the last passing verification: pydantic 2.7.0 -> 2.8.0" in output, output[-3000:]
+    assert "[packages] constraints" in output
+    assert "Traceback" not in output.split("failed verification")[0]
+
+    (demo_config.parent / "constraints.txt").write_text("# pydantic 2.8 breaks orbit.compat\npydantic==2.7.0\n")
+    fixed = run_doit(demo_config, "verify:orbit")
+    assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-3000:]
+    assert installed_pydantic(demo_config) == {"2.7.0"}
+
+
+def test_a_missing_lock_file_is_named_before_anything_is_installed(demo_config: Path) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    with_packages_keys(demo_config, 'constraints_lock = "nowhere/uv.lock"\n')
+    result = run_doit(demo_config, "verify:orbit-client")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "nowhere/uv.lock: no such file" in output and "[packages] constraints_lock" in output, output[-2000:]
+    assert "Traceback" not in output
+    assert not (state(demo_config) / "verify" / "envs").exists() or not any((state(demo_config) / "verify" / "envs").iterdir())
+
+
+def test_a_constraints_lock_that_is_not_uv_lock_is_refused(demo_config: Path) -> None:
+    with_packages_keys(demo_config, 'constraints_lock = "poetry.lock"\n')
+    result = run_doit(demo_config, "list")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "constraints_lock" in output and "Traceback" not in output, output[-2000:]

@@ -13,6 +13,8 @@ from tasks.core.errors import ForkflowError
 
 IMPORT_CHECK = Path(__file__).with_name("import_check.py")
 TIMEOUT = 900
+LOCK_EXPORT = ("export", "--frozen", "--no-hashes", "--no-header", "--no-annotate", "--no-emit-workspace",
+               "--all-packages", "--no-dev")
 
 
 def find_python(version: str, interpreters: Path | None = None) -> Path | None:
@@ -68,3 +70,19 @@ def run_in(python: Path, command: Sequence[str], home: Path) -> tuple[int, str]:
     program = shutil.which(command[0], path=str(bin_dir)) or command[0]
     proc = run([program, *command[1:]], env=env, check=False, timeout=300)
     return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def export_lock(project: Path) -> str:
+    """The pins of `project`'s uv.lock as requirement lines, without workspace members, extras or the dev group.
+
+    Extras are left out: a fork's root lock pins its extras' dependencies for the integrations' releases on
+    the index (prefect[aws] -> prefect-aws from PyPI), which the fork's own integrations may exclude."""
+    proc = run([uv(), *LOCK_EXPORT, "--project", str(project)], timeout=120,
+               fix="check that the lock file is uv's and matches the project (`uv lock --check` in the fork)")
+    return proc.stdout
+
+
+def installed(python: Path) -> dict[str, str]:
+    """Name -> version of every distribution in the environment."""
+    proc = run([uv(), "pip", "list", "--format", "json", "--python", str(python)], timeout=120)
+    return {entry["name"]: entry["version"] for entry in json.loads(proc.stdout or "[]")}

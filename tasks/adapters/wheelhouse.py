@@ -25,7 +25,7 @@ def index_env(index: str | None) -> dict[str, str]:
 
 
 def resolve(requirements: Sequence[str], python: str, machine: str, index: str | None, find_links: Path | None,
-            workdir: Path, constraints: Path | None = None) -> str:
+            workdir: Path, constraints: Sequence[Path] = ()) -> str:
     """`uv pip compile` of `requirements` (project wheels as paths) for CPython `python` on manylinux `machine`,
     wheels only; returns the pinned requirements it printed."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -36,8 +36,8 @@ def resolve(requirements: Sequence[str], python: str, machine: str, index: str |
                               "--only-binary", ":all:", infile]
     if find_links:
         argv += ["--find-links", find_links]
-    if constraints:
-        argv += ["--constraint", constraints]
+    for file in constraints:
+        argv += ["--constraint", file]
     proc = run(argv, env=index_env(index), check=False, fix="install uv (`pip install uv`)")
     if proc.returncode != 0:
         raise failure("uv pip compile", proc.stdout + proc.stderr, python, machine, index)

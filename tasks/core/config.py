@@ -70,6 +70,10 @@ class Packages(Section):
     constraints: str | None = Field(
         default=None, description="pip constraints file (pins) for third-party dependencies wherever the wheels are "
                                   "installed: verification, the install check, the image wheelhouse")
+    constraints_lock: str | None = Field(
+        default=None, pattern=r"(^|/)uv\.lock$",
+        description="the fork's uv.lock (a path in the checkout): its pins, exported with `uv export --no-dev`, "
+                    "are constraints too; a pin in [packages] constraints wins over the lock's")
     version_command: tuple[str, ...] | None = Field(
         default=None, description="command run after installing the core package, which must print its version; "
                                   "default: `<core script> version` when the core package has a script of its own name")

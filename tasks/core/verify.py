@@ -51,3 +51,18 @@ def supports_python(requires_python: str | None, python: str) -> bool:
     except InvalidSpecifier:
         return True
     return any(spec.contains(f"{python}.{patch}", prereleases=True) for patch in (0, 99))
+
+
+def changed_versions(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What differs between two installs (name -> version), one line each, sorted by name."""
+    old = {canonicalize_name(name): version for name, version in before.items()}
+    new = {canonicalize_name(name): version for name, version in after.items()}
+    lines = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            lines.append(f"{name} {old[name]} (gone)")
+        elif name not in old:
+            lines.append(f"{name} {new[name]} (new)")
+        elif old[name] != new[name]:
+            lines.append(f"{name} {old[name]} -> {new[name]}")
+    return lines

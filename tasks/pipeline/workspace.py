@@ -13,13 +13,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tasks.adapters import venv
 from tasks.adapters.console import say
 from tasks.adapters.git import Git, file_entries
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover
-from tasks.core.values import parse_toml
+from tasks.core.pins import lock_constraints
+from tasks.core.values import parse_toml, sha256_hex
 from tasks.pipeline import prefetch
-from tasks.pipeline.settings import Settings, read_json
+from tasks.pipeline.settings import Settings, read_json, write_text_atomically
 
 
 @functools.cache
@@ -115,9 +117,42 @@ def clone_action(origin: str, upstream: str, path: Path, release: str) -> dict[s
 
 
 def constraint_args(current: Settings) -> list[str]:
-    """`--constraint <file>` for [packages] constraints."""
-    file = current.config.packages.constraints
-    return ["--constraint", str(current.path(file))] if file else []
+    """`--constraint <file>` for each constraints file (see `constraint_files`)."""
+    return [arg for file in constraint_files(current) for arg in ("--constraint", str(file))]
+
+
+def constraint_files(current: Settings) -> list[Path]:
+    """[packages] constraints, then the pins of [packages] constraints_lock that it does not name."""
+    files = []
+    if current.config.packages.constraints:
+        files.append(current.path(current.config.packages.constraints))
+    if current.config.packages.constraints_lock:
+        files.append(lock_constraints_file(current))
+    return files
+
+
+def constraints_text(current: Settings) -> str:
+    """Every constraints file's text, for up-to-date keys: a changed pin changes the key."""
+    return "".join(file.read_text(encoding="utf-8") for file in constraint_files(current))
+
+
+def lock_constraints_file(current: Settings) -> Path:
+    """The lock's pins as a constraints file, exported again only when the lock, the user's pins or the packages change."""
+    lock = checkout_path(current) / str(current.config.packages.constraints_lock)
+    if not lock.is_file():
+        raise ConfigError(f"{lock}: no such file", where="[packages] constraints_lock",
+                          fix='name the fork\'s uv.lock as a path in the checkout (e.g. "uv.lock"), or remove the key')
+    own_file = current.config.packages.constraints
+    own = current.path(own_file).read_text(encoding="utf-8") if own_file else ""
+    fork_names = sorted(package.name for package in packages_if_cloned(current))
+    inputs = [lock.read_bytes(), own.encode(), repr(fork_names).encode(), repr(venv.LOCK_EXPORT).encode()]
+    header = f"# pins of {lock} ({sha256_hex(b'|'.join(inputs))})\n"
+    target = current.state_dir / "constraints" / "uv-lock.txt"
+    if target.is_file() and target.read_text(encoding="utf-8").startswith(header):
+        return target
+    entries = parse_toml(lock.read_bytes(), str(lock), fix="regenerate it with `uv lock` in the fork")
+    write_text_atomically(target, header + lock_constraints(venv.export_lock(lock.parent), own, fork_names, entries))
+    return target
 
 
 STAMP = "build.json"

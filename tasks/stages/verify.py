@@ -26,11 +26,11 @@ from tasks.adapters.console import say, warn
 from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
-from tasks.core.verify import fork_closure, supports_python
+from tasks.core.verify import changed_versions, fork_closure, supports_python
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check
 from tasks.pipeline.settings import Settings, settings, write_json, write_report
-from tasks.pipeline.workspace import constraint_args, packages_if_cloned, read_result, read_stamp, result_file
+from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
 
 DOC = "install each wheel with its dependencies into a fresh venv per target Python and import all it ships"
 
@@ -139,8 +139,7 @@ def needed_wheels(current: Settings, name: str, names: list[str]) -> list[dict[s
 
 def verification_key(current: Settings, name: str, names: list[str]) -> str:
     digest = hashlib.sha256(venv.IMPORT_CHECK.read_bytes())
-    if current.config.packages.constraints:
-        digest.update(current.path(current.config.packages.constraints).read_bytes())
+    digest.update(constraints_text(current).encode())
     for stamp in needed_wheels(current, name, names):
         digest.update(f"{stamp['wheel']['name']}={stamp['wheel']['sha256']}\n".encode())
     index = current.config.index
@@ -171,11 +170,12 @@ def verify_action(name: str, names: list[str]) -> dict[str, str]:
         results[python] = verify_on(current, stamps, python, interpreter)
         say(f"verify:{name}: Python {python}: {describe(results[python])}")
     ok = all(r["status"] != "failed" for r in results.values())
+    last_passed = passed_installs(results) if ok else passed_installs(read_result(current, name) or {})
     save_result(current, name, {"name": name, "version": own["version"], "wheel": own["wheel"], "ok": ok,
-                                "key": verification_key(current, name, names), "pythons": results})
+                                "key": verification_key(current, name, names), "pythons": results,
+                                "last_passed": last_passed})
     if not ok:
-        raise ForkflowError(failure_message(name, results), where=own["wheel"]["path"],
-                            fix="fix the package (or its declared dependencies) and rebuild; nothing is published until it passes")
+        raise ForkflowError(failure_message(name, results, last_passed), where=own["wheel"]["path"], fix=FAILURE_FIX)
     return {"made": f"{own['name']} {own['version']} ok on " + ", ".join(p for p, r in results.items() if r["status"] == "passed")}
 
 
@@ -192,14 +192,16 @@ def verify_on(current: Settings, stamps: list[dict[str, Any]], python: str, inte
             venv.install(env_python, [s["wheel"]["path"] for s in stamps], index_url=index.upstream if index else None,
                          extra_args=constraint_args(current))
             installed = time.monotonic()
+            versions = venv.installed(env_python)
             found = venv.import_everything(env_python, own["name"])
             command = version_command(current, own)
             printed = venv.run_in(env_python, command, Path(folder)) if command else None
         except ForkflowError as err:
             return {"status": "failed", "error": str(err).splitlines()[0], "detail": str(err),
                     "seconds": round(time.monotonic() - started, 1)}
-    return judge(own["version"], found, command, printed, round(installed - started, 1),
-                 round(time.monotonic() - installed, 1))
+    result = judge(own["version"], found, command, printed, round(installed - started, 1),
+                   round(time.monotonic() - installed, 1))
+    return {**result, "installed": versions}
 
 
 def judge(version: str, found: dict[str, Any], command: list[str] | None, printed: tuple[int, str] | None,
@@ -226,13 +228,38 @@ def describe(result: dict[str, Any]) -> str:
             f"install {result['install_seconds']}s, checks {result['check_seconds']}s)")
 
 
-def failure_message(name: str, results: dict[str, dict[str, Any]]) -> str:
+FAILURE_FIX = ("fix the package (or its declared dependencies) and rebuild; when a third-party release broke it, pin "
+               "the version that passed in [packages] constraints (or use the fork's uv.lock: [packages] constraints_lock); "
+               "nothing is published until it passes")
+
+
+def passed_installs(saved: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Python -> what was installed, from a passing verification; a failed one carries the last pass forward."""
+    if not saved.get("ok"):
+        return dict(saved.get("last_passed") or {})
+    return {python: result["installed"] for python, result in (saved.get("pythons") or {}).items()
+            if result.get("status") == "passed" and result.get("installed")}
+
+
+def failure_message(name: str, results: dict[str, dict[str, Any]], last_passed: dict[str, dict[str, str]]) -> str:
     lines = [f"{name} failed verification:"]
     for python, result in results.items():
         if result["status"] == "failed":
             details = result.get("problems") or [result.get("detail", result.get("error", ""))]
             lines += [f"  Python {python}: {line}" for detail in details for line in str(detail).splitlines()[:30]]
+            lines += drift_lines(python, result, last_passed)
     return "\n".join(lines)
+
+
+def drift_lines(python: str, result: dict[str, Any], last_passed: dict[str, dict[str, str]]) -> list[str]:
+    """The versions that changed since the last passing verification on this Python, at most 15."""
+    if python not in last_passed or not result.get("installed"):
+        return []
+    changed = changed_versions(last_passed[python], result["installed"])
+    if not changed:
+        return [f"  Python {python}: installed the same versions as the last passing verification"]
+    more = f" (and {len(changed) - 15} more)" if len(changed) > 15 else ""
+    return [f"  Python {python}: changed since the last passing verification: {', '.join(changed[:15])}{more}"]
 
 
 def save_result(current: Settings, name: str, data: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tasks.core.packages import missing_modules
 from tasks.core.smoke import version_mismatch
-from tasks.core.verify import fork_closure, fork_requirements, supports_python
+from tasks.core.verify import changed_versions, fork_closure, fork_requirements, supports_python
 
 
 def test_fork_requirements_leave_out_third_party_and_extras() -> None:
@@ -43,3 +43,10 @@ def test_missing_modules_names_lost_subpackages() -> None:
 def test_missing_modules_maps_src_layout() -> None:
     assert missing_modules(["prefect/__init__.py"], ["src/prefect/__init__.py", "src/prefect/cli/root.py"]) == [
         "prefect/cli/root.py"]
+
+
+def test_changed_versions_name_what_moved_came_and_went() -> None:
+    before = {"fastapi": "0.150.0", "Pydantic": "2.13.4", "old-thing": "1.0"}
+    after = {"fastapi": "0.165.0", "pydantic": "2.13.4", "new_thing": "2.0"}
+    assert changed_versions(before, after) == ["fastapi 0.150.0 -> 0.165.0", "new-thing 2.0 (new)", "old-thing 1.0 (gone)"]
+    assert changed_versions(before, before) == []

@@ -27,6 +27,7 @@ from tasks.core import images as core
 from tasks.core import wheelhouse as rules
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.settings import read_json, write_json
+from tasks.pipeline.workspace import constraint_files, constraints_text
 from tasks.stages.image.setup import ImageSetup
 
 
@@ -43,7 +44,7 @@ class Request:
     index: str | None
     extra: Path | None
     key: str
-    constraints: Path | None = None
+    constraints: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -66,8 +67,8 @@ def request(setup: ImageSetup, python: str, wheels: tuple[core.Wheel, ...], fork
     index = current.config.index.upstream if current.config.index else None
     extra = current.path(images.wheelhouse) if images.wheelhouse else None
     extra_names = [p.name for p in sorted(extra.glob("*.whl"))] if extra and extra.is_dir() else []
-    constraints = current.path(current.config.packages.constraints) if current.config.packages.constraints else None
-    pins = constraints.read_text(encoding="utf-8") if constraints else ""
+    constraints = tuple(constraint_files(current))
+    pins = constraints_text(current)
     return Request(python, machine, folder_for(setup, python, machine), wheels,
                    requires, fork_names, index, extra,
                    rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
@@ -92,6 +93,15 @@ def current_files(req: Request) -> dict[str, str] | None:
         return None
     assert stamp is not None
     return dict(stamp["files"])
+
+
+def current_pins(req: Request) -> tuple[str, ...]:
+    """The `name==version` pins the stamp recorded; empty when the folder is not made for `req`."""
+    stamp = read_stamp(req.folder)
+    if not rules.stamp_is_current(stamp, req.key, wheel_files(req.folder)):
+        return ()
+    assert stamp is not None
+    return tuple(stamp.get("pins") or ())
 
 
 def needs_resolution(req: Request) -> bool:
