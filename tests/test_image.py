@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,16 @@ from typing import Any
 import pytest
 
 from tests.helpers import REPO, docker_reachable, have_program, need, run_doit
-from tests.image_helpers import PYTHONS, Registry, TinyPackage, image_config_text, unused_registry, write_config, write_wheel_set
+from tests.image_helpers import (
+    PYTHONS,
+    Registry,
+    TinyPackage,
+    image_config_text,
+    unused_registry,
+    write_config,
+    write_wheel,
+    write_wheel_set,
+)
 
 pytestmark = [pytest.mark.docker]
 
@@ -304,6 +314,32 @@ def test_compiled_dependency_from_the_automatic_wheelhouse(tmp_path: Path, regis
     assert "up-to-date" in line_of(second.stdout, "image-deps:3.12 ")
     assert "up-to-date" in line_of(second.stdout, "image:3.12-base ")
     assert stamp.stat().st_mtime_ns == before
+
+
+def test_a_pre_release_the_resolver_had_to_take_is_what_the_image_installs(tmp_path: Path, registry: Registry,
+                                                                           base_images: list[str]) -> None:
+    """As dbt-core on Prefect's tree: its releases need an sdist-only package, so a wheels-only resolution
+    takes a pre-release; pip in the image installs it because the wheelhouse's pins are its constraints."""
+    extra = tmp_path / "extra-wheels"
+    write_wheel(TinyPackage(f"probe-pre-{SESSION}", "2.0.0a1", "dependency"), extra)
+    repo = f"t{SESSION}/prerelease"
+    config = write_config(tmp_path, image_config_text(registry.address, repo, python=("3.12",), flavors=("base",),
+                                                      extra='wheelhouse = "extra-wheels"\n'))
+    core = TinyPackage("orbit", "1.0.1", "core", f"import probe_pre_{SESSION}\n", [f"probe-pre-{SESSION}>=1.0"])
+    write_wheel_set(tmp_path / ".forkflow", [core])
+
+    result = run_doit(config, "image", env=registry.env)
+
+    ok(result)
+    assert f"the resolution took pre-releases: probe-pre-{SESSION}==2.0.0a1" in printed(result)
+    item = report(config)["3.12-base"]
+    assert item["status"] == "built" and item["smoke"] == "passed"
+    shown = subprocess.run(["docker", "run", "--rm", item["image_id"], "python", "-c",
+                            f"import probe_pre_{SESSION} as p; print(p.__version__)"],
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "2.0.0a1"
+    context = tmp_path / ".forkflow" / "images" / "3.12-base" / "context"
+    assert (context / "deps" / "constraints.txt").read_text() == f"probe-pre-{SESSION}==2.0.0a1\n"
 
 
 def test_requirement_without_a_wheel_names_package_python_and_platform(tmp_path: Path) -> None:

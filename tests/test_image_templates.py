@@ -54,7 +54,8 @@ def test_layers_go_from_stable_to_changing() -> None:
     order = [next(i for i, s in enumerate(steps) if s.startswith(prefix)) for prefix in (
         "ENV PYTHONUNBUFFERED", "RUN python -c 'import os;", "COPY deps/", "COPY wheels/", "COPY extras/", "USER")]
     assert order == sorted(order)
-    assert "RUN python -m pip install --no-index --find-links /opt/orbit/deps 'tomli; python_version < \"3.11\"'" in steps
+    assert ("RUN python -m pip install --no-index --find-links /opt/orbit/deps --constraint /opt/orbit/deps/constraints.txt"
+            " 'tomli; python_version < \"3.11\"'") in steps
     assert any(s.endswith("orbit==1.0.1") for s in steps)
     assert any(s.endswith("orbit-aws==0.2.0") for s in steps)
 

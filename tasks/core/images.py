@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from tasks.core.errors import ForkflowError
 from tasks.core.values import sha256_hex
+from tasks.core.wheelhouse import CONSTRAINTS
 
 DEFAULT_KINDS = ("core", "integration")
 LABEL_PREFIX = "org.forkflow"
@@ -51,6 +52,7 @@ class ImageSpec:
     repository: str
     build_args: Mapping[str, str] = field(default_factory=dict)
     wheelhouse: tuple[tuple[str, str], ...] = ()
+    pins: tuple[str, ...] = ()  # the wheelhouse's resolution, as pip constraints (deps/constraints.txt)
 
     @property
     def key(self) -> str:
@@ -192,6 +194,7 @@ def build_inputs(spec: ImageSpec, dockerfile: str, base_image_content: str) -> d
         "build_args": dict(sorted(spec.build_args.items())),
         "dependencies": list(spec.dependencies),
         "wheelhouse": dict(spec.wheelhouse),
+        "pins": list(spec.pins),
     }
 
 
@@ -223,6 +226,8 @@ def rebuild_reasons(previous: Mapping[str, Any] | None, current: Mapping[str, An
         reasons.append("third-party dependencies changed")
     if previous.get("wheelhouse") != current["wheelhouse"]:
         reasons.append("wheelhouse changed")
+    elif previous.get("pins", []) != current.get("pins", []):
+        reasons.append("the wheelhouse's pins changed")
     return reasons
 
 
@@ -304,7 +309,7 @@ def dockerfile_context(spec: ImageSpec, project: str, has_wheelhouse: bool) -> d
         "extras_dir": f"{root}/extras",
         "deps_dir": deps_dir,
         "has_wheelhouse": has_wheelhouse,
-        "find_deps": f" --find-links {deps_dir}" if has_wheelhouse else "",
+        "find_deps": f" --find-links {deps_dir} --constraint {deps_dir}/{CONSTRAINTS}" if has_wheelhouse else "",
         "dependencies": list(spec.dependencies),
         "packages": [f"{w.name}=={w.version}" for w in spec.packages],
         "extras": [f"{w.name}=={w.version}" for w in spec.extras],

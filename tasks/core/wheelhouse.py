@@ -107,6 +107,37 @@ def split_present(pins: Sequence[Pin], filenames: Iterable[str]) -> tuple[dict[P
     return present, [pin for pin in pins if pin not in present], unwanted
 
 
+CONSTRAINTS = "constraints.txt"
+
+
+def prerelease_note(pins: Sequence[Pin]) -> str | None:
+    """What to say when the resolution took pre-releases (a wheels-only resolution takes one when no release
+    fits); None when it took none."""
+    taken = [str(pin) for pin in pins if Version(pin.version).is_prerelease]
+    if not taken:
+        return None
+    return (f"the resolution took pre-releases: {', '.join(taken)} (the package has no final release, none fits "
+            "with wheels only, or one was asked for); the smoke test shows whether they work; to choose, pin a "
+            "version in [packages] constraints or put the wheels you want in [images] wheelhouse")
+
+
+def constraint_lines(pins_by_machine: Mapping[str, Sequence[str]]) -> list[str]:
+    """The wheelhouse's pins as pip constraints for the installs inside an image, so pip installs what the
+    resolver chose (a pre-release it had to take included): a pin every platform shares stands alone, one that
+    is not shared carries `platform_machine` markers."""
+    machines_of: dict[str, list[str]] = {}
+    for machine, pins in pins_by_machine.items():
+        for pin in pins:
+            machines_of.setdefault(pin, []).append(machine)
+    lines = []
+    for pin, machines in sorted(machines_of.items()):
+        if len(machines) == len(pins_by_machine):
+            lines.append(pin)
+        else:
+            lines += [f'{pin} ; platform_machine == "{machine}"' for machine in machines]
+    return lines
+
+
 def stamp_data(key: str, python: str, machine: str, pins: Sequence[Pin], files: Mapping[str, str]) -> dict[str, object]:
     return {"key": key, "python": python, "machine": machine, "pins": [str(pin) for pin in pins],
             "files": dict(sorted(files.items()))}

@@ -70,3 +70,27 @@ def test_missing_wheels_are_named_with_python_platform_and_fix() -> None:
     err = rules.missing_wheels_error(["pyspark"], "3.12", "x86_64", "    ...")
     assert "no wheel of pyspark for Python 3.12 on x86_64-manylinux_2_28" in err.what
     assert err.where == "[images] wheelhouse" and err.fix and "[images] wheelhouse" in err.fix
+
+
+def test_constraint_lines_pin_what_the_resolver_chose_per_platform() -> None:
+    lines = rules.constraint_lines({
+        "x86_64": ["dbt-core==2.0.0a4", "pydantic==2.7.0", "uvloop==0.21.0"],
+        "aarch64": ["dbt-core==2.0.0a4", "pydantic==2.8.0"],
+    })
+    assert lines == [
+        "dbt-core==2.0.0a4",
+        'pydantic==2.7.0 ; platform_machine == "x86_64"',
+        'pydantic==2.8.0 ; platform_machine == "aarch64"',
+        'uvloop==0.21.0 ; platform_machine == "x86_64"',
+    ]
+    assert rules.constraint_lines({"x86_64": ["a==1"]}) == ["a==1"]
+    assert rules.constraint_lines({}) == []
+
+
+def test_prerelease_note_names_each_pre_release_taken() -> None:
+    pins = [rules.Pin("dbt-core", "2.0.0a4"), rules.Pin("pydantic", "2.7.0"), rules.Pin("x", "1.0rc1")]
+    note = rules.prerelease_note(pins)
+    assert note is not None
+    assert note.startswith("the resolution took pre-releases: dbt-core==2.0.0a4, x==1.0rc1 (")
+    assert "pydantic" not in note and "[packages] constraints" in note and "[images] wheelhouse" in note
+    assert rules.prerelease_note([rules.Pin("pydantic", "2.7.0")]) is None

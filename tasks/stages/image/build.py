@@ -18,6 +18,7 @@ from tasks.adapters.console import say
 from tasks.core import image_tags, smoke
 from tasks.core import images as core
 from tasks.core.errors import ForkflowError
+from tasks.core.wheelhouse import CONSTRAINTS
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
@@ -302,6 +303,7 @@ def assemble_context(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Plann
     folders = [request.folder for request in planned.deps]
     for name, _ in spec.wheelhouse:  # every platform's wheels: pip on each platform picks its own
         place(next((f / name for f in folders if (f / name).is_file()), folders[0] / name), context / "deps" / name)
+    (context / "deps" / CONSTRAINTS).write_text("".join(f"{pin}\n" for pin in spec.pins), encoding="utf-8")
     return context
 
 

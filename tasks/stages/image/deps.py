@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from tasks.adapters import wheelhouse as adapter
 from tasks.adapters.build import sha256
-from tasks.adapters.console import say
+from tasks.adapters.console import say, warn
 from tasks.core import images as core
 from tasks.core import wheelhouse as rules
 from tasks.core.errors import ForkflowError
@@ -130,6 +130,9 @@ def make(setup: ImageSetup, req: Request) -> str:
         return "would resolve and download"
     resolving = needs_resolution(req)
     pins = resolve(setup, req) if resolving else []
+    note = rules.prerelease_note(pins)
+    if note:
+        warn(f"image-deps:{req.python} ({req.machine}): {note}")
     present, missing, unwanted = rules.split_present(pins, wheel_files(req.folder))
     adapter.download(missing, req.python, req.machine, req.index, req.extra, req.folder)
     for name in unwanted:

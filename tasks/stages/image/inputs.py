@@ -178,6 +178,7 @@ def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Re
         repository=setup.repository,
         build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
         wheelhouse=tuple(sorted((files or {}).items())),
+        pins=tuple(wheelhouse_rules.constraint_lines({r.machine: image_deps.current_pins(r) for r in deps})),
     )
     context = core.dockerfile_context(spec, current.config.project.name, bool(files))
     dockerfile = rendered_dockerfile(current, shared.templates, flavor, context, spec.key)
