@@ -125,3 +125,18 @@ def test_a_constraints_lock_that_is_not_uv_lock_is_refused(demo_config: Path) ->
     result = run_doit(demo_config, "list")
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "constraints_lock" in output and "Traceback" not in output, output[-2000:]
+
+
+def test_the_verification_key_follows_pins_not_comments(tmp_path: Path) -> None:
+    from tasks.pipeline.settings import load_settings
+    from tasks.pipeline.workspace import constraints_text
+
+    pins = tmp_path / "constraints.txt"
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "orbit"\n[packages]\nconstraints = "constraints.txt"\n', encoding="utf-8")
+    pins.write_text("# why: 2.8 breaks orbit\npydantic==2.7.0\n\n", encoding="utf-8")
+    first = constraints_text(load_settings(config))
+    pins.write_text("# pinned until orbit 1.1\n  # reviewed\npydantic==2.7.0\n", encoding="utf-8")
+    assert constraints_text(load_settings(config)) == first == "pydantic==2.7.0\n"
+    pins.write_text("pydantic==2.8.0\n", encoding="utf-8")
+    assert constraints_text(load_settings(config)) == "pydantic==2.8.0\n"

@@ -204,3 +204,27 @@ def test_client_by_paths_keeps_what_client_keep_names(demo_config: Path) -> None
     assert "orbit/server/api/__init__.py" in names and "orbit/client/__init__.py" in names
     assert not any(n.startswith(("orbit/cli/", "orbit/server/models/", "orbit/testing/")) for n in names)
     assert next(n for n in names if n.endswith("METADATA")).startswith("orbit_client-1.0.1")
+
+
+def test_skipped_integrations_get_no_tasks_and_a_wrong_name_stops_the_run(demo_config: Path) -> None:
+    text = demo_config.read_text()
+    demo_config.write_text(text.replace('integrations = "src/integrations/*"\n',
+                                        'integrations = "src/integrations/*"\nskip = ["orbit-gcp"]\n'))
+    assert run_doit(demo_config, "checkout").returncode == 0
+    listed = run_doit(demo_config, "list", "--all")
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
+    assert "wheel:orbit-aws" in listed.stdout and "verify:orbit-aws" in listed.stdout
+    assert "orbit-gcp" not in listed.stdout
+    built = run_doit(demo_config, "-n", "2", "wheel")
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    names = {p["name"] for p in report(demo_config, "wheel")["packages"]}
+    assert names == {"orbit", "orbit-client", "orbit-aws", "orbit-slack", "orbit-flows"}
+    assert not (state(demo_config) / "dist" / "orbit-gcp").exists()
+
+    demo_config.write_text(text.replace('integrations = "src/integrations/*"\n',
+                                        'integrations = "src/integrations/*"\nskip = ["orbit-gpc"]\n'))
+    wrong = run_doit(demo_config, "wheel")
+    output = wrong.stdout + wrong.stderr
+    assert wrong.returncode == 2, "a config error"
+    assert "no package named orbit-gpc in the fork" in output and "[packages] skip" in output
+    assert "orbit-gcp" in output and "Traceback" not in output

@@ -64,6 +64,9 @@ class Packages(Section):
     client_remove: tuple[str, ...] = ("cli", "server", "testing")
     client_keep: tuple[str, ...] = Field(default=(), description="paths kept inside client_remove folders")
     integrations: str = "src/integrations/*"
+    skip: tuple[str, ...] = Field(
+        default=(), description="integrations (or the client) the fork does not ship: never built, verified, "
+                                "published or put in images; a shipped package may not depend on one")
     verify_python: tuple[str, ...] | None = Field(
         default=None, description="Pythons each wheel is installed and imported on before publishing; "
                                   "default: [images] python, else the Python running forkflow")

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from tasks.core.errors import ConfigError
 
 
@@ -90,6 +93,40 @@ def discover(
         packages.append(make_package("flows", flows[0], flows[1], f"{flows[0]}/pyproject.toml"))
     check_unique(packages)
     return packages
+
+
+def without_skipped(packages: list[Package], dependencies: Mapping[str, Iterable[str]],
+                    skip: Iterable[str]) -> list[Package]:
+    """`packages` without the names in `skip` ([packages] skip). `dependencies` maps a package name to its
+    [project] dependencies. Refused: a name that is no package, the core or the flows project, and a
+    kept package that needs a skipped one (it would come from an index instead of the fork)."""
+    by_name: dict[str, Package] = {canonicalize_name(p.name): p for p in packages}
+    wanted: dict[str, str] = {canonicalize_name(name): name for name in skip}
+    check_skippable(wanted, by_name)
+    kept = [p for p in packages if canonicalize_name(p.name) not in wanted]
+    for package in kept:
+        for line in dependencies.get(package.name, ()):
+            try:
+                needed = canonicalize_name(Requirement(line).name)
+            except InvalidRequirement:
+                continue
+            if needed in wanted:
+                raise ConfigError(f"{package.name} depends on {by_name[needed].name}, which [packages] skip leaves out: "
+                                  "it would be installed from an index instead of the fork", where="[packages] skip",
+                                  fix=f"skip {package.name} too, or ship {by_name[needed].name}")
+    return kept
+
+
+def check_skippable(wanted: Mapping[str, str], by_name: Mapping[str, Package]) -> None:
+    unknown = [name for key, name in wanted.items() if key not in by_name]
+    if unknown:
+        available = ", ".join(p.name for p in by_name.values() if p.kind in ("client", "integration"))
+        raise ConfigError(f"no package named {', '.join(unknown)} in the fork", where="[packages] skip",
+                          fix=f"name integrations or the client: {available}")
+    fixed = [by_name[key].name for key in wanted if by_name[key].kind in ("core", "flows")]
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)} cannot be skipped: the core and the flows project are always built",
+                          where="[packages] skip", fix="skip only integrations or the client")
 
 
 def excluded_under(root: str, others: Iterable[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
@@ -29,6 +29,26 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
             return TaskFailed(mask(str(err), secret_values(os.environ)))
 
     return wrapper
+
+
+def creation_errors_as_task(creator: Callable[[], Iterator[dict[str, Any]]]) -> Callable[[], Iterator[dict[str, Any]]]:
+    """A task creator whose ForkflowError (a bad [packages] skip, a fork package without a name) becomes a
+    `<stage>:config` subtask that fails with the message, instead of a traceback while doit loads tasks."""
+
+    @functools.wraps(creator)
+    def wrapper() -> Iterator[dict[str, Any]]:
+        try:
+            yield from creator()
+        except ForkflowError as err:
+            message = mask(str(err), secret_values(os.environ))
+            yield {"name": "config", "doc": f"cannot make the tasks: {message.splitlines()[0]}",
+                   "actions": [guarded(functools.partial(raise_again, err))], "uptodate": [False], "verbosity": 2}
+
+    return wrapper
+
+
+def raise_again(err: ForkflowError) -> None:
+    raise err
 
 
 def missing_section_task(stage: str, section: str, doc: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from tasks.adapters import venv
 from tasks.adapters.console import say
 from tasks.adapters.git import Git, file_entries
 from tasks.core.errors import ConfigError, ForkflowError
-from tasks.core.packages import Package, discover
+from tasks.core.packages import Package, discover, without_skipped
 from tasks.core.pins import lock_constraints
 from tasks.core.values import parse_toml, sha256_hex
 from tasks.pipeline import prefetch
@@ -72,9 +72,19 @@ def find_packages(current: Settings, root: Path | None = None) -> list[Package]:
         for folder in matching(root / config.integrations)
         if (folder / "pyproject.toml").exists()
     ]
-    return discover((config.core, read_pyproject(core_file)), client, integrations,
-                    flows_project(current, root), tuple(config.client_remove),
-                    tuple(config.client_keep))
+    flows = flows_project(current, root)
+    found = discover((config.core, read_pyproject(core_file)), client, integrations, flows,
+                     tuple(config.client_remove), tuple(config.client_keep))
+    if not config.skip:
+        return found
+    pyprojects = [data for _, data in integrations] + [read_pyproject(core_file)] + ([flows[1]] if flows else [])
+    return without_skipped(found, project_dependencies(pyprojects), config.skip)
+
+
+def project_dependencies(pyprojects: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """[project] name -> its [project] dependencies."""
+    return {str(data.get("project", {}).get("name")): list(data.get("project", {}).get("dependencies", []))
+            for data in pyprojects}
 
 
 def flows_project(current: Settings, root: Path) -> tuple[str, dict[str, Any]] | None:
@@ -132,8 +142,9 @@ def constraint_files(current: Settings) -> list[Path]:
 
 
 def constraints_text(current: Settings) -> str:
-    """Every constraints file's text, for up-to-date keys: a changed pin changes the key."""
-    return "".join(file.read_text(encoding="utf-8") for file in constraint_files(current))
+    """Every constraints file's pins, for up-to-date keys: a changed pin changes the key, a comment does not."""
+    lines = [line for file in constraint_files(current) for line in file.read_text(encoding="utf-8").splitlines()]
+    return "".join(f"{line}\n" for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
 
 def lock_constraints_file(current: Settings) -> Path:

@@ -27,7 +27,7 @@ from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.core.verify import changed_versions, fork_closure, supports_python
-from tasks.pipeline.actions import guarded, missing_section_task
+from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check
 from tasks.pipeline.settings import Settings, settings, write_json, write_report
 from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
@@ -36,6 +36,7 @@ DOC = "install each wheel with its dependencies into a fresh venv per target Pyt
 
 
 @create_after(executed="checkout")
+@creation_errors_as_task
 def task_verify() -> Any:
     """Install and import every built wheel on each target Python before anything is published."""
     current = settings()

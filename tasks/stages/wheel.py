@@ -46,7 +46,7 @@ from tasks.core.packages import (
     staged_files,
 )
 from tasks.core.versions import pretend_version_variable, tag_for, tag_pattern
-from tasks.pipeline.actions import guarded, missing_section_task
+from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner, Stale
 from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.pipeline.workspace import (
@@ -63,6 +63,7 @@ from tasks.pipeline.workspace import (
 
 
 @create_after(executed="checkout")
+@creation_errors_as_task
 def task_wheel() -> Any:
     """Build sdist + wheel for every package whose inputs changed."""
     current = settings()

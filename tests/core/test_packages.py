@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from tasks.core.packages import check_dist_names, detect_backend, discover, input_hash, owns, staged_files
+import pytest
+
+from tasks.core.errors import ConfigError
+from tasks.core.packages import (
+    check_dist_names,
+    detect_backend,
+    discover,
+    input_hash,
+    owns,
+    staged_files,
+    without_skipped,
+)
 
 CORE = {"project": {"name": "prefect", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "versioningit"}}}}
 CLIENT = {"project": {"name": "prefect-client", "dynamic": ["version"]}, "tool": {"hatch": {"version": {"source": "versioningit"}}}}
@@ -72,3 +83,27 @@ def test_input_changes_say_which_file_and_setting_changed() -> None:
     assert input_changes(before, now) == "b.py changed, new.py added, gone.py removed, 1 more"
     assert input_changes(before, now, shown=9) == "b.py changed, new.py added, gone.py removed, version 1.0.1 -> 1.0.2"
     assert input_changes(now, now) == "inputs changed"
+
+
+def test_skipped_packages_are_left_out_but_their_folders_stay_out_of_the_core() -> None:
+    dbt = {"project": {"name": "prefect-dbt", "dynamic": ["version"]}, "tool": {"setuptools_scm": {}}}
+    found = discover((".", CORE), ("client", CLIENT), [("src/integrations/prefect-aws", AWS),
+                                                       ("src/integrations/prefect-dbt", dbt)], None, ())
+    kept = without_skipped(found, {"prefect-aws": ["boto3>=1"]}, ["Prefect_DBT", "prefect-client"])
+    assert [p.name for p in kept] == ["prefect", "prefect-aws"]
+    assert not owns(kept[0], "src/integrations/prefect-dbt/prefect_dbt/cli.py")
+    assert without_skipped(found, {}, []) == found
+
+
+def test_skip_refuses_unknown_names_the_core_and_a_needed_package() -> None:
+    shell = {"project": {"name": "prefect-shell", "dynamic": ["version"]}, "tool": {"setuptools_scm": {}}}
+    found = discover((".", CORE), None, [("src/integrations/prefect-aws", AWS), ("src/integrations/prefect-shell", shell)],
+                     ("flows", FLOWS), ())
+    with pytest.raises(ConfigError, match="no package named prefect-dbtt in the fork") as unknown:
+        without_skipped(found, {}, ["prefect-dbtt"])
+    assert "prefect-aws, prefect-shell" in str(unknown.value)
+    for fixed in ("prefect", "flows"):
+        with pytest.raises(ConfigError, match=f"{fixed} cannot be skipped"):
+            without_skipped(found, {}, [fixed])
+    with pytest.raises(ConfigError, match="prefect-aws depends on prefect-shell, which .packages. skip leaves out"):
+        without_skipped(found, {"prefect-aws": ["prefect-shell>=0.3; python_version >= '3.9'"]}, ["prefect-shell"])
