@@ -291,8 +291,8 @@ def normalize_sdist(file: Path, epoch: int) -> None:
     members = []
     with tarfile.open(file, "r:gz") as archive:
         for member in archive.getmembers():
-            data = archive.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
-            members.append((member, data))
+            source = archive.extractfile(member) if member.isfile() else None
+            members.append((member, source.read() if source is not None else None))
     temp = file.with_suffix(".normalized")
     with (temp.open("wb") as raw,
           gzip.GzipFile(filename=file.name[:-3], mode="wb", fileobj=raw, mtime=epoch) as zipped,
