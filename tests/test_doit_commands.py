@@ -63,6 +63,13 @@ def test_forget_all_and_forget_sync(demo_config: Path) -> None:
     assert status_of(run_doit(demo_config, "version").stdout, "version") == "up-to-date"
 
 
+def test_a_forgotten_task_with_several_checks_says_so_once(demo_config: Path) -> None:
+    assert run_doit(demo_config, "workflows").returncode == 0
+    run_doit(demo_config, "forget", "workflows")
+    line = next(line for line in run_doit(demo_config, "workflows").stdout.splitlines() if line.startswith("workflows "))
+    assert line.count("forgotten (doit forget)") == 1, line
+
+
 def test_the_summary_says_why_a_wheel_was_rebuilt(demo_config: Path) -> None:
     task = "wheel:orbit-slack"
     first = run_doit(demo_config, task).stdout

@@ -139,7 +139,7 @@ def why(task: Any, status: str) -> str:
         return changed_text(changed)
     reasons = [utd.reason for utd, *_ in task.uptodate if getattr(utd, "reason", None)]
     if reasons:
-        return "; ".join(reasons)
+        return "; ".join(dict.fromkeys(reasons))  # once each: a forgotten task's every check says so
     if any(utd is False for utd, *_ in task.uptodate) or (not task.file_dep and not task.uptodate):
         return "always runs"
     return "first run"
