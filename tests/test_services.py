@@ -124,7 +124,9 @@ def stray_process(*, listen_on: int | None = None) -> subprocess.Popen[bytes]:
     code += "print('ready', flush=True); time.sleep(120)\n"
     proc = subprocess.Popen([sys.executable, "-c", code, "-m", "pypiserver"], stdout=subprocess.PIPE,
                             start_new_session=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    assert proc.stdout is not None
+    with proc.stdout:  # it prints nothing more
+        assert proc.stdout.readline().strip() == b"ready"
     return proc
 
 

@@ -30,6 +30,9 @@ HOST = "127.0.0.1"
 MARKER = "FORKFLOW_SERVICE"
 PASSED_ON = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
              "PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "NO_PROXY", "no_proxy")
+# the services this process started, by pid: a stop from the same process reaps its child (no zombie, and no
+# handle collected while its process runs)
+STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def launch(spec: ServiceSpec) -> subprocess.Popen[bytes]:
                 fix=install_hint(spec.argv[0]),
             ) from None
     spec.pid_file.write_text(f"{proc.pid} {start_time(proc.pid)} {marker}\n", encoding="utf-8")
+    STARTED[proc.pid] = proc
     return proc
 
 
@@ -121,6 +125,7 @@ def wait_healthy(spec: ServiceSpec, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + spec.start_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            STARTED.pop(proc.pid, None)
             spec.pid_file.unlink(missing_ok=True)
             raise ServiceError(
                 f"{spec.name}: exited during start-up\n{log_tail(spec.log_file)}",
@@ -151,8 +156,17 @@ def stop(spec: ServiceSpec, timeout: float = 15.0) -> str:
         time.sleep(0.2)
     if running_pid(spec) == pid:
         signal_group(pid, signal.SIGKILL)
+    reap(pid)
     spec.pid_file.unlink(missing_ok=True)
     return "stopped"
+
+
+def reap(pid: int) -> None:
+    """Collect the exit status of a service this process started (another process's service is not our child)."""
+    proc = STARTED.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
