@@ -191,6 +191,7 @@ def test_500_is_retried_after_rechecking_the_index(index: Path) -> None:
         result = publish(proxied, env={"TWINE_USERNAME": creds["username"], "TWINE_PASSWORD": creds["password"]})
     finally:
         server.shutdown()
+        server.server_close()
     assert result.returncode == 0, result.stdout + result.stderr
     assert FlakyProxy.failures_left == 0, "the failure was injected"
     assert "landed in an earlier attempt" in result.stdout or "on the index after all" in result.stdout
