@@ -326,6 +326,40 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
 
 
+WILD = ["generate-metadata/metadata-cpu", "main/modal-a", "main/modal-b", "Get Associated Domains/reader",
+        "Get Associated Domains/query", "Get Associated Domains/custom-image"]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deploy_all_deploys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str) -> None:
+    """`schedule: null`, `./` and module entrypoints, one flow name in two files, a custom image without pull steps."""
+    repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
+    monkeypatch.setenv("FIXTURE_IMAGE", "registry.example.com/team/flows:1.0")
+    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e"), monkeypatch, "deploy")
+    assert sorted(f"{e['flow']}/{e['name']}" for e in report["deployments"] if e["status"] == "created") == sorted(WILD)
+    theirs = {key: item for key, item in deployments_on(oracle_api).items() if key in WILD}
+    ours = {key: item for key, item in deployments_on(prefect_api).items() if key in WILD}
+    assert sorted(ours) == sorted(theirs) == sorted(WILD)
+    for key in WILD:
+        for name in FIELDS:
+            assert ours[key][name] == theirs[key][name], f"{key}.{name}"
+        assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
+    assert ours["main/modal-a"]["entrypoint"] == "pipelines.modal_a:main"
+    assert ours["Get Associated Domains/custom-image"]["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
+
+    flow_run = start_run(prefect_api, ours["main/modal-b"]["id"], {"x": 21})
+    worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-e2e", "--run-once"], check=False, capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api})
+    assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
+    assert "modal-b got x=21" in worker.stdout + worker.stderr, "the module entrypoint ran"
+
+
 @pytest.mark.docker
 @pytest.mark.services
 @pytest.mark.slow

@@ -29,8 +29,19 @@ from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+ENTRYPOINT = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"  # path/to/file.py:function, ./path/file.py:function or package.module:function
+DOCKER_WORKDIR = "/opt/prefect"  # where prefect deploy points workers at code in a custom image it did not build
 IMAGE_STEPS = ("prefect_docker.deployments.steps.build_docker_image",
                "prefect_docker.deployments.steps.push_docker_image")
+
+
+# keys teams put on a deployment that belong elsewhere: prefect deploy ignores them without a word
+MISPLACED = {
+    "job_variables": "prefect deploy ignores job_variables here, so they were never applied; move them under "
+                     "work_pool: job_variables: to apply them, or delete them to deploy what prefect deploy deploys",
+    "work_queue_name": "prefect deploy ignores work_queue_name here; move it under work_pool: to use that queue, or "
+                       "delete it to deploy what prefect deploy deploys",
+}
 
 
 class Strict(BaseModel):
@@ -61,7 +72,7 @@ class PrefectSchedule(Schedule):
 
 class Deployment(Strict):
     name: str = Field(min_length=1)
-    entrypoint: str = Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+    entrypoint: str = Field(pattern=ENTRYPOINT)
     version: str | None = None
     version_type: str | None = None
     tags: list[str] = []
@@ -142,6 +153,8 @@ def prefect_key(item: Any, data: dict[str, Any]) -> str:
         if isinstance(entry, dict) and entry.get("name"):
             loc[1] = f"{loc[1]}({entry['name']})"
     text = describe({**item, "loc": loc})
+    if item["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "deployments" and loc[2] in MISPLACED:
+        return f"{'.'.join(map(str, loc))}: {MISPLACED[str(loc[2])]}"
     if item["type"] == "extra_forbidden":
         text = text.split("; allowed:")[0] + "; allowed: " + ", ".join(allowed_keys(loc))
     return text
@@ -288,7 +301,7 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
             problems.append(f"{where}.sla: SLAs are not deployed by forkflow yet; remove the key or deploy this one "
                             "with prefect deploy")
             continue
-        flow = by_entrypoint.get(prefix + deployment.entrypoint)
+        flow = by_entrypoint.get(prefix + entrypoint_file(deployment.entrypoint))
         if flow is None:
             known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
             problems.append(f"{where}.entrypoint: no flow at {deployment.entrypoint!r}; flows: {known or 'none found'}")
@@ -315,7 +328,7 @@ def deployment_layer(deployment: Deployment, doc: PrefectFile, where: str, image
     layer: dict[str, Any] = {key: data[key] for key in ("entrypoint", "description", "version", "tags", "parameters",
                                                        "paused", "concurrency_limit", "enforce_parameter_schema",
                                                        "triggers") if key in data}
-    schedules = [data["schedule"]] if "schedule" in data else data.get("schedules")
+    schedules = [data["schedule"]] if data.get("schedule") is not None else data.get("schedules")
     if schedules is not None:
         layer["schedules"] = [{k: v for k, v in s.items() if v is not None and k != "replaces"} for s in schedules]
     pool = data.get("work_pool") or {}
@@ -325,10 +338,33 @@ def deployment_layer(deployment: Deployment, doc: PrefectFile, where: str, image
         layer["work_queue"] = pool["work_queue_name"]
     if pool.get("job_variables"):
         layer["job_variables"] = pool["job_variables"]
+    if pull is None and not image_steps and isinstance(pool.get("job_variables", {}).get("image"), str):
+        pull = [{"prefect.deployments.steps.set_working_directory": {"directory": DOCKER_WORKDIR}}]
     if pull is not None:
         layer["pull"] = pull  # step outputs and server references stay: the worker fills them in
     stray = sorted(ref for ref in step_outputs({k: v for k, v in layer.items() if k not in ("pull", "triggers")})
                    if ref.split(".", 1)[0] not in image_steps and not ref.startswith("ctx."))
     if stray:
-        raise ConfigError(f"{where}: refers to outputs of steps that do not run at deploy time: {stray}", where=where)
+        raise ConfigError(f"{where}: {stray_message(stray, image_steps)}", where=where)
     return layer
+
+
+def stray_message(stray: list[str], steps: dict[str, str]) -> str:
+    """What `{{ x.y }}` names that nothing fills at deploy time: no step has the id `x` (prefect deploy drops the key
+    with a warning, so the value would be lost)."""
+    listing = ", ".join(f"{{{{ {ref} }}}}" for ref in stray)
+    ids = ", ".join(sorted(steps)) or "none"
+    return (f"{listing}: no build or push step has the id {stray[0].split('.', 1)[0]!r} (step ids here: {ids}), so "
+            "nothing fills it at deploy time (prefect deploy would drop the key); give the value itself, or a "
+            "`{{ $VAR }}` or `{{ prefect.variables.<name> }}`")
+
+
+def entrypoint_file(entrypoint: str) -> str:
+    """The entrypoint as the flow's file: `./flows/a.py:f` -> `flows/a.py:f`, `pkg.mod:f` -> `pkg/mod.py:f`
+    (a module path, which the worker imports from its working directory)."""
+    import posixpath
+
+    path, function = entrypoint.rsplit(":", 1)
+    if not path.endswith(".py") and "/" not in path:
+        path = path.replace(".", "/") + ".py"
+    return f"{posixpath.normpath(path)}:{function}"

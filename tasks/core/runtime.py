@@ -7,12 +7,13 @@ import re
 from typing import Any
 
 from tasks.core.deployspec import Desired
+from tasks.core.errors import ForkflowError
 
 
-def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
+def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None, tag: str | None = None) -> Desired:
     """Add what depends on the work pool: process pools run the checkout, container pools the image."""
     if desired.native:
-        return native_runtime(desired, pool_type, flows_dir, image)
+        return native_runtime(desired, pool_type, flows_dir, image, tag)
     spec = dict(desired.spec)
     if pool_type == "process":
         spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": flows_dir}}]
@@ -22,32 +23,79 @@ def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | 
     return dataclasses.replace(desired, spec=spec)
 
 
-def native_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None) -> Desired:
+def native_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None, tag: str | None) -> Desired:
     """A prefect.yaml deployment: its own pull steps, else the folder of the file (prefect deploy's default);
-    `{{ <image step>.image }}` and a container pool's missing image become the image stage's image."""
+    `{{ <image step>.image }}` (`.image_name`, `.tag`) and a container pool's missing image become the image
+    stage's image."""
     spec = dict(desired.spec)
     folder = desired.runtime.get("folder") or ""
     if spec.get("pull_steps") is None:
         directory = f"{flows_dir.rstrip('/')}/{folder}" if folder else flows_dir
         spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": directory}}]
-    variables = dict(spec.get("job_variables") or {})
     steps = tuple(desired.runtime.get("image_steps") or ())
-    if image:
-        variables = {key: image_for(value, steps, image) for key, value in variables.items()}
-        if pool_type != "process" and "image" not in variables:
-            variables["image"] = image
+    outputs = image_outputs(image, tag) if image else {}
+    filled = fill_image_outputs({k: v for k, v in spec.items() if k != "pull_steps"}, steps, outputs)
+    unfilled = sorted(image_step_references(filled, steps))
+    if unfilled:
+        raise ForkflowError(
+            f"{desired.flow}/{desired.name}: {', '.join(unfilled)} "
+            + ("name an output the image stage does not give (it gives image, image_name and tag)" if image
+               else "name the image of a Docker build step the image stage replaces, and no image is known"),
+            where=str(desired.runtime.get("source") or desired.name),
+            fix="use {{ <step>.image }}, {{ <step>.image_name }} or {{ <step>.tag }}" if image
+                else "add an [images] section and run `doit image` (its image.json names the image)")
+    spec = {**filled, "pull_steps": spec["pull_steps"]}
+    variables = dict(spec.get("job_variables") or {})
+    if image and pool_type != "process" and "image" not in variables:
+        variables["image"] = image
     spec["job_variables"] = variables
     return dataclasses.replace(desired, spec=spec)
 
 
-def image_for(value: Any, steps: tuple[str, ...], image: str) -> Any:
-    """`{{ build-image.image }}` (or `.image_name`) of a replaced image step -> the image stage's image."""
+IMAGE_PLACEHOLDER = re.compile(r"\{\{\s*([\w-]+)\.(\w+)\s*\}\}")
+
+
+def image_outputs(image: str, tag: str | None) -> dict[str, str]:
+    """What prefect-docker's build and push steps return, for the image stage's image."""
+    outputs = {"image": image, "image_name": repository_of(image)}
+    tag = tag or tag_of(image)
+    if tag:
+        outputs["tag"] = tag
+    return outputs
+
+
+def fill_image_outputs(value: Any, steps: tuple[str, ...], outputs: dict[str, str]) -> Any:
+    """`{{ build-image.image }}` and the like, anywhere in the value, for a replaced image step."""
+    if isinstance(value, dict):
+        return {key: fill_image_outputs(item, steps, outputs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_image_outputs(item, steps, outputs) for item in value]
     if not isinstance(value, str):
         return value
-    found = re.fullmatch(r"\{\{\s*([\w-]+)\.(image|image_name)\s*\}\}", value.strip())
-    if found and found.group(1) in steps:
-        return image if found.group(2) == "image" else repository_of(image)
-    return value
+
+    def one(found: re.Match[str]) -> str:
+        known = found.group(1) in steps and found.group(2) in outputs
+        return outputs[found.group(2)] if known else found.group(0)
+    return IMAGE_PLACEHOLDER.sub(one, value)
+
+
+def image_step_references(value: Any, steps: tuple[str, ...]) -> set[str]:
+    """The `{{ <image step>.<output> }}` still in the value."""
+    if isinstance(value, dict):
+        return {ref for item in value.values() for ref in image_step_references(item, steps)}
+    if isinstance(value, list):
+        return {ref for item in value for ref in image_step_references(item, steps)}
+    if not isinstance(value, str):
+        return set()
+    return {found.group(0) for found in IMAGE_PLACEHOLDER.finditer(value) if found.group(1) in steps}
+
+
+def tag_of(reference: str) -> str | None:
+    """`registry:5000/name:tag` -> `tag`; a reference by digest only has none."""
+    if "@" in reference:
+        return None
+    slash, colon = reference.rfind("/"), reference.rfind(":")
+    return reference[colon + 1:] if colon > slash else None
 
 
 def code_version(version_report: dict[str, Any] | None, package: str | None, pyproject_version: str | None,
@@ -61,15 +109,20 @@ def code_version(version_report: dict[str, Any] | None, package: str | None, pyp
     return f"0+g{commit[:7]}"
 
 
-def image_reference(images: dict[str, Any] | None, python: str | None, flavor: str) -> str | None:
-    """The image the image stage built for (python, flavor): `<repository>@<digest>` when the digest is known,
-    else its first full reference (`<repository>:<tag>`)."""
+def built_image(images: dict[str, Any] | None, python: str | None, flavor: str) -> dict[str, Any] | None:
+    """The image.json entry of the image the image stage built for (python, flavor), else the nearest one."""
     entries = [e for e in (images or {}).get("images", []) if e.get("status") != "failed" and e.get("tags")]
     chosen = [e for e in entries if e.get("flavor") == flavor and (python is None or e.get("python") == python)]
     chosen = chosen or [e for e in entries if e.get("flavor") == flavor] or entries
-    if not chosen:
+    return chosen[0] if chosen else None
+
+
+def image_reference(images: dict[str, Any] | None, python: str | None, flavor: str) -> str | None:
+    """The image the image stage built for (python, flavor): `<repository>@<digest>` when the digest is known,
+    else its first full reference (`<repository>:<tag>`)."""
+    entry = built_image(images, python, flavor)
+    if entry is None:
         return None
-    entry = chosen[0]
     reference = full_reference(entry)
     if entry.get("digest"):
         return f"{repository_of(reference)}@{entry['digest']}"

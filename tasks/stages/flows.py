@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
@@ -37,6 +37,9 @@ from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
+
+if TYPE_CHECKING:
+    from tasks.pipeline.deployments import DeploymentConfig
 
 BRANCH_ENV = "FORKFLOW_BRANCH"
 
@@ -104,6 +107,15 @@ def flows_action() -> dict[str, str]:
     return {"made": made}
 
 
+def named_by_flow(flows: list[FlowInfo], deployments: DeploymentConfig | None) -> list[FlowInfo]:
+    """The flows whose deployments are named after them (all when the config is unknown): a prefect.yaml names
+    each deployment itself, so one flow name in two files is two deployments there, as prefect deploy makes them."""
+    if deployments is None:
+        return flows
+    native = {item.flow.entrypoint for item in deployments.planned if item.native}
+    return [flow for flow in flows if flow.entrypoint not in native]
+
+
 def flows_report(current: Settings) -> dict[str, Any]:
     """Everything later stages need to know about the flows, as one JSON-ready mapping."""
     from tasks.pipeline.deployments import read_config
@@ -114,7 +126,6 @@ def flows_report(current: Settings) -> dict[str, Any]:
     files = chosen_files(tracked_python_files(git), current.config.flows.include, current.config.flows.exclude)
     flows, errors = discover_folder(root, files)
     flows = with_projects(root, flows, current.config.flows.subprojects)
-    errors += duplicate_names(flows)
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
     selected = chosen_environments(current, branch)
@@ -125,6 +136,7 @@ def flows_report(current: Settings) -> dict[str, Any]:
         if not errors:
             raise
         errors.append(DiscoveryError(str(err.where or "deployment config"), 0, err.what))
+    errors += duplicate_names(named_by_flow(flows, deployments))
     environments = list(current.config.environments)
     return {
         "flows": [flow_entry(flow) for flow in flows],

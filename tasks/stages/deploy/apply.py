@@ -31,7 +31,7 @@ from tasks.core.deployplan import (
 )
 from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
-from tasks.core.runtime import image_reference, with_runtime
+from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
 from tasks.pipeline.credentials import environment_connection
 from tasks.pipeline.settings import Settings, read_report, write_failed_report, write_json
 from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
@@ -155,19 +155,33 @@ class DeployRun:
         return check
 
     def finalize(self, desired: Desired, pool_type: str) -> Desired:
-        image = None if pool_type == "process" else self.image_of(desired, pool_type)
+        """Add the pool's runtime; a process pool gets an image only to fill a replaced build step's outputs."""
+        wants_image = pool_type != "process" or bool(desired.runtime.get("image_steps"))
+        image = self.image_of(desired, pool_type) if wants_image else None
         if pool_type != "process" and not image and not has_own_image(desired):
             raise ForkflowError(
                 f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
                 where=str(self.current.reports_dir / "image.json"),
                 fix="run `doit image` first (its image.json names the image), or use a process work pool")
-        return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), image)
+        tag = self.image_tag(pool_type) if image else None
+        return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), image, tag)
 
     def built_image(self, desired: Desired, pool_type: str) -> str | None:
+        python, flavor = self.image_cell(pool_type)
+        return image_reference(read_report("image", self.current), python, flavor)
+
+    def image_tag(self, pool_type: str) -> str | None:
+        """The first tag of the image `built_image` names (`{{ build-image.tag }}`)."""
+        entry = built_image(read_report("image", self.current), *self.image_cell(pool_type))
+        if entry is None or self.image_of != self.built_image:
+            return None
+        tag = str(entry["tags"][0])
+        return tag_of(tag) if "/" in tag else tag  # a bare tag, or one in a full reference
+
+    def image_cell(self, pool_type: str) -> tuple[str | None, str]:
         images = self.current.config.images
         python = (images.default_python or images.python[0]) if images else None
-        flavor = "kubernetes" if pool_type == "kubernetes" else "base"
-        return image_reference(read_report("image", self.current), python, flavor)
+        return python, "kubernetes" if pool_type == "kubernetes" else "base"
 
     def read_server(self, api: PrefectApi, envs: list[str], ready: list[Desired], prefixes: list[str]) -> list[dict[str, Any]]:
         """The server's deployments that may carry this branch's names."""

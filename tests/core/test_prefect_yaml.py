@@ -1,0 +1,112 @@
+"""prefect.yaml as real flow repositories write it: each case here comes from a public repository that
+`prefect deploy --all` deploys (the end-to-end comparison with Prefect's CLI is in tests/test_flow_formats.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tasks.core.deploydefs import Planned
+from tasks.core.deployspec import Desired
+from tasks.core.discovery import FlowInfo, discover_source
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.prefect_yaml import parse_file, planned_deployments
+from tasks.core.runtime import with_runtime
+
+SOURCES = {
+    "flows/metadata.py": "from prefect import flow\n\n@flow\ndef generate_metadata():\n    pass\n",
+    "pipelines/modal_a.py": "from prefect import flow\n\n@flow\ndef main():\n    pass\n",
+    "pipelines/modal_b.py": "from prefect import flow\n\n@flow\ndef main(x: int = 1):\n    pass\n",
+}
+POOL = {"name": "dev-pool"}
+
+
+def flows() -> list[FlowInfo]:
+    found = []
+    for file, text in SOURCES.items():
+        listed, errors = discover_source(text, file)
+        assert errors == []
+        found += listed
+    return found
+
+
+def plan(*deployments: dict[str, Any], **top: Any) -> list[Planned]:
+    doc = parse_file({**top, "deployments": list(deployments)}, "prefect.yaml")
+    return planned_deployments(doc, flows(), "prefect.yaml", "")[0]
+
+
+def layer(planned: Planned) -> dict[str, Any]:
+    ((_, only),) = planned.layers
+    return only
+
+
+def refusal(*deployments: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        plan(*deployments)
+    return str(caught.value)
+
+
+def test_schedule_null_is_no_schedule() -> None:  # as CBIIT's 57 deployments write it
+    (planned,) = plan({"name": "reader", "entrypoint": "flows/metadata.py:generate_metadata", "schedule": None,
+                       "work_pool": POOL})
+    assert "schedules" not in layer(planned)
+
+
+def test_dot_slash_and_module_entrypoints_find_their_flow_and_stay_as_written() -> None:
+    planned = plan({"name": "cpu", "entrypoint": "./flows/metadata.py:generate_metadata", "work_pool": POOL},
+                   {"name": "a", "entrypoint": "pipelines.modal_a:main", "work_pool": POOL},
+                   {"name": "b", "entrypoint": "pipelines.modal_b:main", "work_pool": POOL})
+    assert [(p.flow.file, layer(p)["entrypoint"]) for p in planned] == [
+        ("flows/metadata.py", "./flows/metadata.py:generate_metadata"),
+        ("pipelines/modal_a.py", "pipelines.modal_a:main"),
+        ("pipelines/modal_b.py", "pipelines.modal_b:main")]
+    assert "no flow at 'pipelines.modal_c:main'" in refusal(
+        {"name": "c", "entrypoint": "pipelines.modal_c:main", "work_pool": POOL})
+
+
+def test_a_custom_image_without_pull_steps_runs_from_opt_prefect_as_prefect_deploy_sets() -> None:
+    pool = {"name": "k8s", "job_variables": {"image": "{{ $PREFECT_IMAGE }}"}}
+    (custom,) = plan({"name": "s3", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": pool}, pull=None)
+    assert layer(custom)["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
+    (given,) = plan({"name": "s3", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": pool},
+                    pull=[{"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}])
+    assert layer(given)["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}]
+    (plain,) = plan({"name": "s3", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL})
+    assert "pull" not in layer(plain), "no image: the folder of the file, decided with the worker's path"
+
+
+def test_a_template_no_step_fills_is_refused_naming_the_missing_step() -> None:
+    message = refusal({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata",
+                       "work_pool": {**POOL, "job_variables": {"env": {"HOST": "{{ flow_run.name }}"}}}})
+    assert "{{ flow_run.name }}: no build or push step has the id 'flow_run' (step ids here: none)" in message
+    assert "prefect deploy would drop the key" in message
+
+
+def test_job_variables_beside_work_pool_are_refused_saying_prefect_ignores_them() -> None:
+    message = refusal({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+                       "job_variables": {"env": {"A": "b"}}})
+    assert "deployments.0(x).job_variables: prefect deploy ignores job_variables here, so they were never applied" in message
+    assert "move them under work_pool: job_variables:" in message
+
+
+def desired_of(**job_variables: Any) -> Desired:
+    spec = {"version": "{{ build-image.tag }}", "job_variables": job_variables, "pull_steps": None}
+    return Desired("app", "f", "dev", "http://x/api", spec=spec, native=True, runtime={"image_steps": ["build-image"]})
+
+
+def test_every_output_of_a_replaced_build_step_is_the_image_stages_image() -> None:  # as en_banc writes it
+    image = "reg:5001/team/app@sha256:abc"
+    done = with_runtime(desired_of(image="{{ build-image.image_name }}:{{ build-image.tag }}", env={"IMG": "{{ build-image.image }}"}),
+                        "docker", "/opt/prefect/app", image, "1.2.0-python3.12")
+    assert done.spec["version"] == "1.2.0-python3.12"
+    assert done.spec["job_variables"] == {"image": "reg:5001/team/app:1.2.0-python3.12", "env": {"IMG": image}}
+    process = with_runtime(desired_of(), "process", "/srv/flows", "reg:5001/team/app:1.2.0", None)
+    assert process.spec["version"] == "1.2.0" and process.spec["job_variables"] == {}, "a process pool needs no image"
+
+
+def test_a_replaced_build_steps_output_is_never_written_as_a_template() -> None:
+    with pytest.raises(ForkflowError, match=r"\{\{ build-image.tag \}\} name the image of a Docker build step"):
+        with_runtime(desired_of(), "process", "/srv/flows", None, None)
+    with pytest.raises(ForkflowError, match=r"\{\{ build-image.image_id \}\} name an output the image stage does not give"):
+        with_runtime(desired_of(image="{{ build-image.image_id }}"), "docker", "/opt", "reg/app:1", None)
