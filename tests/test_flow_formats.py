@@ -382,13 +382,18 @@ def test_docker_build_and_push_steps_are_replaced_by_the_image_stages_image(
     listed = run_stages(config, monkeypatch)
     assert [n for n in listed["notes"] if "replaced" in n] == [
         "from-build-step: Docker build/push steps replaced by the image stage's image",
-        "pool-default: Docker build/push steps replaced by the image stage's image"]
+        "pool-default: Docker build/push steps replaced by the image stage's image",
+        "by-tag: Docker build/push steps replaced by the image stage's image"]
     report = run_stages(config, monkeypatch, "deploy")
-    assert {e["name"]: e["status"] for e in report["deployments"]} == {"from-build-step": "created", "pool-default": "created"}
+    assert {e["name"]: e["status"] for e in report["deployments"]} == {
+        "from-build-step": "created", "pool-default": "created", "by-tag": "created"}
     server = deployments_on(prefect_api)
     step = server["hello/from-build-step"]["job_variables"]
     assert step == {"image": reference, "image_pull_policy": "IfNotPresent"}, "{{ build-image.image }} -> the built image"
     assert server["hello/pool-default"]["job_variables"] == {"image": reference}, "a container pool gets the image"
+    tagged = server["hello/by-tag"]
+    assert tagged["version"] == image["tags"][0], "{{ build-image.tag }} -> the image's tag"
+    assert tagged["job_variables"] == {"image": f"{registry.address}/{repository}:{image['tags'][0]}"}
     assert server["hello/from-build-step"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/docker-project"}}]
     ran = subprocess.run(["docker", "run", "--rm", reference, "python", "-c", "import orbit; print(orbit.__version__)"], check=False,
