@@ -337,6 +337,8 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
     """`schedule: null`, `./` and module entrypoints, one flow name in two files, a custom image without pull steps."""
     repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
     monkeypatch.setenv("FIXTURE_IMAGE", "registry.example.com/team/flows:1.0")
+    for api in (oracle_api, prefect_api):
+        server_values(api, table="wild", token=SECRET)
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -350,6 +352,7 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
             assert ours[key][name] == theirs[key][name], f"{key}.{name}"
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
     assert ours["main/modal-a"]["entrypoint"] == "pipelines.modal_a:main"
+    assert ours["Get Associated Domains/reader"]["version"] == "release-wild", "the step asked the target server"
     assert ours["Get Associated Domains/custom-image"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
 

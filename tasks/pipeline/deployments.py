@@ -10,12 +10,13 @@ with the flows themselves. Files are read in place, never rewritten. The
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -28,6 +29,11 @@ from tasks.core.values import sha256_hex
 from tasks.core.yamlfile import load_yaml
 from tasks.pipeline.deploy_files import config_file
 from tasks.pipeline.settings import Settings, read_json, write_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tasks.adapters.prefect_settings import Connection
 
 
 @dataclass(frozen=True)
@@ -260,10 +266,11 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
     return None
 
 
-def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool) -> DeploymentConfig:
+def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool,
+                      server: Callable[[], Connection]) -> DeploymentConfig:
     """Run each prefect.yaml deployment's deploy-time build/push steps with Prefect's own step runner (in the
-    file's folder, as `prefect deploy` does) and fill `{{ <step>.<output> }}` with what they return.
-    A dry run does not run them: it says so, and references to their outputs stay unfilled."""
+    file's folder, against the environment's server, as `prefect deploy` does) and fill `{{ <step>.<output> }}`
+    with what they return. A dry run does not run them: it says so, and references to their outputs stay unfilled."""
     if not any(item.extra.get("steps") for item in config.planned):
         return config
     planned = []
@@ -274,7 +281,7 @@ def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool) -> De
 
             say(f"would run {len(steps)} deploy-time step(s) of {item.source} (their outputs are not known in a dry run)")
         elif steps:
-            outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source)
+            outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source, server())
             filled = tuple((scope, with_outputs(layer, outputs)) for scope, layer in item.layers)
             planned.append(dataclasses.replace(item, layers=filled))
             continue
@@ -298,18 +305,21 @@ def with_outputs(layer: dict[str, Any], outputs: dict[str, Any]) -> dict[str, An
     return done
 
 
-def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str) -> dict[str, Any]:
+def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, server: Connection) -> dict[str, Any]:
+    """The steps' outputs; `{{ prefect.variables.x }}` and blocks in their inputs are the server's (Prefect's step
+    runner asks the server it is configured for: without one it would start a temporary server of its own)."""
     import asyncio
     import contextlib
 
     from prefect.deployments.steps.core import StepExecutionError, run_steps
+    from prefect.settings import temporary_settings
 
     from tasks.core.errors import ForkflowError
 
     before = Path.cwd()
     try:
         os.chdir(folder)
-        with contextlib.redirect_stdout(None):
+        with contextlib.redirect_stdout(None), temporary_settings(updates=prefect_settings_for(server)):
             outputs: dict[str, Any] = asyncio.run(run_steps(steps, {}, print_function=lambda *_: None))
     except (StepExecutionError, ImportError, OSError, ValueError) as err:
         raise ForkflowError(f"{source}: a deploy-time step failed: {err}", where=source,
@@ -318,6 +328,27 @@ def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str) ->
     finally:
         os.chdir(before)
     return outputs
+
+
+def prefect_settings_for(server: Connection) -> dict[Any, Any]:
+    """Prefect's settings for a client of `server`: its URL, its credentials (kept in memory), its TLS choice."""
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_KEY,
+        PREFECT_API_SSL_CERT_FILE,
+        PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+        PREFECT_API_URL,
+    )
+
+    updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url, PREFECT_API_TLS_INSECURE_SKIP_VERIFY: server.verify is False}
+    scheme, _, credential = server.headers.get("Authorization", "").partition(" ")
+    if scheme == "Bearer":
+        updates[PREFECT_API_KEY] = credential
+    elif scheme == "Basic":
+        updates[PREFECT_API_AUTH_STRING] = base64.b64decode(credential).decode()
+    if isinstance(server.verify, str):
+        updates[PREFECT_API_SSL_CERT_FILE] = server.verify
+    return updates
 
 
 def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:

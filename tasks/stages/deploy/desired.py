@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,15 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
     root = Path(listing["flows_dir"])
     config = with_prefect_facts(read_config(current, root, flows), root, current.state_dir)
-    config = with_step_outputs(config, root, dry_run)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
              "only FlowSpec deployments are deployed")
     ctx = context_of(current, listing)
-    desired = [desired_from(planned, environment_settings(current, env), ctx, ctx.name_pattern)
-               for env in environments for planned in config.planned]
+    desired = []
+    for env in environments:
+        ready = with_step_outputs(config, root, dry_run, partial(environment_connection, current, env))
+        desired += [desired_from(planned, environment_settings(current, env), ctx, ctx.name_pattern)
+                    for planned in ready.planned]
     name_collisions(desired)
     return desired
 
