@@ -326,6 +326,25 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
 
 
+def test_an_unusable_prefect_yaml_is_named_as_unusable_beside_the_files_it_could_not_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
+    (repo / "workflows" / "broken.py").write_text("from prefect import flow\n\n@flow\ndef broken(:\n    pass\n")
+    text = (repo / "prefect.yaml").read_text()
+    (repo / "prefect.yaml").write_text(text.replace("pipelines.modal_a:main", "pipelines.modal_z:main"))
+    commit_all(repo, "a broken file and a wrong entrypoint")
+    report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-e2e"), monkeypatch)
+    file = str(repo / "prefect.yaml")
+    assert report["unusable_config"] == file and report["deployments"] == []
+    (broken, unusable) = report["errors"]
+    assert broken.startswith("workflows/broken.py:4: syntax error")
+    assert unusable.startswith(f"{file}: cannot deploy\n") and ":0:" not in unusable
+    assert "no flow at 'pipelines.modal_z:main'" in unusable
+    out = capsys.readouterr().out
+    assert f"deployment config {file} cannot be used (its problems are below): nothing is deployed" in out
+    assert "no deployment config" not in out
+
+
 WILD = ["generate-metadata/metadata-cpu", "main/modal-a", "main/modal-b", "Get Associated Domains/reader",
         "Get Associated Domains/query", "Get Associated Domains/custom-image"]
 

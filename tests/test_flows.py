@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,7 +170,8 @@ def test_flows_task_writes_flows_json_skipping_ignored_files(tmp_path: Path) -> 
     assert names["daily-report"]["spec"] == {"description": "Build the daily report.", "tags": ["reports"]}
     deployments = {entry["flow"]: entry for entry in report["deployments"]}
     assert deployments["hello"]["names"] == {"dev": "orbit--release--hello--dev", "prod": "orbit--release--hello--prod"}
-    assert report["errors"] == ["orbit_flows/broken.py:4: syntax error: invalid syntax"]
+    assert report["errors"] == [f"orbit_flows/broken.py:4: syntax error: invalid syntax (read as Python {sys.version_info.major}."
+                                f"{sys.version_info.minor}; a file written for a newer Python needs forkflow run on it)"]
     assert report["branch"] == "release" and report["environments"] == ["dev"] and report["version"] == "0.1.0"
     assert "orbit_flows/broken.py:4: syntax error" in result.stderr
     assert "orbit--release--hello--dev" in result.stdout

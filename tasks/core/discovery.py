@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ class DiscoveryError:
     message: str
 
     def __str__(self) -> str:
+        """`file:line: message`; a whole-file problem (line 0) is `file: message`, its file named once."""
+        if self.line == 0:
+            return f"{self.file}: {self.message.removeprefix(f'{self.file}: ')}"
         return f"{self.file}:{self.line}: {self.message}"
 
 
@@ -77,12 +81,16 @@ class Aliases:
     modules: set[str] = field(default_factory=set)
 
 
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def discover_source(text: str, file: str) -> tuple[list[FlowInfo], list[DiscoveryError]]:
     """The flows defined in one file's source, and the problems found in it."""
     try:
         tree = ast.parse(text, filename=file)
     except SyntaxError as err:
-        return [], [DiscoveryError(file, err.lineno or 0, f"syntax error: {err.msg}")]
+        return [], [DiscoveryError(file, err.lineno or 0, f"syntax error: {err.msg} (read as Python {PYTHON}; "
+                                                          "a file written for a newer Python needs forkflow run on it)")]
     aliases = prefect_aliases(tree)
     constants = module_constants(tree)
     flows: list[FlowInfo] = []

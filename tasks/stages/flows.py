@@ -107,11 +107,9 @@ def flows_action() -> dict[str, str]:
     return {"made": made}
 
 
-def named_by_flow(flows: list[FlowInfo], deployments: DeploymentConfig | None) -> list[FlowInfo]:
-    """The flows whose deployments are named after them (all when the config is unknown): a prefect.yaml names
-    each deployment itself, so one flow name in two files is two deployments there, as prefect deploy makes them."""
-    if deployments is None:
-        return flows
+def named_by_flow(flows: list[FlowInfo], deployments: DeploymentConfig) -> list[FlowInfo]:
+    """The flows whose deployments are named after them: a prefect.yaml names each deployment itself, so one
+    flow name in two files is two deployments there, as prefect deploy makes them."""
     native = {item.flow.entrypoint for item in deployments.planned if item.native}
     return [flow for flow in flows if flow.entrypoint not in native]
 
@@ -129,14 +127,16 @@ def flows_report(current: Settings) -> dict[str, Any]:
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
     selected = chosen_environments(current, branch)
-    deployments = None
+    deployments, unusable = None, ""
     try:
         deployments = read_config(current, root, flows)
     except ConfigError as err:
         if not errors:
             raise
-        errors.append(DiscoveryError(str(err.where or "deployment config"), 0, err.what))
-    errors += duplicate_names(named_by_flow(flows, deployments))
+        unusable = str(err.where or "the deployment config")
+        errors.append(DiscoveryError(unusable, 0, err.what))
+    if deployments is not None:  # an unusable config is the problem first; which names matter depends on it
+        errors += duplicate_names(named_by_flow(flows, deployments))
     environments = list(current.config.environments)
     return {
         "flows": [flow_entry(flow) for flow in flows],
@@ -149,6 +149,7 @@ def flows_report(current: Settings) -> dict[str, Any]:
         "environments": selected,
         "flows_dir": str(root),
         "config": str(deployments.file) if deployments and deployments.file else "",
+        "unusable_config": unusable,
         "format": deployments.format if deployments else "",
     }
 
@@ -304,6 +305,8 @@ def show(report: dict[str, Any]) -> None:
         say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}")
     if report["config"]:
         say(f"deployments from {report['config']} ({report['format']}):")
+    elif report.get("unusable_config"):
+        say(f"deployment config {report['unusable_config']} cannot be used (its problems are below): nothing is deployed")
     elif report["deployments"]:
         say("deployments from FLOW_SPEC in the code (no deployment config file):")
     else:
