@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -380,6 +381,54 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
                             text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api})
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
     assert "modal-b got x=21" in worker.stdout + worker.stderr, "the module entrypoint ran"
+
+
+def nested_prefect_file(repo: Path) -> str:
+    """The fixture's prefect.yaml one folder down, its entrypoints still from the repository root (as a CI job runs
+    `prefect deploy --prefect-file deploy/prefect.yaml` there), its deployments renamed `<name>-nested`."""
+    text = (repo / "prefect.yaml").read_text().replace("entrypoint: ./flows/", "entrypoint: flows/")
+    (repo / "deploy").mkdir()
+    (repo / "deploy" / "prefect.yaml").write_text(re.sub(r"(  - name: [\w-]+)", r"\1-nested", text))
+    commit_all(repo, "a prefect.yaml deployed from the root")
+    return "deploy/prefect.yaml"
+
+
+def test_a_nested_prefect_yaml_with_entrypoints_from_the_root_needs_run_from_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
+    nested = nested_prefect_file(repo)
+    config = pipeline(tmp_path, "http://127.0.0.1:9/api", flows=f'config = "repo/{nested}"\n')
+    with pytest.raises(ConfigError, match=r"no flow at 'flows/metadata.py:generate_metadata' \(relative to deploy\); flows: "
+                                          r"none found; it is there relative to \[flows\] path: set \[flows\] run_from"):
+        run_stages(config, monkeypatch)
+    config = pipeline(tmp_path, "http://127.0.0.1:9/api", flows=f'config = "repo/{nested}"\nrun_from = "path"\n')
+    listed = run_stages(config, monkeypatch)
+    assert [d["name"] for d in listed["deployments"]] == [f"{name.split('/')[1]}-nested" for name in WILD]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_run_from_path_deploys_what_prefect_deploy_with_a_prefect_file_deploys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str) -> None:
+    repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
+    nested = nested_prefect_file(repo)
+    monkeypatch.setenv("FIXTURE_IMAGE", "registry.example.com/team/flows:1.0")
+    for api in (oracle_api, prefect_api):
+        server_values(api, table="wild", token=SECRET)
+    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", nested], check=False, cwd=repo,
+                          capture_output=True, text=True, env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = pipeline(tmp_path, prefect_api, flows=f'config = "repo/{nested}"\nrun_from = "path"\n')
+    run_stages(config, monkeypatch, "deploy")
+    keys = [f"{key}-nested" for key in WILD]
+    theirs = {key: item for key, item in deployments_on(oracle_api).items() if key in keys}
+    ours = {key: item for key, item in deployments_on(prefect_api).items() if key in keys}
+    assert sorted(ours) == sorted(theirs) == sorted(keys)
+    for key in keys:
+        for name in FIELDS:
+            assert ours[key][name] == theirs[key][name], f"{key}.{name}"
+    assert ours["main/modal-a-nested"]["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(repo.resolve())}}], "runs from the root"
 
 
 @pytest.mark.docker

@@ -212,6 +212,9 @@ class Flows(Section):
     path: str
     config: str | None = Field(default=None, description="deployment config: a prefect.yaml, an acme static config or "
                                                          "a deployments.yaml; default: the first found in the flows folder")
+    run_from: Literal["config", "path"] = Field(
+        default="config", description="where a prefect.yaml's entrypoints start: its own folder (as `prefect deploy` "
+                                      "run there), or path (as `prefect deploy --prefect-file <config>` run in path)")
     name_pattern: str | None = Field(default=None, description="deployment names; fields {project} {branch} {flow} {env} "
                                                                "{name}; default: per format (docs/deploy.md)")
     include: tuple[str, ...] = Field(default=("*.py",), description="globs of files searched for flows (relative to path)")

@@ -303,8 +303,7 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
             continue
         flow = by_entrypoint.get(prefix + entrypoint_file(deployment.entrypoint))
         if flow is None:
-            known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
-            problems.append(f"{where}.entrypoint: no flow at {deployment.entrypoint!r}; flows: {known or 'none found'}")
+            problems.append(f"{where}.entrypoint: {missing_flow(deployment.entrypoint, flows, prefix)}")
             continue
         try:
             layer = deployment_layer(deployment, doc, where, {**image_step_ids(steps), **step_ids(deploy_steps)})
@@ -319,6 +318,16 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
         raise ConfigError(f"{source}: cannot deploy\n" + "\n".join(f"  - {p}" for p in problems), where=source,
                           fix="correct the deployments listed above; nothing was deployed")
     return planned, notes
+
+
+def missing_flow(entrypoint: str, flows: list[FlowInfo], prefix: str) -> str:
+    """Why no flow is at the entrypoint, with the flows there are; a hint when it starts at the flows folder."""
+    known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
+    text = f"no flow at {entrypoint!r} (relative to {prefix.rstrip('/') or 'the flows folder'}); flows: {known or 'none found'}"
+    if prefix and entrypoint_file(entrypoint) in {f.entrypoint for f in flows}:
+        text += ("; it is there relative to [flows] path: set [flows] run_from = \"path\" (as `prefect deploy "
+                 "--prefect-file` run there)")
+    return text
 
 
 def deployment_layer(deployment: Deployment, doc: PrefectFile, where: str, image_steps: dict[str, str]) -> dict[str, Any]:

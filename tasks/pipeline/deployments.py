@@ -56,7 +56,8 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     data = load_yaml(file.read_text(encoding="utf-8"), str(file))
     context = {"schedule_problem": ScheduleChecks(current.state_dir / CHECKS_FILE)}
     if kind == "prefect":
-        prefix = folder_prefix(file.parent, root)
+        from_path = current.config.flows is not None and current.config.flows.run_from == "path"
+        prefix = "" if from_path else folder_prefix(file.parent, root)
         parsed = prefect_yaml.parse_file(data, str(file), context)
         planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
         return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
