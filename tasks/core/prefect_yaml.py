@@ -301,7 +301,8 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
             problems.append(f"{where}.sla: SLAs are not deployed by forkflow yet; remove the key or deploy this one "
                             "with prefect deploy")
             continue
-        flow = by_entrypoint.get(prefix + entrypoint_file(deployment.entrypoint))
+        flow = next((by_entrypoint[prefix + file] for file in entrypoint_files(deployment.entrypoint)
+                     if prefix + file in by_entrypoint), None)
         if flow is None:
             problems.append(f"{where}.entrypoint: {missing_flow(deployment.entrypoint, flows, prefix)}")
             continue
@@ -324,7 +325,7 @@ def missing_flow(entrypoint: str, flows: list[FlowInfo], prefix: str) -> str:
     """Why no flow is at the entrypoint, with the flows there are; a hint when it starts at the flows folder."""
     known = ", ".join(sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.startswith(prefix)))
     text = f"no flow at {entrypoint!r} (relative to {prefix.rstrip('/') or 'the flows folder'}); flows: {known or 'none found'}"
-    if prefix and entrypoint_file(entrypoint) in {f.entrypoint for f in flows}:
+    if prefix and set(entrypoint_files(entrypoint)) & {f.entrypoint for f in flows}:
         text += ("; it is there relative to [flows] path: set [flows] run_from = \"path\" (as `prefect deploy "
                  "--prefect-file` run there)")
     return text
@@ -369,11 +370,19 @@ def stray_message(stray: list[str], steps: dict[str, str]) -> str:
 
 
 def entrypoint_file(entrypoint: str) -> str:
-    """The entrypoint as the flow's file: `./flows/a.py:f` -> `flows/a.py:f`, `pkg.mod:f` -> `pkg/mod.py:f`
-    (a module path, which the worker imports from its working directory)."""
+    """The entrypoint as the flow's file: `./flows/a.py:f` -> `flows/a.py:f`, `pkg.mod:f` -> `pkg/mod.py:f`."""
+    return entrypoint_files(entrypoint)[0]
+
+
+def entrypoint_files(entrypoint: str) -> list[str]:
+    """Where the entrypoint's flow may be, first match wins: a file path as written (`./` dropped); a module path
+    (`pkg.mod:f`, which the worker imports from its working directory or its installed packages) as
+    `pkg/mod.py`, `pkg/mod/__init__.py`, then the same under `src/` (a package in the src layout)."""
     import posixpath
 
     path, function = entrypoint.rsplit(":", 1)
-    if not path.endswith(".py") and "/" not in path:
-        path = path.replace(".", "/") + ".py"
-    return f"{posixpath.normpath(path)}:{function}"
+    if path.endswith(".py") or "/" in path:
+        return [f"{posixpath.normpath(path)}:{function}"]
+    module = path.replace(".", "/")
+    files = [f"{module}.py", f"{module}/__init__.py"]
+    return [f"{file}:{function}" for file in (*files, *(f"src/{file}" for file in files))]

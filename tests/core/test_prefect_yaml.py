@@ -18,6 +18,7 @@ SOURCES = {
     "flows/metadata.py": "from prefect import flow\n\n@flow\ndef generate_metadata():\n    pass\n",
     "pipelines/modal_a.py": "from prefect import flow\n\n@flow\ndef main():\n    pass\n",
     "pipelines/modal_b.py": "from prefect import flow\n\n@flow\ndef main(x: int = 1):\n    pass\n",
+    "src/prefect_modal/flows/__init__.py": "from prefect import flow\n\n@flow\ndef run_my_flow():\n    pass\n",
 }
 POOL = {"name": "dev-pool"}
 
@@ -61,6 +62,8 @@ def test_dot_slash_and_module_entrypoints_find_their_flow_and_stay_as_written() 
         ("flows/metadata.py", "./flows/metadata.py:generate_metadata"),
         ("pipelines/modal_a.py", "pipelines.modal_a:main"),
         ("pipelines/modal_b.py", "pipelines.modal_b:main")]
+    (installed,) = plan({"name": "modal", "entrypoint": "prefect_modal.flows:run_my_flow", "work_pool": POOL})
+    assert installed.flow.file == "src/prefect_modal/flows/__init__.py", "a package in the src layout"
     assert "no flow at 'pipelines.modal_c:main'" in refusal(
         {"name": "c", "entrypoint": "pipelines.modal_c:main", "work_pool": POOL})
 
