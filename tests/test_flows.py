@@ -134,6 +134,17 @@ def test_duplicate_flow_names_are_errors() -> None:
     assert [str(e) for e in duplicate_names(a + b)] == ["sub/b.py:3: flow name 'x' is already used by a.py:3"]
 
 
+def test_a_flow_name_used_twice_is_a_problem_only_where_it_names_deployments(tmp_path: Path) -> None:
+    twice = "from prefect import flow\n@flow(name='{name}')\ndef {function}():\n    pass\n"
+    flows_repo(tmp_path, {"orbit_flows/again.py": twice.format(name="hello", function="hello_again"),
+                          "orbit_flows/one.py": twice.format(name="scratch", function="one"),
+                          "orbit_flows/two.py": twice.format(name="scratch", function="two")})
+    result = run_doit(write_config(tmp_path, "http://127.0.0.1:9/api", project="orbit"), "flows")
+    report = json.loads((tmp_path / ".forkflow" / "reports" / "flows.json").read_text())
+    assert [e for e in report["errors"] if "already used" in e] == [
+        "orbit_flows/hello.py:9: flow name 'hello' is already used by orbit_flows/again.py:3"], result.stdout + result.stderr
+
+
 def test_names_follow_the_pattern_and_branch_selects_environments() -> None:
     ctx = Context(project="orbit", branch="feature/Fix_1", commit="abc", version="1.0")
     assert slug("feature/Fix_1") == "feature-fix-1"

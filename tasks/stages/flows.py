@@ -28,7 +28,7 @@ from tasks.adapters.git import Git
 from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deploynames import environments_for_branch, slug
 from tasks.core.deployspec import Context
-from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, duplicate_names
+from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, duplicate_names, normalized
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
 from tasks.core.runtime import code_version
@@ -108,10 +108,11 @@ def flows_action() -> dict[str, str]:
 
 
 def named_by_flow(flows: list[FlowInfo], deployments: DeploymentConfig) -> list[FlowInfo]:
-    """The flows whose deployments are named after them: a prefect.yaml names each deployment itself, so one
-    flow name in two files is two deployments there, as prefect deploy makes them."""
-    native = {item.flow.entrypoint for item in deployments.planned if item.native}
-    return [flow for flow in flows if flow.entrypoint not in native]
+    """The deployed flows whose deployments are named after them. A prefect.yaml names each deployment itself,
+    so one flow name in two files is two deployments there, as prefect deploy makes them; a flow nothing deploys
+    names nothing."""
+    named = {(item.flow.project, normalized(item.flow.name)) for item in deployments.planned if not item.native}
+    return [flow for flow in flows if (flow.project, normalized(flow.name)) in named]
 
 
 def flows_report(current: Settings) -> dict[str, Any]:
