@@ -446,6 +446,19 @@ def test_missing_wheel_report_is_reported_before_anything_changes(tmp_path: Path
     assert "Traceback" not in printed(result)
 
 
+def test_a_flows_repository_without_a_project_has_no_environments_to_build(
+        tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    """As most repositories deployed by a prefect.yaml: no pyproject.toml, so image:envs has nothing to do."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "prefect.yaml").write_text("deployments: []\n")
+    config = write_config(tmp_path, image_config_text(registry.address, f"t{SESSION}/noenvs", python=("3.12",),
+                                                      flavors=("base",)) + '\n[flows]\npath = "flows"\n')
+    result = run_doit(config, "image:envs")
+    ok(result)
+    assert f"no flows project (pyproject.toml) in {flows}: no flow environments to build" in result.stdout
+
+
 def test_flows_project_environments_build_without_push(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
     flows = tmp_path / "flows"
     shutil.copytree(REPO / "examples" / "demo" / "upstream" / "flows", flows)

@@ -25,7 +25,8 @@ def envs_action(run_id: str, dry_run: bool = False) -> dict[str, Any]:
     assert pyproject is not None
     envs = inputs.read_flow_envs(pyproject)
     if not envs:
-        say(f"no [tool.prefect.envs.*] tables in {pyproject}")
+        say(f"no [tool.prefect.envs.*] tables in {pyproject}" if pyproject.is_file()
+            else f"no flows project ({pyproject.name}) in {pyproject.parent}: no flow environments to build")
         return {"made": "no environments", "envs": {}}
     records = [build_env(setup, env, run_id) for env in envs]
     if setup.dry_run:

@@ -335,10 +335,13 @@ def flows_pyproject(current: Settings) -> Path | None:
 
 
 def read_flow_envs(pyproject: Path) -> list[FlowEnv]:
-    """The per-project environments in a flows project's pyproject.toml, checked."""
-    if not pyproject.is_file():
-        raise ForkflowError(f"no flows project at {pyproject}", where="[flows] path",
+    """The per-project environments in a flows project's pyproject.toml, checked; a flows folder without one
+    (a repository deployed by its prefect.yaml, say) has none."""
+    if not pyproject.parent.is_dir():
+        raise ForkflowError(f"no flows folder at {pyproject.parent}", where="[flows] path",
                             fix="run `doit checkout` to clone the fork, or correct [flows] path")
+    if not pyproject.is_file():
+        return []
     data = parse_toml(pyproject.read_bytes(), str(pyproject))
     tables = data.get("tool", {}).get("prefect", {}).get("envs", {})
     envs = []
