@@ -215,7 +215,8 @@ def test_prefect_yaml_problems_are_refused_before_any_write(tmp_path: Path, monk
         run_stages(config, monkeypatch)
     assert "deployments.0(extract-nightly).descripton: unknown key; allowed: name, entrypoint, version" in str(caught.value)
     (repo / "prefect.yaml").write_text(text.replace("flows/etl.py:extract", "flows/etl.py:missing"))
-    with pytest.raises(ConfigError, match=r"no flow at 'flows/etl.py:missing' \(relative to the flows folder\); flows: flows/etl.py:extract"):
+    with pytest.raises(ConfigError, match=r"no flow at 'flows/etl.py:missing' \(relative to the flows folder\); "
+                                          r"flows: flows/etl.py:extract"):
         run_stages(config, monkeypatch)
     (repo / "prefect.yaml").write_text(text.replace('cron: "0 6 * * 1-5"', 'cron: "0 6 LW * *"'))
     with pytest.raises(ConfigError, match=r"bad cron '0 6 LW \* \*': day of month: 'LW': 'W' \(nearest weekday\)"):
