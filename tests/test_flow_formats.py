@@ -113,8 +113,13 @@ def fixture_repo(tmp_path: Path, name: str) -> Path:
     """The fixture as a git repository on `main` with an origin remote (as a team's clone has)."""
     repo = tmp_path / "repo"
     shutil.copytree(FIXTURES / name, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    return fixture_repo_in_place(repo)
+
+
+def fixture_repo_in_place(repo: Path) -> Path:
+    """`repo` (already holding its files) as a git repository on `main` with an origin remote beside it."""
     env = {**os.environ, **IDENTITY}
-    origin = tmp_path / "origin.git"
+    origin = repo.parent / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     for argv in (["init", "-q", "-b", "main"], ["remote", "add", "origin", str(origin)]):
         subprocess.run(["git", *argv], cwd=repo, check=True, env=env)
@@ -474,6 +479,59 @@ def test_docker_build_and_push_steps_are_replaced_by_the_image_stages_image(
     assert run_stages(config, monkeypatch, "deploy")["writes"] == 0
 
 
+IN_IMAGE = """deployments:
+  - name: in-image
+    entrypoint: pipelines.modal_b:main
+    parameters: {{x: 5}}
+    pull:
+      - prefect.deployments.steps.set_working_directory: {{directory: /opt/flows}}
+    work_pool:
+      name: ff-docker-dev
+      job_variables: {{network_mode: host, volumes: ["{flows}:/opt/flows:ro"]}}
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.services
+@pytest.mark.slow
+def test_a_deployed_flow_runs_on_a_docker_worker_in_the_image_the_image_stage_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry, base_images: list[str],
+        prefect_api: str) -> None:
+    """The image stage builds an image with Prefect in it and pushes it; deploy names it by digest for a docker
+    pool; Prefect's Docker worker pulls it and the flow (a module entrypoint, mounted) completes in it."""
+    import prefect
+
+    shared = Path(f"/tmp/forkflow-worker-{os.urandom(4).hex()}")  # readable by the image's non-root user
+    try:
+        shutil.copytree(FIXTURES / "prefect_yaml_in_the_wild", shared / "repo", ignore=shutil.ignore_patterns("__pycache__"))
+        shared.chmod(0o755)
+        (shared / "repo" / "prefect.yaml").write_text(IN_IMAGE.format(flows=shared / "repo"))
+        repo = fixture_repo_in_place(shared / "repo")
+        repository = f"t{os.urandom(4).hex()}/in-image"
+        images = image_config_text(registry.address, repository, python=("3.12",), flavors=("base",))
+        config = pipeline(tmp_path, prefect_api, pool="ff-docker-dev", path=str(repo),
+                          extra=images[images.index("[images]"):])
+        write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.1", "core", requires=[
+            f"prefect=={prefect.__version__}", "fastapi==0.150.0"])])
+        built = run_doit(config, "image:3.12-base", env=registry.env)
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        (image,) = json.loads((tmp_path / ".forkflow" / "reports" / "image.json").read_text())["images"]
+        deployed = run_stages(config, monkeypatch, "deploy")
+        assert [e["status"] for e in deployed["deployments"]] == ["created"]
+        item = deployments_on(prefect_api)["main/in-image"]
+        assert item["job_variables"]["image"] == f"{registry.address}/{repository}@{image['digest']}"
+        docker_config = tmp_path / "docker-config"  # the worker pulls with the registry's credentials
+        registry_login(registry, docker_config)
+        flow_run = start_run(prefect_api, item["id"], {"x": 21})
+        worker = subprocess.run([PREFECT, "worker", "start", "--pool", "ff-docker-dev", "--type", "docker", "--run-once"],
+                                check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                                env={**os.environ, "PREFECT_API_URL": prefect_api, "DOCKER_CONFIG": str(docker_config)})
+        assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout[-4000:] + worker.stderr[-4000:]
+        assert "modal-b got x=21" in worker.stdout + worker.stderr, "the flow ran in the container"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 SECRET = "s3cr3t-" + os.urandom(4).hex()
 
 
@@ -485,6 +543,15 @@ def server_values(api: str, *, table: str, token: str) -> None:
     done = subprocess.run([sys.executable, "-c", script, table], check=False, input=token, capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": api}, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def registry_login(registry: Registry, folder: Path) -> None:
+    """A Docker client config holding the registry's credentials, as `docker login` writes it."""
+    import base64
+
+    folder.mkdir(mode=0o700)
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    (folder / "config.json").write_text(json.dumps({"auths": {registry.address: {"auth": token}}}))
 
 
 def start_run(api: str, deployment_id: str, parameters: dict[str, Any]) -> str:
