@@ -368,7 +368,8 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    report = run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e"), monkeypatch, "deploy")
+    config = pipeline(tmp_path, prefect_api, pool="ff-e2e")
+    report = run_stages(config, monkeypatch, "deploy")
     assert sorted(f"{e['flow']}/{e['name']}" for e in report["deployments"] if e["status"] == "created") == sorted(WILD)
     theirs = {key: item for key, item in deployments_on(oracle_api).items() if key in WILD}
     ours = {key: item for key, item in deployments_on(prefect_api).items() if key in WILD}
@@ -379,6 +380,8 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
     assert ours["main/modal-a"]["entrypoint"] == "pipelines.modal_a:main"
     assert ours["Get Associated Domains/reader"]["version"] == "release-wild", "the step asked the target server"
+    again = run_stages(config, monkeypatch, "deploy")
+    assert again["writes"] == 0, [(e["name"], e.get("diff")) for e in again["deployments"] if e["status"] != "unchanged"]
     assert ours["Get Associated Domains/custom-image"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
 

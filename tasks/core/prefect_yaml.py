@@ -91,6 +91,12 @@ class Deployment(Strict):
     triggers: list[dict[str, Any]] | None = None
     sla: list[dict[str, Any]] | None = None
 
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """`schedule: {}`, as Prefect 2's `prefect init` template writes it: no schedule, as prefect deploy reads it."""
+        return None if value == {} else value
+
     @model_validator(mode="after")
     def _one_schedule_spelling(self) -> Deployment:
         if self.schedule is not None and self.schedules is not None:

@@ -73,8 +73,11 @@ def rrule_problem(text: str) -> str | None:
 
 
 def utc_iso(text: str) -> str:
-    """An ISO date-time in UTC with a Z, the way the API returns anchor dates (naive means UTC)."""
+    """An ISO date-time in UTC with a Z, the way the API returns anchor dates (naive means UTC; microseconds
+    when there are any, as the API keeps them)."""
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+    moment = moment.astimezone(dt.UTC)
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
