@@ -333,22 +333,33 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
 
 
-def test_an_unusable_prefect_yaml_is_named_as_unusable_beside_the_files_it_could_not_read(
+def test_an_unusable_prefect_yaml_stops_the_flows_task_beside_files_no_entrypoint_needs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken file no entrypoint names (a 3.12 f-string, a template) is reported but stops nothing, as prefect deploy
+    imports only the entrypoints; a file with a byte-order mark reads fine; a config that cannot be used stops the
+    task whatever else is found, after the listing is written."""
     repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
     (repo / "workflows" / "broken.py").write_text("from prefect import flow\n\n@flow\ndef broken(:\n    pass\n")
+    reader = repo / "workflows" / "reader.py"
+    reader.write_bytes(b"\xef\xbb\xbf" + reader.read_bytes())
+    commit_all(repo, "a broken file and a byte-order mark")
+    config = pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-e2e")
+    listed = run_stages(config, monkeypatch)
+    assert listed["errors"] == [] and len(listed["deployments"]) == len(WILD)
+    (warning,) = listed["warnings"]
+    assert warning.startswith("workflows/broken.py:4: syntax error")
+    assert "(no entrypoint is in this file, so it does not stop a deploy)" in capsys.readouterr().err
+
     text = (repo / "prefect.yaml").read_text()
     (repo / "prefect.yaml").write_text(text.replace("pipelines.modal_a:main", "pipelines.modal_z:main"))
-    commit_all(repo, "a broken file and a wrong entrypoint")
-    report = run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-e2e"), monkeypatch)
-    file = str(repo / "prefect.yaml")
-    assert report["unusable_config"] == file and report["deployments"] == []
-    (broken, unusable) = report["errors"]
-    assert broken.startswith("workflows/broken.py:4: syntax error")
-    assert unusable.startswith(f"{file}: cannot deploy\n") and ":0:" not in unusable
-    assert "no flow at 'pipelines.modal_z:main'" in unusable
+    commit_all(repo, "a wrong entrypoint")
+    with pytest.raises(ConfigError, match=r"no flow at 'pipelines.modal_z:main'"):
+        run_stages(config, monkeypatch)
+    report = json.loads((tmp_path / ".forkflow" / "reports" / "flows.json").read_text())
+    assert report["unusable_config"] == str(repo / "prefect.yaml") and report["deployments"] == []
+    assert len(report["flows"]) == 5, "the listing is written before the run stops"
     out = capsys.readouterr().out
-    assert f"deployment config {file} cannot be used (its problems are below): nothing is deployed" in out
+    assert f"deployment config {repo / 'prefect.yaml'} cannot be used (see below): nothing is deployed" in out
     assert "no deployment config" not in out
 
 

@@ -97,14 +97,28 @@ def flows_inputs(current: Settings) -> str:
 
 def flows_action() -> dict[str, str]:
     current = settings()
-    report = flows_report(current)
+    report, refusal = flows_report(current)
     report["inputs"] = flows_inputs(current)
     write_report("flows", report, current)
     show(report)
+    if refusal is not None:  # the listing is written; the run stops on the config, with or without other problems
+        raise refusal
     made = f"{len(report['flows'])} flows on {report['branch']} -> {', '.join(report['environments']) or 'no environment'}"
     if report["errors"]:
         made += f", {len(report['errors'])} problems"
+    if report["warnings"]:
+        made += f", {len(report['warnings'])} files with problems no entrypoint needs"
     return {"made": made}
+
+
+def blocking(errors: list[DiscoveryError], deployments: DeploymentConfig) -> tuple[list[DiscoveryError], list[DiscoveryError]]:
+    """(problems that stop a deploy, problems reported only). A prefect.yaml deploys its entrypoints, as prefect
+    deploy imports only them: a file no entrypoint names cannot stop it. Any other config deploys flows found
+    anywhere, so every problem counts."""
+    if deployments.format != "prefect":
+        return errors, []
+    deployed = {item.flow.file for item in deployments.planned}
+    return [e for e in errors if e.file in deployed], [e for e in errors if e.file not in deployed]
 
 
 def named_by_flow(flows: list[FlowInfo], deployments: DeploymentConfig) -> list[FlowInfo]:
@@ -115,8 +129,9 @@ def named_by_flow(flows: list[FlowInfo], deployments: DeploymentConfig) -> list[
     return [flow for flow in flows if (flow.project, normalized(flow.name)) in named]
 
 
-def flows_report(current: Settings) -> dict[str, Any]:
-    """Everything later stages need to know about the flows, as one JSON-ready mapping."""
+def flows_report(current: Settings) -> tuple[dict[str, Any], ConfigError | None]:
+    """Everything later stages need to know about the flows, as one JSON-ready mapping, and why the deployment
+    config cannot be used, if it cannot."""
     from tasks.pipeline.deployments import read_config
 
     assert current.config.flows is not None
@@ -128,31 +143,31 @@ def flows_report(current: Settings) -> dict[str, Any]:
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
     selected = chosen_environments(current, branch)
-    deployments, unusable = None, ""
+    deployments, refusal = None, None
     try:
         deployments = read_config(current, root, flows)
     except ConfigError as err:
-        if not errors:
-            raise
-        unusable = str(err.where or "the deployment config")
-        errors.append(DiscoveryError(unusable, 0, err.what))
+        refusal = err
+    warnings: list[DiscoveryError] = []
     if deployments is not None:  # an unusable config is the problem first; which names matter depends on it
         errors += duplicate_names(named_by_flow(flows, deployments))
+        errors, warnings = blocking(errors, deployments)
     environments = list(current.config.environments)
     return {
         "flows": [flow_entry(flow) for flow in flows],
         "deployments": [planned_entry(p, ctx, environments) for p in deployments.planned] if deployments else [],
         "notes": list(deployments.notes) if deployments else [],
         "errors": [str(error) for error in errors],
+        "warnings": [str(warning) for warning in warnings],
         "branch": branch,
         "commit": commit,
         "version": ctx.version,
         "environments": selected,
         "flows_dir": str(root),
         "config": str(deployments.file) if deployments and deployments.file else "",
-        "unusable_config": unusable,
+        "unusable_config": str(refusal.where or "the deployment config") if refusal else "",
         "format": deployments.format if deployments else "",
-    }
+    }, refusal
 
 
 ENVIRONMENT_ENV = "FORKFLOW_ENVIRONMENT"
@@ -237,7 +252,7 @@ def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[
     errors: list[DiscoveryError] = []
     for name in files:
         try:
-            text = (root / name).read_text(encoding="utf-8")
+            text = (root / name).read_text(encoding="utf-8-sig")  # a byte-order mark is no syntax error
         except (OSError, UnicodeDecodeError) as err:
             errors.append(DiscoveryError(name, 0, f"cannot read: {err}"))
             continue
@@ -307,7 +322,7 @@ def show(report: dict[str, Any]) -> None:
     if report["config"]:
         say(f"deployments from {report['config']} ({report['format']}):")
     elif report.get("unusable_config"):
-        say(f"deployment config {report['unusable_config']} cannot be used (its problems are below): nothing is deployed")
+        say(f"deployment config {report['unusable_config']} cannot be used (see below): nothing is deployed")
     elif report["deployments"]:
         say("deployments from FLOW_SPEC in the code (no deployment config file):")
     else:
@@ -320,3 +335,5 @@ def show(report: dict[str, Any]) -> None:
         say(f"  note: {note}")
     for error in report["errors"]:
         warn(error)
+    for warning in report.get("warnings", []):
+        warn(f"{warning} (no entrypoint is in this file, so it does not stop a deploy)")
