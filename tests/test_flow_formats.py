@@ -364,7 +364,7 @@ def test_an_unusable_prefect_yaml_stops_the_flows_task_beside_files_no_entrypoin
 
 
 WILD = ["generate-metadata/metadata-cpu", "main/modal-a", "main/modal-b", "Get Associated Domains/reader",
-        "Get Associated Domains/query", "Get Associated Domains/custom-image"]
+        "Get Associated Domains/query", "Get Associated Domains/custom-image", "generate-metadata/from-pwd"]
 
 
 @pytest.mark.services
@@ -377,7 +377,7 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
     for api in (oracle_api, prefect_api):
         server_values(api, table="wild", token=SECRET)
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
+                          env={**os.environ, "PREFECT_API_URL": oracle_api, "PWD": str(repo)}, timeout=300)  # as a shell
     assert done.returncode == 0, done.stdout + done.stderr
     config = pipeline(tmp_path, prefect_api, pool="ff-e2e")
     report = run_stages(config, monkeypatch, "deploy")
@@ -390,6 +390,8 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
             assert ours[key][name] == theirs[key][name], f"{key}.{name}"
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
     assert ours["main/modal-a"]["entrypoint"] == "pipelines.modal_a:main"
+    assert ours["generate-metadata/from-pwd"]["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(repo)}}], "{{ $PWD }}: the file's folder"
     assert ours["Get Associated Domains/reader"]["version"] == "release-wild", "the step asked the target server"
     again = run_stages(config, monkeypatch, "deploy")
     assert again["writes"] == 0, [(e["name"], e.get("diff")) for e in again["deployments"] if e["status"] != "unchanged"]
@@ -436,7 +438,8 @@ def test_run_from_path_deploys_what_prefect_deploy_with_a_prefect_file_deploys(
     for api in (oracle_api, prefect_api):
         server_values(api, table="wild", token=SECRET)
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", nested], check=False, cwd=repo,
-                          capture_output=True, text=True, env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
+                          capture_output=True, text=True, env={**os.environ, "PREFECT_API_URL": oracle_api, "PWD": str(repo)},
+                          timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     config = pipeline(tmp_path, prefect_api, flows=f'config = "repo/{nested}"\nrun_from = "path"\n')
     run_stages(config, monkeypatch, "deploy")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tasks.adapters.console import warn
-from tasks.core.deploydefs import desired_from, name_collisions
+from tasks.core.deploydefs import Planned, desired_from, name_collisions
 from tasks.core.deployspec import (
     Context,
     Desired,
@@ -49,10 +50,23 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
     desired = []
     for env in environments:
         ready = with_step_outputs(config, root, dry_run, partial(environment_connection, current, env))
-        desired += [desired_from(planned, environment_settings(current, env), ctx, ctx.name_pattern)
-                    for planned in ready.planned]
+        settings_of = environment_settings(current, env)
+        desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
+                                 ctx.name_pattern) for planned in ready.planned]
     name_collisions(desired)
     return desired
+
+
+def with_working_directory(current: Settings, listing: dict[str, Any], env: EnvironmentSettings,
+                           planned: Planned) -> EnvironmentSettings:
+    """`{{ $PWD }}` in a prefect.yaml is the folder prefect deploy runs in: the file's folder (or [flows] path),
+    as workers see it, not the folder doit was started in; the environment's own `variables` may still set it."""
+    assert current.config.flows is not None
+    if not planned.native or "PWD" in current.config.environments[env.name].variables:
+        return env
+    folder = str(planned.extra.get("folder") or "")
+    directory = flows_dir_for_workers(current, listing).rstrip("/") + (f"/{folder}" if folder else "")
+    return dataclasses.replace(env, variables={**env.variables, "PWD": directory})
 
 
 def context_of(current: Settings, listing: dict[str, Any]) -> Context:
