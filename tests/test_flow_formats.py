@@ -218,7 +218,8 @@ def test_prefect_yaml_problems_are_refused_before_any_write(tmp_path: Path, monk
     (repo / "prefect.yaml").write_text(text.replace("    description: Nightly extract.", "    descripton: typo"))
     with pytest.raises(ConfigError) as caught:
         run_stages(config, monkeypatch)
-    assert "deployments.0(extract-nightly).descripton: unknown key; allowed: name, entrypoint, version" in str(caught.value)
+    assert ("deployments.0(extract-nightly).descripton: unknown key (prefect deploy ignores it: delete it, or correct its "
+            "spelling); allowed: name, entrypoint, version") in str(caught.value)
     (repo / "prefect.yaml").write_text(text.replace("flows/etl.py:extract", "flows/etl.py:missing"))
     with pytest.raises(ConfigError, match=r"no flow at 'flows/etl.py:missing' \(relative to the flows folder\); "
                                           r"flows: flows/etl.py:extract"):

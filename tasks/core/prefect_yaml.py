@@ -162,7 +162,8 @@ def prefect_key(item: Any, data: dict[str, Any]) -> str:
     if item["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "deployments" and loc[2] in MISPLACED:
         return f"{'.'.join(map(str, loc))}: {MISPLACED[str(loc[2])]}"
     if item["type"] == "extra_forbidden":
-        text = text.split("; allowed:")[0] + "; allowed: " + ", ".join(allowed_keys(loc))
+        text = (text.split("; allowed:")[0] + " (prefect deploy ignores it: delete it, or correct its spelling); allowed: "
+                + ", ".join(allowed_keys(loc)))
     return text
 
 
