@@ -145,6 +145,17 @@ def test_a_flow_name_used_twice_is_a_problem_only_where_it_names_deployments(tmp
         "orbit_flows/hello.py:9: flow name 'hello' is already used by orbit_flows/again.py:3"], result.stdout + result.stderr
 
 
+def test_the_flows_task_follows_a_projects_own_flow_decorator(tmp_path: Path) -> None:
+    wrapper = ("from prefect import flow as prefect_flow\n\n\ndef flow(*args, **kwargs):\n"
+               "    return prefect_flow(*args, timeout_seconds=60, **kwargs)\n")
+    flows_repo(tmp_path, {"orbit_flows/common/prefect_utils.py": wrapper,
+                          "orbit_flows/capture.py": "from orbit_flows.common.prefect_utils import flow\n\n"
+                                                    "@flow(name='capture-gtfs')\ndef capture():\n    pass\n"})
+    result = run_doit(write_config(tmp_path, "http://127.0.0.1:9/api", project="orbit"), "flows")
+    report = json.loads((tmp_path / ".forkflow" / "reports" / "flows.json").read_text())
+    assert {f["name"]: f["file"] for f in report["flows"]}["capture-gtfs"] == "orbit_flows/capture.py", result.stdout
+
+
 def test_names_follow_the_pattern_and_branch_selects_environments() -> None:
     ctx = Context(project="orbit", branch="feature/Fix_1", commit="abc", version="1.0")
     assert slug("feature/Fix_1") == "feature-fix-1"

@@ -84,14 +84,15 @@ class Aliases:
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def discover_source(text: str, file: str) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """The flows defined in one file's source, and the problems found in it."""
+def discover_source(text: str, file: str, local: dict[str, set[str]] | None = None) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    """The flows defined in one file's source, and the problems found in it; `local` names the project's own
+    modules' names that mean Prefect's flow (see `local_flow_names`)."""
     try:
         tree = ast.parse(text, filename=file)
     except SyntaxError as err:
         return [], [DiscoveryError(file, err.lineno or 0, f"syntax error: {err.msg} (read as Python {PYTHON}; "
                                                           "a file written for a newer Python needs forkflow run on it)")]
-    aliases = prefect_aliases(tree)
+    aliases = prefect_aliases(tree, local or {}, package_of(file))
     constants = module_constants(tree)
     flows: list[FlowInfo] = []
     errors: list[DiscoveryError] = []
@@ -107,7 +108,9 @@ def discover_source(text: str, file: str) -> tuple[list[FlowInfo], list[Discover
     return flows, errors
 
 
-def prefect_aliases(tree: ast.Module) -> Aliases:
+def prefect_aliases(tree: ast.Module, local: dict[str, set[str]] | None = None, package: str = "") -> Aliases:
+    """Names in this module that mean Prefect's flow: imported from prefect, or from a project module that
+    offers one (`local`: module -> names, e.g. a `flow` of its own that returns prefect's with its defaults)."""
     found = Aliases()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module in PREFECT_MODULES and node.level == 0:
@@ -116,11 +119,76 @@ def prefect_aliases(tree: ast.Module) -> Aliases:
                     found.flow_names.add(alias.asname or "flow")
                 elif alias.name == "*":
                     found.flow_names.add("flow")
+        elif isinstance(node, ast.ImportFrom) and local:
+            offered = local.get(imported_module(node, package), set())
+            found.flow_names.update(alias.asname or alias.name for alias in node.names if alias.name in offered)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in PREFECT_MODULES:
                     found.modules.add(alias.asname or alias.name)
     return found
+
+
+def imported_module(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module an import names (`from .utils import flow` in package `a.b` -> `a.b.utils`)."""
+    if node.level == 0:
+        return node.module or ""
+    parts = package.split(".") if package else []
+    base = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def module_names(file: str) -> list[str]:
+    """The module names a file is imported by: `pkg/mod.py` -> `pkg.mod` (and without a leading `src/`)."""
+    path = file.removesuffix(".py").removesuffix("/__init__")
+    names = [path.replace("/", ".")]
+    if path.startswith("src/"):
+        names.append(path.removeprefix("src/").replace("/", "."))
+    return names
+
+
+def package_of(file: str) -> str:
+    """The package a file's relative imports start from."""
+    module = module_names(file)[-1]
+    return module if file.endswith("__init__.py") else module.rpartition(".")[0]
+
+
+def local_flow_names(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Module -> the names it offers that mean Prefect's flow: imported from prefect, assigned from it, or a
+    function returning a call of it (`def flow(*args, **kwargs): return prefect_flow(*args, **kwargs)`), so
+    flows decorated with a project's own `flow` are found. One level of indirection, as teams write it."""
+    offered: dict[str, set[str]] = {}
+    for file, text in sources.items():
+        if "flow" not in text:
+            continue
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError:
+            continue
+        names = flow_names_offered(tree)
+        if names:
+            offered.update(dict.fromkeys(module_names(file), names))
+    return offered
+
+
+def flow_names_offered(tree: ast.Module) -> set[str]:
+    aliases = prefect_aliases(tree)
+    names = set(aliases.flow_names)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and is_flow_reference(node.value, aliases):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.FunctionDef) and any(
+                isinstance(inner, ast.Return) and isinstance(inner.value, ast.Call)
+                and is_flow_reference(inner.value.func, aliases) for inner in ast.walk(node)):
+            names.add(node.name)
+    return names
+
+
+def is_flow_reference(node: ast.expr, aliases: Aliases) -> bool:
+    """`flow` (an alias) or `prefect.flow`: the decorator itself, not a call of it."""
+    if isinstance(node, ast.Name):
+        return node.id in aliases.flow_names
+    return isinstance(node, ast.Attribute) and node.attr == "flow" and dotted_name(node.value) in aliases.modules
 
 
 def decorated_functions(tree: ast.Module, aliases: Aliases) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.expr]]:
@@ -137,12 +205,7 @@ def decorated_functions(tree: ast.Module, aliases: Aliases) -> list[tuple[ast.Fu
 
 
 def is_flow_decorator(decorator: ast.expr, aliases: Aliases) -> bool:
-    target = decorator.func if isinstance(decorator, ast.Call) else decorator
-    if isinstance(target, ast.Name):
-        return target.id in aliases.flow_names
-    if isinstance(target, ast.Attribute) and target.attr == "flow":
-        return dotted_name(target.value) in aliases.modules
-    return False
+    return is_flow_reference(decorator.func if isinstance(decorator, ast.Call) else decorator, aliases)
 
 
 def dotted_name(node: ast.expr) -> str:

@@ -28,7 +28,14 @@ from tasks.adapters.git import Git
 from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deploynames import environments_for_branch, slug
 from tasks.core.deployspec import Context
-from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, duplicate_names, normalized
+from tasks.core.discovery import (
+    DiscoveryError,
+    FlowInfo,
+    discover_source,
+    duplicate_names,
+    local_flow_names,
+    normalized,
+)
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
 from tasks.core.runtime import code_version
@@ -250,13 +257,15 @@ def project_name(folder: Path) -> str | None:
 def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
     flows: list[FlowInfo] = []
     errors: list[DiscoveryError] = []
+    sources: dict[str, str] = {}
     for name in files:
         try:
-            text = (root / name).read_text(encoding="utf-8-sig")  # a byte-order mark is no syntax error
+            sources[name] = (root / name).read_text(encoding="utf-8-sig")  # a byte-order mark is no syntax error
         except (OSError, UnicodeDecodeError) as err:
             errors.append(DiscoveryError(name, 0, f"cannot read: {err}"))
-            continue
-        found, problems = discover_source(text, name)
+    local = local_flow_names(sources)
+    for name, text in sources.items():
+        found, problems = discover_source(text, name, local)
         flows += found
         errors += problems
     return flows, errors

@@ -113,3 +113,37 @@ def test_a_replaced_build_steps_output_is_never_written_as_a_template() -> None:
         with_runtime(desired_of(), "process", "/srv/flows", None, None)
     with pytest.raises(ForkflowError, match=r"\{\{ build-image.image_id \}\} name an output the image stage does not give"):
         with_runtime(desired_of(image="{{ build-image.image_id }}"), "docker", "/opt", "reg/app:1", None)
+
+
+WRAPPER = '''from prefect import flow as prefect_flow
+
+DEFAULT_TIMEOUT = 3600
+
+
+def flow(*args, timeout_seconds=DEFAULT_TIMEOUT, **kwargs):
+    return prefect_flow(*args, timeout_seconds=timeout_seconds, **kwargs)
+
+
+task_flow = prefect_flow
+'''
+
+
+def test_a_flow_decorated_with_the_projects_own_flow_is_found() -> None:  # as RJ-SMTR's 99 pipelines write it
+    from tasks.core.discovery import local_flow_names
+
+    sources = {
+        "pipelines/common/utils/prefect.py": WRAPPER,
+        "pipelines/capture__gtfs/flow.py": "from pipelines.common.utils.prefect import flow\n\n"
+                                           "@flow(log_prints=True, timeout_seconds=7200)\nasync def capture__gtfs():\n    pass\n",
+        "pipelines/capture__gtfs/other.py": "from ..common.utils.prefect import task_flow as tf\n\n"
+                                            "@tf(name='by alias')\ndef other():\n    pass\n",
+        "src/pkg/jobs.py": "from pkg.tools import flow\n\n@flow\ndef job():\n    pass\n",
+        "src/pkg/tools.py": WRAPPER,
+        "pipelines/plain.py": "def flow(f):\n    return f\n\n@flow\ndef not_a_flow():\n    pass\n",
+    }
+    local = local_flow_names(sources)
+    found = {file: [f.name for f in discover_source(text, file, local)[0]] for file, text in sources.items()}
+    assert found["pipelines/capture__gtfs/flow.py"] == ["capture--gtfs"]
+    assert found["pipelines/capture__gtfs/other.py"] == ["by alias"], "a relative import of an assigned alias"
+    assert found["src/pkg/jobs.py"] == ["job"], "a package in the src layout, imported by its own name"
+    assert found["pipelines/plain.py"] == [], "a local decorator that is not Prefect's"
