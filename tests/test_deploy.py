@@ -221,6 +221,16 @@ def test_first_deploy_creates_second_writes_nothing_then_one_change_one_write(
 
 
 @pytest.mark.services
+def test_a_container_pool_without_a_built_image_is_refused_before_any_write(
+        prefect_api: str, workspace_factory: Any) -> None:
+    """forkflow's own deployments run the image stage's image on a container pool: without image.json, none is known."""
+    ws = workspace_factory(prefect_api, pools=("ff-docker-dev", "ff-docker-prod"))
+    with pytest.raises(ForkflowError, match=r"work pool 'ff-docker-dev' \(docker\) runs containers but no image is known"):
+        ws.deploy()
+    assert server_deployments(prefect_api, f"{ws.project}--%") == {}
+
+
+@pytest.mark.services
 def test_deleted_or_edited_on_server_is_restored(proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
     ws = workspace_factory(proxy.url)
     ws.deploy()

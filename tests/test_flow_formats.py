@@ -365,7 +365,8 @@ def test_an_unusable_prefect_yaml_stops_the_flows_task_beside_files_no_entrypoin
 
 
 WILD = ["generate-metadata/metadata-cpu", "main/modal-a", "main/modal-b", "Get Associated Domains/reader",
-        "Get Associated Domains/query", "Get Associated Domains/custom-image", "generate-metadata/from-pwd"]
+        "Get Associated Domains/query", "Get Associated Domains/custom-image", "generate-metadata/from-pwd",
+        "generate-metadata/pool-image"]
 
 
 @pytest.mark.services
@@ -391,6 +392,7 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
             assert ours[key][name] == theirs[key][name], f"{key}.{name}"
         assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
     assert ours["main/modal-a"]["entrypoint"] == "pipelines.modal_a:main"
+    assert "image" not in ours["generate-metadata/pool-image"]["job_variables"], "the pool's default image, as Prefect"
     assert ours["generate-metadata/from-pwd"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(repo)}}], "{{ $PWD }}: the file's folder"
     assert ours["Get Associated Domains/reader"]["version"] == "release-wild", "the step asked the target server"

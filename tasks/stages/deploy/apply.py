@@ -158,7 +158,10 @@ class DeployRun:
         """Add the pool's runtime; a process pool gets an image only to fill a replaced build step's outputs."""
         wants_image = pool_type != "process" or bool(desired.runtime.get("image_steps"))
         image = self.image_of(desired, pool_type) if wants_image else None
-        if pool_type != "process" and not image and not has_own_image(desired):
+        if pool_type != "process" and not image and not has_own_image(desired) and leaves_image_to_pool(desired):
+            say(f"{desired.identity}: no image is known for work pool {desired.work_pool!r} ({pool_type}), so the pool's "
+                "default image runs it, as prefect deploy leaves it")
+        elif pool_type != "process" and not image and not has_own_image(desired):
             raise ForkflowError(
                 f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
                 where=str(self.current.reports_dir / "image.json"),
@@ -221,6 +224,13 @@ def reference_value(api: PrefectApi, ref: Any) -> Any:
                                 where=f"{{{{ {ref.text} }}}}", fix="correct the reference; nothing was deployed")
         value = value[part]
     return value
+
+
+def leaves_image_to_pool(desired: Desired) -> bool:
+    """A prefect.yaml deployment that names no image and builds none: prefect deploy leaves the image to the
+    work pool's default; forkflow does too when the image stage has none to give."""
+    return desired.native and not desired.runtime.get("image_steps") and \
+        "image" not in (desired.spec.get("job_variables") or {})
 
 
 def has_own_image(desired: Desired) -> bool:
