@@ -384,13 +384,7 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
     config = pipeline(tmp_path, prefect_api, pool="ff-e2e")
     report = run_stages(config, monkeypatch, "deploy")
     assert sorted(f"{e['flow']}/{e['name']}" for e in report["deployments"] if e["status"] == "created") == sorted(WILD)
-    theirs = {key: item for key, item in deployments_on(oracle_api).items() if key in WILD}
-    ours = {key: item for key, item in deployments_on(prefect_api).items() if key in WILD}
-    assert sorted(ours) == sorted(theirs) == sorted(WILD)
-    for key in WILD:
-        for name in FIELDS:
-            assert ours[key][name] == theirs[key][name], f"{key}.{name}"
-        assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
+    ours = same_as_prefects(prefect_api, oracle_api, WILD)
     assert ours["main/modal-a"]["entrypoint"] == "pipelines.modal_a:main"
     assert "image" not in ours["generate-metadata/pool-image"]["job_variables"], "the pool's default image, as Prefect"
     assert ours["generate-metadata/from-pwd"]["pull_steps"] == [
@@ -406,6 +400,18 @@ def test_prefect_yaml_as_public_repositories_write_it_deploys_what_prefect_deplo
                             text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PREFECT_API_URL": prefect_api})
     assert run_state(prefect_api, flow_run) == "COMPLETED", worker.stdout + worker.stderr
     assert "modal-b got x=21" in worker.stdout + worker.stderr, "the module entrypoint ran"
+
+
+def same_as_prefects(ours_api: str, oracle_api: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """forkflow's deployments `keys` (flow/name) on one server, each field as Prefect's CLI made it on the other."""
+    theirs = {key: item for key, item in deployments_on(oracle_api).items() if key in keys}
+    ours = {key: item for key, item in deployments_on(ours_api).items() if key in keys}
+    assert sorted(ours) == sorted(theirs) == sorted(keys)
+    for key in keys:
+        for name in FIELDS:
+            assert ours[key][name] == theirs[key][name], f"{key}.{name}"
+        assert schedules_of(ours[key]) == schedules_of(theirs[key]), key
+    return ours
 
 
 def nested_prefect_file(repo: Path) -> str:
@@ -446,13 +452,7 @@ def test_run_from_path_deploys_what_prefect_deploy_with_a_prefect_file_deploys(
     assert done.returncode == 0, done.stdout + done.stderr
     config = pipeline(tmp_path, prefect_api, flows=f'config = "repo/{nested}"\nrun_from = "path"\n')
     run_stages(config, monkeypatch, "deploy")
-    keys = [f"{key}-nested" for key in WILD]
-    theirs = {key: item for key, item in deployments_on(oracle_api).items() if key in keys}
-    ours = {key: item for key, item in deployments_on(prefect_api).items() if key in keys}
-    assert sorted(ours) == sorted(theirs) == sorted(keys)
-    for key in keys:
-        for name in FIELDS:
-            assert ours[key][name] == theirs[key][name], f"{key}.{name}"
+    ours = same_as_prefects(prefect_api, oracle_api, [f"{key}-nested" for key in WILD])
     assert ours["main/modal-a-nested"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(repo.resolve())}}], "runs from the root"
 
