@@ -335,6 +335,10 @@ def missing_flow(entrypoint: str, flows: list[FlowInfo], prefix: str) -> str:
     if prefix and set(entrypoint_files(entrypoint)) & {f.entrypoint for f in flows}:
         text += ("; it is there relative to [flows] path: set [flows] run_from = \"path\" (as `prefect deploy "
                  "--prefect-file` run there)")
+    wanted = {(prefix + file).lower() for file in entrypoint_files(entrypoint)}
+    cased = sorted(f.entrypoint.removeprefix(prefix) for f in flows if f.entrypoint.lower() in wanted)
+    if cased:
+        text += f"; {cased[0]!r} differs only in case (paths are case-sensitive where workers run)"
     return text
 
 

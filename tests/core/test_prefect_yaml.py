@@ -64,6 +64,8 @@ def test_dot_slash_and_module_entrypoints_find_their_flow_and_stay_as_written() 
         ("pipelines/modal_b.py", "pipelines.modal_b:main")]
     (installed,) = plan({"name": "modal", "entrypoint": "prefect_modal.flows:run_my_flow", "work_pool": POOL})
     assert installed.flow.file == "src/prefect_modal/flows/__init__.py", "a package in the src layout"
+    assert "'pipelines/modal_a.py:main' differs only in case" in refusal(
+        {"name": "a", "entrypoint": "pipelines/Modal_A.py:main", "work_pool": POOL})
     assert "no flow at 'pipelines.modal_c:main'" in refusal(
         {"name": "c", "entrypoint": "pipelines.modal_c:main", "work_pool": POOL})
 
