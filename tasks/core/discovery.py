@@ -17,9 +17,13 @@ import ast
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tasks.core.modules import imported_module, package_of
 from tasks.core.static_values import NotStatic, module_constants, static_value
+
+if TYPE_CHECKING:
+    from tasks.core.local_modules import LocalModules
 
 PREFECT_MODULES = ("prefect", "prefect.flows")
 SPEC_NAME = "FLOW_SPEC"
@@ -84,16 +88,17 @@ class Aliases:
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def discover_source(text: str, file: str, local: dict[str, set[str]] | None = None) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """The flows defined in one file's source, and the problems found in it; `local` names the project's own
-    modules' names that mean Prefect's flow (see `local_flow_names`)."""
+def discover_source(text: str, file: str, local: LocalModules | None = None) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    """The flows defined in one file's source, and the problems found in it; `local` is what the project's own
+    modules offer it (names that mean Prefect's flow, constants), see tasks.core.local_modules."""
     try:
         tree = ast.parse(text, filename=file)
     except SyntaxError as err:
         return [], [DiscoveryError(file, err.lineno or 0, f"syntax error: {err.msg} (read as Python {PYTHON}; "
                                                           "a file written for a newer Python needs forkflow run on it)")]
-    aliases = prefect_aliases(tree, local or {}, package_of(file))
-    constants = module_constants(tree)
+    package = package_of(file)
+    aliases = prefect_aliases(tree, local.flows if local else {}, package)
+    constants = module_constants(tree, local.imported_constants(tree, package) if local else {})
     flows: list[FlowInfo] = []
     errors: list[DiscoveryError] = []
     for node, decorator in decorated_functions(tree, aliases):
@@ -127,61 +132,6 @@ def prefect_aliases(tree: ast.Module, local: dict[str, set[str]] | None = None, 
                 if alias.name in PREFECT_MODULES:
                     found.modules.add(alias.asname or alias.name)
     return found
-
-
-def imported_module(node: ast.ImportFrom, package: str) -> str:
-    """The absolute module an import names (`from .utils import flow` in package `a.b` -> `a.b.utils`)."""
-    if node.level == 0:
-        return node.module or ""
-    parts = package.split(".") if package else []
-    base = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
-    return ".".join([*base, *([node.module] if node.module else [])])
-
-
-def module_names(file: str) -> list[str]:
-    """The module names a file is imported by: `pkg/mod.py` -> `pkg.mod` (and without a leading `src/`)."""
-    path = file.removesuffix(".py").removesuffix("/__init__")
-    names = [path.replace("/", ".")]
-    if path.startswith("src/"):
-        names.append(path.removeprefix("src/").replace("/", "."))
-    return names
-
-
-def package_of(file: str) -> str:
-    """The package a file's relative imports start from."""
-    module = module_names(file)[-1]
-    return module if file.endswith("__init__.py") else module.rpartition(".")[0]
-
-
-def local_flow_names(sources: dict[str, str]) -> dict[str, set[str]]:
-    """Module -> the names it offers that mean Prefect's flow: imported from prefect, assigned from it, or a
-    function returning a call of it (`def flow(*args, **kwargs): return prefect_flow(*args, **kwargs)`), so
-    flows decorated with a project's own `flow` are found. One level of indirection, as teams write it."""
-    offered: dict[str, set[str]] = {}
-    for file, text in sources.items():
-        if "flow" not in text:
-            continue
-        try:
-            tree = ast.parse(text, filename=file)
-        except SyntaxError:
-            continue
-        names = flow_names_offered(tree)
-        if names:
-            offered.update(dict.fromkeys(module_names(file), names))
-    return offered
-
-
-def flow_names_offered(tree: ast.Module) -> set[str]:
-    aliases = prefect_aliases(tree)
-    names = set(aliases.flow_names)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and is_flow_reference(node.value, aliases):
-            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
-        elif isinstance(node, ast.FunctionDef) and any(
-                isinstance(inner, ast.Return) and isinstance(inner.value, ast.Call)
-                and is_flow_reference(inner.value.func, aliases) for inner in ast.walk(node)):
-            names.add(node.name)
-    return names
 
 
 def is_flow_reference(node: ast.expr, aliases: Aliases) -> bool:

@@ -17,12 +17,17 @@ class NotStatic(Exception):
     """The expression needs the program to run; the message names the part."""
 
 
-def module_constants(tree: ast.Module) -> dict[str, Any]:
-    """Module-level names bound once to a static value (a name bound twice is left out)."""
-    values: dict[str, Any] = {}
+def module_constants(tree: ast.Module, imported: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Module-level names bound once to a static value (a name bound twice is left out); `imported` are the
+    constants its imports bind (from the project's own modules), which a binding here replaces."""
+    values: dict[str, Any] = dict(imported or {})
+    fresh = set(values)
     bound_twice: set[str] = set()
     for node in tree.body:
         for name, value in assignments(node):
+            if name in fresh:
+                fresh.discard(name)
+                values.pop(name)
             if name in values or name in bound_twice:
                 bound_twice.add(name)
                 values.pop(name, None)

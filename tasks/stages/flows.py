@@ -33,10 +33,10 @@ from tasks.core.discovery import (
     FlowInfo,
     discover_source,
     duplicate_names,
-    local_flow_names,
     normalized,
 )
 from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
 from tasks.core.runtime import code_version
 from tasks.core.values import parse_toml
@@ -263,7 +263,7 @@ def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[
             sources[name] = (root / name).read_text(encoding="utf-8-sig")  # a byte-order mark is no syntax error
         except (OSError, UnicodeDecodeError) as err:
             errors.append(DiscoveryError(name, 0, f"cannot read: {err}"))
-    local = local_flow_names(sources)
+    local = local_modules(sources)
     for name, text in sources.items():
         found, problems = discover_source(text, name, local)
         flows += found

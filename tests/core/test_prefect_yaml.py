@@ -131,7 +131,7 @@ task_flow = prefect_flow
 
 
 def test_a_flow_decorated_with_the_projects_own_flow_is_found() -> None:  # as RJ-SMTR's 99 pipelines write it
-    from tasks.core.discovery import local_flow_names
+    from tasks.core.local_modules import local_modules
 
     sources = {
         "pipelines/common/utils/prefect.py": WRAPPER,
@@ -143,9 +143,27 @@ def test_a_flow_decorated_with_the_projects_own_flow_is_found() -> None:  # as R
         "src/pkg/tools.py": WRAPPER,
         "pipelines/plain.py": "def flow(f):\n    return f\n\n@flow\ndef not_a_flow():\n    pass\n",
     }
-    local = local_flow_names(sources)
+    local = local_modules(sources)
     found = {file: [f.name for f in discover_source(text, file, local)[0]] for file, text in sources.items()}
     assert found["pipelines/capture__gtfs/flow.py"] == ["capture--gtfs"]
     assert found["pipelines/capture__gtfs/other.py"] == ["by alias"], "a relative import of an assigned alias"
     assert found["src/pkg/jobs.py"] == ["job"], "a package in the src layout, imported by its own name"
     assert found["pipelines/plain.py"] == [], "a local decorator that is not Prefect's"
+
+
+def test_a_flow_name_from_a_constant_of_the_projects_own_module_is_read() -> None:  # as 9MRTAE's ingest flows
+    from tasks.core.local_modules import local_modules
+
+    sources = {
+        "config_flows/__init__.py": 'APPLICATION_NAME = "ingest_cloudcost"\nCHANGING = "a"\nCHANGING = "b"\n',
+        "flows/awscost.py": "from prefect import flow\nfrom config_flows import APPLICATION_NAME, CHANGING\n\n"
+                            'v_flow_name = f"{APPLICATION_NAME}_awscost_2ingest"\n\n'
+                            "@flow(name=v_flow_name)\ndef awscost():\n    pass\n\n@flow(name=CHANGING)\ndef other():\n    pass\n",
+        "flows/local.py": "from prefect import flow\nfrom config_flows import APPLICATION_NAME\n"
+                          'APPLICATION_NAME = "mine"\n\n@flow(name=APPLICATION_NAME)\ndef mine():\n    pass\n',
+    }
+    local = local_modules(sources)
+    flows, errors = discover_source(sources["flows/awscost.py"], "flows/awscost.py", local)
+    assert [f.name for f in flows] == ["ingest_cloudcost_awscost_2ingest"]
+    assert ["CHANGING is not a module-level constant" in str(e) for e in errors] == [True], "bound twice there: not static"
+    assert [f.name for f in discover_source(sources["flows/local.py"], "flows/local.py", local)[0]] == ["mine"]
