@@ -60,8 +60,14 @@ def flow_names_offered(tree: ast.Module) -> set[str]:
     for node in tree.body:
         if isinstance(node, ast.Assign) and is_flow_reference(node.value, aliases):
             names.update(target.id for target in node.targets if isinstance(target, ast.Name))
-        elif isinstance(node, ast.FunctionDef) and any(
-                isinstance(inner, ast.Return) and isinstance(inner.value, ast.Call)
-                and is_flow_reference(inner.value.func, aliases) for inner in ast.walk(node)):
+        elif isinstance(node, ast.FunctionDef) and passes_names_through(node, aliases):
             names.add(node.name)
     return names
+
+
+def passes_names_through(function: ast.FunctionDef, aliases: Any) -> bool:
+    """The function returns a call of Prefect's flow that leaves the name to its caller: a `name=` of its own
+    (`name=f"rj-{name}"`) would make the call site's name not the flow's."""
+    calls = [inner.value for inner in ast.walk(function) if isinstance(inner, ast.Return)
+             and isinstance(inner.value, ast.Call) and is_flow_reference(inner.value.func, aliases)]
+    return bool(calls) and not any(keyword.arg == "name" for call in calls for keyword in call.keywords)

@@ -22,7 +22,9 @@ def module_constants(tree: ast.Module, imported: dict[str, Any] | None = None) -
     constants its imports bind (from the project's own modules), which a binding here replaces."""
     values: dict[str, Any] = dict(imported or {})
     fresh = set(values)
-    bound_twice: set[str] = set()
+    bound_twice: set[str] = bound_elsewhere(tree)
+    for name in bound_twice & fresh:
+        values.pop(name)
     for node in tree.body:
         for name, value in assignments(node):
             if name in fresh:
@@ -37,6 +39,21 @@ def module_constants(tree: ast.Module, imported: dict[str, Any] | None = None) -
             except NotStatic:
                 bound_twice.add(name)
     return values
+
+
+def bound_elsewhere(tree: ast.Module) -> set[str]:
+    """Module names bound other than by a plain top-level assignment: inside `if`/`try`/`for`/`with` at module
+    level, or by `global` in a function; their value depends on running the file."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If | ast.Try | ast.For | ast.While | ast.With):
+            names.update(target.id for inner in ast.walk(node) if isinstance(inner, ast.Assign | ast.AugAssign | ast.AnnAssign)
+                         for target in ([inner.target] if not isinstance(inner, ast.Assign) else inner.targets)
+                         if isinstance(target, ast.Name))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    names.update(name for inner in ast.walk(tree) if isinstance(inner, ast.Global) for name in inner.names)
+    return names
 
 
 def assignments(node: ast.stmt) -> list[tuple[str, ast.expr]]:

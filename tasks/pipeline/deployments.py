@@ -11,6 +11,7 @@ with the flows themselves. Files are read in place, never rewritten. The
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import re
@@ -31,7 +32,7 @@ from tasks.pipeline.deploy_files import config_file
 from tasks.pipeline.settings import Settings, read_json, write_json
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from tasks.adapters.prefect_settings import Connection
 
@@ -267,8 +268,8 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
     return None
 
 
-def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool,
-                      server: Callable[[], Connection]) -> DeploymentConfig:
+def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool, server: Callable[[], Connection],
+                      variables: dict[str, str] | None = None) -> DeploymentConfig:
     """Run each prefect.yaml deployment's deploy-time build/push steps with Prefect's own step runner (in the
     file's folder, against the environment's server, as `prefect deploy` does) and fill `{{ <step>.<output> }}`
     with what they return. A dry run does not run them: it says so, and references to their outputs stay unfilled."""
@@ -282,7 +283,7 @@ def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool,
 
             say(f"would run {len(steps)} deploy-time step(s) of {item.source} (their outputs are not known in a dry run)")
         elif steps:
-            outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source, server())
+            outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source, server(), variables or {})
             filled = tuple((scope, with_outputs(layer, outputs)) for scope, layer in item.layers)
             planned.append(dataclasses.replace(item, layers=filled))
             continue
@@ -306,21 +307,21 @@ def with_outputs(layer: dict[str, Any], outputs: dict[str, Any]) -> dict[str, An
     return done
 
 
-def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, server: Connection) -> dict[str, Any]:
+def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, server: Connection,
+                      variables: dict[str, str]) -> dict[str, Any]:
     """The steps' outputs; `{{ prefect.variables.x }}` and blocks in their inputs are the server's (Prefect's step
-    runner asks the server it is configured for: without one it would start a temporary server of its own)."""
+    runner asks the server it is configured for: without one it would start a temporary server of its own), and
+    `{{ $NAME }}` the environment's `variables`, else the process environment, with `$PWD` the file's folder."""
     import asyncio
-    import contextlib
 
     from prefect.deployments.steps.core import StepExecutionError, run_steps
-    from prefect.settings import temporary_settings
 
     from tasks.core.errors import ForkflowError
 
     before = Path.cwd()
     try:
         os.chdir(folder)
-        with contextlib.redirect_stdout(None), temporary_settings(updates=prefect_settings_for(server)):
+        with contextlib.redirect_stdout(None), settings_of(server), step_environment(folder, variables):
             outputs: dict[str, Any] = asyncio.run(run_steps(steps, {}, print_function=lambda *_: None))
     except (StepExecutionError, ImportError, OSError, ValueError) as err:
         raise ForkflowError(f"{source}: a deploy-time step failed: {err}", where=source,
@@ -331,14 +332,33 @@ def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, se
     return outputs
 
 
-def prefect_settings_for(server: Connection) -> dict[Any, Any]:
-    """Prefect's settings for a client of `server`: its URL, its credentials (kept in memory), its TLS choice."""
+@contextlib.contextmanager
+def step_environment(folder: Path, variables: dict[str, str]) -> Iterator[None]:
+    """The process environment the steps read `{{ $NAME }}` from, as a shell in `folder` would have it, for
+    the steps' run only."""
+    wanted = {"PWD": str(folder), **variables}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def settings_of(server: Connection) -> Any:
+    """Prefect's settings for a client of `server` only: its URL, its credentials (in memory), its TLS choice; any
+    other credential (the shell's, a profile's) is reset, so it never reaches this server."""
     from prefect.settings import (
         PREFECT_API_AUTH_STRING,
         PREFECT_API_KEY,
         PREFECT_API_SSL_CERT_FILE,
         PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
         PREFECT_API_URL,
+        temporary_settings,
     )
 
     updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url, PREFECT_API_TLS_INSECURE_SKIP_VERIFY: server.verify is False}
@@ -349,7 +369,9 @@ def prefect_settings_for(server: Connection) -> dict[Any, Any]:
         updates[PREFECT_API_AUTH_STRING] = base64.b64decode(credential).decode()
     if isinstance(server.verify, str):
         updates[PREFECT_API_SSL_CERT_FILE] = server.verify
-    return updates
+    reset = [setting for setting in (PREFECT_API_KEY, PREFECT_API_AUTH_STRING, PREFECT_API_SSL_CERT_FILE)
+             if setting not in updates]
+    return temporary_settings(updates=updates, restore_defaults=reset)
 
 
 def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:

@@ -167,3 +167,20 @@ def test_a_flow_name_from_a_constant_of_the_projects_own_module_is_read() -> Non
     assert [f.name for f in flows] == ["ingest_cloudcost_awscost_2ingest"]
     assert ["CHANGING is not a module-level constant" in str(e) for e in errors] == [True], "bound twice there: not static"
     assert [f.name for f in discover_source(sources["flows/local.py"], "flows/local.py", local)[0]] == ["mine"]
+
+
+def test_a_wrapper_that_sets_the_name_or_a_constant_bound_in_a_branch_is_not_read_as_static() -> None:
+    from tasks.core.local_modules import local_modules
+
+    sources = {
+        "common/rename.py": "from prefect import flow as pf\n\ndef flow(*a, name=None, **kw):\n"
+                            "    return pf(*a, name=f'rj-{name}', **kw)\n",
+        "common/cfg.py": "import os\nNAME = 'base'\nif os.getenv('PROD'):\n    NAME = 'prod'\nSTABLE = 'stable'\n",
+        "jobs/etl.py": "from common.rename import flow\n\n@flow(name='etl')\ndef etl():\n    pass\n",
+        "jobs/named.py": "from prefect import flow\nfrom common.cfg import NAME, STABLE\n\n@flow(name=NAME)\ndef a():\n    pass\n\n"
+                         "@flow(name=STABLE)\ndef b():\n    pass\n",
+    }
+    local = local_modules(sources)
+    assert discover_source(sources["jobs/etl.py"], "jobs/etl.py", local)[0] == [], "Prefect names it rj-etl"
+    flows, errors = discover_source(sources["jobs/named.py"], "jobs/named.py", local)
+    assert [f.name for f in flows] == ["stable"] and ["NAME is not a module-level constant" in str(e) for e in errors] == [True]

@@ -49,7 +49,8 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
     ctx = context_of(current, listing)
     desired = []
     for env in environments:
-        ready = with_step_outputs(config, root, dry_run, partial(environment_connection, current, env))
+        ready = with_step_outputs(config, root, dry_run, partial(environment_connection, current, env),
+                                  current.config.environments[env].variables)
         settings_of = environment_settings(current, env)
         desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
                                  ctx.name_pattern) for planned in ready.planned]
