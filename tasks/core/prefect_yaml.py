@@ -380,11 +380,6 @@ def stray_message(stray: list[str], steps: dict[str, str]) -> str:
             "`{{ $VAR }}` or `{{ prefect.variables.<name> }}`")
 
 
-def entrypoint_file(entrypoint: str) -> str:
-    """The entrypoint as the flow's file: `./flows/a.py:f` -> `flows/a.py:f`, `pkg.mod:f` -> `pkg/mod.py:f`."""
-    return entrypoint_files(entrypoint)[0]
-
-
 def entrypoint_files(entrypoint: str) -> list[str]:
     """Where the entrypoint's flow may be, first match wins: a file path as written (`./` dropped); a module path
     (`pkg.mod:f`, which the worker imports from its working directory or its installed packages) as

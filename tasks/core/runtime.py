@@ -8,6 +8,7 @@ from typing import Any
 
 from tasks.core.deployspec import Desired
 from tasks.core.errors import ForkflowError
+from tasks.core.prefect_yaml import walk
 
 
 def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None, tag: str | None = None) -> Desired:
@@ -66,28 +67,21 @@ def image_outputs(image: str, tag: str | None) -> dict[str, str]:
 
 def fill_image_outputs(value: Any, steps: tuple[str, ...], outputs: dict[str, str]) -> Any:
     """`{{ build-image.image }}` and the like, anywhere in the value, for a replaced image step."""
-    if isinstance(value, dict):
-        return {key: fill_image_outputs(item, steps, outputs) for key, item in value.items()}
-    if isinstance(value, list):
-        return [fill_image_outputs(item, steps, outputs) for item in value]
-    if not isinstance(value, str):
-        return value
-
     def one(found: re.Match[str]) -> str:
         known = found.group(1) in steps and found.group(2) in outputs
         return outputs[found.group(2)] if known else found.group(0)
-    return IMAGE_PLACEHOLDER.sub(one, value)
+    return walk(value, lambda text: IMAGE_PLACEHOLDER.sub(one, text))
 
 
 def image_step_references(value: Any, steps: tuple[str, ...]) -> set[str]:
     """The `{{ <image step>.<output> }}` still in the value."""
-    if isinstance(value, dict):
-        return {ref for item in value.values() for ref in image_step_references(item, steps)}
-    if isinstance(value, list):
-        return {ref for item in value for ref in image_step_references(item, steps)}
-    if not isinstance(value, str):
-        return set()
-    return {found.group(0) for found in IMAGE_PLACEHOLDER.finditer(value) if found.group(1) in steps}
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(m.group(0) for m in IMAGE_PLACEHOLDER.finditer(text) if m.group(1) in steps)
+        return text
+    walk(value, collect)
+    return found
 
 
 def tag_of(reference: str) -> str | None:

@@ -5,6 +5,7 @@ records of what was applied. Shared by deploy and promote.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -158,24 +159,28 @@ class DeployRun:
         """Add the pool's runtime; a process pool gets an image only to fill a replaced build step's outputs."""
         wants_image = pool_type != "process" or bool(desired.runtime.get("image_steps"))
         image = self.image_of(desired, pool_type) if wants_image else None
-        if pool_type != "process" and not image and not has_own_image(desired) and leaves_image_to_pool(desired):
+        if pool_type != "process" and not image and not has_own_image(desired):
+            if not leaves_image_to_pool(desired):
+                raise ForkflowError(
+                    f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
+                    where=str(self.current.reports_dir / "image.json"),
+                    fix="run `doit image` first (its image.json names the image), or use a process work pool")
             say(f"{desired.identity}: no image is known for work pool {desired.work_pool!r} ({pool_type}), so the pool's "
                 "default image runs it, as prefect deploy leaves it")
-        elif pool_type != "process" and not image and not has_own_image(desired):
-            raise ForkflowError(
-                f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
-                where=str(self.current.reports_dir / "image.json"),
-                fix="run `doit image` first (its image.json names the image), or use a process work pool")
         tag = self.image_tag(pool_type) if image else None
         return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), image, tag)
 
     def built_image(self, desired: Desired, pool_type: str) -> str | None:
-        python, flavor = self.image_cell(pool_type)
-        return image_reference(read_report("image", self.current), python, flavor)
+        return image_reference(self.images_report, *self.image_cell(pool_type))
+
+    @functools.cached_property
+    def images_report(self) -> dict[str, Any] | None:
+        """image.json, read once per run (every deployment of a container pool asks for its image)."""
+        return read_report("image", self.current)
 
     def image_tag(self, pool_type: str) -> str | None:
         """The first tag of the image `built_image` names (`{{ build-image.tag }}`)."""
-        entry = built_image(read_report("image", self.current), *self.image_cell(pool_type))
+        entry = built_image(self.images_report, *self.image_cell(pool_type))
         if entry is None or self.image_of != self.built_image:
             return None
         tag = str(entry["tags"][0])
