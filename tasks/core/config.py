@@ -97,10 +97,13 @@ class Versions(Section):
     package_tag: str = "{name}-{version}"
     allow_prerelease: StrictBool = False
     fallback: str = "0.0.0"
+    scheme: Literal["commit", "tag"] = Field(
+        default="commit",
+        description="commit: a package changed since its tag gets X.Y.Z+<label>.<distance>.g<commit> (a version "
+                    "per content); tag: the tag's clean version X.Y.Z for every build (ship only on tags)")
     fork_label: str | None = Field(
         default=None, pattern=r"^[a-z][a-z0-9]*$",
-        description="opt-in fork marker: tag versions become X.Y.Z+<label>.<commits since the tag>, "
-                    "so the fork's releases never share a version with upstream's on PyPI")
+        description="the label in fork versions (X.Y.Z+<label>.<distance>.g<commit>); default: the project name")
 
     @field_validator("core_tag", "package_tag")
     @classmethod

@@ -107,8 +107,8 @@ def select_wheels(wheels: Sequence[Wheel], wanted: Sequence[str] | None, what: s
     return tuple(by_name[canonicalize_name(name)] for name in wanted)
 
 
-def image_version(wheels: Sequence[Wheel]) -> str:
-    """The version an image is tagged with: the core package's, else the first package's."""
+def core_version(wheels: Sequence[Wheel]) -> str:
+    """The core package's version (what the image's version command must print), else the first package's."""
     for wheel in wheels:
         if wheel.kind == "core":
             return wheel.version

@@ -11,8 +11,9 @@ fix/perf -> patch.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -108,14 +109,72 @@ def pretend_version_variable(dist_name: str) -> str:
     return "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_" + re.sub(r"[^A-Za-z0-9]+", "_", dist_name).upper()
 
 
-FORK_MARKER = re.compile(r"^[a-z][a-z0-9]*\.\d+$")
+FORK_MARKER = re.compile(r"^[a-z][a-z0-9]*\.\d+(\.g[0-9a-f]{7,40})?$")
 
 
-def with_fork_label(version: str, label: str | None, commits_since: int) -> str:
-    """`3.8.3` -> `3.8.3+acme.12` when the fork marks its versions; unchanged otherwise."""
-    return f"{version}+{label}.{commits_since}" if label else version
+@dataclass(frozen=True)
+class Change:
+    """The newest commit since a base (a tag) that touched a package, and its distance from the base."""
+
+    commit: str
+    distance: int
+
+
+def fork_version(base: str, label: str, change: Change | None) -> str:
+    """The version of a build `change.distance` commits after its tag: `3.8.3` -> `3.8.3+acme.72.gdd51d1d`.
+
+    PEP 440 local versions sort above their public version (the fork's build wins over upstream's 3.8.3 on
+    any index) and still satisfy `==3.8.3` and `>=3.8`; the distance orders builds of one history, the
+    commit names the content. No change since the tag: the tag's clean version.
+    """
+    if change is None:
+        return base
+    return f"{base}+{label}.{change.distance}.g{change.commit[:7]}"
+
+
+def newest(changes: Iterable[Change | None]) -> Change | None:
+    """The change furthest from the base (the newest, in one history); None when there is none."""
+    found = [change for change in changes if change is not None]
+    return max(found, key=lambda change: (change.distance, change.commit), default=None)
+
+
+def label_of(project: str) -> str:
+    """A project name as a local-version label: lowercase letters and digits (`acme-data` -> `acmedata`)."""
+    label = re.sub(r"[^a-z0-9]", "", project.lower())
+    return label if label[:1].isalpha() else f"fork{label}"
 
 
 def is_fork_marker(local: str | None) -> bool:
-    """True for a local version part like `acme.12` (a fork's marker), not `12.gabc1234` (a distance build)."""
+    """True for a local version part like `acme.72.gdd51d1d` or `acme.12` (a fork's build), not
+    `12.gabc1234` (an unlabelled distance build)."""
     return bool(local and FORK_MARKER.match(local))
+
+
+def with_static_version(text: str, version: str) -> str:
+    """A pyproject.toml's text with its `[project] version` set to `version`; nothing else changes."""
+    lines = text.splitlines(keepends=True)
+    table = ""
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.split("#", 1)[0].strip()
+        elif table == "[project]" and re.match(r"version\s*=", stripped):
+            lines[number] = re.sub(r"=\s*([\"']).*?\1", f'= "{version}"', line, count=1)
+            return "".join(lines)
+    raise ValueError("no `version = ...` line in its [project] table")
+
+
+UNSHIPPABLE_FIX = ("fetch the version tags and full history: `git fetch --tags --unshallow origin` (in CI: "
+                   "actions/checkout with `fetch-depth: 0`), or run `doit sync`, which pushes upstream's tags to origin")
+
+
+def unshippable(packages: Iterable[Mapping[str, Any]]) -> list[str]:
+    """`name version: why` for each package whose version cannot be trusted to name its content: taken from
+    the fallback (no tag was found) or worked out in a shallow clone (tags and distances cut off)."""
+    found = []
+    for package in packages:
+        if package.get("version_source") == "fallback":
+            found.append(f"{package['name']} {package['version']}: no version tag found (the fallback version)")
+        elif package.get("shallow"):
+            found.append(f"{package['name']} {package['version']}: versioned in a shallow clone")
+    return found

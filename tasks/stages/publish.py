@@ -31,6 +31,7 @@ from tasks.adapters.run import run
 from tasks.core.errors import ForkflowError
 from tasks.core.publish import Decision, LocalFile, conflict_message, decide
 from tasks.core.secrets import Credentials
+from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
 from tasks.pipeline.actions import (
     dry_run_param,
     guarded,
@@ -95,6 +96,11 @@ def check_publishable(current: Settings, files: list[LocalFile]) -> None:
         raise ForkflowError(f"not publishing: {', '.join(dirty)} built from uncommitted changes in the checkout",
                             where=str(current.fork_path),
                             fix="commit (or discard) the changes, then `doit wheel publish`; a release is built from a commit")
+    untrusted = unshippable(report.get("packages", []))
+    if untrusted:
+        raise ForkflowError("not publishing: these versions do not name their content:\n"
+                            + "\n".join(f"  - {line}" for line in untrusted),
+                            where=str(current.fork_path), fix=UNSHIPPABLE_FIX + "; then `doit publish`")
     unverified = [f.name for f in files if f.name.endswith(".whl") and not verified(current, f)]
     if unverified:
         raise ForkflowError("not publishing: these wheels did not pass verification as built:\n"

@@ -9,6 +9,7 @@ main branch but its version did not.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,16 @@ from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import Package, owns
-from tasks.core.versions import newest_tag, next_version, strongest_bump, tag_pattern, with_fork_label
+from tasks.core.versions import (
+    Change,
+    fork_version,
+    label_of,
+    newest,
+    newest_tag,
+    next_version,
+    strongest_bump,
+    tag_pattern,
+)
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale
 from tasks.pipeline.parallel import together
@@ -61,30 +71,91 @@ def task_check_version() -> dict[str, Any]:
 
 
 def compute_versions(current: Settings, ref: str = "HEAD", root: Path | None = None) -> list[dict[str, Any]]:
-    """One entry per package: name, kind, version, tag it came from, commits since, next version."""
+    """One entry per package: name, kind, version, the tag it came from, its newest change since, next version."""
     root = root or checkout_path(current)
     git = Git(root)
     tags = git.read("tag", "--merged", ref).split()
-    return [version_entry(current, git, package, tags, ref) for package in find_packages(current, root)]
+    packages = find_packages(current, root)
+    core_tag = core_base_tag(current, tags)
+    return [version_entry(current, git, package, tags, ref, packages, core_tag) for package in packages]
 
 
-def version_entry(current: Settings, git: Git, package: Package, tags: list[str], ref: str) -> dict[str, Any]:
+def core_base_tag(current: Settings, tags: list[str]) -> str | None:
+    """The core's newest tag: images measure every package they hold from it."""
     rules = current.config.versions
+    found = newest_tag(tags, rules.core_tag, "", rules.allow_prerelease)
+    return found.tag if found else None
+
+
+def version_entry(current: Settings, git: Git, package: Package, tags: list[str], ref: str,
+                  packages: list[Package] | None = None, core_tag: str | None = None) -> dict[str, Any]:
+    """A package's version: its tag's (or its static) version, marked with its newest change since (scheme commit)."""
+    rules = current.config.versions
+    groups = change_paths(package, packages or [package])
     entry: dict[str, Any] = {"name": package.name, "kind": package.kind, "path": package.path,
                              "backend": package.backend, "tag": None, "commits_since": None}
+    if core_tag is not None:
+        since_core = newest_change(git, core_tag, ref, groups)
+        entry["since_core_tag"] = asdict(since_core) if since_core else None
     if package.backend == "static" and package.static_version:
-        entry["version"] = package.static_version
+        base, source = static_base(git, package, ref), "static"
         entry["next_version"] = next_version_of(git, package, ref)
-        return entry
-    pattern, tag_name = tag_pattern(package.kind, package.name, rules.core_tag, rules.package_tag)
-    found = newest_tag(tags, pattern, tag_name, rules.allow_prerelease)
-    if found is None:
-        entry["version"] = rules.fallback
-        entry["warning"] = f"no tag matching {pattern.replace('{name}', tag_name)!r}; using fallback {rules.fallback}"
-        return entry
-    since = int(git.read("rev-list", "--count", f"{found.tag}..{ref}"))
-    entry.update(version=with_fork_label(str(found.version), rules.fork_label, since), tag=found.tag, commits_since=since)
+        version = package.static_version
+    else:
+        pattern, tag_name = tag_pattern(package.kind, package.name, rules.core_tag, rules.package_tag)
+        found = newest_tag(tags, pattern, tag_name, rules.allow_prerelease)
+        if found is None:
+            entry.update(version=rules.fallback, source="fallback", warning=(
+                f"no tag matching {pattern.replace('{name}', tag_name)!r} in the checkout; using the fallback "
+                f"{rules.fallback}, which publish and image push refuse"))
+            return entry
+        base, source, version = found.tag, "tag", str(found.version)
+        entry.update(tag=found.tag, commits_since=int(git.read("rev-list", "--count", f"{found.tag}..{ref}")))
+    change = newest_change(git, base, ref, groups) if base else None
+    entry.update(base_version=version, change=asdict(change) if change else None, source=source)
+    if change is not None and rules.scheme == "commit":
+        entry.update(version=fork_version(version, label(current), change), source="commit")
+    else:
+        entry["version"] = version
     return entry
+
+
+def label(current: Settings) -> str:
+    return current.config.versions.fork_label or label_of(current.config.project.name)
+
+
+def change_paths(package: Package, packages: list[Package]) -> list[list[str]]:
+    """Git pathspecs of a package's inputs, in groups (a commit touching any group changes the package).
+
+    Core and client share one version, so both include the client recipe's folder."""
+    own = [package.path or "."] + [f":(exclude){folder}" for folder in package.excludes]
+    if package.kind not in ("core", "client"):
+        return [own]
+    recipes = [p.client_recipe for p in packages if p.client_recipe]
+    return [own] + [[recipe] for recipe in recipes]
+
+
+def newest_change(git: Git, base: str, ref: str, groups: list[list[str]]) -> Change | None:
+    """The newest commit in base..ref that touched any group of paths, and its distance from base."""
+    found = []
+    for paths in groups:
+        commit = git.read("log", "-1", "--format=%H", f"{base}..{ref}", "--", *paths)
+        if commit:
+            found.append(Change(commit, int(git.read("rev-list", "--count", f"{base}..{commit}"))))
+    return newest(found)
+
+
+def static_base(git: Git, package: Package, ref: str) -> str | None:
+    """The oldest commit, walking back from ref, whose pyproject.toml still has the current static version:
+    where that version was set (changes after it mark the version). None when the file has no history."""
+    file = f"{package.path}/pyproject.toml" if package.path not in ("", ".") else "pyproject.toml"
+    base = None
+    for commit in git.read("log", "--format=%H", ref, "--", file).split():
+        text = git.read("show", f"{commit}:{file}", check=False)
+        if not text or tomllib.loads(text).get("project", {}).get("version") != package.static_version:
+            break
+        base = commit
+    return base
 
 
 def next_version_of(git: Git, package: Package, ref: str) -> str:
@@ -98,9 +169,13 @@ def next_version_of(git: Git, package: Package, ref: str) -> str:
 
 def version_report(current: Settings) -> dict[str, Any]:
     git = Git(checkout_path(current))
+    rules = current.config.versions
     return {
         "head": git.read("rev-parse", "HEAD"),
         "branch": git.read("rev-parse", "--abbrev-ref", "HEAD"),
+        "scheme": rules.scheme,
+        "label": label(current),
+        "shallow": git.read("rev-parse", "--is-shallow-repository") == "true",
         "inputs": version_inputs(current),
         "packages": compute_versions(current),
     }
@@ -156,16 +231,57 @@ def version_action(show: bool = False) -> dict[str, str]:
     for entry in report["packages"]:
         if entry.get("warning"):
             warn(f"{entry['name']}: {entry['warning']}")
+    for line in tag_scheme_warnings(current, report["packages"]):
+        warn(line)
     print_versions(report["packages"])
     return {"made": f"{len(report['packages'])} versions"}
 
 
+def tag_scheme_warnings(current: Settings, entries: list[dict[str, Any]]) -> list[str]:
+    """Scheme `tag`: a package changed since its tag keeps the tag's version; said now, not at publish."""
+    changed = [e for e in entries if e.get("source") == "tag" and e.get("change")]
+    index = current.config.index
+    lines = []
+    for entry in changed:
+        change = entry["change"]
+        published = index is not None and on_index(index.url, entry["name"], entry["version"])
+        fate = (f"the index already has {entry['version']}: publish will refuse its new files" if published
+                else f"publishing it now makes {entry['version']} differ from the tag's content")
+        lines.append(f"{entry['name']}: commit {change['commit'][:7]} changed it since {entry['tag']} but scheme "
+                     f"`tag` keeps version {entry['version']}; {fate}.\n  ways out: tag a new version on this "
+                     f"commit (`git tag <new version>` and push it), or set [versions] scheme = \"commit\" "
+                     "(a version per commit, e.g. X.Y.Z+<label>.<n>.g<commit>)")
+    return lines
+
+
+def on_index(url: str, name: str, version: str) -> bool:
+    """True when the index holds a file of that version; False when it does not or cannot be asked."""
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+    from packaging.version import Version
+
+    from tasks.adapters import index
+
+    try:
+        files = index.remote_files(url, name)
+    except index.IndexError_:
+        return False
+    for file in files:
+        try:
+            found = parse_wheel_filename(file)[1] if file.endswith(".whl") else parse_sdist_filename(file)[1]
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            continue
+        if found == Version(version):
+            return True
+    return False
+
+
 def print_versions(entries: list[dict[str, Any]]) -> None:
     width = max(len(e["name"]) for e in entries)
-    say(f"{'package':<{width}}  {'version':<12} {'tag':<24} {'since':>5}  next")
+    wide = max(12, *(len(e["version"]) for e in entries))
+    say(f"{'package':<{width}}  {'version':<{wide}} {'tag':<24} {'since':>5}  next")
     for e in entries:
         since = "" if e["commits_since"] is None else str(e["commits_since"])
-        say(f"{e['name']:<{width}}  {e['version']:<12} {e['tag'] or '-':<24} {since:>5}  {e.get('next_version', '')}")
+        say(f"{e['name']:<{width}}  {e['version']:<{wide}} {e['tag'] or '-':<24} {since:>5}  {e.get('next_version', '')}")
 
 
 def check_version_action() -> dict[str, str]:

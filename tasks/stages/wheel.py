@@ -45,7 +45,14 @@ from tasks.core.packages import (
     owns,
     staged_files,
 )
-from tasks.core.versions import pretend_version_variable, tag_for, tag_pattern
+from tasks.core.versions import (
+    UNSHIPPABLE_FIX,
+    pretend_version_variable,
+    tag_for,
+    tag_pattern,
+    unshippable,
+    with_static_version,
+)
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner, Stale
 from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
@@ -100,11 +107,27 @@ def inputs_file(current: Settings, name: str) -> Path:
 
 
 def version_of(current: Settings, name: str) -> str:
+    return str(version_facts(current, name)["version"])
+
+
+def version_facts(current: Settings, name: str) -> dict[str, Any]:
+    """A package's entry in version.json, with the clone's shallowness: what its build's trust rests on."""
     report = read_report("version", current) or {}
     for entry in report.get("packages", []):
         if entry["name"] == name:
-            return str(entry["version"])
+            return {"version": entry["version"], "version_source": entry.get("source"),
+                    "shallow": bool(report.get("shallow"))}
     raise ForkflowError(f"no version known for {name}", fix="run `doit version` first")
+
+
+def refuse_unshippable_in_ci(current: Settings, name: str) -> dict[str, Any]:
+    """In CI (CI=true) a version that does not name its content stops the build: it would be shipped."""
+    facts = version_facts(current, name)
+    problems = unshippable([{"name": name, **facts}])
+    if problems and os.environ.get("CI") == "true":
+        raise ForkflowError(f"not building in CI: {problems[0]}", where=str(checkout_path(current)),
+                            fix=UNSHIPPABLE_FIX)
+    return facts
 
 
 def repo_entries(current: Settings) -> dict[str, str]:
@@ -117,7 +140,9 @@ def current_hash(current: Settings, package: Package) -> str:
 
 
 def hash_extras(current: Settings, package: Package) -> dict[str, Any]:
-    return {"version": version_of(current, package.name), "remove": ",".join(package.client_remove),
+    facts = version_facts(current, package.name)
+    return {"version": facts["version"], "version_source": f"{facts['version_source']}{'/shallow' * facts['shallow']}",
+            "remove": ",".join(package.client_remove),
             "keep": ",".join(package.client_keep), "recipe": recipe_config(current),
             **{f"tool:{k}": v for k, v in tool_versions().items()}}
 
@@ -149,7 +174,8 @@ def is_built(package: Package, *_: Any) -> bool | Stale:
 def build_action(package: Package) -> dict[str, str]:
     current = settings()
     name = package.name
-    version = version_of(current, name)
+    facts = refuse_unshippable_in_ci(current, name)
+    version = str(facts["version"])
     started = time.monotonic()
     work = current.state_dir / "build" / name
     source = prepare_source(current, package, version, work)
@@ -164,7 +190,7 @@ def build_action(package: Package) -> dict[str, str]:
         normalize_sdist(file, int(epoch))
     verify(files, package.name, version)
     check_contents(files, source.folder)
-    stamp = install_files(current, package, version, files, source)
+    stamp = install_files(current, package, facts, files, source)
     shutil.rmtree(work, ignore_errors=True)
     say(f"{name}: built {', '.join(f['name'] for f in stamp['files'])} in {time.monotonic() - started:.1f}s")
     return {"made": ", ".join(f["name"] for f in stamp["files"])}
@@ -198,7 +224,19 @@ def prepare_source(current: Settings, package: Package, version: str, work: Path
     if not (folder / "pyproject.toml").is_file():
         raise ForkflowError(f"{package.name}: no pyproject.toml in its build tree at {folder}", where=package.path,
                             fix="check [packages] (for the client: the recipe must leave a pyproject.toml at the root)")
+    if package.backend == "static" and version != package.static_version:
+        mark_static_version(package, folder / "pyproject.toml", version)
     return Source(folder.resolve(), commit, dirty)
+
+
+def mark_static_version(package: Package, pyproject: Path, version: str) -> None:
+    """A static version changed since it was set gets the fork's mark in the build tree's pyproject.toml only."""
+    try:
+        pyproject.write_text(with_static_version(pyproject.read_text(encoding="utf-8"), version), encoding="utf-8")
+    except ValueError as err:
+        raise ForkflowError(f"{package.name}: cannot set version {version} in {pyproject.name}: {err}",
+                            where=f"{package.path}/pyproject.toml",
+                            fix='write the version as `version = "X.Y.Z"` in [project], or set [versions] scheme = "tag"') from None
 
 
 def has_local_edits(package: Package, entries: dict[str, str]) -> bool:
@@ -344,7 +382,8 @@ def check_contents(files: list[Path], folder: Path) -> None:
                                     "or make sure the backend's file finder sees the files")
 
 
-def install_files(current: Settings, package: Package, version: str, files: list[Path], source: Source) -> dict[str, Any]:
+def install_files(current: Settings, package: Package, facts: dict[str, Any], files: list[Path],
+                  source: Source) -> dict[str, Any]:
     """Move the verified files into dist/<name>/, drop older ones, then write the stamp."""
     folder = dist_dir(current, package.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -357,7 +396,7 @@ def install_files(current: Settings, package: Package, version: str, files: list
     for old in folder.iterdir():
         if old.name not in keep:
             old.unlink()
-    stamp = {"name": package.name, "kind": package.kind, "version": version, "files": placed,
+    stamp = {"name": package.name, "kind": package.kind, **facts, "files": placed,
              "commit": source.commit, "dirty": source.dirty,
              "input_hash": current_hash(current, package), "built_at": time.time()}
     write_json(inputs_file(current, package.name), current_listing(current, package))
@@ -376,6 +415,7 @@ def report_action(changed: list[str]) -> dict[str, str]:
             continue
         entries.append({"name": stamp["name"], "kind": stamp["kind"], "version": stamp["version"],
                         "files": stamp["files"], "commit": stamp.get("commit"), "dirty": stamp.get("dirty", False),
+                        "version_source": stamp.get("version_source"), "shallow": stamp.get("shallow", False),
                         "status": "built" if str(file) in changed_set else "up-to-date"})
     write_report("wheel", {"packages": entries}, current)
     built = sum(1 for e in entries if e["status"] == "built")

@@ -18,10 +18,12 @@ from tasks.adapters.console import say
 from tasks.core import image_tags, smoke
 from tasks.core import images as core
 from tasks.core.errors import ForkflowError
+from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
 from tasks.core.wheelhouse import CONSTRAINTS
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
+from tasks.pipeline.settings import read_report
 from tasks.stages.image import inputs, platforms
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
@@ -58,6 +60,8 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
                     record: dict[str, Any]) -> dict[str, Any]:
     images = setup.images
     spec = planned.spec
+    if images.push:
+        refuse_unshippable(setup, spec)
     auth = registry_auth(setup.settings) if images.push else None
     wanted = platforms.targets(client, images.platforms)
     built_inputs, digest = current_inputs(setup, client, planned, wanted)
@@ -94,6 +98,17 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{pushed}")
     return {"made": f"{record['status']} {spec.tags[0]}{on}{pushed}", "input_hash": cell.digest, "image_id": image,
             "target": core.input_hash(cell.target)}
+
+
+def refuse_unshippable(setup: ImageSetup, spec: core.ImageSpec) -> None:
+    """An image is pushed only when every package in it has a version that names its content."""
+    names = {w.name for w in spec.wheels}
+    report = read_report("wheel", setup.settings) or {}
+    problems = unshippable(p for p in report.get("packages", []) if p.get("name") in names)
+    if problems:
+        raise ForkflowError(f"image:{spec.key}: not pushing: these versions do not name their content:\n"
+                            + "\n".join(f"  - {line}" for line in problems),
+                            where=str(setup.settings.fork_path), fix=UNSHIPPABLE_FIX + "; then `doit image`")
 
 
 def make_images(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client: Any, cell: CellPlan,
@@ -344,7 +359,7 @@ def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: s
         what = "package check" if command is commands[0] else "smoke command " + " ".join(command)
         problem = f"exit {code}" if code != 0 else None
         if problem is None and planned.version_command and command == list(planned.version_command):
-            problem = smoke.version_mismatch(output, spec.version)
+            problem = smoke.version_mismatch(output, core.core_version(spec.packages))
         if problem:
             shown = "\n".join("    " + line for line in output.strip().splitlines()[-20:])
             on = f" on {platform}" if platform else ""
@@ -352,7 +367,8 @@ def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: s
                                 where=str(log), fix="fix the package or the image, then run `doit image` again")
         if command is commands[0]:
             imported = next((line for line in output.splitlines() if line.startswith("imported ")), "")
-    checked = f", `{' '.join(planned.version_command)}` reports {spec.version}" if planned.version_command else ""
+    reported = core.core_version(spec.packages)
+    checked = f", `{' '.join(planned.version_command)}` reports {reported}" if planned.version_command else ""
     on = f" on {platform}" if platform else ""
     say(f"image:{spec.key}: smoke test passed{on} ({len(planned.modules)} packages, {imported or 'imports checked'}, "
         f"Python {spec.python}, non-root{checked})")

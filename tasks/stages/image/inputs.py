@@ -24,7 +24,8 @@ from tasks.core import images as core
 from tasks.core import wheelhouse as wheelhouse_rules
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.values import parse_toml, sha256_hex
-from tasks.pipeline.settings import Settings, read_json, write_json
+from tasks.core.versions import Change, fork_version, newest
+from tasks.pipeline.settings import Settings, read_json, read_report, write_json
 from tasks.stages.image import deps as image_deps
 from tasks.stages.image.setup import ImageSetup, base_name
 
@@ -142,11 +143,12 @@ class Shared:
     selection: Selection
     templates: dict[str, str]
     revision: str
+    versions: dict[str, Any]  # version.json: how each package's version was made
 
 
 def make_plan(setup: ImageSetup, revision: str, bases: dict[str, str]) -> Plan:
     check_python_choice(setup)
-    shared = Shared(setup, select(setup), read_templates(setup), revision)
+    shared = Shared(setup, select(setup), read_templates(setup), revision, read_report("version", setup.settings) or {})
     planned = []
     for python in setup.images.python:
         deps = deps_requests(setup, python, shared.selection)
@@ -169,7 +171,7 @@ def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Re
         if found is not None:
             check_wheelhouse(applying[0] + applying[1], found, request, flavor)
         files = None if found is None or files is None else {**files, **found}
-    version = core.image_version(packages)
+    version = image_version(shared, packages + extras)
     rules = image_tags.TagRules(images.tags.always, images.tags.release, images.tags.release_default_python, images.tags.dev)
     spec = core.ImageSpec(
         python=python, flavor=flavor, base_image=base, version=version,
@@ -185,6 +187,18 @@ def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Re
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
     command = current.config.packages.version_command or smoke.version_command(core_name(packages), console_scripts(packages))
     return Planned(spec, dockerfile, modules, deps, files is not None, tuple(command) if command else None)
+
+
+def image_version(shared: Shared, wheels: tuple[core.Wheel, ...]) -> str:
+    """The core's tag version marked with the newest change, since that tag, to any package the image holds
+    (scheme commit): an image whose content changed never keeps the version of the one before."""
+    report = shared.versions
+    entries = {entry["name"]: entry for entry in report.get("packages", [])}
+    core_entry = entries.get(core_name(wheels) or "")
+    if report.get("scheme") != "commit" or core_entry is None or "base_version" not in core_entry:
+        return core.core_version(wheels)
+    changes = [Change(**entries[w.name]["since_core_tag"]) for w in wheels if (entries.get(w.name) or {}).get("since_core_tag")]
+    return fork_version(core_entry["base_version"], str(report.get("label")), newest(changes))
 
 
 def needed(request: image_deps.Request, wheels: tuple[core.Wheel, ...], selection: Selection) -> tuple[str, ...]:
