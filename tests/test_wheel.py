@@ -11,7 +11,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from tests.helpers import run_doit
+from tests.helpers import DEMO_VERSIONS, run_doit
 
 
 def state(config: Path) -> Path:
@@ -43,15 +43,18 @@ def rebuilt(results: dict[str, str]) -> set[str]:
             if name.startswith("wheel:") and name != "wheel:report" and status == "success"}
 
 
-def test_versions_come_from_clean_tags(built_demo: Path) -> None:
+def test_versions_come_from_clean_tags_marked_by_the_newest_change(built_demo: Path) -> None:
     versions = {p["name"]: p for p in report(built_demo, "version")["packages"]}
-    assert versions["orbit"]["version"] == "1.0.1", "1.1.0.dev1 is newer but not clean"
+    fork = checkout(built_demo)
+    assert versions["orbit"]["version"] == DEMO_VERSIONS["orbit"], "1.1.0.dev1 is newer but not clean"
     assert versions["orbit"]["tag"] == "1.0.1" and versions["orbit"]["commits_since"] > 0
-    assert versions["orbit-client"]["version"] == "1.0.1"
-    assert versions["orbit-aws"]["version"] == "0.2.0"
-    assert versions["orbit-gcp"]["version"] == "0.1.0", "0.2.0rc1 is a pre-release"
-    assert versions["orbit-slack"]["version"] == "0.1.0", "0.1.1 is upstream only, not reachable from release"
-    assert versions["orbit-flows"]["version"] == "0.1.0"
+    assert versions["orbit"]["change"]["commit"] == git(fork, "log", "-1", "--format=%H", "--", "src/orbit/_fork.py")
+    assert versions["orbit-client"]["version"] == versions["orbit"]["version"], "the client carries the core's version"
+    assert versions["orbit-aws"]["version"] == DEMO_VERSIONS["orbit-aws"], "the fork's endpoint commit marks it"
+    assert versions["orbit-gcp"]["version"] == DEMO_VERSIONS["orbit-gcp"], "0.2.0rc1 is a pre-release"
+    assert versions["orbit-slack"]["version"] == "0.1.0", "unchanged since its tag: the tag's clean version"
+    assert versions["orbit-slack"]["source"] == "tag" and versions["orbit"]["source"] == "commit"
+    assert versions["orbit-flows"]["version"] == DEMO_VERSIONS["orbit-flows"], "a static version is marked too"
     assert versions["orbit-flows"]["next_version"] == "0.2.0", "a feat(flows) commit means a minor bump"
 
 
@@ -64,7 +67,8 @@ def test_every_package_is_built_with_its_version(built_demo: Path) -> None:
         for file in package["files"]:
             assert f"-{package['version']}" in file["name"], file["name"]
             assert Path(file["path"]).exists() and len(file["sha256"]) == 64
-    assert "+" not in json.dumps(packages), "no dirty/distance versions"
+    assert all(package["version"] == DEMO_VERSIONS[name] for name, package in packages.items())
+    assert ".dirty" not in json.dumps(packages), "no dirty versions"
 
 
 def test_client_is_trimmed_and_checkout_untouched(built_demo: Path) -> None:
@@ -92,7 +96,7 @@ def test_touching_one_integration_rebuilds_only_it(built_demo: Path) -> None:
         file.write_text(original + "\n# uncommitted edit\n")
         assert rebuilt(executed(built_demo, "wheel")) == {"orbit-gcp"}
         gcp = next(p for p in report(built_demo, "wheel")["packages"] if p["name"] == "orbit-gcp")
-        assert gcp["status"] == "built" and gcp["version"] == "0.1.0", "uncommitted edits keep the clean version"
+        assert gcp["status"] == "built" and gcp["version"] == DEMO_VERSIONS["orbit-gcp"], "uncommitted edits keep HEAD's version"
         assert gcp["dirty"] is True, "a wheel built from uncommitted edits is marked as such"
         others = [p for p in report(built_demo, "wheel")["packages"] if p["name"] != "orbit-gcp"]
         assert not any(p["dirty"] for p in others), "other packages still come from the commit"
@@ -125,10 +129,12 @@ def test_version_print_and_prerelease_option(built_demo: Path, tmp_path: Path) -
     other = built_demo.parent / "prerelease.toml"
     other.write_text(config)
     versions = {e["name"]: e["version"] for e in compute_versions(load_settings(other))}
-    assert versions["orbit"] == "1.1.0.dev1" and versions["orbit-gcp"] == "0.2.0rc1"
+    assert versions["orbit"].startswith("1.1.0.dev1+orbit.") and versions["orbit-gcp"] == "0.2.0rc1"
 
 
 def test_check_version_guards_changed_packages(built_demo: Path) -> None:
+    assert run_doit(built_demo, "check-version").returncode == 0, "scheme commit: every change has its own version"
+    built_demo.write_text(built_demo.read_text().replace("allow_prerelease = false", 'allow_prerelease = false\nscheme = "tag"'))
     failed = run_doit(built_demo, "check-version")
     assert failed.returncode != 0
     for name in ("orbit:", "orbit-aws:", "orbit-flows:"):
@@ -146,6 +152,7 @@ def test_check_version_guards_changed_packages(built_demo: Path) -> None:
     finally:
         pyproject.write_text(original)
         git(repo, "tag", "-d", "1.0.2", "orbit-aws-0.2.1")
+        built_demo.write_text(built_demo.read_text().replace('\nscheme = "tag"', ""))
     executed(built_demo, "wheel")
 
 
@@ -157,7 +164,7 @@ def test_real_tree_cases_build_like_upstream(built_demo: Path) -> None:
     packages = {p["name"]: p for p in report(built_demo, "wheel")["packages"]}
     core = next(Path(f["path"]) for f in packages["orbit"]["files"] if f["name"].endswith(".whl"))
     build_info = zipfile.ZipFile(core).read("orbit/_build_info.py").decode()
-    assert '__version__ = "1.0.1"' in build_info
+    assert f'__version__ = "{DEMO_VERSIONS["orbit"]}"' in build_info
     assert f'__git_commit__ = "{git(fork, "rev-parse", "HEAD")}"' in build_info, "the fork's commit, from the write step"
     assert packages["orbit"]["commit"] == git(fork, "rev-parse", "HEAD") and packages["orbit"]["dirty"] is False
     aws = next(Path(f["path"]) for f in packages["orbit-aws"]["files"] if f["name"].endswith(".whl"))
@@ -179,17 +186,31 @@ def test_a_wheel_missing_tracked_modules_is_refused(demo_config: Path) -> None:
     assert not (state(demo_config) / "dist" / "orbit-flows").exists(), "nothing half-built is kept"
 
 
-def test_fork_label_marks_every_tagged_version(demo_config: Path) -> None:
+def test_fork_label_names_the_fork_in_every_changed_version(demo_config: Path) -> None:
     marked = demo_config.read_text().replace("allow_prerelease = false", 'allow_prerelease = false\nfork_label = "acme"')
     demo_config.write_text(marked)
     result = run_doit(demo_config, "-n", "2", "wheel")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     versions = {p["name"]: p["version"] for p in report(demo_config, "wheel")["packages"]}
-    assert versions["orbit"] == versions["orbit-client"] == "1.0.1+acme.6"
-    assert versions["orbit-aws"] == "0.2.0+acme.5" and versions["orbit-flows"] == "0.1.0", "static versions stay"
+    expected = {name: version.replace("+orbit.", "+acme.") for name, version in DEMO_VERSIONS.items()}
+    assert versions == expected
     core = next(Path(f["path"]) for f in report(demo_config, "wheel")["packages"][0]["files"] if f["name"].endswith(".whl"))
-    assert core.name == "orbit-1.0.1+acme.6-py3-none-any.whl"
-    assert '__version__ = "1.0.1+acme.6"' in zipfile.ZipFile(core).read("orbit/_build_info.py").decode()
+    assert core.name == f"orbit-{expected['orbit']}-py3-none-any.whl"
+    assert f'__version__ = "{expected["orbit"]}"' in zipfile.ZipFile(core).read("orbit/_build_info.py").decode()
+
+
+def test_scheme_tag_keeps_clean_versions_and_says_so_at_the_start(demo_config: Path) -> None:
+    demo_config.write_text(demo_config.read_text().replace("allow_prerelease = false",
+                                                           'allow_prerelease = false\nscheme = "tag"'))
+    result = run_doit(demo_config, "version")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    versions = {p["name"]: p["version"] for p in report(demo_config, "version")["packages"]}
+    assert versions == {"orbit": "1.0.1", "orbit-client": "1.0.1", "orbit-aws": "0.2.0", "orbit-gcp": "0.1.0",
+                        "orbit-slack": "0.1.0", "orbit-flows": "0.1.0"}
+    output = result.stdout + result.stderr
+    assert "orbit-aws: commit" in output and "scheme `tag` keeps version 0.2.0" in output
+    assert "git tag <new version>" in output and 'scheme = "commit"' in output
+    assert "orbit-slack: commit" not in output, "an unchanged package is not reported"
 
 
 def test_client_by_paths_keeps_what_client_keep_names(demo_config: Path) -> None:
