@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, kill_after_line, run_doit
+from tests.helpers import DEMO_VERSIONS, free_port, kill_after_line, run_doit
 
 
 def git(repo: Path, *args: str) -> str:
@@ -64,7 +65,7 @@ def test_uploads_installs_then_skips(index: Path) -> None:
     assert sorted(p.name for p in index_packages(index).iterdir()) == sorted(statuses(index))
     checked = {c["package"]: c for c in publish_report(index)["install_check"]}
     assert set(checked) == {"orbit", "orbit-aws", "orbit-client"} and all(c["ok"] for c in checked.values())
-    assert checked["orbit"]["installed"] == "1.0.1"
+    assert checked["orbit"]["installed"] == DEMO_VERSIONS["orbit"]
 
     again = run_doit(index, "publish")
     assert again.returncode == 0 and "-- publish" in again.stdout, "nothing changed: doit reports up to date"
@@ -85,24 +86,52 @@ def test_partial_upload_is_completed(index: Path) -> None:
     assert uploaded == {file.name for file in missing}
 
 
-def test_same_name_other_content_is_refused(index: Path) -> None:
-    assert publish(index).returncode == 0
-    on_index = (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes()
-    fork = state(index) / "demo" / "fork"
+def commit_core_fix(fork: Path, message: str) -> None:
     source = fork / "src" / "orbit" / "greeting.py"
+    source.write_text(source.read_text() + f"\n# {message}\n")
+    git(fork, "commit", "-q", "-am", message)
+
+
+def test_a_committed_fix_ships_as_new_versions_of_what_it_touched(index: Path) -> None:
+    assert publish(index).returncode == 0
+    before = {p.name: p.read_bytes() for p in index_packages(index).iterdir()}
+    fork = state(index) / "demo" / "fork"
     head = git(fork, "rev-parse", "HEAD")
     try:
-        source.write_text(source.read_text() + "\n# changed without a new version\n")
-        git(fork, "commit", "-q", "-am", "fix: change core without a new tag")
+        commit_core_fix(fork, "fix(core): a fork fix, no tag")
+        shipped = publish(index)
+        assert shipped.returncode == 0, shipped.stdout[-3000:] + shipped.stderr[-3000:]
+        after = {p.name: p.read_bytes() for p in index_packages(index).iterdir()}
+        assert all(after[name] == data for name, data in before.items()), "no file was replaced or removed"
+        distance = git(fork, "rev-list", "--count", "1.0.1..HEAD")
+        version = f"1.0.1+orbit.{distance}.g{git(fork, 'rev-parse', '--short=7', 'HEAD')}"
+        assert set(after) - set(before) == {f"orbit-{version}-py3-none-any.whl", f"orbit-{version}.tar.gz",
+                                            f"orbit_client-{version}-py3-none-any.whl", f"orbit_client-{version}.tar.gz"}
+    finally:
+        git(fork, "reset", "-q", "--hard", head)
+
+
+def test_scheme_tag_refuses_same_name_other_content_and_says_so_at_the_start(index: Path) -> None:
+    original = index.read_text()
+    index.write_text(original.replace("allow_prerelease = false", 'allow_prerelease = false\nscheme = "tag"'))
+    fork = state(index) / "demo" / "fork"
+    head = git(fork, "rev-parse", "HEAD")
+    try:
+        assert publish(index).returncode == 0
+        on_index = (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes()
+        commit_core_fix(fork, "fix: change core without a new tag")
         refused = run_doit(index, "publish")
         output = refused.stdout + refused.stderr
         assert refused.returncode != 0
+        assert "orbit: commit" in refused.stderr and "the index already has 1.0.1" in refused.stderr
+        assert re.search(r"^version +ran", refused.stdout, re.M), "said by the version stage, before anything is built"
         assert "orbit-1.0.1-py3-none-any.whl" in output and "never overwritten" in output
         assert output.count("sha256") >= 2
         assert (index_packages(index) / "orbit-1.0.1-py3-none-any.whl").read_bytes() == on_index
     finally:
         git(fork, "reset", "-q", "--hard", head)
-    restored = run_doit(index, "publish")
+        restored = run_doit(index, "publish")
+        index.write_text(original)
     assert restored.returncode == 0, "a rebuild of the same inputs gives the same bytes, so nothing conflicts"
 
 
@@ -261,7 +290,7 @@ def test_fork_packages_never_come_from_upstream(index: Path, upstream_index: str
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert set(statuses(config).values()) == {"uploaded"}, "upstream's orbit 1.0.1 is not mistaken for the index's"
     checked = {c["package"]: c for c in publish_report(config)["install_check"]}
-    assert checked["orbit"]["installed"] == "1.0.1" and checked["orbit"]["same_metadata"] is True
+    assert checked["orbit"]["installed"] == DEMO_VERSIONS["orbit"] and checked["orbit"]["same_metadata"] is True
     # the impostor is really there: an installer that asked upstream first would have taken it
     venv = tmp_path / "venv"
     subprocess.run(["uv", "venv", "-q", str(venv)], check=True)
