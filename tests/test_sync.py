@@ -523,6 +523,10 @@ def test_fetch_is_up_to_date_until_upstream_gains_a_tag(fork: Fork) -> None:
     tagged = sync(fork)
     assert status_of(tagged, "sync:fetch") == "ran" and why(tagged, "sync:fetch") == "upstream's main or tags moved"
     assert "9.9.9" in git(fork.path, "tag").split(), "the new tag is fetched although main did not move"
+    assert status_of(tagged, "sync:push") == "ran", "the new version tag goes to origin"
+    assert git(fork.origin, "rev-parse", "9.9.9") == git(fork.upstream, "rev-parse", "9.9.9")
+    looked = sync(fork)
+    assert status_of(looked, "sync:fetch") == "ran" and status_of(looked, "sync:push") == "up-to-date"
     assert status_of(sync(fork), "sync:fetch") == "up-to-date"
 
 
