@@ -49,6 +49,33 @@ def version_tags(names: Iterable[str], patterns: Iterable[tuple[str, str]]) -> s
     return found
 
 
+def check_fetchable(local: dict[str, TagRef], upstream: dict[str, TagRef], origin: dict[str, TagRef], fork: str) -> None:
+    """Fetching upstream's tags never overwrites a tag of the clone: one the clone has on something else
+    (often a copy of origin's) stops the sync before the fetch, naming both commits and the ways out."""
+    clashes = sorted(name for name, tag in local.items() if name in upstream and upstream[name].object != tag.object)
+    if not clashes:
+        return
+    lines, fixes = [], []
+    for name in clashes:
+        ours, theirs = local[name], upstream[name]
+        on_origin = origin.get(name)
+        origin_note = (f" (origin has it on commit {on_origin.commit[:10]} too)" if on_origin and on_origin.object == ours.object
+                       else "")
+        lines.append(f"  tag {name}: on commit {ours.commit[:10]} here{origin_note}, upstream has it on commit "
+                     f"{theirs.commit[:10]}")
+        replace_origin = (f" && git -C {fork} push --force-with-lease=refs/tags/{name}:{on_origin.object} origin "
+                          f"refs/tags/{name}" if on_origin and on_origin.object != theirs.object else "")
+        fixes.append(f"  {name}: to take upstream's: git -C {fork} tag -d {name} && git -C {fork} fetch upstream "
+                     f"refs/tags/{name}:refs/tags/{name}{replace_origin}; to keep yours under another name: "
+                     f"git -C {fork} tag <new name> {ours.object} && git -C {fork} tag -d {name}")
+    raise SyncError(
+        f"{len(clashes)} tag(s) in the clone differ from upstream's, and fetching upstream's tags would overwrite "
+        "them; nothing was fetched or changed\n" + "\n".join(lines),
+        where=fork,
+        fix="\n".join(fixes) + "\nthen run `doit sync` again (the sync never overwrites a tag)",
+    )
+
+
 @dataclass(frozen=True)
 class TagFacts:
     """What the tag plan is decided from; every dict holds version tags only."""

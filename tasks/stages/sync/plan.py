@@ -25,7 +25,7 @@ from tasks.core.sync import (
     plan_sync,
     start_tip,
 )
-from tasks.core.sync_tags import TagPlan, tag_lines
+from tasks.core.sync_tags import TagPlan, TagRef, check_fetchable, tag_lines
 from tasks.core.values import is_local_path
 from tasks.pipeline.parallel import Outcome, together
 from tasks.pipeline.settings import read_json
@@ -196,6 +196,8 @@ def plan_clone(setup: SyncSetup, git: Git, remotes: Remotes, reads: CloneReads, 
     ensure_remotes(git, setup, urls)
     tracking: dict[str, str] = reads.tracking.get()
     origin_heads = remotes.origin_heads
+    local_tags = {name: TagRef(name, sha, commit) for name, (sha, commit) in git.tags().items()}
+    check_fetchable(local_tags, remotes.upstream_tags, remotes.origin_tags, str(setup.fork))
     if dry:
         tips = fetch_for_dry_run(git, setup, remotes.upstream_heads, origin_heads, tracking)
     else:
