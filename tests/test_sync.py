@@ -767,3 +767,13 @@ def test_dry_run_reports_the_tags_and_changes_nothing(fork: Fork) -> None:
     report = fork.report()
     assert report["status"] == "skipped" and report["tags"]["pushed"] == [] and len(report["tags"]["to_push"]) == 9
     assert [t["name"] for t in report["tags"]["to_move"]] == ["orbit-aws-0.2.1"]
+
+
+def test_a_version_tag_deleted_on_origin_is_pushed_again(fork: Fork) -> None:
+    settle(fork)
+    assert status_of(sync(fork), "sync:fetch") == "up-to-date"
+    tagged = git(fork.origin, "rev-parse", "refs/tags/1.0.1")
+    git(fork.origin, "update-ref", "-d", "refs/tags/1.0.1")
+    again = sync(fork)
+    assert status_of(again, "sync:fetch") == "ran" and why(again, "sync:fetch") == "origin's tags changed"
+    assert status_of(again, "sync:push") == "ran" and git(fork.origin, "rev-parse", "refs/tags/1.0.1") == tagged
