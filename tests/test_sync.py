@@ -178,12 +178,15 @@ def test_release_already_on_top_of_upstream_is_left_alone(fork: Fork) -> None:
 
 def test_conflict_aborts_restores_the_branch_and_explains(fork: Fork) -> None:
     add_commit(fork.upstream, "main", {"src/orbit/_fork.py": "DEFAULT_NAME = 'upstream'\n"}, "feat: upstream takes _fork.py")
+    git(fork.origin, "tag", "orbit-aws-0.2.1", "release~1")
     fork.clone()
     git(fork.path, "checkout", "-q", "-b", "topic")
     before = fork.all_refs()
 
     message = fork.failure()
 
+    assert "git tag -f orbit-aws-0.2.1 <rebased commit>" in message, "finishing by hand, the fork's tags move too"
+    assert git(fork.path, "rev-parse", "orbit-aws-0.2.1") == git(fork.origin, "rev-parse", "release~1")
     assert "src/orbit/_fork.py" in message
     assert "feat(core): fork-wide default greeting name" in message
     assert "git rebase --continue" in message and "git checkout release" in message

@@ -191,6 +191,11 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> str:
                         where=str(setup.fork), fix="fix the cause shown above, then run `doit sync` again")
     arguments = push_arguments(ORIGIN, plan_pushes(state.plan, move.target, "rebased"))
     hint = "git push " + " ".join(a for a in arguments if a != "--porcelain")
+    for tag in TagPlan.from_dict(state.tags).move:
+        lease = f" && git push --force-with-lease=refs/tags/{tag.name}:{tag.origin} origin refs/tags/{tag.name}" \
+            if tag.origin else ""
+        hint += (f"\n    # version tag {tag.name} is on {tag.commit[:10]} {tag.subject}: move it to its rebased commit\n"
+                 f"    git tag -f {tag.name} <rebased commit>{lease}")
     raise conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint)
 
 
