@@ -240,7 +240,10 @@ def push_and_prune(setup: SyncSetup, state: RunState) -> str:
         made += f"; would move tags {', '.join(m.name for m in tags.move)}" if tags.move else ""
     else:
         push_or_explain(git, setup, state, pushes, arguments)
-        made = "pushed " + ", ".join(f"{p.branch} {p.new[:10]}" for p in pushes)
+        made = "pushed " + ", ".join([f"{p.branch} {p.new[:10]}" for p in pushes if p.kind == "heads"]
+                                     + ([f"{len(tagged)} tag(s)"] if tagged else []))
+        if tagged:
+            say("pushed tag(s): " + ", ".join(p.branch for p in tagged))
     state.pushed = [] if state.dry_run else [p.ref for p in pushes if p not in backup and p.kind == "heads"]
     state.pushed_tags = [] if state.dry_run else [p.branch for p in tagged]
     if backup and not state.dry_run:
