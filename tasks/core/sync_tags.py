@@ -55,7 +55,7 @@ def check_fetchable(local: dict[str, TagRef], upstream: dict[str, TagRef], origi
     clashes = sorted(name for name, tag in local.items() if name in upstream and upstream[name].object != tag.object)
     if not clashes:
         return
-    lines, fixes = [], []
+    lines, ways = [], []
     for name in clashes:
         ours, theirs = local[name], upstream[name]
         on_origin = origin.get(name)
@@ -65,14 +65,14 @@ def check_fetchable(local: dict[str, TagRef], upstream: dict[str, TagRef], origi
                      f"{theirs.commit[:10]}")
         replace_origin = (f" && git -C {fork} push --force-with-lease=refs/tags/{name}:{on_origin.object} origin "
                           f"refs/tags/{name}" if on_origin and on_origin.object != theirs.object else "")
-        fixes.append(f"  {name}: to take upstream's: git -C {fork} tag -d {name} && git -C {fork} fetch upstream "
+        ways.append(f"    {name}: to take upstream's: git -C {fork} tag -d {name} && git -C {fork} fetch upstream "
                      f"refs/tags/{name}:refs/tags/{name}{replace_origin}; to keep yours under another name: "
                      f"git -C {fork} tag <new name> {ours.object} && git -C {fork} tag -d {name}")
     raise SyncError(
         f"{len(clashes)} tag(s) in the clone differ from upstream's, and fetching upstream's tags would overwrite "
         "them; nothing was fetched or changed\n" + "\n".join(lines),
         where=fork,
-        fix="\n".join(fixes) + "\nthen run `doit sync` again (the sync never overwrites a tag)",
+        fix="\n".join(["for each tag:", *ways, "    then run `doit sync` again (the sync never overwrites a tag)"]),
     )
 
 
@@ -143,15 +143,19 @@ def plan_tags(facts: TagFacts) -> TagPlan:
     problems = push_problems + move_problems
     if problems:
         raise SyncError(
-            f"{len(problems)} version tag(s) cannot be carried to origin safely; nothing was changed\n"
-            + "\n".join(what for what, _ in problems),
+            f"{len(problems)} version tag(s) cannot be carried to origin safely; no branch or tag was moved "
+            "and nothing was pushed\n" + "\n".join(what for what, _ in problems),
             where=f"{facts.fork} and origin",
-            fix="\n".join(fix for _, fix in problems) + "\nthen run `doit sync` again (the sync never overwrites a tag)",
+            fix=fixes(problems, "(the sync never overwrites a tag)"),
         )
     return TagPlan(tuple(pushes), tuple(moves))
 
 
 Problem = tuple[str, str]  # (what is wrong, how to fix it)
+
+
+def fixes(problems: list[Problem], note: str = "") -> str:
+    return "\n".join(["for each tag:", *(fix for _, fix in problems), f"    then run `doit sync` again {note}".rstrip()])
 
 
 def plan_new_tags(facts: TagFacts, moving: set[str]) -> tuple[list[TagRef], list[Problem]]:
@@ -173,11 +177,12 @@ def origin_elsewhere(fork: str, ours: TagRef, theirs: TagRef) -> Problem:
     name = ours.name
     return (
         f"  tag {name}: upstream has it on commit {ours.commit[:10]}, origin on commit {theirs.commit[:10]}",
-        f"  {name}: if origin's tag is wrong, replace it with upstream's: "
+        f"    {name}: if origin's tag is wrong, replace it with upstream's: "
         f"git -C {fork} push --force-with-lease=refs/tags/{name}:{theirs.object} origin refs/tags/{name}; "
-        f"if it is the fork's own, give it another name on origin first "
-        f"(git -C {fork} push origin {theirs.object}:refs/tags/<new name> && git -C {fork} push "
-        f"--force-with-lease=refs/tags/{name}:{theirs.object} origin :refs/tags/{name})",
+        f"if it is the fork's own, keep it under another name and remove it first: "
+        f"git -C {fork} fetch origin refs/tags/{name}:refs/tags/<new name> && git -C {fork} push origin "
+        f"refs/tags/<new name> && git -C {fork} push --force-with-lease=refs/tags/{name}:{theirs.object} "
+        f"origin :refs/tags/{name}",
     )
 
 
@@ -210,7 +215,7 @@ def disagreeing(fork: str, local: TagRef, origin: TagRef) -> Problem:
     name = local.name
     return (
         f"  tag {name}: on commit {local.commit[:10]} in the clone but on commit {origin.commit[:10]} on origin",
-        f"  {name}: decide which is right; origin's: git -C {fork} tag -f {name} {origin.object}; "
+        f"    {name}: decide which is right; origin's: git -C {fork} tag -f {name} {origin.object}; "
         f"the clone's: git -C {fork} push --force-with-lease=refs/tags/{name}:{origin.object} origin refs/tags/{name}",
     )
 
@@ -222,7 +227,7 @@ def dropped(fork: str, name: str, commit: Commit, origin: str | None, release: s
     retag_origin = f" && git -C {fork} push {lease} origin refs/tags/{name}" if origin else ""
     return (
         f"  tag {name}: on the {release!r} commit {commit.line()}; {why}, and the tag would be left behind",
-        f"  {name}: move it by hand to the commit that carries that change now "
+        f"    {name}: move it by hand to the commit that carries that change now "
         f"(git -C {fork} tag -f {name} <commit>{retag_origin}), or delete it "
         f"(git -C {fork} tag -d {name}{delete_origin})",
     )
@@ -244,7 +249,7 @@ def place_moves(moves: Iterable[TagMove], pairs: list[Rebased], fork: str, relea
             "the rebase would leave version tag(s) behind, so it was not applied: "
             f"{release!r} and every tag are unchanged\n" + "\n".join(what for what, _ in problems),
             where=fork,
-            fix="\n".join(fix for _, fix in problems) + "\nthen run `doit sync` again",
+            fix=fixes(problems),
         )
     return placed
 

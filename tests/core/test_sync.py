@@ -241,7 +241,7 @@ class TestTagPushes:
         message = str(caught.value)
         assert "tag 1.0.1: upstream has it on commit aaaaaaaaaa, origin on commit bbbbbbbbbb" in message
         assert f"--force-with-lease=refs/tags/1.0.1:{'o' * 40} origin refs/tags/1.0.1" in message
-        assert "nothing was changed" in message and "never overwrites a tag" in message
+        assert "nothing was pushed" in message and "never overwrites a tag" in message
 
     def test_an_unrelated_upstream_tag_elsewhere_on_origin_is_not_a_conflict(self) -> None:
         assert plan_tags(tag_facts(upstream=[tag("0.9.0", OTHER_COMMIT)], origin=[tag("0.9.0", "d" * 40)])).empty

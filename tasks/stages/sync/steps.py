@@ -236,8 +236,8 @@ def push_and_prune(setup: SyncSetup, state: RunState) -> str:
     elif state.dry_run or git is None:
         say("would run: git push " + " ".join(arguments))
         made = "would push " + ", ".join(p.branch for p in pushes if p.kind == "heads")
-        made += f"; would push tags {', '.join(t.name for t in tags.push)}" if tags.push else ""
-        made += f"; would move tags {', '.join(m.name for m in tags.move)}" if tags.move else ""
+        made += f"; would push {len(tags.push)} tag(s)" if tags.push else ""
+        made += f"; would move tag(s) {', '.join(m.name for m in tags.move)}" if tags.move else ""
     else:
         push_or_explain(git, setup, state, pushes, arguments)
         made = "pushed " + ", ".join([f"{p.branch} {p.new[:10]}" for p in pushes if p.kind == "heads"]
