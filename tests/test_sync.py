@@ -178,12 +178,15 @@ def test_release_already_on_top_of_upstream_is_left_alone(fork: Fork) -> None:
 
 def test_conflict_aborts_restores_the_branch_and_explains(fork: Fork) -> None:
     add_commit(fork.upstream, "main", {"src/orbit/_fork.py": "DEFAULT_NAME = 'upstream'\n"}, "feat: upstream takes _fork.py")
+    git(fork.origin, "tag", "orbit-aws-0.2.1", "release~1")
     fork.clone()
     git(fork.path, "checkout", "-q", "-b", "topic")
     before = fork.all_refs()
 
     message = fork.failure()
 
+    assert "git tag -f orbit-aws-0.2.1 <rebased commit>" in message, "finishing by hand, the fork's tags move too"
+    assert git(fork.path, "rev-parse", "orbit-aws-0.2.1") == git(fork.origin, "rev-parse", "release~1")
     assert "src/orbit/_fork.py" in message
     assert "feat(core): fork-wide default greeting name" in message
     assert "git rebase --continue" in message and "git checkout release" in message
@@ -523,6 +526,10 @@ def test_fetch_is_up_to_date_until_upstream_gains_a_tag(fork: Fork) -> None:
     tagged = sync(fork)
     assert status_of(tagged, "sync:fetch") == "ran" and why(tagged, "sync:fetch") == "upstream's main or tags moved"
     assert "9.9.9" in git(fork.path, "tag").split(), "the new tag is fetched although main did not move"
+    assert status_of(tagged, "sync:push") == "ran", "the new version tag goes to origin"
+    assert git(fork.origin, "rev-parse", "9.9.9") == git(fork.upstream, "rev-parse", "9.9.9")
+    looked = sync(fork)
+    assert status_of(looked, "sync:fetch") == "ran" and status_of(looked, "sync:push") == "up-to-date"
     assert status_of(sync(fork), "sync:fetch") == "up-to-date"
 
 
@@ -593,3 +600,183 @@ def test_the_job_summary_entry_point(tmp_path: Path, module: str) -> None:
     wrong = subprocess.run([sys.executable, "-m", module, "other"], check=False, capture_output=True, text=True,
                            env=env, cwd=REPO)
     assert wrong.returncode == 2 and "usage: python -m tasks.stages.sync summary" in wrong.stderr
+
+
+# -- version tags travel to origin, and the fork's own tags follow a rebase --------------------------
+
+UPSTREAM_VERSION_TAGS = ["1.0.0", "1.0.1", "1.1.0.dev1", "orbit-aws-0.1.0", "orbit-aws-0.2.0", "orbit-gcp-0.1.0",
+                         "orbit-gcp-0.2.0rc1", "orbit-slack-0.1.0", "orbit-slack-0.1.1"]
+
+
+def drop_tags(bare: Path) -> None:
+    for name in git(bare, "tag").split():
+        git(bare, "update-ref", "-d", f"refs/tags/{name}")
+
+
+def fresh_clone_tags(fork: Fork, tmp_path: Path) -> list[str]:
+    runner = tmp_path / "runner"
+    git(tmp_path, "clone", "-q", str(fork.origin), str(runner))
+    return sorted(git(runner, "tag").split())
+
+
+def commit_with_subject(repo: Path, revision: str, subject: str) -> str:
+    return git(repo, "log", "--format=%H", "--fixed-strings", f"--grep={subject}", revision).splitlines()[0]
+
+
+def tags_of(repo: Path) -> dict[str, str]:
+    return {ref: sha for ref, sha in refs(repo).items() if ref.startswith("refs/tags/")}
+
+
+def test_upstream_version_tags_reach_origin_and_a_second_sync_pushes_nothing(fork: Fork, tmp_path: Path) -> None:
+    drop_tags(fork.origin)  # what a fork made on a hosting site has: no tags
+    side = add_commit(fork.upstream, "main", {"OLD.md": "maintenance\n"}, "chore: on an old branch",
+                      parent=git(fork.upstream, "rev-parse", "main~7"))
+    git(fork.upstream, "tag", "0.9.9", side)  # a version tag off main's history
+    git(fork.upstream, "tag", "nightly", "main")  # not a version tag
+    (tmp_path / "before").mkdir()
+    assert fresh_clone_tags(fork, tmp_path / "before") == []
+
+    fork.sync()
+
+    assert fresh_clone_tags(fork, tmp_path) == sorted(UPSTREAM_VERSION_TAGS)
+    for name in UPSTREAM_VERSION_TAGS:
+        assert git(fork.origin, "rev-parse", f"refs/tags/{name}") == git(fork.upstream, "rev-parse", f"refs/tags/{name}")
+    report = fork.report()
+    assert sorted(report["tags"]["pushed"]) == sorted(UPSTREAM_VERSION_TAGS)
+    assert report["pushed"] == ["refs/heads/main", "refs/heads/release"] and report["tags"]["moved"] == []
+    before = fork.all_refs()
+
+    fork.sync()
+
+    assert fork.all_refs()["origin"] == before["origin"]
+    again = fork.report()
+    assert again["status"] == "up-to-date" and again["tags"]["pushed"] == [] and again["tags"]["to_push"] == []
+
+
+def test_a_fork_tag_moves_with_its_rebased_commit_here_and_on_origin(fork: Fork, tmp_path: Path) -> None:
+    fix = "fix(aws): use the internal S3 endpoint"
+    tagged = commit_with_subject(fork.origin, "release", fix)
+    git(fork.origin, "tag", "orbit-aws-0.2.1", tagged)
+    fork.clone()
+    tip = git(fork.origin, "rev-parse", "release")
+    git(fork.origin, "tag", "-a", "-m", "flows 0.3.0", "orbit-gcp-0.3.0", tip)  # annotated, only on origin so far
+    old_object = git(fork.origin, "rev-parse", "refs/tags/orbit-gcp-0.3.0")
+
+    fork.sync()
+
+    rebased = commit_with_subject(fork.origin, "release", fix)
+    assert rebased != tagged and git(fork.origin, "merge-base", "--is-ancestor", "main", "release") == ""
+    new_tip = git(fork.origin, "rev-parse", "release")
+    for repo in (fork.origin, fork.path):
+        assert git(repo, "rev-parse", "orbit-aws-0.2.1^{commit}") == rebased
+        assert git(repo, "rev-parse", "orbit-gcp-0.3.0^{commit}") == new_tip
+        assert git(repo, "cat-file", "-t", "orbit-gcp-0.3.0") == "tag", "an annotated tag stays annotated"
+    assert git(fork.path, "cat-file", "tag", "orbit-gcp-0.3.0").endswith("flows 0.3.0")
+    assert git(fork.origin, "rev-parse", "refs/tags/orbit-gcp-0.3.0") != old_object
+    report = fork.report()
+    assert {(t["name"], t["old"], t["new"]) for t in report["tags"]["moved"]} == {
+        ("orbit-aws-0.2.1", tagged, rebased), ("orbit-gcp-0.3.0", tip, new_tip)}
+    assert git(fork.path, "rev-parse", report["backup"]) == tip, "the backup keeps the old commits"
+    assert git(fork.path, "symbolic-ref", "--short", "HEAD") == "main" and git(fork.path, "status", "--porcelain") == ""
+    runner = tmp_path / "runner"
+    git(tmp_path, "clone", "-q", "--branch", "release", str(fork.origin), str(runner))
+    assert git(runner, "describe", "--tags", "--abbrev=0", "--match", "orbit-aws-*[0-9]*") == "orbit-aws-0.2.1"
+
+    before = fork.all_refs()
+    fork.sync()
+    assert fork.all_refs()["origin"] == before["origin"] and fork.report()["tags"]["moved"] == []
+
+
+def test_a_fork_tag_on_a_commit_upstream_absorbed_refuses_and_changes_nothing(fork: Fork) -> None:
+    fix = "fix(aws): use the internal S3 endpoint"
+    tagged = commit_with_subject(fork.origin, "release", fix)
+    git(fork.origin, "tag", "orbit-aws-0.2.1", tagged)
+    add_commit(fork.upstream, "main", {"src/integrations/orbit-aws/orbit_aws/_endpoint.py":
+                                       "ENDPOINT = \"https://s3.internal.example\"\n"}, "fix(aws): internal endpoint (upstreamed)")
+    fork.clone()
+    git(fork.path, "fetch", "-q", "--tags", "upstream")  # a sync fetches first: compare with what that fetch brings
+    git(fork.path, "checkout", "-q", "release")
+    before = fork.all_refs()
+
+    message = fork.failure()
+
+    assert f"tag orbit-aws-0.2.1: on the 'release' commit {tagged[:10]} {fix}" in message
+    assert "upstream already has its change" in message
+    assert f"git -C {fork.path} tag -f orbit-aws-0.2.1 <commit>" in message
+    assert f"git -C {fork.path} tag -d orbit-aws-0.2.1" in message
+    after = fork.all_refs()
+    assert after["origin"] == before["origin"], "nothing was pushed"
+    local = {ref: sha for ref, sha in after["fork"].items() if not ref.startswith("refs/remotes/")}
+    assert local == {ref: sha for ref, sha in before["fork"].items() if not ref.startswith("refs/remotes/")}
+    assert fork.report()["status"] == "failed"
+
+
+def test_a_tagged_commit_the_rebase_empties_is_caught_before_the_branch_moves(fork: Fork) -> None:
+    fix = "fix(aws): use the internal S3 endpoint"
+    tagged = commit_with_subject(fork.origin, "release", fix)
+    git(fork.origin, "tag", "orbit-aws-0.2.1", tagged)
+    add_commit(fork.upstream, "main", {"src/integrations/orbit-aws/orbit_aws/_endpoint.py":
+                                       "ENDPOINT = \"https://s3.internal.example\"\n", "NEWS.md": "endpoint\n"},
+               "feat(aws): endpoint and news")  # another patch, so only the rebase itself finds the commit empty
+    fork.clone()
+    git(fork.path, "checkout", "-q", "release")
+    release = git(fork.path, "rev-parse", "release")
+    origin_before = refs(fork.origin)
+
+    message = fork.failure()
+
+    assert "so it was not applied" in message and "orbit-aws-0.2.1" in message and tagged[:10] in message
+    assert git(fork.path, "rev-parse", "release") == release and git(fork.path, "rev-parse", "orbit-aws-0.2.1") == tagged
+    assert git(fork.path, "symbolic-ref", "--short", "HEAD") == "release" and git(fork.path, "status", "--porcelain") == ""
+    assert refs(fork.origin) == origin_before
+
+
+@pytest.mark.parametrize("clone", ["before the tag", "by the sync"])
+def test_a_tag_origin_has_on_another_commit_refuses_before_anything_is_pushed(fork: Fork, clone: str) -> None:
+    if clone == "before the tag":
+        fork.clone()
+    elsewhere = git(fork.origin, "rev-parse", "main")
+    git(fork.origin, "tag", "orbit-slack-0.1.1", elsewhere)
+    upstream_commit = git(fork.upstream, "rev-parse", "orbit-slack-0.1.1")
+    before = refs(fork.origin)
+
+    message = fork.failure()
+
+    if clone == "before the tag":
+        assert (f"tag orbit-slack-0.1.1: upstream has it on commit {upstream_commit[:10]}, "
+                f"origin on commit {elsewhere[:10]}") in message
+        assert f"--force-with-lease=refs/tags/orbit-slack-0.1.1:{elsewhere} origin refs/tags/orbit-slack-0.1.1" in message
+    else:  # the clone has origin's copy of the tag: the fetch of upstream's tags would overwrite it
+        assert (f"tag orbit-slack-0.1.1: on commit {elsewhere[:10]} here (origin has it on commit {elsewhere[:10]} too), "
+                f"upstream has it on commit {upstream_commit[:10]}") in message
+        assert "nothing was fetched or changed" in message
+        assert f"git -C {fork.path} fetch upstream refs/tags/orbit-slack-0.1.1:refs/tags/orbit-slack-0.1.1" in message
+        assert git(fork.path, "rev-parse", "orbit-slack-0.1.1") == elsewhere
+    assert refs(fork.origin) == before
+    assert refs(fork.path).get("refs/heads/release", before["refs/heads/release"]) == before["refs/heads/release"]
+    assert not [ref for ref in refs(fork.path) if "backup-before-sync-" in ref], "the release was not rebased"
+
+
+def test_dry_run_reports_the_tags_and_changes_nothing(fork: Fork) -> None:
+    drop_tags(fork.origin)
+    git(fork.origin, "tag", "orbit-aws-0.2.1", commit_with_subject(fork.origin, "release", "fix(aws): use the internal"))
+    fork.clone()
+    before = fork.all_refs()
+
+    output = sync(fork, "--dry-run")
+
+    assert "would push 9 tag(s) to origin: 1.0.0, 1.0.1" in output and "would move tag orbit-aws-0.2.1" in output
+    assert fork.all_refs() == before
+    report = fork.report()
+    assert report["status"] == "skipped" and report["tags"]["pushed"] == [] and len(report["tags"]["to_push"]) == 9
+    assert [t["name"] for t in report["tags"]["to_move"]] == ["orbit-aws-0.2.1"]
+
+
+def test_a_version_tag_deleted_on_origin_is_pushed_again(fork: Fork) -> None:
+    settle(fork)
+    assert status_of(sync(fork), "sync:fetch") == "up-to-date"
+    tagged = git(fork.origin, "rev-parse", "refs/tags/1.0.1")
+    git(fork.origin, "update-ref", "-d", "refs/tags/1.0.1")
+    again = sync(fork)
+    assert status_of(again, "sync:fetch") == "ran" and why(again, "sync:fetch") == "origin's tags changed"
+    assert status_of(again, "sync:push") == "ran" and git(fork.origin, "rev-parse", "refs/tags/1.0.1") == tagged

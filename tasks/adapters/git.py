@@ -159,6 +159,48 @@ class Git:
                 found[ref] = sha
         return found
 
+    def remote_listing(self, url: str, *patterns: str) -> dict[str, tuple[str, str]]:
+        """Full ref name -> (what it points at, the commit it peels to) on a remote, for the refs matching
+        `patterns`; an annotated tag points at its tag object. Raises CommandError when it does not answer."""
+        found: dict[str, tuple[str, str]] = {}
+        for line in self.read("ls-remote", url, *patterns).splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.endswith("^{}"):
+                ref = ref.removesuffix("^{}")
+                found[ref] = (found.get(ref, (sha, sha))[0], sha)
+            elif ref:
+                found[ref] = (sha, found[ref][1] if ref in found else sha)
+        return found
+
+    def tags(self) -> dict[str, tuple[str, str]]:
+        """Tag name -> (what it points at, the commit it peels to) in this repository."""
+        found = {}
+        for line in self.read("for-each-ref", "--format=%(refname:strip=2) %(objectname) %(*objectname)",
+                              "refs/tags/").splitlines():
+            name, _, rest = line.partition(" ")
+            sha, _, peeled = rest.partition(" ")
+            found[name] = (sha, peeled or sha)
+        return found
+
+    def history(self, *tips: str) -> set[str]:
+        """Every commit reachable from `tips`."""
+        return set(self.read("rev-list", *tips).split())
+
+    def absorbed(self, upstream: str, branch: str) -> set[str]:
+        """Commits of `branch` (not in `upstream`) whose change `upstream` already has; a rebase drops them."""
+        return {line[2:] for line in self.read("cherry", upstream, branch).splitlines() if line.startswith("- ")}
+
+    def tag_text(self, sha: str) -> str:
+        """An annotated tag object's text (`git cat-file tag`)."""
+        return run(["git", *QUIET_CONFIG, "cat-file", "tag", sha], cwd=self.repo, env=self.env).stdout
+
+    def make_tag_object(self, text: str) -> str:
+        """Write a tag object (`git mktag`, which checks it) and return its id; refs do not move."""
+        if self.dry_run:
+            say("would run: git mktag")
+            return ""
+        return run(["git", *QUIET_CONFIG, "mktag"], cwd=self.repo, env=self.env, input_text=text).stdout.strip()
+
     def update_branch(self, name: str, new: str, old: str | None, *, fix: str | None = None) -> None:
         """Point a branch that is not checked out at `new`, only if it is still at `old` (None: must not exist)."""
         self.write("update-ref", "-m", "forkflow: sync", f"refs/heads/{name}", new, old or "", fix=fix)

@@ -197,23 +197,31 @@ def plan_release(facts: Facts) -> BranchMove:
 
 @dataclass(frozen=True)
 class Push:
-    """One ref to push to origin; `lease` is the tip origin must still have (\"\" = must not exist)."""
+    """One ref to push to origin; `lease` is the tip origin must still have (\"\" = must not exist).
+
+    `branch` is the ref's short name: a branch, or a tag when `kind` is "tags".
+    """
 
     branch: str
     old: str | None
     new: str
     lease: str | None = None
+    kind: Literal["heads", "tags"] = "heads"
+
+    @property
+    def ref(self) -> str:
+        return f"refs/{self.kind}/{self.branch}"
 
     @property
     def refspec(self) -> str:
-        source = f"refs/heads/{self.branch}" if self.new else ""
-        return f"{source}:refs/heads/{self.branch}"
+        source = self.ref if self.new else ""
+        return f"{source}:{self.ref}"
 
     @property
     def lease_option(self) -> str | None:
         if self.lease is None:
             return None
-        return f"--force-with-lease=refs/heads/{self.branch}:{self.lease}"
+        return f"--force-with-lease={self.ref}:{self.lease}"
 
 
 def plan_pushes(plan: SyncPlan, main_new: str, release_new: str) -> list[Push]:
@@ -402,6 +410,12 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append("Backups kept: " + ", ".join(f"`{name}`" for name in report["backups"]))
     if report.get("pushed"):
         lines.append("Pushed: " + ", ".join(f"`{ref}`" for ref in report["pushed"]))
+    tags = report.get("tags") or {}
+    if tags.get("pushed"):
+        lines.append("Tags pushed: " + ", ".join(f"`{name}`" for name in tags["pushed"]))
+    if tags.get("moved"):
+        lines.append("Tags moved: " + ", ".join(f"`{t.get('name')}` {short(t.get('old'))} -> {short(t.get('new'))}"
+                                                for t in tags["moved"]))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 
 import pytest
@@ -12,6 +14,7 @@ from tasks.core.sync import (
     Commit,
     Conflict,
     Facts,
+    Rebased,
     SyncError,
     SyncPlan,
     backup_name,
@@ -24,6 +27,18 @@ from tasks.core.sync import (
     push_arguments,
     start_tip,
     summary_markdown,
+)
+from tasks.core.sync_tags import (
+    MovedTag,
+    TagFacts,
+    TagPlan,
+    TagRef,
+    moved_tag_object,
+    place_moves,
+    plan_tags,
+    tag_lines,
+    tag_pushes,
+    version_tags,
 )
 
 UP = "u" * 40
@@ -182,3 +197,115 @@ def test_summary_markdown_has_counts_and_rebased_commits() -> None:
     text = summary_markdown(report)
     assert "## Sync: updated" in text and "3 from upstream" in text and "1 rebased" in text
     assert "`aaaaaaaaaa` -> `bbbbbbbbbb` feat: x" in text and "backup-before-sync-20260101-000000" in text
+
+
+# -- version tags: which upstream tags go to origin, which fork tags follow the rebase --------------
+
+PATTERNS = [("{version}", ""), ("{name}-{version}", "orbit-aws"), ("{name}-{version}", "orbit-gcp")]
+MAIN_COMMIT, OTHER_COMMIT = "a" * 40, "b" * 40
+CUSTOM = (Commit("c1".ljust(40, "0"), "feat: fork one"), Commit("c2".ljust(40, "0"), "fix(aws): fork two"))
+
+
+def tag(name: str, commit: str, obj: str | None = None) -> TagRef:
+    return TagRef(name, obj or commit, commit)
+
+
+def tag_facts(*, upstream: Sequence[TagRef] = (), origin: Sequence[TagRef] = (), local: Sequence[TagRef] = (),
+              on_main: AbstractSet[str] = frozenset({MAIN_COMMIT}), absorbed: AbstractSet[str] = frozenset(),
+              rebase: bool = True) -> TagFacts:
+    return TagFacts(fork="/fork", release="release", upstream={t.name: t for t in upstream},
+                    origin={t.name: t for t in origin}, local={t.name: t for t in local},
+                    on_main=frozenset(on_main), custom=CUSTOM, absorbed=frozenset(absorbed), rebase=rebase)
+
+
+def test_version_tags_are_the_core_and_package_patterns_only() -> None:
+    names = ["1.2.3", "1.3.0.dev1", "orbit-aws-0.2.0", "orbit-gcp-0.1.0rc1", "orbit-slack-0.1.0", "nightly", "v1.2.3"]
+    assert version_tags(names, PATTERNS) == {"1.2.3", "1.3.0.dev1", "orbit-aws-0.2.0", "orbit-gcp-0.1.0rc1"}
+
+
+class TestTagPushes:
+    def test_upstream_tags_on_main_that_origin_lacks(self) -> None:
+        plan = plan_tags(tag_facts(upstream=[tag("1.0.0", MAIN_COMMIT), tag("1.0.1", MAIN_COMMIT, "t" * 40),
+                                             tag("0.9.0", OTHER_COMMIT)], origin=[tag("1.0.0", MAIN_COMMIT)]))
+        assert [(t.name, t.object) for t in plan.push] == [("1.0.1", "t" * 40)], "0.9.0 is not on main's history"
+        pushes = tag_pushes(plan, [])
+        assert [(p.refspec, p.lease_option) for p in pushes] == [("refs/tags/1.0.1:refs/tags/1.0.1", None)]
+
+    def test_same_commit_through_another_tag_object_is_left_alone(self) -> None:
+        plan = plan_tags(tag_facts(upstream=[tag("1.0.0", MAIN_COMMIT, "t" * 40)], origin=[tag("1.0.0", MAIN_COMMIT)]))
+        assert plan.empty
+
+    def test_origin_tag_on_another_commit_refuses_naming_both_commits_and_the_fix(self) -> None:
+        with pytest.raises(SyncError) as caught:
+            plan_tags(tag_facts(upstream=[tag("1.0.1", MAIN_COMMIT)], origin=[tag("1.0.1", OTHER_COMMIT, "o" * 40)]))
+        message = str(caught.value)
+        assert "tag 1.0.1: upstream has it on commit aaaaaaaaaa, origin on commit bbbbbbbbbb" in message
+        assert f"--force-with-lease=refs/tags/1.0.1:{'o' * 40} origin refs/tags/1.0.1" in message
+        assert "nothing was pushed" in message and "never overwrites a tag" in message
+
+    def test_an_unrelated_upstream_tag_elsewhere_on_origin_is_not_a_conflict(self) -> None:
+        assert plan_tags(tag_facts(upstream=[tag("0.9.0", OTHER_COMMIT)], origin=[tag("0.9.0", "d" * 40)])).empty
+
+
+class TestTagMoves:
+    def test_fork_tags_on_custom_commits_move_when_the_release_is_rebased(self) -> None:
+        c1, c2 = CUSTOM
+        plan = plan_tags(tag_facts(local=[tag("orbit-aws-0.2.1", c2.sha), tag("1.0.0", MAIN_COMMIT)],
+                                   origin=[tag("orbit-aws-0.2.1", c2.sha), tag("orbit-gcp-0.3.0", c1.sha, "g" * 40)]))
+        assert [(m.name, m.commit, m.local, m.origin) for m in plan.move] == [
+            ("orbit-aws-0.2.1", c2.sha, c2.sha, c2.sha), ("orbit-gcp-0.3.0", c1.sha, None, "g" * 40)]
+        assert any("would move tag orbit-aws-0.2.1 (here and on origin)" in line for line in tag_lines(plan, would=True))
+
+    def test_no_rebase_moves_nothing(self) -> None:
+        assert plan_tags(tag_facts(local=[tag("orbit-aws-0.2.1", CUSTOM[1].sha)], rebase=False)).empty
+
+    def test_a_tag_on_a_commit_upstream_absorbed_refuses_with_the_commands(self) -> None:
+        c2 = CUSTOM[1]
+        with pytest.raises(SyncError) as caught:
+            plan_tags(tag_facts(local=[tag("orbit-aws-0.2.1", c2.sha)], origin=[tag("orbit-aws-0.2.1", c2.sha)],
+                                absorbed={c2.sha}))
+        message = str(caught.value)
+        assert f"tag orbit-aws-0.2.1: on the 'release' commit {c2.sha[:10]} fix(aws): fork two" in message
+        assert "upstream already has its change" in message
+        assert "git -C /fork tag -f orbit-aws-0.2.1 <commit>" in message and "git -C /fork tag -d orbit-aws-0.2.1" in message
+        assert f"--force-with-lease=refs/tags/orbit-aws-0.2.1:{c2.sha} origin :refs/tags/orbit-aws-0.2.1" in message
+
+    def test_clone_and_origin_disagreeing_on_a_fork_tag_refuses(self) -> None:
+        with pytest.raises(SyncError) as caught:
+            plan_tags(tag_facts(local=[tag("orbit-aws-0.2.1", CUSTOM[1].sha)], origin=[tag("orbit-aws-0.2.1", OTHER_COMMIT)]))
+        assert "on commit c200000000 in the clone but on commit bbbbbbbbbb on origin" in str(caught.value)
+
+    def test_moves_follow_the_rebased_pairs_and_a_missing_pair_refuses(self) -> None:
+        c1, c2 = CUSTOM
+        plan = plan_tags(tag_facts(local=[tag("orbit-aws-0.2.1", c2.sha)], origin=[tag("orbit-aws-0.2.1", c2.sha)]))
+        placed = place_moves(plan.move, [Rebased(c1.subject, c1.sha, "n1" * 20), Rebased(c2.subject, c2.sha, "n2" * 20)],
+                             "/fork", "release")
+        assert [(m.name, new) for m, new in placed] == [("orbit-aws-0.2.1", "n2" * 20)]
+        moved = MovedTag("orbit-aws-0.2.1", c2.sha, "n2" * 20, "n2" * 20, c2.sha)
+        push = tag_pushes(plan, [moved])[0]
+        assert push.refspec == "refs/tags/orbit-aws-0.2.1:refs/tags/orbit-aws-0.2.1"
+        assert push.lease_option == f"--force-with-lease=refs/tags/orbit-aws-0.2.1:{c2.sha}"
+        with pytest.raises(SyncError) as caught:
+            place_moves(plan.move, [Rebased(c2.subject, c2.sha, None)], "/fork", "release")
+        assert "so it was not applied" in str(caught.value) and "orbit-aws-0.2.1" in str(caught.value)
+
+    def test_a_moved_tag_only_the_clone_has_is_not_pushed(self) -> None:
+        plan = plan_tags(tag_facts(local=[tag("orbit-aws-0.2.1", CUSTOM[1].sha)]))
+        assert tag_pushes(plan, [MovedTag("orbit-aws-0.2.1", CUSTOM[1].sha, "n" * 40, "n" * 40, None)]) == []
+
+
+def test_an_annotated_tag_is_remade_on_the_new_commit_without_its_signature() -> None:
+    text = (f"object {'c' * 40}\ntype commit\ntag orbit-aws-0.2.1\ntagger T <t@x> 1 +0000\n\nrelease notes\n"
+            "-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n")
+    moved = moved_tag_object(text, "n" * 40)
+    assert moved.startswith(f"object {'n' * 40}\ntype commit\ntag orbit-aws-0.2.1\n")
+    assert moved.endswith("\n\nrelease notes\n") and "SIGNATURE" not in moved
+
+
+def test_tag_plan_round_trip_and_summary() -> None:
+    plan = plan_tags(tag_facts(upstream=[tag("1.0.1", MAIN_COMMIT)], local=[tag("orbit-aws-0.2.1", CUSTOM[1].sha)]))
+    assert TagPlan.from_dict(plan.to_dict()) == plan and TagPlan.from_dict(None).empty
+    report = {"status": "updated", "tags": {"pushed": ["1.0.1"],
+                                            "moved": [{"name": "orbit-aws-0.2.1", "old": "a" * 40, "new": "b" * 40}]}}
+    text = summary_markdown(report)
+    assert "Tags pushed: `1.0.1`" in text and "`orbit-aws-0.2.1` aaaaaaaaaa -> bbbbbbbbbb" in text

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +43,12 @@ class Sight:
     origin: dict[str, str]  # branch -> sha on origin: main and release (those it has)
     local: dict[str, str]  # full ref -> sha in the clone: branches, remote-tracking refs, tags
     clone: dict[str, Any]  # work tree, HEAD, unfinished operation, uncommitted changes, remotes
+    origin_tags: dict[str, str] = field(default_factory=dict)  # full ref -> sha: origin's tags (the sync pushes some)
 
     def parts(self) -> dict[str, Any]:
         """What the record keeps: digests of the long ref lists, the rest as it is."""
         return {"config": digest(self.config), "upstream": digest(self.upstream), "origin": self.origin,
-                "local": digest(self.local), "clone": self.clone}
+                "origin_tags": digest(self.origin_tags), "local": digest(self.local), "clone": self.clone}
 
 
 def digest(value: Any) -> str:
@@ -65,9 +66,13 @@ def look(setup: SyncSetup) -> Sight:
     probe, git = Git(setup.state_dir), Git(setup.fork)
     upstream, origin, layout, changes, remotes, local = (outcome.get() for outcome in together(
         partial(probe.remote_refs, setup.upstream_url, f"refs/heads/{setup.upstream_main}", "refs/tags/*"),
-        partial(probe.remote_heads, setup.origin_url, setup.main, setup.release),
+        partial(probe.remote_refs, setup.origin_url, f"refs/heads/{setup.main}", f"refs/heads/{setup.release}",
+                "refs/tags/*"),
         git.layout, git.changes, git.remote_urls, partial(git.refs, *local_patterns(setup))))
-    return Sight(setup.fingerprint, upstream, origin, local, clone_part(layout, changes, remotes))
+    branches = {ref.removeprefix("refs/heads/"): sha for ref, sha in origin.items()
+                if ref in (f"refs/heads/{setup.main}", f"refs/heads/{setup.release}")}
+    tags = {ref: sha for ref, sha in origin.items() if ref.startswith("refs/tags/")}
+    return Sight(setup.fingerprint, upstream, branches, local, clone_part(layout, changes, remotes), tags)
 
 
 def clone_part(layout: Layout | None, changes: list[str], remotes: dict[str, str]) -> dict[str, Any]:
@@ -130,6 +135,7 @@ REASONS = {
     "config": "the [fork] config changed",
     "upstream": "upstream's main or tags moved",
     "origin": "origin's branches moved",
+    "origin_tags": "origin's tags changed",
     "local": "the clone's branches or tags changed",
     "clone": "the clone's work tree, HEAD or remotes changed",
 }

@@ -25,6 +25,7 @@ from tasks.core.sync import (
     plan_sync,
     start_tip,
 )
+from tasks.core.sync_tags import TagPlan, TagRef, check_fetchable, tag_lines
 from tasks.core.values import is_local_path
 from tasks.pipeline.parallel import Outcome, together
 from tasks.pipeline.settings import read_json
@@ -34,13 +35,15 @@ from tasks.stages.sync.check import ORIGIN, UPSTREAM
 from tasks.stages.sync.report import write_failure, write_sync_report
 from tasks.stages.sync.setup import STAGE, SyncSetup
 from tasks.stages.sync.state import RunState, load_stamp, save_state
+from tasks.stages.sync.tags import Listing, Remotes, heads_of, plan_tag_work, tags_of
 
 
 def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
-    """doit `uptodate`: the tips seen at this fetch are those the last successful sync left."""
+    """doit `uptodate`: the tips seen at this fetch are those the last successful sync left, and no tag
+    is to be pushed or moved."""
     data = read_json(setup.state_dir / "run.json")
     stamp = load_stamp(setup)
-    return bool(data and stamp and Stamp(**data["observed"]) == stamp)
+    return bool(data and stamp and Stamp(**data["observed"]) == stamp and TagPlan.from_dict(data.get("tags")).empty)
 
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:
@@ -52,15 +55,16 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
         write_failure(setup, err, dry)
         raise
     save_state(setup, state)
-    for line in plan_lines(state.plan):
+    tags = TagPlan.from_dict(state.tags)
+    for line in plan_lines(state.plan) + tag_lines(tags, would=dry):
         say(line)
-    if state.observed == load_stamp(setup):
+    if state.observed == load_stamp(setup) and tags.empty:
         say("nothing moved since the last sync: up to date")
         state.main_new, state.release_new = state.plan.main.start, state.plan.release.start
         write_sync_report(setup, state, "up-to-date")
         sync_check.remember(setup)
         return {"made": "up to date"}
-    return {"made": plan_summary(state.plan, dry)}
+    return {"made": plan_summary(state.plan, dry) + tag_summary(tags)}
 
 
 def forget_last_run(setup: SyncSetup) -> None:
@@ -77,6 +81,12 @@ def plan_summary(plan: SyncPlan, dry: bool) -> str:
     return ("dry run: " if dry else "plan: ") + f"{main}, {release}"
 
 
+def tag_summary(tags: TagPlan) -> str:
+    parts = [f"{len(tags.push)} tag(s) to push"] if tags.push else []
+    parts += [f"{len(tags.move)} tag(s) to move"] if tags.move else []
+    return "".join(f", {part}" for part in parts)
+
+
 def fetch_and_plan(setup: SyncSetup, dry: bool) -> RunState:
     """Everything before the first change: remotes answer, clone, pre-flight, fetch, plan.
 
@@ -86,46 +96,50 @@ def fetch_and_plan(setup: SyncSetup, dry: bool) -> RunState:
     git = Git(setup.fork, dry_run=dry)
     clone = is_clone(setup.fork)
     upstream, origin, *reads = together(*remote_asks(setup), *(clone_reads(git, setup) if clone else []))
-    upstream_heads, origin_heads = remote_heads(setup, upstream, origin)
+    remotes = remote_refs(setup, upstream, origin)
     if not clone:
         if dry:
-            return plan_in_temporary_clone(setup, upstream_heads, origin_heads)
+            return plan_in_temporary_clone(setup, remotes)
 
         clone_action(setup.origin_url, setup.upstream_url, setup.fork, setup.release)
         fresh = Git(setup.fork)
-        return plan_clone(setup, fresh, upstream_heads, origin_heads, read_clone(fresh, setup), dry, cloned=True)
-    return plan_clone(setup, git, upstream_heads, origin_heads, CloneReads(*reads), dry)
+        return plan_clone(setup, fresh, remotes, read_clone(fresh, setup), dry, cloned=True)
+    return plan_clone(setup, git, remotes, CloneReads(*reads), dry)
 
 
 def is_clone(path: Path) -> bool:
     return (path / ".git").exists()
 
 
-def remote_asks(setup: SyncSetup) -> list[Callable[[], dict[str, str]]]:
-    """ls-remote of upstream's main and of origin's main and release (nothing changes)."""
+def remote_asks(setup: SyncSetup) -> list[Callable[[], Listing]]:
+    """ls-remote of upstream's main and tags, and of origin's main, release, backups and tags (nothing changes)."""
     setup.state_dir.mkdir(parents=True, exist_ok=True)
     probe = Git(setup.state_dir)
-    return [partial(ask_remote, probe, UPSTREAM, setup.upstream_url, setup, setup.upstream_main),
-            partial(ask_remote, probe, ORIGIN, setup.origin_url, setup, setup.main, setup.release, prefix=BACKUP_PREFIX)]
+    return [partial(ask_remote, probe, UPSTREAM, setup.upstream_url, setup, f"refs/heads/{setup.upstream_main}",
+                    "refs/tags/*"),
+            partial(ask_remote, probe, ORIGIN, setup.origin_url, setup, f"refs/heads/{setup.main}",
+                    f"refs/heads/{setup.release}", f"refs/heads/{BACKUP_PREFIX}*", "refs/tags/*")]
 
 
-def remote_heads(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> tuple[dict[str, str], dict[str, str]]:
+def remote_refs(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> Remotes:
     """Both remotes answer, and upstream has its main branch."""
-    upstream_heads: dict[str, str] = upstream.get()
+    upstream_listing: Listing = upstream.get()
+    upstream_heads = {name: sha for name, sha in heads_of(upstream_listing).items() if name == setup.upstream_main}
     if setup.upstream_main not in upstream_heads:
         raise SyncError(
             f"upstream {setup.upstream_url} has no branch {setup.upstream_main!r}",
             where=f"[fork] upstream_main in {setup.settings.config_file}",
             fix=f"set [fork] upstream_main to upstream's main branch (see: git ls-remote --heads {setup.upstream_url})",
         )
-    origin_heads: dict[str, str] = origin.get()
-    return upstream_heads, origin_heads
+    origin_listing: Listing = origin.get()
+    origin_heads = {name: sha for name, sha in heads_of(origin_listing).items()
+                    if name in (setup.main, setup.release) or name.startswith(BACKUP_PREFIX)}
+    return Remotes(upstream_heads, origin_heads, tags_of(upstream_listing), tags_of(origin_listing))
 
 
-def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *branches: str,
-               prefix: str | None = None) -> dict[str, str]:
+def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *patterns: str) -> Listing:
     try:
-        return probe.remote_heads(url, *branches, prefix=prefix)
+        return probe.remote_listing(url, *patterns)
     except CommandError as err:
         reason = "\n".join(err.what.splitlines()[1:]) or err.what
         raise SyncError(
@@ -158,38 +172,43 @@ def origin_tracking_refs(setup: SyncSetup) -> list[str]:
     return [f"refs/remotes/{ORIGIN}/{setup.main}", f"refs/remotes/{ORIGIN}/{setup.release}"]
 
 
-def plan_in_temporary_clone(setup: SyncSetup, upstream_heads: dict[str, str], origin_heads: dict[str, str]) -> RunState:
+def plan_in_temporary_clone(setup: SyncSetup, remotes: Remotes) -> RunState:
     """Dry run with no clone yet: plan in a throwaway clone, so [fork] path is not created."""
     say(f"would clone {setup.origin_url} into {setup.fork}")
     with tempfile.TemporaryDirectory(prefix="forkflow-sync-") as temp:
         scratch = Path(temp) / "fork"
-        Git(Path(temp)).write("clone", "--quiet", "--no-checkout", setup.origin_url, str(scratch))
+        Git(Path(temp)).write("clone", "--quiet", setup.origin_url, str(scratch))
         git = Git(scratch, dry_run=True)
         tracking = git.refs(*origin_tracking_refs(setup))
-        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads, tracking)
+        tips = fetch_for_dry_run(git, setup, remotes.upstream_heads, remotes.origin_heads, tracking)
         nothing_local: dict[str, str | None] = {setup.main: None, setup.release: None}
-        facts = gather_facts(git, setup, tips, nothing_local)
-        return RunState(dry_run=True, plan=plan_sync(facts), observed=observed(setup, tips, nothing_local),
-                        original_branch=setup.release, original_sha=None, cloned=True)
+        plan = plan_sync(gather_facts(git, setup, tips, nothing_local))
+        tags = plan_tag_work(git, setup, plan, remotes, scratch)
+        return RunState(dry_run=True, plan=plan, observed=observed(setup, tips, nothing_local),
+                        original_branch=setup.release, original_sha=None, cloned=True, tags=tags.to_dict())
 
 
-def plan_clone(setup: SyncSetup, git: Git, upstream_heads: dict[str, str], origin_heads: dict[str, str],
-               reads: CloneReads, dry: bool, cloned: bool = False) -> RunState:
+def plan_clone(setup: SyncSetup, git: Git, remotes: Remotes, reads: CloneReads, dry: bool,
+               cloned: bool = False) -> RunState:
     layout = preflight(git, setup, reads)
-    remotes: dict[str, str] = reads.remotes.get()
-    check_remotes(remotes, setup)
-    ensure_remotes(git, setup, remotes)
+    urls: dict[str, str] = reads.remotes.get()
+    check_remotes(urls, setup)
+    ensure_remotes(git, setup, urls)
     tracking: dict[str, str] = reads.tracking.get()
+    origin_heads = remotes.origin_heads
+    local_tags = {name: TagRef(name, sha, commit) for name, (sha, commit) in git.tags().items()}
+    check_fetchable(local_tags, remotes.upstream_tags, remotes.origin_tags, str(setup.fork))
     if dry:
-        tips = fetch_for_dry_run(git, setup, upstream_heads, origin_heads, tracking)
+        tips = fetch_for_dry_run(git, setup, remotes.upstream_heads, origin_heads, tracking)
     else:
         fetch(git, setup, origin_heads, tracking)
     found = git.refs(*tracked_refs(setup), f"refs/heads/{BACKUP_PREFIX}*")
     if not dry:
         tips = tips_after_fetch(setup, found, origin_heads)
     locals_ = {name: found.get(f"refs/heads/{name}") for name in (setup.main, setup.release)}
-    facts = gather_facts(git, setup, tips, locals_)
-    return RunState(dry_run=dry, plan=plan_sync(facts), observed=observed(setup, tips, locals_),
+    plan = plan_sync(gather_facts(git, setup, tips, locals_))
+    tags = plan_tag_work(git, setup, plan, remotes, setup.fork)
+    return RunState(dry_run=dry, plan=plan, observed=observed(setup, tips, locals_), tags=tags.to_dict(),
                     original_branch=layout.branch, original_sha=layout.head, cloned=cloned,
                     backups=sorted(name.removeprefix("refs/heads/") for name in found if BACKUP_PREFIX in name),
                     backup_tips={ref.removeprefix("refs/heads/"): sha for ref, sha in found.items() if BACKUP_PREFIX in ref},

@@ -10,6 +10,7 @@ from tasks.core.sync import (
     plan_lines,
     summary_markdown,
 )
+from tasks.core.sync_tags import TagPlan, tag_lines
 from tasks.pipeline.settings import read_report, write_report
 from tasks.stages.sync.setup import STAGE, SyncSetup
 from tasks.stages.sync.state import RunState
@@ -34,11 +35,24 @@ def write_sync_report(setup: SyncSetup, state: RunState, status: str, error: str
         "pruned_on_origin": state.pruned_on_origin,
         "origin_backups": sorted(set(state.origin_backups) - set(state.pruned_on_origin)),
         "pushed": state.pushed,
-        "plan": plan_lines(plan, limit=50),
+        "tags": tags_part(state),
+        "plan": plan_lines(plan, limit=50) + tag_lines(TagPlan.from_dict(state.tags), would=state.dry_run),
     }
     if error:
         data["error"] = error
     return write_report(STAGE, data, setup.settings)
+
+
+def tags_part(state: RunState) -> dict[str, Any]:
+    """Version tags: those pushed to origin and moved with the rebase, and (a dry run's) those planned."""
+    planned = TagPlan.from_dict(state.tags)
+    return {
+        "pushed": state.pushed_tags,
+        "moved": [{"name": tag["name"], "old": tag["old"], "new": tag["new"], "on_origin": bool(tag["origin"])}
+                  for tag in state.moved_tags],
+        "to_push": [tag.name for tag in planned.push],
+        "to_move": [{"name": move.name, "old": move.commit} for move in planned.move],
+    }
 
 
 def write_failure(setup: SyncSetup, err: ForkflowError, dry: bool, state: RunState | None = None) -> None:

@@ -36,6 +36,9 @@ class RunState:
     pruned: list[str] = field(default_factory=list)
     pruned_on_origin: list[str] = field(default_factory=list)
     pushed: list[str] = field(default_factory=list)
+    tags: dict[str, Any] = field(default_factory=dict)  # the TagPlan sync:fetch made
+    moved_tags: list[dict[str, Any]] = field(default_factory=list)  # MovedTag items, after the rebase
+    pushed_tags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = {item.name: getattr(self, item.name) for item in fields(self)}

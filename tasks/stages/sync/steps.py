@@ -14,6 +14,7 @@ from tasks.core.sync import (
     Commit,
     Conflict,
     Push,
+    Rebased,
     Stamp,
     SyncError,
     backup_name,
@@ -26,12 +27,14 @@ from tasks.core.sync import (
     reusable_backup,
     short,
 )
+from tasks.core.sync_tags import MovedTag, TagPlan, place_moves, tag_pushes
 from tasks.pipeline.settings import write_json
 from tasks.stages.sync.check import ORIGIN
 from tasks.stages.sync.plan import commits, is_clone
 from tasks.stages.sync.report import write_failure, write_sync_report
 from tasks.stages.sync.setup import SyncSetup
 from tasks.stages.sync.state import RunState, load_state, save_state
+from tasks.stages.sync.tags import moved_tags, tag_ref_updates
 
 
 def run_step(setup: SyncSetup, step: Any) -> str:
@@ -117,13 +120,34 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     save_state(setup, state)
     move_branch(git, move.name, move.start, move.old, state.original_branch)
     try:
-        rebase_or_explain(git, setup, state)
+        tip = rebase_or_explain(git, setup, state)
+        after = commits(git, f"{move.target}..{tip}")
+        pairs = pair_rebased(list(state.plan.custom_commits), after)
+        moved = apply_rebase(git, setup, state, tip, pairs)
     finally:
-        return_to_original(git, state, move.name)
-    after = commits(git, f"{move.target}..refs/heads/{move.name}")
-    state.release_new = after[-1].sha if after else move.target
-    state.rebased = [asdict(item) for item in pair_rebased(list(state.plan.custom_commits), after)]
+        return_to_original(git, state)
+    state.release_new = tip
+    state.rebased = [asdict(item) for item in pairs]
+    state.moved_tags = [asdict(tag) for tag in moved]
+    for tag in moved:
+        say(f"moved tag {tag.line()}")
     return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
+
+
+def apply_rebase(git: Git, setup: SyncSetup, state: RunState, tip: str, pairs: list[Rebased]) -> list[MovedTag]:
+    """Point release at the rebased commits, and its version tags at their rebased copies, in one ref
+    transaction; a tagged commit without a copy stops it before any ref moves."""
+    move = state.plan.release
+    plan = TagPlan.from_dict(state.tags)
+    moved = moved_tags(git, place_moves(plan.move, pairs, str(setup.fork), move.name))
+    local = {item.name: item.local for item in plan.move}
+    try:
+        git.update_refs([f"update refs/heads/{move.name} {tip} {move.start}", *tag_ref_updates(moved, local)],
+                        message="forkflow: sync rebase")
+    except CommandError:
+        check_unmoved(git, move.name, move.start, setup)
+        raise
+    return moved
 
 
 def make_backup(git: Git, setup: SyncSetup, move: BranchMove, state: RunState) -> str:
@@ -143,12 +167,15 @@ def make_backup(git: Git, setup: SyncSetup, move: BranchMove, state: RunState) -
     return name
 
 
-def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> None:
-    """Rebase release onto the new main; on a conflict abort, check nothing moved, and explain."""
+def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> str:
+    """Rebase release's commits onto the new main on a detached HEAD (the branch moves only once the result
+    is checked) and return the new tip; on a conflict abort, check nothing moved, and explain."""
     move = state.plan.release
-    code, output = git.rebase(move.target, move.name)
+    code, output = git.rebase(move.target, move.start)
     if code == 0:
-        return
+        tip = git.rev("HEAD")
+        assert tip is not None
+        return tip
     stopped = git.rev("REBASE_HEAD")
     conflict = Conflict(Commit(stopped, git.subject(stopped)) if stopped else None, tuple(git.conflicted_files()))
     layout = git.layout()
@@ -164,13 +191,16 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> None:
                         where=str(setup.fork), fix="fix the cause shown above, then run `doit sync` again")
     arguments = push_arguments(ORIGIN, plan_pushes(state.plan, move.target, "rebased"))
     hint = "git push " + " ".join(a for a in arguments if a != "--porcelain")
+    for tag in TagPlan.from_dict(state.tags).move:
+        lease = f" && git push --force-with-lease=refs/tags/{tag.name}:{tag.origin} origin refs/tags/{tag.name}" \
+            if tag.origin else ""
+        hint += (f"\n    # version tag {tag.name} is on {tag.commit[:10]} {tag.subject}: move it to its rebased commit\n"
+                 f"    git tag -f {tag.name} <rebased commit>{lease}")
     raise conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint)
 
 
-def return_to_original(git: Git, state: RunState, rebased: str) -> None:
-    """After a rebase (done or aborted) HEAD is on the rebased branch; go back to where the user was."""
-    if state.original_branch == rebased:
-        return
+def return_to_original(git: Git, state: RunState) -> None:
+    """After a rebase (done or aborted) HEAD is detached; go back to where the user was."""
     if state.original_branch or state.original_sha:
         git.checkout(state.original_branch, state.original_sha)
 
@@ -196,18 +226,26 @@ def push_and_prune(setup: SyncSetup, state: RunState) -> str:
     rewrites_release = any(p.branch == plan.release.name for p in pushes)
     backup, stale = backup_pushes(state.backup if rewrites_release and setup.push_backups else None,
                                   state.backup_tips.get(state.backup or ""), state.origin_backups, setup.keep_backups)
-    pushes += backup
+    tags = TagPlan.from_dict(state.tags)
+    tagged = tag_pushes(tags, [MovedTag(**tag) for tag in state.moved_tags])
+    pushes += backup + tagged
     arguments = push_arguments(ORIGIN, pushes)
     git = Git(setup.fork, dry_run=state.dry_run) if is_clone(setup.fork) else None
     if not pushes:
         made = "origin is up to date"
     elif state.dry_run or git is None:
         say("would run: git push " + " ".join(arguments))
-        made = "would push " + ", ".join(p.branch for p in pushes)
+        made = "would push " + ", ".join(p.branch for p in pushes if p.kind == "heads")
+        made += f"; would push {len(tags.push)} tag(s)" if tags.push else ""
+        made += f"; would move tag(s) {', '.join(m.name for m in tags.move)}" if tags.move else ""
     else:
         push_or_explain(git, setup, state, pushes, arguments)
-        made = "pushed " + ", ".join(f"{p.branch} {p.new[:10]}" for p in pushes)
-    state.pushed = [] if state.dry_run else [f"refs/heads/{p.branch}" for p in pushes if p not in backup]
+        made = "pushed " + ", ".join([f"{p.branch} {p.new[:10]}" for p in pushes if p.kind == "heads"]
+                                     + ([f"{len(tagged)} tag(s)"] if tagged else []))
+        if tagged:
+            say("pushed tag(s): " + ", ".join(p.branch for p in tagged))
+    state.pushed = [] if state.dry_run else [p.ref for p in pushes if p not in backup and p.kind == "heads"]
+    state.pushed_tags = [] if state.dry_run else [p.branch for p in tagged]
     if backup and not state.dry_run:
         state.origin_backups.update({p.branch: p.new for p in backup})
     if git is not None:
@@ -240,11 +278,11 @@ def push_or_explain(git: Git, setup: SyncSetup, state: RunState, pushes: list[Pu
         return
     rejected = [line for line in output.splitlines() if line.startswith("!") or "rejected" in line or "error" in line]
     try:
-        now = git.remote_heads(ORIGIN, *[p.branch for p in pushes])
+        now = {ref: sha for ref, (sha, _) in git.remote_listing(ORIGIN, *[p.ref for p in pushes]).items()}
     except CommandError:
         now = {}
-    moved = [f"    origin {p.branch}: {short(p.old)} at the fetch, now {short(now.get(p.branch))}"
-             for p in pushes if now.get(p.branch) != p.old]
+    moved = [f"    origin {p.ref}: {short(p.old)} at the fetch, now {short(now.get(p.ref))}"
+             for p in pushes if now.get(p.ref) != p.old]
     backup = f"; the old release tip is in {state.backup}" if state.backup else ""
     fork = setup.fork
     raise SyncError(
