@@ -215,7 +215,7 @@ def render_markdown(packages: Sequence[PackageNotes], upstream_ref: str, upstrea
 def summary(packages: Sequence[PackageNotes]) -> str:
     """What the notes hold, in one line for the run's summary table."""
     shipped = [p for p in packages if p.status == "uploaded"]
-    new = sum(1 for p in shipped for c in p.fork if c.new)
+    new = len({c.sha for p in shipped for c in p.fork if c.new})
     return f"{len(shipped)} released, {len(packages) - len(shipped)} unchanged, {new} new fork commits: notes.md"
 
 
