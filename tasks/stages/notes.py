@@ -88,6 +88,8 @@ def notes_unchanged(task: Any, values: dict[str, Any]) -> bool | Stale:
         return Stale("no notes yet")
     if saved.get("publish_report") != publish_digest(current):
         return Stale("publish.json changed")
+    if not checkout_path(current).is_dir():
+        return Stale("no checkout")
     head = Git(checkout_path(current)).rev("HEAD")
     return saved.get("head") == head or Stale("the checkout's HEAD moved")
 
