@@ -155,6 +155,17 @@ def owns(package: Package, file: str) -> bool:
     return not (file in package.excludes or file.startswith(folder_prefixes(package.excludes)))
 
 
+def change_paths(package: Package, packages: list[Package]) -> list[list[str]]:
+    """Git pathspecs of a package's inputs, in groups (a commit touching any group changes the package).
+
+    Core and client share one version, so both include the client recipe's folder."""
+    own = [package.path or "."] + [f":(exclude){folder}" for folder in package.excludes]
+    if package.kind not in ("core", "client"):
+        return [own]
+    recipes = [p.client_recipe for p in packages if p.client_recipe]
+    return [own] + [[recipe] for recipe in recipes]
+
+
 @functools.lru_cache(maxsize=256)
 def folder_prefixes(folders: tuple[str, ...]) -> tuple[str, ...]:
     """`a/b` -> `a/b/`, for one `str.startswith` over many folders (called per file)."""

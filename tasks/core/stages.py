@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tasks.core.config import Config
 
-PIPELINE = ("demo", "services", "sync", "version", "wheel", "verify", "publish", "image", "flows", "deploy")
+PIPELINE = ("demo", "services", "sync", "version", "wheel", "verify", "publish", "notes", "image", "flows", "deploy")
 
 
 WRITING_STAGES = ("sync", "publish", "image", "deploy")
@@ -21,7 +21,8 @@ def configured_stages(config: Config) -> list[str]:
     """The pipeline's stages, in order, that the config has the sections for."""
     feeds = {
         "demo": config.demo, "services": config.services, "sync": config.fork, "version": config.fork,
-        "wheel": config.fork, "verify": config.fork, "publish": config.index and config.fork, "image": config.images,
+        "wheel": config.fork, "verify": config.fork, "publish": config.index and config.fork,
+        "notes": config.index and config.fork, "image": config.images,
         "flows": config.flows, "deploy": config.flows and config.environments,
     }
     return [stage for stage in PIPELINE if feeds[stage]]

@@ -175,7 +175,7 @@ def safe_id(name: str) -> str:
 
 
 def report_lines() -> list[str]:
-    """One line per stage report: how many items in each status."""
+    """One line per stage report: how many items in each status, then the report's own `summary_lines`."""
     import json
 
     from tasks.pipeline.settings import settings
@@ -196,6 +196,8 @@ def report_lines() -> list[str]:
             error = str(data.get("error") or "see the log").splitlines()
             detail = f"**FAILED**: {error[0]} ({detail})"
         lines.append(f"- `{file.name}`: {detail}")
+        own = data.get("summary_lines") if isinstance(data, dict) else None
+        lines += [f"  - {line}" for line in own if isinstance(line, str)] if isinstance(own, list) else []
     return lines
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
 from tasks.core.errors import ForkflowError
-from tasks.core.packages import Package, owns
+from tasks.core.packages import Package, change_paths, owns
 from tasks.core.versions import (
     Change,
     fork_version,
@@ -122,17 +122,6 @@ def version_entry(current: Settings, git: Git, package: Package, tags: list[str]
 
 def label(current: Settings) -> str:
     return current.config.versions.fork_label or label_of(current.config.project.name)
-
-
-def change_paths(package: Package, packages: list[Package]) -> list[list[str]]:
-    """Git pathspecs of a package's inputs, in groups (a commit touching any group changes the package).
-
-    Core and client share one version, so both include the client recipe's folder."""
-    own = [package.path or "."] + [f":(exclude){folder}" for folder in package.excludes]
-    if package.kind not in ("core", "client"):
-        return [own]
-    recipes = [p.client_recipe for p in packages if p.client_recipe]
-    return [own] + [[recipe] for recipe in recipes]
 
 
 def newest_change(git: Git, base: str, ref: str, groups: list[list[str]]) -> Change | None:
