@@ -385,7 +385,8 @@ def describe_plan(setup: ImageSetup, planned: inputs.Planned) -> dict[str, Any]:
 def dry_run_lines(cell: CellPlan, tags: int, refused: bool = False) -> list[str]:
     steps = cell.steps
     if refused:
-        return ["  would not build or push: refused by the registry's tags (below)"]
+        why = f" ({'; '.join(steps.rebuild_reasons)})" if steps.build and steps.rebuild_reasons else ""
+        return [f"  would not build or push: refused by the registry's tags (below){why}"]
     if steps.stale is None:
         return [f"  would not rebuild: inputs unchanged (input hash {cell.digest[:12]})",
                 "  would not push: already pushed with these tags" if steps.push else

@@ -50,8 +50,9 @@ def enforce(spec: core.ImageSpec, input_hash: str, plan: image_tags.TagPlan, ann
 
 def in_registry(setup: ImageSetup, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None,
                 wanted: tuple[str, ...], record: dict[str, Any]) -> image_tags.TagPlan | None:
-    """What the registry holds under the cell's tags, as a tag plan, before a build: refused (a ForkflowError) when a tag with a full version names other content; None when pushing is off or the
-    registry does not answer (the local engine decides what to build, and the push asks again)."""
+    """What the registry holds under the cell's tags, as a tag plan, before a build: refused (a ForkflowError)
+    when a tag with a full version names other content; None when pushing is off or the registry does not
+    answer (the local engine decides what to build, and the push asks again)."""
     if not setup.images.push:
         say(f"image:{spec.key}: [images] push = false, so the local engine alone decides what to build")
         return None
