@@ -119,12 +119,12 @@ def make_images(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, c
     return made
 
 
-def tag_locally(client: Any, spec: core.ImageSpec, made: dict[str, str], tags: tuple[str, ...]) -> None:
+def tag_locally(client: Any, spec: core.ImageSpec, made: dict[str, str], names: tuple[str, ...]) -> None:
     """The image under its tags in the engine (not a floating tag the registry keeps on a newer version): the
     plain build's, or the image of the engine's own platform."""
     native = docker_adapter.engine_platform(client)
     image = made.get("") or next((i for p, i in made.items() if image_tags.same_platform(p, native)), None)
-    for tag in tags if image else ():
+    for tag in names if image else ():
         docker_adapter.tag_image(client, image or "", spec.repository, tag)
 
 
@@ -382,7 +382,7 @@ def describe_plan(setup: ImageSetup, planned: inputs.Planned) -> dict[str, Any]:
     return {"made": "dry run: " + lines[1].strip(), **saved_values(previous)}
 
 
-def dry_run_lines(cell: CellPlan, tags: int, refused: bool = False) -> list[str]:
+def dry_run_lines(cell: CellPlan, count: int, refused: bool = False) -> list[str]:
     steps = cell.steps
     if refused:
         why = f" ({'; '.join(steps.rebuild_reasons)})" if steps.build and steps.rebuild_reasons else ""
@@ -395,7 +395,7 @@ def dry_run_lines(cell: CellPlan, tags: int, refused: bool = False) -> list[str]
              if steps.build else f"  would not rebuild: an image with these inputs is built (input hash {cell.digest[:12]})")
     if not steps.push:
         return [build, "  would not push: [images] push = false"]
-    return [build, f"  would push {tags} tags" + (": " + "; ".join(steps.push_reasons) if steps.push_reasons else "")]
+    return [build, f"  would push {count} tags" + (": " + "; ".join(steps.push_reasons) if steps.push_reasons else "")]
 
 
 def saved_values(state: dict[str, Any] | None) -> dict[str, Any]:
