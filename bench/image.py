@@ -128,7 +128,7 @@ def fresh_runner(folder: Path, config: Path) -> Path:
 
 
 def run() -> list[Result]:
-    from tests.image_helpers import image_config_text, write_wheel_set
+    from tests.image_helpers import Registry, image_config_text, write_wheel_set
 
     tag = uuid.uuid4().hex[:10]
     with tempfile.TemporaryDirectory(prefix="forkflow-bench-image-") as temp:
@@ -157,6 +157,9 @@ def run() -> list[Result]:
             fresh_pushes = again.stdout.count(", pushed ")
 
             write_wheel_set(state, packages(tag, aws="REGION = 'eu'"))
+            pushed = Registry(registry["address"], env["FORKFLOW_REGISTRY_USERNAME"], env["FORKFLOW_REGISTRY_PASSWORD"])
+            for python in PYTHONS:  # a changed image under the same version is refused until its tags are deleted
+                pushed.delete(f"bench{tag}/orbit", f"1.0.1-python{python}-kubernetes")
             with stopwatch() as one_wheel:
                 run_doit(config, "image", env=env)
             rebuilt = sorted(k for k, v in statuses(config).items() if v == "built")

@@ -128,6 +128,13 @@ class Registry:
         status, _, body = self.get(f"{repository}/tags/list")
         return sorted(json.loads(body).get("tags") or []) if status == 200 else []
 
+    def delete(self, repository: str, tag: str) -> None:
+        """Delete on purpose what `tag` points at (and so every tag on that manifest)."""
+        digest = self.digest(repository, tag)
+        assert digest, f"{repository}:{tag} is not in the registry"
+        status, _, _ = self.get(f"{repository}/manifests/{digest}", method="DELETE")
+        assert status == 202, status
+
     def digest(self, repository: str, tag: str) -> str | None:
         accept = "application/vnd.docker.distribution.manifest.v2+json"
         status, headers, _ = self.get(f"{repository}/manifests/{tag}", accept=accept, method="HEAD")

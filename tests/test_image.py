@@ -185,8 +185,17 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
         assert f"image:{key}" in second.stdout and "up-to-date" in line_of(second.stdout, f"image:{key} ")
     assert "up-to-date" in line_of(second.stdout, "image:report ")
 
-    # One wheel changes: the dry run says which images would rebuild and why, and changes nothing.
+    # One wheel changes under the same version: the registry's release tags of the images holding it refuse the
+    # change (tests/test_image_tags.py), until they are deleted on purpose. The dry run says which images would
+    # rebuild and why, and changes nothing.
     write_wheel_set(state, packages(aws_body="REGION = 'eu'"))
+    refused = run_doit(config, "image", "--dry-run", env=registry.env)
+    ok(refused)
+    for python in PYTHONS:
+        assert f"would refuse: 1.0.1-python{python}-kubernetes is in the registry on other content" in \
+            block_of(refused.stdout, f"image:{python}-kubernetes")
+        assert "would refuse" not in block_of(refused.stdout, f"image:{python}-base")
+        registry.delete(repo, f"1.0.1-python{python}-kubernetes")
     dry = run_doit(config, "image", "--dry-run", env=registry.env)
     ok(dry)
     for python in PYTHONS:
@@ -194,7 +203,7 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
         assert "would not rebuild: inputs unchanged" in block_of(dry.stdout, f"image:{python}-base")
         assert f"1.0.1-python{python}-kubernetes" in block_of(dry.stdout, f"image:{python}-kubernetes")
     assert report(config) == again
-    assert registry.digest(repo, "1.0.1-python3.12-kubernetes") == images["3.12-kubernetes"]["digest"]
+    assert registry.digest(repo, "1.0-python3.12-kubernetes") is None, "deleted with the full tag's manifest"
 
     # Only the images holding that wheel are rebuilt, on top of the cached layers below the extras.
     third = run_doit(config, "image", env=registry.env)
@@ -216,6 +225,8 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
     (templates / "kubernetes.Dockerfile.j2").write_text(
         '{% extends "base.Dockerfile.j2" %}\n{% block extras %}{{ super() }}\nENV ORBIT_FLAVOR=kubernetes\n{% endblock %}\n')
     config.write_text(config.read_text() + 'templates = "templates"\n')
+    for python in PYTHONS:
+        registry.delete(repo, f"1.0.1-python{python}-kubernetes")
     fourth = run_doit(config, "image", env=registry.env)
     ok(fourth)
     latest = report(config)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from tasks.core.errors import ForkflowError
 from tasks.core.images import MACHINES
 
 TAG_FIELDS = ("version", "major", "minor", "python", "flavor", "flavor_name", "sha", "sha7")
@@ -66,21 +67,33 @@ def tags_for(rules: TagRules, version: str, python: str, flavor: str, default_py
     """Prefect's scheme by default: `{version}-python{py}[-flavor]` always; `{major.minor}-` and
     `{major}-python{py}[-flavor]` and, from the default Python, `{major}-latest[-flavor]` for
     releases; `sha-<7>-python{py}[-flavor]` for dev builds (when the revision is known)."""
+    return tuple(tag_scheme(rules, version, python, flavor, default_python, revision))
+
+
+def tag_scheme(rules: TagRules, version: str, python: str, flavor: str, default_python: str | None,
+               revision: str) -> dict[str, bool]:
+    """tag -> whether it floats, in `tags_for`'s order. A tag floats unless an `always` or `dev` template that
+    names the build (`{version}`, `{sha}` or `{sha7}`) makes it: such a tag is one build's, immutable."""
     kind = version_kind(version)
-    templates = list(rules.always)
+    templates = [(template, not names_the_build(template)) for template in rules.always]
     if kind == "release":
-        templates += rules.release
+        templates += [(template, True) for template in rules.release]
         if python == default_python:
-            templates += rules.release_default_python
+            templates += [(template, True) for template in rules.release_default_python]
     if kind == "dev" and revision:
-        templates += rules.dev
+        templates += [(template, not names_the_build(template)) for template in rules.dev]
     values = tag_fields(version, python, flavor, revision)
-    tags: list[str] = []
-    for template in templates:
+    tags: dict[str, bool] = {}
+    for template, floating in templates:
         tag = sanitize_tag(template.format(**values))
-        if tag not in tags:
-            tags.append(tag)
-    return tuple(tags)
+        tags[tag] = tags.get(tag, True) and floating  # made immutable once, immutable
+    return tags
+
+
+def names_the_build(template: str) -> bool:
+    """A template with the full version or the revision in it makes a tag no other build may take."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    return bool(fields & {"version", "sha", "sha7"})
 
 
 def sanitize_tag(tag: str) -> str:
@@ -156,3 +169,86 @@ def lists_all(found: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
 def base_content(digests: Mapping[str, str]) -> str:
     """The base's identity in the input hash: its image per platform, by registry digest."""
     return json.dumps(dict(sorted(digests.items())), sort_keys=True)
+
+
+# ---- what a push may do to the tags already in the registry ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Pointed:
+    """What a tag points at in the registry: the manifest's digest and what its image's labels say."""
+
+    digest: str
+    input_hash: str | None
+    version: str | None
+    platforms: tuple[str, ...] = ()  # an index's platforms; () for a single image
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    """What a push of one cell does to each of its tags, given what the registry holds."""
+
+    push: tuple[str, ...]  # tags put on this build (new ones, floating ones moving forward, ours again)
+    current: Mapping[str, str]  # tag -> digest: already on an image of these inputs (every wanted platform)
+    kept: Mapping[str, str]  # floating tag -> the newer version it stays on
+    refused: Mapping[str, Pointed]  # immutable tag -> the other content it already names
+
+    @property
+    def up_to_date(self) -> bool:
+        """Every tag is on an image of these inputs, or is a floating tag kept on a newer version."""
+        return not self.refused and all(tag in self.current for tag in self.push)
+
+
+def is_newer(theirs: str | None, ours: str) -> bool:
+    """True when the version `theirs` (an image's version label) is a newer PEP 440 version than `ours`;
+    a missing or unreadable one is not newer."""
+    try:
+        return theirs is not None and Version(theirs) > Version(ours)
+    except InvalidVersion:
+        return False
+
+
+def tag_decision(floating: bool, there: Pointed | None, input_hash: str, version: str) -> str:
+    """`push`, `refuse` (an immutable tag that names other content) or `keep` (a floating tag on a newer
+    version). The same input hash is the same content; a floating tag moves forward or sideways, never back."""
+    if there is None or there.input_hash == input_hash:
+        return "push"
+    if not floating:
+        return "refuse"
+    return "keep" if is_newer(there.version, version) else "push"
+
+
+def plan_tags(scheme: Mapping[str, bool], there: Mapping[str, Pointed | None], input_hash: str, version: str,
+              wanted: tuple[str, ...] = ()) -> TagPlan:
+    """The tag plan of one cell: `scheme` is tag -> floating (see `tag_scheme`), `there` what the registry
+    has under each tag, `wanted` the platforms an index must list to count as this build (() for one image)."""
+    push, current, kept, refused = [], {}, {}, {}
+    for tag, floating in scheme.items():
+        found = there.get(tag)
+        decision = tag_decision(floating, found, input_hash, version)
+        if decision == "refuse" and found is not None:
+            refused[tag] = found
+        elif decision == "keep" and found is not None:
+            kept[tag] = str(found.version)
+        else:
+            push.append(tag)
+            if found is not None and found.input_hash == input_hash and lists_all(found.platforms, wanted):
+                current[tag] = found.digest
+    return TagPlan(tuple(push), current, kept, refused)
+
+
+def refusal(key: str, repository: str, refused: Mapping[str, Pointed], input_hash: str, version: str) -> ForkflowError:
+    """The error of a cell whose immutable tags already name other content: which tags, what the registry has
+    under them, what this build is, and the ways out."""
+    lines = [f"image:{key}: refused, nothing pushed: the registry already has "
+             f"{'this tag' if len(refused) == 1 else 'these tags'} on other content, and a tag that carries a full "
+             "version is never overwritten"]
+    for tag, there in refused.items():
+        lines.append(f"  {repository}:{tag}: registry digest {there.digest}, version {there.version or 'unknown'}, "
+                     f"input hash {there.input_hash or 'none (not built by forkflow)'}")
+    lines.append(f"  this build: version {version}, input hash {input_hash}")
+    return ForkflowError("\n".join(lines), where=f"{repository}:{next(iter(refused))}",
+                         fix="build the change under a new version: tag a new release, or build from a commit "
+                             "whose version names it (X.Y.Z+<label>.<n>.g<sha>, as the version stage gives a commit "
+                             "past a release); or, to replace the image on purpose, delete the tag from the "
+                             "registry (DELETE /v2/<repository>/manifests/<digest>) and run `doit image` again")

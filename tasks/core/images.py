@@ -23,6 +23,7 @@ from tasks.core.wheelhouse import CONSTRAINTS
 DEFAULT_KINDS = ("core", "integration")
 LABEL_PREFIX = "org.forkflow"
 INPUT_HASH_LABEL = f"{LABEL_PREFIX}.input-hash"
+VERSION_LABEL = "org.opencontainers.image.version"  # the image's PEP 440 version (its core package's)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class ImageSpec:
     build_args: Mapping[str, str] = field(default_factory=dict)
     wheelhouse: tuple[tuple[str, str], ...] = ()
     pins: tuple[str, ...] = ()  # the wheelhouse's resolution, as pip constraints (deps/constraints.txt)
+    floating: tuple[str, ...] = ()  # the tags that move from build to build; every other tag names one build
+
+    @property
+    def scheme(self) -> dict[str, bool]:
+        """tag -> whether it floats (see tasks.core.image_tags.tag_scheme)."""
+        return {tag: tag in self.floating for tag in self.tags}
 
     @property
     def key(self) -> str:
@@ -269,7 +276,7 @@ def image_labels(spec: ImageSpec, digest_of_inputs: str, source: str, revision: 
     return {
         "org.opencontainers.image.source": source,
         "org.opencontainers.image.revision": revision,
-        "org.opencontainers.image.version": spec.version,
+        VERSION_LABEL: spec.version,
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.title": f"{spec.repository.rsplit('/', 1)[-1]} {spec.flavor}",
         "org.opencontainers.image.base.name": spec.base_image,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tasks.adapters import buildkit, registry
+from tasks.adapters import buildkit
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters.console import say
 from tasks.core import image_tags, smoke
@@ -24,7 +24,7 @@ from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import inputs, platforms
+from tasks.stages.image import inputs, platforms, tags
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.state import engine, read_state, revision, save_state, update_report
@@ -66,8 +66,8 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     wanted = platforms.targets(client, images.platforms)
     built_inputs, digest = current_inputs(setup, client, planned, wanted)
     record.update(input_hash=digest, base_image_id=docker_adapter.image_id(client, spec.base_image))
-    there = in_registry(setup, spec, digest, auth, wanted)
-    if there:
+    there = tags.in_registry(setup, spec, digest, auth, wanted, record)
+    if there is not None and there.up_to_date and not is_forgotten(f"image:{spec.key}"):
         if wanted:  # each platform's digest, from the index
             record["platforms"] = platforms.registry_platforms(spec, auth)
         return found_in_registry(setup, plan, spec, built_inputs, record, there)
@@ -80,13 +80,17 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
         smoke_test(setup, client, planned, image, platform or None)
     record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
     image = next(iter(made.values()))
-    tag_locally(client, spec, made)
+    if auth and cell.steps.push:  # asked again just before the push: another run may have pushed meanwhile
+        chosen = tags.checked(spec, cell.digest, auth, wanted, record, announce=False).push
+    else:
+        chosen = tuple(tag for tag in spec.tags if tag not in record.get("kept", {}))
+    tag_locally(client, spec, made, chosen)
     if auth and cell.steps.push:
         started = time.monotonic()
         if wanted:
-            record.update(platforms.push_all(client, spec, made, auth))
+            record.update(platforms.push_all(client, spec, made, auth, chosen))
         else:
-            record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in spec.tags}
+            record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in chosen}
             record["digest"] = next(iter(record["pushed"].values()), None)
         record["push_seconds"] = round(time.monotonic() - started, 2)
     save_state(setup, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": image,
@@ -130,41 +134,21 @@ def make_images(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, c
     return made
 
 
-def tag_locally(client: Any, spec: core.ImageSpec, made: dict[str, str]) -> None:
-    """The image under every tag in the engine: the plain build's, or the image of the engine's own platform."""
+def tag_locally(client: Any, spec: core.ImageSpec, made: dict[str, str], names: tuple[str, ...]) -> None:
+    """The image under its tags in the engine (not a floating tag the registry keeps on a newer version): the
+    plain build's, or the image of the engine's own platform."""
     native = docker_adapter.engine_platform(client)
     image = made.get("") or next((i for p, i in made.items() if image_tags.same_platform(p, native)), None)
-    for tag in spec.tags if image else ():
+    for tag in names if image else ():
         docker_adapter.tag_image(client, image or "", spec.repository, tag)
 
 
-def in_registry(setup: ImageSetup, spec: core.ImageSpec, digest: str, auth: dict[str, str] | None,
-                wanted: tuple[str, ...]) -> dict[str, str]:
-    """tag -> manifest digest when every tag already points at an image built from these inputs (any machine
-    may have pushed it); {} when one does not, when pushing is off, or when the cell was forgotten on purpose."""
-    images = setup.images
-    if not images.push:
-        say(f"image:{spec.key}: [images] push = false, so the local engine alone decides what to build")
-        return {}
-    if is_forgotten(f"image:{spec.key}"):
-        return {}
-    try:
-        host, path = spec.repository.split("/", 1)  # [images] registry may hold a path too: the host is first
-        pointed = registry.tagged(host, path, list(spec.tags), auth)
-    except registry.RegistryUnreachable as err:
-        say(f"image:{spec.key}: {err.what}; the local engine decides what to build")
-        return {}
-    if any(p is None or p.labels.get(core.INPUT_HASH_LABEL) != digest for p in pointed.values()):
-        return {}
-    if wanted and any(p is not None and not image_tags.lists_all(p.platforms, wanted) for p in pointed.values()):
-        return {}
-    return {tag: p.digest for tag, p in pointed.items() if p is not None}
-
-
 def found_in_registry(setup: ImageSetup, plan: inputs.Plan, spec: core.ImageSpec, built_inputs: dict[str, Any],
-                      record: dict[str, Any], pushed: dict[str, str]) -> dict[str, Any]:
-    """The registry has this cell's image under every tag: nothing is built, tested or pushed."""
-    digest, input_hash = pushed[spec.tags[0]], core.input_hash(built_inputs)
+                      record: dict[str, Any], there: image_tags.TagPlan) -> dict[str, Any]:
+    """The registry has this cell's image under every tag (but floating ones kept on a newer version): nothing
+    is built, tested or pushed."""
+    pushed = dict(there.current)
+    digest, input_hash = pushed.get(spec.tags[0]) or next(iter(pushed.values()), None), core.input_hash(built_inputs)
     target = core.push_target(spec, True)
     record.update(image_id=None, status="up-to-date", pushed=pushed, digest=digest,
                   reason=f"the registry has every tag with these inputs (input hash {input_hash[:12]}): "
@@ -407,14 +391,18 @@ def describe_plan(setup: ImageSetup, planned: inputs.Planned) -> dict[str, Any]:
         for line in lines:
             say(line)
         return {"made": "dry run: " + lines[1].strip(), **saved_values(previous)}
-    lines += dry_run_lines(cell, len(spec.tags))
+    found, notes = tags.registry_view(setup, client, spec, cell.digest)
+    lines += dry_run_lines(cell, len(found.push) if found else len(spec.tags), bool(found and found.refused)) + notes
     for line in lines:
         say(line)
     return {"made": "dry run: " + lines[1].strip(), **saved_values(previous)}
 
 
-def dry_run_lines(cell: CellPlan, tags: int) -> list[str]:
+def dry_run_lines(cell: CellPlan, count: int, refused: bool = False) -> list[str]:
     steps = cell.steps
+    if refused:
+        why = f" ({'; '.join(steps.rebuild_reasons)})" if steps.build and steps.rebuild_reasons else ""
+        return [f"  would not build or push: refused by the registry's tags (below){why}"]
     if steps.stale is None:
         return [f"  would not rebuild: inputs unchanged (input hash {cell.digest[:12]})",
                 "  would not push: already pushed with these tags" if steps.push else
@@ -423,7 +411,7 @@ def dry_run_lines(cell: CellPlan, tags: int) -> list[str]:
              if steps.build else f"  would not rebuild: an image with these inputs is built (input hash {cell.digest[:12]})")
     if not steps.push:
         return [build, "  would not push: [images] push = false"]
-    return [build, f"  would push {tags} tags" + (": " + "; ".join(steps.push_reasons) if steps.push_reasons else "")]
+    return [build, f"  would push {count} tags" + (": " + "; ".join(steps.push_reasons) if steps.push_reasons else "")]
 
 
 def saved_values(state: dict[str, Any] | None) -> dict[str, Any]:

@@ -173,10 +173,11 @@ def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Re
         files = None if found is None or files is None else {**files, **found}
     version = image_version(shared, packages + extras)
     rules = image_tags.TagRules(images.tags.always, images.tags.release, images.tags.release_default_python, images.tags.dev)
+    scheme = image_tags.tag_scheme(rules, version, python, flavor, images.default_python, revision)
     spec = core.ImageSpec(
         python=python, flavor=flavor, base_image=base, version=version,
         packages=packages, extras=extras, dependencies=dependencies,
-        tags=image_tags.tags_for(rules, version, python, flavor, images.default_python, revision),
+        tags=tuple(scheme), floating=tuple(tag for tag, floats in scheme.items() if floats),
         repository=setup.repository,
         build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
         wheelhouse=tuple(sorted((files or {}).items())),

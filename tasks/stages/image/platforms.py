@@ -95,8 +95,9 @@ def build_tag(spec: core.ImageSpec, digest: str, platform: str | None) -> str:
     return name + image_tags.arch_suffix(platform)
 
 
-def push_all(client: Any, spec: core.ImageSpec, images: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, Any]:
-    """Each platform's image pushed under `<first tag>-<arch>`, then one index of them under every tag:
+def push_all(client: Any, spec: core.ImageSpec, images: Mapping[str, str], auth: Mapping[str, str],
+             tags: tuple[str, ...]) -> dict[str, Any]:
+    """Each platform's image pushed under `<first tag>-<arch>`, then one index of them under each of `tags`:
     {"pushed": tag -> index digest, "digest": the index digest, "platforms": platform -> image digest}."""
     digests = {}
     for platform, image in images.items():
@@ -104,8 +105,8 @@ def push_all(client: Any, spec: core.ImageSpec, images: Mapping[str, str], auth:
         docker_adapter.tag_image(client, image, spec.repository, tag)
         digests[platform] = docker_adapter.push(client, spec.repository, tag, auth)
     host, path = spec.repository.split("/", 1)
-    index = registry.put_index(host, path, list(spec.tags), digests, auth)
-    return {"pushed": dict.fromkeys(spec.tags, index), "digest": index, "platforms": digests}
+    index = registry.put_index(host, path, list(tags), digests, auth)
+    return {"pushed": dict.fromkeys(tags, index), "digest": index, "platforms": digests}
 
 
 def registry_platforms(spec: core.ImageSpec, auth: Mapping[str, str] | None) -> dict[str, str]:
