@@ -154,3 +154,19 @@ DEMO_VERSIONS = {
     "orbit-slack": "0.1.0",
     "orbit-flows": "0.1.0+orbit.7.g0e1a377",
 }
+
+
+def runner_config(config: Path, folder: Path) -> Path:
+    """What a CI runner has: a fresh clone of the demo's origin (release branch) under `folder`, and a
+    config like `config` pointing at it, with its own state folder and no [demo] section."""
+    import re
+
+    demo = config.parent / ".forkflow" / "demo"
+    clone = folder / "clone"
+    subprocess.run(["git", "clone", "-q", "--branch", "release", str(demo / "origin.git"), str(clone)], check=True,
+                   capture_output=True)
+    text = re.sub(r"(?ms)^\[demo\]\n.*?(?=^\[)", "", config.read_text())
+    text = text.replace('".forkflow/demo/fork', f'"{clone}').replace('".forkflow/demo/', f'"{demo}/')
+    runner = folder / "pipeline.toml"
+    runner.write_text(text)
+    return runner

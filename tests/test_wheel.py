@@ -11,7 +11,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from tests.helpers import DEMO_VERSIONS, run_doit
+from tests.helpers import DEMO_VERSIONS, run_doit, runner_config
 
 
 def state(config: Path) -> Path:
@@ -87,6 +87,24 @@ def test_second_run_builds_nothing(built_demo: Path) -> None:
     assert rebuilt(results) == set()
     assert results["version"] == "up-to-date"
     assert all(status == "up-to-date" for name, status in results.items() if name.startswith("wheel:")), results
+
+
+def test_a_fresh_clone_of_origin_builds_the_same_bytes(demo_config: Path, tmp_path: Path) -> None:
+    """Each package is built from the commit its version names, so a runner's clone gives the same files as a
+    working clone that built most of them before its HEAD moved."""
+    assert run_doit(demo_config, "-n", "2", "wheel").returncode == 0
+    fork = checkout(demo_config)
+    cleanup = fork / "flows" / "orbit_flows" / "cleanup.py"
+    cleanup.write_text(cleanup.read_text() + "\n# a later commit that touches the flows project only\n")
+    git(fork, "commit", "-q", "-am", "fix(flows): comment")
+    git(fork, "push", "-q", "origin", "release")
+    assert rebuilt(executed(demo_config, "wheel")) == {"orbit-flows"}
+    config = runner_config(demo_config, tmp_path / "runner")
+    result = run_doit(config, "-n", "2", "wheel")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = {f["name"]: f["sha256"] for p in report(demo_config, "wheel")["packages"] for f in p["files"]}
+    theirs = {f["name"]: f["sha256"] for p in report(config, "wheel")["packages"] for f in p["files"]}
+    assert theirs == ours
 
 
 def test_touching_one_integration_rebuilds_only_it(built_demo: Path) -> None:
@@ -165,8 +183,10 @@ def test_real_tree_cases_build_like_upstream(built_demo: Path) -> None:
     core = next(Path(f["path"]) for f in packages["orbit"]["files"] if f["name"].endswith(".whl"))
     build_info = zipfile.ZipFile(core).read("orbit/_build_info.py").decode()
     assert f'__version__ = "{DEMO_VERSIONS["orbit"]}"' in build_info
-    assert f'__git_commit__ = "{git(fork, "rev-parse", "HEAD")}"' in build_info, "the fork's commit, from the write step"
-    assert packages["orbit"]["commit"] == git(fork, "rev-parse", "HEAD") and packages["orbit"]["dirty"] is False
+    named = git(fork, "log", "-1", "--format=%H", "--", "src/orbit")
+    assert named != git(fork, "rev-parse", "HEAD"), "the demo's last commit does not touch the core"
+    assert f'__git_commit__ = "{named}"' in build_info, "the commit the version names, from the write step"
+    assert packages["orbit"]["commit"] == named and packages["orbit"]["dirty"] is False
     aws = next(Path(f["path"]) for f in packages["orbit-aws"]["files"] if f["name"].endswith(".whl"))
     names = zipfile.ZipFile(aws).namelist()
     assert {"orbit_aws/workers/__init__.py", "orbit_aws/workers/ecs.py", "orbit_aws/templates/task.json"} <= set(names)

@@ -89,7 +89,10 @@ def core_base_tag(current: Settings, tags: list[str]) -> str | None:
 
 def version_entry(current: Settings, git: Git, package: Package, tags: list[str], ref: str,
                   packages: list[Package] | None = None, core_tag: str | None = None) -> dict[str, Any]:
-    """A package's version: its tag's (or its static) version, marked with its newest change since (scheme commit)."""
+    """A package's version: its tag's (or its static) version, marked with its newest change since (scheme commit).
+
+    `build_commit` is the commit the version names (its newest change, or its tag's commit), where the package is
+    built from: its files there are HEAD's, so any clone builds the same bytes under that version. None: HEAD."""
     rules = current.config.versions
     groups = change_paths(package, packages or [package])
     entry: dict[str, Any] = {"name": package.name, "kind": package.kind, "path": package.path,
@@ -114,9 +117,10 @@ def version_entry(current: Settings, git: Git, package: Package, tags: list[str]
     change = newest_change(git, base, ref, groups) if base else None
     entry.update(base_version=version, change=asdict(change) if change else None, source=source)
     if change is not None and rules.scheme == "commit":
-        entry.update(version=fork_version(version, label(current), change), source="commit")
+        entry.update(version=fork_version(version, label(current), change), source="commit", build_commit=change.commit)
     else:
-        entry["version"] = version
+        named = git.read("rev-parse", f"{base}^{{commit}}") if base and change is None else None
+        entry.update(version=version, build_commit=named)
     return entry
 
 

@@ -116,7 +116,7 @@ def version_facts(current: Settings, name: str) -> dict[str, Any]:
     for entry in report.get("packages", []):
         if entry["name"] == name:
             return {"version": entry["version"], "version_source": entry.get("source"),
-                    "shallow": bool(report.get("shallow"))}
+                    "shallow": bool(report.get("shallow")), "build_commit": entry.get("build_commit")}
     raise ForkflowError(f"no version known for {name}", fix="run `doit version` first")
 
 
@@ -142,7 +142,7 @@ def current_hash(current: Settings, package: Package) -> str:
 def hash_extras(current: Settings, package: Package) -> dict[str, Any]:
     facts = version_facts(current, package.name)
     return {"version": facts["version"], "version_source": f"{facts['version_source']}{'/shallow' * facts['shallow']}",
-            "remove": ",".join(package.client_remove),
+            "build_commit": facts["build_commit"] or "HEAD", "remove": ",".join(package.client_remove),
             "keep": ",".join(package.client_keep), "recipe": recipe_config(current),
             **{f"tool:{k}": v for k, v in tool_versions().items()}}
 
@@ -178,7 +178,7 @@ def build_action(package: Package) -> dict[str, str]:
     version = str(facts["version"])
     started = time.monotonic()
     work = current.state_dir / "build" / name
-    source = prepare_source(current, package, version, work)
+    source = prepare_source(current, package, version, work, facts.get("build_commit"))
     epoch = commit_time(current, source.commit)
     set_mtimes(source.folder, int(epoch))
     env = {**version_override(package, version), "SOURCE_DATE_EPOCH": epoch}
@@ -205,15 +205,17 @@ class Source:
     dirty: bool
 
 
-def prepare_source(current: Settings, package: Package, version: str, work: Path) -> Source:
+def prepare_source(current: Settings, package: Package, version: str, work: Path, named: str | None = None) -> Source:
     """A throwaway git checkout of the commit to build, with the version's tag on it.
 
     Packages with uncommitted edits are built from a commit of the working tree (the user's
-    branch and index stay as they are); the others from HEAD.
+    branch and index stay as they are); the others from the commit their version names (`named`:
+    their files there are HEAD's, and the build, its commit time and build info are the same in any
+    clone), else HEAD.
     """
     root = checkout_path(current)
     dirty = has_local_edits(package, repo_entries(current))
-    commit = working_tree_commit(root) if dirty else Git(root).read("rev-parse", "HEAD")
+    commit = working_tree_commit(root) if dirty else named or Git(root).read("rev-parse", "HEAD")
     tree = work / "tree"
     try:
         build_tree(root, commit, tree, tag=build_tag(current, package, version), sparse=sparse_folders(package))
