@@ -156,15 +156,15 @@ DEMO_VERSIONS = {
 }
 
 
-def runner_config(config: Path, folder: Path) -> Path:
+def runner_config(config: Path, folder: Path, *clone_options: str) -> Path:
     """What a CI runner has: a fresh clone of the demo's origin (release branch) under `folder`, and a
     config like `config` pointing at it, with its own state folder and no [demo] section."""
     import re
 
     demo = config.parent / ".forkflow" / "demo"
     clone = folder / "clone"
-    subprocess.run(["git", "clone", "-q", "--branch", "release", str(demo / "origin.git"), str(clone)], check=True,
-                   capture_output=True)
+    subprocess.run(["git", "clone", "-q", *clone_options, "--branch", "release", f"file://{demo / 'origin.git'}",
+                    str(clone)], check=True, capture_output=True)
     text = re.sub(r"(?ms)^\[demo\]\n.*?(?=^\[)", "", config.read_text())
     text = text.replace('".forkflow/demo/fork', f'"{clone}').replace('".forkflow/demo/', f'"{demo}/')
     runner = folder / "pipeline.toml"

@@ -135,6 +135,24 @@ def test_scheme_tag_refuses_same_name_other_content_and_says_so_at_the_start(ind
     assert restored.returncode == 0, "a rebuild of the same inputs gives the same bytes, so nothing conflicts"
 
 
+def test_a_fallback_version_is_never_published(index: Path) -> None:
+    fork = state(index) / "demo" / "fork"
+    tags = [line.split() for line in git(fork, "show-ref", "--tags").splitlines() if "/orbit-slack-" in line]
+    try:
+        git(fork, "tag", "-d", *(name.removeprefix("refs/tags/") for _, name in tags))
+        refused = publish(index)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "Traceback" not in output, output[-3000:]
+        assert "not publishing: these versions do not name their content" in output, output[-3000:]
+        assert "orbit-slack 0.0.0: no version tag found (the fallback version)" in output
+        assert "git fetch --tags --unshallow origin" in output and "doit sync" in output
+        assert not list(index_packages(index).iterdir()), "nothing was uploaded"
+    finally:
+        for sha, name in tags:
+            git(fork, "update-ref", name, sha)
+    assert publish(index).returncode == 0
+
+
 def test_uncommitted_changes_are_never_published(index: Path) -> None:
     source = state(index) / "demo" / "fork" / "src" / "integrations" / "orbit-slack" / "orbit_slack" / "__init__.py"
     original = source.read_text()

@@ -11,6 +11,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import DEMO_VERSIONS, run_doit, runner_config
 
 
@@ -105,6 +107,26 @@ def test_a_fresh_clone_of_origin_builds_the_same_bytes(demo_config: Path, tmp_pa
     ours = {f["name"]: f["sha256"] for p in report(demo_config, "wheel")["packages"] for f in p["files"]}
     theirs = {f["name"]: f["sha256"] for p in report(config, "wheel")["packages"] for f in p["files"]}
     assert theirs == ours
+
+
+@pytest.mark.parametrize("how", ["no tags", "shallow"])
+def test_a_runner_clone_without_tags_or_history_does_not_build_in_ci(demo_config: Path, tmp_path: Path, how: str) -> None:
+    assert run_doit(demo_config, "checkout").returncode == 0
+    config = runner_config(demo_config, tmp_path / "runner", *(["--depth", "1"] if how == "shallow" else []))
+    clone = tmp_path / "runner" / "clone"
+    if how == "no tags":
+        for tag in git(clone, "tag").split():
+            git(clone, "tag", "-d", tag)
+    refused = run_doit(config, "wheel:orbit", env={"CI": "true"})
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in output
+    why = "no version tag found (the fallback version)" if how == "no tags" else "versioned in a shallow clone"
+    assert "not building in CI: orbit 0.0.0: " + why in output
+    assert "fetch-depth: 0" in output and "git fetch --tags --unshallow origin" in output
+    built = run_doit(config, "wheel:orbit", env={"CI": "false"})
+    assert built.returncode == 0, "outside CI it builds, for local work"
+    stamp = json.loads((config.parent / ".forkflow" / "dist" / "orbit" / "build.json").read_text())
+    assert (stamp["version_source"], stamp["shallow"]) == ("fallback", how == "shallow")
 
 
 def test_touching_one_integration_rebuilds_only_it(built_demo: Path) -> None:

@@ -348,7 +348,10 @@ def build_tree(repo: Path, commit: str, target: Path, *, tag: str | None, sparse
     git = init_repo(target)
     info = target / ".git" / "objects" / "info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "alternates").write_text(f"{objects_dir(repo)}\n", encoding="utf-8")
+    objects = objects_dir(repo)
+    (info / "alternates").write_text(f"{objects}\n", encoding="utf-8")
+    if (objects.parent / "shallow").is_file():  # a shallow clone's cut-off commits: their parents are not there
+        shutil.copyfile(objects.parent / "shallow", target / ".git" / "shallow")
     git.write("update-ref", "refs/heads/build", commit)
     if tag:
         git.write("tag", tag, commit)

@@ -173,8 +173,8 @@ def unshippable(packages: Iterable[Mapping[str, Any]]) -> list[str]:
     the fallback (no tag was found) or worked out in a shallow clone (tags and distances cut off)."""
     found = []
     for package in packages:
-        if package.get("version_source") == "fallback":
-            found.append(f"{package['name']} {package['version']}: no version tag found (the fallback version)")
-        elif package.get("shallow"):
+        if package.get("shallow"):
             found.append(f"{package['name']} {package['version']}: versioned in a shallow clone")
+        elif package.get("version_source") == "fallback":
+            found.append(f"{package['name']} {package['version']}: no version tag found (the fallback version)")
     return found

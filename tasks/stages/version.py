@@ -19,6 +19,7 @@ from tasks.adapters.git import Git
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import Package, change_paths, owns
 from tasks.core.versions import (
+    UNSHIPPABLE_FIX,
     Change,
     fork_version,
     label_of,
@@ -226,6 +227,9 @@ def version_action(show: bool = False) -> dict[str, str]:
             warn(f"{entry['name']}: {entry['warning']}")
     for line in tag_scheme_warnings(current, report["packages"]):
         warn(line)
+    if report["shallow"]:
+        warn(f"{checkout_path(current)} is a shallow clone: tags and distances are cut off, so publish and image "
+             f"push refuse these versions; {UNSHIPPABLE_FIX}")
     print_versions(report["packages"])
     return {"made": f"{len(report['packages'])} versions"}
 
