@@ -261,11 +261,15 @@ def tag_pushes(plan: TagPlan, moved: Iterable[MovedTag]) -> list[Push]:
     return pushes
 
 
+SHOWN_TAGS = 10  # a first sync of a real fork pushes about a thousand of Prefect's tags
+
+
 def tag_lines(plan: TagPlan, *, would: bool) -> list[str]:
     """The tag work in words, for the console and the report's plan."""
     lines = []
     if plan.push:
-        names = ", ".join(tag.name for tag in plan.push)
+        shown = [tag.name for tag in plan.push[:SHOWN_TAGS]]
+        names = ", ".join(shown) + (f" and {len(plan.push) - len(shown)} more" if len(plan.push) > len(shown) else "")
         lines.append(f"{'would push' if would else 'push'} {len(plan.push)} tag(s) to origin: {names}")
     for move in plan.move:
         where = "here and on origin" if move.local and move.origin else ("on origin" if move.origin else "here")
