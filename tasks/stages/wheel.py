@@ -56,6 +56,7 @@ from tasks.core.versions import (
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner, Stale
 from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
+from tasks.pipeline.ui import bundle_env, bundle_extras, check_wheel_bundles, core_bundles, place_bundles
 from tasks.pipeline.workspace import (
     STAMP,
     checkout_entries,
@@ -67,7 +68,6 @@ from tasks.pipeline.workspace import (
     read_stamp,
     stamp_file,
 )
-from tasks.pipeline.ui import bundle_env, bundle_extras, check_wheel_bundles, core_bundles, place_bundles
 
 
 @create_after(executed="checkout")
