@@ -67,7 +67,7 @@ def detected_bundles(core_path: str, core_name: str, files: Iterable[str]) -> li
         parts = PurePosixPath(file).relative_to(core_path).parts if core_path not in (".", "") else PurePosixPath(file).parts
         if len(parts) == 2 and parts[1] == "package.json" and (parts[0] == "ui" or parts[0].startswith("ui-")):
             found.append(Bundle(parts[0], join(core_path, parts[0]), f"src/{module}/server/{parts[0]}"))
-    return found
+    return sorted(found, key=lambda bundle: bundle.name)
 
 
 def bundle_files(bundle: Bundle, entries: Mapping[str, str]) -> dict[str, str]:
