@@ -146,8 +146,8 @@ def test_a_rewritten_previous_commit_and_an_absorbed_fork_commit(cloned_demo: Pa
     on_index = {"orbit": ["orbit-1.0.1+orbit.3.gdeadbee-py3-none-any.whl"], "orbit-aws": []}
     monkeypatch.setattr(index_adapter, "remote_files", lambda url, name: on_index.get(name, []))
     versions = {"head": git(fork, "rev-parse", "HEAD"), "packages": [
-        {"name": "orbit", "kind": "core", "version": "1.0.1+orbit.4.geac97b5", "tag": "1.0.1"},
-        {"name": "orbit-aws", "kind": "integration", "version": "0.2.0+orbit.4.g192a0d1", "tag": "orbit-aws-0.2.0"},
+        {"name": "orbit", "kind": "core", "version": "1.0.1+orbit.4.gdcb966f", "tag": "1.0.1"},
+        {"name": "orbit-aws", "kind": "integration", "version": "0.2.0+orbit.4.gf08382c", "tag": "orbit-aws-0.2.0"},
         {"name": "orbit-slack", "kind": "integration", "version": "0.1.0", "tag": "orbit-slack-0.1.0"}]}
     statuses = {"orbit": "uploaded", "orbit-aws": "uploaded", "orbit-slack": "unchanged"}
 
