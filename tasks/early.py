@@ -21,7 +21,7 @@ def send_early_questions(current: Settings, targets: list[str]) -> None:
         from tasks.stages.sync.setup import sync_setup
 
         ask_early(sync_setup(current))
-    if stages & {"wheel", "flows", "deploy"} and current.fork_path is not None:  # deploy needs flows
+    if stages & {"ui", "wheel", "flows", "deploy"} and current.fork_path is not None:  # deploy needs flows
         from tasks.pipeline.workspace import ask_entries_early
 
         ask_entries_early(current.fork_path)

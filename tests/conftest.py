@@ -80,6 +80,7 @@ def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from tests.helpers import run_doit
 
+    need(have_program("npm"), "npm (the demo's core has a dashboard built with npm)")
     folder = tmp_path_factory.mktemp("built")
     config = folder / "pipeline.toml"
     ports = {name: free_port() for name in ("index", "registry", "prefect")}

@@ -147,12 +147,12 @@ def run_doit_on_a_terminal(config: Path, *args: str, env: dict[str, str] | None 
 # The embedded demo's versions on its release branch (its commit ids are the same on every machine):
 # packages changed since their tag carry the project label, the distance and the newest change's commit.
 DEMO_VERSIONS = {
-    "orbit": "1.0.1+orbit.4.geac97b5",
-    "orbit-client": "1.0.1+orbit.4.geac97b5",
-    "orbit-aws": "0.2.0+orbit.4.g192a0d1",
-    "orbit-gcp": "0.1.0+orbit.4.g6cb4478",
+    "orbit": "1.0.1+orbit.4.gdcb966f",
+    "orbit-client": "1.0.1+orbit.4.gdcb966f",
+    "orbit-aws": "0.2.0+orbit.4.gf08382c",
+    "orbit-gcp": "0.1.0+orbit.4.gd622839",
     "orbit-slack": "0.1.0",
-    "orbit-flows": "0.1.0+orbit.7.g0e1a377",
+    "orbit-flows": "0.1.0+orbit.7.g2d43f67",
 }
 
 

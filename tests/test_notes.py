@@ -58,7 +58,7 @@ def test_notes_name_the_previous_version_and_the_new_fork_commit(index: Path) ->
         (state(index) / "reports" / name).unlink(missing_ok=True)
     dry = run_doit(index, "publish", "notes", "--dry-run")
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
-    assert "notes: dry run" in dry.stdout and "orbit 1.0.1+orbit.4.geac97b5 (first release)" in dry.stdout
+    assert "notes: dry run" in dry.stdout and "orbit 1.0.1+orbit.4.gdcb966f (first release)" in dry.stdout
     assert not notes_md.exists(), "a dry run writes no notes"
 
     first = run_doit(index, "publish", "notes")
@@ -83,7 +83,7 @@ def test_notes_name_the_previous_version_and_the_new_fork_commit(index: Path) ->
         check_second_notes(index, fix, notes_md.read_text())
         assert "notes" in second.stdout and "2 released, 4 unchanged, 1 new fork commits" in second.stdout
         summary = (state(index) / "reports" / "summary.md").read_text()
-        assert f"orbit 1.0.1+orbit.7.g{fix[:7]} (since 1.0.1+orbit.4.geac97b5)" in summary
+        assert f"orbit 1.0.1+orbit.7.g{fix[:7]} (since 1.0.1+orbit.4.gdcb966f)" in summary
     finally:
         git(fork, "reset", "-q", "--hard", head)
 
@@ -92,8 +92,8 @@ def check_second_notes(config: Path, fix: str, markdown: str) -> None:
     notes = by_name(config)
     orbit = notes["orbit"]
     assert orbit["status"] == "uploaded" and orbit["version"] == f"1.0.1+orbit.7.g{fix[:7]}"
-    assert orbit["previous"] == "1.0.1+orbit.4.geac97b5"
-    assert orbit["previous_commit"].startswith("eac97b5") and orbit["missing"] is None
+    assert orbit["previous"] == "1.0.1+orbit.4.gdcb966f"
+    assert orbit["previous_commit"].startswith("dcb966f") and orbit["missing"] is None
     assert [(c["sha"], c["new"], c["absorbed"]) for c in orbit["fork"]][0] == (fix, True, False)
     assert [c["new"] for c in orbit["fork"][1:]] == [False], "the fork's older commit was in the previous version"
     assert orbit["upstream"] == [] and orbit["upstream_from"] == orbit["upstream_to"] == "1.0.1"
@@ -102,7 +102,7 @@ def check_second_notes(config: Path, fix: str, markdown: str) -> None:
         "orbit-aws", "orbit-gcp", "orbit-slack", "orbit-flows"}
     assert notes["orbit-slack"]["fork"] == [] and notes["orbit-slack"]["previous"] is None
     assert f"### orbit 1.0.1+orbit.7.g{fix[:7]}" in markdown
-    assert "Previous published version: 1.0.1+orbit.4.geac97b5 (commit `eac97b5`)." in markdown
+    assert "Previous published version: 1.0.1+orbit.4.gdcb966f (commit `dcb966f`)." in markdown
     assert f"- `{fix[:7]}` fix(core): the fork's greeting fix (**new**)" in markdown
     assert re.search(r"Unchanged \(already on the index\): .*orbit-slack 0\.1\.0", markdown)
     assert "### orbit-slack" not in markdown
@@ -146,8 +146,8 @@ def test_a_rewritten_previous_commit_and_an_absorbed_fork_commit(cloned_demo: Pa
     on_index = {"orbit": ["orbit-1.0.1+orbit.3.gdeadbee-py3-none-any.whl"], "orbit-aws": []}
     monkeypatch.setattr(index_adapter, "remote_files", lambda url, name: on_index.get(name, []))
     versions = {"head": git(fork, "rev-parse", "HEAD"), "packages": [
-        {"name": "orbit", "kind": "core", "version": "1.0.1+orbit.4.geac97b5", "tag": "1.0.1"},
-        {"name": "orbit-aws", "kind": "integration", "version": "0.2.0+orbit.4.g192a0d1", "tag": "orbit-aws-0.2.0"},
+        {"name": "orbit", "kind": "core", "version": "1.0.1+orbit.4.gdcb966f", "tag": "1.0.1"},
+        {"name": "orbit-aws", "kind": "integration", "version": "0.2.0+orbit.4.gf08382c", "tag": "orbit-aws-0.2.0"},
         {"name": "orbit-slack", "kind": "integration", "version": "0.1.0", "tag": "orbit-slack-0.1.0"}]}
     statuses = {"orbit": "uploaded", "orbit-aws": "uploaded", "orbit-slack": "unchanged"}
 

@@ -33,6 +33,8 @@ def test_every_wheel_installs_and_imports_on_each_python(built_demo: Path) -> No
         assert all(r["status"] == "passed" for r in package["pythons"].values()), package
     core = packages["orbit"]["pythons"]["3.12"]
     assert core["version_command"] == "orbit version"
+    assert core["dashboard"]["status"] == 200 and "text/html" in core["dashboard"]["content_type"], \
+        "the installed `orbit server start` serves the dashboard packaged in the wheel"
     assert core["imported"] >= 6, "subpackages are imported, not only the top level"
     aws = packages["orbit-aws"]["pythons"]["3.11"]
     assert aws["imported"] == 2, "orbit_aws and orbit_aws.workers"

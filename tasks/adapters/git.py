@@ -7,12 +7,14 @@ dry-run mode reports "would run: git ..." and changes nothing.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.adapters.console import say
 from tasks.adapters.run import run
+from tasks.core.errors import ForkflowError
 from tasks.core.values import sha256_hex
 
 QUIET_CONFIG = (
@@ -361,6 +363,20 @@ def build_tree(repo: Path, commit: str, target: Path, *, tag: str | None, sparse
         (target / ".git" / "info" / "sparse-checkout").write_text(cone_patterns(sparse), encoding="utf-8")
     git.write("symbolic-ref", "HEAD", "refs/heads/build")
     git.write("read-tree", "-mu", "HEAD")
+
+
+def export_folder(repo: Path, commit: str, folder: str, target: Path) -> None:
+    """The files of `folder` at `commit`, written under `target` (paths relative to `folder`; no git metadata)."""
+    import io
+    import tarfile
+
+    proc = subprocess.run(["git", *QUIET_CONFIG, "archive", "--format=tar", f"{commit}:{folder}"], cwd=repo,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise ForkflowError(f"git archive {commit}:{folder} failed: {proc.stderr.decode(errors='replace').strip()}",
+                            where=str(repo), fix=f"check that {folder} exists at {commit[:12]}")
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
+        archive.extractall(target, filter="data")
 
 
 def cone_patterns(folders: list[str]) -> str:

@@ -53,8 +53,19 @@ class Fork(Section):
         return self
 
 
+class UiBundle(Section):
+    """A dashboard of the core package: an npm project built into the core's tree (`[[packages.ui]]`)."""
+
+    source: str = Field(description="the npm project's folder, relative to the core folder (e.g. ui)")
+    target: str = Field(description="where its dist/ goes, relative to the core folder (e.g. src/prefect/server/ui)")
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="task ui:<name>; default: source's name")
+
+
 class Packages(Section):
     core: str = "."
+    ui: tuple[UiBundle, ...] | None = Field(
+        default=None, description="UI bundles of the core package, built with npm before its wheel; default: "
+                                  "each ui*/ folder with a package.json beside src/<core>/server/ (Prefect's layout)")
     client: str | None = "client"
     client_recipe: Literal["auto", "script", "paths"] = Field(
         default="auto", description="how the client tree is made: the fork's own script (script), "

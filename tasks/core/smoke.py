@@ -118,3 +118,19 @@ def version_mismatch(output: str, expected: str) -> str | None:
     if match.group(1) != expected:
         return f"it reports version {match.group(1)}, the image's version is {expected}"
     return None
+
+
+def server_command(version_cmd: list[str] | None) -> list[str] | None:
+    """`<core> server start` on 127.0.0.1 and a free port (`{port}`), for a core whose version command is `<core> version`."""
+    if not version_cmd:
+        return None
+    return [version_cmd[0], "server", "start", "--host", "127.0.0.1", "--port", "{port}"]
+
+
+def dashboard_problem(status: int, content_type: str, log: str) -> str | None:
+    """Why a server's answer to `GET /` is not its dashboard (200 HTML), or None."""
+    if status == 200 and "text/html" in content_type:
+        return None
+    said = f"answered {status} {content_type}".rstrip() if status else "never answered"
+    tail = " | ".join(line for line in log.strip().splitlines()[-5:])
+    return f"GET / {said}, not the dashboard (200 HTML); the UI bundles are missing from the wheel? server log: {tail}"

@@ -171,7 +171,7 @@ def make_commit(git: Git, plan: DemoPlan, index: int, commit: Commit, source: Pa
 def apply_changes(tree: Path, commit: Commit, source: Path) -> None:
     if commit.copy:
         shutil.copytree(source / commit.copy, tree, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules"))
     for name, text in commit.write.items():
         target = tree / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from doit import create_after
 from tasks.adapters import venv
 from tasks.adapters.build import wheel_info
 from tasks.adapters.console import say, warn
+from tasks.adapters.dashboard import ask_dashboard
 from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
@@ -30,6 +31,7 @@ from tasks.core.verify import changed_versions, fork_closure, supports_python
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check
 from tasks.pipeline.settings import Settings, settings, write_json, write_report
+from tasks.pipeline.ui import core_bundles
 from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
 
 DOC = "install each wheel with its dependencies into a fresh venv per target Python and import all it ships"
@@ -145,7 +147,8 @@ def verification_key(current: Settings, name: str, names: list[str]) -> str:
         digest.update(f"{stamp['wheel']['name']}={stamp['wheel']['sha256']}\n".encode())
     index = current.config.index
     digest.update(json.dumps([target_pythons(current), index.upstream if index else None,
-                              current.config.packages.version_command]).encode())
+                              current.config.packages.version_command,
+                              dashboard_command(current, needed_wheels(current, name, names)[0])]).encode())
     return digest.hexdigest()
 
 
@@ -156,6 +159,16 @@ def version_command(current: Settings, stamp: dict[str, Any]) -> list[str] | Non
     if current.config.packages.version_command:
         return list(current.config.packages.version_command)
     return smoke.version_command(stamp["name"], wheel_info(Path(stamp["wheel"]["path"])).scripts)
+
+
+def dashboard_command(current: Settings, stamp: dict[str, Any]) -> list[str] | None:
+    """`<core> server start ...` for a core package with UI bundles: its server must answer `GET /` with the dashboard."""
+    if stamp["kind"] != "core":
+        return None
+    core = next((p for p in packages_if_cloned(current) if p.kind == "core"), None)
+    if core is None or not core_bundles(current, core):
+        return None
+    return smoke.server_command(version_command(current, stamp))
 
 
 def verify_action(name: str, names: list[str]) -> dict[str, str]:
@@ -197,12 +210,25 @@ def verify_on(current: Settings, stamps: list[dict[str, Any]], python: str, inte
             found = venv.import_everything(env_python, own["name"])
             command = version_command(current, own)
             printed = venv.run_in(env_python, command, Path(folder)) if command else None
+            server = dashboard_command(current, own)
+            dashboard = dashboard_check(env_python, server, Path(folder)) if server else None
         except ForkflowError as err:
             return {"status": "failed", "error": str(err).splitlines()[0], "detail": str(err),
                     "seconds": round(time.monotonic() - started, 1)}
     result = judge(own["version"], found, command, printed, round(installed - started, 1),
                    round(time.monotonic() - installed, 1))
+    if dashboard is not None:
+        result.update(dashboard=dashboard)
+        if dashboard["problem"]:
+            result.update(status="failed", problems=[*result["problems"], f"`{dashboard['command']}`: {dashboard['problem']}"])
     return {**result, "installed": versions}
+
+
+def dashboard_check(env_python: Path, command: list[str], home: Path) -> dict[str, Any]:
+    """Start the installed server and ask for `/`: 200 HTML is its dashboard."""
+    answer = ask_dashboard(env_python, command, home)
+    return {"command": " ".join(command), "status": answer.status, "content_type": answer.content_type,
+            "problem": smoke.dashboard_problem(answer.status, answer.content_type, answer.log)}
 
 
 def judge(version: str, found: dict[str, Any], command: list[str] | None, printed: tuple[int, str] | None,
@@ -225,6 +251,7 @@ def describe(result: dict[str, Any]) -> str:
         return "FAILED: " + "; ".join(result.get("problems") or [result.get("error", "")])[:500]
     optional = f", {len(result['optional'])} need optional dependencies" if result.get("optional") else ""
     command = f", `{result['version_command']}` ok" if result.get("version_command") else ""
+    command += ", dashboard at GET / ok" if result.get("dashboard") else ""
     return (f"passed ({result['imported']} packages imported{optional}{command}; "
             f"install {result['install_seconds']}s, checks {result['check_seconds']}s)")
 

@@ -56,6 +56,7 @@ from tasks.core.versions import (
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner, Stale
 from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
+from tasks.pipeline.ui import bundle_env, bundle_extras, check_wheel_bundles, core_bundles, place_bundles
 from tasks.pipeline.workspace import (
     STAMP,
     checkout_entries,
@@ -85,7 +86,7 @@ def task_wheel() -> Any:
             "name": package.name,
             "doc": f"build {package.name} ({package.kind}, {package.backend}) into {dist_dir(current, package.name)}",
             "actions": [guarded(functools.partial(build_action, package))],
-            "task_dep": ["version"],
+            "task_dep": ["version", *(["ui"] if core_bundles(current, package) else [])],  # the core's dashboards
             "uptodate": [Check(f"the files in dist/{package.name} were built from the current inputs", is_built, package)],
             "targets": [str(stamp_file(current, package.name))],
             "clean": [Cleaner(f"remove dist/{package.name}", clean_package, package.name)],
@@ -144,7 +145,7 @@ def hash_extras(current: Settings, package: Package) -> dict[str, Any]:
     return {"version": facts["version"], "version_source": f"{facts['version_source']}{'/shallow' * facts['shallow']}",
             "build_commit": facts["build_commit"] or "HEAD", "remove": ",".join(package.client_remove),
             "keep": ",".join(package.client_keep), "recipe": recipe_config(current),
-            **{f"tool:{k}": v for k, v in tool_versions().items()}}
+            **bundle_extras(current, core_bundles(current, package)), **{f"tool:{k}": v for k, v in tool_versions().items()}}
 
 
 def current_listing(current: Settings, package: Package) -> dict[str, Any]:
@@ -179,9 +180,11 @@ def build_action(package: Package) -> dict[str, str]:
     started = time.monotonic()
     work = current.state_dir / "build" / name
     source = prepare_source(current, package, version, work, facts.get("build_commit"))
+    bundles = core_bundles(current, package)
+    place_bundles(current, bundles, source.folder)
     epoch = commit_time(current, source.commit)
     set_mtimes(source.folder, int(epoch))
-    env = {**version_override(package, version), "SOURCE_DATE_EPOCH": epoch}
+    env = {**version_override(package, version), **bundle_env(bundles), "SOURCE_DATE_EPOCH": epoch}
     isolated = not requirements_met(read_pyproject(source.folder / "pyproject.toml").get("build-system", {}).get("requires", []))
     edits = ", from uncommitted changes" if source.dirty else ""
     say(f"{name}: building {version} ({package.backend}{', isolated' if isolated else ''}{edits})")
@@ -189,7 +192,7 @@ def build_action(package: Package) -> dict[str, str]:
     for file in files:
         normalize_sdist(file, int(epoch))
     verify(files, package.name, version)
-    check_contents(files, source.folder)
+    check_contents(files, source.folder, bundles)
     stamp = install_files(current, package, facts, files, source)
     shutil.rmtree(work, ignore_errors=True)
     say(f"{name}: built {', '.join(f['name'] for f in stamp['files'])} in {time.monotonic() - started:.1f}s")
@@ -367,13 +370,14 @@ def verify(files: list[Path], name: str, version: str) -> None:
     twine_check(files)
 
 
-def check_contents(files: list[Path], folder: Path) -> None:
-    """The wheel holds every git-tracked module of the packages it ships."""
+def check_contents(files: list[Path], folder: Path, bundles: list[Any]) -> None:
+    """The wheel holds every git-tracked module of the packages it ships, and the core's UI bundles."""
     import zipfile
 
     for wheel in (f for f in files if f.suffix == ".whl"):
         with zipfile.ZipFile(wheel) as archive:
             names = archive.namelist()
+        check_wheel_bundles(names, bundles, wheel.name)
         missing = missing_modules(names, tracked_files(folder))
         if missing:
             shown = "\n".join(f"  - {m}" for m in missing[:20])

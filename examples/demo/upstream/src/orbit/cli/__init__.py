@@ -10,4 +10,10 @@ def main() -> None:
     if args[:1] == ["version"]:
         print(f"Version: {__version__}\nCommit: {__git_commit__}")
         return
+    if args[:2] == ["server", "start"]:
+        from orbit.server.app import serve
+
+        options = dict(zip(args[2::2], args[3::2]))
+        serve(options.get("--host", "127.0.0.1"), int(options.get("--port", "4200")))
+        return
     print(greet(args[0] if args else "world"))

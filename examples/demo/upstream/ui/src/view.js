@@ -1,0 +1,3 @@
+export function heading(host) {
+  return `Orbit dashboard on ${host}`;
+}
