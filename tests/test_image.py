@@ -132,6 +132,36 @@ def test_a_fresh_state_folder_builds_and_pushes_nothing_the_registry_has(tmp_pat
     assert "moby.buildkit.cache.v0" in json.loads(config), "the pushed image carries its build cache"
 
 
+def test_a_bare_doit_after_doit_image_does_no_image_work_and_keeps_the_pushed_digests(
+        tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    """A config without [demo]: a bare `doit` only plans the image stage's pushes. Right after `doit image` it
+    has nothing to do: no build, no smoke test, and image.json keeps what the registry holds."""
+    repo = f"t{SESSION}/bare"
+    config = write_config(tmp_path, image_config_text(registry.address, repo, python=("3.12",)))
+    write_wheel_set(tmp_path / ".forkflow", packages())
+    ok(run_doit(config, "image", env=registry.env))
+    pushed = report(config)
+    assert all(item["digest"] and item["pushed"] for item in pushed.values())
+    in_registry = {tag: registry.digest(repo, tag) for item in pushed.values() for tag in item["tags"]}
+
+    bare = run_doit(config, env=registry.env)
+
+    ok(bare)
+    assert "only planned" in bare.stdout
+    assert "smoke test" not in bare.stdout and ": building " not in bare.stdout, bare.stdout
+    for key in pushed:
+        assert "up-to-date" in line_of(bare.stdout, f"image:{key} "), bare.stdout
+    after = report(config)
+    for key, item in pushed.items():
+        assert (after[key]["digest"], after[key]["pushed"]) == (item["digest"], item["pushed"]), after[key]
+    assert {tag: registry.digest(repo, tag) for tag in in_registry} == in_registry
+
+    named = run_doit(config, "image", env=registry.env)  # and the named run after it has nothing to do either
+    ok(named)
+    assert "smoke test" not in named.stdout and ": building " not in named.stdout, named.stdout
+    assert {key: item["pushed"] for key, item in report(config).items()} == {k: i["pushed"] for k, i in pushed.items()}
+
+
 def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
     repo = f"t{SESSION}/orbit"
     config = write_config(tmp_path, image_config_text(registry.address, repo))

@@ -48,6 +48,8 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
         raise ForkflowError(f"image:{key}: the dependency wheelhouse {folders} is not made for these "
                             "packages", fix=f"run `doit image-deps:{planned.spec.python}` (`doit image` runs it)")
     record = base_record(planned, run_id)
+    if setup.plan_only:
+        keep_pushed(setup, record)
     try:
         return build_test_push(setup, plan, planned, client, record)
     except ForkflowError as err:
@@ -183,12 +185,16 @@ def plan_cell(setup: ImageSetup, client: Any, planned: inputs.Planned, recorded:
     built_inputs, digest = found or current_inputs(setup, client, planned, wanted)
     target = core.push_target(spec, images.push)
     previous = read_state(setup, spec.key)
+    checked = target
+    pushed_target = core.push_target(spec, True)
+    if setup.plan_only and (recorded or {}).get("target") == core.input_hash(pushed_target):
+        checked = pushed_target  # the last run pushed these tags: a run that only plans pushes has nothing to add
     each = platforms.existing(client, digest, wanted) if wanted else {}
     existing = list(each.values()) if wanted else docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
     present = previous is not None and (bool(previous.get("from_registry")) or bool(
         docker_adapter.image_id(client, (recorded or {}).get("image_id") or "")))
     built = len(each) == len(wanted) if wanted else bool(existing)
-    steps = core.cell_steps(recorded, previous, built_inputs, target, built=built, recorded_present=present)
+    steps = core.cell_steps(recorded, previous, built_inputs, checked, built=built, recorded_present=present)
     return CellPlan(built_inputs, digest, target, existing[0] if existing else "", steps, each)
 
 
@@ -202,6 +208,17 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
         "packages": [{"name": w.name, "version": w.version, "file": w.file, "sha256": w.sha256} for w in spec.wheels],
         "run": run_id,
     }
+
+
+def keep_pushed(setup: ImageSetup, record: dict[str, Any]) -> None:
+    """A run that only plans pushes keeps what an earlier run pushed (the registry still has it) and says its own
+    push is planned."""
+    earlier = next((r for r in (read_report("image", setup.settings) or {}).get("images", [])
+                    if r.get("name") == record["name"]), {})
+    for name in ("pushed", "digest", "platforms"):
+        if earlier.get(name):
+            record[name] = earlier[name]
+    record["push_planned"] = list(record["tags"])
 
 
 def current_inputs(setup: ImageSetup, client: Any, planned: inputs.Planned,
