@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,11 +138,14 @@ def test_a_bare_doit_after_doit_image_does_no_image_work_and_keeps_the_pushed_di
     """A config without [demo]: a bare `doit` only plans the image stage's pushes. Right after `doit image` it
     has nothing to do: no build, no smoke test, and image.json keeps what the registry holds."""
     repo = f"t{SESSION}/bare"
-    config = write_config(tmp_path, image_config_text(registry.address, repo, python=("3.12",)))
+    text = image_config_text(registry.address, repo, flavors=("base",)).replace('default_python = "3.12"\n', "")
+    config = write_config(tmp_path, text)  # two Pythons and no default_python, as README's config
     write_wheel_set(tmp_path / ".forkflow", packages())
     ok(run_doit(config, "image", env=registry.env))
     pushed = report(config)
     assert all(item["digest"] and item["pushed"] for item in pushed.values())
+    assert "1-latest" in pushed["3.12-base"]["tags"] and "1-latest" not in pushed["3.11-base"]["tags"]
+    assert registry.digest(repo, "1-latest") == pushed["3.12-base"]["digest"], "the newest Python gets `latest`"
     in_registry = {tag: registry.digest(repo, tag) for item in pushed.values() for tag in item["tags"]}
 
     bare = run_doit(config, env=registry.env)
@@ -182,6 +186,11 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
     assert all(item["smoke"] == "passed" for item in images.values())
     assert [p["name"] for p in images["3.12-base"]["packages"]] == ["orbit"]
     assert [p["name"] for p in images["3.12-kubernetes"]["packages"]] == ["orbit", "orbit-aws"]
+    assert imports(images["3.12-kubernetes"]["image_id"], "orbit_aws") == 0, "the kubernetes flavor holds its package"
+    assert imports(images["3.12-base"]["image_id"], "orbit_aws") != 0, "base holds only what it names"
+    for item in images.values():
+        assert item["size"] > item["base_size"] and item["added_size"] == item["size"] - item["base_size"]
+        assert f"{item['size_mb']} MB" in line_of(first.stdout, f"image:{item['name']} ")
 
     # Every tag is in the registry with the digest the report recorded.
     expected_tags = sorted(tag for item in images.values() for tag in item["tags"])
@@ -247,7 +256,7 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
         assert rebuilt["digest"] != images[f"{python}-kubernetes"]["digest"]
         assert registry.digest(repo, f"1.0.1-python{python}-kubernetes") == rebuilt["digest"]
         log = (state / "logs" / f"image-{python}-kubernetes.log").read_text()
-        assert_cached_until(log, "COPY extras/")
+        assert_cached_until(log, "--mount=type=bind,source=extras")
 
     # A template change rebuilds only the flavor it belongs to.
     templates = tmp_path / "templates"
@@ -267,6 +276,33 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
         env = inspect(latest[f"{python}-kubernetes"]["image_id"])["Config"]["Env"]
         assert "ORBIT_FLAVOR=kubernetes" in env
     assert registry.password not in "".join(r.stdout + r.stderr for r in (first, second, dry, third, fourth))
+
+
+def imports(image: str, module: str) -> int:
+    """The exit code of `import <module>` in a container of `image`."""
+    return subprocess.run(["docker", "run", "--rm", image, "python", "-c", f"import {module}"],
+                          capture_output=True, text=True, check=False).returncode
+
+
+def docker_output(image: str, *command: str) -> str:
+    return subprocess.run(["docker", "run", "--rm", image, *command], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def venv_site_packages_size(folder: Path, python: str, find_links: list[Path], requirement: str) -> int:
+    """Bytes of a host venv's site-packages holding `requirement` installed by pip from the same wheels, without
+    pip itself (the base image has pip already)."""
+    from tasks.adapters.rootfs import default_interpreters_root, find_interpreter
+
+    home = find_interpreter(default_interpreters_root(), python)
+    interpreter = home / "bin" / f"python{python}" if home else shutil.which(f"python{python}")
+    need(interpreter is not None, f"a local Python {python}")
+    subprocess.run([str(interpreter), "-m", "venv", "--without-pip", str(folder)], check=True)
+    links = [arg for link in find_links for arg in ("--find-links", str(link))]
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(folder / "bin" / "python"), "install", "--quiet",
+                    "--no-index", *links, requirement], check=True, capture_output=True)
+    site = next(folder.glob("lib/python*/site-packages"))
+    return sum(p.lstat().st_size for p in site.rglob("*") if p.is_file() or p.is_symlink())
 
 
 def printed(result: Any) -> str:
@@ -343,6 +379,21 @@ def test_compiled_dependency_from_the_automatic_wheelhouse(tmp_path: Path, regis
     assert "imported" in line_of(first.stdout, "image:3.12-base: smoke test passed")
     labels = inspect(item["image_id"])["Config"]["Labels"]
     assert labels["org.opencontainers.image.base.name"] == item["base_image"] == base_images[-1]
+
+    # No wheel stays in the image: they reached pip through bind mounts.
+    assert docker_output(item["image_id"], "ls", "-A", "/opt/orbit").split() == []
+    wheel_names = sorted({*names, Path(json.loads((state / "reports" / "wheel.json").read_text())["packages"][0]
+                                        ["files"][0]["path"]).name})
+    found = docker_output(item["image_id"], "python", "-c", "import os, sys; print('\\n'.join(os.path.join(d, f) "
+                          "for d, _, fs in os.walk('/') if not d.startswith(('/proc', '/sys')) for f in fs "
+                          "if f in sys.argv[1:]))", *wheel_names)
+    assert found.split() == [], found
+
+    # Its size: the base plus what a venv of the same wheels holds, within 15%.
+    venv = venv_site_packages_size(tmp_path / "venv", "3.12", [folder, state / "dist" / "orbit"], "orbit==1.0.1")
+    assert item["added_size"] == item["size"] - item["base_size"] and item["size"] == inspect(item["image_id"])["Size"]
+    assert item["added_size"] <= 1.15 * venv, (item["added_size"], venv)
+    assert item["added_size"] >= 0.85 * venv, (item["added_size"], venv)
 
     # No change: the wheelhouse is reused without asking any index (an unreachable one would fail the run).
     stamp = folder / "stamp.json"

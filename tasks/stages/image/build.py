@@ -72,16 +72,22 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     if there is not None and there.up_to_date and not is_forgotten(f"image:{spec.key}"):
         if wanted:  # each platform's digest, from the index
             record["platforms"] = platforms.registry_platforms(spec, auth)
+        local = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
+        if local:
+            record.update(core.size_fields(docker_adapter.image_size(client, local[0]),
+                                           docker_adapter.image_size(client, spec.base_image)))
         return found_in_registry(setup, plan, spec, built_inputs, record, there)
     cell = plan_cell(setup, client, planned, saved_values(read_state(setup, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
     made = make_images(setup, plan, planned, client, cell, record, wanted)
+    image = next(iter(made.values()))
+    record.update(core.size_fields(docker_adapter.image_size(client, image),
+                                   docker_adapter.image_size(client, spec.base_image)))
     started = time.monotonic()
     for platform, image in made.items():
         smoke_test(setup, client, planned, image, platform or None)
     record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
-    image = next(iter(made.values()))
     if auth and cell.steps.push:  # asked again just before the push: another run may have pushed meanwhile
         chosen = tags.checked(spec, cell.digest, auth, wanted, record, announce=False).push
     else:
@@ -101,8 +107,9 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     update_report(setup, plan.keys, images=[record])
     pushed = f", pushed {len(record.get('pushed', {}))} tags ({core.short(record.get('digest'))})" if auth else ""
     on = f" for {', '.join(wanted)}" if wanted else ""
-    say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{pushed}")
-    return {"made": f"{record['status']} {spec.tags[0]}{on}{pushed}", "input_hash": cell.digest, "image_id": image,
+    size = f", {record['size_mb']} MB" if "size_mb" in record else ""
+    say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{size}{pushed}")
+    return {"made": f"{record['status']} {spec.tags[0]}{on}{size}{pushed}", "input_hash": cell.digest, "image_id": image,
             "target": core.input_hash(cell.target)}
 
 
@@ -158,8 +165,9 @@ def found_in_registry(setup: ImageSetup, plan: inputs.Plan, spec: core.ImageSpec
     save_state(setup, spec.key, {"inputs": built_inputs, "input_hash": input_hash, "image_id": "",
                                    "target": target, "pushed": pushed, "from_registry": True})
     update_report(setup, plan.keys, images=[record])
-    say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}), nothing built or pushed")
-    return {"made": f"up-to-date {spec.tags[0]} (registry)", "input_hash": input_hash, "image_id": "",
+    size = f", {record['size_mb']} MB" if "size_mb" in record else ""
+    say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}{size}), nothing built or pushed")
+    return {"made": f"up-to-date {spec.tags[0]} (registry){size}", "input_hash": input_hash, "image_id": "",
             "target": core.input_hash(target)}
 
 
@@ -213,7 +221,7 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
 def keep_pushed(setup: ImageSetup, record: dict[str, Any]) -> None:
     """A run that only plans pushes keeps what an earlier run pushed (the registry still has it) and says its own
     push is planned."""
-    earlier = next((r for r in (read_report("image", setup.settings) or {}).get("images", [])
+    earlier: dict[str, Any] = next((r for r in (read_report("image", setup.settings) or {}).get("images", [])
                     if r.get("name") == record["name"]), {})
     for name in ("pushed", "digest", "platforms"):
         if earlier.get(name):
