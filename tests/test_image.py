@@ -212,7 +212,7 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
     assert attrs["RootFS"]["Layers"][:len(shared)] == shared, "the kubernetes flavor is the base flavor plus extras"
     for python in PYTHONS:
         second_built = max(images[f"{python}-base"]["cached_steps"], images[f"{python}-kubernetes"]["cached_steps"])
-        assert second_built >= 3, "the flavor built second takes the shared steps (user, wheels, install) from the cache"
+        assert second_built >= 2, "the flavor built second takes the shared steps (user, install) from the cache"
 
     # A second run with no change builds nothing.
     second = run_doit(config, "image", env=registry.env)
@@ -596,7 +596,7 @@ def test_demo_image_from_a_fresh_clone(demo_config: Path, base_images: list[str]
         ok(result)
         item = report(demo_config)["3.12-kubernetes"]
         assert item["status"] in ("built", "up-to-date") and item["smoke"] == "passed"
-        assert [p["name"] for p in item["packages"]] == ["orbit", "orbit-aws", "orbit-gcp", "orbit-slack"]
+        assert [p["name"] for p in item["packages"]] == ["orbit", "orbit-aws"], "the core and the flavor's package"
         assert item["tags"][0].startswith("1.0.1-python3.12-kubernetes") or "-python3.12-kubernetes" in item["tags"][0]
         assert item["digest"] and set(item["pushed"]) == set(item["tags"])
         assert "1-latest-kubernetes" in item["tags"]
