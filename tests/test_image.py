@@ -434,6 +434,26 @@ def test_a_pre_release_the_resolver_had_to_take_is_what_the_image_installs(tmp_p
     assert (context / "deps" / "constraints.txt").read_text() == f"probe-pre-{SESSION}==2.0.0a1\n"
 
 
+def test_a_flavor_installs_the_core_with_its_extras(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    """`core_extras = { base = ["fast"] }`: the base image installs `orbit[fast]`, so the extra's requirement is
+    resolved into the wheelhouse and installed; the kubernetes image, without the extra, does not hold it."""
+    extra = tmp_path / "extra-wheels"
+    write_wheel(TinyPackage(f"probe-fast-{SESSION}", "1.2.0", "dependency"), extra)
+    repo = f"t{SESSION}/extras"
+    config = write_config(tmp_path, image_config_text(registry.address, repo, python=("3.12",),
+                                                      extra='wheelhouse = "extra-wheels"\ncore_extras = { base = ["fast"] }\n'))
+    core = TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{SESSION}"', [f'probe-fast-{SESSION}>=1; extra == "fast"'])
+    write_wheel_set(tmp_path / ".forkflow", [core, packages()[1]])
+
+    ok(run_doit(config, "image", env=registry.env))
+
+    images = report(config)
+    assert imports(images["3.12-base"]["image_id"], f"probe_fast_{SESSION}") == 0
+    assert imports(images["3.12-kubernetes"]["image_id"], f"probe_fast_{SESSION}") != 0
+    dockerfile = (tmp_path / ".forkflow" / "images" / "3.12-base" / "context" / "Dockerfile").read_text()
+    assert "'orbit[fast]==1.0.1'" in dockerfile
+
+
 def test_requirement_without_a_wheel_names_package_python_and_platform(tmp_path: Path) -> None:
     config = write_config(tmp_path, image_config_text("127.0.0.1:1", "orbit", python=("3.12",), flavors=("base",)))
     core = TinyPackage("orbit", "1.0.1", "core", requires=["pyspark==3.5.0"])
