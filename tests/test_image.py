@@ -165,6 +165,19 @@ def test_a_bare_doit_after_doit_image_does_no_image_work_and_keeps_the_pushed_di
     assert "smoke test" not in named.stdout and ": building " not in named.stdout, named.stdout
     assert {key: item["pushed"] for key, item in report(config).items()} == {k: i["pushed"] for k, i in pushed.items()}
 
+    # Changed inputs: a bare `doit` builds and tests, pushes nothing, and the report keeps what the registry has.
+    write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.2", "core", f'SESSION = "{SESSION}"')])
+    changed = run_doit(config, env=registry.env)
+    ok(changed)
+    assert "smoke test passed" in changed.stdout
+    after = report(config)
+    for key, item in pushed.items():
+        assert after[key]["status"] == "built" and after[key]["version"] == "1.0.2"
+        assert (after[key]["digest"], after[key]["pushed"]) == (item["digest"], item["pushed"]), after[key]
+        assert after[key]["push_planned"] == after[key]["tags"]
+    assert {tag: registry.digest(repo, tag) for tag in in_registry} == in_registry
+    assert registry.digest(repo, "1.0.2-python3.12") is None
+
 
 def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
     repo = f"t{SESSION}/orbit"
