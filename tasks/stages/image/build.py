@@ -93,6 +93,8 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     else:
         chosen = tuple(tag for tag in spec.tags if tag not in record.get("kept", {}))
     tag_locally(client, spec, made, chosen)
+    if setup.plan_only:
+        say(f"image:{spec.key}: would push {len(chosen)} tags ({', '.join(chosen)}); `doit image` pushes them")
     if auth and cell.steps.push:
         started = time.monotonic()
         if wanted:
