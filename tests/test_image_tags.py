@@ -69,6 +69,7 @@ def test_a_release_tag_is_never_overwritten_with_other_content(demo_config: Path
     repo = f"t{SESSION}/release"
     text = demo_config.read_text().replace('python = ["3.11", "3.12"]', 'python = ["3.12"]')
     text = text.replace('flavors = ["base", "kubernetes"]', 'flavors = ["base"]')
+    text = text.replace('extra_packages = { kubernetes = ["orbit-aws"] }', 'extra_packages = { base = ["orbit-aws"] }')
     text = re.sub(r'\[images\]\nregistry = "[^"]*"\n', f'[images]\nregistry = "{registry.address}"\nrepository = "{repo}"\n',
                   text)
     demo_config.write_text(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from tasks.core import dockerfiles
 from tasks.core import images as core
 from tasks.stages.image.inputs import BUILTIN_TEMPLATES
 
@@ -21,7 +22,7 @@ def render(flavor: str, extras: tuple[core.Wheel, ...] = (), dependencies: tuple
            wheelhouse: bool = False, base: str = "python:3.12-slim") -> str:
     spec = core.ImageSpec("3.12", flavor, base, "1.0.1", (CORE,), extras, dependencies, ("1.0.1-python3.12",),
                           "127.0.0.1:5001/orbit")
-    return core.render_dockerfile(TEMPLATES, flavor, core.dockerfile_context(spec, "orbit", wheelhouse))
+    return dockerfiles.render_dockerfile(TEMPLATES, flavor, dockerfiles.dockerfile_context(spec, "orbit", wheelhouse))
 
 
 def instructions(text: str) -> list[str]:
@@ -39,25 +40,46 @@ def test_every_flavor_renders_from_the_base_image_argument() -> None:
         assert steps[-2:] == ["USER 1000:1000", 'CMD ["python"]']
 
 
+MOUNT = "--mount=type=bind,source={0},target=/tmp/forkflow/{0}"
+
+
 def test_pip_never_reaches_an_index() -> None:
     for flavor in ("base", "kubernetes", "conda"):
         text = render(flavor, extras=(AWS,), dependencies=("httpx>=0.27",), wheelhouse=True)
         installs = [s for s in instructions(text) if "pip install" in s]
         assert len(installs) == 3
         for step in installs:
-            assert "--no-index --find-links /opt/orbit/" in step
+            assert "--no-index --find-links /tmp/forkflow/" in step
+
+
+def test_no_wheel_is_copied_into_a_layer() -> None:
+    """Every wheel (third-party, the fork's, a flavor's) reaches pip through a bind mount of the build context."""
+    for flavor in ("base", "kubernetes", "conda"):
+        steps = instructions(render(flavor, extras=(AWS,), dependencies=("httpx>=0.27",), wheelhouse=True))
+        assert not any(s.startswith(("COPY", "ADD")) for s in steps), steps
+        installs = [s for s in steps if "pip install" in s]
+        assert installs[0].startswith(f"RUN {MOUNT.format('deps')} ")
+        assert installs[1].startswith(f"RUN {MOUNT.format('wheels')} {MOUNT.format('deps')} ")
+        assert installs[2].startswith(f"RUN {MOUNT.format('extras')} {MOUNT.format('wheels')} {MOUNT.format('deps')} ")
 
 
 def test_layers_go_from_stable_to_changing() -> None:
     steps = instructions(render("kubernetes", extras=(AWS,), dependencies=('tomli; python_version < "3.11"',),
                                 wheelhouse=True))
-    order = [next(i for i, s in enumerate(steps) if s.startswith(prefix)) for prefix in (
-        "ENV PYTHONUNBUFFERED", "RUN python -c 'import os;", "COPY deps/", "COPY wheels/", "COPY extras/", "USER")]
+    order = [next(i for i, s in enumerate(steps) if s.startswith(prefix) or f"source={prefix}," in s) for prefix in (
+        "ENV PYTHONUNBUFFERED", "RUN python -c 'import os;", "deps", "wheels", "extras", "USER")]
     assert order == sorted(order)
-    assert ("RUN python -m pip install --no-index --find-links /opt/orbit/deps --constraint /opt/orbit/deps/constraints.txt"
-            " 'tomli; python_version < \"3.11\"'") in steps
+    assert (f"RUN {MOUNT.format('deps')}      python -m pip install --no-index --find-links /tmp/forkflow/deps "
+            "--constraint /tmp/forkflow/deps/constraints.txt 'tomli; python_version < \"3.11\"'") in steps
     assert any(s.endswith("orbit==1.0.1") for s in steps)
     assert any(s.endswith("orbit-aws==0.2.0") for s in steps)
+
+
+def test_the_core_is_installed_with_the_flavors_extras() -> None:
+    spec = core.ImageSpec("3.12", "base", "python:3.12-slim", "1.0.1", (CORE, AWS), (), (), ("1.0.1-python3.12",),
+                          "127.0.0.1:5001/orbit", core_extras=("redis", "otel"))
+    steps = instructions(dockerfiles.render_dockerfile(TEMPLATES, "base", dockerfiles.dockerfile_context(spec, "orbit", False)))
+    assert any(s.endswith("'orbit[redis,otel]==1.0.1' orbit-aws==0.2.0") for s in steps), steps
 
 
 def test_kubernetes_shares_every_base_layer() -> None:
@@ -68,8 +90,8 @@ def test_kubernetes_shares_every_base_layer() -> None:
     assert base[-3:] == tail and kubernetes[-3:] == tail
     assert kubernetes[:len(base) - 3] == base[:-3]
     assert kubernetes[len(base) - 3:-3] == [
-        "COPY extras/ /opt/orbit/extras/",
-        "RUN python -m pip install --no-index --find-links /opt/orbit/extras --find-links /opt/orbit/wheels orbit-aws==0.2.0",
+        f"RUN {MOUNT.format('extras')} {MOUNT.format('wheels')}      python -m pip install --no-index "
+        "--find-links /tmp/forkflow/extras --find-links /tmp/forkflow/wheels orbit-aws==0.2.0",
     ]
 
 
@@ -80,9 +102,10 @@ def test_conda_makes_an_environment_then_installs_the_same_wheels() -> None:
     assert "--name orbit python=${PYTHON_VERSION} pip" in steps[create]
     assert "conda clean --all --yes" in steps[create]
     assert steps[create + 1].startswith("ENV PATH=/opt/conda/envs/orbit/bin:$PATH")
-    wheels = next(i for i, s in enumerate(steps) if s.startswith("COPY wheels/"))
+    wheels = next(i for i, s in enumerate(steps) if "source=wheels," in s)
     assert create < wheels
-    assert steps[wheels + 1] == "RUN python -m pip install --no-index --find-links /opt/orbit/wheels orbit==1.0.1"
+    assert steps[wheels] == (f"RUN {MOUNT.format('wheels')}      python -m pip install --no-index --find-links "
+                             "/tmp/forkflow/wheels orbit==1.0.1")
 
 
 def test_no_wheelhouse_means_no_deps_layer() -> None:

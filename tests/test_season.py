@@ -153,7 +153,8 @@ def season_config(demo_config: Path) -> Path:
     """The demo config, small: one Python, one flavor."""
     text = demo_config.read_text()
     text = text.replace('python = ["3.11", "3.12"]', 'python = ["3.12"]').replace(
-        'flavors = ["base", "kubernetes"]', 'flavors = ["base"]')
+        'flavors = ["base", "kubernetes"]', 'flavors = ["base"]').replace(  # its image holds the integration too
+        'extra_packages = { kubernetes = ["orbit-aws"] }', 'extra_packages = { base = ["orbit-aws"] }')
     demo_config.write_text(text)
     return demo_config
 

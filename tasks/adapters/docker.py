@@ -187,6 +187,12 @@ def image_platform(engine: Engine, ref: str) -> str | None:
                     ([attrs["Variant"]] if attrs.get("Variant") else []))
 
 
+def image_size(engine: Engine, ref: str) -> int | None:
+    """The image's size in bytes as the engine counts it (every layer, the base's included); None when absent."""
+    attrs = engine.inspect(ref) if ref else None
+    return int(attrs["Size"]) if attrs and attrs.get("Size") is not None else None
+
+
 def image_attrs(engine: Engine, ref: str) -> dict[str, Any] | None:
     """The image's `docker image inspect` record, or None when the engine has no such image."""
     return engine.inspect(ref)

@@ -160,10 +160,14 @@ class Images(Section):
     flavors: tuple[Literal["base", "conda", "kubernetes"], ...] = ("base",)
     base_image: str = "python:{python}-slim"
     platforms: tuple[str, ...] = ("linux/amd64",)
-    default_python: str | None = None
+    default_python: str | None = Field(default=None, description="the Python of the `latest` tags; default: the newest "
+                                                                 "of python")
     repository: str = Field(default="{project}", description="image name under the registry; {project} is [project] name")
-    packages: tuple[str, ...] | None = Field(default=None, description="wheels in every image; default: core + integrations")
-    extra_packages: dict[str, tuple[str, ...]] = Field(default={}, description="flavor -> more wheels for that flavor")
+    packages: tuple[str, ...] | None = Field(default=None, description="wheels in every image; default: the core package")
+    extra_packages: dict[str, tuple[str, ...]] = Field(
+        default={}, description="flavor -> more wheels for that flavor; default: kubernetes gets <core>-kubernetes")
+    core_extras: dict[str, tuple[str, ...]] = Field(
+        default={}, description="flavor -> extras of the core package it installs, e.g. base = [\"redis\", \"otel\"]")
     wheelhouse: str | None = Field(default=None, description="folder of third-party wheels the packages depend on")
     tags: ImageTags = ImageTags()
     build_args: dict[str, str] = {}
@@ -211,14 +215,25 @@ class Images(Section):
     def _default_python_listed(self) -> Images:
         if self.default_python is not None and self.default_python not in self.python:
             raise ValueError(f"default_python {self.default_python!r} is not in python = {list(self.python)}")
+        if self.default_python is None and self.python:  # the newest listed Python gets the `latest` tags
+            newest = max(self.python, key=lambda v: tuple(int(part) for part in v.split(".")))
+            object.__setattr__(self, "default_python", newest)
         return self
 
-    @field_validator("extra_packages")
+    @field_validator("extra_packages", "core_extras")
     @classmethod
     def _extra_flavors(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         bad = [name for name in value if name not in ("base", "conda", "kubernetes")]
         if bad:
             raise ValueError(f"keys are flavors (base, conda, kubernetes); got {bad}")
+        return value
+
+    @field_validator("core_extras")
+    @classmethod
+    def _extra_names(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        bad = [name for names in value.values() for name in names if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name)]
+        if bad:
+            raise ValueError(f"extras are names such as \"redis\" (no brackets, no versions); got {bad}")
         return value
 
 

@@ -7,7 +7,6 @@ what they return.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +15,9 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from tasks.core.errors import ForkflowError
+from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.values import sha256_hex
-from tasks.core.wheelhouse import CONSTRAINTS
 
-DEFAULT_KINDS = ("core", "integration")
 LABEL_PREFIX = "org.forkflow"
 INPUT_HASH_LABEL = f"{LABEL_PREFIX}.input-hash"
 VERSION_LABEL = "org.opencontainers.image.version"  # the image's PEP 440 version (its core package's)
@@ -55,6 +52,7 @@ class ImageSpec:
     wheelhouse: tuple[tuple[str, str], ...] = ()
     pins: tuple[str, ...] = ()  # the wheelhouse's resolution, as pip constraints (deps/constraints.txt)
     floating: tuple[str, ...] = ()  # the tags that move from build to build; every other tag names one build
+    core_extras: tuple[str, ...] = ()  # the core's extras this flavor installs (`prefect[redis,client,otel]`)
 
     @property
     def scheme(self) -> dict[str, bool]:
@@ -100,9 +98,9 @@ def wheels_from_report(report: Mapping[str, Any], source: str) -> list[Wheel]:
 
 
 def select_wheels(wheels: Sequence[Wheel], wanted: Sequence[str] | None, what: str, source: str) -> tuple[Wheel, ...]:
-    """The wheels named in `wanted` (all core and integration wheels when None), in that order."""
+    """The wheels named in `wanted` (the core package's when None), in that order."""
     if wanted is None:
-        return tuple(w for w in wheels if w.kind in DEFAULT_KINDS)
+        return tuple(w for w in wheels if w.kind == "core")
     by_name = {canonicalize_name(w.name): w for w in wheels}
     missing = [name for name in wanted if canonicalize_name(name) not in by_name]
     if missing:
@@ -112,6 +110,33 @@ def select_wheels(wheels: Sequence[Wheel], wanted: Sequence[str] | None, what: s
             where=what, fix="name packages the wheel stage builds, or build them first with `doit wheel`",
         )
     return tuple(by_name[canonicalize_name(name)] for name in wanted)
+
+
+def flavor_packages(wheels: Sequence[Wheel], flavor: str, configured: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The packages a flavor adds to those of every image: `[images] extra_packages.<flavor>` when set; for
+    kubernetes, else, the core's kubernetes integration (`prefect-kubernetes`) when the wheel stage builds one."""
+    if flavor in configured:
+        return tuple(configured[flavor])
+    core = next((w for w in wheels if w.kind == "core"), None)
+    if flavor == "kubernetes" and core:
+        name = canonicalize_name(f"{core.name}-kubernetes")
+        return tuple(w.name for w in wheels if canonicalize_name(w.name) == name)[:1]
+    return ()
+
+
+def check_flavor_differs(flavor: str, extras: Sequence[Wheel], core_extras: Sequence[str], base_extras: Sequence[str],
+                         core: str | None) -> None:
+    """A kubernetes flavor holds what makes it one: a kubernetes image with exactly the base image's packages is
+    refused, saying what to write."""
+    if flavor != "kubernetes" or extras or set(core_extras) - set(base_extras):
+        return
+    raise ConfigError(
+        "[images] flavors lists kubernetes, but its images would hold exactly what the base images hold: the wheel "
+        f"stage builds no {core or '<core>'}-kubernetes and extra_packages.kubernetes is not set",
+        where="[images] extra_packages.kubernetes",
+        fix='name the packages the kubernetes images add, e.g. extra_packages = { kubernetes = ["prefect-kubernetes"] } '
+            '(the demo: ["orbit-aws"]), or core_extras = { kubernetes = ["kubernetes"] }; or remove kubernetes from '
+            "[images] flavors")
 
 
 def core_version(wheels: Sequence[Wheel]) -> str:
@@ -179,6 +204,13 @@ def third_party_requirements(requires: Mapping[str, Sequence[str]], project_name
                 continue
             found.setdefault(str(req), str(req))
     return tuple(sorted(found))
+
+
+def without_marker(line: str) -> str:
+    """`redis>=4` for `redis>=4; extra == "redis"`: a requirement of a chosen extra, installed as a plain one."""
+    req = Requirement(line)
+    req.marker = None
+    return str(req)
 
 
 def requirement_names(requirements: Iterable[str]) -> list[str]:
@@ -263,6 +295,20 @@ def push_reasons(previous: Mapping[str, Any] | None, current: Mapping[str, Any])
     return reasons
 
 
+def size_fields(size: int | None, base_size: int | None) -> dict[str, Any]:
+    """image.json's sizes: the image's bytes, its base's, and what the image adds to the base."""
+    if size is None:
+        return {}
+    found: dict[str, Any] = {"size": size, "size_mb": megabytes(size)}
+    if base_size is not None:
+        found.update(base_size=base_size, added_size=size - base_size)
+    return found
+
+
+def megabytes(size: int) -> float:
+    return round(size / 1_000_000, 1)
+
+
 def short(digest: Any) -> str:
     text = str(digest or "none")
     return text.split(":", 1)[-1][:12]
@@ -290,73 +336,6 @@ def label_instruction(labels: Mapping[str, str]) -> str:
     """One LABEL instruction (one build step) for all labels, appended after the rendered Dockerfile."""
     pairs = " \\\n      ".join(f"{json.dumps(key)}={json.dumps(value)}" for key, value in sorted(labels.items()))
     return f"LABEL {pairs}\n"
-
-
-# ---- Dockerfiles --------------------------------------------------------------------------------
-
-APP_USER = "app"
-APP_UID = 1000
-
-
-def dockerfile_context(spec: ImageSpec, project: str, has_wheelhouse: bool) -> dict[str, Any]:
-    """The values a flavor template sees."""
-    root = f"/opt/{project}"
-    deps_dir = f"{root}/deps"
-    return {
-        "repository": spec.repository.rsplit("/", 1)[-1],
-        "project": project,
-        "python": spec.python,
-        "flavor": spec.flavor,
-        "version": spec.version,
-        "base_image": spec.base_image,
-        "user": APP_USER,
-        "uid": APP_UID,
-        "workdir": root,
-        "wheel_dir": f"{root}/wheels",
-        "extras_dir": f"{root}/extras",
-        "deps_dir": deps_dir,
-        "has_wheelhouse": has_wheelhouse,
-        "find_deps": f" --find-links {deps_dir} --constraint {deps_dir}/{CONSTRAINTS}" if has_wheelhouse else "",
-        "dependencies": list(spec.dependencies),
-        "packages": [f"{w.name}=={w.version}" for w in spec.packages],
-        "extras": [f"{w.name}=={w.version}" for w in spec.extras],
-        "conda_env": project,
-    }
-
-
-@functools.lru_cache(maxsize=8)
-def template_environment(templates: tuple[tuple[str, str], ...]) -> Any:
-    """One jinja environment per set of template texts, so each template is compiled once per process."""
-    import shlex
-
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.DictLoader(dict(templates)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["shell_quote"] = shlex.quote
-    return env
-
-
-def render_dockerfile(templates: Mapping[str, str], flavor: str, context: Mapping[str, Any]) -> str:
-    """Render `<flavor>.Dockerfile.j2` from the given template texts (name -> text)."""
-    import jinja2
-
-    env = template_environment(tuple(sorted(templates.items())))
-    name = f"{flavor}.Dockerfile.j2"
-    try:
-        rendered: str = env.get_template(name).render(**context)
-        return rendered
-    except jinja2.TemplateNotFound as err:
-        raise ForkflowError(f"no Dockerfile template {err.name}", where="[images] templates",
-                            fix=f"add {name} to the templates folder") from None
-    except jinja2.TemplateError as err:
-        raise ForkflowError(f"{name}: {err}", where=name, fix="correct the template") from None
 
 
 @dataclass(frozen=True)

@@ -61,13 +61,16 @@ def pip_platforms(machine: str) -> list[str]:
 
 
 def requirement_key(python: str, machine: str, index: str | None, requires: Mapping[str, Sequence[str]],
-                    extra_wheels: Iterable[str], constraints: str = "") -> str:
+                    extra_wheels: Iterable[str], constraints: str = "", core_extras: Sequence[str] = ()) -> str:
     """What the resolution depends on: the Python, the platform, the index, each project wheel's
     Requires-Dist lines (not its version or code: a changed module needs no new resolution) and the
-    names of the wheels in [images] wheelhouse, and the text of [packages] constraints."""
-    data = {"python": python, "machine": machine, "glibc": GLIBC_MINOR, "index": index or "",
-            "requires": {canonicalize_name(name): sorted(lines) for name, lines in sorted(requires.items())},
-            "extra_wheels": sorted(extra_wheels), "constraints": constraints}
+    names of the wheels in [images] wheelhouse, the text of [packages] constraints and the core's extras."""
+    data: dict[str, object] = {
+        "python": python, "machine": machine, "glibc": GLIBC_MINOR, "index": index or "",
+        "requires": {canonicalize_name(name): sorted(lines) for name, lines in sorted(requires.items())},
+        "extra_wheels": sorted(extra_wheels), "constraints": constraints}
+    if core_extras:  # only when set, so the key of a wheelhouse made before extras existed still holds
+        data["core_extras"] = sorted(core_extras)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -97,10 +97,34 @@ WHEELS = [
 ]
 
 
-def test_default_packages_are_core_and_integrations() -> None:
+def test_default_packages_are_the_core_and_the_flavor_names_the_rest() -> None:
     chosen = core.select_wheels(WHEELS, None, "[images] packages", "wheel.json")
-    assert [w.name for w in chosen] == ["orbit", "orbit-aws"]
+    assert [w.name for w in chosen] == ["orbit"]
+    assert core.flavor_packages(WHEELS, "kubernetes", {}) == ()
+    assert core.flavor_packages(WHEELS, "base", {}) == ()
+    assert core.flavor_packages(WHEELS, "kubernetes", {"kubernetes": ("orbit-aws",)}) == ("orbit-aws",)
+    kubernetes = core.Wheel("orbit-kubernetes", "0.1.0", "integration", "orbit_kubernetes-0.1.0-py3-none-any.whl",
+                            "/d/k.whl", "e" * 64)
+    assert core.flavor_packages([*WHEELS, kubernetes], "kubernetes", {}) == ("orbit-kubernetes",)
+    assert core.flavor_packages([*WHEELS, kubernetes], "base", {}) == ()
     assert [w.name for w in core.select_wheels(WHEELS, ["orbit_flows", "Orbit"], "x", "wheel.json")] == ["orbit-flows", "orbit"]
+
+
+def test_a_kubernetes_flavor_that_adds_nothing_says_what_to_write() -> None:
+    with pytest.raises(ConfigError) as caught:
+        core.check_flavor_differs("kubernetes", (), (), (), "orbit")
+    assert "builds no orbit-kubernetes" in str(caught.value)
+    assert 'extra_packages = { kubernetes = ["prefect-kubernetes"] }' in str(caught.value)
+    core.check_flavor_differs("kubernetes", (), ("kubernetes",), ("redis",), "orbit")
+    core.check_flavor_differs("base", (), (), (), "orbit")
+
+
+def test_default_python_is_the_newest_listed() -> None:
+    from tasks.core.config import Images
+
+    assert Images(registry="r", python=("3.12", "3.9", "3.10")).default_python == "3.12"
+    assert Images(registry="r", python=("3.11", "3.12"), default_python="3.11").default_python == "3.11"
+    assert tags("3.1.5", "3.12", "base")[-1] == "3-latest"
 
 
 def test_unknown_package_names_what_is_available() -> None:

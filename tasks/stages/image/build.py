@@ -48,6 +48,8 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
         raise ForkflowError(f"image:{key}: the dependency wheelhouse {folders} is not made for these "
                             "packages", fix=f"run `doit image-deps:{planned.spec.python}` (`doit image` runs it)")
     record = base_record(planned, run_id)
+    if setup.plan_only:
+        keep_pushed(setup, record)
     try:
         return build_test_push(setup, plan, planned, client, record)
     except ForkflowError as err:
@@ -70,21 +72,29 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     if there is not None and there.up_to_date and not is_forgotten(f"image:{spec.key}"):
         if wanted:  # each platform's digest, from the index
             record["platforms"] = platforms.registry_platforms(spec, auth)
+        local = docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
+        if local:
+            record.update(core.size_fields(docker_adapter.image_size(client, local[0]),
+                                           docker_adapter.image_size(client, spec.base_image)))
         return found_in_registry(setup, plan, spec, built_inputs, record, there)
     cell = plan_cell(setup, client, planned, saved_values(read_state(setup, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
         docker_adapter.login(client, images.registry, auth["username"], auth["password"])
     made = make_images(setup, plan, planned, client, cell, record, wanted)
+    image = next(iter(made.values()))
+    record.update(core.size_fields(docker_adapter.image_size(client, image),
+                                   docker_adapter.image_size(client, spec.base_image)))
     started = time.monotonic()
     for platform, image in made.items():
         smoke_test(setup, client, planned, image, platform or None)
     record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
-    image = next(iter(made.values()))
     if auth and cell.steps.push:  # asked again just before the push: another run may have pushed meanwhile
         chosen = tags.checked(spec, cell.digest, auth, wanted, record, announce=False).push
     else:
         chosen = tuple(tag for tag in spec.tags if tag not in record.get("kept", {}))
     tag_locally(client, spec, made, chosen)
+    if setup.plan_only:
+        say(f"image:{spec.key}: would push {len(chosen)} tags ({', '.join(chosen)}); `doit image` pushes them")
     if auth and cell.steps.push:
         started = time.monotonic()
         if wanted:
@@ -99,8 +109,9 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     update_report(setup, plan.keys, images=[record])
     pushed = f", pushed {len(record.get('pushed', {}))} tags ({core.short(record.get('digest'))})" if auth else ""
     on = f" for {', '.join(wanted)}" if wanted else ""
-    say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{pushed}")
-    return {"made": f"{record['status']} {spec.tags[0]}{on}{pushed}", "input_hash": cell.digest, "image_id": image,
+    size = f", {record['size_mb']} MB" if "size_mb" in record else ""
+    say(f"image:{spec.key}: {record['status']} {image[:19]}{on}{size}{pushed}")
+    return {"made": f"{record['status']} {spec.tags[0]}{on}{size}{pushed}", "input_hash": cell.digest, "image_id": image,
             "target": core.input_hash(cell.target)}
 
 
@@ -156,8 +167,9 @@ def found_in_registry(setup: ImageSetup, plan: inputs.Plan, spec: core.ImageSpec
     save_state(setup, spec.key, {"inputs": built_inputs, "input_hash": input_hash, "image_id": "",
                                    "target": target, "pushed": pushed, "from_registry": True})
     update_report(setup, plan.keys, images=[record])
-    say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}), nothing built or pushed")
-    return {"made": f"up-to-date {spec.tags[0]} (registry)", "input_hash": input_hash, "image_id": "",
+    size = f", {record['size_mb']} MB" if "size_mb" in record else ""
+    say(f"image:{spec.key}: up-to-date in the registry ({core.short(digest)}{size}), nothing built or pushed")
+    return {"made": f"up-to-date {spec.tags[0]} (registry){size}", "input_hash": input_hash, "image_id": "",
             "target": core.input_hash(target)}
 
 
@@ -183,12 +195,16 @@ def plan_cell(setup: ImageSetup, client: Any, planned: inputs.Planned, recorded:
     built_inputs, digest = found or current_inputs(setup, client, planned, wanted)
     target = core.push_target(spec, images.push)
     previous = read_state(setup, spec.key)
+    checked = target
+    pushed_target = core.push_target(spec, True)
+    if setup.plan_only and (recorded or {}).get("target") == core.input_hash(pushed_target):
+        checked = pushed_target  # the last run pushed these tags: a run that only plans pushes has nothing to add
     each = platforms.existing(client, digest, wanted) if wanted else {}
     existing = list(each.values()) if wanted else docker_adapter.images_labelled(client, core.INPUT_HASH_LABEL, digest)
     present = previous is not None and (bool(previous.get("from_registry")) or bool(
         docker_adapter.image_id(client, (recorded or {}).get("image_id") or "")))
     built = len(each) == len(wanted) if wanted else bool(existing)
-    steps = core.cell_steps(recorded, previous, built_inputs, target, built=built, recorded_present=present)
+    steps = core.cell_steps(recorded, previous, built_inputs, checked, built=built, recorded_present=present)
     return CellPlan(built_inputs, digest, target, existing[0] if existing else "", steps, each)
 
 
@@ -202,6 +218,17 @@ def base_record(planned: inputs.Planned, run_id: str) -> dict[str, Any]:
         "packages": [{"name": w.name, "version": w.version, "file": w.file, "sha256": w.sha256} for w in spec.wheels],
         "run": run_id,
     }
+
+
+def keep_pushed(setup: ImageSetup, record: dict[str, Any]) -> None:
+    """A run that only plans pushes keeps what an earlier run pushed (the registry still has it) and says its own
+    push is planned."""
+    earlier: dict[str, Any] = next((r for r in (read_report("image", setup.settings) or {}).get("images", [])
+                    if r.get("name") == record["name"]), {})
+    for name in ("pushed", "digest", "platforms"):
+        if earlier.get(name):
+            record[name] = earlier[name]
+    record["push_planned"] = list(record["tags"])
 
 
 def current_inputs(setup: ImageSetup, client: Any, planned: inputs.Planned,

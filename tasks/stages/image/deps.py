@@ -45,6 +45,7 @@ class Request:
     extra: Path | None
     key: str
     constraints: tuple[Path, ...] = ()
+    core_extras: tuple[str, ...] = ()  # the core's extras some flavor installs: their requirements are resolved too
 
     @property
     def name(self) -> str:
@@ -62,7 +63,7 @@ def folder_for(setup: ImageSetup, python: str, machine: str | None = None) -> Pa
 
 
 def request(setup: ImageSetup, python: str, wheels: tuple[core.Wheel, ...], fork_names: tuple[str, ...],
-            requires: dict[str, tuple[str, ...]], machine: str) -> Request:
+            requires: dict[str, tuple[str, ...]], machine: str, core_extras: tuple[str, ...] = ()) -> Request:
     current, images = setup.settings, setup.images
     index = current.config.index.upstream if current.config.index else None
     extra = current.path(images.wheelhouse) if images.wheelhouse else None
@@ -71,7 +72,8 @@ def request(setup: ImageSetup, python: str, wheels: tuple[core.Wheel, ...], fork
     pins = constraints_text(current)
     return Request(python, machine, folder_for(setup, python, machine), wheels,
                    requires, fork_names, index, extra,
-                   rules.requirement_key(python, machine, index, requires, extra_names, pins), constraints)
+                   rules.requirement_key(python, machine, index, requires, extra_names, pins, core_extras), constraints,
+                   core_extras)
 
 
 def read_stamp(folder: Path) -> dict[str, Any] | None:
@@ -108,14 +110,16 @@ def needs_resolution(req: Request) -> bool:
     """False when every requirement that applies is on one of the fork's own packages, without extras:
     then there is nothing third-party to resolve, and no index is asked."""
     ours = {canonicalize_name(name) for name in req.fork_names}
-    environment = core.marker_environment(req.python, req.machine)
+    environments = [core.marker_environment(req.python, req.machine)]
+    environments += [{**environments[0], "extra": extra} for extra in req.core_extras]
     for lines in req.requires.values():
         for line in lines:
             try:
                 parsed = Requirement(line)
             except InvalidRequirement:
                 return True
-            if core.applies(parsed, environment) and (canonicalize_name(parsed.name) not in ours or parsed.extras):
+            if any(core.applies(parsed, env) for env in environments) and (
+                    canonicalize_name(parsed.name) not in ours or parsed.extras):
                 return True
     return False
 
@@ -150,7 +154,7 @@ def make(setup: ImageSetup, req: Request) -> str:
 
 def resolve(setup: ImageSetup, req: Request) -> list[rules.Pin]:
     """The third-party pins for the project wheels; a fork package pinned from an index is refused."""
-    lines = [str(Path(w.path).resolve()) for w in req.wheels]
+    lines = [resolution_line(w, req.core_extras) for w in req.wheels]
     compiled = adapter.resolve(lines, req.python, req.machine, req.index, req.extra,
                                setup.settings.state_dir / "wheelhouse" / "work" / req.name, req.constraints)
     image_names = [w.name for w in req.wheels]
@@ -166,6 +170,14 @@ def resolve(setup: ImageSetup, req: Request) -> list[rules.Pin]:
             fix=f"add {names} to [images] packages (or to the flavor's extra_packages)",
         )
     return pins
+
+
+def resolution_line(wheel: core.Wheel, core_extras: tuple[str, ...]) -> str:
+    """A project wheel as uv reads it: its file path, or `name[extras] @ file://...` for the core with extras."""
+    path = Path(wheel.path).resolve()
+    if wheel.kind != "core" or not core_extras:
+        return str(path)
+    return f"{wheel.name}[{','.join(core_extras)}] @ {path.as_uri()}"
 
 
 def write_stamp(folder: Path, data: dict[str, Any]) -> None:

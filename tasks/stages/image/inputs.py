@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters.build import wheel_info
-from tasks.core import image_tags, smoke
+from tasks.core import dockerfiles, image_tags, smoke
 from tasks.core import images as core
 from tasks.core import wheelhouse as wheelhouse_rules
 from tasks.core.errors import ConfigError, ForkflowError
@@ -99,6 +99,12 @@ class Selection:
     fork: tuple[core.Wheel, ...]
     packages: tuple[core.Wheel, ...]
     extras: dict[str, tuple[core.Wheel, ...]]
+    core_extras: dict[str, tuple[str, ...]]  # flavor -> the core's extras it installs
+
+    @property
+    def all_core_extras(self) -> tuple[str, ...]:
+        """Every flavor's core extras: the wheelhouse holds what any of them needs."""
+        return tuple(sorted({name for names in self.core_extras.values() for name in names}))
 
     @property
     def in_images(self) -> tuple[core.Wheel, ...]:
@@ -119,10 +125,12 @@ def select(setup: ImageSetup) -> Selection:
     packages = core.select_wheels(wheels, images.packages, "[images] packages", source)
     extras: dict[str, tuple[core.Wheel, ...]] = {}
     for flavor in images.flavors:
-        chosen = core.select_wheels(wheels, images.extra_packages.get(flavor, ()), f"[images] extra_packages.{flavor}",
-                                    source)
+        named = core.flavor_packages(wheels, flavor, images.extra_packages)
+        chosen = core.select_wheels(wheels, named, f"[images] extra_packages.{flavor}", source)
         extras[flavor] = tuple(w for w in chosen if w not in packages)
-    return Selection(tuple(wheels), packages, extras)
+        core.check_flavor_differs(flavor, extras[flavor], images.core_extras.get(flavor, ()),
+                                  images.core_extras.get("base", ()), core_name(packages))
+    return Selection(tuple(wheels), packages, extras, {f: tuple(images.core_extras.get(f, ())) for f in images.flavors})
 
 
 def deps_requests(setup: ImageSetup, python: str, selection: Selection | None = None) -> tuple[image_deps.Request, ...]:
@@ -131,8 +139,8 @@ def deps_requests(setup: ImageSetup, python: str, selection: Selection | None = 
     chosen = selection or select(setup)
     wheels = chosen.in_images
     requires = {w.name: tuple(requires_of(w)) for w in wheels}
-    return tuple(image_deps.request(setup, python, wheels, chosen.fork_names, requires, machine)
-                 for machine in image_deps.machines(setup))
+    return tuple(image_deps.request(setup, python, wheels, chosen.fork_names, requires, machine,
+                                    chosen.all_core_extras) for machine in image_deps.machines(setup))
 
 
 @dataclass(frozen=True)
@@ -162,10 +170,11 @@ def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Re
     setup, selection, revision = shared.setup, shared.selection, shared.revision
     current, images = setup.settings, setup.images
     packages, extras = selection.packages, selection.extras.get(flavor, ())
+    chosen_extras = selection.core_extras.get(flavor, ())
     dependencies: tuple[str, ...] = ()
     files: dict[str, str] | None = {}
     for request in deps:  # what applies on any platform (pip skips a marker that does not hold on its own)
-        applying = needed(request, packages, selection), needed(request, extras, selection)
+        applying = needed(request, packages, selection, chosen_extras), needed(request, extras, selection)
         dependencies = tuple(dict.fromkeys(dependencies + applying[0]))
         found = image_deps.current_files(request)
         if found is not None:
@@ -182,8 +191,9 @@ def plan_one(shared: Shared, python: str, flavor: str, deps: tuple[image_deps.Re
         build_args={"BASE_IMAGE": base, "PYTHON_VERSION": python, **images.build_args},
         wheelhouse=tuple(sorted((files or {}).items())),
         pins=tuple(wheelhouse_rules.constraint_lines({r.machine: image_deps.current_pins(r) for r in deps})),
+        core_extras=chosen_extras,
     )
-    context = core.dockerfile_context(spec, current.config.project.name, bool(files))
+    context = dockerfiles.dockerfile_context(spec, current.config.project.name, bool(files))
     dockerfile = rendered_dockerfile(current, shared.templates, flavor, context, spec.key)
     modules = tuple((w.name, w.version, tuple(modules_of(w))) for w in packages + extras)
     command = current.config.packages.version_command or smoke.version_command(core_name(packages), console_scripts(packages))
@@ -202,11 +212,18 @@ def image_version(shared: Shared, wheels: tuple[core.Wheel, ...]) -> str:
     return fork_version(core_entry["base_version"], str(report.get("label")), newest(changes))
 
 
-def needed(request: image_deps.Request, wheels: tuple[core.Wheel, ...], selection: Selection) -> tuple[str, ...]:
-    """The third-party requirements of `wheels` that apply on the request's CPU."""
+def needed(request: image_deps.Request, wheels: tuple[core.Wheel, ...], selection: Selection,
+           core_extras: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The third-party requirements of `wheels` that apply on the request's CPU (with the core's chosen extras)."""
     environment = core.marker_environment(request.python, request.machine)
-    return core.third_party_requirements({w.name: request.requires[w.name] for w in wheels}, selection.fork_names,
-                                         environment)
+    found = core.third_party_requirements({w.name: request.requires[w.name] for w in wheels}, selection.fork_names,
+                                          environment)
+    name = core_name(wheels) or ""
+    for extra in core_extras if name else ():
+        with_extra = core.third_party_requirements({name: request.requires[name]}, selection.fork_names,
+                                                   {**environment, "extra": extra})
+        found += tuple(core.without_marker(line) for line in with_extra if line not in found)
+    return tuple(dict.fromkeys(found))
 
 
 def core_name(packages: tuple[core.Wheel, ...]) -> str | None:
@@ -247,7 +264,7 @@ def rendered_dockerfile(current: Settings, templates: dict[str, str], flavor: st
     last = read_json(file) or {}
     if last.get("key") == key and isinstance(last.get("text"), str):
         return str(last["text"])
-    text = core.render_dockerfile(templates, flavor, context)
+    text = dockerfiles.render_dockerfile(templates, flavor, context)
     write_json(file, {"key": key, "text": text})
     return text
 

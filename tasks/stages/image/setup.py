@@ -22,6 +22,7 @@ class ImageSetup:
     settings: Settings
     images: Images
     dry_run: bool = False
+    plan_only: bool = False  # a bare `doit` without [demo]: pushes are planned, `push` is off for this run
 
     @property
     def image_name(self) -> str:
@@ -69,9 +70,10 @@ def image_setup(dry_run: bool = False, current: Settings | None = None) -> Image
     if images is None:
         raise ForkflowError("the config has no [images] section", where=str(current.config_file),
                             fix="add an [images] section (see docs/image.md)")
-    if images.push and plan_only(STAGE):
+    planned = images.push and plan_only(STAGE)
+    if planned:
         images = images.model_copy(update={"push": False})
-    return ImageSetup(current, images, is_dry_run(dry_run))
+    return ImageSetup(current, images, is_dry_run(dry_run), planned)
 
 
 def base_name(flavor: str, python: str) -> str:

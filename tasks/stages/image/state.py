@@ -50,7 +50,8 @@ def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
     counts: dict[str, int] = {}
     for record in data.get("images", []):
         counts[record["status"]] = counts.get(record["status"], 0) + 1
-        say(f"{record['name']:<18} {record['status']:<10} {core.short(record.get('digest')):<12} "
+        size = f"{record['size_mb']} MB" if "size_mb" in record else "-"
+        say(f"{record['name']:<18} {record['status']:<10} {core.short(record.get('digest')):<12} {size:>10}  "
             f"{', '.join(record.get('tags', []))}")
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return {"made": f"image.json ({summary})"}

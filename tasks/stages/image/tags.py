@@ -54,7 +54,9 @@ def in_registry(setup: ImageSetup, spec: core.ImageSpec, digest: str, auth: dict
     when a tag with a full version names other content; None when pushing is off or the registry does not
     answer (the local engine decides what to build, and the push asks again)."""
     if not setup.images.push:
-        say(f"image:{spec.key}: [images] push = false, so the local engine alone decides what to build")
+        why = ("a bare `doit` only plans the image pushes (`doit image` pushes)" if setup.plan_only
+               else "[images] push = false")
+        say(f"image:{spec.key}: {why}, so the local engine alone decides what to build")
         return None
     try:
         return checked(spec, digest, auth, wanted, record)
