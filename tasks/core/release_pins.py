@@ -80,7 +80,7 @@ def requirement_lines(pins: PythonPins) -> tuple[str, ...]:
 def release_pins(name: str, core: str, core_version: str, pins: PythonPins) -> ReleasePins:
     """The pins of one core release; the version is the core's, normalized as installers print it."""
     return ReleasePins(canonicalize_name(name), str(Version(core_version)), canonicalize_name(core),
-                       requirement_lines(pins))
+                       requirement_lines(pin_set(pins, ())))
 
 
 def metadata(release: ReleasePins) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.adapters.build import sha256, write_reproducible_zip
+from tasks.adapters.build import sha256, twine_check, write_reproducible_zip
 from tasks.core.errors import ForkflowError
 from tasks.core.release_pins import ReleasePins, wheel_files
 from tasks.pipeline.actions import guarded, missing_section_task
@@ -69,6 +69,7 @@ def pins_action() -> dict[str, str]:
         if stale != file:
             stale.unlink()
     write_reproducible_zip(file, wheel_files(release))
+    twine_check([file])
     write_report("pins", {"name": release.name, "version": release.version, "core": release.core,
                           "pythons": pins, "requires": list(release.requires), "status": "built",
                           "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}]}, current)
