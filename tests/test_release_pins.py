@@ -114,3 +114,5 @@ def test_changed_pins_ship_only_under_a_new_core_version(index: Path) -> None:
         assert all((index_packages(index) / name).read_bytes() == data for name, data in before.items())
     finally:
         git(fork, "reset", "-q", "--hard", head)
+        config.unlink()
+        (index.parent / "constraints.txt").unlink()
