@@ -173,8 +173,10 @@ def publish_files(current: Settings, url: str, files: list[LocalFile], statuses:
     check_publishable(current, files)
     decisions = plan(url, files)
     pins = (read_report("pins", current) or {}).get("name")
-    refuse_changed_pins(url, [d for d in decisions if d.action == "conflict" and d.file.package == pins])
-    if any(d.action == "conflict" for d in decisions):
+    conflicts = [d for d in decisions if d.action == "conflict"]
+    if conflicts and all(d.file.package == pins for d in conflicts):
+        refuse_changed_pins(url, conflicts)
+    if conflicts:
         raise ForkflowError(conflict_message(decisions), where=url,
                             fix="give the package a new version (new tag) and rebuild; never re-upload a version")
     note_dry_run("publish", dry_run)
