@@ -68,6 +68,7 @@ from tasks.stages.flows import task_flows  # noqa: E402
 from tasks.stages.image.stage import task_image, task_image_base  # noqa: E402
 from tasks.stages.matrix import task_matrix  # noqa: E402
 from tasks.stages.notes import task_notes  # noqa: E402
+from tasks.stages.pins import task_pins  # noqa: E402
 from tasks.stages.publish import task_publish  # noqa: E402
 from tasks.stages.services import task_services, task_services_status, task_services_stop  # noqa: E402
 from tasks.stages.sync.stage import task_sync  # noqa: E402
@@ -88,6 +89,7 @@ DOIT_CONFIG = {
 }
 
 __all__ = ["task_checkout", "task_demo", "task_doctor", "task_services", "task_services_status", "task_services_stop",
-           "task_version", "task_check_version", "task_ui", "task_wheel", "task_verify", "task_publish", "task_notes", "task_sync",
+           "task_version", "task_check_version", "task_ui", "task_wheel", "task_verify", "task_pins", "task_publish",
+           "task_notes", "task_sync",
            "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
            "task_matrix", "task_workflows"]

@@ -61,10 +61,10 @@ def index(built_demo: Path) -> Iterator[Path]:
 def test_uploads_installs_then_skips(index: Path) -> None:
     first = publish(index)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert set(statuses(index).values()) == {"uploaded"} and len(statuses(index)) == 12
+    assert set(statuses(index).values()) == {"uploaded"} and len(statuses(index)) == 13
     assert sorted(p.name for p in index_packages(index).iterdir()) == sorted(statuses(index))
     checked = {c["package"]: c for c in publish_report(index)["install_check"]}
-    assert set(checked) == {"orbit", "orbit-aws", "orbit-client"} and all(c["ok"] for c in checked.values())
+    assert set(checked) == {"orbit-pins", "orbit", "orbit-aws", "orbit-client"} and all(c["ok"] for c in checked.values())
     assert checked["orbit"]["installed"] == DEMO_VERSIONS["orbit"]
 
     again = run_doit(index, "publish")
@@ -72,7 +72,7 @@ def test_uploads_installs_then_skips(index: Path) -> None:
     rerun = publish(index)
     assert rerun.returncode == 0, rerun.stderr
     assert set(statuses(index).values()) == {"up-to-date"}
-    assert "0 uploaded, 12 already there" in rerun.stdout
+    assert "0 uploaded, 13 already there" in rerun.stdout
 
 
 def test_partial_upload_is_completed(index: Path) -> None:
@@ -106,7 +106,8 @@ def test_a_committed_fix_ships_as_new_versions_of_what_it_touched(index: Path) -
         distance = git(fork, "rev-list", "--count", "1.0.1..HEAD")
         version = f"1.0.1+orbit.{distance}.g{git(fork, 'rev-parse', '--short=7', 'HEAD')}"
         assert set(after) - set(before) == {f"orbit-{version}-py3-none-any.whl", f"orbit-{version}.tar.gz",
-                                            f"orbit_client-{version}-py3-none-any.whl", f"orbit_client-{version}.tar.gz"}
+                                            f"orbit_client-{version}-py3-none-any.whl", f"orbit_client-{version}.tar.gz",
+                                            f"orbit_pins-{version}-py3-none-any.whl"}
     finally:
         git(fork, "reset", "-q", "--hard", head)
 
@@ -171,10 +172,10 @@ def test_uncommitted_changes_are_never_published(index: Path) -> None:
 def test_dry_run_uploads_nothing(index: Path) -> None:
     dry = publish(index, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.count("would upload") == 12
+    assert dry.stdout.count("would upload") == 13
     assert list(index_packages(index).iterdir()) == []
     real = run_doit(index, "publish")
-    assert real.returncode == 0 and len(list(index_packages(index).iterdir())) == 12
+    assert real.returncode == 0 and len(list(index_packages(index).iterdir())) == 13
 
 
 def test_wrong_password_is_clear_and_never_printed(index: Path) -> None:
@@ -243,7 +244,7 @@ def test_500_is_retried_after_rechecking_the_index(index: Path) -> None:
     assert FlakyProxy.failures_left == 0, "the failure was injected"
     assert "landed in an earlier attempt" in result.stdout or "on the index after all" in result.stdout
     assert set(statuses(proxied).values()) == {"uploaded"}
-    assert len(list(index_packages(index).iterdir())) == 12
+    assert len(list(index_packages(index).iterdir())) == 13
 
 
 def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
@@ -254,7 +255,7 @@ def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
     rerun = run_doit(index, "publish")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     files = statuses(index)
-    assert len(list(index_packages(index).iterdir())) == len(files) == 12
+    assert len(list(index_packages(index).iterdir())) == len(files) == 13
     assert {name for name, status in files.items() if status == "up-to-date"} == landed
     local = {f["name"]: f["sha256"] for f in publish_report(index)["files"]}
     import hashlib

@@ -144,3 +144,16 @@ def read_wheel_info(path: str, mtime_ns: int, size: int) -> WheelInfo:
             parser.read_string(archive.read(points).decode("utf-8"))
             scripts = list(parser["console_scripts"]) if parser.has_section("console_scripts") else []
     return WheelInfo(tuple(message.get_all("Requires-Dist") or ()), message.get("Requires-Python"), tuple(scripts))
+
+
+def write_reproducible_zip(target: Path, members: list[tuple[str, bytes]]) -> None:
+    """A zip (a wheel) whose bytes depend only on its members: given order, fixed times and modes, stored
+    uncompressed (deflate's output may differ between zlib versions, so between machines)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(temp, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    temp.replace(target)

@@ -7,6 +7,7 @@ import html.parser
 import io
 import logging
 from pathlib import Path
+from urllib.parse import urljoin
 
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
@@ -29,6 +30,7 @@ class LinkParser(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.links: dict[str, str | None] = {}
+        self.hrefs: dict[str, str] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         href = dict(attrs).get("href") if tag == "a" else None
@@ -38,10 +40,29 @@ class LinkParser(html.parser.HTMLParser):
         name = url.rstrip("/").rsplit("/", 1)[-1]
         digest = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
         self.links[name] = digest
+        self.hrefs[name] = url
 
 
 def remote_files(index_url: str, project: str) -> dict[str, str | None]:
     """File name -> sha256 (None when the index gives no hash) for one project on the index."""
+    return project_page(index_url, project).links
+
+
+def download(index_url: str, project: str, file_name: str) -> bytes | None:
+    """One file of a project as the index serves it; None when the index does not list it."""
+    import httpx
+
+    page = project_page(index_url, project)
+    if file_name not in page.hrefs:
+        return None
+    base = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
+    response = httpx.get(urljoin(base, page.hrefs[file_name]), timeout=60, follow_redirects=True)
+    response.raise_for_status()
+    return response.content
+
+
+def project_page(index_url: str, project: str) -> LinkParser:
+    """The parsed simple-API page of one project (empty when the index does not hold it)."""
     import httpx
 
     url = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
@@ -54,14 +75,14 @@ def remote_files(index_url: str, project: str) -> dict[str, str | None]:
         raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
                                   fix="check [index] url and that the index is running (`doit services`)") from None
     if response.status_code == 404 or response.is_redirect:
-        return {}  # a redirect elsewhere: the index does not hold the project and falls back to upstream
+        return LinkParser()  # a redirect elsewhere: the index does not hold the project and falls back to upstream
     if response.status_code >= 500:
         raise TransientIndexError(f"the index answered {response.status_code} for {url}")
     if response.status_code != 200:
         raise IndexError_(f"the index answered {response.status_code} for {url}", fix="check [index] url")
     parser = LinkParser()
     parser.feed(response.text)
-    return parser.links
+    return parser
 
 
 def same_origin(first: str, second: str) -> bool:

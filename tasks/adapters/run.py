@@ -19,6 +19,10 @@ from tasks.core.secrets import mask, secret_values
 TAIL_LINES = 40
 
 
+class OnlyEnv(dict[str, str]):
+    """An environment that is the whole environment of the command, nothing inherited."""
+
+
 def run(
     argv: Sequence[str | Path],
     *,
@@ -29,9 +33,10 @@ def run(
     timeout: float | None = None,
     fix: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run argv; return the finished process; raise CommandError on a non-zero exit when check."""
+    """Run argv; return the finished process; raise CommandError on a non-zero exit when check.
+    `env` adds to this process's environment, or replaces it when it is an `OnlyEnv`."""
     args = [str(part) for part in argv]
-    full_env = {**os.environ, **(env or {})}
+    full_env = dict(env) if isinstance(env, OnlyEnv) else {**os.environ, **(env or {})}
     try:
         proc = subprocess.run(
             args,

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks.adapters.run import run
+from tasks.adapters.run import OnlyEnv, run
 from tasks.core.errors import ForkflowError
 
 IMPORT_CHECK = Path(__file__).with_name("import_check.py")
@@ -86,3 +86,21 @@ def installed(python: Path) -> dict[str, str]:
     """Name -> version of every distribution in the environment."""
     proc = run([uv(), "pip", "list", "--format", "json", "--python", str(python)], timeout=120)
     return {entry["name"]: entry["version"] for entry in json.loads(proc.stdout or "[]")}
+
+
+NETWORK_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY",
+               "SSL_CERT_FILE", "SSL_CERT_DIR", "LANG", "LC_ALL", "TMPDIR")
+
+
+def run_as_user(python: Path, command: Sequence[str], home: Path) -> None:
+    """Run an install command as a user would in the activated environment of `python`, with none of
+    this machine's installer settings: no pip or uv config files or variables (constraints, find-links,
+    extra indexes), no caches, HOME in a scratch folder. Only the network settings pass through."""
+    bin_dir = python.parent
+    env = {name: os.environ[name] for name in NETWORK_ENV if name in os.environ}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home),
+            "VIRTUAL_ENV": str(bin_dir.parent), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "UV_NO_CONFIG": "1", "UV_NO_CACHE": "1"}
+    program = uv() if command[0] == "uv" else shutil.which(command[0], path=str(bin_dir)) or command[0]
+    run([program, *command[1:]], env=OnlyEnv(env), timeout=TIMEOUT, cwd=home,
+        fix="the documented install command failed: read the resolver's message above")

@@ -88,6 +88,10 @@ class Packages(Section):
         default=None, pattern=r"(^|/)uv\.lock$",
         description="the fork's uv.lock (a path in the checkout): its pins, exported with `uv export --no-dev`, "
                     "are constraints too; a pin in [packages] constraints wins over the lock's")
+    pins_name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+        description="name of the pins package published with each core release (the third-party versions the core "
+                    "was verified with, version = the core's); default: `<project name>-pins`")
     version_command: tuple[str, ...] | None = Field(
         default=None, description="command run after installing the core package, which must print its version; "
                                   "default: `<core script> version` when the core package has a script of its own name")

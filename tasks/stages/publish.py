@@ -13,10 +13,18 @@ environments and their versions compared: with uv's first-index strategy the
 private index comes first, so a package it holds is never taken from the
 upstream index (`[index] upstream`, else PyPI), which serves only the
 third-party dependencies.
+
+The pins wheel (`<project>-pins`, stage `pins`) is uploaded beside the core's
+files, and the install check runs the command the docs give users, in a fresh
+environment with none of this machine's state (no constraints files, no local
+wheels, no installer config or cache): `uv pip install --index <url>/simple/
+"<project>-pins==V" "<core>==V" ...`. It must get the built files, exactly the
+pinned versions, import the core and run its version command.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import tempfile
 import time
@@ -26,10 +34,13 @@ from typing import Any
 from doit.tools import config_changed
 
 from tasks.adapters import index
+from tasks.adapters.build import metadata_text, wheel_info
 from tasks.adapters.console import say
 from tasks.adapters.run import run
+from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.publish import Decision, LocalFile, conflict_message, decide
+from tasks.core.release_pins import changed_pins, install_command, requires_from_metadata, unmet_pins
 from tasks.core.secrets import Credentials
 from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
 from tasks.pipeline.actions import (
@@ -43,6 +54,7 @@ from tasks.pipeline.actions import (
 )
 from tasks.pipeline.checks import Check
 from tasks.pipeline.credentials import index_credentials, is_local_index
+from tasks.pipeline.release_pins import desired_pins
 from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
 
 ATTEMPTS = 4
@@ -62,14 +74,14 @@ def task_publish() -> dict[str, Any]:
     doc = "upload verified sdists and wheels to [index] url (skip identical, refuse different or uncommitted), then install-check them"
     if current.config.index is None:
         return missing_section_task("publish", "index", doc)
-    deps = ["wheel", "verify"]
+    deps = ["wheel", "verify", "pins"]
     if is_local_index(current):
         deps.append("services:index")
     return {
         "doc": doc,
         "actions": [guarded(publish_action)],
         "task_dep": deps,
-        "file_dep": [str(current.reports_dir / "wheel.json")],
+        "file_dep": [str(current.reports_dir / "wheel.json"), str(current.reports_dir / "pins.json")],
         "targets": [str(current.reports_dir / "publish.json")],
         "uptodate": [Check("the index URL is the one of the last upload", config_changed(current.config.index.url)),
                      Check("the last run was not a dry run", not_after_dry_run("publish"))],
@@ -82,10 +94,11 @@ def local_files(current: Settings) -> list[LocalFile]:
     report = read_report("wheel", current)
     if not report:
         raise ForkflowError("no wheel report: nothing has been built", fix="run `doit wheel` first")
-    return [
-        LocalFile(f["name"], f["path"], f["sha256"], package["name"], package["version"])
-        for package in report["packages"] for f in package["files"]
-    ]
+    built = [LocalFile(f["name"], f["path"], f["sha256"], package["name"], package["version"])
+             for package in report["packages"] for f in package["files"]]
+    pins = read_report("pins", current) or {}
+    return built + [LocalFile(f["name"], f["path"], f["sha256"], pins["name"], pins["version"])
+                    for f in pins.get("files", [])]
 
 
 def check_publishable(current: Settings, files: list[LocalFile]) -> None:
@@ -101,11 +114,26 @@ def check_publishable(current: Settings, files: list[LocalFile]) -> None:
         raise ForkflowError("not publishing: these versions do not name their content:\n"
                             + "\n".join(f"  - {line}" for line in untrusted),
                             where=str(current.fork_path), fix=UNSHIPPABLE_FIX + "; then `doit publish`")
-    unverified = [f.name for f in files if f.name.endswith(".whl") and not verified(current, f)]
+    check_pins(current, files)
+    pins = (read_report("pins", current) or {}).get("name")
+    unverified = [f.name for f in files if f.name.endswith(".whl") and f.package != pins and not verified(current, f)]
     if unverified:
         raise ForkflowError("not publishing: these wheels did not pass verification as built:\n"
                             + "\n".join(f"  - {name}" for name in unverified),
                             fix="run `doit verify` and fix what it reports; only verified wheels are uploaded")
+
+
+def check_pins(current: Settings, files: list[LocalFile]) -> None:
+    """The pins wheel must hold what the core's verification of exactly these wheels installed."""
+    wanted = desired_pins(current)
+    report = read_report("pins", current) or {}
+    if wanted is None:
+        return
+    release = wanted[0]
+    current_file = any(f.name == release.filename and f.package == release.name for f in files)
+    if not current_file or tuple(report.get("requires") or ()) != release.requires:
+        raise ForkflowError(f"not publishing: the pins wheel is not the one of {release.core} {release.version}'s "
+                            "verification", fix="run `doit pins publish` (publish runs pins first unless told not to)")
 
 
 def verified(current: Settings, file: LocalFile) -> bool:
@@ -144,7 +172,11 @@ def publish_files(current: Settings, url: str, files: list[LocalFile], statuses:
     """Refuse, plan, upload what is missing and install-check; `statuses` says how far it got."""
     check_publishable(current, files)
     decisions = plan(url, files)
-    if any(d.action == "conflict" for d in decisions):
+    pins = (read_report("pins", current) or {}).get("name")
+    conflicts = [d for d in decisions if d.action == "conflict"]
+    if conflicts and all(d.file.package == pins for d in conflicts):
+        refuse_changed_pins(url, conflicts)
+    if conflicts:
         raise ForkflowError(conflict_message(decisions), where=url,
                             fix="give the package a new version (new tag) and rebuild; never re-upload a version")
     note_dry_run("publish", dry_run)
@@ -158,6 +190,33 @@ def publish_files(current: Settings, url: str, files: list[LocalFile], statuses:
                              "status": "ok"}, current)
     uploaded = sum(1 for s in statuses.values() if s == "uploaded")
     return {"made": f"{uploaded} uploaded, {len(files) - uploaded} already there"}
+
+
+def refuse_changed_pins(url: str, conflicts: list[Decision]) -> None:
+    """Pins that changed while the core's version did not: say which pins, and the two ways on."""
+    if not conflicts:
+        return
+    file = conflicts[0].file
+    published = index.download(url, file.package, file.name)
+    changed = changed_pins(requires_from_metadata(metadata_of(published)) if published else (),
+                           requires_from_metadata(metadata_text(Path(file.path))))
+    raise ForkflowError(
+        f"not publishing: {file.package} {file.version} is on the index with other pins than this verification "
+        f"installed; the core's version is unchanged, and two files with other content never share a version:\n"
+        + "\n".join(f"  {line}" for line in changed or ["(the index's file could not be read)"]),
+        where=url,
+        fix=("keep the released pins: put the `-` versions above in [packages] constraints (verification then "
+             "installs them again), or ship the new ones with a new core version (commit a change to the core), "
+             "then `doit publish`"))
+
+
+def metadata_of(wheel: bytes) -> str:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return archive.read(name).decode("utf-8")
 
 
 def file_entries(files: list[LocalFile], statuses: dict[str, str]) -> list[dict[str, str]]:
@@ -205,28 +264,44 @@ def upload_with_retry(url: str, file: LocalFile, credentials: Credentials | None
 
 
 def install_check(current: Settings, url: str, files: list[LocalFile]) -> list[dict[str, Any]]:
-    """Install core + one integration, and the client separately, from the index: each must be the
-    version built and carry the built wheel's METADATA (not a same-named release from upstream)."""
+    """Install core + pins + one integration, and the client separately, from the index with the documented
+    command: each must be the version built and carry the built wheel's METADATA (not a same-named release
+    from upstream), the pinned versions must be the installed ones, the core must import and run its
+    version command."""
     kinds = kinds_by_package()
     versions = {f.package: f.version for f in files}
     built = {f.package: built_metadata_sha(Path(f.path)) for f in files if f.name.endswith(".whl")}
+    pins = read_report("pins", current) or {}
     results = []
-    for group in install_groups(versions, kinds):
-        found = install_and_read_versions(current, url, {name: versions[name] for name in group})
+    for group in install_groups(versions, kinds, pins.get("name")):
+        command = documented_command(current, url, [f"{name}=={versions[name]}" for name in group])
+        core = next(((name, versions[name]) for name in group if kinds.get(name) == "core"), None)
+        found, problems = install_as_documented(current, command, group, core, pins)
         for name in group:
             version, metadata_sha = found.get(name, (None, None))
-            ok = version == versions[name] and metadata_sha == built.get(name)
+            ok = version == versions[name] and metadata_sha == built.get(name) and not problems.get(name)
             results.append({"package": name, "expected": versions[name], "installed": version,
-                            "same_metadata": metadata_sha == built.get(name), "ok": ok})
+                            "same_metadata": metadata_sha == built.get(name), "problems": problems.get(name, []),
+                            "command": shlex.join(command), "ok": ok})
     bad = [r for r in results if not r["ok"]]
     if bad:
-        raise ForkflowError(
-            "install check failed: " + ", ".join(
-                f"{r['package']} expected {r['expected']} got {r['installed']}"
-                + ("" if r["same_metadata"] else " (not the wheel built here: its METADATA differs)") for r in bad),
-            where=url, fix="inspect the index and [index] upstream: the installed files are not the ones built")
+        raise ForkflowError("install check failed: " + "; ".join(describe_failure(r) for r in bad), where=url,
+                            fix="inspect the index and [index] upstream: the installed files are not the ones built")
     say("install check: " + ", ".join(f"{r['package']}=={r['installed']}" for r in results))
     return results
+
+
+def describe_failure(result: dict[str, Any]) -> str:
+    text = f"{result['package']} expected {result['expected']} got {result['installed']}"
+    if not result["same_metadata"]:
+        text += " (not the wheel built here: its METADATA differs)"
+    return text + "".join(f"; {problem}" for problem in result["problems"]) + f" (`{result['command']}`)"
+
+
+def documented_command(current: Settings, url: str, requirements: list[str]) -> list[str]:
+    """What docs/packages.md tells users to run: uv with the private index first, upstream for the rest."""
+    assert current.config.index is not None
+    return install_command("uv", url, requirements, current.config.index.upstream)
 
 
 def kinds_by_package() -> dict[str, str]:
@@ -234,14 +309,15 @@ def kinds_by_package() -> dict[str, str]:
     return {p["name"]: p.get("kind", "") for p in report.get("packages", [])}
 
 
-def install_groups(versions: dict[str, str], kinds: dict[str, str]) -> list[list[str]]:
-    """Core with one integration in one environment; the client (same import package as core) alone."""
+def install_groups(versions: dict[str, str], kinds: dict[str, str], pins: str | None = None) -> list[list[str]]:
+    """The pins, core and one integration in one environment; the client (same import package as core) alone:
+    the pins are the core's dependencies, the server's included, which a client install leaves out."""
     core = [n for n in versions if kinds.get(n) == "core"]
     integrations = [n for n in versions if kinds.get(n) == "integration"]
     client = [n for n in versions if kinds.get(n) == "client"]
     groups = []
     if core:
-        groups.append(core + integrations[:1])
+        groups.append(([pins] if pins in versions else []) + core + integrations[:1])
     if client:
         groups.append(client)
     return groups
@@ -250,30 +326,54 @@ def install_groups(versions: dict[str, str], kinds: dict[str, str]) -> list[list
 def built_metadata_sha(wheel: Path) -> str:
     import hashlib
 
-    from tasks.adapters.build import metadata_text
-
     return hashlib.sha256(metadata_text(wheel).encode()).hexdigest()
 
 
-def install_and_read_versions(current: Settings, url: str, pins: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Install `name==version` pins from the private index first (upstream only for what it lacks)."""
+def install_as_documented(current: Settings, command: list[str], names: list[str], core: tuple[str, str] | None,
+                          pins: dict[str, Any]) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+    """Run the command in a fresh environment; name -> (version, METADATA sha256), and name -> problems."""
     import json
 
     from tasks.adapters import venv
-    from tasks.pipeline.workspace import constraint_args
 
-    assert current.config.index is not None
-    upstream = current.config.index.upstream
     with tempfile.TemporaryDirectory(prefix="forkflow-install-") as folder:
         python = venv.make_venv(Path(sys.executable), Path(folder) / "venv")
-        venv.install(python, [f"{name}=={version}" for name, version in pins.items()],
-                     extra_args=index_args(url, upstream) + constraint_args(current))
-        out = run([str(python), "-I", "-c", READ_INSTALLED, *pins], fix="the installed packages cannot be read").stdout
+        venv.run_as_user(python, command, Path(folder))
+        out = run([str(python), "-I", "-c", READ_INSTALLED, *names], fix="the installed packages cannot be read").stdout
+        problems: dict[str, list[str]] = {}
+        if pins.get("name") in names:
+            problems[pins["name"]] = unmet_pins(pins.get("requires", []), venv.installed(python), running_python())
+        if core:
+            problems[core[0]] = core_problems(current, python, core, Path(folder))
     loaded: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
-    return {name: (values[0], values[1]) for name, values in loaded.items()}
+    return {name: (values[0], values[1]) for name, values in loaded.items()}, problems
 
 
-def index_args(url: str, upstream: str | None) -> list[str]:
-    """uv's first-index order: the private index, then upstream (or uv's default) for the rest."""
-    args = ["--no-cache", "--index", url.rstrip("/") + "/simple/", "--index-strategy", "first-index"]
-    return args + (["--default-index", upstream] if upstream else [])
+def running_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def core_problems(current: Settings, python: Path, core: tuple[str, str], home: Path) -> list[str]:
+    """Every package the core ships imports, and its version command prints its version (as verify checks)."""
+    from tasks.adapters import venv
+
+    name, version = core
+    found = venv.import_everything(python, name)
+    failed = found.get("failed")
+    problems = [f"{package}: {error}" for package, error in sorted(failed.items())] if isinstance(failed, dict) else []
+    command = core_version_command(current, name)
+    if command:
+        code, output = venv.run_in(python, command, home)
+        mismatch = f"exit {code}" if code != 0 else smoke.version_mismatch(output, version)
+        if mismatch:
+            problems.append(f"`{shlex.join(command)}`: {mismatch}: {output[-300:]}")
+    return problems
+
+
+def core_version_command(current: Settings, core: str) -> list[str] | None:
+    if current.config.packages.version_command:
+        return list(current.config.packages.version_command)
+    packages: list[dict[str, Any]] = (read_report("wheel", current) or {}).get("packages", [])
+    package = next((p for p in packages if p["name"] == core), {})
+    wheel = next((f["path"] for f in package.get("files", []) if f["name"].endswith(".whl")), None)
+    return smoke.version_command(core, wheel_info(Path(wheel)).scripts) if wheel else None

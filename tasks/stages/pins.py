@@ -1,0 +1,76 @@
+"""Stage `pins`: the pins wheel, `<project>-pins==<core version>`, from what verification installed.
+
+The core's passing verification recorded each third-party version it installed, per
+Python. Those become the `Requires-Dist: name==version` lines of a metadata-only wheel
+that `publish` uploads beside the core's, so that one install command gets exactly the
+verified set (tasks.core.release_pins). The wheel is written only when its content
+changed, and the same pins always give the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.adapters.build import sha256, twine_check, write_reproducible_zip
+from tasks.core.errors import ForkflowError
+from tasks.core.release_pins import ReleasePins, wheel_files
+from tasks.pipeline.actions import guarded, missing_section_task
+from tasks.pipeline.checks import Check, Stale
+from tasks.pipeline.release_pins import desired_pins, pins_file
+from tasks.pipeline.settings import Settings, read_report, settings, write_report
+
+DOC = "the pins wheel (<project>-pins==<core version>): the third-party versions the core was verified with"
+
+
+def task_pins() -> dict[str, Any]:
+    """Make the pins wheel published with each core release."""
+    current = settings()
+    if current.config.fork is None:
+        return missing_section_task("pins", "fork", DOC)
+    return {
+        "doc": DOC,
+        "actions": [guarded(pins_action)],
+        "task_dep": ["verify"],
+        "uptodate": [Check("the pins wheel holds what the core's verification installed", pins_are_current)],
+        "targets": [str(current.reports_dir / "pins.json")],
+        "verbosity": 2,
+    }
+
+
+def pins_are_current(*_: Any) -> bool | Stale:
+    current = settings()
+    try:
+        wanted = desired_pins(current)
+    except (ForkflowError, OSError, KeyError):
+        return Stale("the core's verification changed or is missing")
+    report = read_report("pins", current) or {}
+    if wanted is None:
+        return report.get("status") == "none"
+    return same_as_report(current, wanted[0], report) or Stale("the verified versions or the core version changed")
+
+
+def same_as_report(current: Settings, release: ReleasePins, report: dict[str, Any]) -> bool:
+    file = pins_file(current, release)
+    entries = report.get("files") or [{}]
+    return (report.get("version") == release.version and report.get("name") == release.name
+            and tuple(report.get("requires") or ()) == release.requires and file.is_file()
+            and entries[0].get("sha256") == sha256(file))
+
+
+def pins_action() -> dict[str, str]:
+    current = settings()
+    wanted = desired_pins(current)
+    if wanted is None:
+        write_report("pins", {"status": "none", "files": []}, current)
+        return {"made": "no core package built: no pins"}
+    release, pins = wanted
+    file = pins_file(current, release)
+    for stale in file.parent.glob("*.whl"):
+        if stale != file:
+            stale.unlink()
+    write_reproducible_zip(file, wheel_files(release))
+    twine_check([file])
+    write_report("pins", {"name": release.name, "version": release.version, "core": release.core,
+                          "pythons": pins, "requires": list(release.requires), "status": "built",
+                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}]}, current)
+    return {"made": f"{file.name} ({len(release.requires)} pins)"}
