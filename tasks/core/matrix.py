@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.core.config import Images
+from tasks.core.config_images import Images
 
 
 def image_matrix(images: Images | None) -> dict[str, list[dict[str, Any]]]:

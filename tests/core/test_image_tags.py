@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.core import image_tags
-from tasks.core.config import ImageTags
+from tasks.core.config_images import ImageTags
 
 RULES = image_tags.TagRules(ImageTags().always, ImageTags().release, ImageTags().release_default_python, ImageTags().dev)
 SHA = "dd51d1d0e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1"

@@ -10,7 +10,8 @@ import pytest
 
 from tasks.core import image_tags, smoke
 from tasks.core import images as core
-from tasks.core.config import ImageTags, parse_config
+from tasks.core.config import parse_config
+from tasks.core.config_images import ImageTags
 from tasks.core.errors import ConfigError, ForkflowError
 
 RULES = image_tags.TagRules(ImageTags().always, ImageTags().release, ImageTags().release_default_python, ImageTags().dev)
@@ -120,7 +121,7 @@ def test_a_kubernetes_flavor_that_adds_nothing_says_what_to_write() -> None:
 
 
 def test_default_python_is_the_newest_listed() -> None:
-    from tasks.core.config import Images
+    from tasks.core.config_images import Images
 
     assert Images(registry="r", python=("3.12", "3.9", "3.10")).default_python == "3.12"
     assert Images(registry="r", python=("3.11", "3.12"), default_python="3.11").default_python == "3.11"

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from tasks.core import base_image, images
-from tasks.core.config import Images
+from tasks.core.config_images import Images
 from tasks.core.demo import parse_history
 from tasks.core.errors import ConfigError
 from tasks.core.matrix import image_matrix

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.core import images as core
-from tasks.core.config import Images
+from tasks.core.config_images import Images
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run, plan_only
 from tasks.pipeline.settings import Settings, settings
