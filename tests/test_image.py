@@ -497,6 +497,71 @@ def test_smoke_test_failure_blocks_the_push(tmp_path: Path, registry: Registry, 
     assert item["status"] == "failed" and item["pushed"] == {}
 
 
+def server_core(answer: int) -> TinyPackage:
+    """orbit with `orbit version` and an `orbit server start` whose `GET /` answers `answer`: 200 HTML (its
+    dashboard) or 404 JSON (a wheel built without its UI bundle)."""
+    body = f'''SESSION = "{SESSION}"
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        html = {answer} == 200
+        self.send_response({answer})
+        self.send_header("Content-Type", "text/html; charset=utf-8" if html else "application/json")
+        self.end_headers()
+        self.wfile.write(b"<html>orbit</html>" if html else b\'{{"detail": "Not Found"}}\')
+
+def main():
+    args = sys.argv[1:]
+    if args == ["version"]:
+        print("Version: " + __version__)
+    elif args[:2] == ["server", "start"]:
+        print("The dashboard is not built" if {answer} != 200 else "serving the dashboard", flush=True)
+        HTTPServer((args[args.index("--host") + 1], int(args[args.index("--port") + 1])), Handler).serve_forever()
+'''
+    return TinyPackage("orbit", "1.0.1", "core", body, scripts={"orbit": "orbit:main"})
+
+
+UI_BUNDLE = '[[packages.ui]]\nsource = "ui"\ntarget = "src/orbit/server/ui"\n'
+
+
+def test_a_core_without_its_dashboard_fails_the_smoke_test_and_is_not_pushed(tmp_path: Path, registry: Registry,
+                                                                              base_images: list[str]) -> None:
+    repo = f"t{SESSION}/nodash"
+    text = image_config_text(registry.address, repo, python=("3.12",), flavors=("base",), extra=UI_BUNDLE)
+    config = write_config(tmp_path, text)
+    write_wheel_set(tmp_path / ".forkflow", [server_core(404)])
+
+    result = run_doit(config, "image", env=registry.env)
+
+    assert result.returncode != 0
+    out = printed(result)
+    assert "smoke test failed (dashboard: `orbit server start --host 127.0.0.1 --port <port>`: GET / answered 404" in out
+    assert "not the dashboard (200 HTML)" in out and "not pushed" in out and "The dashboard is not built" in out
+    assert "where: " in out and "-smoke.log" in out and "fix:   build the core's wheel with its UI bundles" in out
+    assert "Traceback" not in out
+    assert registry.tags(repo) == []
+    item = report(config)["3.12-base"]
+    assert item["status"] == "failed" and item["pushed"] == {} and "dashboard" in item["reason"]
+
+
+def test_a_core_with_its_dashboard_records_the_answer(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
+    repo = f"t{SESSION}/dash"
+    text = image_config_text(registry.address, repo, python=("3.12",), flavors=("base",), extra=UI_BUNDLE)
+    config = write_config(tmp_path, text)
+    write_wheel_set(tmp_path / ".forkflow", [server_core(200)])
+
+    result = run_doit(config, "image", env=registry.env)
+
+    ok(result)
+    item = report(config)["3.12-base"]
+    assert item["smoke"] == "passed" and item["pushed"]
+    assert item["dashboard"]["status"] == 200 and item["dashboard"]["content_type"].startswith("text/html")
+    assert 0 <= item["dashboard"]["seconds"] < 60
+    assert re.search(r"smoke test passed .*, dashboard GET / 200 text/html; charset=utf-8 in [0-9.]+s\)", printed(result))
+
+
 def test_registry_down_fails_clearly(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
     down = unused_registry()
     config = write_config(tmp_path, image_config_text(down, "orbit", python=("3.12",), flavors=("base",)))
@@ -633,5 +698,7 @@ def test_demo_image_from_a_fresh_clone(demo_config: Path, base_images: list[str]
         assert item["tags"][0].startswith("1.0.1-python3.12-kubernetes") or "-python3.12-kubernetes" in item["tags"][0]
         assert item["digest"] and set(item["pushed"]) == set(item["tags"])
         assert "1-latest-kubernetes" in item["tags"]
+        assert item["dashboard"]["status"] == 200, "orbit's server in the image serves the dashboard built with npm"
+        assert item["dashboard"]["content_type"].startswith("text/html")
     finally:
         run_doit(demo_config, "services-stop")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -134,3 +135,64 @@ def dashboard_problem(status: int, content_type: str, log: str) -> str | None:
     said = f"answered {status} {content_type}".rstrip() if status else "never answered"
     tail = " | ".join(line for line in log.strip().splitlines()[-5:])
     return f"GET / {said}, not the dashboard (200 HTML); the UI bundles are missing from the wheel? server log: {tail}"
+
+
+DASHBOARD_MARK = "dashboard-answer: "
+
+
+def dashboard_script(command: Sequence[str], timeout: float) -> str:
+    """Python code run in the image: start `command` (`{port}`: a free port) with a scratch HOME and PREFECT_HOME,
+    ask `http://127.0.0.1:<port>/` until it answers, the server exits or `timeout` seconds pass, stop the server's
+    process group, print the end of its log and a last line `dashboard-answer: {"status", "content_type", "seconds"}`
+    (status 0: it never answered). Loopback only, so it runs in a container without network."""
+    data = json.dumps({"command": list(command), "timeout": timeout})
+    return f"""import json, os, signal, socket, subprocess, tempfile, time, urllib.error, urllib.request
+spec = json.loads({data!r})
+with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+home = tempfile.mkdtemp(prefix="dashboard-")
+env = dict(os.environ, HOME=home, PREFECT_HOME=os.path.join(home, ".prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+argv = [part.replace("{{port}}", str(port)) for part in spec["command"]]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
+log = open(os.path.join(home, "server.log"), "w+")
+status, kind, started = 0, "", time.monotonic()
+try:
+    proc = subprocess.Popen(argv, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+except OSError as err:
+    proc = None
+    print("cannot start %s: %s" % (argv[0], err), file=log, flush=True)
+while proc is not None and proc.poll() is None and time.monotonic() - started < spec["timeout"]:
+    try:
+        with opener.open("http://127.0.0.1:%d/" % port, timeout=5) as response:
+            status, kind = response.status, response.headers.get("content-type", "")
+        break
+    except urllib.error.HTTPError as err:
+        status, kind = err.code, err.headers.get("content-type", "")
+        break
+    except OSError:
+        time.sleep(0.3)
+seconds = round(time.monotonic() - started, 1)
+if proc is not None and proc.poll() is None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+log.seek(0)
+print(log.read()[-2000:].rstrip())
+print({DASHBOARD_MARK!r} + json.dumps({{"status": status, "content_type": kind, "seconds": seconds}}))
+"""
+
+
+def dashboard_answer(output: str) -> tuple[dict[str, Any] | None, str]:
+    """The answer the dashboard script printed (None when it printed none) and the server log before it."""
+    lines = output.rstrip().splitlines()
+    if not lines or not lines[-1].startswith(DASHBOARD_MARK):
+        return None, output
+    try:
+        answer = json.loads(lines[-1][len(DASHBOARD_MARK):])
+    except ValueError:
+        return None, output
+    return answer, "\n".join(lines[:-1])

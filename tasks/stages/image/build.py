@@ -24,7 +24,7 @@ from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import inputs, platforms, tags
+from tasks.stages.image import dashboard, inputs, platforms, tags
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.state import engine, read_state, revision, save_state, update_report
@@ -86,7 +86,7 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
                                    docker_adapter.image_size(client, spec.base_image)))
     started = time.monotonic()
     for platform, image in made.items():
-        smoke_test(setup, client, planned, image, platform or None)
+        dashboard.keep(record, platform, smoke_test(setup, client, planned, image, platform or None))
     record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
     if auth and cell.steps.push:  # asked again just before the push: another run may have pushed meanwhile
         chosen = tags.checked(spec, cell.digest, auth, wanted, record, announce=False).push
@@ -348,9 +348,9 @@ def place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: str, platform: str | None = None) -> None:
-    """The packages import and report the expected versions, as the image's non-root user; then any
-    configured smoke command. A failure raises, so the image is not pushed."""
+def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: str, platform: str | None = None) -> Any:
+    """The packages import and report the expected versions, as the image's non-root user; then any configured
+    smoke command; then the dashboard (tasks.stages.image.dashboard), whose answer it returns. A failure raises."""
     spec = planned.spec
     arch = image_tags.arch_suffix(platform)
     log = setup.logs_dir / f"image-{spec.key}{arch}-smoke.log"
@@ -378,11 +378,12 @@ def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: s
                                 where=str(log), fix="fix the package or the image, then run `doit image` again")
         if command is commands[0]:
             imported = next((line for line in output.splitlines() if line.startswith("imported ")), "")
-    reported = core.core_version(spec.packages)
-    checked = f", `{' '.join(planned.version_command)}` reports {reported}" if planned.version_command else ""
+    checked = f", `{' '.join(planned.version_command)}` reports {core.core_version(spec.packages)}" if planned.version_command else ""
+    answer = dashboard.check(setup, client, planned, image, platform, log, outputs)
     on = f" on {platform}" if platform else ""
     say(f"image:{spec.key}: smoke test passed{on} ({len(planned.modules)} packages, {imported or 'imports checked'}, "
-        f"Python {spec.python}, non-root{checked})")
+        f"Python {spec.python}, non-root{checked}{dashboard.said(answer)})")
+    return answer
 
 
 def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
