@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import run_doit
 from tests.image_helpers import Registry, TinyPackage, image_config_text, write_config, write_wheel_set
-from tests.test_image import copy_wheels
+from tests.test_image import UI_BUNDLE, copy_wheels, server_core
 
 pytestmark = [pytest.mark.docker]
 
@@ -167,3 +167,19 @@ def test_missing_emulation_says_what_to_install_and_pushes_nothing(tmp_path: Pat
     assert "cannot build linux/arm64 images here" in text and "no QEMU emulation of aarch64" in text, text[-3000:]
     assert "apt-get install -y qemu-user-static binfmt-support" in text and "update-binfmts --enable qemu-aarch64" in text
     assert "building" not in result.stdout and registry.tags(repo) == []
+
+
+def test_the_dashboard_is_checked_on_each_platform(tmp_path: Path, registry: Registry, multiarch_base: str) -> None:
+    repo = f"t{SESSION}/multidash"
+    config = write_config(tmp_path, config_text(registry, repo, multiarch_base) + UI_BUNDLE)
+    write_wheel_set(tmp_path / ".forkflow", [server_core(200)])
+
+    result = run_doit(config, "image", env=registry.env)
+
+    ok(result)
+    for platform in ("linux/amd64", "linux/arm64"):
+        assert re.search(rf"smoke test passed on {platform} .*, dashboard GET / 200 text/html", output(result))
+    dashboard = cell(config)["dashboard"]
+    assert dashboard["status"] == 200 and set(dashboard["platforms"]) == {"linux/amd64", "linux/arm64"}
+    assert all(answer["status"] == 200 for answer in dashboard["platforms"].values())
+    assert dashboard["seconds"] == max(answer["seconds"] for answer in dashboard["platforms"].values())
