@@ -198,6 +198,34 @@ def test_version_output_must_name_the_images_version() -> None:
     assert "no 'Version: ...' line" in str(smoke.version_mismatch("orbit 1.0.1\n", "1.0.1"))
 
 
+
+def run_dashboard_script(command: list[str], timeout: float) -> tuple[dict[str, object] | None, str]:
+    script = smoke.dashboard_script(command, timeout)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout + 30, check=True)
+    return smoke.dashboard_answer(done.stdout)
+
+
+def test_the_dashboard_script_asks_a_server_on_loopback_and_stops_it(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<html>ok</html>")
+    server = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path), "{port}"]
+    answer, log = run_dashboard_script(server, 30)
+    assert answer is not None and answer["status"] == 200 and str(answer["content_type"]).startswith("text/html")
+    assert '"GET / HTTP/1.1" 200' in log
+    assert smoke.dashboard_problem(200, str(answer["content_type"]), log) is None
+
+    answer, log = run_dashboard_script([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], 30)
+    assert answer == {"status": 0, "content_type": "", "seconds": answer["seconds"] if answer else None}
+    assert "boom" in log and "never answered" in str(smoke.dashboard_problem(0, "", log))
+
+    answer, log = run_dashboard_script(["no-such-server-command"], 5)
+    assert answer is not None and answer["status"] == 0 and "cannot start no-such-server-command" in log
+
+
+def test_the_dashboard_answer_is_the_last_line() -> None:
+    assert smoke.dashboard_answer('log\n' + smoke.DASHBOARD_MARK + '{"status": 404, "content_type": "", "seconds": 1}\n') == (
+        {"status": 404, "content_type": "", "seconds": 1}, "log")
+    assert smoke.dashboard_answer("Traceback ...\n") == (None, "Traceback ...\n")
+
 def spec(wheels: tuple[core.Wheel, ...] = (WHEELS[0],), base: str = "python:3.12-slim") -> core.ImageSpec:
     return core.ImageSpec("3.12", "base", base, "1.0.1", wheels, (), (), ("1.0.1-python3.12",), "r/orbit",
                           {"BASE_IMAGE": base, "PYTHON_VERSION": "3.12"})
