@@ -65,9 +65,12 @@ def test_a_floating_tag_on_a_newer_version_stays_while_the_full_tag_is_pushed(tm
 
 def test_a_release_tag_is_never_overwritten_with_other_content(demo_config: Path, registry: Registry,
                                                                base_images: list[str]) -> None:
-    """On the demo fork: push a cell, commit a change to one integration (its version stays), run again."""
+    """On the demo fork with clean tag versions (scheme tag): push a cell, commit a change to one integration
+    (its version stays, so the image's does), run again. Under the default scheme the commit gives both new
+    versions: the season test covers that."""
     repo = f"t{SESSION}/release"
     text = demo_config.read_text().replace('python = ["3.11", "3.12"]', 'python = ["3.12"]')
+    text = text.replace("allow_prerelease = false", 'allow_prerelease = false\nscheme = "tag"')
     text = text.replace('flavors = ["base", "kubernetes"]', 'flavors = ["base"]')
     text = text.replace('extra_packages = { kubernetes = ["orbit-aws"] }', 'extra_packages = { base = ["orbit-aws"] }')
     text = re.sub(r'\[images\]\nregistry = "[^"]*"\n', f'[images]\nregistry = "{registry.address}"\nrepository = "{repo}"\n',
