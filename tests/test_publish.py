@@ -141,7 +141,7 @@ def test_a_fallback_version_is_never_published(index: Path) -> None:
     tags = [line.split() for line in git(fork, "show-ref", "--tags").splitlines() if "/orbit-slack-" in line]
     try:
         git(fork, "tag", "-d", *(name.removeprefix("refs/tags/") for _, name in tags))
-        refused = publish(index)
+        refused = publish(index, env={"CI": "false"})  # in CI the wheel stage refuses first (tests/test_wheel.py)
         output = refused.stdout + refused.stderr
         assert refused.returncode != 0 and "Traceback" not in output, output[-3000:]
         assert "not publishing: these versions do not name their content" in output, output[-3000:]
