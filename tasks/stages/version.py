@@ -98,8 +98,8 @@ def version_entry(current: Settings, git: Git, package: Package, tags: list[str]
     groups = change_paths(package, packages or [package])
     entry: dict[str, Any] = {"name": package.name, "kind": package.kind, "path": package.path,
                              "backend": package.backend, "tag": None, "commits_since": None}
+    since_core = newest_change(git, core_tag, ref, groups) if core_tag is not None else None
     if core_tag is not None:
-        since_core = newest_change(git, core_tag, ref, groups)
         entry["since_core_tag"] = asdict(since_core) if since_core else None
     if package.backend == "static" and package.static_version:
         base, source = static_base(git, package, ref), "static"
@@ -115,7 +115,7 @@ def version_entry(current: Settings, git: Git, package: Package, tags: list[str]
             return entry
         base, source, version = found.tag, "tag", str(found.version)
         entry.update(tag=found.tag, commits_since=int(git.read("rev-list", "--count", f"{found.tag}..{ref}")))
-    change = newest_change(git, base, ref, groups) if base else None
+    change = since_core if base is not None and base == core_tag else newest_change(git, base, ref, groups) if base else None
     entry.update(base_version=version, change=asdict(change) if change else None, source=source)
     if change is not None and rules.scheme == "commit":
         entry.update(version=fork_version(version, label(current), change), source="commit", build_commit=change.commit)
@@ -314,17 +314,19 @@ def stale_versions(current: Settings, root: Path, base: str) -> list[tuple[str, 
     changed += git.read("ls-files", "--others", "--exclude-standard").splitlines()
     tags_before = git.read("tag", "--merged", merge_base).split()
     stale = []
-    for package, entry in zip(find_packages(current, root), compute_versions(current, "HEAD", root), strict=True):
+    packages = find_packages(current, root)
+    for package, entry in zip(packages, compute_versions(current, "HEAD", root), strict=True):
         count = sum(1 for file in changed if owns(package, file))
-        if count and version_at(current, git, package, tags_before, merge_base) == entry["version"]:
+        if count and version_at(current, git, package, tags_before, merge_base, packages) == entry["version"]:
             stale.append((package.name, entry["version"], count))
     return stale
 
 
-def version_at(current: Settings, git: Git, package: Package, tags: list[str], ref: str) -> str | None:
+def version_at(current: Settings, git: Git, package: Package, tags: list[str], ref: str,
+               packages: list[Package]) -> str | None:
     """A package's version as of an older commit (static versions read from that commit's pyproject)."""
     if package.backend == "static":
         text = git.read("show", f"{ref}:{package.path}/pyproject.toml", check=False)
         return tomllib.loads(text).get("project", {}).get("version") if text else None
-    return str(version_entry(current, git, package, tags, ref)["version"])
+    return str(version_entry(current, git, package, tags, ref, packages)["version"])
 
