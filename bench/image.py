@@ -86,13 +86,14 @@ def noop_docker_seconds(config: Path) -> float:
     os.environ["FORKFLOW_CONFIG"] = str(config)
     from tasks.pipeline.settings import settings
     from tasks.stages.image.build import image_is_current, saved_values
+    from tasks.stages.image.setup import image_setup
     from tasks.stages.image.state import read_state
 
     settings.cache_clear()
-    current = settings()
+    setup = image_setup(current=settings())
     keys = [f"{python}-{flavor}" for python in PYTHONS for flavor in ("base", "kubernetes")]
     with stopwatch() as elapsed:
-        results = [image_is_current(key, None, saved_values(read_state(current, key))) for key in keys]
+        results = [image_is_current(key, None, saved_values(read_state(setup, key))) for key in keys]
     if not all(results):
         raise RuntimeError(f"expected every image up to date, got {dict(zip(keys, results, strict=True))}")
     return elapsed()
