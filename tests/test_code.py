@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -88,3 +89,40 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_is_clean() -> None:
     done = subprocess.run([tool("mypy")], check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "strict = true" in (REPO / "pyproject.toml").read_text(), done.stdout[-4000:]
+
+
+def declared_dependencies() -> list[tuple[str, str]]:
+    """(distribution name, the comment block above it) for each runtime dependency in pyproject.toml."""
+    found, comment = [], ""
+    lines = (REPO / "pyproject.toml").read_text(encoding="utf-8").split("dependencies = [", 1)[1].split("]", 1)[0]
+    for line in lines.splitlines():
+        text = line.strip()
+        if text.startswith("#"):
+            comment += text
+        elif text:
+            found.append((re.split(r"[<>=!\[]", text.strip('",'))[0], comment))
+            comment = ""
+    return found
+
+
+def forkflow_sources() -> str:
+    files = [*(REPO / "tasks").rglob("*.py"), *(REPO / "bench").glob("*.py"), REPO / "dodo.py", REPO / "noxfile.py"]
+    return "\n".join(path.read_text(encoding="utf-8") for path in files)
+
+
+def test_every_declared_dependency_is_used() -> None:
+    """A dependency is imported, run as a program or module, named as a build tool, or pinned with a reason."""
+    source = forkflow_sources()
+    unused = []
+    for name, comment in declared_dependencies():
+        module = {"pyyaml": "yaml", "python-semantic-release": "semantic_release"}.get(name.lower(), name.replace("-", "_"))
+        uses = (rf"^\s*(import|from) {module}\b", rf"[\"']{re.escape(name)}[\"']", rf"[\"']-m[\"'], [\"']{module}[\"']")
+        if not comment and not any(re.search(use, source, re.MULTILINE) for use in uses):
+            unused.append(name)
+    assert unused == [], f"declared in pyproject.toml but never used: {unused}"
+
+
+def test_the_dependency_check_sees_an_unused_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "declared_dependencies", lambda: [("GitPython", "")])
+    with pytest.raises(AssertionError, match="GitPython"):
+        test_every_declared_dependency_is_used()
