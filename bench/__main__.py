@@ -1,7 +1,10 @@
 """Run every benchmark in bench/ and write bench/RESULTS.md.
 
 `python -m bench` runs them all; `python -m bench wheel sync` runs some.
-Each line is ours vs a baseline measured in the same run, and the ratio.
+Each line is ours vs a baseline measured in the same run, and the ratio;
+each section says when, on what, under which load and whether byte-code
+caches were there. `python -m bench --smoke` runs every bench at a small
+size to prove it still runs, and leaves RESULTS.md alone.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import SMOKE_ENV, Result
 
 HERE = Path(__file__).parent
 SKIP = {"__init__", "__main__", "common", "monorepo"}
@@ -42,20 +45,54 @@ def previous_sections() -> dict[str, str]:
     return sections
 
 
+def bytecode_caches() -> str:
+    """Whether forkflow's modules start from byte-code caches (a CI image with PYTHONDONTWRITEBYTECODE does not)."""
+    tag = sys.implementation.cache_tag
+    cached = any((HERE.parent / "tasks").rglob(f"__pycache__/*.{tag}.pyc"))
+    writes = not os.environ.get("PYTHONDONTWRITEBYTECODE")
+    return f"byte-code caches {'present' if cached else 'absent'}{'' if writes else ', not written'}"
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def run_module(name: str) -> tuple[str, bool]:
-    """One module's section: its results (ours vs baseline, ratio), when and where they were measured."""
-    stamp = f"measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}"
+    """One module's section: its results (ours vs baseline, ratio), when and where they were measured, the load
+    before and after, and whether byte-code caches were there."""
+    before, caches = load(), bytecode_caches()
     try:
         results: list[Result] = importlib.import_module(f"bench.{name}").run()
     except Exception:
         traceback.print_exc()
-        return f"- FAILED ({stamp}; see the bench output)", False
+        return f"- FAILED ({time.strftime('%Y-%m-%d %H:%M')} on {machine()}; see the bench output)", False
+    stamp = (f"measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}; {before} before, {load()} after; "
+             f"{caches}")
     for result in results:
         print(result.line(), flush=True)
     return "\n".join([f"_{stamp}_", "", *(f"- {result.line()}" for result in results)]), True
 
 
+def smoke_run(selected: list[str]) -> int:
+    """Every selected bench at its small size; a failure fails the run, nothing is written."""
+    os.environ[SMOKE_ENV] = "1"
+    failed = []
+    for name in modules(selected):
+        print(f"== bench.{name} (smoke size)", flush=True)
+        if not run_module(name)[1]:
+            failed.append(name)
+    print(f"smoke: {len(modules(selected)) - len(failed)} of {len(modules(selected))} benches ran"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
 def main(selected: list[str]) -> int:
+    if "--smoke" in selected:
+        return smoke_run([name for name in selected if name != "--smoke"])
+    unknown = sorted(set(selected) - set(modules([])))
+    if unknown:
+        print(f"bench: no bench named {', '.join(unknown)}; there are: {', '.join(modules([]))}", file=sys.stderr)
+        return 2
     sections = previous_sections()
     failed = 0
     for name in modules(selected):

@@ -7,11 +7,24 @@ bench/RESULTS.md.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+SMOKE_ENV = "FORKFLOW_BENCH_SMOKE"
+
+
+def smoke() -> bool:
+    """`python -m bench --smoke`: every bench at a small size, to prove it still runs (its figures mean nothing)."""
+    return os.environ.get(SMOKE_ENV, "") == "1"
+
+
+def sized(full: Any, small: Any) -> Any:
+    """`full` for a measuring run, `small` for a smoke run."""
+    return small if smoke() else full
 
 
 @dataclass(frozen=True)

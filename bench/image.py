@@ -35,10 +35,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, print_results, stopwatch
+from bench.common import Result, print_results, sized, stopwatch
 
 REPO = Path(__file__).resolve().parent.parent
-PYTHONS = ("3.11", "3.12")
+PYTHONS = sized(("3.11", "3.12"), ("3.11",))
 
 
 def run_doit(config: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

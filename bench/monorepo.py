@@ -11,12 +11,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from bench.common import sized
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "demo" / "upstream"
-INTEGRATIONS = (
+INTEGRATIONS = sized((
     "aws", "azure", "bitbucket", "dask", "databricks", "dbt", "docker", "email", "gcp", "github",
     "gitlab", "kubernetes", "ray", "redis", "shell", "slack", "snowflake", "sqlalchemy",
-)
+), ("aws", "redis"))
 ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "Bench",
        "GIT_COMMITTER_EMAIL": "bench@example.com", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00", "PATH": "/usr/bin:/bin:/usr/local/bin"}
@@ -37,9 +39,9 @@ def make_tree(work: Path) -> None:
         for file in target.rglob("*"):
             if file.is_file():
                 file.write_text(file.read_text().replace("aws", name))
-        for index in range(40):
+        for index in range(sized(40, 4)):
             (target / f"orbit_{name}" / f"module_{index}.py").write_text(f"VALUE = {index}\n")
-    for index in range(200):
+    for index in range(sized(200, 5)):
         module = work / "src" / "orbit" / "extras" / f"part_{index}.py"
         module.parent.mkdir(parents=True, exist_ok=True)
         module.write_text(f"PART = {index}\n")

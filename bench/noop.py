@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import Result, doit_json, interleaved_medians, print_results
+from bench.common import Result, doit_json, interleaved_medians, print_results, sized
 
 REPO = Path(__file__).resolve().parent.parent
-ROUNDS = 15
+ROUNDS = sized(15, 1)
 
 
 def demo_config(folder: Path) -> Path:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import Result, doit_json, free_port, print_results, stopwatch
-from bench.deploy import FLOW_TEMPLATE, deployment_specs, flows_sections
+from bench.common import Result, doit_json, free_port, print_results, sized, stopwatch
+from bench.deploy import FLOW_TEMPLATE, both_environments, deployment_specs, flows_sections
 from bench.monorepo import generate, git
 
 REPO = Path(__file__).resolve().parent.parent
-FLOWS = 200
+FLOWS = sized(200, 3)
 ALWAYS_RUN = ("sync:fetch", "services:", "matrix")
 
 
@@ -101,6 +101,7 @@ def stop_services(config: Path) -> None:
 
 
 def run() -> list[Result]:
+    both_environments()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         config = prepare(Path(tmp))
         try:

@@ -18,14 +18,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import Result, doit_json, interleaved_medians, print_results, stopwatch
+from bench.common import Result, doit_json, interleaved_medians, print_results, smoke, stopwatch
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_ENV = "FORKFLOW_BENCH_PREFECT"
 
 
-def source() -> Path:
+def source(folder: Path) -> Path:
+    """The Prefect clone to build; a smoke run without one builds the generated Prefect-shaped monorepo."""
     value = os.environ.get(SOURCE_ENV)
+    if not value and smoke():
+        from bench.monorepo import generate
+
+        generate(folder / "generated")
+        return folder / "generated" / "work"
     if not value or not (Path(value) / "src" / "integrations").is_dir():
         raise RuntimeError(f"set {SOURCE_ENV} to a clone of PrefectHQ/prefect with its tags")
     return Path(value).resolve()
@@ -48,9 +54,11 @@ origin = "{fork}"
 main = "main"
 release = "release"
 
-[packages]
-constraints = "constraints.txt"
 ''', encoding="utf-8")
+    if not (fork / "uv.lock").exists():
+        return config
+    with config.open("a", encoding="utf-8") as out:
+        out.write('\n[packages]\nconstraints = "constraints.txt"\n')
     pins = subprocess.run(["uv", "export", "--frozen", "--no-hashes", "--no-emit-workspace", "--all-packages", "--no-dev"],
                           cwd=fork, capture_output=True, text=True, check=True).stdout
     (folder / "constraints.txt").write_text(pins, encoding="utf-8")
@@ -102,10 +110,16 @@ def doit_list(config: Path) -> None:
                    env=env, capture_output=True, check=True)
 
 
+def redis_module(fork: Path) -> Path:
+    """The redis integration's package __init__.py (prefect-redis, or orbit-redis in the generated tree)."""
+    folder = next(p for p in integrations(fork) if p.name.endswith("-redis"))
+    return next(folder.glob("*_redis/__init__.py"))
+
+
 def run() -> list[Result]:
-    origin = source()
     with tempfile.TemporaryDirectory(prefix="bench-prefect-") as tmp:
         folder = Path(tmp)
+        origin = source(folder)
         baseline_fork = clone(origin, folder / "baseline")
         with stopwatch() as baseline:
             prefects_own_way(baseline_fork, folder / "baseline-dist")
@@ -117,7 +131,7 @@ def run() -> list[Result]:
         with stopwatch() as ours:
             full = doit_json(config, "-n", "2", "wheel")
         noop, listing, second = interleaved_medians(lambda: doit_json(config, "wheel"), lambda: doit_list(config))
-        touched = folder / "fork" / "src" / "integrations" / "prefect-redis" / "prefect_redis" / "__init__.py"
+        touched = redis_module(folder / "fork")
         touched.write_text(touched.read_text() + "\n# touched\n")
         with stopwatch() as one:
             incremental = doit_json(config, "wheel")
@@ -131,7 +145,7 @@ def run() -> list[Result]:
         Result("prefect wheels (b) no change", noop, listing, "under 1.2, 0 builds",
                f"{builds(second)} builds; median of 5 interleaved runs each; baseline is `doit list`"),
         Result("prefect wheels (c) one integration touched", one(), single(), "<= 1.2",
-               f"{builds(incremental)} build(s); baseline is one python -m build of prefect-redis"),
+               f"{builds(incremental)} build(s); baseline is one python -m build of {touched.parent.parent.name}"),
         Result("prefect wheels (d) verification, reported apart", verify(), ours(), "reported only",
                f"doit -n 2 --continue verify on the default Python: {verified}; baseline is the full build"),
     ]

@@ -41,10 +41,10 @@ from typing import Any
 
 import yaml
 
-from bench.common import Result, free_port, interleaved_medians, print_results, stopwatch
+from bench.common import Result, free_port, interleaved_medians, print_results, sized, stopwatch
 
 REPO = Path(__file__).resolve().parent.parent
-COUNT = int(os.environ.get("FORKFLOW_BENCH_DEPLOYMENTS", "400"))
+COUNT = int(os.environ.get("FORKFLOW_BENCH_DEPLOYMENTS", sized("400", "6")))
 POOL = "bench-pool"
 IDENTITY = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
             "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
@@ -101,7 +101,7 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
     ]
 
 
-ROUNDS = int(os.environ.get("FORKFLOW_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("FORKFLOW_BENCH_ROUNDS", sized("3", "1")))
 
 
 def our_round(folder: Path, project: Path, databases: Iterator[str] | None, noop: bool) -> Run:

@@ -31,13 +31,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import Result, print_results, stopwatch
+from bench.common import Result, print_results, sized, stopwatch
 
 REPO = Path(__file__).resolve().parent.parent
-UPSTREAM_COMMITS = 500
-CUSTOM_COMMITS = 20
-FILES = 1000
-ROUNDS = 9
+UPSTREAM_COMMITS = sized(500, 10)
+CUSTOM_COMMITS = sized(20, 2)
+FILES = sized(1000, 20)
+ROUNDS = sized(9, 1)
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
     "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com",

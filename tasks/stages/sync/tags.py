@@ -62,7 +62,7 @@ def tag_patterns(setup: SyncSetup, root: Path) -> list[tuple[str, str]]:
         packages = find_packages(setup.settings, root)
     except (ForkflowError, OSError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        warn(f"only core version tags ({rules.core_tag}) are carried to origin: the packages in {root} "
+        warn(f"only core version tags (named like \"{rules.core_tag}\") are carried to origin: the packages in {root} "
              f"could not be read ({first})")
         return patterns
     return patterns + [tag_pattern(p.kind, p.name, rules.core_tag, rules.package_tag) for p in packages]
