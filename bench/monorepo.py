@@ -18,7 +18,7 @@ DEMO = REPO / "examples" / "demo" / "upstream"
 INTEGRATIONS = sized((
     "aws", "azure", "bitbucket", "dask", "databricks", "dbt", "docker", "email", "gcp", "github",
     "gitlab", "kubernetes", "ray", "redis", "shell", "slack", "snowflake", "sqlalchemy",
-), ("aws", "redis"))
+), ("aws", "kubernetes", "redis"))
 ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "Bench",
        "GIT_COMMITTER_EMAIL": "bench@example.com", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00", "PATH": "/usr/bin:/bin:/usr/local/bin"}
