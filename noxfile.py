@@ -41,7 +41,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """Type-check the pipeline with mypy."""
+    """Type-check the pipeline, its tests, benches, dodo.py and noxfile.py with mypy --strict."""
     install(session)
     session.run("mypy")
 
@@ -138,4 +138,4 @@ def state_dir() -> Path:
 
     config = Path(os.environ.get("FORKFLOW_CONFIG", ROOT / "pipeline.toml"))
     data = tomllib.loads(config.read_text(encoding="utf-8"))
-    return config.parent / data.get("state_dir", ".forkflow")
+    return config.parent / str(data.get("state_dir", ".forkflow"))

@@ -90,7 +90,7 @@ def extrapolate(times: dict[int, float]) -> float:
     """Seconds for FLOWS flows on the line through the measured (flows, seconds) points."""
     (small, t_small), (large, t_large) = sorted(times.items())
     per_flow = max((t_large - t_small) / (large - small), 0.0)
-    return t_small + per_flow * (FLOWS - small)
+    return float(t_small + per_flow * (FLOWS - small))
 
 
 @contextmanager

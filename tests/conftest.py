@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,7 +90,7 @@ def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
-def running_prefect_server(folder: Path, extra_env: dict[str, str] | None = None, pools: bool = True) -> Iterator[str]:
+def running_prefect_server(folder: Path, extra_env: dict[str, str] | None = None, pools: bool = True) -> Generator[str, None, None]:
     """A real Prefect server (SQLite) in `folder`, with the work pools the tests use; yields its API URL."""
     from tasks.adapters import services as svc
     from tasks.pipeline.settings import load_settings

@@ -166,7 +166,7 @@ def test_names_follow_the_pattern_and_branch_selects_environments() -> None:
     assert not name_matcher(ctx, "prod").match(name)
     assert not name_matcher(Context("orbit", "main", "abc", "1.0"), "dev").match(name)
     assert name.startswith(fixed_prefix(ctx, "dev"))
-    envs = {"dev": "*", "staging": "staging", "prod": "main"}
+    envs: dict[str, str | None] = {"dev": "*", "staging": "staging", "prod": "main"}
     assert environments_for_branch(envs, "main") == ["prod"]
     assert environments_for_branch(envs, "staging") == ["staging"]
     assert environments_for_branch(envs, "feature/x") == ["dev"]

@@ -183,7 +183,8 @@ def wrong_type(value: Any) -> Any:
 
 
 def empty(value: Any) -> Any:
-    return {list: [], dict: {}}.get(type(value), "" if isinstance(value, str) else 0)
+    empties: dict[type, Any] = {list: [], dict: {}}
+    return empties.get(type(value), "" if isinstance(value, str) else 0)
 
 
 def is_open(path: tuple[Any, ...], open_paths: tuple[str, ...]) -> bool:
@@ -332,12 +333,12 @@ def test_deployment_file_mutations(tmp_path: Path, kind: str) -> None:
         (folder / "pipeline.toml").write_text(flows_config(folder / "repo" / "flows", target, folder))
         jobs.append({"config": str(folder / "pipeline.toml"), "args": ["flows"]})
     results = run_all(jobs, tmp_path)
-    accepted = [job | {"args": ["list"]} for job, result in zip(jobs, results, strict=True) if result["rc"] == 0]
+    accepted: list[dict[str, Any]] = [job | {"args": ["list"]} for job, result in zip(jobs, results, strict=True) if result["rc"] == 0]
     listings = iter(run_all(accepted, tmp_path))
     problems = []
     for mutation, flows_run in zip(found, results, strict=True):
         problems += problems_of(mutation, flows_run)
-        listing = next(listings) if flows_run["rc"] == 0 else {"rc": 0, "output": ""}
+        listing: dict[str, Any] = next(listings) if flows_run["rc"] == 0 else {"rc": 0, "output": ""}
         if listing["rc"] != 0 or "Traceback" in listing["output"]:
             problems.append(f"{mutation.name}: `doit list` after `doit flows` exits {listing['rc']}\n{listing['output'][-800:]}")
     valid = sum(1 for result in results if result["rc"] == 0)

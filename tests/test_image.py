@@ -343,7 +343,7 @@ def block_of(text: str, heading: str) -> str:
 
 def assert_cached_until(log: str, instruction: str) -> None:
     """Every step after FROM and before `instruction` came from BuildKit's cache, and that one did not."""
-    steps = {}  # step number -> (BuildKit's vertex, the instruction)
+    steps: dict[int, tuple[str, str]] = {}  # step number -> (BuildKit's vertex, the instruction)
     for found in re.finditer(r"^#(\d+) \[(?:[\w.-]+ )?(\d+)/\d+\] (.*)$", log, flags=re.MULTILINE):
         steps.setdefault(int(found.group(2)), (found.group(1), found.group(3)))
     cached = set(re.findall(r"^#(\d+) CACHED$", log, flags=re.MULTILINE))

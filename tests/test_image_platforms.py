@@ -47,7 +47,7 @@ def cell(config: Path) -> dict[str, Any]:
 
 
 def output(result: Any) -> str:
-    return result.stdout + result.stderr
+    return str(result.stdout) + str(result.stderr)
 
 
 def ok(result: Any) -> None:

@@ -4,6 +4,8 @@ and on one line of notes.md), not left out."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import os
 import re
@@ -32,8 +34,9 @@ def checkout(config: Path) -> Path:
     return state(config) / "demo" / "fork"
 
 
-def report(config: Path, stage: str) -> dict:
-    return json.loads((state(config) / "reports" / f"{stage}.json").read_text())
+def report(config: Path, stage: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((state(config) / "reports" / f"{stage}.json").read_text())
+    return loaded
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ def index(built_demo: Path) -> Iterator[Path]:
     run_doit(built_demo, "services-stop:index")
 
 
-def by_name(config: Path) -> dict[str, dict]:
+def by_name(config: Path) -> dict[str, dict[str, Any]]:
     return {p["name"]: p for p in report(config, "notes")["packages"]}
 
 

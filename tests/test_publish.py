@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import http.server
 import json
 import os
@@ -34,15 +36,16 @@ def index_packages(config: Path) -> Path:
     return state(config) / "services" / "index" / "packages"
 
 
-def publish_report(config: Path) -> dict:
-    return json.loads((state(config) / "reports" / "publish.json").read_text())
+def publish_report(config: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((state(config) / "reports" / "publish.json").read_text())
+    return loaded
 
 
 def statuses(config: Path) -> dict[str, str]:
     return {f["name"]: f["status"] for f in publish_report(config)["files"]}
 
 
-def publish(config: Path, *args: str, env: dict[str, str] | None = None):
+def publish(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     (state(config) / "reports" / "publish.json").unlink(missing_ok=True)
     return run_doit(config, "publish", *args, env=env)
 
@@ -325,7 +328,8 @@ def test_fork_packages_never_come_from_upstream(index: Path, upstream_index: str
 def index_url(config: Path) -> str:
     import tomllib
 
-    return tomllib.loads(config.read_text())["index"]["url"].rstrip("/")
+    url: str = tomllib.loads(config.read_text())["index"]["url"]
+    return url.rstrip("/")
 
 
 def test_a_failed_publish_replaces_the_last_green_report(index: Path) -> None:

@@ -22,7 +22,8 @@ PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 def verified_installs(config: Path) -> dict[str, str]:
     """What verify installed next to the core on this Python."""
     result = json.loads((state(config) / "verify" / "orbit.json").read_text())
-    return result["pythons"][PYTHON]["installed"]
+    installed: dict[str, str] = result["pythons"][PYTHON]["installed"]
+    return installed
 
 
 def user_env(venv: Path) -> dict[str, str]:

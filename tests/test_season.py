@@ -5,6 +5,8 @@ ships everything, and nothing shipped before is ever replaced or lost."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import hashlib
 import json
@@ -45,8 +47,9 @@ class Season:
         self.images: dict[str, str] = {}  # every full image tag ever pushed -> its digest
         self.core_builds: list[str] = []  # the core's version, week by week
 
-    def report(self, stage: str) -> dict:
-        return json.loads((self.state / "reports" / f"{stage}.json").read_text())
+    def report(self, stage: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((self.state / "reports" / f"{stage}.json").read_text())
+        return loaded
 
     def ship(self, week: str) -> subprocess.CompletedProcess[str]:
         result = run_doit(self.config)
@@ -127,7 +130,8 @@ class Registry:
                                      "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return response.headers.get("Docker-Content-Digest")
+                digest: str | None = response.headers.get("Docker-Content-Digest")
+                return digest
         except urllib.error.HTTPError:
             return None
 

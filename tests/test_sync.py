@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import os
 import subprocess
@@ -88,8 +90,9 @@ class Fork:
         git(self.config.parent, "clone", "-q", str(self.origin), str(self.path))
         git(self.path, "remote", "add", "upstream", str(self.upstream))
 
-    def report(self) -> dict:
-        return json.loads((self.config.parent / ".forkflow" / "reports" / "sync.json").read_text())
+    def report(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((self.config.parent / ".forkflow" / "reports" / "sync.json").read_text())
+        return loaded
 
     def all_refs(self) -> dict[str, dict[str, str]]:
         found = {"upstream": refs(self.upstream), "origin": refs(self.origin)}

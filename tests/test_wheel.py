@@ -6,6 +6,8 @@ that changes the checkout restores it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import subprocess
 import zipfile
@@ -28,8 +30,9 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def report(config: Path, stage: str) -> dict:
-    return json.loads((state(config) / "reports" / f"{stage}.json").read_text())
+def report(config: Path, stage: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((state(config) / "reports" / f"{stage}.json").read_text())
+    return loaded
 
 
 def executed(config: Path, *targets: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 from tasks.adapters import emulation, registry
 from tasks.core.errors import ForkflowError
 
-INDEX = {"schemaVersion": 2, "mediaType": registry.DOCKER_INDEX, "manifests": [
+INDEX: dict[str, Any] = {"schemaVersion": 2, "mediaType": registry.DOCKER_INDEX, "manifests": [
     {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
     {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
     {"digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}},

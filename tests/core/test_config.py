@@ -40,14 +40,14 @@ def test_defaults_mirror_prefect_layout(tmp_path: Path) -> None:
 def test_config_is_frozen(tmp_path: Path) -> None:
     loaded = load_settings(write(tmp_path, MINIMAL))
     with pytest.raises(ValidationError):
-        loaded.config.project.name = "other"  # type: ignore[misc]
+        loaded.config.project.name = "other"
 
 
 def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "deployments.yaml").write_text("flows: {}\n")
     loaded = load_settings(write(tmp_path, MINIMAL + '[flows]\npath = "flows"\nconfig = "flows/deployments.yaml"\n'))
-    assert loaded.path(loaded.config.flows.path) == tmp_path / "flows"
+    assert loaded.config.flows is not None and loaded.path(loaded.config.flows.path) == tmp_path / "flows"
     assert loaded.state_dir == tmp_path / ".forkflow"
 
 

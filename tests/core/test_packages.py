@@ -6,6 +6,7 @@ import pytest
 
 from tasks.core.errors import ConfigError
 from tasks.core.packages import (
+    Package,
     check_dist_names,
     detect_backend,
     discover,
@@ -22,7 +23,7 @@ AWS = {"project": {"name": "prefect-aws", "dynamic": ["version"]}, "tool": {"set
 FLOWS = {"project": {"name": "flows", "version": "0.3.0"}}
 
 
-def packages():
+def packages() -> list[Package]:
     return discover(("." , CORE), ("client", CLIENT), [("src/integrations/prefect-aws", AWS)], ("flows", FLOWS),
                     ("src/prefect/cli", "src/prefect/server"))
 

@@ -3,6 +3,7 @@ steps, the demo history."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 import pytest
@@ -83,7 +84,7 @@ INPUTS = {"dockerfile_sha256": "d1", "wheels": {"orbit-1.0.1.whl": "w1"}, "base_
 TARGET = {"repository": "r:5000/orbit", "tags": ["1.0.1-python3.12"], "push": True}
 
 
-def recorded(inputs: dict[str, object] = INPUTS, target: dict[str, object] = TARGET) -> dict[str, str]:
+def recorded(inputs: Mapping[str, object] = INPUTS, target: Mapping[str, object] = TARGET) -> dict[str, str]:
     return {"input_hash": images.input_hash(inputs), "image_id": "sha256:i1", "target": images.input_hash(target)}
 
 
