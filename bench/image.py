@@ -170,7 +170,8 @@ def run() -> list[Result]:
             svc.stop(spec)
             remove_images(tag)
     return [
-        Result(f"image: second run, no change, vs first run ({len(PYTHONS)} Python(s) x 2 flavors)", second(), first(), "ratio < 0.1, 0 builds",
+        Result(f"image: second run, no change, vs first run ({len(PYTHONS)} Python(s) x 2 flavors)", second(), first(),
+               "ratio < 0.1, 0 builds",
                f"{builds} builds in the second run; first run built and pushed 4 images"),
         Result("image: fresh runner (empty state folder), no change, vs first run", fresh_run(), first(),
                "ratio < 0.05, 0 builds", f"{fresh_builds} builds, {fresh_pushes} pushes: every tag found in the registry "

@@ -4,8 +4,6 @@ and on one line of notes.md), not left out."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import os
 import re
@@ -13,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 

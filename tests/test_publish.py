@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import http.server
 import json
 import os
@@ -15,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest

@@ -5,8 +5,6 @@ ships everything, and nothing shipped before is ever replaced or lost."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import base64
 import hashlib
 import json
@@ -17,6 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 

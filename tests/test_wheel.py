@@ -6,12 +6,11 @@ that changes the checkout restores it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
