@@ -113,6 +113,13 @@ def deploy(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def plan(session: nox.Session) -> None:
+    """What merging into a branch would do, changing nothing: `nox -s plan -- --base main` (see tasks/plan.py)."""
+    install(session)
+    session.run("python", "-m", "tasks.plan", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def promote(session: nox.Session) -> None:
     """Promote deployments: `nox -s promote -- dev prod [a,b]` (same image and code version)."""
     install(session)

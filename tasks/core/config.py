@@ -217,7 +217,7 @@ class Demo(Section):
     workspace: str = ".forkflow/demo"
 
 
-WORKFLOW_NAMES = ("sync-upstream", "release", "deploy", "promote")
+WORKFLOW_NAMES = ("sync-upstream", "release", "deploy", "promote", "pull-request")
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 

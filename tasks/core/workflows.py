@@ -54,19 +54,18 @@ def github_section(config: Config) -> GitHub:
 
 def unavailable_reason(config: Config, name: str) -> str | None:
     """Why the config cannot feed this workflow, or None when it can."""
-    if name in ("sync-upstream", "release") and config.fork is None:
-        return "the config has no [fork] section"
-    if name == "deploy":
-        if config.flows is None:
-            return "the config has no [flows] section"
-        if not any(env.branch for env in config.environments.values()):
-            return "no [environments.<name>] has a `branch`"
-    if name == "promote":
-        if config.flows is None:
-            return "the config has no [flows] section"
-        if len(config.environments) < 2:
-            return "promoting needs at least two [environments.<name>]"
-    return None
+    needs: dict[str, list[tuple[bool, str]]] = {
+        "sync-upstream": [(config.fork is None, "the config has no [fork] section")],
+        "release": [(config.fork is None, "the config has no [fork] section")],
+        "deploy": [(config.flows is None, "the config has no [flows] section"),
+                   (not any(env.branch for env in config.environments.values()),
+                    "no [environments.<name>] has a `branch`")],
+        "promote": [(config.flows is None, "the config has no [flows] section"),
+                    (len(config.environments) < 2, "promoting needs at least two [environments.<name>]")],
+        "pull-request": [(config.fork is None and config.flows is None,
+                          "the config has neither [fork] nor [flows]: a pull request has nothing to plan")],
+    }
+    return next((reason for missing, reason in needs.get(name, []) if missing), None)
 
 
 def parse_only(only: str) -> list[str]:
@@ -152,7 +151,18 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "push_branches": sorted({push_filter(p) for p in patterns.values()}),
         "promote_source": environments[0] if environments else "",
         "promote_target": environments[1] if len(environments) > 1 else "",
+        "plan_credentials": plan_credentials(config),
     }
+
+
+def plan_credentials(config: Config) -> list[str]:
+    """The variables holding the Prefect credentials of the environments a branch deploys to; the pull-request
+    plan reads each from a PLAN_-prefixed secret holding a read-only credential."""
+    names = set()
+    for env in config.environments.values():
+        if env.branch:
+            names |= {env.api_key_env or "PREFECT_API_KEY", env.auth_string_env or "PREFECT_API_AUTH_STRING"}
+    return sorted(names)
 
 
 def emulated_platforms(config: Any) -> str:

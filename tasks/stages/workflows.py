@@ -35,7 +35,7 @@ from tasks.pipeline.settings import REPO_ROOT, Settings, settings, write_report,
 
 STAGE = "workflows"
 TEMPLATES = REPO_ROOT / "templates" / "github"
-DOC = ("render the GitHub workflows (sync-upstream, release, deploy, promote) into the target repository "
+DOC = ("render the GitHub workflows (sync-upstream, release, deploy, promote, pull-request) into the target repository "
        "(--dry-run shows the diff, --only a,b)")
 
 ONLY_PARAM = {
