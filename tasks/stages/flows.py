@@ -62,7 +62,8 @@ def task_flows() -> dict[str, Any]:
         "actions": [guarded(flows_action), KeepFileDeps(partial(input_files, current))],
         "file_dep": [str(file) for file in input_files(current)],
         "targets": [str(current.reports_dir / "flows.json")],
-        "task_dep": ["checkout"] if current.config.fork else [],
+        # the flows' code version is the version stage's (a deploy-only run must name the version a full run names)
+        "task_dep": ["checkout", "version"] if current.config.fork else [],
         "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged)],
         "verbosity": 2,
     }

@@ -1,0 +1,186 @@
+"""The rendered release and deploy workflows, run here job by job as GitHub would run them.
+
+Each job starts from a fresh checkout with an empty state folder (as every
+runner does); artifacts go from job to job as files; the fork's origin, the
+package index, the registry and the Prefect server are shared, as they are
+in CI. Afterwards one `doit` run of the whole pipeline, from another fresh
+checkout against the same services, finds nothing to add: the jobs together
+left what a single run leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REPO, free_port, prefect_http
+from tests.image_helpers import Registry
+from tests.workflow_runner import Runner, copy_checkout
+
+pytestmark = [pytest.mark.docker, pytest.mark.services, pytest.mark.slow]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A pypiserver with upload auth on a free port; its URL and the credentials as the publish job's secrets."""
+    from tasks.adapters import services as svc
+    from tasks.pipeline.credentials import local_credentials
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.services import prepare, service_spec
+
+    folder = tmp_path / "index-service"
+    folder.mkdir()
+    (folder / "pipeline.toml").write_text(f'[project]\nname = "index"\n[services.index]\nport = {free_port()}\n'
+                                          f'[services.registry]\nport = {free_port()}\n'
+                                          f'[services.prefect]\nport = {free_port()}\n')
+    current = load_settings(folder / "pipeline.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # passlib, which writes the htpasswd, imports crypt
+        prepare(current, "index")
+    spec = service_spec(current, "index")
+    svc.start(spec)
+    creds = local_credentials(current.services_dir / "index", "index")
+    try:
+        yield spec.url, {"TWINE_USERNAME": creds.username, "TWINE_PASSWORD": creds.password}
+    finally:
+        svc.stop(spec)
+
+
+def config_text(project: str, demo: Path, index_url: str, registry: Registry, api: str) -> str:
+    return f"""state_dir = ".forkflow"
+
+[project]
+name = "{project}"
+
+[fork]
+path = "fork"
+upstream = "{demo / 'upstream.git'}"
+origin = "{demo / 'origin.git'}"
+
+[packages]
+core = "."
+client = "client"
+integrations = "src/integrations/*"
+
+[index]
+url = "{index_url}"
+
+[images]
+registry = "{registry.address}"
+repository = "{project}/orbit"
+python = ["3.12"]
+flavors = ["base"]
+base_image = "python:{{python}}-slim"
+
+[flows]
+path = "fork/flows"
+config = "fork/flows/deployments.yaml"
+# each runner checks out elsewhere; the process workers see the flows here
+worker_path = "/srv/flows"
+
+[environments.dev]
+prefect_api_url = "{api}"
+work_pool = "ff-dev"
+branch = "*"
+
+[environments.prod]
+prefect_api_url = "{api}"
+work_pool = "ff-prod"
+branch = "main"
+
+[github]
+workflows = ["release", "deploy"]
+"""
+
+
+def one_run_config(config: Path) -> None:
+    """The config a single run uses: the same, with its writes made rather than planned (the workflows name them)."""
+    config.write_text('default_writes = ["publish", "image", "deploy"]\n' + config.read_text(encoding="utf-8"),
+                      encoding="utf-8")
+
+
+def flows_repository(folder: Path, config: str) -> Path:
+    """The repository that runs forkflow: forkflow's files, the config in ci/ and the workflows `doit workflows`
+    renders for it."""
+    copy_checkout(REPO, folder)
+    (folder / "ci").mkdir()
+    (folder / "ci" / "pipeline.toml").write_text(config, encoding="utf-8")
+    env = {**os.environ, "FORKFLOW_CONFIG": str(folder / "ci" / "pipeline.toml")}
+    done = subprocess.run([sys.executable, "-m", "doit", "-f", str(folder / "dodo.py"), "-d", str(folder), "workflows"],
+                          env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shutil.rmtree(folder / "ci" / ".forkflow")
+    return folder
+
+
+def failed_jobs(results: dict[str, list[Any]]) -> str:
+    return "\n\n".join(f"== {job} ({item.result})\n{item.log[-6000:]}" for job, items in results.items()
+                       for item in items if item.result == "failure")
+
+
+def one_run(repo: Path, folder: Path, secrets: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`doit` (every stage) from a fresh checkout, as one run would."""
+    copy_checkout(repo, folder)
+    one_run_config(folder / "ci" / "pipeline.toml")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("FORKFLOW_", "PREFECT_", "TWINE_"))}
+    env.update(secrets, FORKFLOW_CONFIG=str(folder / "ci" / "pipeline.toml"), FORKFLOW_BRANCH="release")
+    return subprocess.run([sys.executable, "-m", "doit", "-f", str(folder / "dodo.py"), "-d", str(folder)], env=env,
+                          capture_output=True, text=True, check=False, timeout=3600)
+
+
+def report(folder: Path, stage: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((folder / "ci" / ".forkflow" / "reports" / f"{stage}.json").read_text())
+    return loaded
+
+
+def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
+        tmp_path: Path, demo_workspace: Path, index: tuple[str, dict[str, str]], registry: Registry, prefect_api: str,
+        base_images: list[str]) -> None:
+    project = "wf" + uuid.uuid4().hex[:8]
+    index_url, index_secrets = index
+    repo = flows_repository(tmp_path / "repo", config_text(project, demo_workspace, index_url, registry, prefect_api))
+    secrets = {**index_secrets, **registry.env, "PREFECT_API_AUTH_STRING": os.environ["FORKFLOW_PREFECT_USERNAME"] + ":"
+               + os.environ["FORKFLOW_PREFECT_PASSWORD"]}
+    runner = Runner(repo, tmp_path / "runs", secrets=secrets)
+    workflows = repo / ".github" / "workflows"
+
+    release = runner.run(workflows / "release.yml", "workflow_dispatch", {"publish": True, "images": True}, ref="release")
+    assert {job: [r.result for r in items] for job, items in release.items()} == {
+        "build": ["success"], "publish": ["success"], "matrix": ["success"], "images": ["success"],
+        "summary": ["success"]}, failed_jobs(release)
+    summary = release["summary"][0].summary
+    assert "### Uploads" in summary and "### Images" in summary and "| 3.12-base | built |" in summary
+    images = json.loads((runner.runs["release"] / "images" / "image.json").read_text())
+    assert [image["name"] for image in images["images"]] == ["3.12-base"] and images["images"][0]["digest"]
+
+    deploy = runner.run(workflows / "deploy.yml", "push", ref="release")
+    assert [r.result for r in deploy["deploy"]] == ["success"], failed_jobs(deploy)
+    assert deploy["route"][0].outputs == {"environments": '["dev"]'}
+    deployed = report(deploy["deploy"][0].workspace or tmp_path, "deploy")
+    assert deployed["deployments"] and {d["status"] for d in deployed["deployments"]} == {"created"}
+
+    uploaded = {f["name"]: f["sha256"] for f in report(release["publish"][0].workspace or tmp_path, "publish")["files"]}
+    assert uploaded and all(name.startswith(("orbit", project)) for name in uploaded)
+
+    single = one_run(repo, tmp_path / "one-run", secrets)
+    assert single.returncode == 0, single.stdout[-6000:] + single.stderr[-3000:]
+    again = report(tmp_path / "one-run", "publish")["files"]
+    assert {f["name"]: f["sha256"] for f in again} == uploaded
+    assert {f["status"] for f in again} == {"up-to-date"}, again  # identical files already in the index
+    built = report(tmp_path / "one-run", "image")["images"]
+    assert [(i["name"], i["digest"], i["status"]) for i in built] == [
+        ("3.12-base", images["images"][0]["digest"], "up-to-date")]
+    assert report(tmp_path / "one-run", "deploy")["writes"] == 0
+    with prefect_http(prefect_api) as http:
+        found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
+    assert sorted(d["name"] for d in found) == sorted(d["name"] for d in deployed["deployments"])
