@@ -23,13 +23,18 @@ def config(*sections: str) -> Config:
 
 def test_only_the_workflows_the_config_feeds() -> None:
     chosen, skipped = choose_workflows(config(FORK), [], "pipeline.toml")
-    assert chosen == ["sync-upstream", "release"]
+    assert chosen == ["sync-upstream", "release", "pull-request"]
     assert skipped == {"deploy": "the config has no [flows] section", "promote": "the config has no [flows] section"}
     chosen, skipped = choose_workflows(config(FLOWS, env("dev", "*")), [], "pipeline.toml")
-    assert chosen == ["deploy"]
+    assert chosen == ["deploy", "pull-request"]
     assert skipped["promote"] == "promoting needs at least two [environments.<name>]"
     chosen, skipped = choose_workflows(config(FLOWS, env("dev"), env("prod")), [], "pipeline.toml")
-    assert chosen == ["promote"] and skipped["deploy"] == "no [environments.<name>] has a `branch`"
+    assert chosen == ["promote", "pull-request"] and skipped["deploy"] == "no [environments.<name>] has a `branch`"
+
+
+def test_a_config_with_nothing_to_plan_has_no_pull_request_workflow() -> None:
+    chosen, skipped = choose_workflows(config(), [], "pipeline.toml")
+    assert chosen == [] and skipped["pull-request"].startswith("the config has neither [fork] nor [flows]")
 
 
 def test_asking_for_a_workflow_the_config_cannot_feed_is_an_error() -> None:
