@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tasks.adapters.processes import kill_with_parent
 from tasks.core.errors import CommandError
 from tasks.core.secrets import mask, secret_values
 
@@ -47,6 +48,7 @@ def run(
             text=True,
             timeout=timeout,
             check=False,
+            preexec_fn=kill_with_parent,  # noqa: PLW1509 - one prctl call, resolved before any thread starts
         )
     except FileNotFoundError:
         raise CommandError(f"command not found: {args[0]}", fix=fix or f"install {args[0]} and put it on PATH") from None

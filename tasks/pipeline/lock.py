@@ -10,57 +10,7 @@ from typing import IO
 
 from tasks.core.errors import StateLocked
 
-READ_ONLY_COMMANDS = {"list", "help", "info", "dumpdb", "strace", "tabcompletion", "graph"}
-OPTIONS_WITH_VALUES = {"-f", "--file", "-d", "--dir", "--db-file", "--backend", "-r", "--reporter", "-n", "--process",
-                       "-P", "--parallel-type", "-o", "--output-file", "-v", "--verbosity", "--check_file_uptodate"}
 _held: list[IO[str]] = []
-
-
-def command_of(argv: list[str]) -> str:
-    """The doit command in argv ('run' when only tasks or options are given)."""
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in OPTIONS_WITH_VALUES:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return "run"
-
-
-DOIT_COMMANDS = READ_ONLY_COMMANDS | {"run", "clean", "forget", "ignore", "reset-dep", "auto"}
-
-
-def runs_tasks(argv: list[str]) -> bool:
-    """`doit`, `doit run ...` or `doit <task> ...`: a run of tasks, not another doit command."""
-    return command_of(argv) not in DOIT_COMMANDS - {"run"}
-
-
-def worker_processes(argv: list[str]) -> int:
-    """The number of worker processes `-n N` / `--process N` asks for (1 when not given)."""
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in ("-n", "--process"):
-            value = next(args, "")
-        elif arg.startswith("--process="):
-            value = arg.removeprefix("--process=")
-        elif arg.startswith("-n") and len(arg) > 2:
-            value = arg[2:]
-        else:
-            continue
-        return int(value) if value.isdigit() else 1
-    return 1
-
-
-def named_tasks(argv: list[str]) -> list[str]:
-    """The tasks (and their parameters) named after `doit [run]`; [] for a bare `doit`."""
-    args = iter(argv[1:])
-    named: list[str] = []
-    for arg in args:
-        if arg in OPTIONS_WITH_VALUES:
-            next(args, None)
-        elif not arg.startswith("-") or named:
-            named.append(arg)
-    return named[1:] if named[:1] == ["run"] else named
 
 
 def hold_state_lock(state_dir: Path) -> None:
