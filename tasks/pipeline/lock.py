@@ -1,16 +1,25 @@
-"""One run per state folder: a second doit run on the same `.forkflow/` refuses to start."""
+"""One run per state folder: a second doit run on the same `.forkflow/` refuses to start.
+
+And one sync per fork clone: two configs with different state folders that name the same clone cannot sync it at
+once (the lock is a file in the clone's .git, which git ignores).
+"""
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import multiprocessing
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from tasks.core.errors import StateLocked
 
 _held: list[IO[str]] = []
+_clones: dict[Path, IO[str]] = {}
+CLONE_LOCK = "forkflow-sync.lock"
 
 
 def hold_state_lock(state_dir: Path) -> None:
@@ -35,3 +44,43 @@ def hold_state_lock(state_dir: Path) -> None:
     handle.flush()
     _held.append(handle)
     atexit.register(handle.close)  # the lock ends with the process; closing says so before teardown
+
+
+@contextmanager
+def clone_lock(fork: Path, state_dir: Path) -> Iterator[None]:
+    """Hold the fork clone's sync lock while a sync step runs; the main doit process keeps it until it ends (so
+    no other state folder's sync can run between this run's steps), a worker of `doit -n N` for the step only."""
+    git_dir = fork / ".git"
+    if not git_dir.is_dir() or fork.resolve() in _clones:
+        yield
+        return
+    handle = take_clone_lock(git_dir / CLONE_LOCK, fork, state_dir)
+    try:
+        yield
+    finally:
+        if multiprocessing.parent_process() is None:
+            _clones[fork.resolve()] = handle
+            atexit.register(handle.close)
+        else:
+            handle.close()
+
+
+def take_clone_lock(file: Path, fork: Path, state_dir: Path) -> IO[str]:
+    handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateLocked(
+            f"another forkflow run ({owner}) is syncing the fork clone {fork}",
+            where=str(file),
+            fix="wait for it to finish, then run `doit sync` again; two syncs of one clone would move its branches "
+                "under each other",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, state folder {state_dir}\n")
+    handle.flush()
+    return handle

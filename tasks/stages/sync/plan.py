@@ -27,6 +27,7 @@ from tasks.core.sync import (
 )
 from tasks.core.sync_tags import TagPlan, TagRef, check_fetchable, tag_lines
 from tasks.core.values import is_local_path
+from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.parallel import Outcome, together
 from tasks.pipeline.settings import read_json
 from tasks.pipeline.workspace import clone_action
@@ -50,7 +51,8 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
     dry = setup.writes_nothing
     forget_last_run(setup)
     try:
-        state = fetch_and_plan(setup, dry)
+        with clone_lock(setup.fork, setup.settings.state_dir):
+            state = fetch_and_plan(setup, dry)
     except ForkflowError as err:
         write_failure(setup, err, dry)
         raise

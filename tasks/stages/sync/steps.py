@@ -28,6 +28,7 @@ from tasks.core.sync import (
     short,
 )
 from tasks.core.sync_tags import MovedTag, TagPlan, place_moves, tag_pushes
+from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.settings import write_json
 from tasks.stages.sync.check import ORIGIN
 from tasks.stages.sync.plan import commits, is_clone
@@ -41,7 +42,8 @@ def run_step(setup: SyncSetup, step: Any) -> str:
     """Run one step on the saved state and save it; a failure goes to the report before doit sees it."""
     state = load_state(setup)
     try:
-        made: str = step(setup, state)
+        with clone_lock(setup.fork, setup.settings.state_dir):
+            made: str = step(setup, state)
     except ForkflowError as err:
         write_failure(setup, err, state.dry_run, state)
         raise
