@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tasks.adapters.processes import kill_with_parent
-from tasks.core.errors import CommandError
+from tasks.core.errors import CommandError, CommandTimedOut
 from tasks.core.secrets import mask, secret_values
 
 TAIL_LINES = 40
@@ -53,7 +53,7 @@ def run(
     except FileNotFoundError:
         raise CommandError(f"command not found: {args[0]}", fix=fix or f"install {args[0]} and put it on PATH") from None
     except subprocess.TimeoutExpired:
-        raise CommandError(f"command timed out after {timeout}s: {describe(args, full_env)}", fix=fix) from None
+        raise CommandTimedOut(f"command timed out after {timeout}s: {describe(args, full_env)}", fix=fix) from None
     if check and proc.returncode != 0:
         raise failure(args, proc, full_env, cwd, fix)
     return proc

@@ -9,6 +9,7 @@ from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
 
+from tasks.adapters import limits
 from tasks.adapters.processes import end_with_parent
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.secrets import mask, secret_values
@@ -20,17 +21,20 @@ class Guarded:
     """An action that turns a ForkflowError into a clean doit failure (no traceback): bad input (a ConfigError, e.g.
     an invalid deployment file) ends the run with exit code 2, any other failure with 1.
 
-    It carries the run mode and installs it before the call, and it pickles with the standard pickle (no closure),
-    so a worker of `doit -n N` runs the action with the run's mode under the fork, forkserver and spawn start methods.
+    It carries the run mode and the time bounds ([timeouts]) and installs them before the call, and it pickles
+    with the standard pickle (no closure), so a worker of `doit -n N` runs the action with the run's mode under
+    the fork, forkserver and spawn start methods.
     """
 
     def __init__(self, func: Callable[..., Any], mode: RunMode | None = None) -> None:
         self.func = func
         self.mode = mode or run_mode()
+        self.limits = limits.limits()
         functools.update_wrapper(self, func)  # doit reads the signature (task, targets, params) through __wrapped__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         end_with_parent()
+        limits.configure(self.limits)
         prefetch.forget_all()
         with installed(self.mode):
             try:

@@ -11,7 +11,9 @@ from typing import Any
 
 from tasks.adapters.console import say
 from tasks.adapters.git import Git, Layout
+from tasks.adapters.limits import NoAnswer, limits
 from tasks.core.errors import CommandError, ForkflowError
+from tasks.core.secrets import mask_urls
 from tasks.core.sync import (
     BACKUP_PREFIX,
     Apart,
@@ -142,6 +144,10 @@ def remote_refs(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> Remotes
 def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *patterns: str) -> Listing:
     try:
         return probe.remote_listing(url, *patterns)
+    except NoAnswer as err:
+        raise SyncError(f"the {name} remote did not answer within {limits().git:g} s: {mask_urls(url)}",
+                        where=f"[fork] {name} in {setup.settings.config_file}; the bound is [timeouts] git",
+                        fix=err.fix) from None
     except CommandError as err:
         reason = "\n".join(err.what.splitlines()[1:]) or err.what
         raise SyncError(
