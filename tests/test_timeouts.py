@@ -58,3 +58,44 @@ def test_git_fetch_push_and_clone_are_bounded(tmp_path: Path, small_bounds: None
             fails_with(lambda args=args: repo.write(*args), f"the remote {url} (git {args[0]}) did not answer within 2 s",
                        "[timeouts] git")
     assert isinstance(repo, Git)
+
+
+def test_an_index_that_never_answers(tmp_path: Path, small_bounds: None) -> None:
+    from tasks.adapters import index
+
+    wheel = tmp_path / "orbit-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not read: the index does not answer")
+    with hung_listener() as port:
+        url = f"http://127.0.0.1:{port}"
+        for call in (lambda: index.remote_files(url, "orbit"), lambda: index.download(url, "orbit", wheel.name)):
+            fails_with(call, f"the package index at {url} did not answer within 2 s", "[index] url",
+                       "raise [timeouts] index")
+
+
+def test_a_registry_that_never_answers(small_bounds: None) -> None:
+    from tasks.adapters import registry
+
+    with hung_listener() as port:
+        fails_with(lambda: registry.tagged(f"127.0.0.1:{port}", "orbit/core", ["1.0"], None),
+                   f"the registry 127.0.0.1:{port} (GET /v2/orbit/core/manifests/1.0) did not answer within 2 s",
+                   "[images] registry", "[timeouts] registry")
+
+
+def test_a_prefect_api_that_never_answers(small_bounds: None) -> None:
+    from tasks.adapters.prefect import PrefectApi
+    from tasks.adapters.prefect_settings import connect
+
+    with hung_listener() as port:
+        url = f"http://127.0.0.1:{port}/api"
+        with PrefectApi(url, connection=connect(url, environ={})) as api:
+            fails_with(lambda: api.read_deployments(name_like="x"), f"the Prefect API at {url} did not answer within 2 s",
+                       "[timeouts] prefect")
+
+
+def test_a_docker_engine_that_never_answers(tmp_path: Path, small_bounds: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.adapters import docker
+
+    with hung_unix_socket(tmp_path / "docker.sock") as path:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        fails_with(docker.connect, f"the Docker engine at unix://{path} (GET /_ping) did not answer within 2 s",
+                   "DOCKER_HOST", "[timeouts] engine")
