@@ -9,6 +9,9 @@ import sys
 
 from tasks.core.errors import ConfigError
 from tasks.core.stages import configured_stages
+from tasks.pipeline.interrupt import one_line_on_interrupt
+
+one_line_on_interrupt()
 
 try:
     from tasks.pipeline.settings import settings

@@ -15,6 +15,7 @@ from pathlib import Path
 from tasks.adapters.console import say
 from tasks.adapters.git_remote import NO_PROMPT, REMOTE_COMMANDS, remote_of
 from tasks.adapters.limits import limits, no_answer
+from tasks.adapters.processes import kill_with_parent
 from tasks.adapters.run import run
 from tasks.core.errors import CommandTimedOut, ForkflowError
 from tasks.core.values import sha256_hex
@@ -385,7 +386,7 @@ def export_folder(repo: Path, commit: str, folder: str, target: Path) -> None:
     import tarfile
 
     proc = subprocess.run(["git", *QUIET_CONFIG, "archive", "--format=tar", f"{commit}:{folder}"], cwd=repo,
-                          capture_output=True, check=False)
+                          capture_output=True, check=False, preexec_fn=kill_with_parent)  # noqa: PLW1509
     if proc.returncode != 0:
         raise ForkflowError(f"git archive {commit}:{folder} failed: {proc.stderr.decode(errors='replace').strip()}",
                             where=str(repo), fix=f"check that {folder} exists at {commit[:12]}")
