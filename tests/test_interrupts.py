@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.helpers import REPO, run_doit
-from tests.test_sync import IDENTITY, git, write_config
+import pytest
+
+from tasks.pipeline.interrupt import INTERRUPTED
+from tasks.pipeline.settings import load_settings
+from tests.helpers import REPO, kill_doit_alone, run_doit, start_doit, wait_for_line
+from tests.test_doit_commands import status_of
+from tests.test_sync import IDENTITY, Fork, git, write_config
 
 HOLD = """
 import sys
@@ -48,3 +56,103 @@ def test_two_state_folders_cannot_sync_one_clone_at_once(demo_workspace: Path, t
     assert json.loads((second / ".forkflow" / "reports" / "sync.json").read_text())["status"] == "updated"
     assert (clone / ".git" / "forkflow-sync.lock").exists()
     assert git(clone, "status", "--porcelain") == "", "the lock file is inside .git, not in the work tree"
+
+
+PRE_PUSH = """#!/bin/sh
+# holds the push until git push itself ends: the sync is then stopped after its rebase, before its push
+touch "{marker}"
+while kill -0 "$PPID" 2>/dev/null; do sleep 0.1; done
+exit 1
+"""
+
+
+@pytest.fixture
+def synced_setup(demo_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fork:
+    for name, value in IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FORKFLOW_DRY_RUN", raising=False)
+    upstream, origin = demo_workspace / "upstream.git", demo_workspace / "origin.git"
+    config = write_config(tmp_path, upstream, origin)
+    fork = Fork(config, load_settings(config), upstream, origin)
+    fork.clone()
+    return fork
+
+
+def hold_pushes(fork: Fork) -> Path:
+    marker = fork.config.parent / "push-started"
+    hook = fork.path / ".git" / "hooks" / "pre-push"
+    hook.write_text(PRE_PUSH.format(marker=marker), encoding="utf-8")
+    hook.chmod(0o755)
+    return marker
+
+
+def wait_for_file(file: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 300
+    while not file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert file.exists(), "the sync never reached its push"
+
+
+def assert_synced(fork: Fork, old_release: str) -> None:
+    """origin has upstream's main and the fork's custom commits on top of it, the old tip is backed up, nothing lost."""
+    custom = fork.subjects(fork.origin, f"main..{old_release}")
+    upstream_main = git(fork.upstream, "rev-parse", "main")
+    assert git(fork.origin, "rev-parse", "main") == upstream_main
+    assert git(fork.origin, "merge-base", "--is-ancestor", upstream_main, "release") == ""
+    assert git(fork.origin, "rev-parse", "release") == git(fork.path, "rev-parse", "release")
+    assert fork.subjects(fork.origin, f"{upstream_main}..release") == custom
+    backup = fork.report()["backup"]
+    assert git(fork.origin, "rev-parse", backup) == old_release, "the old release tip is kept on origin"
+    assert git(fork.path, "symbolic-ref", "--short", "HEAD") == "main", "the clone is on the branch it was on"
+    assert git(fork.path, "status", "--porcelain") == ""
+
+
+def test_sync_killed_after_its_rebase_before_its_push_is_pushed_by_the_rerun(synced_setup: Fork) -> None:
+    fork = synced_setup
+    old_release = git(fork.origin, "rev-parse", "release")
+    custom = fork.subjects(fork.origin, "main..release")
+    marker = hold_pushes(fork)
+    with start_doit(fork.config, "sync") as proc:
+        wait_for_file(marker, proc)
+        kill_doit_alone(proc)
+    assert git(fork.origin, "rev-parse", "release") == old_release, "nothing was pushed"
+    rebased = git(fork.path, "rev-parse", "release")
+    assert rebased != old_release
+
+    (fork.path / ".git" / "hooks" / "pre-push").unlink()
+    rerun = run_doit(fork.config, "sync", env=IDENTITY)
+    output = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, output[-3000:]
+    assert "resuming an interrupted sync" in output and "diverged" not in output
+    assert git(fork.origin, "rev-parse", "release") == rebased, "the rebase that was made is the one pushed"
+    assert fork.subjects(fork.origin, f"{git(fork.upstream, 'rev-parse', 'main')}..release") == custom
+    assert_synced(fork, old_release)
+    again = run_doit(fork.config, "sync", env=IDENTITY)
+    assert again.returncode == 0 and status_of(again.stdout, "sync:push") == "up-to-date"
+
+
+def test_ctrl_c_during_a_sync_ends_with_one_line_and_the_rerun_completes(synced_setup: Fork) -> None:
+    fork = synced_setup
+    old_release = git(fork.origin, "rev-parse", "release")
+    marker = hold_pushes(fork)
+    with start_doit(fork.config, "sync") as proc:
+        wait_for_file(marker, proc)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole foreground group
+        output = proc.communicate()[0]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    assert output.rstrip().splitlines()[-1] == INTERRUPTED
+    (fork.path / ".git" / "hooks" / "pre-push").unlink()
+    rerun = run_doit(fork.config, "sync", env=IDENTITY)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert_synced(fork, old_release)
+
+
+def test_sync_killed_during_its_fetch_completes_on_the_rerun(synced_setup: Fork) -> None:
+    fork = synced_setup
+    old_release = git(fork.origin, "rev-parse", "release")
+    with start_doit(fork.config, "sync") as proc:
+        wait_for_line(proc, ".  sync:fetch")
+        kill_doit_alone(proc)
+    rerun = run_doit(fork.config, "sync", env=IDENTITY)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert_synced(fork, old_release)

@@ -36,6 +36,7 @@ from tasks.pipeline.workspace import clone_action
 from tasks.stages.sync import check as sync_check
 from tasks.stages.sync.check import ORIGIN, UPSTREAM
 from tasks.stages.sync.report import write_failure, write_sync_report
+from tasks.stages.sync.resume import interrupted_run, resumed_push, tidy_clone
 from tasks.stages.sync.setup import STAGE, SyncSetup
 from tasks.stages.sync.state import RunState, load_stamp, save_state
 from tasks.stages.sync.tags import Listing, Remotes, heads_of, plan_tag_work, tags_of
@@ -51,14 +52,18 @@ def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:
     dry = setup.writes_nothing
+    interrupted = None if dry else interrupted_run(setup)
     forget_last_run(setup)
     try:
         with clone_lock(setup.fork, setup.settings.state_dir):
-            state = fetch_and_plan(setup, dry)
+            resumed = finish_interrupted(setup, interrupted) if interrupted else None
+            state = resumed or fetch_and_plan(setup, dry)
     except ForkflowError as err:
         write_failure(setup, err, dry)
         raise
     save_state(setup, state)
+    if resumed:
+        return {"made": f"resuming: push {setup.release} {state.release_new or '-'} as the interrupted sync planned"}
     tags = TagPlan.from_dict(state.tags)
     for line in plan_lines(state.plan) + tag_lines(tags, would=dry):
         say(line)
@@ -69,6 +74,14 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
         sync_check.remember(setup)
         return {"made": "up to date"}
     return {"made": plan_summary(state.plan, dry) + tag_summary(tags)}
+
+
+def finish_interrupted(setup: SyncSetup, old: RunState) -> RunState | None:
+    """Tidy what an interrupted sync left in the clone; its state when what is left is only its push."""
+    if not is_clone(setup.fork):
+        return None
+    tidy_clone(setup, old)
+    return resumed_push(setup, old)
 
 
 def forget_last_run(setup: SyncSetup) -> None:
