@@ -14,7 +14,7 @@ import pytest
 
 from tasks.pipeline.interrupt import INTERRUPTED
 from tasks.pipeline.settings import load_settings
-from tests.helpers import REPO, kill_doit_alone, run_doit, start_doit, wait_for_line
+from tests.helpers import REPO, kill_after_line, kill_doit_alone, run_doit, start_doit, wait_for_line
 from tests.test_doit_commands import status_of
 from tests.test_sync import IDENTITY, Fork, git, write_config
 
@@ -156,3 +156,15 @@ def test_sync_killed_during_its_fetch_completes_on_the_rerun(synced_setup: Fork)
     rerun = run_doit(fork.config, "sync", env=IDENTITY)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     assert_synced(fork, old_release)
+
+
+def test_parallel_wheel_builds_killed_leave_no_worker_and_the_rerun_completes(demo_config: Path) -> None:
+    kill_after_line(demo_config, ": building ", "-n", "2", "wheel")  # fails while a worker or a build still runs
+    rerun = run_doit(demo_config, "-n", "2", "wheel")
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    state = demo_config.parent / ".forkflow"
+    report = json.loads((state / "reports" / "wheel.json").read_text())
+    assert len(report["packages"]) == 6
+    for package in report["packages"]:
+        folder = state / "dist" / package["name"]
+        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(f["name"] for f in package["files"])
