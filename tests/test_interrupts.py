@@ -16,7 +16,7 @@ from tasks.pipeline.interrupt import INTERRUPTED
 from tasks.pipeline.settings import load_settings
 from tests.helpers import REPO, kill_after_line, kill_doit_alone, run_doit, start_doit, wait_for_line
 from tests.test_doit_commands import status_of
-from tests.test_sync import IDENTITY, Fork, git, write_config
+from tests.test_sync import IDENTITY, Fork, add_commit, git, write_config
 
 HOLD = """
 import sys
@@ -168,3 +168,30 @@ def test_parallel_wheel_builds_killed_leave_no_worker_and_the_rerun_completes(de
     for package in report["packages"]:
         folder = state / "dist" / package["name"]
         assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(f["name"] for f in package["files"])
+
+
+def test_an_unpushed_rebase_is_refused_with_right_advice_when_origin_moved(synced_setup: Fork) -> None:
+    fork = synced_setup
+    marker = hold_pushes(fork)
+    with start_doit(fork.config, "sync") as proc:
+        wait_for_file(marker, proc)
+        kill_doit_alone(proc)
+    (fork.path / ".git" / "hooks" / "pre-push").unlink()
+    pushed = add_commit(fork.origin, "release", {"someone.txt": "pushed meanwhile\n"}, "fix: pushed by someone else")
+
+    refused = run_doit(fork.config, "sync", env=IDENTITY)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output[-3000:]
+    assert "holds the rebase of an interrupted sync" in output and "someone pushed to it" in output
+    assert "git rebase origin/release" not in output and "Traceback" not in output
+    assert git(fork.origin, "rev-parse", "release") == pushed, "origin is untouched"
+
+    fix = next(line for line in output.splitlines() if "fix:" in line).split("):", 1)[1].strip()
+    commands = fix.removesuffix(" && doit sync").split(" && ")
+    for command in commands:
+        subprocess.run(command, shell=True, check=True, capture_output=True)  # noqa: S602 - the advice, as a user runs it
+    done = run_doit(fork.config, "sync", env=IDENTITY)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    upstream_main = git(fork.upstream, "rev-parse", "main")
+    assert "fix: pushed by someone else" in fork.subjects(fork.origin, f"{upstream_main}..release"), "nothing lost"
+    assert git(fork.origin, "merge-base", "--is-ancestor", upstream_main, "release") == ""

@@ -100,3 +100,20 @@ def test_a_bad_dry_run_variable_stops_before_anything(demo_config: Path) -> None
     result = run_doit(demo_config, "version", env={"FORKFLOW_DRY_RUN": "maybe"})
     assert result.returncode == 2 and "FORKFLOW_DRY_RUN='maybe' is not a boolean" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_forkflow_dry_run_0_is_a_real_run_for_deploys_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipeline import settings as settings_module
+    from tasks.stages.deploy.check import deploy_unchanged
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "orbit"\n', encoding="utf-8")
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    settings_module.settings.cache_clear()
+    try:
+        monkeypatch.setenv("FORKFLOW_DRY_RUN", "0")
+        assert deploy_unchanged().reason == "no complete deploy recorded yet"  # type: ignore[union-attr]
+        monkeypatch.setenv("FORKFLOW_DRY_RUN", "1")
+        assert deploy_unchanged().reason == "asked for dry_run"  # type: ignore[union-attr]
+    finally:
+        settings_module.settings.cache_clear()

@@ -7,6 +7,8 @@ the branch moves), so the next sync:fetch can tell what the interrupted one left
 - release rebased (and main moved) in the clone but not pushed, with origin still where that sync saw it: the
   same push is made, with the same lease, instead of planning again (a new plan would see the rebased release and
   origin's as diverged);
+- release rebased but not pushed while origin's release moved (someone pushed): refused, saying how to sync on top
+  of origin;
 - anything else: planned again from the clone and remotes as they are (a backup already at the release tip is
   reused, so nothing is lost).
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from tasks.adapters.console import say
 from tasks.adapters.git import Git
-from tasks.core.sync import short
+from tasks.core.sync import SyncError, short
 from tasks.stages.sync.check import ORIGIN
 from tasks.stages.sync.setup import SyncSetup
 from tasks.stages.sync.state import RunState
@@ -65,7 +67,8 @@ def own_rebase(git_dir: Path, old: RunState) -> bool:
 
 def resumed_push(setup: SyncSetup, old: RunState) -> RunState | None:
     """The interrupted run's state, to push as it planned, when the clone and origin show exactly what it left:
-    the local branches where it moved them, origin's where it saw them at its fetch; else None."""
+    the local branches where it moved them, origin's where it saw them at its fetch; else None. When only origin
+    moved (someone pushed since), the rebase it made is stale: SyncError with how to sync on top of origin."""
     if not old.release_new or old.release_new == old.plan.release.start:
         return None
     git = Git(setup.fork)
@@ -74,8 +77,24 @@ def resumed_push(setup: SyncSetup, old: RunState) -> RunState | None:
     if local != {setup.main: main_new, setup.release: old.release_new}:
         return None
     origin = git.remote_heads(ORIGIN, setup.main, setup.release)
-    if origin.get(setup.main) != old.plan.origin_main or origin.get(setup.release) != old.plan.origin_release:
+    if origin.get(setup.release) != old.plan.origin_release:
+        raise stale_rebase(setup, old, origin.get(setup.release))
+    if origin.get(setup.main) != old.plan.origin_main:
         return None
     say(f"resuming an interrupted sync: {setup.release} was moved to {short(old.release_new)} (backup "
         f"{old.backup}) and not pushed; origin still has {short(old.plan.origin_release)}: pushing it with that lease")
     return replace(old, main_new=main_new, resumed=True)
+
+
+def stale_rebase(setup: SyncSetup, old: RunState, now: str | None) -> SyncError:
+    fork, release = setup.fork, setup.release
+    return SyncError(
+        f"{release!r} in the clone holds the rebase of an interrupted sync ({short(old.release_new)}, not pushed), "
+        f"but origin's {release} moved since that sync's fetch ({short(old.plan.origin_release)} -> {short(now)}): "
+        "someone pushed to it, so that rebase is out of date and is not pushed",
+        where=f"{fork} -> {ORIGIN}",
+        fix=f"sync again on top of what origin has (the old tip stays in backup {old.backup}): "
+            f"git -C {fork} fetch origin && git -C {fork} checkout --detach && "
+            f"git -C {fork} branch -f {release} origin/{release} && git -C {fork} checkout {old.original_branch or release}"
+            " && doit sync",
+    )
