@@ -194,7 +194,12 @@ def kill_doit_alone(proc: subprocess.Popen[str]) -> None:
     fail naming what is still running after a generous bound."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert_group_ends(proc.pid)
+
+
+def assert_group_ends(group: int) -> None:
+    """Wait until no process of the group is alive; fail naming those still running after a generous bound."""
     deadline = time.monotonic() + 60
-    while live_processes_in_group(proc.pid) and time.monotonic() < deadline:
+    while live_processes_in_group(group) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not live_processes_in_group(proc.pid), f"still running after doit was killed: {live_processes_in_group(proc.pid)}"
+    assert not live_processes_in_group(group), f"still running after doit ended: {live_processes_in_group(group)}"

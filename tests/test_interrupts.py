@@ -14,7 +14,7 @@ import pytest
 
 from tasks.pipeline.interrupt import INTERRUPTED
 from tasks.pipeline.settings import load_settings
-from tests.helpers import REPO, kill_after_line, kill_doit_alone, run_doit, start_doit, wait_for_line
+from tests.helpers import REPO, assert_group_ends, kill_after_line, kill_doit_alone, run_doit, start_doit, wait_for_line
 from tests.test_doit_commands import status_of
 from tests.test_sync import IDENTITY, Fork, add_commit, git, write_config
 
@@ -195,3 +195,45 @@ def test_an_unpushed_rebase_is_refused_with_right_advice_when_origin_moved(synce
     upstream_main = git(fork.upstream, "rev-parse", "main")
     assert "fix: pushed by someone else" in fork.subjects(fork.origin, f"{upstream_main}..release"), "nothing lost"
     assert git(fork.origin, "merge-base", "--is-ancestor", upstream_main, "release") == ""
+
+
+POST_CHECKOUT = """#!/bin/sh
+# holds a rebase right after it detached HEAD on the new main, until git rebase itself ends
+[ -d .git/rebase-merge ] || [ -d .git/rebase-apply ] || exit 0
+touch "{marker}"
+while kill -0 "$PPID" 2>/dev/null; do sleep 0.1; done
+exit 1
+"""
+
+
+def test_sync_killed_during_its_rebase_completes_on_the_rerun(synced_setup: Fork) -> None:
+    fork = synced_setup
+    old_release = git(fork.origin, "rev-parse", "release")
+    marker = fork.config.parent / "rebase-started"
+    hook = fork.path / ".git" / "hooks" / "post-checkout"
+    hook.write_text(POST_CHECKOUT.format(marker=marker), encoding="utf-8")
+    hook.chmod(0o755)
+    with start_doit(fork.config, "sync") as proc:
+        wait_for_file(marker, proc)
+        kill_doit_alone(proc)
+    assert (fork.path / ".git" / "rebase-merge").is_dir(), "the kill left a rebase in progress"
+    hook.unlink()
+
+    rerun = run_doit(fork.config, "sync", env=IDENTITY)
+    output = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, output[-3000:]
+    assert "aborted the rebase an interrupted sync left" in output
+    assert_synced(fork, old_release)
+    assert len(fork.report()["backups"]) == 1, "the backup the interrupted sync made is reused"
+
+
+def test_ctrl_c_during_parallel_builds_ends_with_one_line(demo_config: Path) -> None:
+    with start_doit(demo_config, "-n", "2", "wheel") as proc:
+        wait_for_line(proc, ": building ")
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate()[0]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    assert output.rstrip().splitlines()[-1] == INTERRUPTED
+    assert_group_ends(proc.pid)
+    rerun = run_doit(demo_config, "-n", "2", "wheel")
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
