@@ -237,3 +237,18 @@ def test_ctrl_c_during_parallel_builds_ends_with_one_line(demo_config: Path) -> 
     assert_group_ends(proc.pid)
     rerun = run_doit(demo_config, "-n", "2", "wheel")
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+
+
+def test_a_sync_stopped_after_its_push_landed_is_not_refused(synced_setup: Fork) -> None:
+    fork = synced_setup
+    old_release = git(fork.origin, "rev-parse", "release")
+    marker = hold_pushes(fork)
+    with start_doit(fork.config, "sync") as proc:
+        wait_for_file(marker, proc)
+        kill_doit_alone(proc)
+    (fork.path / ".git" / "hooks" / "pre-push").unlink()
+    git(fork.path, "push", "--atomic", f"--force-with-lease=refs/heads/release:{old_release}", "origin",
+        "refs/heads/main:refs/heads/main", "refs/heads/release:refs/heads/release")  # as if its push had landed
+    rerun = run_doit(fork.config, "sync", env=IDENTITY)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert git(fork.origin, "rev-parse", "release") == git(fork.path, "rev-parse", "release")

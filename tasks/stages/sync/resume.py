@@ -77,6 +77,8 @@ def resumed_push(setup: SyncSetup, old: RunState) -> RunState | None:
     if local != {setup.main: main_new, setup.release: old.release_new}:
         return None
     origin = git.remote_heads(ORIGIN, setup.main, setup.release)
+    if origin.get(setup.release) == old.release_new:
+        return None  # its push landed before it was stopped: a new plan finds origin and the clone agreeing
     if origin.get(setup.release) != old.plan.origin_release:
         raise stale_rebase(setup, old, origin.get(setup.release))
     if origin.get(setup.main) != old.plan.origin_main:
