@@ -252,3 +252,11 @@ def test_a_sync_stopped_after_its_push_landed_is_not_refused(synced_setup: Fork)
     rerun = run_doit(fork.config, "sync", env=IDENTITY)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     assert git(fork.origin, "rev-parse", "release") == git(fork.path, "rev-parse", "release")
+
+
+def test_a_parallel_sync_is_not_refused_by_its_own_clone_lock(synced_setup: Fork) -> None:
+    fork = synced_setup
+    old_release = git(fork.origin, "rev-parse", "release")
+    result = run_doit(fork.config, "-n", "2", "sync", env=IDENTITY)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert_synced(fork, old_release)

@@ -48,8 +48,9 @@ def hold_state_lock(state_dir: Path) -> None:
 
 @contextmanager
 def clone_lock(fork: Path, state_dir: Path) -> Iterator[None]:
-    """Hold the fork clone's sync lock while a sync step runs; the main doit process keeps it until it ends (so
-    no other state folder's sync can run between this run's steps), a worker of `doit -n N` for the step only."""
+    """Hold the fork clone's sync lock while a sync step runs; the doit process that holds the state lock keeps it
+    until it ends (so no other state folder's sync can run between this run's steps); a worker of `doit -n N`, or a
+    caller outside doit, holds it for the step only."""
     git_dir = fork / ".git"
     if not git_dir.is_dir() or fork.resolve() in _clones:
         yield
@@ -58,7 +59,7 @@ def clone_lock(fork: Path, state_dir: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        if multiprocessing.parent_process() is None:
+        if _held and multiprocessing.parent_process() is None:  # doit's own process, which holds the state lock
             _clones[fork.resolve()] = handle
             atexit.register(handle.close)
         else:
