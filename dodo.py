@@ -9,6 +9,9 @@ import sys
 
 from tasks.core.errors import ConfigError
 from tasks.core.stages import configured_stages
+from tasks.pipeline.interrupt import one_line_on_interrupt
+
+one_line_on_interrupt()
 
 try:
     from tasks.pipeline.settings import settings
@@ -22,41 +25,40 @@ except ConfigError as err:
     sys.exit(err.exit_code)
 
 from tasks.core.errors import StateLocked  # noqa: E402
-from tasks.pipeline.lock import READ_ONLY_COMMANDS, command_of, hold_state_lock, named_tasks, runs_tasks, worker_processes  # noqa: E402
+from tasks.core.stages import planned_only  # noqa: E402
+from tasks.pipeline.lock import hold_state_lock  # noqa: E402
+from tasks.pipeline.runmode import install, read_run_mode  # noqa: E402
 
-if "--dry-run" in sys.argv[1:]:
-    from tasks.pipeline.actions import DRY_RUN_ENV
+try:
+    # what this run is (command, tasks, dry run, plan only, workers), parsed once as doit parses it
+    MODE = read_run_mode(sys.argv[1:], os.environ, planned_only(SETTINGS.config))
+except ConfigError as err:
+    print(f"forkflow: {err}", file=sys.stderr)
+    sys.exit(err.exit_code)
+install(MODE)
 
-    # the one dry-run switch: `--dry-run` anywhere on the command line (also a group's, as in
-    # `doit image --dry-run`) makes every task of the run a dry run, as FORKFLOW_DRY_RUN=1 does
-    os.environ[DRY_RUN_ENV] = "1"
+if MODE.planned:
+    from tasks.pipeline.actions import plan_only_note
 
-if command_of(sys.argv) == "run" and not named_tasks(sys.argv):
-    from tasks.core.stages import planned_only
-    from tasks.pipeline.actions import PLAN_ONLY_ENV, plan_only_note
+    print(plan_only_note(list(MODE.planned)), flush=True)
 
-    PLANNED = planned_only(SETTINGS.config)
-    if PLANNED:
-        os.environ[PLAN_ONLY_ENV] = ",".join(PLANNED)
-        print(plan_only_note(PLANNED), flush=True)
-
-if command_of(sys.argv) == "forget":
+if MODE.command == "forget":
     from tasks.pipeline.checks import record_forgets
 
     record_forgets()  # forkflow's own up-to-date checks forget what doit forgets
 
-if command_of(sys.argv) not in READ_ONLY_COMMANDS:
+if MODE.executes:
     try:
         hold_state_lock(SETTINGS.state_dir)
     except StateLocked as err:
         print(f"forkflow: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
 
-if runs_tasks(sys.argv) and worker_processes(sys.argv) == 1:
-    # the checks' questions go out now (answers held in this process, so not for forked workers)
+if MODE.runs_tasks and MODE.workers == 1:
+    # the checks' questions go out now (answers held in this process, so not for worker processes)
     from tasks.early import send_early_questions
 
-    send_early_questions(SETTINGS, named_tasks(sys.argv) or configured_stages(SETTINGS.config))
+    send_early_questions(SETTINGS, list(MODE.tasks) or configured_stages(SETTINGS.config))
 
 from tasks.pipeline.reporter import LiveSummaryReporter, SummaryReporter  # noqa: E402
 from tasks.stages.checkout import task_checkout  # noqa: E402
@@ -81,7 +83,7 @@ from tasks.stages.workflows import task_workflows  # noqa: E402
 DOIT_CONFIG = {
     "dep_file": str(SETTINGS.state_dir / "doit.db"),
     "backend": "sqlite3",
-    "reporter": LiveSummaryReporter if worker_processes(sys.argv) == 1 else SummaryReporter,
+    "reporter": LiveSummaryReporter if MODE.workers == 1 else SummaryReporter,
     "verbosity": 2,
     "action_string_formatting": "new",
     # `doit` with no arguments runs the whole pipeline: every stage the config feeds, in order.

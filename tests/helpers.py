@@ -52,12 +52,15 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 300
 
 
 def kill_after_line(config: Path, needle: str, *args: str) -> None:
-    """Run doit and kill it (SIGKILL, whole group) as soon as it prints a line containing needle."""
+    """Run doit and SIGKILL it alone (as an OOM kill would) as soon as it prints a line containing needle; fail
+    when anything it started is still running afterwards."""
     with start_doit(config, *args) as proc:
         try:
             wait_for_line(proc, needle)
-        finally:
+        except BaseException:
             os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        kill_doit_alone(proc)
 
 
 def free_port() -> int:
@@ -170,3 +173,33 @@ def runner_config(config: Path, folder: Path, *clone_options: str) -> Path:
     runner = folder / "pipeline.toml"
     runner.write_text(text)
     return runner
+
+
+def live_processes_in_group(group: int) -> list[str]:
+    """The processes of a process group that are still alive (not zombies), as `pid command` lines."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[-1].split()
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(f"{stat.parent.name} {text.split('(', 1)[1].rsplit(')', 1)[0]}")
+    return found
+
+
+def kill_doit_alone(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the doit process only (as an OOM kill would), then wait until nothing it started is left alive;
+    fail naming what is still running after a generous bound."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert_group_ends(proc.pid)
+
+
+def assert_group_ends(group: int) -> None:
+    """Wait until no process of the group is alive; fail naming those still running after a generous bound."""
+    deadline = time.monotonic() + 60
+    while live_processes_in_group(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not live_processes_in_group(group), f"still running after doit ended: {live_processes_in_group(group)}"

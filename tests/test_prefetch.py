@@ -10,7 +10,6 @@ import pytest
 
 from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded
-from tasks.pipeline.lock import runs_tasks, worker_processes
 
 
 @pytest.fixture(autouse=True)
@@ -74,20 +73,3 @@ def test_a_forked_worker_asks_for_itself() -> None:
     os.waitpid(child, 0)
     assert os.read(read, 100).decode() == "child's own"
     assert prefetch.answer("k", lambda: "unused") == "parent's answer"
-
-
-@pytest.mark.parametrize(("argv", "workers"), [
-    (["doit"], 1), (["doit", "-n", "2"], 2), (["doit", "-n2", "sync"], 2), (["doit", "--process=3"], 3),
-    (["doit", "--process", "4", "wheel"], 4), (["doit", "-P", "thread", "wheel"], 1), (["doit", "-n", "x"], 1),
-])
-def test_worker_processes_from_argv(argv: list[str], workers: int) -> None:
-    assert worker_processes(argv) == workers
-
-
-@pytest.mark.parametrize(("argv", "run"), [
-    (["doit"], True), (["doit", "deploy"], True), (["doit", "-n", "2", "wheel:orbit"], True), (["doit", "run", "x"], True),
-    (["doit", "list"], False), (["doit", "info", "deploy"], False), (["doit", "forget", "sync"], False),
-    (["doit", "clean", "-n", "image"], False),
-])
-def test_a_run_of_tasks_is_told_from_other_doit_commands(argv: list[str], run: bool) -> None:
-    assert runs_tasks(argv) is run

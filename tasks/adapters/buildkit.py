@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tasks.adapters.console import say
 from tasks.adapters.docker import Engine, image_id
+from tasks.adapters.processes import kill_with_parent
 from tasks.core.errors import CommandError, ForkflowError
 
 
@@ -154,7 +155,7 @@ def build_image(engine: Engine, request: BuildRequest, *, log_file: Path, progre
         config = docker_config(Path(folder), request.auths) if request.auths else None
         with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
                 build_argv(found, request, iidfile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                env=build_env(found, request, config)) as proc:
+                env=build_env(found, request, config), preexec_fn=kill_with_parent) as proc:  # noqa: PLW1509
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)

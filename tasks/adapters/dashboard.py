@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tasks.adapters.processes import kill_with_parent
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -42,7 +44,8 @@ def ask_dashboard(python: Path, command: list[str], home: Path, timeout: float =
     argv[0] = shutil.which(argv[0], path=str(bin_dir)) or argv[0]
     log = home / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=kill_with_parent)  # noqa: PLW1509 - one prctl call
     try:
         answer = poll(f"http://127.0.0.1:{port}/", proc, timeout)
     finally:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tasks.adapters import engine_api
+from tasks.adapters.limits import limits, no_answer
 from tasks.core.errors import CommandError, ForkflowError
 from tasks.core.values import sha256_hex
 
@@ -73,6 +75,10 @@ class Engine:
         assert self.api is not None
         try:
             return self.api.get(path, query)
+        except TimeoutError:
+            host = os.environ.get("DOCKER_HOST") or engine_api.DEFAULT_HOST
+            raise no_answer(f"the Docker engine at {host} (GET {path})", "engine", self.api.timeout,
+                            where="DOCKER_HOST") from None
         except (OSError, http.client.HTTPException) as err:
             raise unreachable(str(err) or type(err).__name__) from None
 
@@ -115,7 +121,7 @@ class Engine:
 
 def connect(timeout: int = 600) -> Engine:
     """The engine DOCKER_HOST names, having answered a ping, or a ForkflowError saying how to get one."""
-    engine = Engine(engine_api.from_env(timeout=10.0), timeout)
+    engine = Engine(engine_api.from_env(timeout=limits().engine), timeout)
     engine.ping()
     return engine
 

@@ -60,6 +60,9 @@ class EngineApi:
         with self._lock:
             try:
                 return self.ask(target)
+            except TimeoutError:
+                self.drop()
+                raise  # no second wait: the bound is for the whole call
             except (OSError, http.client.HTTPException):
                 self.drop()
                 return self.ask(target)
@@ -86,7 +89,7 @@ class EngineApi:
             connection.close()
 
 
-def from_env(environ: Mapping[str, str] | None = None, timeout: float = 10.0) -> EngineApi | None:
+def from_env(environ: Mapping[str, str] | None = None, timeout: float = 60.0) -> EngineApi | None:
     """The engine DOCKER_HOST names (the local socket by default), or None when only the SDK can reach it."""
     env = os.environ if environ is None else environ
     if env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH"):

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.adapters.console import say
+from tasks.adapters.git_remote import NO_PROMPT, REMOTE_COMMANDS, remote_of
+from tasks.adapters.limits import limits, no_answer
+from tasks.adapters.processes import kill_with_parent
 from tasks.adapters.run import run
-from tasks.core.errors import ForkflowError
+from tasks.core.errors import CommandTimedOut, ForkflowError
 from tasks.core.values import sha256_hex
 
 QUIET_CONFIG = (
@@ -46,26 +49,38 @@ class Git:
 
     def read(self, *args: str, check: bool = True) -> str:
         """Run a git command that changes nothing; return its stdout stripped."""
-        return run(["git", *QUIET_CONFIG, *args], cwd=self.repo, env=self.env, check=check).stdout.strip()
+        return self.call(args, check=check).stdout.strip()
 
     def ok(self, *args: str) -> bool:
         """True when a read-only git command exits 0."""
-        return run(["git", *QUIET_CONFIG, *args], cwd=self.repo, env=self.env, check=False).returncode == 0
+        return self.call(args, check=False).returncode == 0
 
     def write(self, *args: str, fix: str | None = None) -> str:
         """Run a git command that changes something, unless dry-run."""
         if self.dry_run:
             say("would run: git " + " ".join(args))
             return ""
-        return run(["git", *QUIET_CONFIG, *args], cwd=self.repo, env=self.env, fix=fix).stdout.strip()
+        return self.call(args, fix=fix).stdout.strip()
 
     def attempt(self, *args: str) -> tuple[int, str]:
         """Run a changing git command that may fail; return (exit code, combined output)."""
         if self.dry_run:
             say("would run: git " + " ".join(args))
             return 0, ""
-        proc = run(["git", *QUIET_CONFIG, *args], cwd=self.repo, env=self.env, check=False)
+        proc = self.call(args, check=False)
         return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+    def call(self, args: tuple[str, ...], *, check: bool = True, fix: str | None = None,
+             input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run git; a command that talks to a remote is bounded by [timeouts] git and never waits for a prompt."""
+        seconds = limits().git if args[:1] and args[0] in REMOTE_COMMANDS else None
+        env = {**NO_PROMPT, **self.env} if seconds else self.env
+        try:
+            return run(["git", *QUIET_CONFIG, *args], cwd=self.repo, env=env, check=check, fix=fix,
+                       input_text=input_text, timeout=seconds)
+        except CommandTimedOut:
+            raise no_answer(f"the remote {remote_of(args)} (git {args[0]})", "git", seconds or 0,
+                            where=str(self.repo)) from None
 
     def rev(self, ref: str) -> str | None:
         """The commit a ref or sha names, or None when there is no such commit here."""
@@ -371,7 +386,7 @@ def export_folder(repo: Path, commit: str, folder: str, target: Path) -> None:
     import tarfile
 
     proc = subprocess.run(["git", *QUIET_CONFIG, "archive", "--format=tar", f"{commit}:{folder}"], cwd=repo,
-                          capture_output=True, check=False)
+                          capture_output=True, check=False, preexec_fn=kill_with_parent)  # noqa: PLW1509
     if proc.returncode != 0:
         raise ForkflowError(f"git archive {commit}:{folder} failed: {proc.stderr.decode(errors='replace').strip()}",
                             where=str(repo), fix=f"check that {folder} exists at {commit[:12]}")

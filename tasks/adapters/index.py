@@ -6,9 +6,11 @@ import contextlib
 import html.parser
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
+from tasks.adapters.limits import limits, no_answer
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.core.secrets import Credentials
@@ -56,7 +58,10 @@ def download(index_url: str, project: str, file_name: str) -> bytes | None:
     if file_name not in page.hrefs:
         return None
     base = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
-    response = httpx.get(urljoin(base, page.hrefs[file_name]), timeout=60, follow_redirects=True)
+    try:
+        response = httpx.get(urljoin(base, page.hrefs[file_name]), timeout=limits().index, follow_redirects=True)
+    except httpx.TimeoutException:
+        raise index_silent(index_url) from None
     response.raise_for_status()
     return response.content
 
@@ -67,10 +72,12 @@ def project_page(index_url: str, project: str) -> LinkParser:
 
     url = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
     try:
-        response = httpx.get(url, timeout=30)
+        response = httpx.get(url, timeout=limits().index)
         target = str(response.next_request.url) if response.is_redirect and response.next_request else ""
         if target and same_origin(url, target):
-            response = httpx.get(target, timeout=30)
+            response = httpx.get(target, timeout=limits().index)
+    except httpx.TimeoutException:
+        raise index_silent(index_url) from None
     except httpx.TransportError as err:
         raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
                                   fix="check [index] url and that the index is running (`doit services`)") from None
@@ -83,6 +90,24 @@ def project_page(index_url: str, project: str) -> LinkParser:
     parser = LinkParser()
     parser.feed(response.text)
     return parser
+
+
+def index_silent(index_url: str) -> TransientIndexError:
+    silent = no_answer(f"the package index at {index_url}", "index", limits().index, where="[index] url")
+    return TransientIndexError(silent.what, where=silent.where, fix=silent.fix)
+
+
+@contextlib.contextmanager
+def bounded_sockets(seconds: float) -> Iterator[None]:
+    """twine's requests carry no timeout of their own: every socket they open waits at most `seconds`."""
+    import socket
+
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
 
 
 def same_origin(first: str, second: str) -> bool:
@@ -109,8 +134,10 @@ def upload(index_url: str, file: Path, credentials: Credentials | None) -> None:
     )
     logging.getLogger("twine").setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), bounded_sockets(limits().index):
             twine_upload(settings, [str(file)])
+    except requests.Timeout:
+        raise index_silent(index_url) from None
     except requests.HTTPError as err:
         raise http_error(err, index_url, file) from None
     except requests.ConnectionError as err:

@@ -11,17 +11,18 @@ if TYPE_CHECKING:
     import httpx
 
 from tasks.adapters.console import say
+from tasks.adapters.limits import limits
 from tasks.adapters.prefect_settings import Connection, connect
 from tasks.core.errors import ForkflowError
 
-TOTAL_TIMEOUT = 60.0
 
-
-def client(api_url: str, timeout: float = 30.0, connection: Connection | None = None) -> httpx.Client:
+def client(api_url: str, timeout: float | None = None, connection: Connection | None = None) -> httpx.Client:
+    """An httpx client of the API; each request is bounded by [timeouts] prefect unless `timeout` says otherwise."""
     import httpx
 
     found = connection or connect(api_url)
-    return httpx.Client(base_url=found.api_url + "/", headers=found.headers, timeout=timeout, verify=found.verify)
+    return httpx.Client(base_url=found.api_url + "/", headers=found.headers, timeout=timeout or limits().prefect,
+                        verify=found.verify)
 
 
 def ensure_work_pool(api_url: str, name: str, pool_type: str = "process", dry_run: bool = False,
@@ -121,11 +122,12 @@ class PrefectApi:
     """
 
     def __init__(self, api_url: str, *, dry_run: bool = False, concurrency: int = 8,
-                 max_retries: int = 8, timeout: float = 30.0, connection: Connection | None = None,
-                 total_timeout: float = TOTAL_TIMEOUT):
+                 max_retries: int = 8, timeout: float | None = None, connection: Connection | None = None,
+                 total_timeout: float | None = None):
         self.connection = connection or connect(api_url)
         self.api_url = self.connection.api_url
-        self.total_timeout = total_timeout
+        self.total_timeout = total_timeout or limits().prefect
+        timeout = min(timeout or self.total_timeout, self.total_timeout)
         self.csrf_headers: dict[str, str] | None = None if self.connection.csrf else {}
         self.dry_run = dry_run
         self.max_retries = max_retries
@@ -135,9 +137,9 @@ class PrefectApi:
         self.gate = Gate(concurrency)
         import httpx
 
-        limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+        pool = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
         self.http = httpx.Client(base_url=self.api_url + "/", headers=self.connection.headers, timeout=timeout,
-                                 limits=limits, verify=self.connection.verify)
+                                 limits=pool, verify=self.connection.verify)
 
     def __enter__(self) -> PrefectApi:
         return self
@@ -151,7 +153,8 @@ class PrefectApi:
         started = time.monotonic()
         headers = self.csrf(method)
         for attempt in range(self.max_retries + 1):
-            response, dropped = self.attempt(method, path, body, headers)
+            left = self.total_timeout - (time.monotonic() - started)
+            response, dropped = self.attempt(method, path, body, headers, timeout=max(left, 0.1))
             if response is not None and response.status_code not in RETRY_STATUSES:
                 self.gate.success()
                 break
@@ -163,9 +166,12 @@ class PrefectApi:
                 self.retried += 1
             time.sleep(wait)
         if response is None:
-            raise ForkflowError(f"Prefect API: could not {what}: no answer within {self.total_timeout:.0f} s ({dropped})",
-                                where=f"{self.api_url}/{path}",
-                                fix="check that the server runs (doit services) and prefect_api_url is right")
+            raise ForkflowError(f"the Prefect API at {self.api_url} did not answer within {self.total_timeout:g} s "
+                                f"(could not {what}: {type(dropped).__name__})",
+                                where=f"{self.api_url}/{path}; prefect_api_url of the environment, the bound is "
+                                      "[timeouts] prefect in pipeline.toml",
+                                fix="check that the server runs (doit services) and prefect_api_url is right; if it is "
+                                    f"only slow, raise [timeouts] prefect (now {self.total_timeout:g} s)")
         if method != "GET" and not path.endswith(("/filter", "/count", "/paginate")):
             with self._lock:
                 self.writes += 1
@@ -173,13 +179,14 @@ class PrefectApi:
             raise api_error(what, "", response)
         return response
 
-    def attempt(self, method: str, path: str, body: Any,
-                headers: dict[str, str] | None = None) -> tuple[httpx.Response | None, Exception | None]:
+    def attempt(self, method: str, path: str, body: Any, headers: dict[str, str] | None = None,
+                timeout: float | None = None) -> tuple[httpx.Response | None, Exception | None]:
         import httpx
 
         with self.gate:
             try:
-                return self.http.request(method, path, json=body, headers=headers), None
+                bound = httpx.USE_CLIENT_DEFAULT if timeout is None else min(timeout, self.total_timeout)
+                return self.http.request(method, path, json=body, headers=headers, timeout=bound), None
             except httpx.TransportError as err:
                 return None, err
 

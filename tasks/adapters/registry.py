@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.adapters.limits import limits, no_answer
 from tasks.core.errors import ForkflowError
 
 DOCKER_INDEX = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -25,7 +26,6 @@ INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 IMAGE_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                "application/vnd.docker.distribution.manifest.v2+json")
-TIMEOUT = 30.0
 
 
 class RegistryUnreachable(ForkflowError):
@@ -127,18 +127,24 @@ class Connection:
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         if key not in self.open:
-            self.open[key] = http.client.HTTPSConnection(parts.netloc, timeout=TIMEOUT, context=tls_context()) \
-                if parts.scheme == "https" else http.client.HTTPConnection(parts.netloc, timeout=TIMEOUT)
+            seconds = limits().registry
+            self.open[key] = http.client.HTTPSConnection(parts.netloc, timeout=seconds, context=tls_context()) \
+                if parts.scheme == "https" else http.client.HTTPConnection(parts.netloc, timeout=seconds)
         connection = self.open[key]
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):  # a kept-alive one closed
+            try:
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):  # a kept-alive one closed
+                connection.close()
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+            return Answer(response.status, response.reason, response.headers, response.read())
+        except TimeoutError:
             connection.close()
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-        return Answer(response.status, response.reason, response.headers, response.read())
+            raise no_answer(f"the registry {self.registry} ({method} {parts.path})", "registry", limits().registry,
+                            where="[images] registry") from None
 
     def fetch_token(self, challenge: str) -> str:
         """A token from the realm a `Bearer realm=...,service=...,scope=...` challenge names."""

@@ -13,7 +13,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tasks.core.errors import CommandError
+from tasks.adapters.processes import kill_with_parent
+from tasks.core.errors import CommandError, CommandTimedOut
 from tasks.core.secrets import mask, secret_values
 
 TAIL_LINES = 40
@@ -47,11 +48,12 @@ def run(
             text=True,
             timeout=timeout,
             check=False,
+            preexec_fn=kill_with_parent,  # noqa: PLW1509 - one prctl call, resolved before any thread starts
         )
     except FileNotFoundError:
         raise CommandError(f"command not found: {args[0]}", fix=fix or f"install {args[0]} and put it on PATH") from None
     except subprocess.TimeoutExpired:
-        raise CommandError(f"command timed out after {timeout}s: {describe(args, full_env)}", fix=fix) from None
+        raise CommandTimedOut(f"command timed out after {timeout}s: {describe(args, full_env)}", fix=fix) from None
     if check and proc.returncode != 0:
         raise failure(args, proc, full_env, cwd, fix)
     return proc

@@ -212,6 +212,16 @@ class Services(Section):
         return self
 
 
+class Timeouts(Section):
+    """Seconds a call to each kind of remote may take in all before it fails with what did not answer."""
+
+    git: float = Field(default=300.0, gt=0, description="a git fetch, ls-remote, push or clone of a remote")
+    index: float = Field(default=60.0, gt=0, description="a request to the package index")
+    registry: float = Field(default=60.0, gt=0, description="a request to the image registry")
+    prefect: float = Field(default=60.0, gt=0, description="a request to a Prefect API (retries included)")
+    engine: float = Field(default=60.0, gt=0, description="a request to the Docker engine's API (not a build)")
+
+
 class Demo(Section):
     source: str = "examples/demo"
     workspace: str = ".forkflow/demo"
@@ -247,6 +257,7 @@ class Config(Section):
     services: Services | None = None
     demo: Demo | None = None
     github: GitHub | None = None
+    timeouts: Timeouts = Timeouts()
     default_writes: tuple[Literal["sync", "publish", "image", "deploy"], ...] = Field(
         default=(), description="remote writes a bare `doit` makes on this config (push, upload, image push, deploy); "
                                 "without [demo] the others are planned only, and made when the stage is named")

@@ -42,6 +42,10 @@ class CommandError(ForkflowError):
     """An outside command (git, docker, twine...) failed."""
 
 
+class CommandTimedOut(CommandError):
+    """An outside command ran past its time bound and was ended."""
+
+
 class ServiceError(ForkflowError):
     """A local service could not be started, reached or stopped."""
 

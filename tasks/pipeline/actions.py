@@ -9,26 +9,45 @@ from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
 
+from tasks.adapters import limits
+from tasks.adapters.processes import end_with_parent
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.secrets import mask, secret_values
 from tasks.pipeline import prefetch
+from tasks.pipeline.runmode import DRY_RUN_ENV, RunMode, installed, run_mode
+
+
+class Guarded:
+    """An action that turns a ForkflowError into a clean doit failure (no traceback): bad input (a ConfigError, e.g.
+    an invalid deployment file) ends the run with exit code 2, any other failure with 1.
+
+    It carries the run mode and the time bounds ([timeouts]) and installs them before the call, and it pickles
+    with the standard pickle (no closure), so a worker of `doit -n N` runs the action with the run's mode under
+    the fork, forkserver and spawn start methods.
+    """
+
+    def __init__(self, func: Callable[..., Any], mode: RunMode | None = None) -> None:
+        self.func = func
+        self.mode = mode or run_mode()
+        self.limits = limits.limits()
+        functools.update_wrapper(self, func)  # doit reads the signature (task, targets, params) through __wrapped__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        end_with_parent()
+        limits.configure(self.limits)
+        prefetch.forget_all()
+        with installed(self.mode):
+            try:
+                return self.func(*args, **kwargs)
+            except ConfigError as err:
+                return TaskError(mask(str(err), secret_values(os.environ)))
+            except ForkflowError as err:
+                return TaskFailed(mask(str(err), secret_values(os.environ)))
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ForkflowError raised by an action into a clean doit failure (no traceback): bad input
-    (a ConfigError, e.g. an invalid deployment file) ends the run with exit code 2, any other failure with 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        prefetch.forget_all()
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as err:
-            return TaskError(mask(str(err), secret_values(os.environ)))
-        except ForkflowError as err:
-            return TaskFailed(mask(str(err), secret_values(os.environ)))
-
-    return wrapper
+    """The action `func`, guarded (see Guarded)."""
+    return Guarded(func)
 
 
 def creation_errors_as_task(creator: Callable[[], Iterator[dict[str, Any]]]) -> Callable[[], Iterator[dict[str, Any]]]:
@@ -67,8 +86,6 @@ def missing_section_task(stage: str, section: str, doc: str) -> dict[str, Any]:
     }
 
 
-DRY_RUN_ENV = "FORKFLOW_DRY_RUN"
-PLAN_ONLY_ENV = "FORKFLOW_PLAN_ONLY"
 
 
 def plan_only_note(stages: list[str]) -> str:
@@ -80,7 +97,7 @@ def plan_only_note(stages: list[str]) -> str:
 
 def plan_only(stage: str) -> bool:
     """True when a bare `doit` runs on a config without [demo] and this stage's remote writes are to be planned only."""
-    return stage in os.environ.get(PLAN_ONLY_ENV, "").split(",")
+    return run_mode().plans_only(stage)
 
 
 def dry_run_param() -> dict[str, Any]:
@@ -95,7 +112,8 @@ def dry_run_param() -> dict[str, Any]:
 
 
 def is_dry_run(param_value: bool = False) -> bool:
-    return bool(param_value) or os.environ.get(DRY_RUN_ENV, "").lower() in ("1", "true", "yes")
+    """The task's own `--dry-run`, or the run's (`--dry-run` anywhere on the command line, FORKFLOW_DRY_RUN)."""
+    return bool(param_value) or run_mode().dry_run
 
 
 def dry_run_marker(task_name: str) -> Any:

@@ -1,66 +1,25 @@
-"""One run per state folder: a second doit run on the same `.forkflow/` refuses to start."""
+"""One run per state folder: a second doit run on the same `.forkflow/` refuses to start.
+
+And one sync per fork clone: two configs with different state folders that name the same clone cannot sync it at
+once (the lock is a file in the clone's .git, which git ignores).
+"""
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import multiprocessing
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from tasks.core.errors import StateLocked
 
-READ_ONLY_COMMANDS = {"list", "help", "info", "dumpdb", "strace", "tabcompletion", "graph"}
-OPTIONS_WITH_VALUES = {"-f", "--file", "-d", "--dir", "--db-file", "--backend", "-r", "--reporter", "-n", "--process",
-                       "-P", "--parallel-type", "-o", "--output-file", "-v", "--verbosity", "--check_file_uptodate"}
 _held: list[IO[str]] = []
-
-
-def command_of(argv: list[str]) -> str:
-    """The doit command in argv ('run' when only tasks or options are given)."""
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in OPTIONS_WITH_VALUES:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return "run"
-
-
-DOIT_COMMANDS = READ_ONLY_COMMANDS | {"run", "clean", "forget", "ignore", "reset-dep", "auto"}
-
-
-def runs_tasks(argv: list[str]) -> bool:
-    """`doit`, `doit run ...` or `doit <task> ...`: a run of tasks, not another doit command."""
-    return command_of(argv) not in DOIT_COMMANDS - {"run"}
-
-
-def worker_processes(argv: list[str]) -> int:
-    """The number of worker processes `-n N` / `--process N` asks for (1 when not given)."""
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in ("-n", "--process"):
-            value = next(args, "")
-        elif arg.startswith("--process="):
-            value = arg.removeprefix("--process=")
-        elif arg.startswith("-n") and len(arg) > 2:
-            value = arg[2:]
-        else:
-            continue
-        return int(value) if value.isdigit() else 1
-    return 1
-
-
-def named_tasks(argv: list[str]) -> list[str]:
-    """The tasks (and their parameters) named after `doit [run]`; [] for a bare `doit`."""
-    args = iter(argv[1:])
-    named: list[str] = []
-    for arg in args:
-        if arg in OPTIONS_WITH_VALUES:
-            next(args, None)
-        elif not arg.startswith("-") or named:
-            named.append(arg)
-    return named[1:] if named[:1] == ["run"] else named
+_clones: dict[Path, IO[str]] = {}
+CLONE_LOCK = "forkflow-sync.lock"
 
 
 def hold_state_lock(state_dir: Path) -> None:
@@ -85,3 +44,44 @@ def hold_state_lock(state_dir: Path) -> None:
     handle.flush()
     _held.append(handle)
     atexit.register(handle.close)  # the lock ends with the process; closing says so before teardown
+
+
+@contextmanager
+def clone_lock(fork: Path, state_dir: Path) -> Iterator[None]:
+    """Hold the fork clone's sync lock while a sync step runs; the doit process that holds the state lock keeps it
+    until it ends (so no other state folder's sync can run between this run's steps); a worker of `doit -n N`, or a
+    caller outside doit, holds it for the step only."""
+    git_dir = fork / ".git"
+    if not git_dir.is_dir() or fork.resolve() in _clones:
+        yield
+        return
+    handle = take_clone_lock(git_dir / CLONE_LOCK, fork, state_dir)
+    try:
+        yield
+    finally:
+        if _held and multiprocessing.parent_process() is None:  # doit's own process, which holds the state lock
+            _clones[fork.resolve()] = handle
+            atexit.register(handle.close)
+        else:
+            handle.close()
+
+
+def take_clone_lock(file: Path, fork: Path, state_dir: Path) -> IO[str]:
+    handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateLocked(
+            f"another forkflow run ({owner}) is syncing the fork clone {fork}",
+            where=str(file),
+            fix="wait for it to finish, then run `doit sync` again; two syncs of one clone would move its branches "
+                "under each other",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, state folder {state_dir}\n")
+    handle.flush()
+    return handle

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tasks.adapters import limits
 from tasks.core.config import Config, declared_paths, parse_config_text
 from tasks.core.errors import ConfigError
 from tasks.core.values import is_under
@@ -94,6 +95,7 @@ def load_settings(file: Path) -> Settings:
     config = parse_config_text(file.read_text(encoding="utf-8"), str(file))
     result = Settings(config=config, config_file=file)
     check_paths(result)
+    limits.configure(limits.Limits(**config.timeouts.model_dump()))
     return result
 
 

@@ -86,7 +86,7 @@ def silent_server() -> Iterator[str]:
 def test_a_hung_server_fails_within_the_total_time_with_a_clear_message(silent_server: str) -> None:
     started = time.monotonic()
     with PrefectApi(silent_server, timeout=1.0, total_timeout=3.0, connection=connect(silent_server, environ={})) as api, \
-            pytest.raises(ForkflowError, match=r"could not read deployments: no answer within 3 s"):
+            pytest.raises(ForkflowError, match=r"did not answer within 3 s \(could not read deployments"):
         api.read_deployments(name_like="x")
     assert time.monotonic() - started < 6
 

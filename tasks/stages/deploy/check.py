@@ -27,6 +27,7 @@ from typing import Any
 
 from tasks.adapters.prefect_settings import Connection
 from tasks.pipeline import prefetch
+from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.settings import Settings, read_json, settings, write_json
@@ -44,7 +45,7 @@ def deploy_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     """doit's uptodate check of `deploy`."""
     options = getattr(task, "options", None) or {}
     asked = [key for key in ("dry_run", "prune", "validate_only") if options.get(key)]
-    if asked or os.environ.get("FORKFLOW_DRY_RUN"):
+    if asked or is_dry_run():
         return Stale(f"asked for {', '.join(asked) or 'dry_run'}")
     current = settings()
     saved = read_json(current.state_dir / RECORD)

@@ -11,7 +11,9 @@ from typing import Any
 
 from tasks.adapters.console import say
 from tasks.adapters.git import Git, Layout
+from tasks.adapters.limits import NoAnswer, limits
 from tasks.core.errors import CommandError, ForkflowError
+from tasks.core.secrets import mask_urls
 from tasks.core.sync import (
     BACKUP_PREFIX,
     Apart,
@@ -27,12 +29,14 @@ from tasks.core.sync import (
 )
 from tasks.core.sync_tags import TagPlan, TagRef, check_fetchable, tag_lines
 from tasks.core.values import is_local_path
+from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.parallel import Outcome, together
 from tasks.pipeline.settings import read_json
 from tasks.pipeline.workspace import clone_action
 from tasks.stages.sync import check as sync_check
 from tasks.stages.sync.check import ORIGIN, UPSTREAM
 from tasks.stages.sync.report import write_failure, write_sync_report
+from tasks.stages.sync.resume import interrupted_run, resumed_push, tidy_clone
 from tasks.stages.sync.setup import STAGE, SyncSetup
 from tasks.stages.sync.state import RunState, load_stamp, save_state
 from tasks.stages.sync.tags import Listing, Remotes, heads_of, plan_tag_work, tags_of
@@ -48,13 +52,18 @@ def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:
     dry = setup.writes_nothing
+    interrupted = None if dry else interrupted_run(setup)
     forget_last_run(setup)
     try:
-        state = fetch_and_plan(setup, dry)
+        with clone_lock(setup.fork, setup.settings.state_dir):
+            resumed = finish_interrupted(setup, interrupted) if interrupted else None
+            state = resumed or fetch_and_plan(setup, dry)
     except ForkflowError as err:
         write_failure(setup, err, dry)
         raise
     save_state(setup, state)
+    if resumed:
+        return {"made": f"resuming: push {setup.release} {state.release_new or '-'} as the interrupted sync planned"}
     tags = TagPlan.from_dict(state.tags)
     for line in plan_lines(state.plan) + tag_lines(tags, would=dry):
         say(line)
@@ -65,6 +74,14 @@ def fetch_action(setup: SyncSetup) -> dict[str, str]:
         sync_check.remember(setup)
         return {"made": "up to date"}
     return {"made": plan_summary(state.plan, dry) + tag_summary(tags)}
+
+
+def finish_interrupted(setup: SyncSetup, old: RunState) -> RunState | None:
+    """Tidy what an interrupted sync left in the clone; its state when what is left is only its push."""
+    if not is_clone(setup.fork):
+        return None
+    tidy_clone(setup, old)
+    return resumed_push(setup, old)
 
 
 def forget_last_run(setup: SyncSetup) -> None:
@@ -140,6 +157,10 @@ def remote_refs(setup: SyncSetup, upstream: Outcome, origin: Outcome) -> Remotes
 def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *patterns: str) -> Listing:
     try:
         return probe.remote_listing(url, *patterns)
+    except NoAnswer as err:
+        raise SyncError(f"the {name} remote did not answer within {limits().git:g} s: {mask_urls(url)}",
+                        where=f"[fork] {name} in {setup.settings.config_file}; the bound is [timeouts] git",
+                        fix=err.fix) from None
     except CommandError as err:
         reason = "\n".join(err.what.splitlines()[1:]) or err.what
         raise SyncError(

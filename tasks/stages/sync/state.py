@@ -39,6 +39,7 @@ class RunState:
     tags: dict[str, Any] = field(default_factory=dict)  # the TagPlan sync:fetch made
     moved_tags: list[dict[str, Any]] = field(default_factory=list)  # MovedTag items, after the rebase
     pushed_tags: list[str] = field(default_factory=list)
+    resumed: bool = False  # main and release were moved by an interrupted sync; this run pushes them
 
     def to_dict(self) -> dict[str, Any]:
         data = {item.name: getattr(self, item.name) for item in fields(self)}

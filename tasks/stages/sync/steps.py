@@ -28,6 +28,7 @@ from tasks.core.sync import (
     short,
 )
 from tasks.core.sync_tags import MovedTag, TagPlan, place_moves, tag_pushes
+from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.settings import write_json
 from tasks.stages.sync.check import ORIGIN
 from tasks.stages.sync.plan import commits, is_clone
@@ -41,7 +42,8 @@ def run_step(setup: SyncSetup, step: Any) -> str:
     """Run one step on the saved state and save it; a failure goes to the report before doit sees it."""
     state = load_state(setup)
     try:
-        made: str = step(setup, state)
+        with clone_lock(setup.fork, setup.settings.state_dir):
+            made: str = step(setup, state)
     except ForkflowError as err:
         write_failure(setup, err, state.dry_run, state)
         raise
@@ -56,6 +58,8 @@ def main_action(setup: SyncSetup) -> dict[str, str]:
 
 def sync_main(setup: SyncSetup, state: RunState) -> str:
     move = state.plan.main
+    if state.resumed:
+        return f"{move.name} at {short(state.main_new)} (moved by the interrupted sync)"
     new = move.target if move.action == "fast-forward" else move.start
     if not state.dry_run:
         move_branch(Git(setup.fork), move.name, new, move.old, state.original_branch)
@@ -106,6 +110,8 @@ def dry_release(setup: SyncSetup, state: RunState) -> str:
 def sync_release(setup: SyncSetup, state: RunState) -> str:
     if state.dry_run:
         return dry_release(setup, state)
+    if state.resumed:
+        return f"{state.plan.release.name} at {short(state.release_new)} (rebased by the interrupted sync, backup {state.backup})"
     git = Git(setup.fork)
     move = state.plan.release
     if not state.plan.needs_backup:
@@ -123,31 +129,37 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         tip = rebase_or_explain(git, setup, state)
         after = commits(git, f"{move.target}..{tip}")
         pairs = pair_rebased(list(state.plan.custom_commits), after)
-        moved = apply_rebase(git, setup, state, tip, pairs)
+        moved = rebased_tags(git, setup, state, pairs)
+        # saved before any ref moves: a sync interrupted from here on is finished by the next one (sync.resume)
+        state.release_new = tip
+        state.rebased = [asdict(item) for item in pairs]
+        state.moved_tags = [asdict(tag) for tag in moved]
+        save_state(setup, state)
+        apply_rebase(git, setup, state, tip, moved)
     finally:
         return_to_original(git, state)
-    state.release_new = tip
-    state.rebased = [asdict(item) for item in pairs]
-    state.moved_tags = [asdict(tag) for tag in moved]
     for tag in moved:
         say(f"moved tag {tag.line()}")
     return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
 
 
-def apply_rebase(git: Git, setup: SyncSetup, state: RunState, tip: str, pairs: list[Rebased]) -> list[MovedTag]:
-    """Point release at the rebased commits, and its version tags at their rebased copies, in one ref
-    transaction; a tagged commit without a copy stops it before any ref moves."""
-    move = state.plan.release
+def rebased_tags(git: Git, setup: SyncSetup, state: RunState, pairs: list[Rebased]) -> list[MovedTag]:
+    """The fork's version tags on their rebased copies (tag objects only, no ref moves); a tagged commit
+    without a copy stops the sync here."""
     plan = TagPlan.from_dict(state.tags)
-    moved = moved_tags(git, place_moves(plan.move, pairs, str(setup.fork), move.name))
-    local = {item.name: item.local for item in plan.move}
+    return moved_tags(git, place_moves(plan.move, pairs, str(setup.fork), state.plan.release.name))
+
+
+def apply_rebase(git: Git, setup: SyncSetup, state: RunState, tip: str, moved: list[MovedTag]) -> None:
+    """Point release at the rebased commits, and its version tags at their rebased copies, in one ref transaction."""
+    move = state.plan.release
+    local = {item.name: item.local for item in TagPlan.from_dict(state.tags).move}
     try:
         git.update_refs([f"update refs/heads/{move.name} {tip} {move.start}", *tag_ref_updates(moved, local)],
                         message="forkflow: sync rebase")
     except CommandError:
         check_unmoved(git, move.name, move.start, setup)
         raise
-    return moved
 
 
 def make_backup(git: Git, setup: SyncSetup, move: BranchMove, state: RunState) -> str:

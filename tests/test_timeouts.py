@@ -1,0 +1,101 @@
+"""Every wait is bounded: a remote that accepts and never answers fails in time, saying what did not answer,
+which setting bounds it and what to do (a listener per kind: git over http, index, registry, Prefect, engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks.adapters import limits
+from tasks.core.errors import ForkflowError
+from tests.helpers import run_doit
+from tests.hung import hung_listener, hung_unix_socket
+
+
+@pytest.fixture
+def small_bounds() -> Iterator[None]:
+    before = limits.limits()
+    limits.configure(limits.Limits(git=2, index=2, registry=2, prefect=2, engine=2))
+    yield
+    limits.configure(before)
+
+
+def fails_with(call: object, *needles: str) -> str:
+    with pytest.raises(ForkflowError) as caught:
+        call()  # type: ignore[operator]
+    text = str(caught.value)
+    for needle in needles:
+        assert needle in text, text
+    return text
+
+
+def test_sync_with_a_git_remote_that_never_answers(tmp_path: Path) -> None:
+    with hung_listener() as port:
+        remote = f"http://127.0.0.1:{port}"
+        config = tmp_path / "pipeline.toml"
+        config.write_text(f'[project]\nname = "orbit"\n\n[fork]\npath = "fork"\nupstream = "{remote}/upstream.git"\n'
+                          f'origin = "{remote}/origin.git"\n\n[timeouts]\ngit = 2\n', encoding="utf-8")
+        result = run_doit(config, "sync", timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "remote did not answer within 2 s" in output and f"{remote}/" in output
+    assert "the bound is [timeouts] git" in output and "raise [timeouts] git" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "fork").exists()
+
+
+def test_git_fetch_push_and_clone_are_bounded(tmp_path: Path, small_bounds: None) -> None:
+    from tasks.adapters.git import Git, init_repo
+
+    repo = init_repo(tmp_path / "repo")
+    repo.write("-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "one")
+    with hung_listener() as port:
+        url = f"http://127.0.0.1:{port}/x.git"
+        for args in (("fetch", "--quiet", url), ("push", url, "HEAD:refs/heads/x"), ("ls-remote", url),
+                     ("clone", "-q", url, str(tmp_path / "clone"))):
+            fails_with(lambda args=args: repo.write(*args), f"the remote {url} (git {args[0]}) did not answer within 2 s",
+                       "[timeouts] git")
+    assert isinstance(repo, Git)
+
+
+def test_an_index_that_never_answers(tmp_path: Path, small_bounds: None) -> None:
+    from tasks.adapters import index
+
+    wheel = tmp_path / "orbit-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not read: the index does not answer")
+    with hung_listener() as port:
+        url = f"http://127.0.0.1:{port}"
+        for call in (lambda: index.remote_files(url, "orbit"), lambda: index.download(url, "orbit", wheel.name)):
+            fails_with(call, f"the package index at {url} did not answer within 2 s", "[index] url",
+                       "raise [timeouts] index")
+
+
+def test_a_registry_that_never_answers(small_bounds: None) -> None:
+    from tasks.adapters import registry
+
+    with hung_listener() as port:
+        fails_with(lambda: registry.tagged(f"127.0.0.1:{port}", "orbit/core", ["1.0"], None),
+                   f"the registry 127.0.0.1:{port} (GET /v2/orbit/core/manifests/1.0) did not answer within 2 s",
+                   "[images] registry", "[timeouts] registry")
+
+
+def test_a_prefect_api_that_never_answers(small_bounds: None) -> None:
+    from tasks.adapters.prefect import PrefectApi
+    from tasks.adapters.prefect_settings import connect
+
+    with hung_listener() as port:
+        url = f"http://127.0.0.1:{port}/api"
+        with PrefectApi(url, connection=connect(url, environ={})) as api:
+            fails_with(lambda: api.read_deployments(name_like="x"), f"the Prefect API at {url} did not answer within 2 s",
+                       "[timeouts] prefect")
+
+
+def test_a_docker_engine_that_never_answers(tmp_path: Path, small_bounds: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.adapters import docker
+
+    with hung_unix_socket(tmp_path / "docker.sock") as path:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        fails_with(docker.connect, f"the Docker engine at unix://{path} (GET /_ping) did not answer within 2 s",
+                   "DOCKER_HOST", "[timeouts] engine")
