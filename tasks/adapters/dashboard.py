@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tasks.adapters.processes import kill_with_parent
 
 
@@ -55,6 +53,8 @@ def ask_dashboard(python: Path, command: list[str], home: Path, timeout: float =
 
 
 def poll(url: str, proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, str, str]:
+    import httpx  # here, not at the top: httpx imports its command line (rich, pygments) and every doit start paid it
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
