@@ -94,7 +94,7 @@ def sync_pull_request(report: dict[str, Any], run_url: str | None) -> tuple[str,
         f"`{part['branch']}` holds `{part['base']}` synced with upstream "
         f"(`{short((report.get('upstream') or {}).get('sha'))}`): {release.get('action', 'rebase')}.",
         "",
-        f"**From upstream:** {len(upstream)} new commit(s) on `{main.get('name', 'main')}`",
+        f"**New from upstream in this sync:** {len(upstream)} commit(s) on `{main.get('name', 'main')}`",
         *[f"- `{short(c.get('sha'))}` {c.get('subject', '')}" for c in upstream[:50]],
         *(["- ..."] if len(upstream) > 50 else []),
         "",
@@ -107,7 +107,7 @@ def sync_pull_request(report: dict[str, Any], run_url: str | None) -> tuple[str,
     ]
     if run_url:
         lines.append(f"Pushed by {run_url}.")
-    title = f"Sync {part['base']} with upstream ({len(upstream)} upstream commit(s))"
+    title = f"Sync {part['base']} with upstream {short((report.get('upstream') or {}).get('sha'))}"
     return title, cut("\n".join(lines) + "\n", BODY_LIMIT)
 
 
