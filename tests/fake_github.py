@@ -73,7 +73,7 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}
 
     def on_pulls(self, request: Request, repo: str, rest: list[str]) -> tuple[int, Any]:
-        owner = repo.split("/")[0]
+        owner = repo.split("/", maxsplit=1)[0]
         if not rest and request.method == "GET":
             head, base = request.query.get("head"), request.query.get("base")
             return 200, [p for p in self.pulls.values() if p["repo"] == repo and p["state"] == "open"
