@@ -152,6 +152,10 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "push_branches": sorted({push_filter(p) for p in patterns.values()}),
         "promote_source": environments[0] if environments else "",
         "promote_target": environments[1] if len(environments) > 1 else "",
+        "sync_schedule": github.sync_schedule or "",
+        "release_schedule": github.release_schedule or "",
+        "protected": bool(config.fork and config.fork.protected),
+        "conflict_label": github.conflict_label,
     }
 
 
