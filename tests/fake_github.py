@@ -33,6 +33,7 @@ class FakeGitHub:
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
+    token: str | None = None  # when set, any other Authorization gets GitHub's 401
 
     def writes(self) -> list[tuple[str, str]]:
         return [(r.method, r.path) for r in self.requests if r.method != "GET"]
@@ -42,6 +43,8 @@ class FakeGitHub:
         return self.next_number - 1
 
     def answer(self, request: Request) -> tuple[int, Any]:
+        if self.token is not None and request.authorization != f"Bearer {self.token}":
+            return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
         parts = request.path.strip("/").split("/")
         if len(parts) < 4 or parts[0] != "repos":
             return 404, {"message": "Not Found"}
