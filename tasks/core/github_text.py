@@ -52,16 +52,18 @@ def conflict_issue(report: dict[str, Any], run_url: str | None) -> tuple[str, st
     files = "\n".join(f"- `{name}`" for name in conflict.get("files") or []) or "- (git did not name the files)"
     lines = [
         CONFLICT_MARKER,
-        f"The scheduled sync could not rebase `{release}` onto upstream: the rebase stopped at a conflict, was "
+        f"The sync could not rebase `{release}` onto upstream: the rebase stopped at a conflict, was "
         f"aborted, and nothing was pushed (`{release}` on origin is unchanged).",
         "",
-        f"**Conflicting commit:** {stopped}",
-        f"**Onto:** `{short(conflict.get('onto'))}` (upstream's main)",
+        f"- **Conflicting commit:** {stopped}",
+        f"- **Onto:** `{short(conflict.get('onto'))}` (upstream's main)",
         "",
         "**Conflicting files:**",
+        "",
         files,
         "",
-        "**To resolve it by hand:**",
+        "**To resolve it by hand**, in a clone of the fork with upstream as the remote `upstream` "
+        "(`git fetch upstream && git fetch origin` first; the folder below is the runner's):",
         "",
         "```",
         str(conflict.get("commands") or "").strip(),
@@ -101,9 +103,10 @@ def sync_pull_request(report: dict[str, Any], run_url: str | None) -> tuple[str,
         f"**The fork's commits, rebased:** {len(rebased)}",
         *[f"- `{short(r.get('old'))}` -> `{short(r.get('new'))}` {r.get('subject', '')}" for r in rebased[:50]],
         "",
-        f"The fork's own commits were rebased, so `{part['base']}` and this branch have different commits for "
-        f"them: land it as the branch protection allows, or fast-forward `{part['base']}` to `{part['branch']}`. "
-        "The next sync updates this pull request (force-pushing this branch with a lease) until it is merged.",
+        f"The fork's own commits were rebased, so `{part['base']}` and this branch have different copies of "
+        f"them: land it by fast-forwarding `{part['base']}` (`git push origin {part['branch']}:{part['base']}`, by "
+        "someone the protection lets bypass it); a merge commit would keep the old copies too. "
+        "The next sync updates this pull request (it moves this branch with a lease) until it is landed.",
     ]
     if run_url:
         lines.append(f"Pushed by {run_url}.")
