@@ -103,6 +103,11 @@ def test_protected_sync_pushes_a_branch_and_keeps_one_pull_request(protected: Fo
     fork = protected
     release_before = git(fork.origin, "rev-parse", "release")
     custom = fork.subjects(fork.origin, "main..release")
+    origin_refs = git(fork.origin, "for-each-ref")
+    fork.sync(dry_run=True)
+    assert git(fork.origin, "for-each-ref") == origin_refs, "a dry run pushes nothing"
+    planned = fork.report()["protected"]
+    assert planned["branch"].startswith("sync/release-") and planned["pushed"] is False
 
     fork.sync()
 
