@@ -69,7 +69,8 @@ def test_a_conflict_opens_one_issue_updates_it_and_a_clean_sync_closes_it(fork: 
     assert "git rebase --continue" in issue["body"] and "git checkout release" in issue["body"], "how to resolve"
     assert {r.authorization for r in github.requests} == {f"Bearer {TOKEN}"}
 
-    fork.failure()
+    scheduled = run_doit(fork.config, "sync", env={**IDENTITY, "FORKFLOW_DRY_RUN": ""})  # as the workflow runs it
+    assert scheduled.returncode != 0 and "conflicting files" in scheduled.stdout + scheduled.stderr
     second = sync_github(fork, github)
 
     assert second["issue"] == {"action": "updated", "number": issue["number"], "repository": "acme/orbit"}
