@@ -103,6 +103,30 @@ def test_the_tag_of_a_published_release_wins_and_missing_notes_are_explained(for
     assert [r["tag_name"] for r in github.releases.values()] == ["v1.0.1-fork"]
 
 
+def test_a_run_that_published_nothing_leaves_the_release_alone(fork: Fork, github: FakeGitHub) -> None:
+    reports = write_reports(fork.config)
+    notes = json.loads((reports / "notes.json").read_text())
+    for package in notes["packages"]:
+        package["status"] = "unchanged"
+    (reports / "notes.json").write_text(json.dumps(notes))
+
+    result = release_github(fork.config, github, "--tag", VERSION)
+
+    assert result["action"] == "skipped" and "no package was published" in result["reason"]
+    assert github.requests == [], "not even a look: the release's notes stay as the run that shipped wrote them"
+
+
+def test_a_published_release_of_the_workflows_repository_is_the_one_updated(fork: Fork, github: FakeGitHub) -> None:
+    write_reports(fork.config)
+    env = {"GITHUB_API_URL": github.url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "acme/ci",
+           "FORKFLOW_RELEASE_TAG": "v1.0.1", "FORKFLOW_RELEASE_REPOSITORY": "acme/ci"}
+    config = fork.config
+    config.write_text(config.read_text() + '\n[github]\nrepository = "acme/prefect"\n')
+    result = run_doit(config, "release-github", env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert [(r["repo"], r["tag_name"]) for r in github.releases.values()] == [("acme/ci", "v1.0.1")]
+
+
 def test_release_inputs_change_only_when_the_release_branch_does(fork: Fork) -> None:
     def fingerprint() -> str:
         result = run_doit(fork.config, "release-inputs")

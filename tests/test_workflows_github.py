@@ -98,6 +98,7 @@ def test_release_is_gated_on_changed_inputs_and_ends_with_the_github_release(dem
     assert github["permissions"] == {"contents": "write"} and writers(release, "contents") == ["github-release"]
     step = step_running(github, "nox -s release_github")
     assert step["env"]["FORKFLOW_RELEASE_TAG"] == "${{ github.event.release.tag_name }}"
+    assert "github.repository" in step["env"]["FORKFLOW_RELEASE_REPOSITORY"], "a published release is updated where it is"
     downloads = {s["with"]["name"]: s["with"]["path"] for s in github["steps"] if "download-artifact" in s.get("uses", "")}
     assert downloads == {"wheels": ".forkflow", "publish-report": ".forkflow/reports", "images": ".forkflow/reports"}
 

@@ -114,12 +114,23 @@ def sync_pull_request(report: dict[str, Any], run_url: str | None) -> tuple[str,
     return title, cut("\n".join(lines) + "\n", BODY_LIMIT)
 
 
-def shipped_version(notes: dict[str, Any], versions: dict[str, Any]) -> str | None:
-    """The version a release run shipped: the core's, from the notes (what publish uploaded), else version.json."""
-    for source in (notes.get("packages") or [], versions.get("packages") or []):
-        for package in source:
-            if package.get("kind") == "core" and package.get("version"):
-                return str(package["version"])
+def shipped_version(notes: dict[str, Any]) -> str | None:
+    """The core's version when this run published it (notes.json: status `uploaded`), else None."""
+    for package in notes.get("packages") or []:
+        if package.get("kind") == "core" and package.get("status") == "uploaded" and package.get("version"):
+            return str(package["version"])
+    return None
+
+
+def why_no_release(notes: dict[str, Any], tag_given: bool) -> str | None:
+    """Why this run makes or changes no GitHub release (None: it does). A release's body is never replaced by
+    notes of a run that published nothing, nor by an integration-only run's notes under the core's tag."""
+    uploaded = [p.get("name") for p in notes.get("packages") or [] if p.get("status") == "uploaded"]
+    if not uploaded:
+        return "no package was published in this run: releases are left as they are"
+    if not tag_given and shipped_version(notes) is None:
+        return (f"the core was not published in this run (only {', '.join(map(str, uploaded))}): no release is made; "
+                "pass --tag to make one")
     return None
 
 

@@ -23,7 +23,7 @@ from tasks.adapters.console import say
 from tasks.adapters.git import Git
 from tasks.adapters.github import GitHub, GitHubError, token_from
 from tasks.core.errors import CommandError, ConfigError
-from tasks.core.github_text import release_changes, release_fields, release_tag, shipped_version
+from tasks.core.github_text import release_changes, release_fields, release_tag, shipped_version, why_no_release
 from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run
 from tasks.pipeline.github import fork_repository
 from tasks.pipeline.settings import REPO_ROOT, Settings, read_report, settings, write_report
@@ -31,6 +31,7 @@ from tasks.pipeline.settings import REPO_ROOT, Settings, read_report, settings, 
 STAGE = "release-github"
 INPUTS = "release-inputs"
 TAG_ENV = "FORKFLOW_RELEASE_TAG"
+REPOSITORY_ENV = "FORKFLOW_RELEASE_REPOSITORY"  # the repository of a published release the workflow runs for
 DOC = ("create or update the GitHub release of the version a release run shipped, from notes.md and "
        "image.json (--tag, --dry-run)")
 INPUTS_DOC = "fingerprint what a release build is made from (origin's release tip, config, forkflow) for a scheduled build"
@@ -72,10 +73,16 @@ def release_github_action(dry_run: bool = False, tag: str = "") -> dict[str, str
     notes_md = current.reports_dir / "notes.md"
     if not notes_md.is_file():
         raise GitHubError("no notes.md for the release body", where=str(notes_md), fix="run `doit publish notes` first")
-    name = chosen_tag(current, notes, tag)
+    given = tag or os.environ.get(TAG_ENV, "").strip()
+    skipped = why_no_release(notes, bool(given))
+    if skipped:
+        say(f"release-github: {skipped}")
+        write_report(STAGE, {"dry_run": dry, "tag": given or None, "action": "skipped", "reason": skipped}, current)
+        return {"made": "skipped: " + skipped}
+    name = given or chosen_tag(current, notes)
     fields = release_fields(name, notes_md.read_text(encoding="utf-8"), read_report("image", current) or {},
                             notes.get("release_head"))
-    repository = fork_repository(current)
+    repository = os.environ.get(REPOSITORY_ENV, "").strip() or fork_repository(current)
     if dry:
         say(f"would create or update release {name} in {repository} ({len(fields['body'])} characters of notes)")
         result: dict[str, Any] = {"action": "would create-or-update"}
@@ -86,14 +93,11 @@ def release_github_action(dry_run: bool = False, tag: str = "") -> dict[str, str
     return {"made": f"release {name}: {result['action']}"}
 
 
-def chosen_tag(current: Settings, notes: dict[str, Any], tag: str) -> str:
-    given = tag or os.environ.get(TAG_ENV, "").strip()
-    if given:
-        return given
-    version = shipped_version(notes, read_report("version", current) or {})
+def chosen_tag(current: Settings, notes: dict[str, Any]) -> str:
+    version = shipped_version(notes)
     if version is None:
-        raise ConfigError("no core version in notes.json or version.json to name the release",
-                          where=str(current.reports_dir), fix=f"pass --tag <tag> (or set {TAG_ENV})")
+        raise ConfigError("no published core version in notes.json to name the release",
+                          where=str(current.reports_dir / "notes.json"), fix=f"pass --tag <tag> (or set {TAG_ENV})")
     return release_tag(version, current.config.versions.core_tag)
 
 

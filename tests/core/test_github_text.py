@@ -18,6 +18,7 @@ from tasks.core.github_text import (
     repository_of,
     shipped_version,
     sync_outcome,
+    why_no_release,
 )
 
 
@@ -85,11 +86,19 @@ def test_the_release_body_is_the_notes_and_the_image_digests() -> None:
     assert release_changes({"name": "1.0.1", "body": "old"}, fields) == {"body": fields["body"]}
 
 
-def test_the_shipped_version_is_the_cores() -> None:
-    notes = {"packages": [{"kind": "integration", "version": "0.2.0"}, {"kind": "core", "version": "1.0.1+orbit.4.g1"}]}
-    assert shipped_version(notes, {}) == "1.0.1+orbit.4.g1"
-    assert shipped_version({}, {"packages": [{"kind": "core", "version": "1.0.1"}]}) == "1.0.1"
-    assert shipped_version({}, {}) is None
+def test_the_shipped_version_is_the_cores_when_this_run_published_it() -> None:
+    core = {"name": "orbit", "kind": "core", "version": "1.0.1+orbit.4.g1", "status": "uploaded"}
+    aws = {"name": "orbit-aws", "kind": "integration", "version": "0.2.0", "status": "uploaded"}
+    assert shipped_version({"packages": [aws, core]}) == "1.0.1+orbit.4.g1"
+    assert why_no_release({"packages": [aws, core]}, tag_given=False) is None
+
+    only_aws = {"packages": [aws, {**core, "status": "unchanged"}]}
+    assert shipped_version(only_aws) is None
+    assert "only orbit-aws" in str(why_no_release(only_aws, tag_given=False)), "never the core's release with other notes"
+    assert why_no_release(only_aws, tag_given=True) is None
+
+    nothing = {"packages": [{**aws, "status": "unchanged"}, {**core, "status": "unchanged"}]}
+    assert "no package was published" in str(why_no_release(nothing, tag_given=True)), "a re-run keeps the body"
 
 
 def test_a_long_body_is_cut_at_a_line() -> None:
