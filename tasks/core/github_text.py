@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tasks.core.notes import escape
+
 CONFLICT_MARKER = "<!-- forkflow:sync-conflict -->"
 PULL_MARKER = "<!-- forkflow:sync-pull-request -->"
 RELEASE_MARKER = "<!-- forkflow:release -->"
@@ -48,7 +50,7 @@ def conflict_issue(report: dict[str, Any], run_url: str | None) -> tuple[str, st
     conflict = report["conflict"]
     release = conflict.get("release") or (report.get("release") or {}).get("name") or "release"
     commit = conflict.get("commit") or {}
-    stopped = f"`{short(commit.get('sha'))}` {commit.get('subject', '')}".strip() if commit else "(unknown commit)"
+    stopped = f"`{short(commit.get('sha'))}` {escape(commit.get('subject', ''))}".strip() if commit else "(unknown commit)"
     files = "\n".join(f"- `{name}`" for name in conflict.get("files") or []) or "- (git did not name the files)"
     lines = [
         CONFLICT_MARKER,
@@ -97,11 +99,11 @@ def sync_pull_request(report: dict[str, Any], run_url: str | None) -> tuple[str,
         f"(`{short((report.get('upstream') or {}).get('sha'))}`): {release.get('action', 'rebase')}.",
         "",
         f"**New from upstream in this sync:** {len(upstream)} commit(s) on `{main.get('name', 'main')}`",
-        *[f"- `{short(c.get('sha'))}` {c.get('subject', '')}" for c in upstream[:50]],
+        *[f"- `{short(c.get('sha'))}` {escape(c.get('subject', ''))}" for c in upstream[:50]],
         *(["- ..."] if len(upstream) > 50 else []),
         "",
         f"**The fork's commits, rebased:** {len(rebased)}",
-        *[f"- `{short(r.get('old'))}` -> `{short(r.get('new'))}` {r.get('subject', '')}" for r in rebased[:50]],
+        *[f"- `{short(r.get('old'))}` -> `{short(r.get('new'))}` {escape(r.get('subject', ''))}" for r in rebased[:50]],
         "",
         f"The fork's own commits were rebased, so `{part['base']}` and this branch have different copies of "
         f"them: land it by fast-forwarding `{part['base']}` (`git push origin {part['branch']}:{part['base']}`, by "

@@ -105,3 +105,9 @@ def test_a_long_body_is_cut_at_a_line() -> None:
     text = "".join(f"line {n}\n" for n in range(50_000))
     short = cut(text, 1000)
     assert len(short) <= 1000 and short.endswith("(cut: the full text is in the run's reports)\n")
+
+
+def test_commit_subjects_cannot_inject_markup() -> None:
+    report = {**CONFLICT, "conflict": {**CONFLICT["conflict"], "commit": {"sha": "1234567890", "subject": "<img src=x> *b*"}}}
+    _, body = conflict_issue(report, None)
+    assert "&lt;img src=x&gt; \\*b\\*" in body and "<img" not in body
