@@ -149,3 +149,21 @@ def test_protected_sync_pushes_a_branch_and_keeps_one_pull_request(protected: Fo
     assert sync_branches(fork.origin)[branch] == moved, "nothing new upstream: nothing pushed"
     assert sync_github(fork, github)["pull_request"]["action"] == "none"
     assert len(github.pulls) == 1
+
+
+def test_without_a_repository_or_with_dry_run_nothing_is_called(tmp_path: Path, github: FakeGitHub) -> None:
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "orbit"\n\n[fork]\npath = "fork"\nupstream = "https://git.example.org/up/orbit.git"\n'
+                      'origin = "https://git.example.org/acme/orbit.git"\n', encoding="utf-8")
+    reports = tmp_path / ".forkflow" / "reports"
+    reports.mkdir(parents=True)
+    report = {"status": "failed", "dry_run": False, "release": {"name": "release"},
+              "conflict": {"commit": None, "files": ["a.py"], "release": "release", "onto": "abc", "commands": "fix"}}
+    (reports / "sync.json").write_text(json.dumps(report), encoding="utf-8")
+    env = {"GITHUB_API_URL": github.url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": ""}
+
+    missing = run_doit(config, "sync-github", env=env)
+    assert missing.returncode != 0 and "GITHUB_REPOSITORY is not set" in missing.stdout + missing.stderr
+    dry = run_doit(config, "sync-github", "--dry-run", env={**env, "GITHUB_REPOSITORY": "acme/orbit"})
+    assert dry.returncode == 0 and "would look for the open issue labelled forkflow-sync-conflict" in dry.stdout
+    assert github.requests == []
