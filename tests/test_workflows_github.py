@@ -100,7 +100,7 @@ def test_release_is_gated_on_changed_inputs_and_ends_with_the_github_release(dem
     assert step["env"]["FORKFLOW_RELEASE_TAG"] == "${{ github.event.release.tag_name }}"
     assert "github.repository" in step["env"]["FORKFLOW_RELEASE_REPOSITORY"], "a published release is updated where it is"
     downloads = {s["with"]["name"]: s["with"]["path"] for s in github["steps"] if "download-artifact" in s.get("uses", "")}
-    assert downloads == {"wheels": ".forkflow", "publish-report": ".forkflow/reports", "images": ".forkflow/reports"}
+    assert downloads == {"publish-report": ".forkflow/reports", "images": ".forkflow/reports"}
 
     remember = jobs["remember"]
     assert remember["permissions"] == {} and "needs.build.result == 'success'" in remember["if"]
