@@ -57,7 +57,9 @@ class FakeGitHub:
             label = request.query.get("labels")
             found = [i for i in self.issues.values() if i["repo"] == repo and i["state"] == request.query.get("state", "open")
                      and (label is None or label in [x["name"] for x in i["labels"]])]
-            return 200, found
+            pulls = [{**p, "labels": [], "pull_request": {"url": f"/repos/{repo}/pulls/{p['number']}"}}
+                     for p in self.pulls.values() if p["repo"] == repo and p["state"] == "open" and label is None]
+            return 200, found + pulls  # GitHub's issues API lists pull requests too
         if not rest and request.method == "POST":
             number = self.number()
             self.issues[number] = {"number": number, "repo": repo, "state": "open", "title": request.body["title"],

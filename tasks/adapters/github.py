@@ -105,9 +105,9 @@ class GitHub:
 
     # -- issues --------------------------------------------------------------------------------
 
-    def open_issues(self, label: str) -> list[dict[str, Any]]:
-        """Open issues with `label` (pull requests, which the issues API lists too, left out)."""
-        items = self.paged("issues", {"state": "open", "labels": label})
+    def open_issues(self, label: str | None = None) -> list[dict[str, Any]]:
+        """Open issues, with `label` when given (pull requests, which the issues API lists too, left out)."""
+        items = self.paged("issues", {"state": "open", **({"labels": label} if label else {})})
         return [item for item in items if "pull_request" not in item]
 
     def create_issue(self, title: str, body: str, labels: list[str]) -> dict[str, Any]:

@@ -82,10 +82,17 @@ def issue_step(current: Settings, report: dict[str, Any], dry: bool) -> dict[str
             + ("open or update it" if outcome == "conflict" else "close it"))
         return {"action": "would " + ("open-or-update" if outcome == "conflict" else "close"), "repository": repository}
     with GitHub(repository, token_from("GITHUB_TOKEN")) as api:
-        found = [item for item in api.open_issues(label) if CONFLICT_MARKER in (item.get("body") or "")]
+        found = marked_issues(api, label)
         if outcome == "conflict":
             return conflict_opened(api, report, found, label)
         return conflicts_closed(api, report, found)
+
+
+def marked_issues(api: GitHub, label: str) -> list[dict[str, Any]]:
+    """The open conflict issues: by label, else by the marker alone (GitHub drops the labels of an issue
+    opened by a token that may not set them)."""
+    labelled = [item for item in api.open_issues(label) if CONFLICT_MARKER in (item.get("body") or "")]
+    return labelled or [item for item in api.open_issues() if CONFLICT_MARKER in (item.get("body") or "")]
 
 
 def conflict_opened(api: GitHub, report: dict[str, Any], found: list[dict[str, Any]], label: str) -> dict[str, Any]:

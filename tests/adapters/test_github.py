@@ -51,3 +51,12 @@ def test_a_missing_token_names_the_variables(monkeypatch: pytest.MonkeyPatch) ->
     assert "FORK_GITHUB_TOKEN, GITHUB_TOKEN" in str(caught.value) and "${{ github.token }}" in str(caught.value)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     assert token_from("FORK_GITHUB_TOKEN", "GITHUB_TOKEN") == TOKEN
+
+
+def test_open_issues_by_label_or_all_and_never_pull_requests() -> None:
+    with fake_github() as fake, GitHub("acme/orbit", TOKEN, fake.url) as api:
+        labelled = api.create_issue("a", "body", ["x"])
+        plain = api.create_issue("b", "body", [])
+        api.create_pull("c", "body", "topic", "main")
+        assert [i["number"] for i in api.open_issues("x")] == [labelled["number"]]
+        assert sorted(i["number"] for i in api.open_issues()) == [labelled["number"], plain["number"]]
