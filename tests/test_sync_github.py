@@ -143,6 +143,11 @@ def test_protected_sync_pushes_a_branch_and_keeps_one_pull_request(protected: Fo
     assert len(github.pulls) == 1 and "docs: upstream news" in github.pulls[pull["number"]]["body"]
 
     moved = sync_branches(fork.origin)[branch]
+    with pytest.MonkeyPatch.context() as later:
+        later.setenv("GIT_COMMITTER_DATE", "2031-01-01T00:00:00+00:00")
+        fork.sync()  # no saved stamp consulted: the rebase is made again, same commits and files, other dates
+    assert sync_branches(fork.origin)[branch] == moved and fork.report()["protected"]["pushed"] is False
+    assert git(fork.path, "rev-parse", branch) == moved
     again = run_doit(fork.config, "sync", env={**IDENTITY, "FORKFLOW_DRY_RUN": ""})
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "-- sync:push" in again.stdout, "up to date: upstream, origin and the clone are as the last sync left them"

@@ -70,6 +70,24 @@ def release_pushes(setup: SyncSetup, state: RunState, main_new: str, release_new
     return [*kept, Push(state.sync_branch, old, release_new, lease=old or "")]
 
 
+def same_as_on_origin(git: Git, state: RunState, tip: str) -> str:
+    """Origin's sync branch tip when it already holds this result (on the same main, the same commits by
+    subject, the same files); else `tip`. A rebase's new copies differ only in their dates, and pushing
+    them would only stir the pull request."""
+    old, onto = state.sync_branch_origin, state.plan.release.target
+    if not old or not state.sync_branch:
+        return tip
+    try:
+        git.fetch_objects(ORIGIN, [f"refs/heads/{state.sync_branch}"])
+    except CommandError:
+        return tip
+    if not git.ok("merge-base", "--is-ancestor", onto, old):
+        return tip
+    same_files = git.read("rev-parse", f"{old}^{{tree}}") == git.read("rev-parse", f"{tip}^{{tree}}")
+    same_commits = [s for _, s in git.commits(f"{onto}..{old}")] == [s for _, s in git.commits(f"{onto}..{tip}")]
+    return old if same_files and same_commits else tip
+
+
 def fast_forward_branch(git: Git, state: RunState) -> str:
     """Protected, with no custom commits to rebase: the sync branch points at the new main."""
     move = state.plan.release

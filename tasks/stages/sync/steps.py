@@ -36,6 +36,7 @@ from tasks.stages.sync.protected import (
     local_release,
     release_pushes,
     release_ref_update,
+    same_as_on_origin,
 )
 from tasks.stages.sync.report import write_failure, write_sync_report
 from tasks.stages.sync.setup import SyncSetup
@@ -132,6 +133,8 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     move_branch(git, move.name, move.start, move.old, state.original_branch)
     try:
         tip = rebase_or_explain(git, setup, state)
+        if setup.protected:
+            tip = same_as_on_origin(git, state, tip)
         after = commits(git, f"{move.target}..{tip}")
         pairs = pair_rebased(list(state.plan.custom_commits), after)
         moved = apply_rebase(git, setup, state, tip, pairs)
