@@ -82,6 +82,20 @@ def publish(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def release_inputs(session: nox.Session) -> None:
+    """Fingerprint what a release build is made from (`doit release-inputs`): a scheduled build runs when it changed."""
+    install(session)
+    session.run("doit", "release-inputs", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def release_github(session: nox.Session) -> None:
+    """Create or update the GitHub release of the shipped version from notes.md and image.json (`doit release-github`)."""
+    install(session)
+    session.run("doit", "release-github", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def images(session: nox.Session) -> None:
     """Build, smoke-test and push images; `nox -s images -- 3.12 base` builds one matrix cell."""
     install(session)

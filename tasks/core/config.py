@@ -32,6 +32,8 @@ class Fork(Section):
     upstream_main: str = "main"
     keep_backups: StrictInt = Field(default=5, ge=0, description="backup branches kept after a sync (in the clone and on origin)")
     push_backups: StrictBool = Field(default=True, description="push a sync's backup branch to origin with the rewritten release")
+    protected: StrictBool = Field(default=False, description="origin's release branch is protected: sync pushes "
+                                                             "`sync/<release>-<date>` for a pull request instead")
 
     @field_validator("main", "release", "upstream_main")
     @classmethod
@@ -229,6 +231,8 @@ class Demo(Section):
 
 WORKFLOW_NAMES = ("sync-upstream", "release", "deploy", "promote", "pull-request")
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+CRON_PATTERN = r"^$|^[0-9*/,-]+( [0-9A-Za-z*/,-]+){4}$"
+REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 
 
 class GitHub(Section):
@@ -242,6 +246,16 @@ class GitHub(Section):
                                      description="GitHub environment that gates the upload (holds TWINE_* secrets)")
     images_environment: str = Field(default="registry", pattern=LABEL_PATTERN,
                                     description="GitHub environment that gates the image push (holds FORKFLOW_REGISTRY_* secrets)")
+    sync_schedule: str | None = Field(default="17 4 * * *", pattern=CRON_PATTERN,
+                                      description="cron of the scheduled sync-upstream run (UTC); \"\" for none")
+    release_schedule: str | None = Field(default="47 5 * * *", pattern=CRON_PATTERN,
+                                         description="cron of the scheduled release build, which runs only when its "
+                                                     "inputs changed (UTC); \"\" for none")
+    repository: str | None = Field(default=None, pattern=REPOSITORY_PATTERN,
+                                   description="owner/name of the fork on GitHub (its sync pull requests and releases); "
+                                               "default: from [fork] origin, else $GITHUB_REPOSITORY")
+    conflict_label: str = Field(default="forkflow-sync-conflict", pattern=LABEL_PATTERN,
+                                description="label of the one open issue a sync conflict opens or updates")
 
 
 class Config(Section):

@@ -14,6 +14,8 @@ SECRET_ENV_VARS = (
     "GITHUB_TOKEN",
     "FORK_SYNC_TOKEN",
     "FORK_READ_TOKEN",
+    "FORK_GITHUB_TOKEN",
+    "GH_TOKEN",
 )
 MASK = "********"
 

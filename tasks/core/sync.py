@@ -359,8 +359,9 @@ class Conflict:
 
 
 def conflict_error(conflict: Conflict, fork: str, release: str, onto: str, backup: str | None,
-                   push_hint: str) -> SyncError:
-    """The message for a rebase conflict: files, commit and the commands to finish by hand."""
+                   push_hint: str, work_branch: str | None = None) -> SyncError:
+    """The message for a rebase conflict: files, commit and the commands to finish by hand (on `work_branch`,
+    made from the release, when the release branch itself must not move)."""
     stopped = conflict.commit.line() if conflict.commit else "(unknown commit)"
     files = "\n".join(f"    {name}" for name in conflict.files) or "    (git did not name the files)"
     backup_line = f"the old release tip is kept in branch {backup}; " if backup else ""
@@ -373,8 +374,8 @@ def conflict_error(conflict: Conflict, fork: str, release: str, onto: str, backu
     fix = (
         "resolve it by hand:\n"
         f"    cd {fork}\n"
-        f"    git checkout {release}\n"
-        f"    git rebase {onto}\n"
+        + (f"    git checkout -B {work_branch} {release}\n" if work_branch else f"    git checkout {release}\n")
+        + f"    git rebase {onto}\n"
         "    # edit the conflicting files, then for each stop:\n"
         "    git add <files> && git rebase --continue\n"
         f"    {push_hint}"

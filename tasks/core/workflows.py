@@ -152,6 +152,10 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "promote_source": environments[0] if environments else "",
         "promote_target": environments[1] if len(environments) > 1 else "",
         "plan_credentials": plan_credentials(config),
+        "sync_schedule": github.sync_schedule or "",
+        "release_schedule": github.release_schedule or "",
+        "protected": bool(config.fork and config.fork.protected),
+        "conflict_label": github.conflict_label,
     }
 
 

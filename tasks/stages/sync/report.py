@@ -12,6 +12,7 @@ from tasks.core.sync import (
 )
 from tasks.core.sync_tags import TagPlan, tag_lines
 from tasks.pipeline.settings import read_report, write_report
+from tasks.stages.sync.protected import protected_part
 from tasks.stages.sync.setup import STAGE, SyncSetup
 from tasks.stages.sync.state import RunState
 
@@ -37,6 +38,8 @@ def write_sync_report(setup: SyncSetup, state: RunState, status: str, error: str
         "pushed": state.pushed,
         "tags": tags_part(state),
         "plan": plan_lines(plan, limit=50) + tag_lines(TagPlan.from_dict(state.tags), would=state.dry_run),
+        "conflict": state.conflict,
+        "protected": protected_part(setup, state),
     }
     if error:
         data["error"] = error

@@ -23,6 +23,7 @@ class SyncSetup:
     upstream_main: str
     keep_backups: int
     push_backups: bool = True
+    protected: bool = False
     dry_run: bool = False
     plan_only: bool = False
 
@@ -55,6 +56,7 @@ def sync_setup(current: Settings, dry_run: bool = False, keep_backups: int = -1)
         upstream_main=fork.upstream_main,
         keep_backups=keep_backups if keep_backups >= 0 else fork.keep_backups,
         push_backups=fork.push_backups,
+        protected=fork.protected,
         dry_run=is_dry_run(dry_run),
         plan_only=plan_only("sync"),
     )

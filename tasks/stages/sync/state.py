@@ -40,6 +40,9 @@ class RunState:
     moved_tags: list[dict[str, Any]] = field(default_factory=list)  # MovedTag items, after the rebase
     pushed_tags: list[str] = field(default_factory=list)
     resumed: bool = False  # main and release were moved by an interrupted sync; this run pushes them
+    conflict: dict[str, Any] | None = None  # where a rebase stopped (files, commit, commands to finish)
+    sync_branch: str | None = None  # [fork] protected: the branch the synced release goes to on origin
+    sync_branch_origin: str | None = None  # that branch's tip on origin before the push (None: new)
 
     def to_dict(self) -> dict[str, Any]:
         data = {item.name: getattr(self, item.name) for item in fields(self)}

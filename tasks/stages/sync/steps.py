@@ -22,7 +22,6 @@ from tasks.core.sync import (
     backups_to_prune,
     conflict_error,
     pair_rebased,
-    plan_pushes,
     push_arguments,
     reusable_backup,
     short,
@@ -32,6 +31,14 @@ from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.settings import write_json
 from tasks.stages.sync.check import ORIGIN
 from tasks.stages.sync.plan import commits, is_clone
+from tasks.stages.sync.protected import (
+    choose_sync_branch,
+    fast_forward_branch,
+    local_release,
+    release_pushes,
+    release_ref_update,
+    same_as_on_origin,
+)
 from tasks.stages.sync.report import write_failure, write_sync_report
 from tasks.stages.sync.setup import SyncSetup
 from tasks.stages.sync.state import RunState, load_state, save_state
@@ -108,6 +115,8 @@ def dry_release(setup: SyncSetup, state: RunState) -> str:
 
 
 def sync_release(setup: SyncSetup, state: RunState) -> str:
+    if setup.protected:
+        choose_sync_branch(Git(setup.fork) if is_clone(setup.fork) else None, setup, state)
     if state.dry_run:
         return dry_release(setup, state)
     if state.resumed:
@@ -115,6 +124,9 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     git = Git(setup.fork)
     move = state.plan.release
     if not state.plan.needs_backup:
+        if setup.protected:
+            move_branch(git, move.name, move.start, move.old, state.original_branch)
+            return fast_forward_branch(git, state)
         move_branch(git, move.name, move.target, move.old, state.original_branch)
         state.release_new = move.target
         return f"{move.name} -> {move.target[:10]}" if move.action == "fast-forward" else f"{move.name} up to date"
@@ -127,6 +139,8 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     move_branch(git, move.name, move.start, move.old, state.original_branch)
     try:
         tip = rebase_or_explain(git, setup, state)
+        if setup.protected:
+            tip = same_as_on_origin(git, state, tip)
         after = commits(git, f"{move.target}..{tip}")
         pairs = pair_rebased(list(state.plan.custom_commits), after)
         moved = rebased_tags(git, setup, state, pairs)
@@ -140,7 +154,8 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         return_to_original(git, state)
     for tag in moved:
         say(f"moved tag {tag.line()}")
-    return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]} (backup {state.backup})"
+    into = f" into {state.sync_branch}, for a pull request" if setup.protected else ""
+    return f"rebased {len(after)} custom commit(s) of {move.name} onto {move.target[:10]}{into} (backup {state.backup})"
 
 
 def rebased_tags(git: Git, setup: SyncSetup, state: RunState, pairs: list[Rebased]) -> list[MovedTag]:
@@ -155,7 +170,7 @@ def apply_rebase(git: Git, setup: SyncSetup, state: RunState, tip: str, moved: l
     move = state.plan.release
     local = {item.name: item.local for item in TagPlan.from_dict(state.tags).move}
     try:
-        git.update_refs([f"update refs/heads/{move.name} {tip} {move.start}", *tag_ref_updates(moved, local)],
+        git.update_refs([release_ref_update(setup, state, tip), *tag_ref_updates(moved, local)],
                         message="forkflow: sync rebase")
     except CommandError:
         check_unmoved(git, move.name, move.start, setup)
@@ -201,14 +216,18 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> str:
     if not conflict.files and conflict.commit is None:
         raise SyncError(f"rebasing {move.name!r} failed; it was aborted and {move.name!r} is unchanged\n{output}",
                         where=str(setup.fork), fix="fix the cause shown above, then run `doit sync` again")
-    arguments = push_arguments(ORIGIN, plan_pushes(state.plan, move.target, "rebased"))
+    arguments = push_arguments(ORIGIN, release_pushes(setup, state, move.target, "rebased"))
     hint = "git push " + " ".join(a for a in arguments if a != "--porcelain")
     for tag in TagPlan.from_dict(state.tags).move:
         lease = f" && git push --force-with-lease=refs/tags/{tag.name}:{tag.origin} origin refs/tags/{tag.name}" \
             if tag.origin else ""
         hint += (f"\n    # version tag {tag.name} is on {tag.commit[:10]} {tag.subject}: move it to its rebased commit\n"
                  f"    git tag -f {tag.name} <rebased commit>{lease}")
-    raise conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint)
+    error = conflict_error(conflict, str(setup.fork), move.name, move.target, state.backup, hint,
+                           state.sync_branch if setup.protected else None)
+    state.conflict = {"commit": conflict.commit.to_dict() if conflict.commit else None, "files": list(conflict.files),
+                      "release": move.name, "onto": move.target, "backup": state.backup, "commands": error.fix}
+    raise error
 
 
 def return_to_original(git: Git, state: RunState) -> None:
@@ -234,7 +253,7 @@ def push_and_prune(setup: SyncSetup, state: RunState) -> str:
     plan = state.plan
     main_new = state.main_new or plan.main.start
     release_new = state.release_new or "rebased"
-    pushes = plan_pushes(plan, main_new, release_new)
+    pushes = release_pushes(setup, state, main_new, release_new)
     rewrites_release = any(p.branch == plan.release.name for p in pushes)
     backup, stale = backup_pushes(state.backup if rewrites_release and setup.push_backups else None,
                                   state.backup_tips.get(state.backup or ""), state.origin_backups, setup.keep_backups)
@@ -329,7 +348,7 @@ def after_sync(setup: SyncSetup, state: RunState) -> Stamp:
     origin_main = state.main_new if f"refs/heads/{plan.main.name}" in pushed else plan.origin_main
     origin_release = state.release_new if f"refs/heads/{plan.release.name}" in pushed else plan.origin_release
     return replace(state.observed, origin_main=origin_main, origin_release=origin_release,
-                   main=state.main_new, release=state.release_new)
+                   main=state.main_new, release=local_release(setup, state))
 
 
 def changed_anything(state: RunState) -> bool:
