@@ -232,6 +232,8 @@ class GitHub(Section):
                                      description="GitHub environment that gates the upload (holds TWINE_* secrets)")
     images_environment: str = Field(default="registry", pattern=LABEL_PATTERN,
                                     description="GitHub environment that gates the image push (holds FORKFLOW_REGISTRY_* secrets)")
+    attestations: StrictBool = Field(default=True, description="release: GitHub artifact attestations (build provenance) "
+                                                               "of the wheels and pushed image digests")
 
 
 class Config(Section):

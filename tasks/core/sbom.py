@@ -135,14 +135,18 @@ def image_document(repository: str, version: str, python: str, flavor: str, base
 
 
 def wheel_document(metadata: Mapping[str, Any], file: str, sha256: str) -> dict[str, Any]:
-    """A wheel's SBOM from its METADATA (`name`, `version`, `requires_dist`, `license`, `summary`): the wheel
+    """A wheel's SBOM from its METADATA (`name`, `version`, `requires_dist`, `license_expression`, `license`,
+    `summary`): the wheel
     itself, with the requirements it declares as its dependencies (ranges, not pins: a wheel pins nothing)."""
     name, version = str(metadata["name"]), str(metadata["version"])
     subject = component(name, version, "built by forkflow", [(file, sha256)])
     if metadata.get("summary"):
         subject["description"] = str(metadata["summary"])
-    if metadata.get("license"):
-        subject["licenses"] = [{"expression": str(metadata["license"])}]
+    license_text = str(metadata.get("license") or "").strip()
+    if metadata.get("license_expression"):
+        subject["licenses"] = [{"expression": str(metadata["license_expression"])}]
+    elif license_text and "\n" not in license_text and len(license_text) <= 100:  # a name, not a license's text
+        subject["licenses"] = [{"license": {"name": license_text}}]
     requirements = [str(r) for r in metadata.get("requires_dist") or ()]
     subject["properties"] += [{"name": "org.forkflow:requires-dist", "value": r} for r in requirements]
     return document(subject, [])
