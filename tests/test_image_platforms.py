@@ -117,8 +117,8 @@ def test_two_platform_image_is_one_index_per_tag_and_a_fresh_runner_builds_nothi
     assert machine_in(f"{registry.address}/{repo}:{tag}-arm64", "linux/arm64") == "aarch64", "arm64 runs under QEMU"
     assert machine_in(f"{registry.address}/{repo}:{tag}", "linux/amd64") == "x86_64", "the engine's own platform"
     document = sbom_from_registry(registry, repo, built["digest"])  # the index's SBOM: both platforms' wheels
-    names = {item["purl"].split("/")[1].split("@")[0] for item in document["components"]}
-    assert built["sbom"]["subject"] == built["digest"] and {"orbit", "pydantic", "pydantic-core"} <= names
+    purl_names = {item["purl"].split("/")[1].split("@")[0] for item in document["components"]}
+    assert built["sbom"]["subject"] == built["digest"] and {"orbit", "pydantic", "pydantic-core"} <= purl_names
     assert len(sbom_listed(document)) == len(document["components"])
     core = next(item for item in document["components"] if item["purl"].startswith("pkg:pypi/pydantic-core@"))
     wheels = [p["value"] for p in core["properties"] if p["name"] == "org.forkflow:wheel"]
