@@ -65,7 +65,7 @@ from tasks.stages.deploy.promote import task_promote  # noqa: E402
 from tasks.stages.deploy.stage import task_deploy  # noqa: E402
 from tasks.stages.doctor import task_doctor  # noqa: E402
 from tasks.stages.flows import task_flows  # noqa: E402
-from tasks.stages.image.stage import task_image, task_image_base  # noqa: E402
+from tasks.stages.image.stage import task_image, task_image_base, task_image_join  # noqa: E402
 from tasks.stages.matrix import task_matrix  # noqa: E402
 from tasks.stages.notes import task_notes  # noqa: E402
 from tasks.stages.pins import task_pins  # noqa: E402
@@ -92,4 +92,4 @@ __all__ = ["task_checkout", "task_demo", "task_doctor", "task_services", "task_s
            "task_version", "task_check_version", "task_ui", "task_wheel", "task_verify", "task_pins", "task_publish",
            "task_notes", "task_sync",
            "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
-           "task_matrix", "task_workflows"]
+           "task_image_join", "task_matrix", "task_workflows"]

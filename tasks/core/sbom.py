@@ -104,6 +104,32 @@ def image_components(installed: Mapping[str, Sequence[tuple[str, str]]], project
     return items
 
 
+def merge_components(per_platform: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The components of an index from those of each platform's image: one per distribution and version,
+    with every platform's wheel named (its hash kept only when every platform installed the same file) and
+    `org.forkflow:platform` properties when only some platforms have it."""
+    found: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for platform, items in per_platform.items():
+        for item in items:
+            found.setdefault(str(item["bom-ref"]), []).append((platform, item))
+    merged = []
+    for ref in sorted(found):
+        seen = found[ref]
+        first = dict(seen[0][1])
+        properties = [p for p in first["properties"] if p["name"] == SOURCE]
+        wheels = dict.fromkeys(p["value"] for _, item in seen for p in item["properties"] if p["name"] == "org.forkflow:wheel")
+        properties += [{"name": "org.forkflow:wheel", "value": value} for value in wheels]
+        if len(seen) != len(per_platform):
+            properties += [{"name": "org.forkflow:platform", "value": platform} for platform, _ in seen]
+        hashes = {json.dumps(item.get("hashes"), sort_keys=True) for _, item in seen}
+        first.pop("hashes", None)
+        if len(hashes) == 1 and seen[0][1].get("hashes"):
+            first["hashes"] = seen[0][1]["hashes"]
+        first["properties"] = properties
+        merged.append(first)
+    return merged
+
+
 def fits(file: str, platform: str) -> bool:
     """Whether a wheel file can be the one installed on `platform` (`linux/arm64`): a pure wheel, or one
     built for that CPU."""

@@ -24,7 +24,7 @@ from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import dashboard, evidence, inputs, platforms, tags
+from tasks.stages.image import dashboard, evidence, inputs, platforms, split, tags
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.smoke_test import smoke_test
@@ -52,6 +52,8 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
     if setup.plan_only:
         keep_pushed(setup, record)
     try:
+        if only := split.selected(setup):  # one platform of the cell, in its own state folder or on its own runner
+            return split.build_one(setup, plan, planned, client, record, only)
         return build_test_push(setup, plan, planned, client, record)
     except ForkflowError as err:
         record.update(status="failed", reason=err.what.splitlines()[0])
@@ -267,7 +269,7 @@ def build(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client:
         buildargs["BASE_IMAGE"] = image_tags.pinned(spec.base_image, base)
     build_tag = platforms.build_tag(spec, digest_of_inputs, platform)
     labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
-                               datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                               created_time())
     context = assemble_context(setup, plan, planned, labels)
     on = f" for {platform}" if platform else ""
     say(f"image:{spec.key}: building {build_tag}{on}")
@@ -286,6 +288,14 @@ def build(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client:
     say(f"image:{spec.key}: built{on} in {result.seconds:.1f}s, {result.cached_steps} of {result.steps} steps "
         "from cache")
     return result.image_id
+
+
+def created_time() -> str:
+    """The `created` label: SOURCE_DATE_EPOCH when set (the same inputs then make the same image, on one run or
+    split over runners), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pull_auths(setup: ImageSetup, spec: core.ImageSpec, platform: str | None) -> dict[str, dict[str, str]]:
@@ -363,6 +373,8 @@ def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
     if not values or "input_hash" not in values:
         return Stale("first build (no build recorded)")
     setup = image_setup()
+    if os.environ.get(split.PLATFORM_ENV):
+        return Stale(f"one platform of a split build ({split.PLATFORM_ENV}): the registry decides")
     try:
         client = engine()
         planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)

@@ -18,23 +18,38 @@ from tasks.core.errors import ForkflowError
 from tasks.stages.image.setup import ImageSetup
 
 
-def sbom_file(setup: ImageSetup, key: str) -> Path:
-    return setup.state_folder / key / "sbom.cdx.json"
-
-
 def write_sbom(setup: ImageSetup, spec: core.ImageSpec, input_hash: str,
                installed: Mapping[str, list[tuple[str, str]]]) -> dict[str, Any]:
-    """The SBOM of the image just smoke-tested (platform -> what its package check found installed), written
-    to `<state>/images/<key>/sbom.cdx.json`; returns image.json's `sbom` entry."""
-    if not any(installed.values()):
+    """The SBOM of the image just smoke-tested (platform -> what its package check found installed; "" for a
+    plain build), written to `<state>/images/<key>/sbom.cdx.json`; with platforms, one per platform's image
+    (`sbom-<arch>.cdx.json`) and the index's, merged from them. Returns image.json's `sbom` entry."""
+    if not all(installed.values()):
         raise ForkflowError(f"image:{spec.key}: the smoke test listed no installed distributions, so there is no "
                             "SBOM to make", fix="run `doit image` again; a custom base without importlib.metadata "
                                                 "cannot be described")
     project = [(w.name, w.version, w.file, w.sha256) for w in spec.wheels]
-    components = sbom.image_components(installed, project, spec.wheelhouse)
+    each = {platform: sbom.image_components({platform: pairs}, project, spec.wheelhouse)
+            for platform, pairs in installed.items()}
+    entry: dict[str, Any] = {}
+    if "" not in each:
+        entry["platforms"] = {platform: save(setup, spec, input_hash, items, platform) for platform, items in each.items()}
+    components = each[""] if "" in each else sbom.merge_components(each)
+    return {**save(setup, spec, input_hash, components, ""), **entry}
+
+
+def merged_sbom(setup: ImageSetup, spec: core.ImageSpec, input_hash: str,
+                documents: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The index's SBOM from each platform's (as the registry serves them); image.json's `sbom` entry."""
+    each = {platform: list(document.get("components") or []) for platform, document in documents.items()}
+    return save(setup, spec, input_hash, sbom.merge_components(each), "")
+
+
+def save(setup: ImageSetup, spec: core.ImageSpec, input_hash: str, components: list[dict[str, Any]],
+         platform: str) -> dict[str, Any]:
     document = sbom.image_document(spec.repository, spec.version, spec.python, spec.flavor, spec.base_image,
                                    components, input_hash)
-    file = sbom_file(setup, spec.key)
+    arch = f"-{platform.rsplit('/', 1)[-1]}" if platform else ""
+    file = setup.state_folder / spec.key / f"sbom{arch}.cdx.json"
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_bytes(sbom.dumps(document))
     return {"format": sbom.FORMAT, "media_type": sbom.MEDIA_TYPE, "file": str(file), "components": len(components),
@@ -42,8 +57,15 @@ def write_sbom(setup: ImageSetup, spec: core.ImageSpec, input_hash: str,
 
 
 def attach_sbom(spec: core.ImageSpec, record: dict[str, Any], auth: Mapping[str, str]) -> None:
-    """The SBOM file attached to the digest just pushed (the index's for several platforms)."""
-    entry, subject = record.get("sbom"), record.get("digest")
+    """The SBOM files attached to the digests just pushed: each platform's image's, then the index's (or the
+    one image's)."""
+    entry = record.get("sbom") or {}
+    for platform, each in (entry.get("platforms") or {}).items():
+        attach_one(spec, each, (record.get("platforms") or {}).get(platform), auth)
+    attach_one(spec, entry, record.get("digest"), auth)
+
+
+def attach_one(spec: core.ImageSpec, entry: dict[str, Any], subject: str | None, auth: Mapping[str, str]) -> None:
     if not entry or not subject:
         return
     host, path = spec.repository.split("/", 1)
