@@ -224,7 +224,8 @@ def test_several_environments(acme_repo: Path) -> None:
     assert (inputs["source"]["default"], inputs["target"]["default"]) == ("dev", "staging")
     release = yaml.safe_load((folder / "release.yml").read_text(encoding="utf-8"))
     assert release["env"]["FORKFLOW_CONFIG"] == "${{ vars.FORKFLOW_CONFIG || 'ci/pipeline.toml' }}"
-    assert {job["runs-on"] for job in release["jobs"].values()} == {"ubuntu-24.04"}
+    assert {job["runs-on"] for name, job in release["jobs"].items() if name != "images"} == {"ubuntu-24.04"}
+    assert release["jobs"]["images"]["runs-on"] == "${{ matrix.runner }}", "the matrix names each cell's runner"
     setup = [step for step in release["jobs"]["build"]["steps"] if "setup-python" in step.get("uses", "")]
     assert setup[0]["with"]["python-version"] == "3.12"
     upload = [step for step in release["jobs"]["build"]["steps"] if "upload-artifact" in step.get("uses", "")]
@@ -450,3 +451,26 @@ def test_trusted_publishing_and_no_attestations(demo_repo: Path) -> None:
     release = yaml.safe_load(rendered(demo_repo, "pipeline.toml", ".forkflow")["release"])
     assert release["jobs"]["publish"]["permissions"] == {"contents": "read", "id-token": "write"}
     assert not any(name.startswith("attest-") for name in release["jobs"])
+
+
+def test_each_platform_builds_on_its_own_runner_and_a_join_puts_the_index(demo_repo: Path, acme_repo: Path) -> None:
+    import yaml
+
+    acme = yaml.safe_load(rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["release"])
+    images, join = acme["jobs"]["images"], acme["jobs"]["join"]
+    assert images["runs-on"] == "${{ matrix.runner }}" and images["name"] == "image ${{ matrix.name }}"
+    build = next(s for s in images["steps"] if s.get("name") == "Build, smoke-test and push")
+    assert build["env"]["FORKFLOW_IMAGE_PLATFORM"] == "${{ matrix.platform }}"
+    qemu = next(s for s in images["steps"] if "qemu" in s.get("run", ""))
+    assert qemu["if"] == "${{ matrix.emulated }}", "QEMU only on the cells that emulate"
+    assert join["needs"] == "images" and join["permissions"] == {"contents": "read"}
+    assert any(s.get("run") == "nox -s images-join" for s in join["steps"])
+    assert "join" in acme["jobs"]["summary"]["needs"]
+    demo = yaml.safe_load(rendered(demo_repo, "pipeline.toml", ".forkflow")["release"])
+    assert "join" not in demo["jobs"], "one platform: each cell builds it and pushes its tags itself"
+
+    text = acme_repo.read_text(encoding="utf-8").replace(
+        'runner = "ubuntu-24.04"\n', 'runner = "ubuntu-24.04"\nrunners = { "linux/arm64" = "ubuntu-24.04-arm" }\n')
+    acme_repo.write_text(text, encoding="utf-8")
+    native = rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["release"]
+    assert "qemu" not in native, "arm64 builds natively on its own runner"

@@ -147,6 +147,7 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "has_index": config.index is not None,
         "has_images": config.images is not None,
         "emulated_platforms": emulated_platforms(config),
+        "split_platforms": config.images is not None and len(config.images.platforms) > 1,
         "publish_environment": github.publish_environment,
         "images_environment": github.images_environment,
         "attestations": github.attestations,
@@ -171,11 +172,13 @@ def trusted_publishing(config: Config) -> bool:
 
 
 def emulated_platforms(config: Any) -> str:
-    """The image platforms a GitHub-hosted amd64 runner builds under QEMU, as `linux/arm64, ...`; "" for none."""
+    """The image platforms a GitHub-hosted amd64 runner builds under QEMU (no `[github] runners` entry names a
+    runner of their own), as `linux/arm64, ...`; "" for none."""
     from tasks.core.image_tags import cpu
 
     platforms = config.images.platforms if config.images is not None else ()
-    return ", ".join(p for p in platforms if cpu(p)[1] != "x86_64")
+    native = github_section(config).runners
+    return ", ".join(p for p in platforms if cpu(p)[1] != "x86_64" and p not in native)
 
 
 def quote(value: Any) -> str:

@@ -194,3 +194,11 @@ def test_images_provenance_is_one_of_its_modes() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config_text(base + 'provenance = "yes"\n', "p.toml")
     assert "images.provenance" in str(caught.value) and "'auto'" in str(caught.value)
+
+
+def test_github_runners_name_image_platforms() -> None:
+    found = parse_config_text(MINIMAL + '[github]\nrunners = { "linux/arm64" = "ubuntu-24.04-arm" }\n', "p.toml")
+    assert found.github is not None and found.github.runners == {"linux/arm64": "ubuntu-24.04-arm"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(MINIMAL + '[github]\nrunners = { "arm64" = "ubuntu-24.04-arm" }\n', "p.toml")
+    assert "github.runners" in str(caught.value) and "linux/arm64" in str(caught.value)
