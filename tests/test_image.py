@@ -206,8 +206,9 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
         assert f"{item['size_mb']} MB" in line_of(first.stdout, f"image:{item['name']} ")
 
     # Every tag is in the registry with the digest the report recorded.
-    expected_tags = sorted(tag for item in images.values() for tag in item["tags"])
-    assert registry.tags(repo) == expected_tags
+    expected_tags = sorted([tag for item in images.values() for tag in item["tags"]]
+                           + [item["digest"].replace(":", "-") + ".sbom" for item in images.values()])
+    assert registry.tags(repo) == expected_tags, "every tag, and each image's SBOM under sha256-<hex>.sbom"
     for item in images.values():
         assert set(item["pushed"]) == set(item["tags"])
         for tag, digest in item["pushed"].items():
