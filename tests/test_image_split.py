@@ -117,3 +117,18 @@ def test_a_platform_that_is_not_configured_is_refused_before_anything_is_built(t
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert f"{PLATFORM_ENV}=linux/s390x" in out and "linux/amd64, linux/arm64" in out and "building" not in out
+
+
+def test_the_native_platform_of_a_split_build_needs_no_emulation(tmp_path: Path, registry: Registry,
+                                                                multiarch_base: str) -> None:
+    """An amd64 runner without QEMU builds the amd64 platform; arm64 there is refused before any build."""
+    repo = f"t{SESSION}noqemu/orbit"
+    config = write_config(tmp_path, config_text(registry, repo, multiarch_base))
+    write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{SESSION}"')])
+    empty = tmp_path / "binfmt_misc"  # a kernel without QEMU registered
+    empty.mkdir()
+    env = {**registry.env, "FORKFLOW_BINFMT_DIR": str(empty)}
+    refused = run_doit(config, "image", env={**env, PLATFORM_ENV: "linux/arm64"})
+    assert refused.returncode != 0 and "no QEMU emulation of aarch64" in refused.stdout + refused.stderr
+    ok(run_doit(config, "image", env={**env, PLATFORM_ENV: "linux/amd64"}))
+    assert cell(config)["status"] in ("built", "up-to-date") and set(cell(config)["platforms"]) == {"linux/amd64"}

@@ -43,7 +43,8 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
     client = engine()
     plan = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client))
     planned = plan.item(key)
-    platforms.check_emulation(client, setup.images.platforms)
+    only = split.selected(setup)  # one platform of a split build: only its emulation is needed here
+    platforms.check_emulation(client, (only,) if only else setup.images.platforms)
     if not planned.deps_ready:
         folders = ", ".join(str(request.folder) for request in planned.deps)
         raise ForkflowError(f"image:{key}: the dependency wheelhouse {folders} is not made for these "
@@ -52,7 +53,7 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
     if setup.plan_only:
         keep_pushed(setup, record)
     try:
-        if only := split.selected(setup):  # one platform of the cell, in its own state folder or on its own runner
+        if only:  # one platform of the cell, in its own state folder or on its own runner
             return split.build_one(setup, plan, planned, client, record, only)
         return build_test_push(setup, plan, planned, client, record)
     except ForkflowError as err:
