@@ -128,3 +128,32 @@ def test_the_same_inputs_give_the_same_document() -> None:
 def test_installed_line_of_the_smoke_test(line: str) -> None:
     assert sbom.installed_from_output(f"python 3.12\n{line}\n") == []
     assert sbom.installed_from_output('installed [["orbit", "1.0.1"]]\n') == [("orbit", "1.0.1")]
+
+
+def test_an_index_lists_each_platforms_wheel_and_what_only_some_platforms_have() -> None:
+    project = [("orbit", "1.0.1", "orbit-1.0.1-py3-none-any.whl", "a" * 64)]
+    wheelhouse = [("pydantic_core-2.1.0-cp312-cp312-manylinux_2_17_x86_64.whl", "b" * 64),
+                  ("pydantic_core-2.1.0-cp312-cp312-manylinux_2_17_aarch64.whl", "c" * 64),
+                  ("uvloop-0.2-cp312-cp312-manylinux_2_17_aarch64.whl", "d" * 64)]
+    amd = sbom.image_components({"linux/amd64": [("orbit", "1.0.1"), ("pydantic_core", "2.1.0")]}, project, wheelhouse)
+    arm = sbom.image_components({"linux/arm64": [("orbit", "1.0.1"), ("pydantic_core", "2.1.0"), ("uvloop", "0.2")]},
+                                project, wheelhouse)
+    assert next(i for i in arm if i["name"] == "pydantic_core")["hashes"] == [{"alg": "SHA-256", "content": "c" * 64}], \
+        "a platform's image names the wheel of its CPU"
+    merged = {i["name"]: i for i in sbom.merge_components({"linux/amd64": amd, "linux/arm64": arm})}
+    assert merged["orbit"]["hashes"] == [{"alg": "SHA-256", "content": "a" * 64}], "one file on both: its hash"
+    assert "hashes" not in merged["pydantic_core"], "a wheel per CPU: each named, no single hash"
+    assert len([p for p in merged["pydantic_core"]["properties"] if p["name"] == "org.forkflow:wheel"]) == 2
+    assert {"name": "org.forkflow:platform", "value": "linux/arm64"} in merged["uvloop"]["properties"]
+    assert not any(p["name"] == "org.forkflow:platform" for p in merged["orbit"]["properties"])
+
+
+def test_a_wheel_sbom_names_its_license_only_when_it_is_a_name() -> None:
+    fields = {"name": "orbit", "version": "1.0.1", "requires_dist": ["httpx>=0.27"], "license": "Apache-2.0"}
+    subject = sbom.wheel_document(fields, "orbit-1.0.1-py3-none-any.whl", "a" * 64)["metadata"]["component"]
+    assert subject["licenses"] == [{"license": {"name": "Apache-2.0"}}]
+    assert {"name": "org.forkflow:requires-dist", "value": "httpx>=0.27"} in subject["properties"]
+    text = sbom.wheel_document({**fields, "license": "Copyright ...\nPermission is hereby granted"}, "f.whl", "a" * 64)
+    assert "licenses" not in text["metadata"]["component"], "a license's full text is not a license name"
+    expression = sbom.wheel_document({**fields, "license_expression": "MIT"}, "f.whl", "a" * 64)
+    assert expression["metadata"]["component"]["licenses"] == [{"expression": "MIT"}]
