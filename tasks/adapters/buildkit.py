@@ -36,7 +36,7 @@ class BuildRequest:
     auths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # registry host -> credentials it pulls with
     cache_images: tuple[str, ...] = ()  # earlier images in a registry whose layers the build may reuse (inline cache)
     cache_ref: str | None = None  # where a builder with registry cache export keeps this build's cache
-    provenance: str = "off"  # BuildKit's provenance attestation: off, auto (where the builder can), min, max
+    provenance: str = "off"  # BuildKit's provenance attestation: off, min, max
 
 
 @dataclass(frozen=True)
@@ -186,22 +186,20 @@ def cache_args(found: Builder, request: BuildRequest) -> list[str]:
 
 
 def provenance_args(found: Builder, request: BuildRequest) -> list[str]:
-    """`--provenance` for buildx: the configured mode where the builder can attach one (`auto`: min), else
-    false; the engine's built-in BuildKit (docker 20.10) has no such option and makes none."""
-    if found.argv[1:2] != ("buildx",):
-        if request.provenance in ("min", "max"):
-            raise ForkflowError(f"cannot make a provenance attestation with {found.name}: the engine's built-in "
-                                "BuildKit (docker 20.10) has no --provenance", where="[images] provenance",
-                                fix="install the buildx plugin with a docker-container builder (`docker buildx create "
-                                    "--use`), or set [images] provenance = \"auto\" (or \"off\")")
-        return []
-    if request.provenance in ("min", "max") and not found.attestations:
-        raise ForkflowError(f"cannot make a provenance attestation with {found.name}: the buildx `docker` driver "
-                            "refuses attestations", where="[images] provenance",
-                            fix="`docker buildx create --use` (a docker-container builder), or set [images] "
-                                "provenance = \"auto\" (or \"off\")")
-    mode = {"auto": "min"}.get(request.provenance, request.provenance) if found.attestations else "off"
-    return ["--provenance=false"] if mode == "off" else [f"--provenance=mode={mode}"]
+    """`--provenance` for buildx: false unless asked for (a `--load` of an image with an attestation fails
+    without the engine's containerd image store, docker/buildx#1714); the engine's built-in BuildKit
+    (docker 20.10) has no such option and makes none."""
+    if request.provenance == "off":
+        return ["--provenance=false"] if found.argv[1:2] == ("buildx",) else []
+    if not found.attestations:
+        what = ("the buildx `docker` driver refuses attestations" if found.argv[1:2] == ("buildx",)
+                else "the engine's built-in BuildKit (docker 20.10) has no --provenance")
+        raise ForkflowError(f"cannot make a provenance attestation with {found.name}: {what}",
+                            where="[images] provenance",
+                            fix="use buildx with a docker-container builder (`docker buildx create --use`) on an engine "
+                                "with the containerd image store, or set [images] provenance = \"off\" (the release "
+                                "workflow attests each pushed digest with actions/attest-build-provenance)")
+    return [f"--provenance=mode={request.provenance}"]
 
 
 def build_env(found: Builder, request: BuildRequest, config: Path | None) -> dict[str, str]:

@@ -189,11 +189,11 @@ def test_a_glob_beside_an_exact_branch_stays_valid(tmp_path: Path) -> None:
 
 def test_images_provenance_is_one_of_its_modes() -> None:
     base = MINIMAL + '[images]\nregistry = "127.0.0.1:5001"\n'
-    assert parse_config_text(base, "p.toml").images.provenance == "auto"  # type: ignore[union-attr]
+    assert parse_config_text(base, "p.toml").images.provenance == "off"  # type: ignore[union-attr]
     assert parse_config_text(base + 'provenance = "max"\n', "p.toml").images.provenance == "max"  # type: ignore[union-attr]
     with pytest.raises(ConfigError) as caught:
         parse_config_text(base + 'provenance = "yes"\n', "p.toml")
-    assert "images.provenance" in str(caught.value) and "'auto'" in str(caught.value)
+    assert "images.provenance" in str(caught.value) and "'min'" in str(caught.value)
 
 
 def test_github_runners_name_image_platforms() -> None:
