@@ -84,6 +84,10 @@ def test_platforms_built_apart_and_joined_give_the_index_of_one_run(tmp_path: Pa
 
     joiner = write_config(tmp_path / "join", text)  # the join job: the wheels (for the tags) and the registry
     copy_wheels(tmp_path / "one" / ".forkflow", tmp_path / "join" / ".forkflow")
+    planned = run_doit(joiner, "image-join", "--dry-run", env=env)
+    ok(planned)
+    assert "would put the index of linux/amd64" in planned.stdout, planned.stdout[-2000:]
+    assert index_digest(registry, repo, one["tags"][0]) is None, "a dry run puts nothing"
     ok(run_doit(joiner, "image-join", env=env))
     joined = cell(joiner)
     assert joined["status"] == "built" and joined["digest"] == one["digest"], (joined, one["digest"])

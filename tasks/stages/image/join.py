@@ -19,6 +19,7 @@ from tasks.adapters.console import say
 from tasks.core import image_tags, sbom
 from tasks.core import images as core
 from tasks.core.errors import ForkflowError
+from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.credentials import registry_auth
 from tasks.stages.image import evidence, inputs, tags
 from tasks.stages.image.setup import ImageSetup, image_setup
@@ -26,14 +27,16 @@ from tasks.stages.image.split import PLATFORM_ENV
 from tasks.stages.image.state import revision, update_report
 
 
-def join_action(run_id: str) -> dict[str, str]:
-    setup = image_setup()
+def join_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
+    setup = image_setup(dry_run)
     wanted = setup.images.platforms
     if len(wanted) < 2:
         raise ForkflowError(f"image-join: [images] platforms lists {', '.join(wanted)}: there is nothing to join",
                             where="[images] platforms", fix="join only a config with two or more platforms")
     plan = inputs.load_plan(setup, revision(setup))
     auth = registry_auth(setup.settings)
+    if is_dry_run(dry_run):
+        return {"made": "dry run: " + "; ".join(describe_join(planned.spec, wanted, auth) for planned in plan.images)}
     made = [join_cell(setup, plan, planned.spec, auth, run_id) for planned in plan.images]
     return {"made": "; ".join(made)}
 
@@ -63,6 +66,21 @@ def join_cell(setup: ImageSetup, plan: inputs.Plan, spec: core.ImageSpec, auth: 
     update_report(setup, plan.keys, images=[record])
     say(f"image-join:{spec.key}: {record['status']}: {record['reason']} ({core.short(record['digest'])})")
     return f"{spec.key} {record['status']} {core.short(record['digest'])}"
+
+
+def describe_join(spec: core.ImageSpec, wanted: tuple[str, ...], auth: dict[str, str]) -> str:
+    """The dry run of one cell's join: what it would put under which tags; nothing is written."""
+    digests, input_hash = platform_images(spec, wanted, auth)
+    there = tags.look(spec, input_hash, auth, wanted)
+    if there.refused:
+        line = f"image-join:{spec.key}: would refuse: {', '.join(there.refused)} in the registry on other content"
+    elif there.up_to_date:
+        line = f"image-join:{spec.key}: would put nothing: every tag is on the index of these platform images"
+    else:
+        shown = ", ".join(f"{p} {core.short(d)}" for p, d in digests.items())
+        line = f"image-join:{spec.key}: would put the index of {shown} under {', '.join(there.push)}"
+    say(line)
+    return line.split(": ", 1)[1]
 
 
 def platform_images(spec: core.ImageSpec, wanted: tuple[str, ...], auth: dict[str, str]) -> tuple[dict[str, str], str]:

@@ -133,7 +133,8 @@ def task_image_join() -> dict[str, Any]:
     from tasks.stages.image.join import join_action
 
     return {"basename": "image-join", "doc": doc, "actions": [guarded(partial(join_action, uuid.uuid4().hex))],
-            "task_dep": ["wheel", *registry_deps(image_setup())], "uptodate": [False], "verbosity": 2}
+            "task_dep": ["wheel", *registry_deps(image_setup())], "uptodate": [False], "params": [dry_run_param()],
+            "verbosity": 2}
 
 
 def deps_tasks(setup: ImageSetup) -> Iterator[dict[str, Any]]:
