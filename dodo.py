@@ -69,7 +69,7 @@ from tasks.stages.doctor import task_doctor  # noqa: E402
 from tasks.stages.flows import task_flows  # noqa: E402
 from tasks.stages.github_release import task_release_github, task_release_inputs  # noqa: E402
 from tasks.stages.github_sync import task_sync_github  # noqa: E402
-from tasks.stages.image.stage import task_image, task_image_base  # noqa: E402
+from tasks.stages.image.stage import task_image, task_image_base, task_image_join  # noqa: E402
 from tasks.stages.matrix import task_matrix  # noqa: E402
 from tasks.stages.notes import task_notes  # noqa: E402
 from tasks.stages.pins import task_pins  # noqa: E402
@@ -96,4 +96,4 @@ __all__ = ["task_checkout", "task_demo", "task_doctor", "task_services", "task_s
            "task_version", "task_check_version", "task_ui", "task_wheel", "task_verify", "task_pins", "task_publish",
            "task_notes", "task_sync", "task_sync_github", "task_release_github", "task_release_inputs",
            "task_flows", "task_deploy", "task_promote", "task_image", "task_image_base",
-           "task_matrix", "task_workflows"]
+           "task_image_join", "task_matrix", "task_workflows"]

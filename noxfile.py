@@ -106,6 +106,13 @@ def images(session: nox.Session) -> None:
         session.run("doit", "image", *session.posargs)
 
 
+@nox.session(name="images-join", python=PYTHON, default=False)
+def images_join(session: nox.Session) -> None:
+    """Put each image's index together from its platforms' images built apart (FORKFLOW_IMAGE_PLATFORM)."""
+    install(session)
+    session.run("doit", "image-join", *session.posargs)
+
+
 @nox.session(python=PYTHON, default=False)
 def matrix(session: nox.Session) -> None:
     """Print the image matrix as JSON for a CI `fromJSON` (one cell per Python x flavor)."""

@@ -206,8 +206,9 @@ def test_build_push_noop_one_wheel_and_template_changes(tmp_path: Path, registry
         assert f"{item['size_mb']} MB" in line_of(first.stdout, f"image:{item['name']} ")
 
     # Every tag is in the registry with the digest the report recorded.
-    expected_tags = sorted(tag for item in images.values() for tag in item["tags"])
-    assert registry.tags(repo) == expected_tags
+    expected_tags = sorted([tag for item in images.values() for tag in item["tags"]]
+                           + [item["digest"].replace(":", "-") + ".sbom" for item in images.values()])
+    assert registry.tags(repo) == expected_tags, "every tag, and each image's SBOM under sha256-<hex>.sbom"
     for item in images.values():
         assert set(item["pushed"]) == set(item["tags"])
         for tag, digest in item["pushed"].items():
@@ -700,5 +701,21 @@ def test_demo_image_from_a_fresh_clone(demo_config: Path, base_images: list[str]
         assert "1-latest-kubernetes" in item["tags"]
         assert item["dashboard"]["status"] == 200, "orbit's server in the image serves the dashboard built with npm"
         assert item["dashboard"]["content_type"].startswith("text/html")
+        assert_sbom_served(demo_config, item)
     finally:
         run_doit(demo_config, "services-stop")
+
+
+def assert_sbom_served(config: Path, item: dict[str, Any]) -> None:
+    """The registry serves the image's SBOM, and it lists every distribution in the image with its version."""
+    from tasks.adapters.registry_artifacts import read_attached
+    from tasks.pipeline.credentials import registry_auth
+    from tasks.pipeline.settings import load_settings
+    from tests.test_image_evidence import installed_in, listed
+
+    host, path = item["repository"].split("/", 1)
+    found = read_attached(host, path, item["digest"], "sbom", registry_auth(load_settings(config)))
+    assert found is not None and item["sbom"]["digest"] == found[0], item["sbom"]
+    document = json.loads(found[1])
+    assert listed(document) == installed_in(f"{item['repository']}@{item['digest']}")
+    assert {"orbit", "orbit-aws"} <= set(listed(document))

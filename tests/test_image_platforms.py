@@ -14,6 +14,8 @@ import pytest
 from tests.helpers import run_doit
 from tests.image_helpers import Registry, TinyPackage, image_config_text, write_config, write_wheel_set
 from tests.test_image import UI_BUNDLE, copy_wheels, server_core
+from tests.test_image_evidence import listed as sbom_listed
+from tests.test_image_evidence import sbom_from_registry
 
 pytestmark = [pytest.mark.docker]
 
@@ -114,6 +116,13 @@ def test_two_platform_image_is_one_index_per_tag_and_a_fresh_runner_builds_nothi
     tag = built["tags"][0]
     assert machine_in(f"{registry.address}/{repo}:{tag}-arm64", "linux/arm64") == "aarch64", "arm64 runs under QEMU"
     assert machine_in(f"{registry.address}/{repo}:{tag}", "linux/amd64") == "x86_64", "the engine's own platform"
+    document = sbom_from_registry(registry, repo, built["digest"])  # the index's SBOM: both platforms' wheels
+    purl_names = {item["purl"].split("/")[1].split("@")[0] for item in document["components"]}
+    assert built["sbom"]["subject"] == built["digest"] and {"orbit", "pydantic", "pydantic-core"} <= purl_names
+    assert len(sbom_listed(document)) == len(document["components"])
+    core = next(item for item in document["components"] if item["purl"].startswith("pkg:pypi/pydantic-core@"))
+    wheels = [p["value"] for p in core["properties"] if p["name"] == "org.forkflow:wheel"]
+    assert sorted("aarch64" in w for w in wheels) == [False, True], wheels
 
     again = run_doit(config, "image", env=registry.env)
     ok(again)

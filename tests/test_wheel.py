@@ -75,6 +75,21 @@ def test_every_package_is_built_with_its_version(built_demo: Path) -> None:
     assert ".dirty" not in json.dumps(packages), "no dirty versions"
 
 
+def test_every_wheel_has_an_sbom_from_its_metadata(built_demo: Path) -> None:
+    from tasks.adapters.build import wheel_info
+
+    for package in report(built_demo, "wheel")["packages"]:
+        wheel = next(f for f in package["files"] if f["name"].endswith(".whl"))
+        document = json.loads(Path(wheel["sbom"]).read_text())
+        assert Path(wheel["sbom"]).parent == Path(wheel["path"]).parent, "next to the wheel"
+        subject = document["metadata"]["component"]
+        assert (subject["name"], subject["version"]) == (package["name"], package["version"])
+        assert subject["hashes"] == [{"alg": "SHA-256", "content": wheel["sha256"]}]
+        assert subject["purl"] == f"pkg:pypi/{package['name']}@{package['version']}"
+        declared = [p["value"] for p in subject["properties"] if p["name"] == "org.forkflow:requires-dist"]
+        assert declared == list(wheel_info(Path(wheel["path"])).requires), package["name"]
+
+
 def test_client_is_trimmed_and_checkout_untouched(built_demo: Path) -> None:
     client = next(p for p in report(built_demo, "wheel")["packages"] if p["name"] == "orbit-client")
     wheel = next(Path(f["path"]) for f in client["files"] if f["name"].endswith(".whl"))

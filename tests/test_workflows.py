@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.core.workflows import render_workflows, workflow_context
+from tasks.core.workflows import ACTION_PINS, render_workflows, workflow_context
 from tasks.pipeline.settings import load_settings
 from tasks.stages.workflows import read_templates
 from tests.conftest import demo_config_text
@@ -224,7 +224,8 @@ def test_several_environments(acme_repo: Path) -> None:
     assert (inputs["source"]["default"], inputs["target"]["default"]) == ("dev", "staging")
     release = yaml.safe_load((folder / "release.yml").read_text(encoding="utf-8"))
     assert release["env"]["FORKFLOW_CONFIG"] == "${{ vars.FORKFLOW_CONFIG || 'ci/pipeline.toml' }}"
-    assert {job["runs-on"] for job in release["jobs"].values()} == {"ubuntu-24.04"}
+    assert {job["runs-on"] for name, job in release["jobs"].items() if name != "images"} == {"ubuntu-24.04"}
+    assert release["jobs"]["images"]["runs-on"] == "${{ matrix.runner }}", "the matrix names each cell's runner"
     setup = [step for step in release["jobs"]["build"]["steps"] if "setup-python" in step.get("uses", "")]
     assert setup[0]["with"]["python-version"] == "3.12"
     upload = [step for step in release["jobs"]["build"]["steps"] if "upload-artifact" in step.get("uses", "")]
@@ -280,7 +281,7 @@ def test_config_without_images_or_index_builds_only(tmp_path: Path) -> None:
     doit_ok(config, "workflows")
     assert sorted(p.name for p in workflows_dir(config).iterdir()) == ["pull-request.yml", "release.yml", "sync-upstream.yml"]
     release = yaml.safe_load((workflows_dir(config) / "release.yml").read_text(encoding="utf-8"))
-    assert list(release["jobs"]) == ["changes", "build", "summary", "remember"]
+    assert list(release["jobs"]) == ["changes", "build", "attest-wheels", "summary", "remember"]
     assert release["jobs"]["summary"]["needs"] == ["build"]
     assert {item["name"]: item["reason"] for item in report(config)["skipped"]} == {
         "deploy": "the config has no [flows] section", "promote": "the config has no [flows] section"}
@@ -441,3 +442,61 @@ def test_images_of_another_cpu_get_qemu_on_the_runner(demo_repo: Path, acme_repo
     assert "linux/arm64" in steps[0]["name"]
     demo = rendered(demo_repo, "pipeline.toml", ".forkflow")["release"]
     assert "qemu" not in demo, "amd64 images need no emulation on an amd64 runner"
+
+
+def test_release_attests_wheels_and_image_digests_with_the_id_token_only_there(demo_repo: Path, acme_repo: Path) -> None:
+    import yaml
+
+    for config, path, state in ((demo_repo, "pipeline.toml", ".forkflow"), (acme_repo, "ci/pipeline.toml", "ci/.forkflow")):
+        release = yaml.safe_load(rendered(config, path, state)["release"])
+        jobs = release["jobs"]
+        for name, job in jobs.items():
+            granted = {key for key, value in job["permissions"].items() if value == "write"}
+            expected = {"id-token", "attestations"} if name.startswith("attest-") else set()
+            assert granted <= expected, f"{name}: {granted}"
+        wheels = jobs["attest-wheels"]
+        assert wheels["needs"] == "build" and wheels["permissions"] == {"id-token": "write", "attestations": "write"}
+        attest = next(s for s in wheels["steps"] if "attest-build-provenance" in s.get("uses", ""))
+        assert attest["uses"] == ACTION_PINS["attest_build_provenance"].split()[0]
+        assert f"{state}/dist/**/*.whl" in attest["with"]["subject-path"]
+        images = jobs["attest-images"]
+        assert images["needs"] == "summary" and not any("nox" in s.get("run", "") for s in images["steps"])
+        attest = next(s for s in images["steps"] if "attest-build-provenance" in s.get("uses", ""))
+        assert attest["with"]["subject-checksums"] == "images/digests.txt"
+        assert "id-token" not in jobs["publish"]["permissions"], "a private index gets no OIDC token"
+
+
+def test_trusted_publishing_and_no_attestations(demo_repo: Path) -> None:
+    import yaml
+
+    text = demo_repo.read_text(encoding="utf-8")
+    url = re.search(r'\[index\]\nurl = "[^"]*"', text)
+    assert url is not None
+    text = text.replace(url.group(0), '[index]\nurl = "https://upload.pypi.org/legacy/"')
+    demo_repo.write_text(text + '\n[github]\nattestations = false\n', encoding="utf-8")
+    release = yaml.safe_load(rendered(demo_repo, "pipeline.toml", ".forkflow")["release"])
+    assert release["jobs"]["publish"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert not any(name.startswith("attest-") for name in release["jobs"])
+
+
+def test_each_platform_builds_on_its_own_runner_and_a_join_puts_the_index(demo_repo: Path, acme_repo: Path) -> None:
+    import yaml
+
+    acme = yaml.safe_load(rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["release"])
+    images, join = acme["jobs"]["images"], acme["jobs"]["join"]
+    assert images["runs-on"] == "${{ matrix.runner }}" and images["name"] == "image ${{ matrix.name }}"
+    build = next(s for s in images["steps"] if s.get("name") == "Build, smoke-test and push")
+    assert build["env"]["FORKFLOW_IMAGE_PLATFORM"] == "${{ matrix.platform }}"
+    qemu = next(s for s in images["steps"] if "qemu" in s.get("run", ""))
+    assert qemu["if"] == "${{ matrix.emulated }}", "QEMU only on the cells that emulate"
+    assert join["needs"] == "images" and join["permissions"] == {"contents": "read"}
+    assert any(s.get("run") == "nox -s images-join" for s in join["steps"])
+    assert "join" in acme["jobs"]["summary"]["needs"]
+    demo = yaml.safe_load(rendered(demo_repo, "pipeline.toml", ".forkflow")["release"])
+    assert "join" not in demo["jobs"], "one platform: each cell builds it and pushes its tags itself"
+
+    text = acme_repo.read_text(encoding="utf-8").replace(
+        'runner = "ubuntu-24.04"\n', 'runner = "ubuntu-24.04"\nrunners = { "linux/arm64" = "ubuntu-24.04-arm" }\n')
+    acme_repo.write_text(text, encoding="utf-8")
+    native = rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["release"]
+    assert "qemu" not in native, "arm64 builds natively on its own runner"

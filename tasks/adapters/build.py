@@ -91,6 +91,22 @@ def name_and_version(text: str) -> tuple[str, str]:
     return str(message["Name"]), str(message["Version"])
 
 
+def write_wheel_sbom(wheel: Path, digest: str) -> Path:
+    """`<wheel>.cdx.json` next to the wheel: its SBOM from its own METADATA (tasks.core.sbom.wheel_document)."""
+    from tasks.core import sbom
+
+    message = email.parser.Parser().parsestr(metadata_text(wheel), headersonly=True)
+    fields = {"name": message["Name"], "version": message["Version"], "summary": message.get("Summary"),
+              "license_expression": message.get("License-Expression"), "license": message.get("License"),
+              "requires_dist": message.get_all("Requires-Dist") or ()}
+    target = wheel.with_name(wheel.name + SBOM_SUFFIX)
+    target.write_bytes(sbom.dumps(sbom.wheel_document(fields, wheel.name, digest)))
+    return target
+
+
+SBOM_SUFFIX = ".cdx.json"
+
+
 def dist_metadata(file: Path) -> tuple[str, str]:
     return wheel_metadata(file) if file.suffix == ".whl" else sdist_metadata(file)
 

@@ -37,6 +37,7 @@ class BuildRequest:
     auths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # registry host -> credentials it pulls with
     cache_images: tuple[str, ...] = ()  # earlier images in a registry whose layers the build may reuse (inline cache)
     cache_ref: str | None = None  # where a builder with registry cache export keeps this build's cache
+    provenance: str = "off"  # BuildKit's provenance attestation: off, min, max
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Builder:
     env: Mapping[str, str]
     name: str
     registry_cache: bool = False  # exports its cache to a registry (`--cache-to type=registry`)
+    attestations: bool = False  # can attach a provenance attestation (buildx with a driver other than `docker`)
 
 
 @functools.cache
@@ -71,10 +73,8 @@ def find_builder() -> Builder | None:
     for cli in clis:
         if run([cli, "buildx", "version"], check=False).returncode == 0:
             driver = buildx_driver(run([cli, "buildx", "inspect"], check=False).stdout)
-            # no provenance attestation: `--load` then gives one image, and a push one manifest (not an index)
-            return Builder((cli, "buildx", "build", "--load", "--provenance=false"), {},
-                           f"docker buildx ({driver or 'unknown'} driver)",
-                           registry_cache=driver in CACHE_EXPORT_DRIVERS)
+            return Builder((cli, "buildx", "build", "--load"), {}, f"docker buildx ({driver or 'unknown'} driver)",
+                           registry_cache=driver in CACHE_EXPORT_DRIVERS, attestations=driver in CACHE_EXPORT_DRIVERS)
     for cli in clis:
         found = run([cli, "version", "--format", "{{.Client.Version}}"], check=False).stdout.strip()
         if found.split(".")[0].isdigit() and int(found.split(".")[0]) < 23:
@@ -108,6 +108,7 @@ def build_argv(found: Builder, request: BuildRequest, iidfile: Path) -> list[str
     if request.pull:
         argv.append("--pull")
     argv += cache_args(found, request)
+    argv += provenance_args(found, request)
     for name, value in sorted(request.buildargs.items()):
         argv += ["--build-arg", f"{name}={value}"]
     for name, value in sorted(request.labels.items()):
@@ -183,6 +184,23 @@ def cache_args(found: Builder, request: BuildRequest) -> list[str]:
     if request.cache_images:
         argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
     return argv
+
+
+def provenance_args(found: Builder, request: BuildRequest) -> list[str]:
+    """`--provenance` for buildx: false unless asked for (a `--load` of an image with an attestation fails
+    without the engine's containerd image store, docker/buildx#1714); the engine's built-in BuildKit
+    (docker 20.10) has no such option and makes none."""
+    if request.provenance == "off":
+        return ["--provenance=false"] if found.argv[1:2] == ("buildx",) else []
+    if not found.attestations:
+        what = ("the buildx `docker` driver refuses attestations" if found.argv[1:2] == ("buildx",)
+                else "the engine's built-in BuildKit (docker 20.10) has no --provenance")
+        raise ForkflowError(f"cannot make a provenance attestation with {found.name}: {what}",
+                            where="[images] provenance",
+                            fix="use buildx with a docker-container builder (`docker buildx create --use`) on an engine "
+                                "with the containerd image store, or set [images] provenance = \"off\" (the release "
+                                "workflow attests each pushed digest with actions/attest-build-provenance)")
+    return [f"--provenance=mode={request.provenance}"]
 
 
 def build_env(found: Builder, request: BuildRequest, config: Path | None) -> dict[str, str]:

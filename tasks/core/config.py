@@ -256,6 +256,24 @@ class GitHub(Section):
                                                "default: from [fork] origin, else $GITHUB_REPOSITORY")
     conflict_label: str = Field(default="forkflow-sync-conflict", pattern=LABEL_PATTERN,
                                 description="label of the one open issue a sync conflict opens or updates")
+    runners: dict[str, str] = Field(default={}, description="image platform -> the runs-on label of a runner of that "
+                                                           "CPU, e.g. {\"linux/arm64\" = \"ubuntu-24.04-arm\"}; "
+                                                           "other platforms build under QEMU on `runner`")
+    attestations: StrictBool = Field(default=True, description="release: GitHub artifact attestations (build provenance) "
+                                                               "of the wheels and pushed image digests")
+
+    @field_validator("runners")
+    @classmethod
+    def _runners(cls, value: dict[str, str]) -> dict[str, str]:
+        from tasks.core.images import MACHINES
+
+        bad = [name for name in value if name not in MACHINES]
+        if bad:
+            raise ValueError(f"keys are image platforms ({', '.join(sorted(MACHINES))}); got {bad}")
+        labels = [label for label in value.values() if not re.match(LABEL_PATTERN, label)]
+        if labels:
+            raise ValueError(f"runner labels are letters, digits, '.', '_' and '-'; got {labels}")
+        return value
 
 
 class Config(Section):

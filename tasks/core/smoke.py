@@ -84,6 +84,7 @@ for dist in md.distributions():
     dists.append(dist)
 if system:
     print("left out", system, "distributions of the base's OS (/usr/lib/python3/dist-packages)")
+print("installed", json.dumps(sorted([d.metadata["Name"], d.version] for d in dists)))
 for dist in dists:
     for name in top_level(dist):
         modules.setdefault(name, dist.metadata["Name"])

@@ -33,6 +33,8 @@ ACTION_PINS = {
     "download_artifact": "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093  # v4.3.0",
     "cache_restore": "actions/cache/restore@5a3ec84eff668545956fd18022155c47e93e2684  # v4.2.3",
     "cache_save": "actions/cache/save@5a3ec84eff668545956fd18022155c47e93e2684  # v4.2.3",
+    # v3.2.0, read from the tag in a clone of github.com/actions/attest-build-provenance (v4 wraps actions/attest)
+    "attest_build_provenance": "actions/attest-build-provenance@96278af6caaf10aea03fd8d33a09a777ca52d62f  # v3.2.0",
 }
 
 SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
@@ -144,8 +146,11 @@ def workflow_context(config: Config, config_path: str, state_dir: str, source: s
         "has_index": config.index is not None,
         "has_images": config.images is not None,
         "emulated_platforms": emulated_platforms(config),
+        "split_platforms": config.images is not None and len(config.images.platforms) > 1,
         "publish_environment": github.publish_environment,
         "images_environment": github.images_environment,
+        "attestations": github.attestations,
+        "trusted_publishing": trusted_publishing(config),
         "environments": environments,
         "branch_patterns": json.dumps(patterns, sort_keys=True),
         "push_branches": sorted({push_filter(p) for p in patterns.values()}),
@@ -169,12 +174,25 @@ def plan_credentials(config: Config) -> list[str]:
     return sorted(names)
 
 
+TRUSTED_PUBLISHING_HOSTS = ("upload.pypi.org", "test.pypi.org")
+
+
+def trusted_publishing(config: Config) -> bool:
+    """Whether `[index] url` is PyPI's (or TestPyPI's) upload URL, where twine publishes with the job's OIDC token
+    (trusted publishing) when no TWINE_PASSWORD is set."""
+    from urllib.parse import urlsplit
+
+    return config.index is not None and urlsplit(config.index.url).hostname in TRUSTED_PUBLISHING_HOSTS
+
+
 def emulated_platforms(config: Any) -> str:
-    """The image platforms a GitHub-hosted amd64 runner builds under QEMU, as `linux/arm64, ...`; "" for none."""
+    """The image platforms a GitHub-hosted amd64 runner builds under QEMU (no `[github] runners` entry names a
+    runner of their own), as `linux/arm64, ...`; "" for none."""
     from tasks.core.image_tags import cpu
 
     platforms = config.images.platforms if config.images is not None else ()
-    return ", ".join(p for p in platforms if cpu(p)[1] != "x86_64")
+    native = github_section(config).runners
+    return ", ".join(p for p in platforms if cpu(p)[1] != "x86_64" and p not in native)
 
 
 def quote(value: Any) -> str:

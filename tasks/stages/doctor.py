@@ -88,7 +88,8 @@ def buildkit() -> Finding:
 
     found = find_builder()
     if found is not None:
-        return Finding("buildkit", True, found.name)
+        attests = "can make provenance attestations" if found.attestations else "makes no provenance attestations"
+        return Finding("buildkit", True, f"{found.name}; {attests} ([images] provenance)")
     return Finding("buildkit", False, "no buildx plugin and no docker CLI with BuildKit", NO_BUILDKIT)
 
 

@@ -13,7 +13,8 @@ from tasks.pipeline.settings import settings, write_report
 def task_matrix() -> dict[str, Any]:
     """Print the image matrix (one cell per Python version and flavor) as JSON."""
     return {
-        "doc": "print the image matrix as JSON (one cell per Python x flavor) and write reports/matrix.json",
+        "doc": "print the image matrix as JSON (one cell per Python x flavor, per platform when there are several) and "
+               "write reports/matrix.json",
         "actions": [guarded(matrix_action)],
         "uptodate": [False],
         "verbosity": 2,
@@ -22,7 +23,9 @@ def task_matrix() -> dict[str, Any]:
 
 def matrix_action() -> dict[str, str]:
     current = settings()
-    matrix = image_matrix(current.config.images)
+    github = current.config.github
+    matrix = image_matrix(current.config.images, github.runners if github else {},
+                          github.runner if github else "ubuntu-latest")
     write_report("matrix", matrix, current)
     print(json.dumps(matrix, separators=(",", ":")))
     return {"made": f"{len(matrix['include'])} cells"}

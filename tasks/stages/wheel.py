@@ -29,7 +29,15 @@ from typing import Any
 
 from doit import create_after
 
-from tasks.adapters.build import build_dists, dist_metadata, requirements_met, sha256, tool_versions, twine_check
+from tasks.adapters.build import (
+    build_dists,
+    dist_metadata,
+    requirements_met,
+    sha256,
+    tool_versions,
+    twine_check,
+    write_wheel_sbom,
+)
 from tasks.adapters.console import say
 from tasks.adapters.git import Git, build_tree, hide_local_changes, tracked_files, working_tree_commit
 from tasks.adapters.run import run
@@ -398,7 +406,9 @@ def install_files(current: Settings, package: Package, facts: dict[str, Any], fi
         target = folder / file.name
         file.replace(target)
         placed.append({"name": target.name, "path": str(target), "sha256": sha256(target)})
-    keep = {f["name"] for f in placed} | {STAMP}
+        if target.suffix == ".whl":
+            placed[-1]["sbom"] = str(write_wheel_sbom(target, placed[-1]["sha256"]))
+    keep = {f["name"] for f in placed} | {Path(f["sbom"]).name for f in placed if "sbom" in f} | {STAMP}
     for old in folder.iterdir():
         if old.name not in keep:
             old.unlink()

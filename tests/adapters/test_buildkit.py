@@ -96,3 +96,26 @@ def test_build_credentials_go_in_a_private_docker_config(tmp_path: Path, monkeyp
     assert (folder / "buildx").is_symlink(), "the user's buildx builders stay"
     assert data["auths"]["127.0.0.1:5000"]["auth"] == "dTpw"
     assert (folder / "config.json").stat().st_mode & 0o077 == 0 and (folder / "cli-plugins").is_symlink()
+
+
+def test_provenance_is_asked_of_builders_that_can_attach_it_and_refused_where_they_cannot() -> None:
+    from tasks.core.errors import ForkflowError
+
+    container = Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker-container driver)",
+                        registry_cache=True, attestations=True)
+    plain = Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker driver)")
+    builtin = Builder(("/usr/bin/docker", "build"), {"DOCKER_BUILDKIT": "1"}, "docker 20.10")
+
+    def provenance(builder: Builder, mode: str) -> list[str]:
+        argv = build_argv(builder, BuildRequest(Path("/ctx"), "t", provenance=mode), Path("/x.iid"))
+        return [part for part in argv if part.startswith("--provenance")]
+
+    assert provenance(container, "off") == ["--provenance=false"], "off unless asked for: a --load would fail"
+    assert provenance(container, "max") == ["--provenance=mode=max"]
+    assert provenance(container, "min") == ["--provenance=mode=min"]
+    assert provenance(plain, "off") == ["--provenance=false"]
+    assert provenance(builtin, "off") == [], "docker 20.10 has no --provenance"
+    for builder in (plain, builtin):
+        with pytest.raises(ForkflowError) as refused:
+            provenance(builder, "max")
+        assert refused.value.where == "[images] provenance" and "buildx" in (refused.value.fix or "")

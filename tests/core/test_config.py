@@ -185,3 +185,20 @@ def test_an_empty_state_dir_is_refused(tmp_path: Path) -> None:
 def test_a_glob_beside_an_exact_branch_stays_valid(tmp_path: Path) -> None:
     loaded = load_settings(write(tmp_path, MINIMAL + '[environments.dev]\nbranch = "*"\n[environments.prod]\nbranch = "main"\n'))
     assert loaded.config.environments["dev"].branch == "*"
+
+
+def test_images_provenance_is_one_of_its_modes() -> None:
+    base = MINIMAL + '[images]\nregistry = "127.0.0.1:5001"\n'
+    assert parse_config_text(base, "p.toml").images.provenance == "off"  # type: ignore[union-attr]
+    assert parse_config_text(base + 'provenance = "max"\n', "p.toml").images.provenance == "max"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(base + 'provenance = "yes"\n', "p.toml")
+    assert "images.provenance" in str(caught.value) and "'min'" in str(caught.value)
+
+
+def test_github_runners_name_image_platforms() -> None:
+    found = parse_config_text(MINIMAL + '[github]\nrunners = { "linux/arm64" = "ubuntu-24.04-arm" }\n', "p.toml")
+    assert found.github is not None and found.github.runners == {"linux/arm64": "ubuntu-24.04-arm"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(MINIMAL + '[github]\nrunners = { "arm64" = "ubuntu-24.04-arm" }\n', "p.toml")
+    assert "github.runners" in str(caught.value) and "linux/arm64" in str(caught.value)

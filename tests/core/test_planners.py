@@ -74,9 +74,21 @@ def test_host_libraries_of_the_host_architecture_only() -> None:
 def test_the_ci_matrix_has_a_cell_per_python_and_flavor() -> None:
     assert image_matrix(None) == {"include": []}
     cells = image_matrix(Images(registry="r:5000", python=("3.11", "3.12"), flavors=("base", "kubernetes")))
-    assert cells["include"][1] == {"python": "3.11", "flavor": "kubernetes", "task": "image:3.11-kubernetes"}
+    assert cells["include"][1] == {"python": "3.11", "flavor": "kubernetes", "task": "image:3.11-kubernetes",
+                                   "name": "3.11-kubernetes", "platform": "", "runner": "ubuntu-latest",
+                                   "emulated": False}
     assert [c["task"] for c in cells["include"]] == [
         "image:3.11-base", "image:3.11-kubernetes", "image:3.12-base", "image:3.12-kubernetes"]
+
+
+
+def test_several_platforms_are_a_cell_each_natively_where_a_runner_is_named_else_emulated() -> None:
+    two = Images(registry="r:5000", python=("3.12",), flavors=("base",), platforms=("linux/amd64", "linux/arm64"))
+    cells = image_matrix(two, {}, "ubuntu-24.04")["include"]
+    assert [(c["name"], c["platform"], c["runner"], c["emulated"]) for c in cells] == [
+        ("3.12-base-amd64", "linux/amd64", "ubuntu-24.04", False), ("3.12-base-arm64", "linux/arm64", "ubuntu-24.04", True)]
+    native = image_matrix(two, {"linux/arm64": "ubuntu-24.04-arm"}, "ubuntu-24.04")["include"][1]
+    assert (native["runner"], native["emulated"], native["task"]) == ("ubuntu-24.04-arm", False, "image:3.12-base")
 
 
 INPUTS = {"dockerfile_sha256": "d1", "wheels": {"orbit-1.0.1.whl": "w1"}, "base_image": "python:3.12-slim",

@@ -15,7 +15,7 @@ from typing import Any
 from tasks.adapters import buildkit
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters.console import say
-from tasks.core import image_tags, smoke
+from tasks.core import image_tags
 from tasks.core import images as core
 from tasks.core.errors import ForkflowError
 from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
@@ -24,9 +24,10 @@ from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale, is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import dashboard, inputs, platforms, tags
+from tasks.stages.image import dashboard, evidence, inputs, platforms, split, tags
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
+from tasks.stages.image.smoke_test import smoke_test
 from tasks.stages.image.state import engine, read_state, revision, save_state, update_report
 
 
@@ -42,7 +43,8 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
     client = engine()
     plan = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client))
     planned = plan.item(key)
-    platforms.check_emulation(client, setup.images.platforms)
+    only = split.selected(setup)  # one platform of a split build: only its emulation is needed here
+    platforms.check_emulation(client, (only,) if only else setup.images.platforms)
     if not planned.deps_ready:
         folders = ", ".join(str(request.folder) for request in planned.deps)
         raise ForkflowError(f"image:{key}: the dependency wheelhouse {folders} is not made for these "
@@ -51,6 +53,8 @@ def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]
     if setup.plan_only:
         keep_pushed(setup, record)
     try:
+        if only:  # one platform of the cell, in its own state folder or on its own runner
+            return split.build_one(setup, plan, planned, client, record, only)
         return build_test_push(setup, plan, planned, client, record)
     except ForkflowError as err:
         record.update(status="failed", reason=err.what.splitlines()[0])
@@ -76,6 +80,8 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
         if local:
             record.update(core.size_fields(docker_adapter.image_size(client, local[0]),
                                            docker_adapter.image_size(client, spec.base_image)))
+        record.update(digest=there.current.get(spec.tags[0]) or next(iter(there.current.values()), None))
+        evidence.sbom_in_registry(spec, record, auth)
         return found_in_registry(setup, plan, spec, built_inputs, record, there)
     cell = plan_cell(setup, client, planned, saved_values(read_state(setup, spec.key)), (built_inputs, digest))
     if auth:  # the credentials are checked now, before a build
@@ -85,9 +91,12 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
     record.update(core.size_fields(docker_adapter.image_size(client, image),
                                    docker_adapter.image_size(client, spec.base_image)))
     started = time.monotonic()
+    installed = {}
     for platform, image in made.items():
-        dashboard.keep(record, platform, smoke_test(setup, client, planned, image, platform or None))
-    record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2))
+        answer, installed[platform] = smoke_test(setup, client, planned, image, platform or None)
+        dashboard.keep(record, platform, answer)
+    record.update(smoke="passed", smoke_seconds=round(time.monotonic() - started, 2),
+                  sbom=evidence.write_sbom(setup, spec, cell.digest, installed))
     if auth and cell.steps.push:  # asked again just before the push: another run may have pushed meanwhile
         chosen = tags.checked(spec, cell.digest, auth, wanted, record, announce=False).push
     else:
@@ -102,6 +111,7 @@ def build_test_push(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planne
         else:
             record["pushed"] = {tag: docker_adapter.push(client, spec.repository, tag, auth) for tag in chosen}
             record["digest"] = next(iter(record["pushed"].values()), None)
+        evidence.attach_sbom(spec, record, auth)
         record["push_seconds"] = round(time.monotonic() - started, 2)
     save_state(setup, spec.key, {"inputs": cell.inputs, "input_hash": cell.digest, "image_id": image,
                                    "target": cell.target, "pushed": record.get("pushed", {}),
@@ -260,12 +270,13 @@ def build(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client:
         buildargs["BASE_IMAGE"] = image_tags.pinned(spec.base_image, base)
     build_tag = platforms.build_tag(spec, digest_of_inputs, platform)
     labels = core.image_labels(spec, digest_of_inputs, plan.source, plan.revision,
-                               datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                               created_time())
     context = assemble_context(setup, plan, planned, labels)
     on = f" for {platform}" if platform else ""
     say(f"image:{spec.key}: building {build_tag}{on}")
     request = buildkit.BuildRequest(context, build_tag, buildargs=buildargs, platform=platform,
                                     pull=platform is not None, auths=pull_auths(setup, spec, platform),
+                                    provenance=setup.images.provenance,
                                     **cache_sources(setup, spec, platform))
     suffix = image_tags.arch_suffix(platform)
     result = buildkit.build_image(client, request, log_file=setup.logs_dir / f"image-{spec.key}{suffix}.log",
@@ -278,6 +289,14 @@ def build(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client:
     say(f"image:{spec.key}: built{on} in {result.seconds:.1f}s, {result.cached_steps} of {result.steps} steps "
         "from cache")
     return result.image_id
+
+
+def created_time() -> str:
+    """The `created` label: SOURCE_DATE_EPOCH when set (the same inputs then make the same image, on one run or
+    split over runners), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pull_auths(setup: ImageSetup, spec: core.ImageSpec, platform: str | None) -> dict[str, dict[str, str]]:
@@ -348,44 +367,6 @@ def place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def smoke_test(setup: ImageSetup, client: Any, planned: inputs.Planned, image: str, platform: str | None = None) -> Any:
-    """The packages import and report the expected versions, as the image's non-root user; then any configured
-    smoke command; then the dashboard (tasks.stages.image.dashboard), whose answer it returns. A failure raises."""
-    spec = planned.spec
-    arch = image_tags.arch_suffix(platform)
-    log = setup.logs_dir / f"image-{spec.key}{arch}-smoke.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    commands = [["python", "-c", smoke.smoke_script(spec.python, planned.modules)]]
-    if planned.version_command:
-        commands.append(list(planned.version_command))
-    extra = setup.images.smoke_command
-    if extra and list(extra) not in commands:
-        commands.append(list(extra))
-    outputs = []
-    imported = ""
-    for command in commands:
-        code, output = docker_adapter.run_container(client, image, command, platform=platform)
-        outputs.append(f"$ {' '.join(command) if command is not commands[0] else 'python -c <package check>'}\n{output}")
-        log.write_text("\n".join(outputs), encoding="utf-8")
-        what = "package check" if command is commands[0] else "smoke command " + " ".join(command)
-        problem = f"exit {code}" if code != 0 else None
-        if problem is None and planned.version_command and command == list(planned.version_command):
-            problem = smoke.version_mismatch(output, core.core_version(spec.packages))
-        if problem:
-            shown = "\n".join("    " + line for line in output.strip().splitlines()[-20:])
-            on = f" on {platform}" if platform else ""
-            raise ForkflowError(f"image:{spec.key}: smoke test failed{on} ({what}: {problem}); not pushed\n{shown}",
-                                where=str(log), fix="fix the package or the image, then run `doit image` again")
-        if command is commands[0]:
-            imported = next((line for line in output.splitlines() if line.startswith("imported ")), "")
-    checked = f", `{' '.join(planned.version_command)}` reports {core.core_version(spec.packages)}" if planned.version_command else ""
-    answer = dashboard.check(setup, client, planned, image, platform, log, outputs)
-    on = f" on {platform}" if platform else ""
-    say(f"image:{spec.key}: smoke test passed{on} ({len(planned.modules)} packages, {imported or 'imports checked'}, "
-        f"Python {spec.python}, non-root{checked}{dashboard.said(answer)})")
-    return answer
-
-
 def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
     """Up to date while the input hash, the tags and the built image are unchanged."""
     if is_dry_run(False):
@@ -393,6 +374,8 @@ def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
     if not values or "input_hash" not in values:
         return Stale("first build (no build recorded)")
     setup = image_setup()
+    if os.environ.get(split.PLATFORM_ENV):
+        return Stale(f"one platform of a split build ({split.PLATFORM_ENV}): the registry decides")
     try:
         client = engine()
         planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)

@@ -124,6 +124,19 @@ def task_image() -> Iterator[dict[str, Any]]:
     }
 
 
+def task_image_join() -> dict[str, Any]:
+    """Put each cell's index together from its platforms' images built apart (FORKFLOW_IMAGE_PLATFORM)."""
+    doc = ("put the index of each image's platform images, built apart (FORKFLOW_IMAGE_PLATFORM=<platform> doit "
+           "image), under its tags")
+    if settings().config.images is None:
+        return missing_section_task("image-join", "images", doc)
+    from tasks.stages.image.join import join_action
+
+    return {"basename": "image-join", "doc": doc, "actions": [guarded(partial(join_action, uuid.uuid4().hex))],
+            "task_dep": ["wheel", *registry_deps(image_setup())], "uptodate": [False], "params": [dry_run_param()],
+            "verbosity": 2}
+
+
 def deps_tasks(setup: ImageSetup) -> Iterator[dict[str, Any]]:
     """`image-deps:<python>`: the third-party wheels of that Python's images, resolved and downloaded once
     per requirement set."""
