@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.fake_github import fake_github
 from tests.helpers import REPO, free_port, prefect_http
 from tests.image_helpers import Registry
 from tests.workflow_runner import Runner, copy_checkout
@@ -154,10 +155,19 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
     runner = Runner(repo, tmp_path / "runs", secrets=secrets)
     workflows = repo / ".github" / "workflows"
 
-    release = runner.run(workflows / "release.yml", "workflow_dispatch", {"publish": True, "images": True}, ref="release")
+    with fake_github() as github:
+        release = runner.run(workflows / "release.yml", "workflow_dispatch", {"publish": True, "images": True},
+                             ref="release", extra_env={"GITHUB_API_URL": github.url})
     assert {job: [r.result for r in items] for job, items in release.items()} == {
-        "build": ["success"], "publish": ["success"], "matrix": ["success"], "images": ["success"],
-        "summary": ["success"]}, failed_jobs(release)
+        "changes": ["success"], "build": ["success"], "attest-wheels": ["success"], "publish": ["success"],
+        "matrix": ["success"], "images": ["success"], "summary": ["success"], "attest-images": ["success"],
+        "github-release": ["success"], "remember": ["skipped"]}, failed_jobs(release)
+    assert any(s.endswith(".whl") for s in release["attest-wheels"][0].attested)
+    assert [s.split("@")[1] for s in release["attest-images"][0].attested] == [
+        json.loads((runner.runs["release"] / "images" / "image.json").read_text())["images"][0]["digest"]]
+    shipped = report(release["build"][0].workspace or tmp_path, "version")
+    core = next(p["version"] for p in shipped["packages"] if p["name"] == "orbit")
+    assert core.startswith(f"1.0.1+{project}.") and [r["tag_name"] for r in github.releases.values()] == [core]
     summary = release["summary"][0].summary
     assert "### Uploads" in summary and "### Images" in summary and "| 3.12-base | built |" in summary
     images = json.loads((runner.runs["release"] / "images" / "image.json").read_text())

@@ -10,8 +10,9 @@ vars, env, matrix, needs, steps; the operators and the functions the
 templates use). Only what cannot run here is stood in for, and each stand-in
 is named: `nox` runs the session of the checkout's noxfile.py without making a
 virtualenv (forkflow is already installed), setup-python and the caches do
-nothing, and `gh run list/download` reads the artifacts of the earlier
-workflow runs. An action the runner does not know fails the job, so a new
+nothing, `gh run list/download` reads the artifacts of the earlier workflow
+runs, and attest-build-provenance (which needs GitHub's OIDC token) only
+checks that its subjects exist. An action the runner does not know fails the job, so a new
 step in a template cannot pass unnoticed.
 """
 
@@ -222,6 +223,7 @@ class JobResult:
     log: str = ""
     summary: str = ""
     workspace: Path | None = None
+    attested: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -314,6 +316,7 @@ class Job:
         self.env: dict[str, str] = {}
         self.extra_env = extra_env
         self.log: list[str] = []
+        self.attested: list[str] = []
         self.summary = workspace.parent / f"{workspace.name}.summary.md"
 
     def run(self, job_id: str) -> JobResult:
@@ -329,7 +332,7 @@ class Job:
                 status = "failure"
         outputs = text_values(evaluate(self.job.get("outputs", {}), {**self.contexts, "env": self.env}))
         summary = self.summary.read_text(encoding="utf-8") if self.summary.exists() else ""
-        return JobResult(job_id, status, outputs, "\n".join(self.log), summary, self.workspace)
+        return JobResult(job_id, status, outputs, "\n".join(self.log), summary, self.workspace, self.attested)
 
     def step(self, step: dict[str, Any], contexts: dict[str, Any]) -> bool:
         if "uses" in step:
@@ -360,7 +363,8 @@ class Job:
     def action(self, name: str, given: dict[str, Any]) -> bool:
         actions = {"actions/checkout": self.checkout, "actions/setup-python": self.nothing,
                    "actions/upload-artifact": self.upload, "actions/download-artifact": self.download,
-                   "actions/cache/restore": self.nothing, "actions/cache/save": self.nothing}
+                   "actions/cache/restore": self.nothing, "actions/cache/save": self.nothing,
+                   "actions/attest-build-provenance": self.attest}
         if name not in actions:
             self.log.append(f"--- {name}: the workflow runner does not know this action")
             return False
@@ -368,6 +372,18 @@ class Job:
 
     def nothing(self, given: dict[str, Any]) -> bool:
         return True
+
+    def attest(self, given: dict[str, Any]) -> bool:
+        """Stand-in: signing needs GitHub's OIDC token; what is checked here is that the subjects exist."""
+        patterns = [line.strip() for line in str(given.get("subject-path", "")).splitlines() if line.strip()]
+        subjects = [str(p.relative_to(self.workspace)) for pattern in patterns for p in sorted(self.workspace.glob(pattern))]
+        checksums = self.workspace / str(given.get("subject-checksums", ""))
+        if given.get("subject-checksums") and checksums.is_file():
+            subjects += [line.split()[-1] + "@sha256:" + line.split()[0] for line in checksums.read_text().splitlines()
+                         if line.strip()]
+        self.log.append("--- attest-build-provenance (stand-in, nothing signed) for:\n" + "\n".join(subjects))
+        self.attested.extend(subjects)
+        return bool(subjects)
 
     def checkout(self, given: dict[str, Any]) -> bool:
         copy_checkout(self.runner.source, self.workspace)
