@@ -539,6 +539,27 @@ def test_deploy_killed_midway_finishes_on_the_next_run(prefect_api: str, workspa
         assert after[name]["id"] == before[name]["id"]
 
 
+@pytest.mark.services
+def test_promote_killed_midway_finishes_on_the_next_run(prefect_api: str, workspace_factory: Any) -> None:
+    count = 30
+    files = {f"many/flow_{i}.py": GENERATED_FLOW.format(index=i) for i in range(count)}
+    specs = {"defaults": {"tags": ["many"]}, "flows": {f"many-{i}": {"parameters": {"x": i}} for i in range(count)}}
+    ws = workspace_factory(prefect_api, specs=specs, files=files)
+    assert set(statuses(ws.deploy()).values()) == {"created"}
+    promote = ("promote", "--from", "dev", "--to", "prod")
+    kill_after_line(ws.config, f"created   {ws.project}--", *promote)  # fails while anything it started still runs
+    prod = f"{ws.project}--release--many-%--prod"
+    before = settled_deployments(prefect_api, prod)
+    assert before, "the run was killed after its first promoted deployment"
+
+    rerun = run_doit(ws.config, *promote)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    after = server_deployments(prefect_api, prod)
+    assert len(after) == count, "every flow reached prod once"
+    for name in before:
+        assert after[name]["id"] == before[name]["id"], "what the killed run promoted is kept"
+
+
 def settled_deployments(api: str, prefix: str) -> dict[str, dict[str, Any]]:
     """The server's deployments once requests still in flight from a killed run have landed."""
     import time

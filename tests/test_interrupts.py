@@ -14,7 +14,17 @@ import pytest
 
 from tasks.pipeline.interrupt import INTERRUPTED
 from tasks.pipeline.settings import load_settings
-from tests.helpers import REPO, assert_group_ends, kill_after_line, kill_doit_alone, run_doit, start_doit, wait_for_line
+from tests.helpers import (
+    REPO,
+    assert_group_ends,
+    have_program,
+    kill_after_line,
+    kill_doit_alone,
+    need,
+    run_doit,
+    start_doit,
+    wait_for_line,
+)
 from tests.test_doit_commands import status_of
 from tests.test_sync import IDENTITY, Fork, add_commit, git, write_config
 
@@ -260,3 +270,25 @@ def test_a_parallel_sync_is_not_refused_by_its_own_clone_lock(synced_setup: Fork
     result = run_doit(fork.config, "-n", "2", "sync", env=IDENTITY)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert_synced(fork, old_release)
+
+
+@pytest.mark.services
+def test_image_run_killed_after_a_push_completes_on_the_rerun(demo_config: Path, base_images: list[str]) -> None:
+    from tests.test_image import SESSION, remove_session_images
+
+    need(have_program("docker-registry"), "Debian's docker-registry")
+    demo_config.write_text(demo_config.read_text().replace("[images]\n", f'[images]\nrepository = "t{SESSION}/killed"\n'))
+    try:
+        with start_doit(demo_config, "image") as proc:
+            first = wait_for_line(proc, ", pushed ").splitlines()[-1]
+            kill_doit_alone(proc)
+        cell = first.split(":", 2)[1].strip() if first.startswith("image:") else first.split(":", 1)[0]
+        rerun = run_doit(demo_config, "image")
+        assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+        images = json.loads((demo_config.parent / ".forkflow" / "reports" / "image.json").read_text())["images"]
+        assert len(images) == 4 and all(i["digest"] and i["status"] in ("built", "up-to-date") for i in images)
+        pushed_before = next(i for i in images if f"{i['python']}-{i['flavor']}" == cell)
+        assert pushed_before["status"] == "up-to-date", f"{cell} was pushed before the kill and is not rebuilt"
+    finally:
+        run_doit(demo_config, "services-stop")
+        remove_session_images()

@@ -1,18 +1,27 @@
 """Child processes end with forkflow: none is left writing after forkflow is killed (even with SIGKILL).
 
 Linux's PR_SET_PDEATHSIG asks the kernel to send a signal to a process when the thread that started it ends. Every
-outside command forkflow runs gets SIGKILL that way (`kill_with_parent`, the `preexec_fn` of tasks.adapters.run), and
-so does a worker process of `doit -n N` (`end_with_parent`, called before each action), so killing doit ends its
-workers, and their commands, at once.
+outside command forkflow runs gets SIGKILL that way (`tied`: through util-linux's `setpriv --pdeathsig KILL`, which
+sets it and execs the command, or else a `preexec_fn`), and so does a worker process of `doit -n N`
+(`end_with_parent`, called before each action), so killing doit ends its workers, and their commands, at once.
+
+setpriv first: a `preexec_fn` makes Python fork the whole process instead of vfork, about ten times slower for a
+process of doit's size, and a no-op run starts many short git commands.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
+import os
+import shutil
 import signal
+import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -38,3 +47,37 @@ def end_with_parent() -> None:
     """In a worker process of `doit -n N`: end when doit ends, whatever the multiprocessing start method."""
     if multiprocessing.parent_process() is not None:
         kill_with_parent()
+
+
+@functools.cache
+def setpriv() -> str | None:
+    """util-linux's setpriv when it has --pdeathsig (2.33 and later), else None."""
+    found = shutil.which("setpriv") if PRCTL is not None else None
+    if found is None:
+        return None
+    usage = subprocess.run([found, "--help"], capture_output=True, text=True, check=False).stdout
+    return found if "--pdeathsig" in usage else None
+
+
+def tied(argv: list[str], path: str | None, cwd: str | None = None) -> tuple[list[str], Callable[[], None] | None]:
+    """(argv, preexec_fn) that start argv (in `cwd`) so that it is killed when forkflow ends; FileNotFoundError
+    when the program is not on `path`."""
+    if PRCTL is None:
+        return argv, None
+    wrapper = setpriv()
+    if wrapper is None:
+        return argv, kill_with_parent
+    return [wrapper, "--pdeathsig", "KILL", "--", program_path(argv[0], path, cwd), *argv[1:]], None
+
+
+def program_path(program: str, path: str | None, cwd: str | None) -> str:
+    """Where exec would find `program` (a name on `path`, or a path, relative to `cwd`); FileNotFoundError if nowhere."""
+    if os.sep in program:
+        found = Path(cwd or ".", program).absolute()  # not resolved: a venv's python is a symlink that must stay one
+        if found.is_file() and os.access(found, os.X_OK):
+            return str(found)
+        raise FileNotFoundError(program)
+    located = shutil.which(program, path=path)
+    if located is None:
+        raise FileNotFoundError(program)
+    return located

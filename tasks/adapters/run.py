@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tasks.adapters.processes import kill_with_parent
+from tasks.adapters.processes import tied
 from tasks.core.errors import CommandError, CommandTimedOut
 from tasks.core.secrets import mask, secret_values
 
@@ -39,8 +39,9 @@ def run(
     args = [str(part) for part in argv]
     full_env = dict(env) if isinstance(env, OnlyEnv) else {**os.environ, **(env or {})}
     try:
+        launched, preexec = tied(args, full_env.get("PATH"), str(cwd) if cwd is not None else None)
         proc = subprocess.run(
-            args,
+            launched,
             cwd=cwd,
             env=full_env,
             input=input_text,
@@ -48,7 +49,7 @@ def run(
             text=True,
             timeout=timeout,
             check=False,
-            preexec_fn=kill_with_parent,  # noqa: PLW1509 - one prctl call, resolved before any thread starts
+            preexec_fn=preexec,  # noqa: PLW1509 - one prctl call, only where setpriv is missing
         )
     except FileNotFoundError:
         raise CommandError(f"command not found: {args[0]}", fix=fix or f"install {args[0]} and put it on PATH") from None
