@@ -109,7 +109,7 @@ def qualified_flow_name(flow: FlowInfo) -> str:
 
 def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, pattern: str | None = None) -> Desired:
     """The managed fields of one deployment in one environment."""
-    base: dict[str, Any] = {"schedules_active": env.schedules}
+    base: dict[str, Any] = {} if env.schedules is None else {"schedules_active": env.schedules}
     if env.work_pool:
         base["work_pool"] = env.work_pool
     if env.work_queue:
@@ -121,14 +121,26 @@ def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, patte
         layers = fill_environment(layers, env.variables, planned.source)
     merged = merged_layers([base, *layers])
     name = deployment_name(ctx, planned, env.name, pattern)
+    if not merged.get("work_pool") and env.default_work_pool:
+        merged["work_pool"] = env.default_work_pool  # PREFECT_DEFAULT_WORK_POOL_NAME, as prefect deploy reads it
     if not merged.get("work_pool"):
-        raise ConfigError(f"{planned.source or planned.flow.entrypoint}: no work pool for environment {env.name}",
-                          where=f"[environments.{env.name}] work_pool",
-                          fix="set work_pool for the environment, or give the deployment one in its config")
+        raise no_work_pool(planned, env)
     spec = native_spec(planned, merged, ctx) if planned.native else forkflow_spec(planned, merged, ctx, name)
     return Desired(name=name, flow=planned.server_flow, environment=env.name, api_url=env.api_url, spec=spec,
                    pattern=pattern or planned.pattern, key=planned_key(planned), native=planned.native,
                    runtime=dict(planned.extra))
+
+
+def no_work_pool(planned: Planned, env: EnvironmentSettings) -> ConfigError:
+    """A deployment with no pool: both ways out, in the words of the config it came from."""
+    where = planned.source or planned.flow.entrypoint
+    in_file = ("`work_pool: {name: <pool>}` on the deployment in the prefect.yaml" if planned.native
+               else "`work_pool: <pool>` on the deployment in its config")
+    return ConfigError(f"{where}: no work pool for environment {env.name}: neither the deployment nor "
+                       f"[environments.{env.name}] names one (nor PREFECT_DEFAULT_WORK_POOL_NAME)",
+                       where=f"[environments.{env.name}] work_pool",
+                       fix=f"set work_pool = \"<pool>\" in [environments.{env.name}] of pipeline.toml, or give {in_file} "
+                           "(list the server's pools with `prefect work-pool ls`); nothing was deployed")
 
 
 def planned_key(planned: Planned) -> str:
@@ -140,7 +152,7 @@ def forkflow_spec(planned: Planned, merged: dict[str, Any], ctx: Context, name: 
     flow = planned.flow
     job_variables = dict(merged.get("job_variables") or {})
     job_variables["env"] = {**(job_variables.get("env") or {}), "DEPLOYMENT_NAME": name}
-    active = bool(merged.get("schedules_active")) and not merged.get("paused", False)
+    active = bool(merged.get("schedules_active", False)) and not merged.get("paused", False)
     spec: dict[str, Any] = {
         "flow_name": planned.server_flow,
         "entrypoint": merged.get("entrypoint") or flow.entrypoint,
@@ -182,7 +194,7 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
         "work_pool_name": merged["work_pool"],
         "work_queue_name": merged.get("work_queue") or "default",
         "job_variables": dict(merged.get("job_variables") or {}),
-        "schedules": [api_schedule(s, active and s.get("active", True)) for s in merged.get("schedules") or []],
+        "schedules": [native_schedule(s, active) for s in merged.get("schedules") or []],
         "triggers": merged.get("triggers") or [],
         **concurrency_fields(merged.get("concurrency_limit")),
     }
@@ -191,6 +203,39 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
     if merged.get("pull") is not None:
         spec["pull_steps"] = merged["pull"]
     return spec
+
+
+def native_schedule(schedule: dict[str, Any], active: bool) -> dict[str, Any]:
+    """A prefect.yaml schedule as the API stores it. Its `active` may still be a template (`{{ prefect.variables.x }}`),
+    resolved from the server later: it stays as written until then, unless the environment switches schedules off."""
+    own = schedule.get("active")
+    if isinstance(own, str) and "{{" in own:
+        body = api_schedule({**schedule, "active": None}, active)
+        return {**body, "active": own} if active else body
+    return api_schedule({**schedule, "active": as_active(own, schedule)}, active)
+
+
+def with_schedules_active(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec once its templates are resolved: each schedule's `active` a boolean."""
+    schedules = [{**item, "active": as_active(item.get("active"), item.get("schedule"))}
+                 for item in spec.get("schedules") or []]
+    return {**spec, "schedules": schedules} if "schedules" in spec else spec
+
+
+def as_active(value: Any, schedule: dict[str, Any] | None = None) -> bool | None:
+    """A schedule's `active` as Prefect's API model reads it: a boolean, or text such as "true", "false", "1", "0"
+    (a template's value)."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "f", "no", "n", "off"):
+        return False
+    kind = next((f"{key} {(schedule or {})[key]!r}" for key in ("cron", "interval", "rrule") if (schedule or {}).get(key)),
+                "a schedule")
+    raise ConfigError(f"schedule {kind}: active is {value!r}, which is not a boolean (true or false)",
+                      where="schedules.active", fix="give true or false, or a template whose value is one")
 
 
 def name_collisions(desired: list[Desired]) -> None:

@@ -35,15 +35,6 @@ IMAGE_STEPS = ("prefect_docker.deployments.steps.build_docker_image",
                "prefect_docker.deployments.steps.push_docker_image")
 
 
-# keys teams put on a deployment that belong elsewhere: prefect deploy ignores them without a word
-MISPLACED = {
-    "job_variables": "prefect deploy ignores job_variables here, so they were never applied; move them under "
-                     "work_pool: job_variables: to apply them, or delete them to deploy what prefect deploy deploys",
-    "work_queue_name": "prefect deploy ignores work_queue_name here; move it under work_pool: to use that queue, or "
-                       "delete it to deploy what prefect deploy deploys",
-}
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -59,6 +50,20 @@ class PrefectSchedule(Schedule):
 
     interval: float | None = Field(default=None, gt=0)
     replaces: str | None = None
+    active: bool | str | None = None  # type: ignore[assignment]  # a template (`{{ step.stdout }}`, `{{ prefect.variables.x }}`) is resolved first
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _active(cls, value: Any) -> Any:
+        """Text that is no template must read as a boolean, as Prefect's API model reads it."""
+        if isinstance(value, str) and "{{" not in value:
+            from tasks.core.deploydefs import as_active
+
+            try:
+                return as_active(value)
+            except ConfigError:
+                raise ValueError(f"{value!r} is not a boolean (true or false) nor a template") from None
+        return value
 
     @field_validator("interval", mode="before")
     @classmethod
@@ -159,11 +164,9 @@ def prefect_key(item: Any, data: dict[str, Any]) -> str:
         if isinstance(entry, dict) and entry.get("name"):
             loc[1] = f"{loc[1]}({entry['name']})"
     text = describe({**item, "loc": loc})
-    if item["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "deployments" and loc[2] in MISPLACED:
-        return f"{'.'.join(map(str, loc))}: {MISPLACED[str(loc[2])]}"
-    if item["type"] == "extra_forbidden":
-        text = (text.split("; allowed:")[0] + " (prefect deploy ignores it: delete it, or correct its spelling); allowed: "
-                + ", ".join(allowed_keys(loc)))
+    if item["type"] == "extra_forbidden":  # keys Prefect ignores are gone by now (tasks/pipeline/prefect_rules.py)
+        text = (text.split("; allowed:")[0] + " (prefect deploy accepts it, forkflow cannot deploy it yet: write it in "
+                "the spelling below, or deploy this one with prefect deploy); allowed: " + ", ".join(allowed_keys(loc)))
     return text
 
 

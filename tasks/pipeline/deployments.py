@@ -45,6 +45,7 @@ class DeploymentConfig:
     format: str
     planned: tuple[Planned, ...]
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
@@ -59,9 +60,12 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     if kind == "prefect":
         from_path = current.config.flows is not None and current.config.flows.run_from == "path"
         prefix = "" if from_path else folder_prefix(file.parent, root)
+        from tasks.pipeline.prefect_rules import prefect_verdict
+
+        data, warnings = prefect_verdict(data, str(file), current.config.flows is not None and current.config.flows.strict)
         parsed = prefect_yaml.parse_file(data, str(file), context)
         planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
-        return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
+        return DeploymentConfig(file, kind, tuple(planned), tuple(notes), tuple(warnings))
     if kind == "acme":
         entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))))
@@ -324,12 +328,20 @@ def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, se
         with contextlib.redirect_stdout(None), settings_of(server), step_environment(folder, variables):
             outputs: dict[str, Any] = asyncio.run(run_steps(steps, {}, print_function=lambda *_: None))
     except (StepExecutionError, ImportError, OSError, ValueError) as err:
-        raise ForkflowError(f"{source}: a deploy-time step failed: {err}", where=source,
+        raise ForkflowError(f"{source}: a deploy-time step failed: {step_error(err)}", where=source,
                             fix="fix the step (it ran with Prefect's step runner in the file's folder); "
                                 "nothing was deployed") from None
     finally:
         os.chdir(before)
     return outputs
+
+
+def step_error(err: BaseException) -> str:
+    """The step's own error under Prefect's "Encountered error while running <step>"."""
+    cause = err.__cause__
+    if cause is None or str(cause) in str(err):
+        return str(err)
+    return f"{err}: {type(cause).__name__}: {str(cause).strip()}"
 
 
 @contextlib.contextmanager

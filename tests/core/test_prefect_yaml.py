@@ -88,11 +88,15 @@ def test_a_template_no_step_fills_is_refused_naming_the_missing_step() -> None:
     assert "prefect deploy would drop the key" in message
 
 
-def test_job_variables_beside_work_pool_are_refused_saying_prefect_ignores_them() -> None:
+def test_a_templated_schedule_active_is_kept_for_resolution_and_plain_text_must_read_as_a_boolean() -> None:
+    schedules = [{"cron": "0 6 * * *", "active": "{{ flag.stdout }}"}, {"interval": 60, "active": "false"}]
+    steps = [{"prefect.deployments.steps.run_shell_script": {"id": "flag", "script": "echo false"}}]
+    (planned,) = plan({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+                       "schedules": schedules, "build": steps})
+    assert [s.get("active") for s in layer(planned)["schedules"]] == ["{{ flag.stdout }}", False]
     message = refusal({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
-                       "job_variables": {"env": {"A": "b"}}})
-    assert "deployments.0(x).job_variables: prefect deploy ignores job_variables here, so they were never applied" in message
-    assert "move them under work_pool: job_variables:" in message
+                       "schedules": [{"cron": "0 6 * * *", "active": "sometimes"}]})
+    assert "'sometimes' is not a boolean (true or false) nor a template" in message
 
 
 def desired_of(**job_variables: Any) -> Desired:

@@ -15,6 +15,7 @@ from typing import Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.prefect import PrefectApi
+from tasks.core.deploydefs import with_schedules_active
 from tasks.core.deploynames import fixed_prefix, name_matcher, slug
 from tasks.core.deployplan import (
     MADE_ELSEWHERE,
@@ -95,9 +96,9 @@ class DeployRun:
     def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
         pools = api.work_pools()
         pool_types = {name: pool["type"] for name, pool in pools.items()}
+        group = resolved_references(api, group)  # pools, pool types and images are decided on resolved values
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
-        ready = resolved_references(api, ready)
         ctx = context_of(self.current, self.listing)
         envs = sorted({d.environment for d in ready} | set(prune_envs))
         patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
@@ -209,8 +210,9 @@ def resolved_references(api: PrefectApi, ready: list[Desired]) -> list[Desired]:
     if not wanted:
         return ready
     values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
-    return [dataclasses.replace(d, spec={**prefect_yaml.fill_references(without_pull(d.spec), values),
-                                         "pull_steps": d.spec.get("pull_steps")}) if d.native else d for d in ready]
+    return [dataclasses.replace(d, spec=with_schedules_active({**prefect_yaml.fill_references(without_pull(d.spec), values),
+                                                               "pull_steps": d.spec.get("pull_steps")}))
+            if d.native else d for d in ready]
 
 
 def without_pull(spec: dict[str, Any]) -> dict[str, Any]:

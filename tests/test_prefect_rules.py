@@ -1,0 +1,116 @@
+"""What `prefect deploy` accepts in a prefect.yaml, as Prefect's own models say: keys it ignores warn (or, strict,
+refuse), files it rejects are refused with its words, and names it refuses are refused before any write.
+Each case is what public flow repositories write (the comparison with Prefect's CLI is in test_flow_formats.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.core.deployspec import Desired
+from tasks.core.discovery import discover_source
+from tasks.core.errors import ConfigError
+from tasks.core.prefect_yaml import parse_file, planned_deployments
+from tasks.pipeline.prefect_rules import prefect_verdict, refuse_names_prefect_refuses
+from tests.flows_repo import commit_all
+
+FLOW = "from prefect import flow\n\n@flow\ndef job():\n    pass\n"
+
+
+def deployment(**keys: Any) -> dict[str, Any]:
+    return {"name": "nightly", "entrypoint": "job.py:job", "work_pool": {"name": "dev-pool"}, **keys}
+
+
+IGNORED = [  # (the file, the key path warned about, words of the hint)
+    ({"version": 2, "deployments": [deployment()]}, "version", "`version:` on the deployment"),
+    ({"deployments": [deployment(work_pool={"name": "dev-pool", "type": "kubernetes"})]},
+     "deployments.0(nightly).work_pool.type", "the pool's type is the server's"),
+    ({"deployments": [deployment(work_pool={"name": "dev-pool", "flow_variables": {"a": 1}})]},
+     "deployments.0(nightly).work_pool.flow_variables", "work_pool: job_variables:"),
+    ({"deployments": [deployment(is_schedule_active=False, schedules=[{"cron": "0 6 * * *"}])]},
+     "deployments.0(nightly).is_schedule_active", "Prefect 2's key"),
+    ({"deployments": [deployment(job_variables={"env": {"A": "b"}})]},
+     "deployments.0(nightly).job_variables", "move them under work_pool: job_variables:"),
+    ({"deployments": [deployment(work_queue_name="fast")]},
+     "deployments.0(nightly).work_queue_name", "move it under work_pool:"),
+]
+
+
+@pytest.mark.parametrize(("data", "key", "hint"), IGNORED, ids=[case[1].rsplit(".", 1)[-1] for case in IGNORED])
+def test_each_key_prefect_ignores_warns_by_name_and_is_not_deployed(data: dict[str, Any], key: str, hint: str) -> None:
+    cleaned, warnings = prefect_verdict(data, "prefect.yaml")
+    assert warnings == [f"prefect.yaml: {key}: prefect deploy ignores this key, so forkflow ignores it too; "
+                        f"{warnings[0].split('too; ', 1)[1]}"]
+    assert hint in warnings[0]
+    flows, _ = discover_source(FLOW, "job.py")
+    (planned,) = planned_deployments(parse_file(cleaned, "prefect.yaml"), flows, "prefect.yaml", "")[0]
+    layer = planned.layers[0][1]
+    assert "job_variables" not in layer and layer.get("work_queue") is None, "deployed as prefect deploy deploys it"
+    assert data != cleaned and "definitions" not in warnings[0]
+
+
+def test_strict_refuses_what_prefect_ignores_naming_each_key() -> None:
+    data = {"version": 2, "deployments": [deployment(work_pool={"name": "p", "type": "process"})]}
+    with pytest.raises(ConfigError) as caught:
+        prefect_verdict(data, "prefect.yaml", strict=True)
+    message = str(caught.value)
+    assert "keys prefect deploy ignores ([flows] strict = true refuses them)" in message
+    assert "  - version: prefect deploy ignores" in message and "deployments.0(nightly).work_pool.type" in message
+    assert "set [flows] strict = false" in message
+
+
+def test_definitions_and_keys_prefect_declares_pass_without_a_word() -> None:
+    data = {"name": "p", "prefect-version": "3.8.0", "definitions": {"tags": ["a"]},
+            "deployments": [deployment(version_type="vcs:git", flow_name="job", sla=[], tags=["a"])]}
+    assert prefect_verdict(data, "prefect.yaml")[1] == []
+
+
+@pytest.mark.parametrize("extra", [{"max_active_runs": 1}, {"catchup": False}, {"max_active_runs": 1, "catchup": True}])
+def test_unknown_keys_in_a_schedule_are_refused_with_what_prefect_says(extra: dict[str, Any]) -> None:
+    data = {"deployments": [deployment(schedules=[{"cron": "0 6 * * *", **extra}])]}
+    with pytest.raises(ConfigError) as caught:
+        prefect_verdict(data, "prefect.yaml")
+    message = str(caught.value)
+    assert "prefect.yaml: prefect deploy refuses this file; it says:\nInvalid fields in deployments:\n  • nightly: schedules" \
+        in message, message
+    for key in extra:
+        assert f"  - deployments.0(nightly).schedules.0.{key}: unknown key (Prefect refuses it here)" in message
+    assert "schedules.0.schedule:" not in message, "only the spelling prefect.yaml files use is explained"
+
+
+def test_rules_come_from_prefects_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key a later Prefect declares is accepted without a word, with no list here to update."""
+    from prefect.cli.deploy import _models
+
+    data = {"deployments": [deployment(pull_interval=30)]}
+    assert prefect_verdict(data, "prefect.yaml")[1][0].startswith("prefect.yaml: deployments.0(nightly).pull_interval")
+    extended = type("DeploymentConfig", (_models.DeploymentConfig,), {"__annotations__": {"pull_interval": int | None},
+                                                                       "pull_interval": None})
+    monkeypatch.setattr(_models, "DeploymentConfig", extended)
+    assert prefect_verdict(data, "prefect.yaml")[1] == []
+
+
+def test_a_flow_or_deployment_name_prefect_refuses_is_refused_before_any_write() -> None:
+    fine = Desired("nightly", "job", "dev", "http://x/api")
+    refuse_names_prefect_refuses([fine])
+    with pytest.raises(ConfigError) as caught:
+        refuse_names_prefect_refuses([fine, Desired("nightly", "reports/daily", "dev", "http://x/api"),
+                                      Desired("50%", "job", "dev", "http://x/api")])
+    message = str(caught.value)
+    assert "dev: flow name 'reports/daily' (deployment 'nightly' of flow 'reports/daily'): Prefect refuses names " \
+           "with any of / % & > <" in message
+    assert "dev: deployment name '50%'" in message and "'nightly' of flow 'job'" not in message
+
+
+def test_validate_only_refuses_a_flow_name_with_a_slash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_flow_formats import fixture_repo, pipeline, run_stages
+
+    repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
+    query = repo / "workflows" / "query.py"
+    query.write_text(query.read_text().replace('name="Get Associated Domains"', 'name="domains/query"'))
+    commit_all(repo, "a flow name with a slash")
+    monkeypatch.setenv("FIXTURE_IMAGE", "registry.example.com/team/flows:1.0")
+    with pytest.raises(ConfigError, match=r"flow name 'domains/query' \(deployment 'query' of flow 'domains/query'\)"):
+        run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-e2e"), monkeypatch, "deploy", validate_only=True)
