@@ -114,3 +114,60 @@ def test_validate_only_refuses_a_flow_name_with_a_slash(tmp_path: Path, monkeypa
     monkeypatch.setenv("FIXTURE_IMAGE", "registry.example.com/team/flows:1.0")
     with pytest.raises(ConfigError, match=r"flow name 'domains/query' \(deployment 'query' of flow 'domains/query'\)"):
         run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-e2e"), monkeypatch, "deploy", validate_only=True)
+
+
+NO_POOL = """deployments:
+  - name: no-pool
+    entrypoint: flows/metadata.py:generate_metadata
+    schedules:
+      - cron: "0 6 * * *"
+      - interval: 600
+        active: false
+"""
+
+
+def desired_without_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: str = "") -> list[Desired]:
+    from tasks.pipeline.settings import settings
+    from tasks.stages.deploy.desired import flows_listing, load_desired
+    from tests.test_flow_formats import fixture_repo, run_stages
+
+    repo = fixture_repo(tmp_path, "prefect_yaml_in_the_wild")
+    (repo / "prefect.yaml").write_text(NO_POOL)
+    commit_all(repo, "a deployment without a work pool")
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'[project]\nname = "fixture"\n\n[flows]\npath = "repo"\n\n[environments.dev]\n'
+                      f'prefect_api_url = "http://127.0.0.1:9/api"\nbranch = "*"\n{environment}')
+    run_stages(config, monkeypatch)
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    settings.cache_clear()
+    try:
+        return load_desired(settings(), flows_listing(settings()), ["dev"])
+    finally:
+        settings.cache_clear()
+
+
+def test_a_deployment_without_a_pool_is_refused_naming_both_ways_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_DEFAULT_WORK_POOL_NAME", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        desired_without_a_pool(tmp_path, monkeypatch)
+    message = str(caught.value)
+    assert "deployments.0(no-pool): no work pool for environment dev" in message
+    assert 'set work_pool = "<pool>" in [environments.dev] of pipeline.toml' in message
+    assert "or give `work_pool: {name: <pool>}` on the deployment in the prefect.yaml" in message
+
+
+def test_prefect_default_work_pool_name_is_used_when_a_deployment_has_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `prefect deploy --all` uses it; the file's schedules are active as written (the environment is silent)."""
+    monkeypatch.setenv("PREFECT_DEFAULT_WORK_POOL_NAME", "default-from-prefect")
+    (desired,) = desired_without_a_pool(tmp_path, monkeypatch)
+    assert desired.spec["work_pool_name"] == "default-from-prefect"
+    assert [s["active"] for s in desired.spec["schedules"]] == [True, False], "as the file says"
+
+
+def test_an_environment_that_switches_schedules_off_wins_over_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_DEFAULT_WORK_POOL_NAME", raising=False)
+    (desired,) = desired_without_a_pool(tmp_path, monkeypatch, 'work_pool = "env-pool"\nschedules = false\n')
+    assert desired.spec["work_pool_name"] == "env-pool"
+    assert [s["active"] for s in desired.spec["schedules"]] == [False, False]

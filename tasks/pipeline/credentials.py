@@ -90,11 +90,23 @@ def environment_connection(current: Settings, name: str) -> Connection:
     from tasks.adapters.prefect_settings import connect
 
     env = current.config.environments[name]
-    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env)
+    folder = prefect_folder(current)
+    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env, folder=folder)
     local = local_prefect_auth(current, found.api_url)
     if local and "Authorization" not in found.headers:
-        return connect(found.api_url, fallback_auth=local)
+        return connect(found.api_url, fallback_auth=local, folder=folder)
     return found
+
+
+def prefect_folder(current: Settings) -> Path:
+    """Where `prefect deploy` would run, so Prefect's settings are read there (its prefect.toml and .env): the
+    folder of a prefect.yaml named by [flows] config (unless run_from = "path"), else the flows folder."""
+    flows = current.config.flows
+    if flows is None:
+        return current.root
+    if flows.config and flows.run_from == "config":
+        return current.path(flows.config).parent
+    return current.path(flows.path)
 
 
 def is_local_index(current: Settings) -> bool:

@@ -32,9 +32,9 @@ def test_the_environment_wins_over_the_active_profile(tmp_path: Path) -> None:
     assert connect(None, environ={**home, "PREFECT_PROFILE": "other"}).api_url == "http://other/api"
     assert connect(None, environ={**home, "PREFECT_API_URL": "http://env/api"}).api_url == "http://env/api"
     assert connect("http://config/api", environ=home).api_url == "http://config/api", "the config's URL wins"
-    keyed = connect("http://x/api", environ={**home, "PREFECT_API_KEY": "k"})
-    assert keyed.headers == {"Authorization": "Bearer k"}
-    assert "k" not in repr(keyed) and "p:q" not in repr(found), "credentials never in a repr"
+    keyed = connect("http://x/api", environ={**home, "PREFECT_API_KEY": "key-4711"})
+    assert keyed.headers == {"Authorization": "Bearer key-4711"}
+    assert "4711" not in repr(keyed) and "p:q" not in repr(found), "credentials never in a repr"
 
 
 def test_each_environment_may_name_its_own_credential() -> None:
@@ -84,8 +84,9 @@ def silent_server() -> Iterator[str]:
 
 
 def test_a_hung_server_fails_within_the_total_time_with_a_clear_message(silent_server: str) -> None:
+    connection = connect(silent_server, environ={})
     started = time.monotonic()
-    with PrefectApi(silent_server, timeout=1.0, total_timeout=3.0, connection=connect(silent_server, environ={})) as api, \
+    with PrefectApi(silent_server, timeout=1.0, total_timeout=3.0, connection=connection) as api, \
             pytest.raises(ForkflowError, match=r"could not read deployments: no answer within 3 s"):
         api.read_deployments(name_like="x")
     assert time.monotonic() - started < 6
@@ -138,3 +139,22 @@ def test_a_server_with_csrf_protection_gets_its_token(tmp_path: Path) -> None:
             assert set(client.csrf_headers or {}) == {"Prefect-Csrf-Token", "Prefect-Csrf-Client"}
     finally:
         server.close()
+
+
+def test_prefect_toml_dotenv_and_custom_headers_in_the_flows_folder_are_read_as_prefect_reads_them(tmp_path: Path) -> None:
+    """A URL and key in prefect.toml, the default pool in .env, custom headers: what Prefect's CLI uses there."""
+    home = {"PREFECT_HOME": str(tmp_path / "home")}
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "prefect.toml").write_text('[api]\nurl = "http://toml.example/api"\nkey = "toml-key"\n'
+                                        '[client]\ncustom_headers = {X-Team = "data", Authorization = "ignored"}\n')
+    (flows / ".env").write_text("PREFECT_DEFAULT_WORK_POOL_NAME=from-dotenv\n")
+    found = connect(None, environ=home, folder=flows)
+    assert found.api_url == "http://toml.example/api"
+    assert found.headers == {"X-Team": "data", "Authorization": "Bearer toml-key"}, "the credential wins over a header"
+    assert found.default_work_pool == "from-dotenv"
+    assert connect(None, environ={**home, "PREFECT_API_URL": "http://env/api"}, folder=flows).api_url == "http://env/api"
+    assert connect(None, environ={**home, "PREFECT_DEFAULT_WORK_POOL_NAME": "shell"}, folder=flows).default_work_pool == \
+        "shell", "the environment wins over .env, as in Prefect"
+    with pytest.raises(ConfigError, match="no Prefect API URL"):
+        connect(None, environ=home, folder=tmp_path), "elsewhere, without the flows folder's prefect.toml"

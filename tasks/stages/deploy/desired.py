@@ -80,9 +80,10 @@ def context_of(current: Settings, listing: dict[str, Any]) -> Context:
 
 def environment_settings(current: Settings, name: str) -> EnvironmentSettings:
     env = current.config.environments[name]
-    api_url = env.prefect_api_url or environment_connection(current, name).api_url
-    return EnvironmentSettings(name=name, api_url=api_url, work_pool=env.work_pool, variables={**os.environ, **env.variables},
-                               work_queue=env.work_queue, schedules=env.schedules)
+    connection = environment_connection(current, name)
+    return EnvironmentSettings(name=name, api_url=env.prefect_api_url or connection.api_url, work_pool=env.work_pool,
+                               variables={**os.environ, **env.variables}, work_queue=env.work_queue,
+                               schedules=env.schedules, default_work_pool=connection.default_work_pool)
 
 
 def flows_dir_for_workers(current: Settings, listing: dict[str, Any]) -> str:
