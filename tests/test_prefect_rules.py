@@ -171,3 +171,80 @@ def test_an_environment_that_switches_schedules_off_wins_over_the_file(
     (desired,) = desired_without_a_pool(tmp_path, monkeypatch, 'work_pool = "env-pool"\nschedules = false\n')
     assert desired.spec["work_pool_name"] == "env-pool"
     assert [s["active"] for s in desired.spec["schedules"]] == [False, False]
+
+
+IGNORES = ["generate-metadata/typed-pool", "generate-metadata/prefect2-schedule", "Get Associated Domains/git-version"]
+
+
+def sent_version_infos(proxy: Any) -> dict[str, Any]:
+    """The version_info each deployment was created with, by deployment name, as the proxy saw the requests."""
+    import json
+
+    found = {}
+    for method, path, body in proxy.bodies:
+        if method == "POST" and path.rstrip("/") == "/deployments" and body:
+            sent = json.loads(body)
+            found[sent["name"]] = sent.get("version_info")
+    return found
+
+
+def pool_variable(api: str, value: str) -> None:
+    from tests.helpers import prefect_http
+
+    with prefect_http(api) as http:
+        found = http.post("variables/filter", json={"variables": {"name": {"any_": ["fixture_pool"]}}}).json()
+        if found:
+            http.patch("variables/name/fixture_pool", json={"value": value}).raise_for_status()
+        else:
+            http.post("variables/", json={"name": "fixture_pool", "value": value}).raise_for_status()
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_keys_prefect_ignores_deploy_what_prefect_deploy_all_deploys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], prefect_api: str,
+        oracle_api: str) -> None:
+    """Each key prefect deploy ignores warns and deploys as Prefect deploys it; the pool named by a server variable
+    is resolved before pools and images are decided; a schedule's active comes from a build step's output; the
+    version_info sent is Prefect's."""
+    import os
+    import subprocess
+
+    from tests.prefect_proxy import PrefectProxy
+    from tests.test_flow_formats import PREFECT, fixture_repo, pipeline, run_stages, same_as_prefects
+
+    repo = fixture_repo(tmp_path, "prefect_yaml_prefect_ignores")
+    for api in (oracle_api, prefect_api):
+        pool_variable(api, "ff-docker-dev")
+    with PrefectProxy(oracle_api) as theirs, PrefectProxy(prefect_api) as ours:
+        done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True,
+                              text=True, env={**os.environ, "PREFECT_API_URL": theirs.url}, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = run_stages(pipeline(tmp_path, ours.url, pool="ff-e2e"), monkeypatch, "deploy")
+        warned = capsys.readouterr().err
+        assert sorted(f"{e['flow']}/{e['name']}" for e in report["deployments"]) == sorted(IGNORES)
+        for key in ("version", "typed-pool).work_pool.type", "typed-pool).work_pool.flow_variables",
+                    "typed-pool).job_variables", "prefect2-schedule).is_schedule_active"):
+            assert f"{key}: prefect deploy ignores this key" in warned, key
+        mine = same_as_prefects(prefect_api, oracle_api, IGNORES)
+        assert mine["generate-metadata/prefect2-schedule"]["work_pool_name"] == "ff-docker-dev", "the variable's pool"
+        assert [s["active"] for s in sorted(mine["generate-metadata/prefect2-schedule"]["schedules"],
+                                            key=lambda s: "cron" in s["schedule"])] == [False, True]
+        assert mine["generate-metadata/typed-pool"]["job_variables"] == {}, "job_variables beside work_pool: never applied"
+        infos = sent_version_infos(ours)
+        assert infos == sent_version_infos(theirs) and infos["git-version"]["type"] == "vcs:git", infos
+
+
+def test_a_failed_deploy_time_step_shows_its_own_error(tmp_path: Path) -> None:
+    from tasks.adapters.prefect_settings import Connection
+    from tasks.core.errors import ForkflowError
+    from tasks.pipeline.deployments import run_prefect_steps
+
+    steps = [{"prefect.deployments.steps.run_shell_script": {"id": "push", "script": "ls /no/such/folder",
+                                                             "stream_output": False}}]
+    with pytest.raises(ForkflowError) as caught:
+        run_prefect_steps(steps, tmp_path, "prefect.yaml: deployments.0(x)", Connection("http://127.0.0.1:9/api"), {})
+    message = str(caught.value)
+    assert "a deploy-time step failed: Encountered error while running prefect.deployments.steps.run_shell_script: " \
+           "RuntimeError: `run_shell_script` failed with error code 2: ls: cannot access '/no/such/folder': No such " \
+           "file or directory" in message, "the step's own error, with its stderr"

@@ -324,7 +324,7 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
         planned.append(Planned(flow, deployment.name, ((None, layer),), pattern=PREFECT_YAML_PATTERN, native=True,
                                source=where, flow_name=flow.name,
                                extra={"image_steps": sorted(image_step_ids(steps)), "folder": prefix.rstrip("/"),
-                                      "steps": deploy_steps}))
+                                      "steps": deploy_steps, "version_type": deployment.version_type}))
     if problems:
         raise ConfigError(f"{source}: cannot deploy\n" + "\n".join(f"  - {p}" for p in problems), where=source,
                           fix="correct the deployments listed above; nothing was deployed")

@@ -130,13 +130,18 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) ->
     without a `version`, the version it infers."""
     if not any(p.native for p in config.planned):
         return config
+    from tasks.pipeline.version_info import VersionInfos
+
     schemas = SchemaCache(state_dir / SCHEMAS_FILE)
     version = RepositoryVersion(root)
+    infos = VersionInfos(root)
     planned = []
     for item in config.planned:
         if item.native:
+            info = infos.of(item.extra.get("version_type"))
             extra = {**item.extra, "parameter_openapi_schema": schemas.schema_of(root, item.flow),
-                     "version": version.of(item.flow.file)}
+                     "version": info["version"] if info else version.of(item.flow.file),
+                     "version_info": {k: v for k, v in (info or {"type": "prefect:simple"}).items() if k != "version"}}
             planned.append(dataclasses.replace(item, extra=extra))
         else:
             planned.append(item)
@@ -145,18 +150,12 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) ->
 
 
 class RepositoryVersion:
-    """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file."""
+    """Prefect's rule when it infers no version info (tasks/pipeline/version_info.py): a hash of the flow's file."""
 
     def __init__(self, root: Path):
-        from tasks.adapters.git import Git
-
-        git = Git(root)
         self.root = root
-        self.commit = git.read("rev-parse", "HEAD")[:8] if git.ok("config", "--get", "remote.origin.url") else None
 
     def of(self, file: str) -> str:
-        if self.commit:
-            return self.commit
         import hashlib
 
         return hashlib.md5((self.root / file).read_bytes(), usedforsecurity=False).hexdigest()

@@ -57,6 +57,11 @@ def prefect_verdict(data: Any, source: str, strict: bool = False) -> tuple[Any, 
         models["file"].model_validate(data)
     except ValidationError as err:
         raise rejected(err, data, source) from None
+    from tasks.pipeline.version_info import check_version_type
+
+    for index, entry in enumerate(data.get("deployments") or []):
+        if isinstance(entry, dict):
+            check_version_type(entry.get("version_type"), f"{source}: deployments.{index}({entry.get('name')})")
     cleaned = copy.deepcopy(data)
     ignored = ignored_keys(cleaned, models)
     if ignored and strict:

@@ -30,6 +30,7 @@ from tasks.core.deployplan import (
     split_known,
     survivors,
     triggers_hash,
+    version_info,
 )
 from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
@@ -366,7 +367,7 @@ class Applier:
         if change.kind == "update":
             assert change.deployment_id is not None
             if change.patch:
-                self.api.update_deployment(change.deployment_id, change.name, change.patch)
+                self.api.update_deployment(change.deployment_id, change.name, {**change.patch, **version_info(change.desired)})
             if change.triggers_changed:
                 self.replace_automations(change.deployment_id, change.desired)
             return change.deployment_id
