@@ -248,3 +248,29 @@ def test_a_failed_deploy_time_step_shows_its_own_error(tmp_path: Path) -> None:
     assert "a deploy-time step failed: Encountered error while running prefect.deployments.steps.run_shell_script: " \
            "RuntimeError: `run_shell_script` failed with error code 2: ls: cannot access '/no/such/folder': No such " \
            "file or directory" in message, "the step's own error, with its stderr"
+
+
+@pytest.mark.services
+def test_a_file_prefect_deploy_rejects_is_refused_before_any_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    """prefect deploy skips such a file as a whole and fails; forkflow refuses it with Prefect's words, writes nothing."""
+    import os
+    import subprocess
+
+    from tests.test_flow_formats import PREFECT, deployments_on, fixture_repo, pipeline, run_stages
+
+    repo = fixture_repo(tmp_path, "prefect_yaml_prefect_ignores")
+    text = (repo / "prefect.yaml").read_text()
+    (repo / "prefect.yaml").write_text(text.replace('        timezone: Europe/Berlin\n',
+                                                    '        timezone: Europe/Berlin\n        max_active_runs: 1\n'
+                                                    '        catchup: false\n'))
+    commit_all(repo, "schedule keys Prefect rejects")
+    before = deployments_on(prefect_api)
+    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True,
+                          text=True, env={**os.environ, "PREFECT_API_URL": prefect_api}, timeout=300)
+    assert done.returncode != 0 and "prefect2-schedule: schedules" in done.stdout, done.stdout
+    with pytest.raises(ConfigError) as caught:
+        run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e"), monkeypatch, "deploy")
+    assert "Invalid fields in deployments:\n  • prefect2-schedule: schedules" in str(caught.value)
+    assert "deployments.1(prefect2-schedule).schedules.0.max_active_runs: unknown key" in str(caught.value)
+    assert deployments_on(prefect_api).keys() == before.keys(), "nothing was written, by either"
