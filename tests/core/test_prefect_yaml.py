@@ -188,3 +188,18 @@ def test_a_wrapper_that_sets_the_name_or_a_constant_bound_in_a_branch_is_not_rea
     assert discover_source(sources["jobs/etl.py"], "jobs/etl.py", local)[0] == [], "Prefect names it rj-etl"
     flows, errors = discover_source(sources["jobs/named.py"], "jobs/named.py", local)
     assert [f.name for f in flows] == ["stable"] and ["NAME is not a module-level constant" in str(e) for e in errors] == [True]
+
+
+def test_a_schedule_active_from_a_server_variable_is_a_boolean_once_resolved() -> None:
+    from tasks.core.deploydefs import native_schedule, with_schedules_active
+    from tasks.core.prefect_yaml import Reference, fill_references
+
+    templated = native_schedule({"cron": "0 6 * * *", "active": "{{ prefect.variables.on_in_prod }}"}, True)
+    assert templated["active"] == "{{ prefect.variables.on_in_prod }}", "kept until the server answers"
+    assert native_schedule({"cron": "0 6 * * *", "active": "{{ prefect.variables.on_in_prod }}"}, False)["active"] is False
+    spec = {"schedules": [templated]}
+    for value, active in (("false", False), (True, True), ("on", True)):
+        resolved = fill_references(spec, {Reference("variable", ("on_in_prod",)): value})
+        assert with_schedules_active(resolved)["schedules"][0]["active"] is active
+    with pytest.raises(ConfigError, match=r"schedule cron '0 6 \* \* \*': active is 'maybe', which is not a boolean"):
+        with_schedules_active(fill_references(spec, {Reference("variable", ("on_in_prod",)): "maybe"}))
