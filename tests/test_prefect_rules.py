@@ -188,15 +188,15 @@ def sent_version_infos(proxy: Any) -> dict[str, Any]:
     return found
 
 
-def pool_variable(api: str, value: str) -> None:
+def server_variable(api: str, name: str, value: str) -> None:
     from tests.helpers import prefect_http
 
     with prefect_http(api) as http:
-        found = http.post("variables/filter", json={"variables": {"name": {"any_": ["fixture_pool"]}}}).json()
+        found = http.post("variables/filter", json={"variables": {"name": {"any_": [name]}}}).json()
         if found:
-            http.patch("variables/name/fixture_pool", json={"value": value}).raise_for_status()
+            http.patch(f"variables/name/{name}", json={"value": value}).raise_for_status()
         else:
-            http.post("variables/", json={"name": "fixture_pool", "value": value}).raise_for_status()
+            http.post("variables/", json={"name": name, "value": value}).raise_for_status()
 
 
 @pytest.mark.services
@@ -205,8 +205,8 @@ def test_keys_prefect_ignores_deploy_what_prefect_deploy_all_deploys(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], prefect_api: str,
         oracle_api: str) -> None:
     """Each key prefect deploy ignores warns and deploys as Prefect deploys it; the pool named by a server variable
-    is resolved before pools and images are decided; a schedule's active comes from a build step's output; the
-    version_info sent is Prefect's."""
+    is resolved before pools and images are decided; a schedule's active comes from a build step's output and a
+    cron from a server variable; the version_info sent is Prefect's."""
     import os
     import subprocess
 
@@ -215,12 +215,14 @@ def test_keys_prefect_ignores_deploy_what_prefect_deploy_all_deploys(
 
     repo = fixture_repo(tmp_path, "prefect_yaml_prefect_ignores")
     for api in (oracle_api, prefect_api):
-        pool_variable(api, "ff-docker-dev")
+        server_variable(api, "fixture_pool", "ff-docker-dev")
+        server_variable(api, "fixture_cron", "30 5 * * *")
     with PrefectProxy(oracle_api) as theirs, PrefectProxy(prefect_api) as ours:
         done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True,
                               text=True, env={**os.environ, "PREFECT_API_URL": theirs.url}, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-        report = run_stages(pipeline(tmp_path, ours.url, pool="ff-e2e"), monkeypatch, "deploy")
+        config = pipeline(tmp_path, ours.url, pool="ff-e2e")
+        report = run_stages(config, monkeypatch, "deploy")
         warned = capsys.readouterr().err
         assert sorted(f"{e['flow']}/{e['name']}" for e in report["deployments"]) == sorted(IGNORES)
         for key in ("version", "typed-pool).work_pool.type", "typed-pool).work_pool.flow_variables",
@@ -228,11 +230,14 @@ def test_keys_prefect_ignores_deploy_what_prefect_deploy_all_deploys(
             assert f"{key}: prefect deploy ignores this key" in warned, key
         mine = same_as_prefects(prefect_api, oracle_api, IGNORES)
         assert mine["generate-metadata/prefect2-schedule"]["work_pool_name"] == "ff-docker-dev", "the variable's pool"
-        assert [s["active"] for s in sorted(mine["generate-metadata/prefect2-schedule"]["schedules"],
-                                            key=lambda s: "cron" in s["schedule"])] == [False, True]
+        schedules = mine["generate-metadata/prefect2-schedule"]["schedules"]
+        assert sorted((s["schedule"].get("cron", ""), s["active"]) for s in schedules) == [
+            ("", False), ("0 6 * * *", True), ("30 5 * * *", True)], "active from a step; cron from a variable"
         assert mine["generate-metadata/typed-pool"]["job_variables"] == {}, "job_variables beside work_pool: never applied"
         infos = sent_version_infos(ours)
         assert infos == sent_version_infos(theirs) and infos["git-version"]["type"] == "vcs:git", infos
+        again = run_stages(config, monkeypatch, "deploy")
+        assert again["writes"] == 0, [(e["name"], e.get("diff")) for e in again["deployments"] if e["status"] != "unchanged"]
 
 
 def test_a_failed_deploy_time_step_shows_its_own_error(tmp_path: Path) -> None:

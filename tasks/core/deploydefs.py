@@ -194,7 +194,7 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
         "work_pool_name": merged["work_pool"],
         "work_queue_name": merged.get("work_queue") or "default",
         "job_variables": dict(merged.get("job_variables") or {}),
-        "schedules": [native_schedule(s, active) for s in merged.get("schedules") or []],
+        "schedules": [native_schedule(s, active, planned.source) for s in merged.get("schedules") or []],
         "triggers": merged.get("triggers") or [],
         **concurrency_fields(merged.get("concurrency_limit")),
     }
@@ -205,33 +205,57 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
     return spec
 
 
-def native_schedule(schedule: dict[str, Any], active: bool) -> dict[str, Any]:
-    """A prefect.yaml schedule as the API stores it. Its `active` may still be a template (`{{ prefect.variables.x }}`),
-    resolved from the server later: it stays as written until then, unless the environment switches schedules off."""
+def native_schedule(schedule: dict[str, Any], active: bool, where: str = "") -> dict[str, Any]:
+    """A prefect.yaml schedule (its `{{ $VAR }}` and step outputs filled) as the API stores it. A template still in
+    it (`{{ prefect.variables.x }}`, or a step output in a dry run) keeps the schedule as written until the server
+    answers (`with_schedules_active`); an environment that switches schedules off wins either way."""
+    from tasks.core.prefect_schedules import checked, has_templates, is_template
+
     own = schedule.get("active")
-    if isinstance(own, str) and "{{" in own:
-        body = api_schedule({**schedule, "active": None}, active)
-        return {**body, "active": own} if active else body
-    return api_schedule({**schedule, "active": as_active(own, schedule)}, active)
+    if has_templates(schedule) or is_template(own):
+        return {"schedule": {key: value for key, value in schedule.items()
+                             if key not in ("active", "parameters", "slug", "replaces") and value is not None},
+                "active": own if active and own is not None else active,
+                "parameters": schedule.get("parameters") or {}, "slug": schedule.get("slug"), "pending": True}
+    filled = checked(schedule, where)
+    return api_schedule({**filled, "active": as_active(own, filled)}, active)
 
 
-def with_schedules_active(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec once its templates are resolved: each schedule's `active` a boolean."""
-    schedules = [{**item, "active": as_active(item.get("active"), item.get("schedule"))}
-                 for item in spec.get("schedules") or []]
-    return {**spec, "schedules": schedules} if "schedules" in spec else spec
+def with_schedules_active(spec: dict[str, Any], where: str = "", dry_run: bool = False) -> dict[str, Any]:
+    """The spec once the server's values are filled in: each schedule kept as written checked in full, its `active`
+    a boolean. A dry run, which runs no step, leaves a schedule whose template a step would fill as written."""
+    from tasks.core.prefect_schedules import checked, has_templates, is_template
+
+    if "schedules" not in spec:
+        return spec
+    schedules = []
+    for item in spec["schedules"] or []:
+        if not item.get("pending"):
+            schedules.append({**item, "active": as_active(item.get("active"), item["schedule"])})
+            continue
+        if dry_run and (has_templates(item["schedule"]) or is_template(item.get("active"))):
+            schedules.append(item)
+            continue
+        if has_templates(item["schedule"]):
+            raise ConfigError(f"{where}: schedule {item['schedule']}: a template nothing fills", where=where,
+                              fix="give the value itself, a `{{ $VAR }}`, a build step's output or a "
+                                  "`{{ prefect.variables.<name> }}` that exists; nothing was deployed")
+        filled = api_schedule({**checked(item["schedule"], where), "parameters": item["parameters"],
+                               "slug": item["slug"]}, True)
+        schedules.append({**filled, "active": as_active(item.get("active"), item["schedule"])})
+    return {**spec, "schedules": schedules}
 
 
 def as_active(value: Any, schedule: dict[str, Any] | None = None) -> bool | None:
     """A schedule's `active` as Prefect's API model reads it: a boolean, or text such as "true", "false", "1", "0"
     (a template's value)."""
+    from tasks.core.prefect_schedules import as_boolean
+
     if value is None or isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "t", "yes", "y", "on"):
-        return True
-    if text in ("0", "false", "f", "no", "n", "off"):
-        return False
+    parsed = as_boolean(str(value))
+    if parsed is not None:
+        return parsed
     kind = next((f"{key} {(schedule or {})[key]!r}" for key in ("cron", "interval", "rrule") if (schedule or {}).get(key)),
                 "a schedule")
     raise ConfigError(f"schedule {kind}: active is {value!r}, which is not a boolean (true or false)",

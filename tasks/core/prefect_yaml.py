@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.deploydefs import PREFECT_YAML_PATTERN, Planned
-from tasks.core.deployspec import ConcurrencyLimit, Schedule, describe
+from tasks.core.deployspec import ConcurrencyLimit, describe
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
+from tasks.core.prefect_schedules import PrefectSchedule
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 ENTRYPOINT = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"  # path/to/file.py:function, ./path/file.py:function or package.module:function
@@ -43,36 +43,6 @@ class WorkPool(Strict):
     name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = {}
-
-
-class PrefectSchedule(Schedule):
-    """A schedule as prefect.yaml writes it: interval may be seconds or an ISO 8601 / HH:MM:SS duration."""
-
-    interval: float | None = Field(default=None, gt=0)
-    replaces: str | None = None
-    active: bool | str | None = None  # type: ignore[assignment]  # a template (`{{ step.stdout }}`, `{{ prefect.variables.x }}`) is resolved first
-
-    @field_validator("active", mode="before")
-    @classmethod
-    def _active(cls, value: Any) -> Any:
-        """Text that is no template must read as a boolean, as Prefect's API model reads it."""
-        if isinstance(value, str) and "{{" not in value:
-            from tasks.core.deploydefs import as_active
-
-            try:
-                return as_active(value)
-            except ConfigError:
-                raise ValueError(f"{value!r} is not a boolean (true or false) nor a template") from None
-        return value
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from pydantic import TypeAdapter
-
-            return TypeAdapter(timedelta).validate_python(value).total_seconds()
-        return value
 
 
 class Deployment(Strict):

@@ -203,3 +203,28 @@ def test_a_schedule_active_from_a_server_variable_is_a_boolean_once_resolved() -
         assert with_schedules_active(resolved)["schedules"][0]["active"] is active
     with pytest.raises(ConfigError, match=r"schedule cron '0 6 \* \* \*': active is 'maybe', which is not a boolean"):
         with_schedules_active(fill_references(spec, {Reference("variable", ("on_in_prod",)): "maybe"}))
+
+
+def test_templated_schedule_values_are_checked_once_each_environment_fills_them() -> None:
+    """As prefect deploy resolves `{{ $VAR }}` in a schedule before building it; the rest is checked at once."""
+    from tasks.core.deploydefs import desired_from
+    from tasks.core.deployspec import Context, EnvironmentSettings
+
+    schedules = [{"cron": "{{ $CRON }}", "timezone": "{{ $TZ }}"}, {"interval": "{{ $EVERY }}", "active": False}]
+    (planned,) = plan({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+                       "schedules": schedules})
+    ctx = Context(project="p", branch="main", commit="0" * 40, version="1")
+
+    def env(**variables: str) -> EnvironmentSettings:
+        return EnvironmentSettings("dev", "http://x/api", None, None, None, variables=variables)
+
+    spec = desired_from(planned, env(CRON="0 6 * * *", TZ="Europe/Berlin", EVERY="PT1H"), ctx).spec
+    assert [(s["schedule"], s["active"]) for s in spec["schedules"]] == [
+        ({"cron": "0 6 * * *", "timezone": "Europe/Berlin", "day_or": True}, True),
+        ({"interval": 3600.0, "timezone": "UTC"}, False)]
+    with pytest.raises(ConfigError, match=r"a schedule, once its templates are filled, is not one Prefect accepts: "
+                                          r"cron: bad cron '61 \* \* \* \*'"):
+        desired_from(planned, env(CRON="61 * * * *", TZ="UTC", EVERY="60"), ctx)
+    assert "timezone: unknown timezone 'Mars/Olympus'" in refusal(
+        {"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+         "schedules": [{"cron": "{{ $CRON }}", "timezone": "Mars/Olympus"}]}), "what is not templated is checked at once"

@@ -97,7 +97,7 @@ class DeployRun:
     def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
         pools = api.work_pools()
         pool_types = {name: pool["type"] for name, pool in pools.items()}
-        group = resolved_references(api, group)  # pools, pool types and images are decided on resolved values
+        group = resolved_references(api, group, self.dry_run)  # pools, pool types and images: on resolved values
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
         ctx = context_of(self.current, self.listing)
@@ -202,18 +202,17 @@ class DeployRun:
         return [item for prefix in prefixes for item in api.read_deployments(name_like=prefix)]
 
 
-def resolved_references(api: PrefectApi, ready: list[Desired]) -> list[Desired]:
+def resolved_references(api: PrefectApi, ready: list[Desired], dry_run: bool = False) -> list[Desired]:
     """`{{ prefect.variables.x }}` and `{{ prefect.blocks.<type>.<name>.<field> }}` answered by this server, as
-    prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs)."""
+    prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs). Schedules are
+    checked once filled."""
     from tasks.core import prefect_yaml
 
     wanted = {ref for d in ready if d.native for ref in prefect_yaml.references(without_pull(d.spec))}
-    if not wanted:
-        return ready
     values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
-    return [dataclasses.replace(d, spec=with_schedules_active({**prefect_yaml.fill_references(without_pull(d.spec), values),
-                                                               "pull_steps": d.spec.get("pull_steps")}))
-            if d.native else d for d in ready]
+    return [dataclasses.replace(d, spec=with_schedules_active(
+        {**prefect_yaml.fill_references(without_pull(d.spec), values), "pull_steps": d.spec.get("pull_steps")},
+        d.identity, dry_run)) if d.native else d for d in ready]
 
 
 def without_pull(spec: dict[str, Any]) -> dict[str, Any]:
