@@ -279,3 +279,27 @@ def test_a_file_prefect_deploy_rejects_is_refused_before_any_write(
     assert "Invalid fields in deployments:\n  • prefect2-schedule: schedules" in str(caught.value)
     assert "deployments.1(prefect2-schedule).schedules.0.max_active_runs: unknown key" in str(caught.value)
     assert deployments_on(prefect_api).keys() == before.keys(), "nothing was written, by either"
+
+
+def test_prefects_rules_are_remembered_per_prefect_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second read of the same file asks Prefect nothing (importing Prefect costs seconds); another version does."""
+    import json
+
+    from tasks.pipeline import prefect_rules
+    from tasks.pipeline.prefect_rules import PrefectRules
+
+    file = tmp_path / "prefect-rules.json"
+    data = {"version": 2, "deployments": [deployment(work_pool={"name": "p", "type": "process"})]}
+    first = prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))
+    refuse_names_prefect_refuses([Desired("nightly", "job", "dev", "http://x/api")], PrefectRules(file))
+
+    def no_prefect() -> Any:
+        raise AssertionError("Prefect was asked again")
+
+    monkeypatch.setattr(prefect_rules, "prefect_models", no_prefect)
+    assert prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file)) == first
+    with pytest.raises(ConfigError, match="flow name 'a/b'"):
+        refuse_names_prefect_refuses([Desired("nightly", "a/b", "dev", "http://x/api")], PrefectRules(file))
+    file.write_text(json.dumps({**json.loads(file.read_text()), "prefect": "0.0.1"}))
+    with pytest.raises(AssertionError, match="asked again"):
+        prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))

@@ -60,9 +60,10 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     if kind == "prefect":
         from_path = current.config.flows is not None and current.config.flows.run_from == "path"
         prefix = "" if from_path else folder_prefix(file.parent, root)
-        from tasks.pipeline.prefect_rules import prefect_verdict
+        from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, prefect_verdict
 
-        data, warnings = prefect_verdict(data, str(file), current.config.flows is not None and current.config.flows.strict)
+        strict = current.config.flows is not None and current.config.flows.strict
+        data, warnings = prefect_verdict(data, str(file), strict, PrefectRules(current.state_dir / RULES_FILE))
         parsed = prefect_yaml.parse_file(data, str(file), context)
         planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
         return DeploymentConfig(file, kind, tuple(planned), tuple(notes), tuple(warnings))

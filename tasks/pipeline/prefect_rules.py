@@ -7,18 +7,26 @@ rules are read from those models (so a Prefect upgrade brings its rules
 along), never from a list kept here: a rejected file is refused with what
 Prefect says, and each ignored key gets a warning naming it (or, with
 `[flows] strict = true`, a refusal) before forkflow's own reading of the
-file, which then sees the file without those keys, as Prefect does.
+file, which then sees the file without those keys, as Prefect does. What
+Prefect said is remembered in the state folder per Prefect version (each
+file's verdict per content), so a run that changes nothing does not import
+Prefect to hear it again.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from tasks.core.deployspec import Desired
 from tasks.core.errors import ConfigError
+from tasks.pipeline.settings import read_json, write_json
 
 # keys Prefect ignores that mean something elsewhere: what was meant, and the way to it
 HINTS = {
@@ -36,6 +44,9 @@ HINTS = {
 QUIET = {"definitions"}  # where YAML anchors live: Prefect ignores it by design, so nobody needs telling
 
 
+RULES_FILE = "prefect-rules.json"
+
+
 def prefect_models() -> dict[str, type[BaseModel]]:
     from prefect.cli.deploy._models import ConcurrencyLimitSpec, DeploymentConfig, PrefectYamlModel, WorkPoolConfig
 
@@ -43,27 +54,85 @@ def prefect_models() -> dict[str, type[BaseModel]]:
             "concurrency_limit": ConcurrencyLimitSpec}
 
 
-def declared(model: type[BaseModel]) -> set[str]:
-    return {name for name, field in model.model_fields.items()} | {
-        field.alias for field in model.model_fields.values() if field.alias}
+def declared(model: type[BaseModel]) -> list[str]:
+    return sorted({name for name, field in model.model_fields.items()} | {
+        field.alias for field in model.model_fields.values() if field.alias})
 
 
-def prefect_verdict(data: Any, source: str, strict: bool = False) -> tuple[Any, list[str]]:
+class PrefectRules:
+    """Prefect's rules, read from Prefect and remembered in the state folder per Prefect version (and each file's
+    verdict per content), so a run that changes nothing does not import Prefect to hear them again."""
+
+    def __init__(self, file: Path | None = None):
+        from importlib.metadata import version
+
+        self.file = file
+        self.version = version("prefect")
+        saved = (read_json(file) or {}) if file is not None else {}
+        self.saved: dict[str, Any] = saved if saved.get("prefect") == self.version else {"prefect": self.version}
+
+    def remembered(self, key: str, read: Any) -> Any:
+        if key not in self.saved:
+            self.saved[key] = read()
+            if self.file is not None:
+                write_json(self.file, self.saved)
+        return self.saved[key]
+
+    def keys(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = self.remembered(
+            "keys", lambda: {kind: declared(model) for kind, model in prefect_models().items()})
+        return found
+
+    def refusal(self, data: dict[str, Any]) -> str:
+        """What prefect deploy says of the file ("" when its models accept it)."""
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        verdicts = self.remembered("verdicts", dict)
+        if digest not in verdicts:
+            verdicts[digest] = refusal_of(data)
+            if self.file is not None:
+                write_json(self.file, self.saved)
+        found: str = verdicts[digest]
+        return found
+
+    def version_types(self) -> list[str]:
+        def read() -> list[str]:
+            from prefect._internal.versioning import VersionType
+
+            return [kind.value for kind in VersionType]
+        found: list[str] = self.remembered("version_types", read)
+        return found
+
+    def name_patterns(self) -> dict[str, str]:
+        """Prefect's own patterns for names: a flow's (`Name`) and a deployment's (`NameOrEmpty`)."""
+        def read() -> dict[str, str]:
+            from prefect.types import names
+
+            return {"flow": names.WITHOUT_BANNED_CHARACTERS, "deployment": names.WITHOUT_BANNED_CHARACTERS_EMPTY_OK,
+                    "banned": " ".join(names.BANNED_CHARACTERS)}
+        found: dict[str, str] = self.remembered("names", read)
+        return found
+
+
+def prefect_verdict(data: Any, source: str, strict: bool = False,
+                    rules: PrefectRules | None = None) -> tuple[Any, list[str]]:
     """The file without the keys Prefect ignores, and a warning for each; a file Prefect rejects is refused."""
     if not isinstance(data, dict):
         return data, []
-    models = prefect_models()
-    try:
-        models["file"].model_validate(data)
-    except ValidationError as err:
-        raise rejected(err, data, source) from None
-    from tasks.pipeline.version_info import check_version_type
-
+    rules = rules or PrefectRules()
+    said = rules.refusal(data)
+    if said:
+        raise ConfigError(f"{source}: prefect deploy refuses this file; it says:\n{said}", where=source,
+                          fix="correct the keys listed above (a schedule takes cron, interval or rrule, with timezone, "
+                              "anchor_date, day_or, active, parameters, slug, replaces); nothing was deployed")
     for index, entry in enumerate(data.get("deployments") or []):
-        if isinstance(entry, dict):
-            check_version_type(entry.get("version_type"), f"{source}: deployments.{index}({entry.get('name')})")
+        kind = entry.get("version_type") if isinstance(entry, dict) else None
+        if kind is not None and kind not in rules.version_types():
+            where = f"{source}: deployments.{index}({entry.get('name')})"
+            raise ConfigError(f"{where}.version_type: Unknown version type: {kind} (as prefect deploy says)", where=where,
+                              fix="use one of " + ", ".join(rules.version_types()) + ", or leave it out (Prefect then "
+                                  "infers it)")
     cleaned = copy.deepcopy(data)
-    ignored = ignored_keys(cleaned, models)
+    ignored = ignored_keys(cleaned, rules.keys())
     if ignored and strict:
         listing = "\n".join(f"  - {text}" for text in ignored)
         raise ConfigError(f"{source}: keys prefect deploy ignores ([flows] strict = true refuses them)\n{listing}",
@@ -72,7 +141,7 @@ def prefect_verdict(data: Any, source: str, strict: bool = False) -> tuple[Any, 
     return cleaned, [f"{source}: {text}" for text in ignored]
 
 
-def ignored_keys(data: dict[str, Any], models: dict[str, type[BaseModel]]) -> list[str]:
+def ignored_keys(data: dict[str, Any], models: dict[str, list[str]]) -> list[str]:
     """Drop, from `data` itself, each key Prefect's models do not declare; one line per key dropped."""
     found = drop_unknown(data, models["file"], "", "file", QUIET)
     for index, entry in enumerate(data.get("deployments") or []):
@@ -86,9 +155,8 @@ def ignored_keys(data: dict[str, Any], models: dict[str, type[BaseModel]]) -> li
     return found
 
 
-def drop_unknown(mapping: dict[str, Any], model: type[BaseModel], where: str, kind: str,
+def drop_unknown(mapping: dict[str, Any], known: list[str], where: str, kind: str,
                  quiet: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    known = declared(model)
     lines = []
     for key in [key for key in mapping if key not in known]:
         del mapping[key]
@@ -101,16 +169,18 @@ def drop_unknown(mapping: dict[str, Any], model: type[BaseModel], where: str, ki
     return lines
 
 
-def rejected(err: ValidationError, data: dict[str, Any], source: str) -> ConfigError:
-    """What `prefect deploy` prints for the file (it skips the whole file, and the deploy fails), and where."""
+def refusal_of(data: dict[str, Any]) -> str:
+    """What `prefect deploy` prints for the file (it skips the whole file, and the deploy fails), and where; "" when
+    Prefect's models accept it."""
     from prefect.cli.deploy._config import _format_validation_error
 
-    said = _format_validation_error(err, data).replace("\n\n", "\n").strip()
-    details = sorted({detail(item, data) for item in as_written(err.errors())})
-    listing = "\n".join(f"  - {text}" for text in details)
-    return ConfigError(f"{source}: prefect deploy refuses this file; it says:\n{said}\nwhere:\n{listing}", where=source,
-                       fix="correct the keys listed above (a schedule takes cron, interval or rrule, with timezone, "
-                           "anchor_date, day_or, active, parameters, slug, replaces); nothing was deployed")
+    try:
+        prefect_models()["file"].model_validate(data)
+    except ValidationError as err:
+        said = _format_validation_error(err, data).replace("\n\n", "\n").strip()
+        details = sorted({detail(item, data) for item in as_written(err.errors())})
+        return said + "\nwhere:\n" + "\n".join(f"  - {text}" for text in details)
+    return ""
 
 
 def as_written(errors: list[Any]) -> list[Any]:
@@ -133,22 +203,18 @@ def detail(item: Any, data: dict[str, Any]) -> str:
     return f"{path}: {item['msg']}"
 
 
-def refuse_names_prefect_refuses(desired: list[Desired]) -> None:
-    """Flow and deployment names Prefect's own name types refuse (a `/` in a flow name gives HTTP 422 half way
+def refuse_names_prefect_refuses(desired: list[Desired], rules: PrefectRules | None = None) -> None:
+    """Flow and deployment names Prefect's own name patterns refuse (a `/` in a flow name gives HTTP 422 half way
     through a deploy): refused before anything is written, each with the deployment it belongs to."""
-    from prefect.types.names import BANNED_CHARACTERS, Name, NameOrEmpty
-    from pydantic import TypeAdapter
-
-    flow_name, deployment_name = TypeAdapter(Name), TypeAdapter(NameOrEmpty)
+    patterns = (rules or PrefectRules()).name_patterns()
+    banned = patterns["banned"]
     problems = []
     for item in desired:
-        for what, adapter, value in (("flow name", flow_name, item.flow), ("deployment name", deployment_name, item.name)):
-            try:
-                adapter.validate_python(value)
-            except ValidationError:
+        for what, kind, value in (("flow name", "flow", item.flow), ("deployment name", "deployment", item.name)):
+            if not re.match(patterns[kind], value):
                 problems.append(f"  - {item.environment}: {what} {value!r} (deployment {item.name!r} of flow "
-                                f"{item.flow!r}): Prefect refuses names with any of {' '.join(BANNED_CHARACTERS)}")
+                                f"{item.flow!r}): Prefect refuses names with any of {banned}")
     if problems:
         raise ConfigError("names Prefect would refuse (nothing was deployed):\n" + "\n".join(sorted(set(problems))),
                           where="the flow's name= (or its function name) and the deployment's name in the config",
-                          fix="rename them without " + " ".join(BANNED_CHARACTERS) + " (e.g. '-' for '/')")
+                          fix=f"rename them without {banned} (e.g. '-' for '/')")

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tasks.adapters.git import Git
-from tasks.core.errors import ConfigError
 
 SIMPLE = "prefect:simple"
 
@@ -71,13 +70,3 @@ class VersionInfos:
         repository = urlparse(url).path.strip("/").removesuffix(".git")
         return await get_git_version_info(commit_sha=self.facts["commit_sha"], message=message or "-",
                                           branch=self.facts["branch"], url=url, repository=repository)
-
-
-def check_version_type(value: Any, where: str) -> None:
-    """A version_type Prefect does not know fails `prefect deploy` ("Unknown version type"): refused first."""
-    from prefect._internal.versioning import VersionType
-
-    allowed = [kind.value for kind in VersionType]
-    if value is not None and value not in allowed:
-        raise ConfigError(f"{where}.version_type: Unknown version type: {value} (as prefect deploy says)", where=where,
-                          fix="use one of " + ", ".join(allowed) + ", or leave it out (Prefect then infers it)")

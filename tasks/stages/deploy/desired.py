@@ -18,7 +18,7 @@ from tasks.core.deployspec import (
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.credentials import environment_connection
 from tasks.pipeline.deployments import flow_from_entry
-from tasks.pipeline.prefect_rules import refuse_names_prefect_refuses
+from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, refuse_names_prefect_refuses
 from tasks.pipeline.settings import Settings, read_report
 
 
@@ -56,7 +56,7 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
         desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
                                  ctx.name_pattern) for planned in ready.planned]
     name_collisions(desired)
-    refuse_names_prefect_refuses(desired)
+    refuse_names_prefect_refuses(desired, PrefectRules(current.state_dir / RULES_FILE))
     return desired
 
 
