@@ -147,12 +147,13 @@ def test_prefect_toml_dotenv_and_custom_headers_in_the_flows_folder_are_read_as_
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "prefect.toml").write_text('[api]\nurl = "http://toml.example/api"\nkey = "toml-key"\n'
+                                        'tls_insecure_skip_verify = true\n'
                                         '[client]\ncustom_headers = {X-Team = "data", Authorization = "ignored"}\n')
     (flows / ".env").write_text("PREFECT_DEFAULT_WORK_POOL_NAME=from-dotenv\n")
     found = connect(None, environ=home, folder=flows)
     assert found.api_url == "http://toml.example/api"
     assert found.headers == {"X-Team": "data", "Authorization": "Bearer toml-key"}, "the credential wins over a header"
-    assert found.default_work_pool == "from-dotenv"
+    assert found.default_work_pool == "from-dotenv" and found.verify is False, "TLS as prefect.toml says"
     assert connect(None, environ={**home, "PREFECT_API_URL": "http://env/api"}, folder=flows).api_url == "http://env/api"
     assert connect(None, environ={**home, "PREFECT_DEFAULT_WORK_POOL_NAME": "shell"}, folder=flows).default_work_pool == \
         "shell", "the environment wins over .env, as in Prefect"
