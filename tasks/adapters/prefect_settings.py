@@ -55,10 +55,78 @@ class Connection:
     default_work_pool: str | None = None
 
 
-def prefect_settings(folder: Path | None, environ: Mapping[str, str]) -> dict[str, Any]:
-    """What Prefect's settings say in `folder` (default: the current one) with `environ` as the environment."""
+def prefect_settings(folder: Path | None, environ: Mapping[str, str], remember: Path | None = None) -> dict[str, Any]:
+    """What Prefect's settings say in `folder` (default: the current one) with `environ` as the environment.
+    With `remember` (a file in the state folder), an answer that holds no secret of its own is kept there,
+    keyed by a digest of everything Prefect reads, so a run that changes nothing starts no child."""
     where = folder if folder is not None and folder.is_dir() else Path.cwd()  # a flows folder not cloned yet
-    return dict(read_settings(str(where), tuple(sorted(environ.items()))))
+    key = settings_key(where, environ) if remember is not None else None
+    kept = remembered_settings(remember, key, environ)
+    if kept is not None:
+        return kept
+    found = dict(read_settings(str(where), tuple(sorted(environ.items()))))
+    if remember is not None and key is not None:
+        remember_settings(remember, key, found, environ)
+    return found
+
+
+SECRETS = {"api_key": "PREFECT_API_KEY", "auth_string": "PREFECT_API_AUTH_STRING"}
+SETTINGS_FILES = (".env", "prefect.toml", "pyproject.toml")
+
+
+def settings_key(folder: Path, environ: Mapping[str, str]) -> str | None:
+    """A digest of what Prefect's settings are read from; None when it cannot be told (a profiles path set in a
+    file of the folder)."""
+    import hashlib
+    from importlib.metadata import version
+
+    texts = [(folder / name).read_bytes() if (folder / name).is_file() else b"-" for name in SETTINGS_FILES]
+    if any(b"profiles_path" in text.lower() or b"PREFECT_HOME" in text for text in texts):
+        return None
+    home = Path(environ.get("PREFECT_HOME") or Path(environ.get("HOME") or Path.home()) / ".prefect").expanduser()
+    profiles = Path(environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    digest = hashlib.sha256(f"{version('prefect')}\0{folder}\0".encode())
+    for name, value in sorted(environ.items()):
+        if name.startswith("PREFECT_") or name in ("SSL_CERT_FILE", "HOME"):
+            digest.update(f"{name}={hashlib.sha256(value.encode()).hexdigest()}\0".encode())
+    for text in (*texts, profiles.read_bytes() if profiles.is_file() else b"-"):
+        digest.update(hashlib.sha256(text).digest())
+    return digest.hexdigest()
+
+
+def remembered_settings(file: Path | None, key: str | None, environ: Mapping[str, str]) -> dict[str, Any] | None:
+    if file is None or key is None or not file.is_file():
+        return None
+    try:
+        kept = json.loads(file.read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None  # a damaged file costs one child, nothing else
+    if not isinstance(kept, dict):
+        return None
+    secrets = {name: environ.get(variable) if kept.pop(f"{name}_from_environment", False) else None
+               for name, variable in SECRETS.items()}
+    return {**kept, **secrets, "custom_headers": {}}
+
+
+def remember_settings(file: Path, key: str, found: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Only answers whose secrets come from the environment (read again from there) and that have no custom
+    headers (which may carry credentials) are kept: the file never holds a secret."""
+    if found.get("custom_headers"):
+        return
+    kept = {name: value for name, value in found.items() if name not in SECRETS and name != "custom_headers"}
+    for name, variable in SECRETS.items():
+        if found.get(name) and found[name] != environ.get(variable):
+            return
+        kept[f"{name}_from_environment"] = bool(found.get(name))
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    except (OSError, ValueError):
+        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_name(f".{file.name}.{os.getpid()}")
+    temporary.write_text(json.dumps({**dict(list(saved.items())[-15:]), key: kept}), encoding="utf-8")
+    temporary.replace(file)
 
 
 @functools.lru_cache(maxsize=32)
@@ -76,10 +144,10 @@ def read_settings(folder: str, environ: tuple[tuple[str, str], ...]) -> dict[str
 
 def connect(api_url: str | None, *, api_key_env: str | None = None, auth_string_env: str | None = None,
             fallback_auth: str | None = None, environ: Mapping[str, str] | None = None,
-            folder: Path | None = None) -> Connection:
+            folder: Path | None = None, remember: Path | None = None) -> Connection:
     """The connection for one environment: URL, headers, TLS and CSRF as Prefect's client would use them."""
     env = os.environ if environ is None else environ
-    found = prefect_settings(folder, env)
+    found = prefect_settings(folder, env, remember)
     url = api_url or found["api_url"]
     if not url:
         raise ConfigError("no Prefect API URL: the environment has no prefect_api_url, and Prefect's settings have none "

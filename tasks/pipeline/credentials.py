@@ -90,12 +90,16 @@ def environment_connection(current: Settings, name: str) -> Connection:
     from tasks.adapters.prefect_settings import connect
 
     env = current.config.environments[name]
-    folder = prefect_folder(current)
-    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env, folder=folder)
+    folder, remember = prefect_folder(current), current.state_dir / PREFECT_SETTINGS_FILE
+    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env, folder=folder,
+                    remember=remember)
     local = local_prefect_auth(current, found.api_url)
     if local and "Authorization" not in found.headers:
-        return connect(found.api_url, fallback_auth=local, folder=folder)
+        return connect(found.api_url, fallback_auth=local, folder=folder, remember=remember)
     return found
+
+
+PREFECT_SETTINGS_FILE = "prefect-settings.json"  # Prefect's answers without secrets (tasks/adapters/prefect_settings.py)
 
 
 def prefect_folder(current: Settings) -> Path:

@@ -159,3 +159,26 @@ def test_prefect_toml_dotenv_and_custom_headers_in_the_flows_folder_are_read_as_
         "shell", "the environment wins over .env, as in Prefect"
     with pytest.raises(ConfigError, match="no Prefect API URL"):
         connect(None, environ=home, folder=tmp_path), "elsewhere, without the flows folder's prefect.toml"
+
+
+def test_an_answer_without_secrets_of_its_own_is_remembered_and_never_holds_a_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that changes nothing starts no child; the file keeps no credential; a changed prefect.toml is read."""
+    from tasks.adapters import prefect_settings
+
+    flows, remember = tmp_path / "flows", tmp_path / "state" / "prefect-settings.json"
+    flows.mkdir()
+    (flows / "prefect.toml").write_text('[api]\nurl = "http://toml.example/api"\n')
+    environ = {"PREFECT_HOME": str(tmp_path / "home"), "PREFECT_API_KEY": "key-in-the-env-4711"}
+    first = connect(None, environ=environ, folder=flows, remember=remember)
+    assert "4711" not in remember.read_text() and remember.is_file()
+    children: list[Any] = []
+    monkeypatch.setattr(prefect_settings, "read_settings", lambda *args: children.append(args) or {})
+    assert connect(None, environ=environ, folder=flows, remember=remember) == first, "remembered: no child"
+    assert children == [] and first.headers == {"Authorization": "Bearer key-in-the-env-4711"}
+    (flows / "prefect.toml").write_text('[api]\nurl = "http://other.example/api"\nkey = "key-in-the-file-0815"\n')
+    monkeypatch.undo()
+    changed = connect(None, environ={"PREFECT_HOME": str(tmp_path / "home")}, folder=flows, remember=remember)
+    assert changed.api_url == "http://other.example/api" and changed.headers == {"Authorization": "Bearer key-in-the-file-0815"}
+    assert "0815" not in remember.read_text() and "other.example" not in remember.read_text(), \
+        "a key from a file: not remembered at all"
