@@ -20,6 +20,7 @@ class PrefectProxy:
         self.throttle_writes = throttle_writes
         self.retry_after = retry_after
         self.writes: list[tuple[str, str]] = []
+        self.bodies: list[tuple[str, str, bytes]] = []  # each write's method, path and body, as sent
         self.throttled: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=60)
@@ -43,6 +44,7 @@ class PrefectProxy:
         with self.lock:
             self.writes.clear()
             self.throttled.clear()
+            self.bodies.clear()
 
     def write_count(self) -> int:
         with self.lock:
@@ -69,6 +71,7 @@ class PrefectProxy:
                 if is_write:
                     with proxy.lock:
                         proxy.writes.append((self.command, path))
+                        proxy.bodies.append((self.command, path, body or b""))
                 headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
                 if self.headers.get("Authorization"):
                     headers["Authorization"] = self.headers["Authorization"]

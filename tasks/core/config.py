@@ -150,6 +150,8 @@ class Flows(Section):
     concurrency: StrictInt = Field(default=8, ge=1, le=64, description="API writes in flight at once")
     worker_path: str | None = Field(default=None, description="the flows folder as process workers see it (default: path)")
     verify_after: StrictInt = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
+    strict: StrictBool = Field(default=False, description="refuse a prefect.yaml key prefect deploy ignores, instead of "
+                                                          "warning about it")
 
     @field_validator("name_pattern")
     @classmethod
@@ -172,7 +174,9 @@ class Environment(Section):
                                         description="default: PREFECT_API_URL (environment, then the active Prefect profile)")
     work_pool: str | None = Field(default=None, min_length=1, description="work pool for deployments the config gives none")
     branch: str | None = Field(default=None, description="branch (or glob like '*') that deploys here; exact names win")
-    schedules: StrictBool = False
+    schedules: StrictBool | None = Field(
+        default=None, description="whether schedules run here; default: as a prefect.yaml says (active unless a "
+                                  "schedule says `active: false`), off for forkflow's other formats")
     work_queue: str | None = Field(default=None, min_length=1)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
                                     description="variable holding this environment's Prefect API key (default PREFECT_API_KEY)")

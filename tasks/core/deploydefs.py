@@ -109,7 +109,7 @@ def qualified_flow_name(flow: FlowInfo) -> str:
 
 def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, pattern: str | None = None) -> Desired:
     """The managed fields of one deployment in one environment."""
-    base: dict[str, Any] = {"schedules_active": env.schedules}
+    base: dict[str, Any] = {} if env.schedules is None else {"schedules_active": env.schedules}
     if env.work_pool:
         base["work_pool"] = env.work_pool
     if env.work_queue:
@@ -121,14 +121,26 @@ def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, patte
         layers = fill_environment(layers, env.variables, planned.source)
     merged = merged_layers([base, *layers])
     name = deployment_name(ctx, planned, env.name, pattern)
+    if not merged.get("work_pool") and env.default_work_pool:
+        merged["work_pool"] = env.default_work_pool  # PREFECT_DEFAULT_WORK_POOL_NAME, as prefect deploy reads it
     if not merged.get("work_pool"):
-        raise ConfigError(f"{planned.source or planned.flow.entrypoint}: no work pool for environment {env.name}",
-                          where=f"[environments.{env.name}] work_pool",
-                          fix="set work_pool for the environment, or give the deployment one in its config")
+        raise no_work_pool(planned, env)
     spec = native_spec(planned, merged, ctx) if planned.native else forkflow_spec(planned, merged, ctx, name)
     return Desired(name=name, flow=planned.server_flow, environment=env.name, api_url=env.api_url, spec=spec,
                    pattern=pattern or planned.pattern, key=planned_key(planned), native=planned.native,
                    runtime=dict(planned.extra))
+
+
+def no_work_pool(planned: Planned, env: EnvironmentSettings) -> ConfigError:
+    """A deployment with no pool: both ways out, in the words of the config it came from."""
+    where = planned.source or planned.flow.entrypoint
+    in_file = ("`work_pool: {name: <pool>}` on the deployment in the prefect.yaml" if planned.native
+               else "`work_pool: <pool>` on the deployment in its config")
+    return ConfigError(f"{where}: no work pool for environment {env.name}: neither the deployment nor "
+                       f"[environments.{env.name}] names one (nor PREFECT_DEFAULT_WORK_POOL_NAME)",
+                       where=f"[environments.{env.name}] work_pool",
+                       fix=f"set work_pool = \"<pool>\" in [environments.{env.name}] of pipeline.toml, or give {in_file} "
+                           "(list the server's pools with `prefect work-pool ls`); nothing was deployed")
 
 
 def planned_key(planned: Planned) -> str:
@@ -140,7 +152,7 @@ def forkflow_spec(planned: Planned, merged: dict[str, Any], ctx: Context, name: 
     flow = planned.flow
     job_variables = dict(merged.get("job_variables") or {})
     job_variables["env"] = {**(job_variables.get("env") or {}), "DEPLOYMENT_NAME": name}
-    active = bool(merged.get("schedules_active")) and not merged.get("paused", False)
+    active = bool(merged.get("schedules_active", False)) and not merged.get("paused", False)
     spec: dict[str, Any] = {
         "flow_name": planned.server_flow,
         "entrypoint": merged.get("entrypoint") or flow.entrypoint,
@@ -182,7 +194,7 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
         "work_pool_name": merged["work_pool"],
         "work_queue_name": merged.get("work_queue") or "default",
         "job_variables": dict(merged.get("job_variables") or {}),
-        "schedules": [api_schedule(s, active and s.get("active", True)) for s in merged.get("schedules") or []],
+        "schedules": [native_schedule(s, active, planned.source) for s in merged.get("schedules") or []],
         "triggers": merged.get("triggers") or [],
         **concurrency_fields(merged.get("concurrency_limit")),
     }
@@ -191,6 +203,63 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
     if merged.get("pull") is not None:
         spec["pull_steps"] = merged["pull"]
     return spec
+
+
+def native_schedule(schedule: dict[str, Any], active: bool, where: str = "") -> dict[str, Any]:
+    """A prefect.yaml schedule (its `{{ $VAR }}` and step outputs filled) as the API stores it. A template still in
+    it (`{{ prefect.variables.x }}`, or a step output in a dry run) keeps the schedule as written until the server
+    answers (`with_schedules_active`); an environment that switches schedules off wins either way."""
+    from tasks.core.prefect_schedules import checked, has_templates, is_template
+
+    own = schedule.get("active")
+    if has_templates(schedule) or is_template(own):
+        return {"schedule": {key: value for key, value in schedule.items()
+                             if key not in ("active", "parameters", "slug", "replaces") and value is not None},
+                "active": own if active and own is not None else active,
+                "parameters": schedule.get("parameters") or {}, "slug": schedule.get("slug"), "pending": True}
+    filled = checked(schedule, where)
+    return api_schedule({**filled, "active": as_active(own, filled)}, active)
+
+
+def with_schedules_active(spec: dict[str, Any], where: str = "", dry_run: bool = False) -> dict[str, Any]:
+    """The spec once the server's values are filled in: each schedule kept as written checked in full, its `active`
+    a boolean. A dry run, which runs no step, leaves a schedule whose template a step would fill as written."""
+    from tasks.core.prefect_schedules import checked, has_templates, is_template
+
+    if "schedules" not in spec:
+        return spec
+    schedules = []
+    for item in spec["schedules"] or []:
+        if not item.get("pending"):
+            schedules.append({**item, "active": as_active(item.get("active"), item["schedule"])})
+            continue
+        if dry_run and (has_templates(item["schedule"]) or is_template(item.get("active"))):
+            schedules.append(item)
+            continue
+        if has_templates(item["schedule"]):
+            raise ConfigError(f"{where}: schedule {item['schedule']}: a template nothing fills", where=where,
+                              fix="give the value itself, a `{{ $VAR }}`, a build step's output or a "
+                                  "`{{ prefect.variables.<name> }}` that exists; nothing was deployed")
+        filled = api_schedule({**checked(item["schedule"], where), "parameters": item["parameters"],
+                               "slug": item["slug"]}, True)
+        schedules.append({**filled, "active": as_active(item.get("active"), item["schedule"])})
+    return {**spec, "schedules": schedules}
+
+
+def as_active(value: Any, schedule: dict[str, Any] | None = None) -> bool | None:
+    """A schedule's `active` as Prefect's API model reads it: a boolean, or text such as "true", "false", "1", "0"
+    (a template's value)."""
+    from tasks.core.prefect_schedules import as_boolean
+
+    if value is None or isinstance(value, bool):
+        return value
+    parsed = as_boolean(str(value))
+    if parsed is not None:
+        return parsed
+    kind = next((f"{key} {(schedule or {})[key]!r}" for key in ("cron", "interval", "rrule") if (schedule or {}).get(key)),
+                "a schedule")
+    raise ConfigError(f"schedule {kind}: active is {value!r}, which is not a boolean (true or false)",
+                      where="schedules.active", fix="give true or false, or a template whose value is one")
 
 
 def name_collisions(desired: list[Desired]) -> None:

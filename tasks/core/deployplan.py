@@ -185,9 +185,16 @@ def compare(desired: Desired, server: dict[str, Any] | None, flow_name: str | No
 def create_body(desired: Desired, flow_id: str | None) -> dict[str, Any]:
     """The POST /deployments/ body for a desired deployment."""
     body = {key: desired.spec.get(key) for key in UPDATABLE if key in desired.spec}
-    body.update({"name": desired.name, "flow_id": flow_id})
+    body.update({"name": desired.name, "flow_id": flow_id, **version_info(desired)})
     body.setdefault("paused", False)
     return body
+
+
+def version_info(desired: Desired) -> dict[str, Any]:
+    """`version_info` as prefect deploy sends it with a prefect.yaml deployment (the server keeps it in Prefect
+    Cloud; it is not compared, since a self-hosted server does not keep it)."""
+    info = desired.runtime.get("version_info")
+    return {"version_info": {**info, "version": desired.spec.get("version") or ""}} if info else {}
 
 
 def prune_changes(server: dict[str, dict[str, Any]], keep: set[str], may_prune: Any) -> list[Change]:

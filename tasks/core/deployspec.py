@@ -178,8 +178,9 @@ class EnvironmentSettings:
     api_url: str
     work_pool: str | None
     work_queue: str | None
-    schedules: bool
+    schedules: bool | None
     variables: dict[str, str] = field(default_factory=dict, repr=False)
+    default_work_pool: str | None = None
 
 
 @dataclass(frozen=True)

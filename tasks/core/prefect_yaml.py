@@ -18,30 +18,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.deploydefs import PREFECT_YAML_PATTERN, Planned
-from tasks.core.deployspec import ConcurrencyLimit, Schedule, describe
+from tasks.core.deployspec import ConcurrencyLimit, describe
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
+from tasks.core.prefect_schedules import PrefectSchedule
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 ENTRYPOINT = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"  # path/to/file.py:function, ./path/file.py:function or package.module:function
 DOCKER_WORKDIR = "/opt/prefect"  # where prefect deploy points workers at code in a custom image it did not build
 IMAGE_STEPS = ("prefect_docker.deployments.steps.build_docker_image",
                "prefect_docker.deployments.steps.push_docker_image")
-
-
-# keys teams put on a deployment that belong elsewhere: prefect deploy ignores them without a word
-MISPLACED = {
-    "job_variables": "prefect deploy ignores job_variables here, so they were never applied; move them under "
-                     "work_pool: job_variables: to apply them, or delete them to deploy what prefect deploy deploys",
-    "work_queue_name": "prefect deploy ignores work_queue_name here; move it under work_pool: to use that queue, or "
-                       "delete it to deploy what prefect deploy deploys",
-}
 
 
 class Strict(BaseModel):
@@ -52,22 +43,6 @@ class WorkPool(Strict):
     name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = {}
-
-
-class PrefectSchedule(Schedule):
-    """A schedule as prefect.yaml writes it: interval may be seconds or an ISO 8601 / HH:MM:SS duration."""
-
-    interval: float | None = Field(default=None, gt=0)
-    replaces: str | None = None
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from pydantic import TypeAdapter
-
-            return TypeAdapter(timedelta).validate_python(value).total_seconds()
-        return value
 
 
 class Deployment(Strict):
@@ -159,11 +134,9 @@ def prefect_key(item: Any, data: dict[str, Any]) -> str:
         if isinstance(entry, dict) and entry.get("name"):
             loc[1] = f"{loc[1]}({entry['name']})"
     text = describe({**item, "loc": loc})
-    if item["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "deployments" and loc[2] in MISPLACED:
-        return f"{'.'.join(map(str, loc))}: {MISPLACED[str(loc[2])]}"
-    if item["type"] == "extra_forbidden":
-        text = (text.split("; allowed:")[0] + " (prefect deploy ignores it: delete it, or correct its spelling); allowed: "
-                + ", ".join(allowed_keys(loc)))
+    if item["type"] == "extra_forbidden":  # keys Prefect ignores are gone by now (tasks/pipeline/prefect_rules.py)
+        text = (text.split("; allowed:")[0] + " (prefect deploy accepts it, forkflow cannot deploy it yet: write it in "
+                "the spelling below, or deploy this one with prefect deploy); allowed: " + ", ".join(allowed_keys(loc)))
     return text
 
 
@@ -321,7 +294,7 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
         planned.append(Planned(flow, deployment.name, ((None, layer),), pattern=PREFECT_YAML_PATTERN, native=True,
                                source=where, flow_name=flow.name,
                                extra={"image_steps": sorted(image_step_ids(steps)), "folder": prefix.rstrip("/"),
-                                      "steps": deploy_steps}))
+                                      "steps": deploy_steps, "version_type": deployment.version_type}))
     if problems:
         raise ConfigError(f"{source}: cannot deploy\n" + "\n".join(f"  - {p}" for p in problems), where=source,
                           fix="correct the deployments listed above; nothing was deployed")

@@ -90,11 +90,27 @@ def environment_connection(current: Settings, name: str) -> Connection:
     from tasks.adapters.prefect_settings import connect
 
     env = current.config.environments[name]
-    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env)
+    folder, remember = prefect_folder(current), current.state_dir / PREFECT_SETTINGS_FILE
+    found = connect(env.prefect_api_url, api_key_env=env.api_key_env, auth_string_env=env.auth_string_env, folder=folder,
+                    remember=remember)
     local = local_prefect_auth(current, found.api_url)
     if local and "Authorization" not in found.headers:
-        return connect(found.api_url, fallback_auth=local)
+        return connect(found.api_url, fallback_auth=local, folder=folder, remember=remember)
     return found
+
+
+PREFECT_SETTINGS_FILE = "prefect-settings.json"  # Prefect's answers without secrets (tasks/adapters/prefect_settings.py)
+
+
+def prefect_folder(current: Settings) -> Path:
+    """Where `prefect deploy` would run, so Prefect's settings are read there (its prefect.toml and .env): the
+    folder of a prefect.yaml named by [flows] config (unless run_from = "path"), else the flows folder."""
+    flows = current.config.flows
+    if flows is None:
+        return current.root
+    if flows.config and flows.run_from == "config":
+        return current.path(flows.config).parent
+    return current.path(flows.path)
 
 
 def is_local_index(current: Settings) -> bool:

@@ -45,6 +45,7 @@ class DeploymentConfig:
     format: str
     planned: tuple[Planned, ...]
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
@@ -59,9 +60,13 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     if kind == "prefect":
         from_path = current.config.flows is not None and current.config.flows.run_from == "path"
         prefix = "" if from_path else folder_prefix(file.parent, root)
+        from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, prefect_verdict
+
+        strict = current.config.flows is not None and current.config.flows.strict
+        data, warnings = prefect_verdict(data, str(file), strict, PrefectRules(current.state_dir / RULES_FILE))
         parsed = prefect_yaml.parse_file(data, str(file), context)
         planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
-        return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
+        return DeploymentConfig(file, kind, tuple(planned), tuple(notes), tuple(warnings))
     if kind == "acme":
         entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))))
@@ -126,13 +131,18 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) ->
     without a `version`, the version it infers."""
     if not any(p.native for p in config.planned):
         return config
+    from tasks.pipeline.version_info import VersionInfos
+
     schemas = SchemaCache(state_dir / SCHEMAS_FILE)
     version = RepositoryVersion(root)
+    infos = VersionInfos(root)
     planned = []
     for item in config.planned:
         if item.native:
+            info = infos.of(item.extra.get("version_type"))
             extra = {**item.extra, "parameter_openapi_schema": schemas.schema_of(root, item.flow),
-                     "version": version.of(item.flow.file)}
+                     "version": info["version"] if info else version.of(item.flow.file),
+                     "version_info": {k: v for k, v in (info or {"type": "prefect:simple"}).items() if k != "version"}}
             planned.append(dataclasses.replace(item, extra=extra))
         else:
             planned.append(item)
@@ -141,18 +151,12 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) ->
 
 
 class RepositoryVersion:
-    """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file."""
+    """Prefect's rule when it infers no version info (tasks/pipeline/version_info.py): a hash of the flow's file."""
 
     def __init__(self, root: Path):
-        from tasks.adapters.git import Git
-
-        git = Git(root)
         self.root = root
-        self.commit = git.read("rev-parse", "HEAD")[:8] if git.ok("config", "--get", "remote.origin.url") else None
 
     def of(self, file: str) -> str:
-        if self.commit:
-            return self.commit
         import hashlib
 
         return hashlib.md5((self.root / file).read_bytes(), usedforsecurity=False).hexdigest()
@@ -324,12 +328,20 @@ def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, se
         with contextlib.redirect_stdout(None), settings_of(server), step_environment(folder, variables):
             outputs: dict[str, Any] = asyncio.run(run_steps(steps, {}, print_function=lambda *_: None))
     except (StepExecutionError, ImportError, OSError, ValueError) as err:
-        raise ForkflowError(f"{source}: a deploy-time step failed: {err}", where=source,
+        raise ForkflowError(f"{source}: a deploy-time step failed: {step_error(err)}", where=source,
                             fix="fix the step (it ran with Prefect's step runner in the file's folder); "
                                 "nothing was deployed") from None
     finally:
         os.chdir(before)
     return outputs
+
+
+def step_error(err: BaseException) -> str:
+    """The step's own error under Prefect's "Encountered error while running <step>"."""
+    cause = err.__cause__
+    if cause is None or str(cause) in str(err):
+        return str(err)
+    return f"{err}: {type(cause).__name__}: {str(cause).strip()}"
 
 
 @contextlib.contextmanager

@@ -165,6 +165,7 @@ def flows_report(current: Settings) -> tuple[dict[str, Any], ConfigError | None]
         "flows": [flow_entry(flow) for flow in flows],
         "deployments": [planned_entry(p, ctx, environments) for p in deployments.planned] if deployments else [],
         "notes": list(deployments.notes) if deployments else [],
+        "config_warnings": list(deployments.warnings) if deployments else [],
         "errors": [str(error) for error in errors],
         "warnings": [str(warning) for warning in warnings],
         "branch": branch,
@@ -345,5 +346,7 @@ def show(report: dict[str, Any]) -> None:
         say(f"  note: {note}")
     for error in report["errors"]:
         warn(error)
+    for warning in report.get("config_warnings", []):
+        warn(warning)
     for warning in report.get("warnings", []):
         warn(f"{warning} (no entrypoint is in this file, so it does not stop a deploy)")

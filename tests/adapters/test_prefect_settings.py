@@ -32,9 +32,9 @@ def test_the_environment_wins_over_the_active_profile(tmp_path: Path) -> None:
     assert connect(None, environ={**home, "PREFECT_PROFILE": "other"}).api_url == "http://other/api"
     assert connect(None, environ={**home, "PREFECT_API_URL": "http://env/api"}).api_url == "http://env/api"
     assert connect("http://config/api", environ=home).api_url == "http://config/api", "the config's URL wins"
-    keyed = connect("http://x/api", environ={**home, "PREFECT_API_KEY": "k"})
-    assert keyed.headers == {"Authorization": "Bearer k"}
-    assert "k" not in repr(keyed) and "p:q" not in repr(found), "credentials never in a repr"
+    keyed = connect("http://x/api", environ={**home, "PREFECT_API_KEY": "key-4711"})
+    assert keyed.headers == {"Authorization": "Bearer key-4711"}
+    assert "4711" not in repr(keyed) and "p:q" not in repr(found), "credentials never in a repr"
 
 
 def test_each_environment_may_name_its_own_credential() -> None:
@@ -84,8 +84,9 @@ def silent_server() -> Iterator[str]:
 
 
 def test_a_hung_server_fails_within_the_total_time_with_a_clear_message(silent_server: str) -> None:
+    connection = connect(silent_server, environ={})
     started = time.monotonic()
-    with PrefectApi(silent_server, timeout=1.0, total_timeout=3.0, connection=connect(silent_server, environ={})) as api, \
+    with PrefectApi(silent_server, timeout=1.0, total_timeout=3.0, connection=connection) as api, \
             pytest.raises(ForkflowError, match=r"did not answer within 3 s \(could not read deployments"):
         api.read_deployments(name_like="x")
     assert time.monotonic() - started < 6
@@ -138,3 +139,50 @@ def test_a_server_with_csrf_protection_gets_its_token(tmp_path: Path) -> None:
             assert set(client.csrf_headers or {}) == {"Prefect-Csrf-Token", "Prefect-Csrf-Client"}
     finally:
         server.close()
+
+
+def test_prefect_toml_dotenv_and_custom_headers_in_the_flows_folder_are_read_as_prefect_reads_them(tmp_path: Path) -> None:
+    """A URL and key in prefect.toml, the default pool in .env, custom headers: what Prefect's CLI uses there."""
+    home = {"PREFECT_HOME": str(tmp_path / "home")}
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "prefect.toml").write_text('[api]\nurl = "http://toml.example/api"\nkey = "toml-key"\n'
+                                        'tls_insecure_skip_verify = true\n'
+                                        '[client]\ncustom_headers = {X-Team = "data", Authorization = "ignored"}\n')
+    (flows / ".env").write_text("PREFECT_DEFAULT_WORK_POOL_NAME=from-dotenv\n")
+    found = connect(None, environ=home, folder=flows)
+    assert found.api_url == "http://toml.example/api"
+    assert found.headers == {"X-Team": "data", "Authorization": "Bearer toml-key"}, "the credential wins over a header"
+    assert found.default_work_pool == "from-dotenv" and found.verify is False, "TLS as prefect.toml says"
+    assert connect(None, environ={**home, "PREFECT_API_URL": "http://env/api"}, folder=flows).api_url == "http://env/api"
+    assert connect(None, environ={**home, "PREFECT_DEFAULT_WORK_POOL_NAME": "shell"}, folder=flows).default_work_pool == \
+        "shell", "the environment wins over .env, as in Prefect"
+    with pytest.raises(ConfigError, match="no Prefect API URL"):
+        connect(None, environ=home, folder=tmp_path), "elsewhere, without the flows folder's prefect.toml"
+
+
+def test_an_answer_without_secrets_of_its_own_is_remembered_and_never_holds_a_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that changes nothing starts no child; the file keeps no credential; a changed prefect.toml is read."""
+    from tasks.adapters import prefect_settings
+
+    flows, remember = tmp_path / "flows", tmp_path / "state" / "prefect-settings.json"
+    flows.mkdir()
+    (flows / "prefect.toml").write_text('[api]\nurl = "http://toml.example/api"\n')
+    environ = {"PREFECT_HOME": str(tmp_path / "home"), "PREFECT_API_KEY": "key-in-the-env-4711"}
+    first = connect(None, environ=environ, folder=flows, remember=remember)
+    assert "4711" not in remember.read_text() and remember.is_file()
+    children: list[Any] = []
+    def counted(*args: Any) -> dict[str, Any]:
+        children.append(args)
+        return {}
+
+    monkeypatch.setattr(prefect_settings, "read_settings", counted)
+    assert connect(None, environ=environ, folder=flows, remember=remember) == first, "remembered: no child"
+    assert children == [] and first.headers == {"Authorization": "Bearer key-in-the-env-4711"}
+    (flows / "prefect.toml").write_text('[api]\nurl = "http://other.example/api"\nkey = "key-in-the-file-0815"\n')
+    monkeypatch.undo()
+    changed = connect(None, environ={"PREFECT_HOME": str(tmp_path / "home")}, folder=flows, remember=remember)
+    assert changed.api_url == "http://other.example/api" and changed.headers == {"Authorization": "Bearer key-in-the-file-0815"}
+    assert "0815" not in remember.read_text() and "other.example" not in remember.read_text(), \
+        "a key from a file: not remembered at all"

@@ -88,11 +88,15 @@ def test_a_template_no_step_fills_is_refused_naming_the_missing_step() -> None:
     assert "prefect deploy would drop the key" in message
 
 
-def test_job_variables_beside_work_pool_are_refused_saying_prefect_ignores_them() -> None:
+def test_a_templated_schedule_active_is_kept_for_resolution_and_plain_text_must_read_as_a_boolean() -> None:
+    schedules = [{"cron": "0 6 * * *", "active": "{{ flag.stdout }}"}, {"interval": 60, "active": "false"}]
+    steps = [{"prefect.deployments.steps.run_shell_script": {"id": "flag", "script": "echo false"}}]
+    (planned,) = plan({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+                       "schedules": schedules, "build": steps})
+    assert [s.get("active") for s in layer(planned)["schedules"]] == ["{{ flag.stdout }}", False]
     message = refusal({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
-                       "job_variables": {"env": {"A": "b"}}})
-    assert "deployments.0(x).job_variables: prefect deploy ignores job_variables here, so they were never applied" in message
-    assert "move them under work_pool: job_variables:" in message
+                       "schedules": [{"cron": "0 6 * * *", "active": "sometimes"}]})
+    assert "'sometimes' is not a boolean (true or false) nor a template" in message
 
 
 def desired_of(**job_variables: Any) -> Desired:
@@ -184,3 +188,43 @@ def test_a_wrapper_that_sets_the_name_or_a_constant_bound_in_a_branch_is_not_rea
     assert discover_source(sources["jobs/etl.py"], "jobs/etl.py", local)[0] == [], "Prefect names it rj-etl"
     flows, errors = discover_source(sources["jobs/named.py"], "jobs/named.py", local)
     assert [f.name for f in flows] == ["stable"] and ["NAME is not a module-level constant" in str(e) for e in errors] == [True]
+
+
+def test_a_schedule_active_from_a_server_variable_is_a_boolean_once_resolved() -> None:
+    from tasks.core.deploydefs import native_schedule, with_schedules_active
+    from tasks.core.prefect_yaml import Reference, fill_references
+
+    templated = native_schedule({"cron": "0 6 * * *", "active": "{{ prefect.variables.on_in_prod }}"}, True)
+    assert templated["active"] == "{{ prefect.variables.on_in_prod }}", "kept until the server answers"
+    assert native_schedule({"cron": "0 6 * * *", "active": "{{ prefect.variables.on_in_prod }}"}, False)["active"] is False
+    spec = {"schedules": [templated]}
+    for value, active in (("false", False), (True, True), ("on", True)):
+        resolved = fill_references(spec, {Reference("variable", ("on_in_prod",)): value})
+        assert with_schedules_active(resolved)["schedules"][0]["active"] is active
+    with pytest.raises(ConfigError, match=r"schedule cron '0 6 \* \* \*': active is 'maybe', which is not a boolean"):
+        with_schedules_active(fill_references(spec, {Reference("variable", ("on_in_prod",)): "maybe"}))
+
+
+def test_templated_schedule_values_are_checked_once_each_environment_fills_them() -> None:
+    """As prefect deploy resolves `{{ $VAR }}` in a schedule before building it; the rest is checked at once."""
+    from tasks.core.deploydefs import desired_from
+    from tasks.core.deployspec import Context, EnvironmentSettings
+
+    schedules = [{"cron": "{{ $CRON }}", "timezone": "{{ $TZ }}"}, {"interval": "{{ $EVERY }}", "active": False}]
+    (planned,) = plan({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+                       "schedules": schedules})
+    ctx = Context(project="p", branch="main", commit="0" * 40, version="1")
+
+    def env(**variables: str) -> EnvironmentSettings:
+        return EnvironmentSettings("dev", "http://x/api", None, None, None, variables=variables)
+
+    spec = desired_from(planned, env(CRON="0 6 * * *", TZ="Europe/Berlin", EVERY="PT1H"), ctx).spec
+    assert [(s["schedule"], s["active"]) for s in spec["schedules"]] == [
+        ({"cron": "0 6 * * *", "timezone": "Europe/Berlin", "day_or": True}, True),
+        ({"interval": 3600.0, "timezone": "UTC"}, False)]
+    with pytest.raises(ConfigError, match=r"a schedule, once its templates are filled, is not one Prefect accepts: "
+                                          r"cron: bad cron '61 \* \* \* \*'"):
+        desired_from(planned, env(CRON="61 * * * *", TZ="UTC", EVERY="60"), ctx)
+    assert "timezone: unknown timezone 'Mars/Olympus'" in refusal(
+        {"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,
+         "schedules": [{"cron": "{{ $CRON }}", "timezone": "Mars/Olympus"}]}), "what is not templated is checked at once"

@@ -15,6 +15,7 @@ from typing import Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.prefect import PrefectApi
+from tasks.core.deploydefs import with_schedules_active
 from tasks.core.deploynames import fixed_prefix, name_matcher, slug
 from tasks.core.deployplan import (
     MADE_ELSEWHERE,
@@ -29,6 +30,7 @@ from tasks.core.deployplan import (
     split_known,
     survivors,
     triggers_hash,
+    version_info,
 )
 from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
@@ -95,9 +97,9 @@ class DeployRun:
     def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
         pools = api.work_pools()
         pool_types = {name: pool["type"] for name, pool in pools.items()}
+        group = resolved_references(api, group, self.dry_run)  # pools, pool types and images: on resolved values
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
-        ready = resolved_references(api, ready)
         ctx = context_of(self.current, self.listing)
         envs = sorted({d.environment for d in ready} | set(prune_envs))
         patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
@@ -200,17 +202,17 @@ class DeployRun:
         return [item for prefix in prefixes for item in api.read_deployments(name_like=prefix)]
 
 
-def resolved_references(api: PrefectApi, ready: list[Desired]) -> list[Desired]:
+def resolved_references(api: PrefectApi, ready: list[Desired], dry_run: bool = False) -> list[Desired]:
     """`{{ prefect.variables.x }}` and `{{ prefect.blocks.<type>.<name>.<field> }}` answered by this server, as
-    prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs)."""
+    prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs). Schedules are
+    checked once filled."""
     from tasks.core import prefect_yaml
 
     wanted = {ref for d in ready if d.native for ref in prefect_yaml.references(without_pull(d.spec))}
-    if not wanted:
-        return ready
     values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
-    return [dataclasses.replace(d, spec={**prefect_yaml.fill_references(without_pull(d.spec), values),
-                                         "pull_steps": d.spec.get("pull_steps")}) if d.native else d for d in ready]
+    return [dataclasses.replace(d, spec=with_schedules_active(
+        {**prefect_yaml.fill_references(without_pull(d.spec), values), "pull_steps": d.spec.get("pull_steps")},
+        d.identity, dry_run)) if d.native else d for d in ready]
 
 
 def without_pull(spec: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +366,7 @@ class Applier:
         if change.kind == "update":
             assert change.deployment_id is not None
             if change.patch:
-                self.api.update_deployment(change.deployment_id, change.name, change.patch)
+                self.api.update_deployment(change.deployment_id, change.name, {**change.patch, **version_info(change.desired)})
             if change.triggers_changed:
                 self.replace_automations(change.deployment_id, change.desired)
             return change.deployment_id

@@ -36,9 +36,13 @@ RECORD = "deploy-unchanged.json"
 TIMEOUT = 5.0
 CODE = ("stages/deploy/stage.py", "stages/deploy/apply.py", "stages/deploy/desired.py", "pipeline/deployments.py",
         "core/deployspec.py", "core/deploynames.py", "core/schedules.py", "core/runtime.py", "core/deploydefs.py",
-        "core/deployplan.py", "core/prefect_yaml.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py")
+        "core/deployplan.py", "core/prefect_yaml.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py",
+        "adapters/prefect_settings.py", "pipeline/prefect_rules.py", "pipeline/version_info.py")
 VARIABLES = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_PROFILE", "PREFECT_HOME",
-             "PREFECT_PROFILES_PATH", "PREFECT_API_SSL_CERT_FILE", "FORKFLOW_ENVIRONMENT", "FORKFLOW_BRANCH")
+             "PREFECT_PROFILES_PATH", "PREFECT_API_SSL_CERT_FILE", "FORKFLOW_ENVIRONMENT", "FORKFLOW_BRANCH",
+             "PREFECT_DEFAULT_WORK_POOL_NAME", "PREFECT_DEPLOYMENTS_DEFAULT_WORK_POOL_NAME",
+             "PREFECT_CLIENT_CUSTOM_HEADERS", "GITHUB_SHA", "CI_COMMIT_SHA", "BITBUCKET_COMMIT", "BUILD_SOURCEVERSION")
+SETTINGS_FILES = ("prefect.toml", ".env", "pyproject.toml")  # where Prefect reads settings in the flows folder
 
 
 def deploy_unchanged(task: Any = None, *_: Any) -> bool | Stale:
@@ -126,6 +130,11 @@ def inputs_digest(current: Settings) -> str:
         names |= {name for name in (env.api_key_env, env.auth_string_env) if name}
     for name in sorted(names):
         digest.update(f"{name}={hashlib.sha256(os.environ.get(name, '').encode()).hexdigest()}\n".encode())
+    from tasks.pipeline.credentials import prefect_folder
+
+    folder = prefect_folder(current)
+    for name in SETTINGS_FILES:
+        digest.update(hashlib.sha256((folder / name).read_bytes() if (folder / name).is_file() else b"-").digest())
     code = Path(__file__).resolve().parents[2]  # tasks/
     for name in CODE:
         digest.update(hashlib.sha256((code / name).read_bytes()).digest())

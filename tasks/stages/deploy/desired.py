@@ -18,6 +18,7 @@ from tasks.core.deployspec import (
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.credentials import environment_connection
 from tasks.pipeline.deployments import flow_from_entry
+from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, refuse_names_prefect_refuses
 from tasks.pipeline.settings import Settings, read_report
 
 
@@ -55,6 +56,7 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
         desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
                                  ctx.name_pattern) for planned in ready.planned]
     name_collisions(desired)
+    refuse_names_prefect_refuses(desired, PrefectRules(current.state_dir / RULES_FILE))
     return desired
 
 
@@ -78,9 +80,10 @@ def context_of(current: Settings, listing: dict[str, Any]) -> Context:
 
 def environment_settings(current: Settings, name: str) -> EnvironmentSettings:
     env = current.config.environments[name]
-    api_url = env.prefect_api_url or environment_connection(current, name).api_url
-    return EnvironmentSettings(name=name, api_url=api_url, work_pool=env.work_pool, variables={**os.environ, **env.variables},
-                               work_queue=env.work_queue, schedules=env.schedules)
+    connection = environment_connection(current, name)
+    return EnvironmentSettings(name=name, api_url=env.prefect_api_url or connection.api_url, work_pool=env.work_pool,
+                               variables={**os.environ, **env.variables}, work_queue=env.work_queue,
+                               schedules=env.schedules, default_work_pool=connection.default_work_pool)
 
 
 def flows_dir_for_workers(current: Settings, listing: dict[str, Any]) -> str:

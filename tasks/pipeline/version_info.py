@@ -1,0 +1,72 @@
+"""The `version_info` `prefect deploy` sends with each deployment, from Prefect's own getters.
+
+Prefect infers it from CI variables (GitHub, GitLab, Bitbucket, Azure DevOps)
+or the git checkout, in that order, or only from the kind a deployment's
+`version_type` names (`prefect:simple`: none); what it infers also gives the
+version of a deployment whose file names none. The git facts are read here
+from the flows folder and handed to Prefect's getters, so they run no git of
+their own in forkflow's working directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tasks.adapters.git import Git
+
+SIMPLE = "prefect:simple"
+
+
+class VersionInfos:
+    """Prefect's inferred version info for one checkout, per version_type (None: Prefect's default order)."""
+
+    def __init__(self, folder: Path):
+        git = Git(folder)
+        self.facts: dict[str, str] = {}
+        if git.ok("rev-parse", "HEAD"):
+            log = git.read("log", "-1", "--pretty=%B").strip().splitlines()
+            self.facts = {"commit_sha": git.read("rev-parse", "HEAD"), "message": log[0] if log else "",
+                          "branch": git.read("rev-parse", "--abbrev-ref", "HEAD")}
+            if git.ok("config", "--get", "remote.origin.url"):
+                self.facts["url"] = git.read("config", "--get", "remote.origin.url")
+        self.known: dict[str | None, dict[str, Any] | None] = {}
+
+    def of(self, version_type: str | None) -> dict[str, Any] | None:
+        """What Prefect infers (without its `version`, which is the deployment's), or None when it infers nothing."""
+        if version_type not in self.known:
+            self.known[version_type] = asyncio.run(self.inferred(version_type))
+        return self.known[version_type]
+
+    async def inferred(self, version_type: str | None) -> dict[str, Any] | None:
+        from prefect._internal import versioning
+
+        getters = {versioning.VersionType.GITHUB: versioning.get_github_version_info,
+                   versioning.VersionType.GITLAB: versioning.get_gitlab_version_info,
+                   versioning.VersionType.BITBUCKET: versioning.get_bitbucket_version_info,
+                   versioning.VersionType.AZUREDEVOPS: versioning.get_azuredevops_version_info,
+                   versioning.VersionType.GIT: self.git_version_info}
+        if version_type == SIMPLE:
+            return None
+        chosen = [getters[versioning.VersionType(version_type)]] if version_type else list(getters.values())
+        for getter in chosen:
+            try:
+                found = await getter(message=self.facts.get("message") or None)  # type: ignore[operator]
+            except ValueError:
+                continue
+            return dict(found.model_dump(mode="json"))
+        return None
+
+    async def git_version_info(self, message: str | None = None) -> Any:
+        from prefect._internal.versioning import get_git_version_info
+
+        if "commit_sha" not in self.facts:
+            raise ValueError("not a git checkout")
+        url = self.facts.get("url")
+        if not url:
+            raise ValueError("Could not determine git repository URL")
+        repository = urlparse(url).path.strip("/").removesuffix(".git")
+        return await get_git_version_info(commit_sha=self.facts["commit_sha"], message=message or "-",
+                                          branch=self.facts["branch"], url=url, repository=repository)
