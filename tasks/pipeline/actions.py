@@ -11,6 +11,7 @@ from doit.exceptions import TaskError, TaskFailed
 
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.secrets import mask, secret_values
+from tasks.core.text import printable
 from tasks.pipeline import prefetch
 
 
@@ -24,9 +25,9 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except ConfigError as err:
-            return TaskError(mask(str(err), secret_values(os.environ)))
+            return TaskError(printable(mask(str(err), secret_values(os.environ))))
         except ForkflowError as err:
-            return TaskFailed(mask(str(err), secret_values(os.environ)))
+            return TaskFailed(printable(mask(str(err), secret_values(os.environ))))
 
     return wrapper
 
@@ -40,7 +41,7 @@ def creation_errors_as_task(creator: Callable[[], Iterator[dict[str, Any]]]) -> 
         try:
             yield from creator()
         except ForkflowError as err:
-            message = mask(str(err), secret_values(os.environ))
+            message = printable(mask(str(err), secret_values(os.environ)))
             yield {"name": "config", "doc": f"cannot make the tasks: {message.splitlines()[0]}",
                    "actions": [guarded(functools.partial(raise_again, err))], "uptodate": [False], "verbosity": 2}
 

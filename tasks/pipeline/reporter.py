@@ -14,6 +14,7 @@ from typing import Any
 
 from doit.reporter import ConsoleReporter
 
+from tasks.core.text import shown
 from tasks.pipeline import status_line
 from tasks.pipeline.checks import changed_text
 
@@ -80,7 +81,7 @@ class SummaryReporter(ConsoleReporter):
         from tasks.core.secrets import mask, secret_values
 
         made = mask(made_by(task), secret_values(os.environ))
-        self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made, why(task, status)]
+        self.rows[task.name] = [shown(task.name), status, f"{elapsed:.1f}s", shown(made), shown(why(task, status))]
 
     def complete_run(self) -> None:
         if self.status:
@@ -194,10 +195,10 @@ def report_lines() -> list[str]:
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "written"
         if isinstance(data, dict) and data.get("status") == "failed":
             error = str(data.get("error") or "see the log").splitlines()
-            detail = f"**FAILED**: {error[0]} ({detail})"
+            detail = f"**FAILED**: {shown(error[0])} ({detail})"
         lines.append(f"- `{file.name}`: {detail}")
         own = data.get("summary_lines") if isinstance(data, dict) else None
-        lines += [f"  - {line}" for line in own if isinstance(line, str)] if isinstance(own, list) else []
+        lines += [f"  - {shown(line)}" for line in own if isinstance(line, str)] if isinstance(own, list) else []
     return lines
 
 

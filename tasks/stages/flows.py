@@ -39,6 +39,7 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
 from tasks.core.runtime import code_version
+from tasks.core.text import shown
 from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale
@@ -327,7 +328,7 @@ def show(report: dict[str, Any]) -> None:
         f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
     for flow in report["flows"]:
         kind = " (async)" if flow["is_async"] else ""
-        say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}")
+        say(f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{kind}")
     if report["config"]:
         say(f"deployments from {report['config']} ({report['format']}):")
     elif report.get("unusable_config"):
@@ -338,8 +339,8 @@ def show(report: dict[str, Any]) -> None:
         say("no deployment config (prefect.yaml, acme static config, deployments.yaml) and no FLOW_SPEC: "
             "nothing is deployed")
     for item in report["deployments"]:
-        names = ", ".join(item["names"][env] for env in report["environments"])
-        say(f"  {item['flow']:<24} -> {names or '(no environment for this branch)'}")
+        names = ", ".join(shown(item["names"][env]) for env in report["environments"])
+        say(f"  {shown(item['flow']):<24} -> {names or '(no environment for this branch)'}")
     for note in report.get("notes", []):
         say(f"  note: {note}")
     for error in report["errors"]:
