@@ -34,7 +34,7 @@ def parse_python(text: str, file: str) -> ast.Module:
                                           f"(forkflow reads at most {MAX_DEPTH} levels)") from None
     line = too_deep_at(tree)
     if line is not None:
-        raise TooDeep(line, f"code nested more than {MAX_DEPTH} levels deep (forkflow reads at most {MAX_DEPTH})")
+        raise TooDeep(line, f"code nested more than {MAX_DEPTH} levels deep (forkflow reads at most {MAX_DEPTH} levels)")
     return tree
 
 
@@ -55,6 +55,8 @@ def busiest_line(text: str) -> int:
     best_line, best_count, start, count = 1, 0, 1, 0
     try:
         for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if count == 0 and token.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+                continue
             if count == 0:
                 start = token.start[0]
             count += 1
