@@ -52,6 +52,12 @@ if command_of(sys.argv) not in READ_ONLY_COMMANDS:
         print(f"forkflow: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
 
+if command_of(sys.argv) not in READ_ONLY_COMMANDS:  # under the state lock: doit's database heals itself
+    from tasks.pipeline.statedb import heal_doit_db, keep_summary_when_save_fails
+
+    heal_doit_db(SETTINGS.state_dir / "doit.db")
+    keep_summary_when_save_fails()
+
 if runs_tasks(sys.argv) and worker_processes(sys.argv) == 1:
     # the checks' questions go out now (answers held in this process, so not for forked workers)
     from tasks.early import send_early_questions

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from tasks.core.errors import StateLocked
+from tasks.pipeline.heal import treat_as_missing
 
 READ_ONLY_COMMANDS = {"list", "help", "info", "dumpdb", "strace", "tabcompletion", "graph"}
 OPTIONS_WITH_VALUES = {"-f", "--file", "-d", "--dir", "--db-file", "--backend", "-r", "--reporter", "-n", "--process",
@@ -67,6 +68,8 @@ def hold_state_lock(state_dir: Path) -> None:
     """Take the state folder's lock for the life of this process, or explain who has it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     file = state_dir / "run.lock"
+    if file.is_symlink() or (file.exists() and not file.is_file()):
+        treat_as_missing(file, "not a plain file", "and a new lock file is made")
     handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - held until the process ends
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
