@@ -42,6 +42,10 @@ def warn_once(file: Path, message: str) -> None:
 
 def treat_as_missing(file: Path, problem: str, consequence: str) -> None:
     """Set the corrupt `file` aside and say so once: what was wrong and what the run does instead."""
-    if file.exists() or file.is_symlink():
-        aside = set_aside(file)
-        warn_once(file, f"{file} is not readable ({problem}); set aside as {aside.name}, {consequence}")
+    if not (file.exists() or file.is_symlink()):
+        return
+    try:
+        aside = set_aside(file).name
+    except OSError as err:
+        aside = f"nowhere ({err.strerror})"
+    warn_once(file, f"{file} is not readable ({problem}); set aside as {aside}, {consequence}")

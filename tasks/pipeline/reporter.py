@@ -185,7 +185,7 @@ def report_lines() -> list[str]:
     for file in sorted(settings().reports_dir.glob("*.json")):
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError:
+        except (OSError, ValueError):  # the stage that reads it sets it aside and says so
             continue
         counts: dict[str, int] = {}
         for items in data.values() if isinstance(data, dict) else []:

@@ -42,7 +42,7 @@ from tasks.core.runtime import code_version
 from tasks.core.text import shown
 from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
-from tasks.pipeline.checks import Check, KeepFileDeps, Stale
+from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
@@ -64,7 +64,8 @@ def task_flows() -> dict[str, Any]:
         "file_dep": [str(file) for file in input_files(current)],
         "targets": [str(current.reports_dir / "flows.json")],
         "task_dep": ["checkout"] if current.config.fork else [],
-        "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged)],
+        "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged),
+                     report_intact("flows", "flows")],
         "verbosity": 2,
     }
 

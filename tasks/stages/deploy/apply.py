@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
 from tasks.core.text import shown
 from tasks.pipeline.credentials import environment_connection
-from tasks.pipeline.settings import Settings, read_report, write_failed_report, write_json
+from tasks.pipeline.settings import Settings, read_json, read_report, write_failed_report, write_json
 from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
 from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, result_entry
 
@@ -258,12 +257,7 @@ RECORDS = "deploy-record.json"
 
 def load_records(current: Settings) -> dict[str, Any]:
     """What the last runs applied, per server: spec hashes and the server's signals right after."""
-    file = current.state_dir / RECORDS
-    try:
-        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return loaded
+    return read_json(current.state_dir / RECORDS) or {}
 
 
 def save_records(current: Settings, records: dict[str, Any]) -> None:
