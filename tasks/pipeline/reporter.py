@@ -91,11 +91,14 @@ class SummaryReporter(ConsoleReporter):
             return
         self.write(render_table(list(self.rows.values())))
         markdown = summary_markdown(list(self.rows.values()), self.tasks)
-        write_summary_file(markdown)
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file:
-            with Path(summary_file).open("a", encoding="utf-8") as handle:
-                handle.write(markdown)
+        try:
+            write_summary_file(markdown)
+            summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+            if summary_file:
+                with Path(summary_file).open("a", encoding="utf-8") as handle:
+                    handle.write(markdown)
+        except OSError as err:  # a full disk: the table above is the summary
+            self.write(f"forkflow: the summary file could not be written: {err.strerror or err} ({err.filename})\n")
 
 
 class LiveSummaryReporter(SummaryReporter):

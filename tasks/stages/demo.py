@@ -79,9 +79,6 @@ def workspace_current(source: Path, workspace: Path, task: Any = None, values: A
 
 def generate_action(source: Path, workspace: Path) -> dict[str, str]:
     remove_leftovers(workspace)
-    if workspace_current(source, workspace):  # doit forgot it (a lost doit.db): the workspace is already right
-        say(f"demo workspace at {workspace} already matches {source}; kept as it is")
-        return {"made": str(workspace)}
     try:
         summary = generate(source, workspace)
     except OSError as err:
@@ -146,7 +143,7 @@ def refuse_to_replace_work(workspace: Path, plan: DemoPlan) -> None:
 def work_in(workspace: Path, plan: DemoPlan) -> list[str]:
     found: list[str] = []
     for entry in sorted(workspace.iterdir()):
-        if entry.name == STAMP:
+        if entry.name in (STAMP, STAMP + ".corrupt"):  # its stamp, or a corrupt one set aside
             continue
         if (entry / ".git").exists():
             found += uncommitted(entry)

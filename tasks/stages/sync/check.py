@@ -121,6 +121,8 @@ def nothing_to_fetch(setup: SyncSetup, *_: Any) -> bool | Stale:
     saved = read_json(setup.state_dir / RECORD)
     if not saved:
         return Stale("no fetch since the last change found everything in place")
+    if read_json(setup.state_dir / "run.json") is None:  # the later sync tasks follow it: without it, fetch again
+        return Stale("no sync plan (sync/run.json is missing or unreadable)")
     if not (setup.fork / ".git").exists():
         return Stale("no clone yet")
     try:
