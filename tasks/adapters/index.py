@@ -140,6 +140,9 @@ def upload(index_url: str, file: Path, credentials: Credentials | None) -> None:
         raise TransientIndexError(f"connection to {index_url} failed while uploading {file.name}: "
                                   f"{type(err).__name__}") from None
     except TwineException as err:
+        if "credential" in str(err).lower():
+            raise AuthError(f"twine has no credentials to upload {file.name} to {index_url}: {err}",
+                            where=f"[index] url = {index_url!r}", fix=f"set {CREDENTIALS}") from None
         raise IndexError_(f"twine refused to upload {file.name}: {err}", fix="read the message above") from None
 
 
