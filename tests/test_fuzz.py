@@ -365,3 +365,81 @@ prefect_api_url = "http://127.0.0.1:9/api"
 work_pool = "orbit-prod"
 branch = "main"
 '''
+
+
+# ---------------------------------------------------------------- hostile repositories
+
+MEMORY_MB = 1536  # address space each case may add to what the runner holds (the old alias bomb took 3.9 GB)
+CPU_SECONDS = 120
+ESCAPE = "\x1b"
+
+
+def alias_bomb(indent: str) -> str:
+    """Nine levels of nine aliases: a few hundred bytes standing for 387 million values."""
+    lines = [f"{indent}a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"{indent}{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    return "\n".join(lines) + "\n"
+
+
+def hostile_prefect_yaml(parameters: str = "", name: str = "hello-nightly") -> str:
+    return (f"name: orbit-flows\ndeployments:\n  - name: \"{name}\"\n    entrypoint: orbit_flows/hello.py:hello\n"
+            + parameters)
+
+
+EVIL = "evil\\x1b[31mred\\nfix: run this\\x07"
+HOSTILE_FLOW = f'from prefect import flow\n\n\n@flow(name="{EVIL}")\ndef evil():\n    pass\n'
+HUGE_SUM = "X = " + " + ".join(["1"] * 100_000) + "\n"
+HUGE_NEGATION = "Y = " + "-" * 100_000 + "1\n"
+
+# (name, deployment file name, its text, extra files in the flows folder, expected outcome, what a refusal names)
+HOSTILE: list[tuple[str, str, str, dict[str, str], str, str]] = [
+    ("prefect.yaml alias bomb in parameters", "prefect.yaml",
+     hostile_prefect_yaml("    parameters:\n" + alias_bomb("      ")), {}, INVALID, "250,000 values"),
+    ("deployments.yaml alias bomb", "deployments.yaml", "flows:\n  hello:\n    parameters:\n" + alias_bomb("      "),
+     {}, INVALID, "250,000 values"),
+    ("acme alias bomb", ".acme_portal_sdk/static_flow_deploy_config.yaml",
+     "hello:\n  name: hello\n  import_path: orbit_flows.hello:hello\n  parameters:\n" + alias_bomb("    "), {}, INVALID,
+     "250,000 values"),
+    ("a value that contains itself", "prefect.yaml", hostile_prefect_yaml("    parameters: &p\n      me: *p\n"), {},
+     INVALID, "inside its own anchor"),
+    ("100,000 nested lists", "prefect.yaml",
+     hostile_prefect_yaml("    parameters:\n      deep: " + "[" * 100_000 + "]" * 100_000 + "\n"), {}, INVALID, "levels deep"),
+    ("200 nested mappings", "deployments.yaml",
+     "flows:\n  hello:\n    parameters:\n" + "".join("  " * (level + 3) + f"k{level}:\n" for level in range(200)), {},
+     INVALID, "levels deep"),
+    ("a list as a mapping key", "prefect.yaml", hostile_prefect_yaml("    parameters:\n      ? [a, b]\n      : 1\n"), {},
+     INVALID, "prefect.yaml:6: a mapping key is a list"),
+    ("a file of 5 MB", "prefect.yaml", hostile_prefect_yaml("    description: \"" + "a" * 5_000_000 + "\"\n"), {},
+     INVALID, "at most 4,194,304"),
+    ("a 100,000-term sum in a flow file", "prefect.yaml", hostile_prefect_yaml(), {"orbit_flows/huge.py": HUGE_SUM},
+     VALID, ""),
+    ("a 100,000-fold negation in a flow file", "prefect.yaml", hostile_prefect_yaml(),
+     {"orbit_flows/negation.py": HUGE_NEGATION}, VALID, ""),
+    ("a flow name with control characters", "deployments.yaml", "every_flow: true\n",
+     {"orbit_flows/evil.py": HOSTILE_FLOW}, EITHER, "evil"),
+    ("a deployment name with control characters", "prefect.yaml", hostile_prefect_yaml(name=EVIL), {}, EITHER, "evil"),
+]
+
+
+@pytest.mark.slow
+def test_hostile_repositories_are_refused_or_read_within_bounds(tmp_path: Path) -> None:
+    flows = flows_repo(tmp_path)
+    (flows / "deployments.yaml").unlink()
+    jobs = []
+    for index, (_, filename, text, extra, _, _) in enumerate(HOSTILE):
+        folder = tmp_path / f"h{index}"
+        shutil.copytree(flows.parent, folder / "repo", symlinks=True)
+        for name, content in {filename: text, **extra}.items():
+            target = folder / "repo" / "flows" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        (folder / "pipeline.toml").write_text(flows_config(folder / "repo" / "flows", folder / "repo" / "flows" / filename, folder))
+        jobs.append({"config": str(folder / "pipeline.toml"), "args": ["flows"], "memory_mb": MEMORY_MB,
+                     "cpu_seconds": CPU_SECONDS})
+    results = run_all(jobs, tmp_path)
+    problems = []
+    for (name, _, _, _, expect, key), result in zip(HOSTILE, results, strict=True):
+        problems += problems_of(Mutation(name, "", expect, key), result)
+        if ESCAPE in result["output"]:
+            problems.append(f"{name}: a raw escape character reached the output")
+    assert not problems, f"{len(problems)} of {len(HOSTILE)} cases:\n" + "\n\n".join(problems)
