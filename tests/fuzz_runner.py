@@ -1,10 +1,10 @@
 """Run many doit commands quickly: import forkflow once, then fork a child per command, one per core at a time.
 
 `python3 tests/fuzz_runner.py JOBS RESULTS`: JOBS is a JSON list of
-{"config": path, "args": [...]}, optionally with "memory_mb" and
-"cpu_seconds": bounds the child runs under (address space above what the
-runner already holds, CPU time), so a case past them ends with a signal or a
-MemoryError instead of passing; RESULTS gets a list of {"rc", "output"} in
+{"config": path, "args": [...]}, optionally with "memory_mb",
+"cpu_seconds" and "wall_seconds": bounds the child runs under (address space
+above what the runner already holds, CPU time, an alarm), so a case past
+them ends with a signal or a MemoryError instead of passing or hanging; RESULTS gets a list of {"rc", "output"} in
 the same order. Each child loads dodo.py afresh with FORKFLOW_CONFIG set, as
 the `doit` command would, so what it prints and its exit code are what a user
 would see; only the interpreter start and the imports are shared.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -55,6 +56,8 @@ def start(job: dict[str, Any]) -> tuple[int, int]:
     pid = os.fork()
     if pid == 0:
         bound(job.get("memory_mb"), job.get("cpu_seconds"))
+        if job.get("wall_seconds"):
+            signal.alarm(int(job["wall_seconds"]))  # SIGALRM ends a case that hangs (rc -14)
         child(fd, job["config"], job["args"])
     return pid, fd
 

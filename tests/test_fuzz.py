@@ -371,6 +371,7 @@ branch = "main"
 
 MEMORY_MB = 1536  # address space each case may add to what the runner holds (the old alias bomb took 3.9 GB)
 CPU_SECONDS = 120
+WALL_SECONDS = 300  # a case that hangs (the old alias bomb did, at the memory bound) ends with SIGALRM
 ESCAPE = "\x1b"
 
 
@@ -435,7 +436,7 @@ def test_hostile_repositories_are_refused_or_read_within_bounds(tmp_path: Path) 
             target.write_text(content)
         (folder / "pipeline.toml").write_text(flows_config(folder / "repo" / "flows", folder / "repo" / "flows" / filename, folder))
         jobs.append({"config": str(folder / "pipeline.toml"), "args": ["flows"], "memory_mb": MEMORY_MB,
-                     "cpu_seconds": CPU_SECONDS})
+                     "cpu_seconds": CPU_SECONDS, "wall_seconds": WALL_SECONDS})
     results = run_all(jobs, tmp_path)
     problems = []
     for (name, _, _, _, expect, key), result in zip(HOSTILE, results, strict=True):
