@@ -205,3 +205,11 @@ def test_a_failed_demo_build_leaves_nothing_behind(demo_config: Path) -> None:
         assert [p.name for p in state.iterdir() if p.name.startswith(".demo")] == []
         assert (state / "demo" / "origin.git").is_dir(), "the workspace is left as it was"
     clean(run_doit(demo_config, "demo"))
+
+
+def test_a_full_disk_before_a_run_is_a_message(demo_config: Path) -> None:
+    full = limited_doit(demo_config, 0, "version")
+    output = full.stdout + full.stderr
+    assert full.returncode == 1 and "Traceback" not in output and "Exception ignored" not in output, output
+    assert "cannot create doit's database" in full.stderr and "fix:   free disk space" in full.stderr
+    clean(run_doit(demo_config, "version"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -82,9 +83,8 @@ def hold_state_lock(state_dir: Path) -> None:
             where=str(file),
             fix="wait for it to finish; two runs on one state folder would corrupt its state",
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    with contextlib.suppress(OSError):  # the pid only informs a second run; a full disk must not stop this one
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)  # unbuffered: nothing left to fail at exit
     _held.append(handle)
     atexit.register(handle.close)  # the lock ends with the process; closing says so before teardown

@@ -20,10 +20,30 @@ from tasks.pipeline.heal import treat_as_missing
 
 
 def heal_doit_db(file: Path) -> None:
-    """Set `file` aside as `<file>.corrupt` when it is not a readable sqlite database (held under the state lock)."""
+    """Set `file` aside as `<file>.corrupt` when it is not a readable sqlite database (held under the state lock),
+    and make a missing one now: a disk too full for it is one message (exit 1), not doit's advice to delete it."""
     problem = database_problem(file)
     if problem is not None:
         treat_as_missing(file, f"not a doit database: {problem}", "and this run re-checks every task as on a fresh clone")
+    if not file.exists():
+        failure = create_database(file)
+        if failure is not None:
+            print(f"forkflow: cannot create doit's database {file}: {failure}\n  where: {file}\n"
+                  "  fix:   free disk space (or fix the folder's permissions) and run again", file=sys.stderr)
+            raise SystemExit(1)
+
+
+def create_database(file: Path) -> str | None:
+    """Create doit's table as doit's sqlite backend does; why it failed, or None."""
+    try:
+        with closing(sqlite3.connect(file)) as conn:
+            conn.execute("create table if not exists doit (task_id text not null primary key, task_data json)")
+            conn.commit()
+    except (sqlite3.Error, OSError) as err:
+        for leftover in (file, file.with_name(file.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+        return str(err)
+    return None
 
 
 def database_problem(file: Path) -> str | None:
