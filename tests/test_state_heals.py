@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,36 @@ def test_a_full_disk_before_a_run_is_a_message(demo_config: Path) -> None:
     assert full.returncode == 1 and "Traceback" not in output and "Exception ignored" not in output, output
     assert "cannot create doit's database" in full.stderr and "fix:   free disk space" in full.stderr
     clean(run_doit(demo_config, "version"))
+
+
+@pytest.mark.docker
+def test_a_corrupt_image_state_and_report_are_rebuilt(tmp_path: Path, registry: Any, base_images: list[str]) -> None:
+    """A garbage .forkflow/images/<key>.json crashed every run until `doit clean`; a garbage reports/image.json
+    was written again as an empty list on every run."""
+    import uuid
+
+    from tests.image_helpers import TinyPackage, image_config_text, write_config, write_wheel_set
+
+    session = uuid.uuid4().hex[:10]
+    config = write_config(tmp_path, image_config_text(registry.address, f"t{session}/heal", python=("3.12",),
+                                                      flavors=("base",)))
+    write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{session}"')])
+    state = tmp_path / ".forkflow"
+    clean(run_doit(config, "image", env=registry.env))
+    built = read_json(state / "reports" / "image.json")
+    assert built is not None and [r["name"] for r in built["images"]] == ["3.12-base"]
+    corrupt(state / "images" / "3.12-base.json")
+    corrupt(state / "reports" / "image.json")
+    output = clean(run_doit(config, "image", env=registry.env))  # the registry check answers first here
+    assert output.count("image.json is not readable") == 1, output[-3000:]
+    healed = read_json(state / "reports" / "image.json")
+    assert healed is not None and [r["name"] for r in healed["images"]] == ["3.12-base"]
+    assert healed["images"][0]["digest"] == built["images"][0]["digest"]
+    again = clean(run_doit(config, "image", env=registry.env))
+    corrupt(state / "images" / "3.12-base.json")
+    clean(run_doit(config, "forget", "image:3.12-base"))  # past the registry check: the cell's own state is read
+    forced = clean(run_doit(config, "image", env=registry.env))
+    assert forced.count("3.12-base.json is not readable") == 1, forced[-3000:]
+    kept = read_json(state / "reports" / "image.json")
+    assert "warning" not in again and kept is not None
+    assert [(r["name"], r["digest"]) for r in kept["images"]] == [("3.12-base", built["images"][0]["digest"])]
