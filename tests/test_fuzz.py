@@ -5,9 +5,12 @@ number out of range, the key given twice, an unknown neighbour key, the key
 left out, and (where one is listed) another valid value. Every mutated file is
 run through doit as a user would (`doit list` for pipeline.toml; `doit flows`,
 then `doit list`, for a deployments file). Whatever the file, doit exits 0 or 2,
-never prints a traceback and never ends with doit's own rc 3; mutations known
+never prints a traceback and never ends with doit's own rc 3, within memory,
+CPU and wall-clock bounds (MEMORY_MB, CPU_SECONDS, WALL_SECONDS); mutations known
 to be valid must be accepted, those known to be wrong must be refused, and a
-refusal names the key (or, for a key given twice, its line).
+refusal names the key (or, for a key given twice, its line). Hostile
+repositories (alias bombs, deep nesting, huge expressions, names with control
+characters) are refused naming the limit, or read with their names escaped.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from tests.flows_repo import flows_repo
 from tests.helpers import REPO
 
 VALID, INVALID, EITHER = "valid", "invalid", "either"
+# every case runs within these bounds (see fuzz_runner); past one it ends with a signal and the test fails
+MEMORY_MB = 1536  # address space each case may add to what the runner holds (the old alias bomb took 3.9 GB)
+CPU_SECONDS = 120
+WALL_SECONDS = 300  # a case that hangs (the old alias bomb did, at the memory bound) ends with SIGALRM
 
 
 @dataclass(frozen=True)
@@ -260,7 +267,8 @@ def yaml_text(doc: Any) -> str:
 
 
 def run_all(jobs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
-    (folder / "jobs.json").write_text(json.dumps(jobs))
+    bounds = {"memory_mb": MEMORY_MB, "cpu_seconds": CPU_SECONDS, "wall_seconds": WALL_SECONDS}
+    (folder / "jobs.json").write_text(json.dumps([bounds | job for job in jobs]))
     subprocess.run([sys.executable, str(REPO / "tests" / "fuzz_runner.py"), str(folder / "jobs.json"),
                     str(folder / "results.json")], check=True, timeout=1800)
     results: list[dict[str, Any]] = json.loads((folder / "results.json").read_text())
@@ -369,9 +377,6 @@ branch = "main"
 
 # ---------------------------------------------------------------- hostile repositories
 
-MEMORY_MB = 1536  # address space each case may add to what the runner holds (the old alias bomb took 3.9 GB)
-CPU_SECONDS = 120
-WALL_SECONDS = 300  # a case that hangs (the old alias bomb did, at the memory bound) ends with SIGALRM
 ESCAPE = "\x1b"
 
 
@@ -435,8 +440,7 @@ def test_hostile_repositories_are_refused_or_read_within_bounds(tmp_path: Path) 
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
         (folder / "pipeline.toml").write_text(flows_config(folder / "repo" / "flows", folder / "repo" / "flows" / filename, folder))
-        jobs.append({"config": str(folder / "pipeline.toml"), "args": ["flows"], "memory_mb": MEMORY_MB,
-                     "cpu_seconds": CPU_SECONDS, "wall_seconds": WALL_SECONDS})
+        jobs.append({"config": str(folder / "pipeline.toml"), "args": ["flows"]})
     results = run_all(jobs, tmp_path)
     problems = []
     for (name, _, _, _, expect, key), result in zip(HOSTILE, results, strict=True):

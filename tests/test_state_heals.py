@@ -247,3 +247,31 @@ def test_a_corrupt_image_state_and_report_are_rebuilt(tmp_path: Path, registry: 
     kept = read_json(state / "reports" / "image.json")
     assert "warning" not in again and kept is not None
     assert [(r["name"], r["digest"]) for r in kept["images"]] == [("3.12-base", built["images"][0]["digest"])]
+
+
+@pytest.mark.services
+def test_corrupt_service_credentials_are_made_again_and_the_services_take_them(demo_config: Path) -> None:
+    from tests.helpers import have_program, need
+    from tests.test_services import http_status, ports_of
+
+    need(have_program("docker-registry"), "Debian's docker-registry")
+    ports, folder = ports_of(demo_config), demo_config.parent / ".forkflow" / "services"
+    try:
+        clean(run_doit(demo_config, "services:index", "services:registry"))
+        old = {name: read_json(folder / name / "credentials.json") for name in ("index", "registry")}
+        for name in old:
+            corrupt(folder / name / "credentials.json")
+        output = clean(run_doit(demo_config, "services:index", "services:registry"))
+        assert output.count("new credentials are made") == 2, output
+        new = {name: read_json(folder / name / "credentials.json") for name in ("index", "registry")}
+        assert all(new[name] and new[name] != old[name] for name in old)
+        registry_url = f"http://127.0.0.1:{ports['registry']}/v2/"
+        assert http_status(registry_url, (new["registry"]["username"], new["registry"]["password"])) == 200
+        assert http_status(registry_url, (old["registry"]["username"], old["registry"]["password"])) == 401
+        index_url = f"http://127.0.0.1:{ports['index']}/"
+        assert http_status(index_url, (new["index"]["username"], new["index"]["password"]), "POST") not in (401, 403)
+        assert http_status(index_url, (old["index"]["username"], old["index"]["password"]), "POST") in (401, 403)
+        again = clean(run_doit(demo_config, "services:index", "services:registry"))
+        assert "warning" not in again and again.count("up-to-date") >= 2
+    finally:
+        run_doit(demo_config, "services-stop")
