@@ -1,7 +1,10 @@
 """Run many doit commands quickly: import forkflow once, then fork a child per command, one per core at a time.
 
 `python3 tests/fuzz_runner.py JOBS RESULTS`: JOBS is a JSON list of
-{"config": path, "args": [...]}; RESULTS gets a list of {"rc", "output"} in
+{"config": path, "args": [...]}, optionally with "memory_mb",
+"cpu_seconds" and "wall_seconds": bounds the child runs under (address space
+above what the runner already holds, CPU time, an alarm), so a case past
+them ends with a signal or a MemoryError instead of passing or hanging; RESULTS gets a list of {"rc", "output"} in
 the same order. Each child loads dodo.py afresh with FORKFLOW_CONFIG set, as
 the `doit` command would, so what it prints and its exit code are what a user
 would see; only the interpreter start and the imports are shared.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -45,14 +49,29 @@ def preload_prefect() -> None:
     import prefect.utilities.templating  # noqa: F401
 
 
-def start(config: str, args: list[str]) -> tuple[int, int]:
+def start(job: dict[str, Any]) -> tuple[int, int]:
     """A forked child running one command; returns its pid and the descriptor of the file its output goes to."""
     fd, name = tempfile.mkstemp(prefix="fuzz-")
     Path(name).unlink()
     pid = os.fork()
     if pid == 0:
-        child(fd, config, args)
+        bound(job.get("memory_mb"), job.get("cpu_seconds"))
+        if job.get("wall_seconds"):
+            signal.alarm(int(job["wall_seconds"]))  # SIGALRM ends a case that hangs (rc -14)
+        child(fd, job["config"], job["args"])
     return pid, fd
+
+
+def bound(memory_mb: int | None, cpu_seconds: int | None) -> None:
+    """Limit this process: `memory_mb` of address space beyond what it holds now, `cpu_seconds` of CPU time."""
+    import resource
+
+    if memory_mb:
+        held = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+        limit = held + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if cpu_seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 
 
 def collected(fd: int, status: int) -> dict[str, object]:
@@ -69,7 +88,7 @@ def run_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, object]]
     waiting = iter(enumerate(jobs))
     while True:
         for index, job in waiting:
-            pid, fd = start(job["config"], job["args"])
+            pid, fd = start(job)
             running[pid] = (index, fd)
             if len(running) >= workers:
                 break

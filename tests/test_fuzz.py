@@ -5,9 +5,12 @@ number out of range, the key given twice, an unknown neighbour key, the key
 left out, and (where one is listed) another valid value. Every mutated file is
 run through doit as a user would (`doit list` for pipeline.toml; `doit flows`,
 then `doit list`, for a deployments file). Whatever the file, doit exits 0 or 2,
-never prints a traceback and never ends with doit's own rc 3; mutations known
+never prints a traceback and never ends with doit's own rc 3, within memory,
+CPU and wall-clock bounds (MEMORY_MB, CPU_SECONDS, WALL_SECONDS); mutations known
 to be valid must be accepted, those known to be wrong must be refused, and a
-refusal names the key (or, for a key given twice, its line).
+refusal names the key (or, for a key given twice, its line). Hostile
+repositories (alias bombs, deep nesting, huge expressions, names with control
+characters) are refused naming the limit, or read with their names escaped.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from tests.flows_repo import flows_repo
 from tests.helpers import REPO
 
 VALID, INVALID, EITHER = "valid", "invalid", "either"
+# every case runs within these bounds (see fuzz_runner); past one it ends with a signal and the test fails
+MEMORY_MB = 1536  # address space each case may add to what the runner holds (the old alias bomb took 3.9 GB)
+CPU_SECONDS = 120
+WALL_SECONDS = 300  # a case that hangs (the old alias bomb did, at the memory bound) ends with SIGALRM
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,8 @@ def yaml_text(doc: Any) -> str:
 
 
 def run_all(jobs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
-    (folder / "jobs.json").write_text(json.dumps(jobs))
+    bounds = {"memory_mb": MEMORY_MB, "cpu_seconds": CPU_SECONDS, "wall_seconds": WALL_SECONDS}
+    (folder / "jobs.json").write_text(json.dumps([bounds | job for job in jobs]))
     subprocess.run([sys.executable, str(REPO / "tests" / "fuzz_runner.py"), str(folder / "jobs.json"),
                     str(folder / "results.json")], check=True, timeout=1800)
     results: list[dict[str, Any]] = json.loads((folder / "results.json").read_text())
@@ -366,3 +374,78 @@ prefect_api_url = "http://127.0.0.1:9/api"
 work_pool = "orbit-prod"
 branch = "main"
 '''
+
+
+# ---------------------------------------------------------------- hostile repositories
+
+ESCAPE = "\x1b"
+
+
+def alias_bomb(indent: str) -> str:
+    """Nine levels of nine aliases: a few hundred bytes standing for 387 million values."""
+    lines = [f"{indent}a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"{indent}{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    return "\n".join(lines) + "\n"
+
+
+def hostile_prefect_yaml(parameters: str = "", name: str = "hello-nightly") -> str:
+    return (f"name: orbit-flows\ndeployments:\n  - name: \"{name}\"\n    entrypoint: orbit_flows/hello.py:hello\n"
+            + parameters)
+
+
+EVIL = "evil\\x1b[31mred\\nfix: run this\\x07"
+HOSTILE_FLOW = f'from prefect import flow\n\n\n@flow(name="{EVIL}")\ndef evil():\n    pass\n'
+HUGE_SUM = "X = " + " + ".join(["1"] * 100_000) + "\n"
+HUGE_NEGATION = "Y = " + "-" * 100_000 + "1\n"
+
+# (name, deployment file name, its text, extra files in the flows folder, expected outcome, what a refusal names)
+HOSTILE: list[tuple[str, str, str, dict[str, str], str, str]] = [
+    ("prefect.yaml alias bomb in parameters", "prefect.yaml",
+     hostile_prefect_yaml("    parameters:\n" + alias_bomb("      ")), {}, INVALID, "250,000 values"),
+    ("deployments.yaml alias bomb", "deployments.yaml", "flows:\n  hello:\n    parameters:\n" + alias_bomb("      "),
+     {}, INVALID, "250,000 values"),
+    ("acme alias bomb", ".acme_portal_sdk/static_flow_deploy_config.yaml",
+     "hello:\n  name: hello\n  import_path: orbit_flows.hello:hello\n  parameters:\n" + alias_bomb("    "), {}, INVALID,
+     "250,000 values"),
+    ("a value that contains itself", "prefect.yaml", hostile_prefect_yaml("    parameters: &p\n      me: *p\n"), {},
+     INVALID, "inside its own anchor"),
+    ("100,000 nested lists", "prefect.yaml",
+     hostile_prefect_yaml("    parameters:\n      deep: " + "[" * 100_000 + "]" * 100_000 + "\n"), {}, INVALID, "levels deep"),
+    ("200 nested mappings", "deployments.yaml",
+     "flows:\n  hello:\n    parameters:\n" + "".join("  " * (level + 3) + f"k{level}:\n" for level in range(200)), {},
+     INVALID, "levels deep"),
+    ("a list as a mapping key", "prefect.yaml", hostile_prefect_yaml("    parameters:\n      ? [a, b]\n      : 1\n"), {},
+     INVALID, "prefect.yaml:6: a mapping key is a list"),
+    ("a file of 5 MB", "prefect.yaml", hostile_prefect_yaml("    description: \"" + "a" * 5_000_000 + "\"\n"), {},
+     INVALID, "at most 4,194,304"),
+    ("a 100,000-term sum in a flow file", "prefect.yaml", hostile_prefect_yaml(), {"orbit_flows/huge.py": HUGE_SUM},
+     VALID, ""),
+    ("a 100,000-fold negation in a flow file", "prefect.yaml", hostile_prefect_yaml(),
+     {"orbit_flows/negation.py": HUGE_NEGATION}, VALID, ""),
+    ("a flow name with control characters", "deployments.yaml", "every_flow: true\n",
+     {"orbit_flows/evil.py": HOSTILE_FLOW}, EITHER, "evil"),
+    ("a deployment name with control characters", "prefect.yaml", hostile_prefect_yaml(name=EVIL), {}, EITHER, "evil"),
+]
+
+
+@pytest.mark.slow
+def test_hostile_repositories_are_refused_or_read_within_bounds(tmp_path: Path) -> None:
+    flows = flows_repo(tmp_path)
+    (flows / "deployments.yaml").unlink()
+    jobs = []
+    for index, (_, filename, text, extra, _, _) in enumerate(HOSTILE):
+        folder = tmp_path / f"h{index}"
+        shutil.copytree(flows.parent, folder / "repo", symlinks=True)
+        for name, content in {filename: text, **extra}.items():
+            target = folder / "repo" / "flows" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        (folder / "pipeline.toml").write_text(flows_config(folder / "repo" / "flows", folder / "repo" / "flows" / filename, folder))
+        jobs.append({"config": str(folder / "pipeline.toml"), "args": ["flows"]})
+    results = run_all(jobs, tmp_path)
+    problems = []
+    for (name, _, _, _, expect, key), result in zip(HOSTILE, results, strict=True):
+        problems += problems_of(Mutation(name, "", expect, key), result)
+        if ESCAPE in result["output"]:
+            problems.append(f"{name}: a raw escape character reached the output")
+    assert not problems, f"{len(problems)} of {len(HOSTILE)} cases:\n" + "\n\n".join(problems)

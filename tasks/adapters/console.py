@@ -1,4 +1,4 @@
-"""Progress lines printed by stage actions, with secrets masked."""
+"""Progress lines printed by stage actions, with secrets masked and control characters escaped."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import os
 import sys
 
 from tasks.core.secrets import mask, secret_values
+from tasks.core.text import printable
 
 
 def say(message: str) -> None:
-    """Print one progress line for the person watching the run."""
-    print(mask(message, secret_values(os.environ)), flush=True)
+    """Print one progress line for the person watching the run (control characters escaped)."""
+    print(printable(mask(message, secret_values(os.environ))), flush=True)
 
 
 def warn(message: str) -> None:
-    print("warning: " + mask(message, secret_values(os.environ)), file=sys.stderr, flush=True)
+    print("warning: " + printable(mask(message, secret_values(os.environ))), file=sys.stderr, flush=True)

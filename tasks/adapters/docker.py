@@ -19,6 +19,7 @@ from typing import Any
 from tasks.adapters import engine_api
 from tasks.adapters.limits import limits, no_answer
 from tasks.core.errors import CommandError, ForkflowError
+from tasks.core.http_status import status_fix
 from tasks.core.values import sha256_hex
 
 ENGINE_FIX = (
@@ -265,12 +266,17 @@ def push(engine: Engine, repository: str, tag: str, auth: Mapping[str, str]) -> 
     return digest
 
 
+SERVER_FAILURES = ("500 internal", "502 bad", "503 service", "504 gateway", "received unexpected http status: 5")
+
+
 def registry_error(registry: str, message: str, ref: str | None = None) -> ForkflowError:
     """A push or login failure, with what to do about it."""
     lowered = message.lower()
     what = f"registry {registry}: {'push of ' + ref + ' failed: ' if ref else ''}{first_line(message)}"
-    if "unauthorized" in lowered or "401" in lowered or "authentication required" in lowered:
-        fix = f"the registry refused the credentials; set {REGISTRY_CREDENTIALS} to valid ones"
+    if any(word in lowered for word in ("unauthorized", "401", "authentication required", "403", "denied", "forbidden")):
+        fix = f"the registry refused the credentials; set {REGISTRY_CREDENTIALS} (environment variables) to valid ones"
+    elif any(word in lowered for word in SERVER_FAILURES):
+        fix = status_fix(500, "the registry", REGISTRY_CREDENTIALS, "")
     elif any(word in lowered for word in ("connection refused", "no such host", "timeout", "dial tcp", "eof")):
         fix = f"the registry at {registry} is not reachable: start it (`doit services:registry` for the local one) " \
               "or correct [images] registry"

@@ -6,12 +6,14 @@ import contextlib
 import html.parser
 import io
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
 from tasks.adapters.limits import limits, no_answer
 from tasks.core.errors import ForkflowError
+from tasks.core.http_status import is_credentials_status, is_server_failure, status_fix
 from tasks.core.packages import canonical
 from tasks.core.secrets import Credentials
 
@@ -26,6 +28,28 @@ class AuthError(IndexError_):
 
 class TransientIndexError(IndexError_):
     """A 5xx answer or a dropped connection: worth re-checking and retrying."""
+
+
+CREDENTIALS = "TWINE_USERNAME / TWINE_PASSWORD (environment variables)"
+
+
+def read_auth() -> tuple[str, str] | None:
+    """What reads send to the index: TWINE_USERNAME / TWINE_PASSWORD when set (a private index wants them to
+    list and download too); never sent to another host."""
+    password = os.environ.get("TWINE_PASSWORD")
+    return (os.environ.get("TWINE_USERNAME") or "forkflow", password) if password else None  # as uploads send them
+
+
+def status_error(status: int, index_url: str, doing: str) -> IndexError_:
+    """The error for an answer other than 200 or 404 while `doing` something on the index."""
+    what = f"the index at {index_url} answered {status} while {doing}"
+    fix = status_fix(status, "the index", CREDENTIALS, "check [index] url: is it the index's root?")
+    where = f"[index] url = {index_url!r}"
+    if is_credentials_status(status):
+        return AuthError(what, where=where, fix=fix)
+    if is_server_failure(status):
+        return TransientIndexError(what, where=where, fix=fix)
+    return IndexError_(what, where=where, fix=fix)
 
 
 class LinkParser(html.parser.HTMLParser):
@@ -59,10 +83,12 @@ def download(index_url: str, project: str, file_name: str) -> bytes | None:
         return None
     base = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
     try:
-        response = httpx.get(urljoin(base, page.hrefs[file_name]), timeout=limits().index, follow_redirects=True)
+        response = httpx.get(urljoin(base, page.hrefs[file_name]), timeout=limits().index, follow_redirects=True,
+                             auth=read_auth())
     except httpx.TimeoutException:
         raise index_silent(index_url) from None
-    response.raise_for_status()
+    if response.status_code != 200:
+        raise status_error(response.status_code, index_url, f"downloading {file_name}")
     return response.content
 
 
@@ -72,10 +98,10 @@ def project_page(index_url: str, project: str) -> LinkParser:
 
     url = f"{index_url.rstrip('/')}/simple/{canonical(project)}/"
     try:
-        response = httpx.get(url, timeout=limits().index)
+        response = httpx.get(url, timeout=limits().index, auth=read_auth())
         target = str(response.next_request.url) if response.is_redirect and response.next_request else ""
         if target and same_origin(url, target):
-            response = httpx.get(target, timeout=limits().index)
+            response = httpx.get(target, timeout=limits().index, auth=read_auth())
     except httpx.TimeoutException:
         raise index_silent(index_url) from None
     except httpx.TransportError as err:
@@ -83,10 +109,8 @@ def project_page(index_url: str, project: str) -> LinkParser:
                                   fix="check [index] url and that the index is running (`doit services`)") from None
     if response.status_code == 404 or response.is_redirect:
         return LinkParser()  # a redirect elsewhere: the index does not hold the project and falls back to upstream
-    if response.status_code >= 500:
-        raise TransientIndexError(f"the index answered {response.status_code} for {url}")
     if response.status_code != 200:
-        raise IndexError_(f"the index answered {response.status_code} for {url}", fix="check [index] url")
+        raise status_error(response.status_code, index_url, f"reading {url}")
     parser = LinkParser()
     parser.feed(response.text)
     return parser
@@ -144,18 +168,16 @@ def upload(index_url: str, file: Path, credentials: Credentials | None) -> None:
         raise TransientIndexError(f"connection to {index_url} failed while uploading {file.name}: "
                                   f"{type(err).__name__}") from None
     except TwineException as err:
+        if "credential" in str(err).lower():
+            raise AuthError(f"twine has no credentials to upload {file.name} to {index_url}: {err}",
+                            where=f"[index] url = {index_url!r}", fix=f"set {CREDENTIALS}") from None
         raise IndexError_(f"twine refused to upload {file.name}: {err}", fix="read the message above") from None
 
 
 def http_error(err: object, index_url: str, file: Path) -> IndexError_:
     response = getattr(err, "response", None)
     status = getattr(response, "status_code", 0)
-    if status >= 500:
-        return TransientIndexError(f"the index answered {status} while uploading {file.name}")
-    if status in (401, 403):
-        return AuthError(
-            f"the index at {index_url} refused the credentials ({status}) for {file.name}",
-            fix="set TWINE_USERNAME and TWINE_PASSWORD to an account that may upload",
-        )
+    if is_credentials_status(status) or is_server_failure(status):
+        return status_error(status, index_url, f"uploading {file.name}")
     return IndexError_(f"the index refused {file.name} with {status}", where=index_url,
                        fix="read the index's log; the file was not uploaded")

@@ -14,7 +14,10 @@ from tasks.adapters.console import say
 from tasks.adapters.limits import limits
 from tasks.adapters.prefect_settings import Connection, connect
 from tasks.core.errors import ForkflowError
+from tasks.core.http_status import status_fix
 
+CREDENTIALS = ("PREFECT_API_KEY or PREFECT_API_AUTH_STRING (environment variables; or the variables the "
+               "environment's api_key_env / auth_string_env name), for the prefect_api_url in pipeline.toml")
 
 def client(api_url: str, timeout: float | None = None, connection: Connection | None = None) -> httpx.Client:
     """An httpx client of the API; each request is bounded by [timeouts] prefect unless `timeout` says otherwise."""
@@ -49,9 +52,8 @@ def api_error(action: str, name: str, response: httpx.Response) -> ForkflowError
         f"Prefect API: could not {action}{' ' + repr(name) if name else ''}: HTTP {response.status_code}: "
         f"{readable(response)}",
         where=str(response.request.url),
-        fix="check prefect_api_url and the credentials (PREFECT_API_KEY / PREFECT_API_AUTH_STRING, or the "
-            "environment's api_key_env / auth_string_env)" if response.status_code in (401, 403)
-        else "the server refused the value named above; correct it in the deployment config",
+        fix=status_fix(response.status_code, "the Prefect server", CREDENTIALS,
+                       "the server refused the value named above; correct it in the deployment config"),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tasks.adapters.limits import limits, no_answer
 from tasks.core.errors import ForkflowError
+from tasks.core.http_status import status_fix
 
 DOCKER_INDEX = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -26,6 +27,7 @@ INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 IMAGE_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                "application/vnd.docker.distribution.manifest.v2+json")
+CREDENTIALS = "FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD (environment variables)"
 
 
 class RegistryUnreachable(ForkflowError):
@@ -159,8 +161,8 @@ class Connection:
         token = str(data.get("token") or data.get("access_token") or "")
         if not token:
             raise ForkflowError(f"registry {self.registry}: its token service {realm} answered {answer.status_code}",
-                                fix="check the registry credentials (FORKFLOW_REGISTRY_USERNAME / "
-                                    "FORKFLOW_REGISTRY_PASSWORD) and the image's name")
+                                fix=status_fix(answer.status_code, "the registry's token service", CREDENTIALS,
+                                               f"check {CREDENTIALS} and the image's name"))
         return token
 
 
@@ -229,7 +231,8 @@ def put_index(registry: str, repository: str, tags: list[str], images: Mapping[s
             if answer.status_code >= 300:
                 raise ForkflowError(f"registry {registry}: putting the index {repository}:{tag} answered "
                                     f"{answer.status_code} {answer.text[:300]}", where=f"[images] registry = {registry!r}",
-                                    fix="read the registry's log; every platform's image must be pushed first")
+                                    fix=status_fix(answer.status_code, "the registry", CREDENTIALS,
+                                                   "read the registry's log; every platform's image must be pushed first"))
     return digest
 
 
@@ -265,12 +268,8 @@ def get(http: Any, path: str, registry: str, accept: tuple[str, ...] = ()) -> An
     response = http.get(path, headers={"Accept": ", ".join(accept)} if accept else {})
     if response.status_code == 404:
         return None
-    if response.status_code in (401, 403):
-        raise ForkflowError(f"registry {registry}: {response.status_code} {response.reason_phrase}",
-                            where=f"[images] registry = {registry!r}",
-                            fix="the registry refused the credentials; set FORKFLOW_REGISTRY_USERNAME / "
-                                "FORKFLOW_REGISTRY_PASSWORD to valid ones")
     if response.status_code >= 300:
-        raise ForkflowError(f"registry {registry}: GET {path} answered {response.status_code}",
-                            fix="read the registry's log")
+        raise ForkflowError(f"registry {registry}: GET {path} answered {response.status_code} {response.reason_phrase}",
+                            where=f"[images] registry = {registry!r}",
+                            fix=status_fix(response.status_code, "the registry", CREDENTIALS, "read the registry's log"))
     return response

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.modules import imported_module, package_of
+from tasks.core.pysource import TooDeep, parse_python
 from tasks.core.static_values import NotStatic, module_constants, static_value
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def discover_source(text: str, file: str, local: LocalModules | None = None) -> 
     """The flows defined in one file's source, and the problems found in it; `local` is what the project's own
     modules offer it (names that mean Prefect's flow, constants), see tasks.core.local_modules."""
     try:
-        tree = ast.parse(text, filename=file)
+        tree = parse_python(text, file)
+    except TooDeep as err:
+        return [], [DiscoveryError(file, err.line, f"{err}; the file is not read (split the expression)")]
     except SyntaxError as err:
         return [], [DiscoveryError(file, err.lineno or 0, f"syntax error: {err.msg} (read as Python {PYTHON}; "
                                                           "a file written for a newer Python needs forkflow run on it)")]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tasks.core.text import shown
+
 
 class ForkflowError(Exception):
     """A failure with a message meant for the person running the pipeline."""
@@ -56,7 +58,7 @@ def validation_problem(item: Mapping[str, Any], allowed: Callable[[Sequence[str]
     """One pydantic error as a line: the key path, the value when the raw mapping `data` is given, and for an
     unknown key the keys allowed there (`allowed` gets the key path; `skip` drops union labels from it)."""
     loc = tuple(str(part) for part in item["loc"] if not skip(str(part)))
-    key = ".".join(loc) or "(top level)"
+    key = ".".join(shown(part) for part in loc) or "(top level)"  # keys from a repository: one inert line
     if item["type"] == "extra_forbidden":
         return f"{key}: " + unknown.format(allowed=", ".join(allowed(list(loc))), value=item.get("input"))
     if item["type"] == "missing":

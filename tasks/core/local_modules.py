@@ -13,6 +13,7 @@ from typing import Any
 
 from tasks.core.discovery import is_flow_reference, prefect_aliases
 from tasks.core.modules import imported_module, module_names
+from tasks.core.pysource import TooDeep, parse_python
 from tasks.core.static_values import module_constants
 
 
@@ -40,8 +41,8 @@ def local_modules(sources: dict[str, str]) -> LocalModules:
     constants: dict[str, dict[str, Any]] = {}
     for file, text in sources.items():
         try:
-            tree = ast.parse(text, filename=file)
-        except SyntaxError:
+            tree = parse_python(text, file)
+        except (SyntaxError, TooDeep):  # discovery reports it
             continue
         names, values = flow_names_offered(tree), module_constants(tree)
         for module in module_names(file):

@@ -13,6 +13,7 @@ from tasks.adapters import limits
 from tasks.adapters.processes import end_with_parent
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.secrets import mask, secret_values
+from tasks.core.text import printable
 from tasks.pipeline import prefetch
 from tasks.pipeline.runmode import DRY_RUN_ENV, RunMode, installed, run_mode
 
@@ -40,9 +41,9 @@ class Guarded:
             try:
                 return self.func(*args, **kwargs)
             except ConfigError as err:
-                return TaskError(mask(str(err), secret_values(os.environ)))
+                return TaskError(printable(mask(str(err), secret_values(os.environ))))
             except ForkflowError as err:
-                return TaskFailed(mask(str(err), secret_values(os.environ)))
+                return TaskFailed(printable(mask(str(err), secret_values(os.environ))))
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,7 +60,7 @@ def creation_errors_as_task(creator: Callable[[], Iterator[dict[str, Any]]]) -> 
         try:
             yield from creator()
         except ForkflowError as err:
-            message = mask(str(err), secret_values(os.environ))
+            message = printable(mask(str(err), secret_values(os.environ)))
             yield {"name": "config", "doc": f"cannot make the tasks: {message.splitlines()[0]}",
                    "actions": [guarded(functools.partial(raise_again, err))], "uptodate": [False], "verbosity": 2}
 

@@ -200,3 +200,20 @@ def record_forgets() -> None:
         self.remove, self.remove_all = forget_one, forget_all
 
     Dependency.__init__ = recording  # type: ignore[method-assign]
+
+
+def report_intact(stage: str, key: str | None = None) -> Check:
+    """An up-to-date check: reports/<stage>.json reads as a report (with a `key` list). A corrupt report is then
+    made again by its own task, which its readers' advice ("run `doit <stage>`") relies on."""
+    return Check(f"reports/{stage}.json reads as a report", report_reads, stage, key)
+
+
+def report_reads(stage: str, key: str | None, task: Any = None, values: Any = None) -> bool | Stale:
+    from tasks.pipeline.settings import read_report
+
+    data = read_report(stage)
+    if data is None:
+        return Stale(f"reports/{stage}.json is missing or unreadable")
+    if key is not None and not isinstance(data.get(key), list):
+        return Stale(f"reports/{stage}.json has no {key!r} list")
+    return True

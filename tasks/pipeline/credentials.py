@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from tasks.core.errors import ForkflowError
 from tasks.core.secrets import Credentials
+from tasks.pipeline.heal import treat_as_missing
 
 if TYPE_CHECKING:
     from tasks.adapters.prefect_settings import Connection
@@ -45,13 +46,29 @@ def local_credentials(folder: Path, service: str) -> Credentials:
     environment when set then, else generated. Later changes to the environment do not
     change what the service accepts (so a wrong password stays wrong)."""
     file = folder / "credentials.json"
-    if file.exists():
-        data = json.loads(file.read_text(encoding="utf-8"))
-        return Credentials(data["username"], data["password"])
+    saved = saved_credentials(file)
+    if saved is not None:
+        return saved
     made = from_environment(service) or Credentials("forkflow", secrets.token_urlsafe(18))
     folder.mkdir(parents=True, exist_ok=True)
     write_private(file, json.dumps({"username": made.username, "password": made.password}))
     return made
+
+
+def saved_credentials(file: Path) -> Credentials | None:
+    """The credentials in `file`; None when it is missing, or unreadable (then set aside with one warning, and
+    new ones are made: `doit services` restarts the service with them)."""
+    if not file.exists() and not file.is_symlink():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        return Credentials(str(data["username"]), str(data["password"]))
+    except (OSError, ValueError) as err:
+        problem = str(err).splitlines()[0]
+    except (KeyError, TypeError):
+        problem = "not an object with a username and a password"
+    treat_as_missing(file, problem, "new credentials are made, and `doit services` restarts the service with them")
+    return None
 
 
 def write_private(file: Path, text: str) -> None:

@@ -26,8 +26,10 @@ from tasks.core.deploydefs import Planned, from_document, undefined_flows
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
 from tasks.core.discovery import FlowInfo, Parameter
 from tasks.core.errors import ConfigError
+from tasks.core.text import shown
 from tasks.core.values import sha256_hex
 from tasks.core.yamlfile import load_yaml
+from tasks.core.yamllimits import check_size
 from tasks.pipeline.deploy_files import config_file
 from tasks.pipeline.settings import Settings, read_json, write_json
 
@@ -48,6 +50,17 @@ class DeploymentConfig:
     warnings: tuple[str, ...] = ()
 
 
+def read_yaml_file(file: Path) -> Any:
+    """The YAML document in `file`, read within the limits of tasks.core.yamllimits (the size before reading)."""
+    check_size(file.stat().st_size, str(file))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {err.start})", where=str(file),
+                          fix="save the file as UTF-8") from None
+    return load_yaml(text, str(file))
+
+
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
     """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written."""
     file, kind = config_file(current, root)
@@ -55,7 +68,7 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     if file is None:
         spec_flows = [flow for flow in flows if flow.spec_deployments]
         return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
-    data = load_yaml(file.read_text(encoding="utf-8"), str(file))
+    data = read_yaml_file(file)
     context = {"schedule_problem": ScheduleChecks(current.state_dir / CHECKS_FILE)}
     if kind == "prefect":
         from_path = current.config.flows is not None and current.config.flows.run_from == "path"
@@ -79,7 +92,7 @@ def unlisted_note(doc: Document, flows: list[FlowInfo], file: Path) -> tuple[str
     left = undefined_flows(doc, flows)
     if not left:
         return ()
-    names = ", ".join(flow.name for flow in left[:8]) + (", ..." if len(left) > 8 else "")
+    names = ", ".join(shown(flow.name) for flow in left[:8]) + (", ..." if len(left) > 8 else "")
     return (f"{len(left)} flow(s) not listed in {file.name} and without a FLOW_SPEC are not deployed: {names} "
             f"(list them under flows:, or set every_flow: true)",)
 

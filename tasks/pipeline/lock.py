@@ -7,6 +7,7 @@ once (the lock is a file in the clone's .git, which git ignores).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from tasks.core.errors import StateLocked
+from tasks.pipeline.heal import treat_as_missing
 
 _held: list[IO[str]] = []
 _clones: dict[Path, IO[str]] = {}
@@ -26,6 +28,8 @@ def hold_state_lock(state_dir: Path) -> None:
     """Take the state folder's lock for the life of this process, or explain who has it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     file = state_dir / "run.lock"
+    if file.is_symlink() or (file.exists() and not file.is_file()):
+        treat_as_missing(file, "not a plain file", "and a new lock file is made")
     handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - held until the process ends
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,10 +42,9 @@ def hold_state_lock(state_dir: Path) -> None:
             where=str(file),
             fix="wait for it to finish; two runs on one state folder would corrupt its state",
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    with contextlib.suppress(OSError):  # the pid only informs a second run; a full disk must not stop this one
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)  # unbuffered: nothing left to fail at exit
     _held.append(handle)
     atexit.register(handle.close)  # the lock ends with the process; closing says so before teardown
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from doit.reporter import ConsoleReporter
 
+from tasks.core.text import shown
 from tasks.pipeline import status_line
 from tasks.pipeline.checks import changed_text
 
@@ -80,7 +81,7 @@ class SummaryReporter(ConsoleReporter):
         from tasks.core.secrets import mask, secret_values
 
         made = mask(made_by(task), secret_values(os.environ))
-        self.rows[task.name] = [task.name, status, f"{elapsed:.1f}s", made, why(task, status)]
+        self.rows[task.name] = [shown(task.name), status, f"{elapsed:.1f}s", shown(made), shown(why(task, status))]
 
     def complete_run(self) -> None:
         if self.status:
@@ -90,11 +91,14 @@ class SummaryReporter(ConsoleReporter):
             return
         self.write(render_table(list(self.rows.values())))
         markdown = summary_markdown(list(self.rows.values()), self.tasks)
-        write_summary_file(markdown)
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file:
-            with Path(summary_file).open("a", encoding="utf-8") as handle:
-                handle.write(markdown)
+        try:
+            write_summary_file(markdown)
+            summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+            if summary_file:
+                with Path(summary_file).open("a", encoding="utf-8") as handle:
+                    handle.write(markdown)
+        except OSError as err:  # a full disk: the table above is the summary
+            self.write(f"forkflow: the summary file could not be written: {err.strerror or err} ({err.filename})\n")
 
 
 class LiveSummaryReporter(SummaryReporter):
@@ -184,7 +188,7 @@ def report_lines() -> list[str]:
     for file in sorted(settings().reports_dir.glob("*.json")):
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError:
+        except (OSError, ValueError):  # the stage that reads it sets it aside and says so
             continue
         counts: dict[str, int] = {}
         for items in data.values() if isinstance(data, dict) else []:
@@ -194,10 +198,10 @@ def report_lines() -> list[str]:
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "written"
         if isinstance(data, dict) and data.get("status") == "failed":
             error = str(data.get("error") or "see the log").splitlines()
-            detail = f"**FAILED**: {error[0]} ({detail})"
+            detail = f"**FAILED**: {shown(error[0])} ({detail})"
         lines.append(f"- `{file.name}`: {detail}")
         own = data.get("summary_lines") if isinstance(data, dict) else None
-        lines += [f"  - {line}" for line in own if isinstance(line, str)] if isinstance(own, list) else []
+        lines += [f"  - {shown(line)}" for line in own if isinstance(line, str)] if isinstance(own, list) else []
     return lines
 
 

@@ -151,9 +151,18 @@ def write_text_atomically(file: Path, text: str) -> None:
 
 
 def read_json(file: Path) -> dict[str, Any] | None:
-    """A state or report file; None when it is missing or not a JSON object (it is then made again)."""
+    """A state or report file; None when it is missing, or unreadable or not a JSON object: then it is set aside
+    (`<name>.corrupt`) with one warning, and treated as missing (its work is redone, its report rebuilt)."""
+    from tasks.pipeline.heal import treat_as_missing
+
     try:
         loaded = json.loads(file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError:
         return None
-    return loaded if isinstance(loaded, dict) else None
+    except (OSError, ValueError) as err:
+        treat_as_missing(file, str(err).splitlines()[0] if str(err) else type(err).__name__, "and treated as missing")
+        return None
+    if not isinstance(loaded, dict):
+        treat_as_missing(file, f"a JSON {type(loaded).__name__}, not an object", "and treated as missing")
+        return None
+    return loaded

@@ -7,10 +7,18 @@ upstream and a `release` branch with custom commits. It is built in a
 staging folder and swapped in whole, so an interrupted run leaves either the
 old workspace or none, never half of one. Commit dates are fixed, so commit
 ids are the same on every machine.
+
+Whether the workspace is current is read from the workspace itself: its
+stamp records a digest of the sources it was made from, so a lost or
+rebuilt doit database costs a re-check, never a regeneration (which would
+throw away what the pipeline did in it, or refuse and block every task).
+Staging and retired folders that a failed or killed run left beside the
+workspace are removed by the next run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,8 +31,8 @@ from tasks.adapters.git import Git, init_repo
 from tasks.core.demo import Commit, DemoPlan, foreign_commits, parse_history
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import guarded, missing_section_task
-from tasks.pipeline.checks import Cleaner
-from tasks.pipeline.settings import settings
+from tasks.pipeline.checks import Check, Cleaner
+from tasks.pipeline.settings import read_json, settings
 
 STAMP = "demo.json"
 HERE = Path(__file__).resolve()
@@ -41,7 +49,8 @@ def task_demo() -> dict[str, Any]:
     return {
         "doc": doc,
         "actions": [guarded(partial(generate_action, source, workspace))],
-        "file_dep": source_files(source) + [str(HERE), str(HERE.parents[1] / "core" / "demo.py")],
+        "uptodate": [Check("the workspace was generated from the demo sources as they are now",
+                           partial(workspace_current, source, workspace))],
         "targets": [str(workspace / STAMP)],
         "clean": [Cleaner(f"remove the demo workspace {workspace}", remove_workspace, workspace)],
         "verbosity": 2,
@@ -52,35 +61,69 @@ def source_files(source: Path) -> list[str]:
     return sorted(str(p) for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
+def sources_digest(source: Path) -> str:
+    """What the workspace is made from: every source file (name and content) and the generator's own code."""
+    digest = hashlib.sha256()
+    generator = [HERE, HERE.parents[1] / "core" / "demo.py"]
+    for file in [Path(name) for name in source_files(source)] + generator:
+        name = file.relative_to(source).as_posix() if file.is_relative_to(source) else file.name
+        digest.update(f"{name}\0".encode() + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def workspace_current(source: Path, workspace: Path, task: Any = None, values: Any = None) -> bool:
+    """True when the workspace's stamp names the digest of the sources as they are now."""
+    stamp = read_json(workspace / STAMP)
+    return stamp is not None and stamp.get("sources") == sources_digest(source)
+
+
 def generate_action(source: Path, workspace: Path) -> dict[str, str]:
-    summary = generate(source, workspace)
+    remove_leftovers(workspace)
+    try:
+        summary = generate(source, workspace)
+    except OSError as err:
+        raise ForkflowError(f"the demo workspace could not be written: {err.strerror or err}",
+                            where=str(err.filename or workspace),
+                            fix="free disk space (or fix the folder's permissions) and run again; "
+                                "the workspace was left as it was") from None
     say(f"demo workspace ready at {workspace}: upstream {summary['upstream_main'][:7]}, "
         f"fork main {summary['origin_main'][:7]}, release {summary['origin_release'][:7]}")
     return {"made": str(workspace)}
 
 
 def generate(source: Path, workspace: Path) -> dict[str, Any]:
-    """Build the workspace in a staging folder, then swap it in; return the stamp data."""
+    """Build the workspace in a staging folder, then swap it in; return the stamp data. A failed build (a full
+    disk) removes its staging folder and leaves the workspace as it was."""
     plan = parse_history((source / "history.toml").read_text(encoding="utf-8"), str(source / "history.toml"))
     refuse_to_replace_work(workspace, plan)
     staging = workspace.parent / f".{workspace.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        stamp = build_staging(source, staging, plan, workspace)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap_in(staging, workspace)
+    return stamp
+
+
+def build_staging(source: Path, staging: Path, plan: DemoPlan, workspace: Path) -> dict[str, Any]:
     work = staging / "work"
     git = init_repo(work)
     shas = build_upstream(git, plan, source)
     run_clone_bare(work, staging / "upstream.git")
     release_tip = build_release(git, plan, shas[plan.main_at - 1])
-    origin = build_origin(git, staging / "origin.git", shas[plan.main_at - 1])
+    build_origin(git, staging / "origin.git", shas[plan.main_at - 1])
     shutil.rmtree(work)
     stamp = {
         "upstream_main": shas[-1],
         "origin_main": shas[plan.main_at - 1],
         "origin_release": release_tip,
         "upstream_tags": sorted(tag for commit in plan.upstream for tag in commit.tags),
-        "origin": str(origin),
+        "origin": str(workspace / "origin.git"),
+        "sources": sources_digest(source),
     }
     (staging / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
-    swap_in(staging, workspace)
     return stamp
 
 
@@ -100,7 +143,7 @@ def refuse_to_replace_work(workspace: Path, plan: DemoPlan) -> None:
 def work_in(workspace: Path, plan: DemoPlan) -> list[str]:
     found: list[str] = []
     for entry in sorted(workspace.iterdir()):
-        if entry.name == STAMP:
+        if entry.name in (STAMP, STAMP + ".corrupt"):  # its stamp, or a corrupt one set aside
             continue
         if (entry / ".git").exists():
             found += uncommitted(entry)
@@ -193,6 +236,31 @@ def swap_in(staging: Path, workspace: Path) -> None:
         workspace.rename(retired)
     staging.rename(workspace)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def remove_leftovers(workspace: Path) -> None:
+    """Remove the staging (`.<name>.building-<pid>`) and retired (`.<name>.old-<pid>`) folders of runs whose
+    process is gone: a run that failed (a full disk) or was killed leaves them behind."""
+    if not workspace.parent.is_dir():
+        return
+    for kind in ("building", "old"):
+        for folder in workspace.parent.glob(f".{workspace.name}.{kind}-*"):
+            pid = folder.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not process_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                say(f"removed {folder.name}, left by an earlier run that did not finish")
+
+
+def process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this run's own name: a leftover of an earlier process that had the same pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_workspace(workspace: Path) -> None:

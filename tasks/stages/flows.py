@@ -39,9 +39,10 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
 from tasks.core.runtime import code_version
+from tasks.core.text import shown
 from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
-from tasks.pipeline.checks import Check, KeepFileDeps, Stale
+from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
@@ -64,7 +65,8 @@ def task_flows() -> dict[str, Any]:
         "targets": [str(current.reports_dir / "flows.json")],
         # the flows' code version is the version stage's (a deploy-only run must name the version a full run names)
         "task_dep": ["checkout", "version"] if current.config.fork else [],
-        "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged)],
+        "uptodate": [Check("flow files, branch, deployment config and versions are those flows.json was made from", flows_unchanged),
+                     report_intact("flows", "flows")],
         "verbosity": 2,
     }
 
@@ -329,7 +331,7 @@ def show(report: dict[str, Any]) -> None:
         f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
     for flow in report["flows"]:
         kind = " (async)" if flow["is_async"] else ""
-        say(f"  {flow['name']:<24} {flow['entrypoint']}{kind}")
+        say(f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{kind}")
     if report["config"]:
         say(f"deployments from {report['config']} ({report['format']}):")
     elif report.get("unusable_config"):
@@ -340,8 +342,8 @@ def show(report: dict[str, Any]) -> None:
         say("no deployment config (prefect.yaml, acme static config, deployments.yaml) and no FLOW_SPEC: "
             "nothing is deployed")
     for item in report["deployments"]:
-        names = ", ".join(item["names"][env] for env in report["environments"])
-        say(f"  {item['flow']:<24} -> {names or '(no environment for this branch)'}")
+        names = ", ".join(shown(item["names"][env]) for env in report["environments"])
+        say(f"  {shown(item['flow']):<24} -> {names or '(no environment for this branch)'}")
     for note in report.get("notes", []):
         say(f"  note: {note}")
     for error in report["errors"]:

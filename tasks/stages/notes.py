@@ -48,7 +48,7 @@ from tasks.pipeline.actions import (
     note_dry_run,
     plan_only,
 )
-from tasks.pipeline.checks import Check, Stale
+from tasks.pipeline.checks import Check, Stale, report_intact
 from tasks.pipeline.settings import Settings, read_report, settings, write_report, write_text_atomically
 from tasks.pipeline.workspace import checkout_path, find_packages
 
@@ -70,7 +70,7 @@ def task_notes() -> dict[str, Any]:
         "task_dep": ["publish"],
         "targets": [str(current.reports_dir / "notes.json"), str(current.reports_dir / "notes.md")],
         "uptodate": [Check("publish.json and the checkout's HEAD are those of the last notes", notes_unchanged),
-                     Check("the last run was not a dry run", not_after_dry_run("notes"))],
+                     Check("the last run was not a dry run", not_after_dry_run("notes")), report_intact("notes")],
         "params": [dry_run_param()],
         "verbosity": 2,
     }

@@ -15,7 +15,7 @@ from tasks.adapters.build import sha256, twine_check, write_reproducible_zip
 from tasks.core.errors import ForkflowError
 from tasks.core.release_pins import ReleasePins, wheel_files
 from tasks.pipeline.actions import guarded, missing_section_task
-from tasks.pipeline.checks import Check, Stale
+from tasks.pipeline.checks import Check, Stale, report_intact
 from tasks.pipeline.release_pins import desired_pins, pins_file
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
@@ -31,7 +31,8 @@ def task_pins() -> dict[str, Any]:
         "doc": DOC,
         "actions": [guarded(pins_action)],
         "task_dep": ["verify"],
-        "uptodate": [Check("the pins wheel holds what the core's verification installed", pins_are_current)],
+        "uptodate": [Check("the pins wheel holds what the core's verification installed", pins_are_current),
+                     report_intact("pins", "files")],
         "targets": [str(current.reports_dir / "pins.json")],
         "verbosity": 2,
     }

@@ -52,7 +52,7 @@ from tasks.pipeline.actions import (
     note_dry_run,
     plan_only,
 )
-from tasks.pipeline.checks import Check
+from tasks.pipeline.checks import Check, report_intact
 from tasks.pipeline.credentials import index_credentials, is_local_index
 from tasks.pipeline.release_pins import desired_pins
 from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
@@ -84,7 +84,7 @@ def task_publish() -> dict[str, Any]:
         "file_dep": [str(current.reports_dir / "wheel.json"), str(current.reports_dir / "pins.json")],
         "targets": [str(current.reports_dir / "publish.json")],
         "uptodate": [Check("the index URL is the one of the last upload", config_changed(current.config.index.url)),
-                     Check("the last run was not a dry run", not_after_dry_run("publish"))],
+                     Check("the last run was not a dry run", not_after_dry_run("publish")), report_intact("publish", "files")],
         "params": [dry_run_param()],
         "verbosity": 2,
     }

@@ -24,7 +24,7 @@ from tasks.adapters.console import say
 from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, Stale
-from tasks.pipeline.credentials import local_credentials, local_prefect_auth, write_private
+from tasks.pipeline.credentials import local_credentials, local_prefect_auth, saved_credentials, write_private
 from tasks.pipeline.settings import Settings, settings
 
 NAMES = ("index", "registry", "prefect")
@@ -51,11 +51,26 @@ def task_services() -> Iterator[dict[str, Any]]:
 
 def runs_healthy(name: str, *_: Any) -> bool | Stale:
     """One health check of a service this run did not need to start (its pid file proves it is ours)."""
+    if credentials_changed(settings(), name):
+        return Stale("its credentials changed since its password file was written")
     spec = service_spec(settings(), name)
     found = prefetch.answer(health_key(spec), partial(svc.state, spec))
     if found.healthy:
         return True
     return Stale("running but not healthy" if found.running else "not running")
+
+
+def credentials_changed(current: Settings, name: str) -> bool:
+    """True when a service's password file is older than its credentials, or they are gone or were corrupt (set
+    aside, new ones to be made): pypiserver reads the new file as it is written, the registry restarts."""
+    folder = service_folder(current, name)
+    htpasswd = folder / "htpasswd"
+    if not htpasswd.is_file():
+        return False
+    file = folder / "credentials.json"
+    if saved_credentials(file) is None:
+        return True
+    return file.stat().st_mtime_ns > htpasswd.stat().st_mtime_ns
 
 
 def health_key(spec: svc.ServiceSpec) -> str:
@@ -111,7 +126,7 @@ DESCRIPTIONS = {
 def start_action(name: str) -> dict[str, str]:
     current = settings()
     spec = service_spec(current, name)
-    if not svc.state(spec).healthy:
+    if not svc.state(spec).healthy or credentials_changed(current, name):
         prepare(current, name)
     outcome = svc.start(spec)
     say(f"{name}: {outcome} at {spec.url} (pid {svc.running_pid(spec)}, log {spec.log_file})")

@@ -29,7 +29,7 @@ from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.core.verify import changed_versions, fork_closure, supports_python
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
-from tasks.pipeline.checks import Check
+from tasks.pipeline.checks import Check, report_intact
 from tasks.pipeline.settings import Settings, settings, write_json, write_report
 from tasks.pipeline.ui import core_bundles
 from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
@@ -64,6 +64,7 @@ def task_verify() -> Any:
         "task_dep": [f"verify:{name}" for name in names],
         "file_dep": [str(result_file(current, name)) for name in names],
         "targets": [str(current.reports_dir / "verify.json")],
+        "uptodate": [report_intact("verify", "packages")],
         "verbosity": 2,
     }
 

@@ -30,7 +30,7 @@ from tasks.core.versions import (
     tag_pattern,
 )
 from tasks.pipeline.actions import guarded, missing_section_task
-from tasks.pipeline.checks import Check, KeepFileDeps, Stale
+from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.parallel import together
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 from tasks.pipeline.workspace import checkout_path, find_packages, matching
@@ -48,7 +48,8 @@ def task_version() -> dict[str, Any]:
         "task_dep": ["checkout"],
         "params": [{"name": "show", "long": "print", "type": bool, "default": False,
                     "help": "print the versions table even when nothing changed"}],
-        "uptodate": [Check("the tags and commits the versions come from are unchanged", versions_unchanged)],
+        "uptodate": [Check("the tags and commits the versions come from are unchanged", versions_unchanged),
+                     report_intact("version", "packages")],
         "file_dep": [str(file) for file in pyproject_files(current) if file.is_file()],
         "targets": [str(current.reports_dir / "version.json")],
         "verbosity": 2,

@@ -62,7 +62,7 @@ from tasks.core.versions import (
     with_static_version,
 )
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
-from tasks.pipeline.checks import Check, Cleaner, Stale
+from tasks.pipeline.checks import Check, Cleaner, Stale, report_intact
 from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.pipeline.ui import bundle_env, bundle_extras, check_wheel_bundles, core_bundles, place_bundles
 from tasks.pipeline.workspace import (
@@ -106,6 +106,7 @@ def task_wheel() -> Any:
         "actions": [guarded(report_action)],
         "file_dep": [str(stamp_file(current, p.name)) for p in packages],
         "targets": [str(current.reports_dir / "wheel.json")],
+        "uptodate": [report_intact("wheel", "packages")],
         "verbosity": 2,
     }
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +34,9 @@ from tasks.core.deployplan import (
 from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
+from tasks.core.text import shown
 from tasks.pipeline.credentials import environment_connection
-from tasks.pipeline.settings import Settings, read_report, write_failed_report, write_json
+from tasks.pipeline.settings import Settings, read_json, read_report, write_failed_report, write_json
 from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
 from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, result_entry
 
@@ -167,7 +167,7 @@ class DeployRun:
                     f"work pool {desired.work_pool!r} ({pool_type}) runs containers but no image is known for {desired.name}",
                     where=str(self.current.reports_dir / "image.json"),
                     fix="run `doit image` first (its image.json names the image), or use a process work pool")
-            say(f"{desired.identity}: no image is known for work pool {desired.work_pool!r} ({pool_type}), so the pool's "
+            say(f"{shown(desired.identity)}: no image is known for work pool {desired.work_pool!r} ({pool_type}), so the pool's "
                 "default image runs it, as prefect deploy leaves it")
         tag = self.image_tag(pool_type) if image else None
         return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), image, tag)
@@ -259,12 +259,7 @@ RECORDS = "deploy-record.json"
 
 def load_records(current: Settings) -> dict[str, Any]:
     """What the last runs applied, per server: spec hashes and the server's signals right after."""
-    file = current.state_dir / RECORDS
-    try:
-        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return loaded
+    return read_json(current.state_dir / RECORDS) or {}
 
 
 def save_records(current: Settings, records: dict[str, Any]) -> None:
@@ -351,7 +346,8 @@ class Applier:
             result.update(status="failed", error=err.what)
         if not self.api.dry_run and change.kind != "unchanged":
             with self.lock:
-                say(f"{result['status']:<9} {change.name}" + (f" ({', '.join(change.diff)})" if change.kind == "update" else ""))
+                diff = f" ({', '.join(change.diff)})" if change.kind == "update" else ""
+                say(f"{result['status']:<9} {shown(change.name)}{diff}")
         return result
 
     def write(self, change: Change) -> str | None:

@@ -28,7 +28,7 @@ from tasks.stages.image import dashboard, evidence, inputs, platforms, split, ta
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.smoke_test import smoke_test
-from tasks.stages.image.state import engine, read_state, revision, save_state, update_report
+from tasks.stages.image.state import engine, in_report, read_state, revision, save_state, saved_values, update_report
 
 
 def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]:
@@ -374,8 +374,9 @@ def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
     if not values or "input_hash" not in values:
         return Stale("first build (no build recorded)")
     setup = image_setup()
-    if os.environ.get(split.PLATFORM_ENV):
-        return Stale(f"one platform of a split build ({split.PLATFORM_ENV}): the registry decides")
+    stale = run_stale(setup, key)
+    if stale is not None:
+        return stale
     try:
         client = engine()
         planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)
@@ -385,6 +386,15 @@ def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
     except ForkflowError as err:  # the task itself reports the problem properly
         return Stale(f"cannot check: {err.what.splitlines()[0]}")
     return Stale(cell.steps.stale) if cell.steps.stale else True
+
+
+def run_stale(setup: ImageSetup, key: str) -> Stale | None:
+    """Why this run must look again whatever the cell's inputs are: a split build, or no record in image.json."""
+    if os.environ.get(split.PLATFORM_ENV):
+        return Stale(f"one platform of a split build ({split.PLATFORM_ENV}): the registry decides")
+    if not in_report(setup, key):
+        return Stale("reports/image.json has no record of it (missing or unreadable): the run rebuilds it")
+    return None
 
 
 def describe_plan(setup: ImageSetup, planned: inputs.Planned) -> dict[str, Any]:
@@ -423,11 +433,3 @@ def dry_run_lines(cell: CellPlan, count: int, refused: bool = False) -> list[str
     if not steps.push:
         return [build, "  would not push: [images] push = false"]
     return [build, f"  would push {count} tags" + (": " + "; ".join(steps.push_reasons) if steps.push_reasons else "")]
-
-
-def saved_values(state: dict[str, Any] | None) -> dict[str, Any]:
-    """The values of the last real run, kept by a dry run so it does not make the next run redo the push."""
-    if not state:
-        return {}
-    return {"input_hash": state.get("input_hash"), "image_id": state.get("image_id"),
-            "target": core.input_hash(state.get("target", {}))}

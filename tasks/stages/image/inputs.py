@@ -241,13 +241,12 @@ def check_python_choice(setup: ImageSetup) -> None:
 
 
 def read_wheels(current: Settings) -> list[core.Wheel]:
-    import json
-
     file = wheel_report_file(current)
-    if not file.exists():
+    report = read_json(file)
+    if report is None:
         raise ForkflowError(f"no wheels to put in images: {file} does not exist",
                             fix="run `doit wheel` first (`doit image` runs it when the config has a [fork])")
-    wheels = core.wheels_from_report(json.loads(file.read_text(encoding="utf-8")), str(file))
+    wheels = core.wheels_from_report(report, str(file))
     missing = [w.path for w in wheels if not Path(w.path).is_file()]
     if missing:
         raise ForkflowError(f"{file} lists wheels that are not on disk: {', '.join(missing)}", where=str(file),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from tasks.adapters.console import say
 from tasks.core import images as core
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
-from tasks.pipeline.settings import Settings, read_report, settings, write_json, write_report
+from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.stages.image.setup import ImageSetup, image_setup
 
 
@@ -87,6 +86,12 @@ def update_report(setup: ImageSetup, keys: list[str] | None, *, images: list[dic
     return data
 
 
+def in_report(setup: ImageSetup, key: str) -> bool:
+    """Whether reports/image.json holds a record of the image `key`."""
+    records = (read_report("image", setup.settings) or {}).get("images")
+    return isinstance(records, list) and any(isinstance(r, dict) and r.get("name") == key for r in records)
+
+
 def clean_image(key: str) -> None:
     """`doit clean image`: forget what was built (state and build context); images stay in the engine and registry."""
     folder = image_setup().state_folder
@@ -96,8 +101,15 @@ def clean_image(key: str) -> None:
 
 
 def read_state(setup: ImageSetup, key: str) -> dict[str, Any] | None:
-    file = setup.state_folder / f"{key}.json"
-    return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
+    return read_json(setup.state_folder / f"{key}.json")
+
+
+def saved_values(state: dict[str, Any] | None) -> dict[str, Any]:
+    """The values of the last real run, kept by a dry run so it does not make the next run redo the push."""
+    if not state:
+        return {}
+    return {"input_hash": state.get("input_hash"), "image_id": state.get("image_id"),
+            "target": core.input_hash(state.get("target", {}))}
 
 
 def save_state(setup: ImageSetup, key: str, data: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from tasks.core.errors import ForkflowError
 from tasks.pipeline import prefetch
 from tasks.pipeline.checks import Stale
 from tasks.pipeline.parallel import together
-from tasks.pipeline.settings import read_json, write_json
+from tasks.pipeline.settings import read_json, read_report, write_json
 
 if TYPE_CHECKING:
     from tasks.stages.sync.setup import SyncSetup
@@ -114,6 +114,16 @@ def ask_early(setup: SyncSetup) -> None:
         prefetch.send(fetch_key(setup), partial(look, setup))
 
 
+def missing_state(setup: SyncSetup) -> str | None:
+    """The plan the later sync tasks follow, or the report a successful sync leaves, when it does not read: fetching
+    again makes both (a corrupt one is set aside by read_json)."""
+    if read_json(setup.state_dir / "run.json") is None:
+        return "the sync plan (sync/run.json)"
+    if read_report("sync", setup.settings) is None:
+        return "reports/sync.json"
+    return None
+
+
 def nothing_to_fetch(setup: SyncSetup, *_: Any) -> bool | Stale:
     """sync:fetch's doit `uptodate` check."""
     if setup.dry_run:
@@ -121,6 +131,9 @@ def nothing_to_fetch(setup: SyncSetup, *_: Any) -> bool | Stale:
     saved = read_json(setup.state_dir / RECORD)
     if not saved:
         return Stale("no fetch since the last change found everything in place")
+    missing = missing_state(setup)
+    if missing:
+        return Stale(f"{missing} is missing or unreadable")
     if not (setup.fork / ".git").exists():
         return Stale("no clone yet")
     try:

@@ -47,7 +47,10 @@ def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
     is to be pushed or moved."""
     data = read_json(setup.state_dir / "run.json")
     stamp = load_stamp(setup)
-    return bool(data and stamp and Stamp(**data["observed"]) == stamp and TagPlan.from_dict(data.get("tags")).empty)
+    try:
+        return bool(data and stamp and Stamp(**data["observed"]) == stamp and TagPlan.from_dict(data.get("tags")).empty)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a plan of another shape: the sync tasks run again
+        return False
 
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:

@@ -72,4 +72,7 @@ def load_state(setup: SyncSetup) -> RunState:
 
 def load_stamp(setup: SyncSetup) -> Stamp | None:
     data = read_json(setup.state_dir / "stamp.json")
-    return Stamp(**data) if data else None
+    try:
+        return Stamp(**data) if data else None
+    except TypeError:  # a stamp of another shape: as if there were none, the next sync writes it again
+        return None

@@ -1,0 +1,92 @@
+"""doit's own database (`.forkflow/doit.db`) as state that heals itself.
+
+doit stops every command on a database it cannot read ("remove the database
+file(s)"), and a run whose final save fails (a full disk) ends in sqlite's
+traceback with no summary. Here a corrupt database is set aside once, with a
+warning, and the run re-checks every task as on a fresh clone (forkflow's
+checks read their state from the work itself, so nothing done is lost); a
+failed save is one message, then the summary, and the run exits 1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from tasks.pipeline.heal import treat_as_missing
+
+
+def heal_doit_db(file: Path) -> None:
+    """Set `file` aside as `<file>.corrupt` when it is not a readable sqlite database (held under the state lock),
+    and make a missing one now: a disk too full for it is one message (exit 1), not doit's advice to delete it."""
+    problem = database_problem(file)
+    if problem is not None:
+        treat_as_missing(file, f"not a doit database: {problem}", "and this run re-checks every task as on a fresh clone")
+    if not file.exists():
+        failure = create_database(file)
+        if failure is not None:
+            print(f"forkflow: cannot create doit's database {file}: {failure}\n  where: {file}\n"
+                  "  fix:   free disk space (or fix the folder's permissions) and run again", file=sys.stderr)
+            raise SystemExit(1)
+
+
+def create_database(file: Path) -> str | None:
+    """Create doit's table as doit's sqlite backend does; why it failed, or None."""
+    try:
+        with closing(sqlite3.connect(file)) as conn:
+            conn.execute("create table if not exists doit (task_id text not null primary key, task_data json)")
+            conn.commit()
+    except (sqlite3.Error, OSError) as err:
+        for leftover in (file, file.with_name(file.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+        return str(err)
+    return None
+
+
+def database_problem(file: Path) -> str | None:
+    """Why `file` cannot be doit's database, or None (missing is fine: doit makes one; busy is fine: it is in use)."""
+    if not file.exists() and not file.is_symlink():
+        return None
+    if file.is_dir():
+        return "it is a folder"
+    try:
+        with closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as conn:
+            verdict = conn.execute("pragma quick_check").fetchone()
+            conn.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.OperationalError as err:
+        return None if "locked" in str(err) else str(err)
+    except sqlite3.DatabaseError as err:
+        return str(err)
+    return None if verdict and verdict[0] == "ok" else f"integrity check: {verdict[0] if verdict else 'no answer'}"
+
+
+def save_failure_message(file: str, err: BaseException) -> str:
+    return (f"forkflow: doit could not save what this run did in {file}: {err}\n"
+            f"  where: {file}\n"
+            "  fix:   free disk space (or fix the folder's permissions) and run again; the tasks that ran are "
+            "re-checked and their finished work is kept")
+
+
+def keep_summary_when_save_fails() -> None:
+    """Make doit's runner turn a failed database save into one message: the summary still prints, the exit code
+    is 1."""
+    from doit.runner import FAILURE, Runner
+
+    if getattr(Runner.finish, "heals", False):
+        return
+
+    def finish(self: Any) -> Any:
+        try:
+            self.dep_manager.close()
+        except (sqlite3.Error, OSError) as err:
+            print(save_failure_message(str(getattr(self.dep_manager, "name", "doit.db")), err), file=sys.stderr)
+            self.final_result = max(self.final_result, FAILURE)
+        self.teardown()
+        self.reporter.complete_run()
+        return self.final_result
+
+    finish.heals = True  # type: ignore[attr-defined]
+    Runner.finish = finish
