@@ -791,7 +791,7 @@ def test_values_prefect_would_refuse_are_refused_before_any_write(
 def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, signature: str) -> None:
     from prefect.utilities.callables import parameter_schema_from_entrypoint
 
-    from tasks.pipeline.deployments import plain_schema
+    from tasks.pipeline.flow_code import plain_schema
 
     file = tmp_path / "job.py"
     file.write_text(f"from prefect import flow\n\n@flow\ndef job{signature}:\n    \"\"\"Do the job.\"\"\"\n")
@@ -804,7 +804,7 @@ def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, 
     ("(x: int = 1)", "Do it.\n\n    Args:\n        x: how many\n    "), ("(x: int = 1)", ":param x: how many"),
 ])
 def test_other_signatures_are_left_to_prefect(signature: str, doc: str) -> None:
-    from tasks.pipeline.deployments import plain_schema
+    from tasks.pipeline.flow_code import plain_schema
 
     source = f'from prefect import flow\n\n@flow\ndef job{signature}:\n    """{doc}"""\n'
     (flow,), _ = discover_source(source, "job.py")

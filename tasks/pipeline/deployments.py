@@ -10,14 +10,9 @@ with the flows themselves. Files are read in place, never rewritten. The
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import dataclasses
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,15 +21,9 @@ from tasks.core.deploydefs import Planned, from_document, undefined_flows
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
 from tasks.core.discovery import FlowInfo, Parameter
 from tasks.core.errors import ConfigError
-from tasks.core.values import sha256_hex
 from tasks.core.yamlfile import load_yaml
 from tasks.pipeline.deploy_files import config_file
 from tasks.pipeline.settings import Settings, read_json, write_json
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    from tasks.adapters.prefect_settings import Connection
 
 
 @dataclass(frozen=True)
@@ -120,108 +109,6 @@ def trigger_problem(trigger: dict[str, Any]) -> str | None:
     return None
 
 
-def with_prefect_facts(config: DeploymentConfig, root: Path, state_dir: Path) -> DeploymentConfig:
-    """prefect.yaml deployments get what `prefect deploy` derives from the code: Prefect's own parameter
-    schema (read from the source, not imported; remembered per file content and Prefect version) and,
-    without a `version`, the version it infers."""
-    if not any(p.native for p in config.planned):
-        return config
-    schemas = SchemaCache(state_dir / SCHEMAS_FILE)
-    version = RepositoryVersion(root)
-    planned = []
-    for item in config.planned:
-        if item.native:
-            extra = {**item.extra, "parameter_openapi_schema": schemas.schema_of(root, item.flow),
-                     "version": version.of(item.flow.file)}
-            planned.append(dataclasses.replace(item, extra=extra))
-        else:
-            planned.append(item)
-    schemas.save()
-    return dataclasses.replace(config, planned=tuple(planned))
-
-
-class RepositoryVersion:
-    """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file."""
-
-    def __init__(self, root: Path):
-        from tasks.adapters.git import Git
-
-        git = Git(root)
-        self.root = root
-        self.commit = git.read("rev-parse", "HEAD")[:8] if git.ok("config", "--get", "remote.origin.url") else None
-
-    def of(self, file: str) -> str:
-        if self.commit:
-            return self.commit
-        import hashlib
-
-        return hashlib.md5((self.root / file).read_bytes(), usedforsecurity=False).hexdigest()
-
-
-SCHEMAS_FILE = "prefect-schemas.json"
-
-
-class SchemaCache:
-    """Prefect's parameter schema of each flow, by file content and Prefect version."""
-
-    def __init__(self, file: Path):
-        from importlib.metadata import version
-
-        self.file = file
-        self.version = version("prefect")
-        saved = read_json(file) or {}
-        self.known: dict[str, Any] = saved.get("schemas", {}) if saved.get("prefect") == self.version else {}
-        self.changed = False
-
-    def schema(self, root: Path, file: str, function: str) -> dict[str, Any]:
-
-        key = f"{sha256_hex((root / file).read_bytes())}:{function}"
-        if key not in self.known:
-            from prefect.utilities.callables import parameter_schema_from_entrypoint
-
-            self.known[key] = parameter_schema_from_entrypoint(f"{root / file}:{function}").model_dump(exclude_unset=True)
-            self.changed = True
-        found: dict[str, Any] = self.known[key]
-        return found
-
-    def save(self) -> None:
-        if self.changed:
-            write_json(self.file, {"prefect": self.version, "schemas": self.known})
-
-    def schema_of(self, root: Path, flow: FlowInfo) -> dict[str, Any]:
-        """The same schema without Prefect where the signature is plain (see `plain_schema`)."""
-        return plain_schema(flow) or self.schema(root, flow.file, flow.function)
-
-
-PLAIN_TYPES = (None, "str", "int", "float", "bool")
-PARAMETER_SECTIONS = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Keyword Args|Other Parameters)\s*:?\s*$|:param ",
-                                re.MULTILINE | re.IGNORECASE)
-
-
-def documents_parameters(docstring: str) -> bool:
-    """Whether the docstring has a parameter section, from which Prefect takes descriptions."""
-    return bool(PARAMETER_SECTIONS.search(docstring))
-
-
-def plain_schema(flow: FlowInfo) -> dict[str, Any] | None:
-    """Prefect's parameter schema, derived without Prefect, for signatures where the two are known to agree:
-    parameters without annotation or annotated str/int/float/bool, scalar defaults, and no docstring that
-    documents parameters (Prefect adds their descriptions). None otherwise."""
-    from tasks.core.discovery import parameter_schema
-
-    if flow.accepts_any_parameter or documents_parameters(flow.description or ""):
-        return None
-    for parameter in flow.parameters:
-        if parameter.annotation not in PLAIN_TYPES:
-            return None
-        if not parameter.required and not isinstance(parameter.default, str | int | float | bool | None):
-            return None
-    schema = parameter_schema(flow)
-    schema.pop("definitions", None)
-    return schema
-
-
-
 CHECKS_FILE = "prefect-checks.json"
 
 
@@ -266,112 +153,6 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
         errors = err.errors() if isinstance(err, ValidationError) else [{"msg": str(err)}]
         return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors[:2])
     return None
-
-
-def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool, server: Callable[[], Connection],
-                      variables: dict[str, str] | None = None) -> DeploymentConfig:
-    """Run each prefect.yaml deployment's deploy-time build/push steps with Prefect's own step runner (in the
-    file's folder, against the environment's server, as `prefect deploy` does) and fill `{{ <step>.<output> }}`
-    with what they return. A dry run does not run them: it says so, and references to their outputs stay unfilled."""
-    if not any(item.extra.get("steps") for item in config.planned):
-        return config
-    planned = []
-    for item in config.planned:
-        steps = item.extra.get("steps") or []
-        if steps and dry_run:
-            from tasks.adapters.console import say
-
-            say(f"would run {len(steps)} deploy-time step(s) of {item.source} (their outputs are not known in a dry run)")
-        elif steps:
-            outputs = run_prefect_steps(steps, root / item.extra.get("folder", ""), item.source, server(), variables or {})
-            filled = tuple((scope, with_outputs(layer, outputs)) for scope, layer in item.layers)
-            planned.append(dataclasses.replace(item, layers=filled))
-            continue
-        planned.append(item)
-    return dataclasses.replace(config, planned=tuple(planned))
-
-
-def with_outputs(layer: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Step outputs filled in as `prefect deploy` fills them: everywhere but trigger parameters (event templates)."""
-    from prefect.utilities.templating import apply_values
-
-    def fill(value: dict[str, Any]) -> dict[str, Any]:
-        filled: dict[str, Any] = apply_values(value, outputs, remove_notset=False, skip_prefixes=["ctx."])  # type: ignore[assignment]
-        return filled
-
-    done = fill({k: v for k, v in layer.items() if k != "triggers"})
-    if "triggers" in layer:
-        done["triggers"] = [{**fill({k: v for k, v in trigger.items() if k != "parameters"}),
-                             **({"parameters": trigger["parameters"]} if "parameters" in trigger else {})}
-                            for trigger in layer["triggers"]]
-    return done
-
-
-def run_prefect_steps(steps: list[dict[str, Any]], folder: Path, source: str, server: Connection,
-                      variables: dict[str, str]) -> dict[str, Any]:
-    """The steps' outputs; `{{ prefect.variables.x }}` and blocks in their inputs are the server's (Prefect's step
-    runner asks the server it is configured for: without one it would start a temporary server of its own), and
-    `{{ $NAME }}` the environment's `variables`, else the process environment, with `$PWD` the file's folder."""
-    import asyncio
-
-    from prefect.deployments.steps.core import StepExecutionError, run_steps
-
-    from tasks.core.errors import ForkflowError
-
-    before = Path.cwd()
-    try:
-        os.chdir(folder)
-        with contextlib.redirect_stdout(None), settings_of(server), step_environment(folder, variables):
-            outputs: dict[str, Any] = asyncio.run(run_steps(steps, {}, print_function=lambda *_: None))
-    except (StepExecutionError, ImportError, OSError, ValueError) as err:
-        raise ForkflowError(f"{source}: a deploy-time step failed: {err}", where=source,
-                            fix="fix the step (it ran with Prefect's step runner in the file's folder); "
-                                "nothing was deployed") from None
-    finally:
-        os.chdir(before)
-    return outputs
-
-
-@contextlib.contextmanager
-def step_environment(folder: Path, variables: dict[str, str]) -> Iterator[None]:
-    """The process environment the steps read `{{ $NAME }}` from, as a shell in `folder` would have it, for
-    the steps' run only."""
-    wanted = {"PWD": str(folder), **variables}
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def settings_of(server: Connection) -> Any:
-    """Prefect's settings for a client of `server` only: its URL, its credentials (in memory), its TLS choice; any
-    other credential (the shell's, a profile's) is reset, so it never reaches this server."""
-    from prefect.settings import (
-        PREFECT_API_AUTH_STRING,
-        PREFECT_API_KEY,
-        PREFECT_API_SSL_CERT_FILE,
-        PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
-        PREFECT_API_URL,
-        temporary_settings,
-    )
-
-    updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url, PREFECT_API_TLS_INSECURE_SKIP_VERIFY: server.verify is False}
-    scheme, _, credential = server.headers.get("Authorization", "").partition(" ")
-    if scheme == "Bearer":
-        updates[PREFECT_API_KEY] = credential
-    elif scheme == "Basic":
-        updates[PREFECT_API_AUTH_STRING] = base64.b64decode(credential).decode()
-    if isinstance(server.verify, str):
-        updates[PREFECT_API_SSL_CERT_FILE] = server.verify
-    reset = [setting for setting in (PREFECT_API_KEY, PREFECT_API_AUTH_STRING, PREFECT_API_SSL_CERT_FILE)
-             if setting not in updates]
-    return temporary_settings(updates=updates, restore_defaults=reset)
 
 
 def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:

@@ -38,11 +38,12 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
                  dry_run: bool = True) -> list[Desired]:
     """Validate the whole deployment config, then build every desired deployment for `environments`
     (running a prefect.yaml's deploy-time steps unless `dry_run`)."""
-    from tasks.pipeline.deployments import read_config, with_prefect_facts, with_step_outputs
+    from tasks.pipeline.deployments import read_config
+    from tasks.pipeline.flow_code import partial_project, with_prefect_facts, with_step_outputs
 
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
     root = Path(listing["flows_dir"])
-    config = with_prefect_facts(read_config(current, root, flows), root, current.state_dir)
+    config = with_prefect_facts(read_config(current, root, flows), root, current)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
              "only FlowSpec deployments are deployed")
@@ -50,7 +51,7 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
     desired = []
     for env in environments:
         ready = with_step_outputs(config, root, dry_run, partial(environment_connection, current, env),
-                                  current.config.environments[env].variables)
+                                  partial_project(current), current.config.environments[env].variables)
         settings_of = environment_settings(current, env)
         desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
                                  ctx.name_pattern) for planned in ready.planned]
