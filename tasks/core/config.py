@@ -134,8 +134,10 @@ class Index(Section):
 
 class Flows(Section):
     path: str
-    config: str | None = Field(default=None, description="deployment config: a prefect.yaml, an acme static config or "
-                                                         "a deployments.yaml; default: the first found in the flows folder")
+    config: str | tuple[str, ...] | None = Field(
+        default=None, description="deployment config: a prefect.yaml, an acme static config or a deployments.yaml; or "
+                                  "several prefect.yaml files, as a list and/or globs (`repo/**/prefect.yaml`) matched "
+                                  "under path; default: the first found in the flows folder")
     run_from: Literal["config", "path"] = Field(
         default="config", description="where a prefect.yaml's entrypoints start: its own folder (as `prefect deploy` "
                                       "run there), or path (as `prefect deploy --prefect-file <config>` run in path)")
@@ -148,6 +150,20 @@ class Flows(Section):
     concurrency: StrictInt = Field(default=8, ge=1, le=64, description="API writes in flight at once")
     worker_path: str | None = Field(default=None, description="the flows folder as process workers see it (default: path)")
     verify_after: StrictInt = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
+
+    @field_validator("config")
+    @classmethod
+    def _config_files(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple) and not value:
+            raise ValueError("an empty list names no config; leave the key out to use the one found in path")
+        if isinstance(value, tuple) and len(set(value)) != len(value):
+            raise ValueError(f"a file or glob is listed twice: {sorted(v for v in set(value) if value.count(v) > 1)}")
+        return value
+
+    @property
+    def config_patterns(self) -> tuple[str, ...]:
+        """The configured deployment config files and globs (none: search path)."""
+        return (self.config,) if isinstance(self.config, str) else self.config or ()
 
     @field_validator("name_pattern")
     @classmethod
@@ -333,8 +349,12 @@ def declared_paths(config: Config) -> dict[str, str]:
                 paths[f"fork.{key}"] = value
     if config.flows:
         paths["flows.path"] = config.flows.path
-        if config.flows.config:
-            paths["flows.config"] = config.flows.config
+        from tasks.core.pathglob import is_glob
+
+        listed = isinstance(config.flows.config, tuple)
+        for index, value in enumerate(config.flows.config_patterns):
+            if not is_glob(value):
+                paths[f"flows.config[{index}]" if listed else "flows.config"] = value
     if config.demo:
         paths["demo.source"] = config.demo.source
     if config.packages.constraints:

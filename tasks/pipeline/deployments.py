@@ -22,41 +22,91 @@ from tasks.core.deployspec import Document, Layer, check_document, describe, inv
 from tasks.core.discovery import FlowInfo, Parameter
 from tasks.core.errors import ConfigError
 from tasks.core.yamlfile import load_yaml
-from tasks.pipeline.deploy_files import config_file
+from tasks.pipeline.deploy_files import config_files
 from tasks.pipeline.settings import Settings, read_json, write_json
 
 
 @dataclass(frozen=True)
 class DeploymentConfig:
-    """What the config defines: the file (None when there is none), its format, the deployments, notes."""
+    """What the config defines: the file (None when there is none; the first of several), its format, the
+    deployments, notes, and every file read (several prefect.yaml files in a monorepo)."""
 
     file: Path | None
     format: str
     planned: tuple[Planned, ...]
     notes: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
 
 
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
     """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written."""
-    file, kind = config_file(current, root)
+    found = config_files(current, root)
     check_flow_specs(flows)
-    if file is None:
+    if not found:
         spec_flows = [flow for flow in flows if flow.spec_deployments]
         return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
-    data = load_yaml(file.read_text(encoding="utf-8"), str(file))
     context = {"schedule_problem": ScheduleChecks(current.state_dir / CHECKS_FILE)}
+    if len(found) > 1:
+        return read_prefect_files(current, root, flows, [file for file, _ in found], context)
+    file, kind = found[0]
     if kind == "prefect":
-        from_path = current.config.flows is not None and current.config.flows.run_from == "path"
-        prefix = "" if from_path else folder_prefix(file.parent, root)
-        parsed = prefect_yaml.parse_file(data, str(file), context)
-        planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
-        return DeploymentConfig(file, kind, tuple(planned), tuple(notes))
+        planned, notes = read_prefect_file(current, root, flows, file, context)
+        return DeploymentConfig(file, kind, tuple(planned), tuple(notes), (file,))
+    data = load_yaml(file.read_text(encoding="utf-8"), str(file))
     if kind == "acme":
         entries = acme.parse_entries(data, str(file), context)
-        return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))))
+        return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))), (), (file,))
     doc = parse_document(data, str(file), context)
     check_document(doc, flows, list(current.config.environments), str(file), trigger_problem)
-    return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))), unlisted_note(doc, flows, file))
+    return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))), unlisted_note(doc, flows, file),
+                            (file,))
+
+
+def read_prefect_file(current: Settings, root: Path, flows: list[FlowInfo], file: Path,
+                      context: dict[str, Any]) -> tuple[list[Planned], list[str]]:
+    """One prefect.yaml's deployments, entrypoints from its own folder (or [flows] path with run_from = "path")."""
+    from_path = current.config.flows is not None and current.config.flows.run_from == "path"
+    prefix = "" if from_path else folder_prefix(file.parent, root)
+    parsed = prefect_yaml.parse_file(load_yaml(file.read_text(encoding="utf-8"), str(file)), str(file), context)
+    return prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
+
+
+def read_prefect_files(current: Settings, root: Path, flows: list[FlowInfo], files: list[Path],
+                       context: dict[str, Any]) -> DeploymentConfig:
+    """A monorepo's prefect.yaml files, each as `prefect deploy --all --prefect-file <file>` reads it; every file's
+    problems are listed before any write, and so are deployments two files define under one flow and name."""
+    planned: list[Planned] = []
+    notes: list[str] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            found, said = read_prefect_file(current, root, flows, file, context)
+        except ConfigError as err:
+            problems.append(err.what)
+            continue
+        planned += found
+        notes += [f"{file.parent.relative_to(root).as_posix()}: {note}" for note in said]
+    if problems:
+        raise ConfigError(f"{len(problems)} of {len(files)} prefect.yaml files cannot be deployed:\n" + "\n".join(problems),
+                          where="[flows] config", fix="correct the files listed above; nothing was deployed")
+    shared_names(planned)
+    return DeploymentConfig(files[0], "prefect", tuple(planned), tuple(notes), tuple(files))
+
+
+def shared_names(planned: list[Planned]) -> None:
+    """Two files that define one deployment (one flow name, one deployment name) would overwrite each other."""
+    from tasks.core.discovery import normalized
+
+    seen: dict[tuple[str, str], Planned] = {}
+    problems = []
+    for item in planned:
+        first = seen.setdefault((normalized(item.server_flow), normalized(str(item.name))), item)
+        if first is not item and first.source.split(": ")[0] != item.source.split(": ")[0]:
+            problems.append(f"  - {first.server_flow}/{first.name}: {first.source} and {item.source}")
+    if problems:
+        raise ConfigError("deployments of several prefect.yaml files would be one deployment on the server:\n"
+                          + "\n".join(problems), where="[flows] config",
+                          fix="rename one of each pair (its `name:`, or the flow's name); nothing was deployed")
 
 
 def unlisted_note(doc: Document, flows: list[FlowInfo], file: Path) -> tuple[str, ...]:

@@ -149,7 +149,9 @@ def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool
                                 where=str(current.reports_dir / "flows.json"),
                                 fix="run `doit list --all deploy` to see the current ones")
     if validate_only:
-        say(f"valid: {len(desired)} deployments from {listing['config']} for {', '.join(listing['environments'])}")
+        configs = listing.get("configs") or [listing["config"]]
+        source = configs[0] if len(configs) == 1 else f"{len(configs)} files"
+        say(f"valid: {len(desired)} deployments from {source} for {', '.join(listing['environments'])}")
         return {"made": f"valid ({len(desired)} deployments)"}
     if not dry:
         deploy_check.forget(current)
