@@ -115,3 +115,11 @@ def test_a_monorepo_deploys_in_one_doit_deploy_as_prefect_deploy_does_per_file(
     assert second.returncode == 0 and "-- deploy" in second.stdout, second.stdout[-3000:]
     state = run_with_worker(prefect_api, ours["sync/billing-sync"]["id"], "ff-e2e", tmp_path)
     assert state == "COMPLETED"
+
+    (repo / "shipping" / "prefect.yaml").unlink()
+    commit_all(repo, "shipping is deployed elsewhere now")
+    pruned = run_doit(config, "deploy", "--prune")
+    assert pruned.returncode == 0, pruned.stdout[-3000:] + pruned.stderr[-3000:]
+    left = deployments_on(prefect_api)
+    assert "sync/shipping-sync" not in left, "pruned: no file defines it any more"
+    assert {"sync/billing-sync", "monthly-report/monthly-report"} <= set(left), "the other files' deployments stay"
