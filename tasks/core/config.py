@@ -195,6 +195,13 @@ class Environment(Section):
                                                     "(default PREFECT_API_AUTH_STRING)")
     variables: dict[str, str] = Field(default={}, description="values for {{ $NAME }} in a prefect.yaml, "
                                                               "over the process environment")
+    registry: str | None = Field(default=None, description="where a prefect.yaml's Docker build steps push their images "
+                                                           "(host[:port][/namespace]); default: [images] registry")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        return value if value is None else Images._registry(value)
 
     @field_validator("prefect_api_url")
     @classmethod

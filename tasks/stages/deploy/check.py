@@ -36,6 +36,7 @@ TIMEOUT = 5.0
 CODE = ("stages/deploy/stage.py", "stages/deploy/apply.py", "stages/deploy/desired.py", "pipeline/deployments.py",
         "core/deployspec.py", "core/deploynames.py", "core/schedules.py", "core/runtime.py", "core/deploydefs.py",
         "core/deployplan.py", "core/prefect_yaml.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py",
+        "pipeline/docker_steps.py", "core/docker_steps.py",
         "pipeline/flow_code.py", "adapters/flow_code.py", "adapters/flow_child.py")
 VARIABLES = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_PROFILE", "PREFECT_HOME",
              "PREFECT_PROFILES_PATH", "PREFECT_API_SSL_CERT_FILE", "FORKFLOW_ENVIRONMENT", "FORKFLOW_BRANCH")
