@@ -142,3 +142,15 @@ def test_a_failed_step_is_named_with_its_own_error(tmp_path: Path) -> None:
     with pytest.raises(ForkflowError, match=r"prefect.yaml: deployments.0\(x\): a deploy-time step failed: .*run_shell_script"):
         step_outputs(Project(tmp_path, {"PATH": "/usr/bin:/bin"}), [StepRun([step], tmp_path, "prefect.yaml: deployments.0(x)")],
                      server, {})
+
+
+def test_steps_after_a_docker_build_see_its_outputs(tmp_path: Path) -> None:
+    from tasks.adapters.flow_code import Project, StepRun, step_outputs
+    from tasks.adapters.prefect_settings import Connection
+
+    step = {"prefect.deployments.steps.run_shell_script": {
+        "id": "say", "script": "echo {{ build-image.image }}", "stream_output": False}}
+    built = {"build-image": {"image": "127.0.0.1:5001/team/app@sha256:abc", "tag": "dev"}}
+    (outputs,) = step_outputs(Project(tmp_path, {"PATH": "/usr/bin:/bin"}),
+                              [StepRun([step], tmp_path, "prefect.yaml", built)], Connection("http://127.0.0.1:9/api"), {})
+    assert outputs["say"]["stdout"] == "127.0.0.1:5001/team/app@sha256:abc"

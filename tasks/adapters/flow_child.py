@@ -6,7 +6,7 @@ the working directory and first on `sys.path`, and forkflow's own checkouts take
 of forkflow. The request comes as JSON on stdin, the answer goes as JSON to the stdout the process was
 started with; whatever the project's code prints goes to stderr instead.
 
-Request: {"path": folder, "schemas": [{"file", "function"}], "runs": [{"steps", "folder", "source"}],
+Request: {"path": folder, "schemas": [{"file", "function"}], "runs": [{"steps", "folder", "source", "upstream"}],
 "server": {"api_url", "api_key", "auth_string", "tls_insecure", "ca_file"} or null}.
 Answer: {"schemas": [{"schema"} or {"error"}], "outputs": [outputs...]} or {"error", "source"} when a step
 failed (the later runs are not started).
@@ -79,7 +79,8 @@ def run_all(runs: list[dict[str, Any]], server: dict[str, Any] | None) -> dict[s
             os.chdir(run["folder"])
             os.environ["PWD"] = run["folder"]
             try:
-                outputs.append(asyncio.run(run_steps(run["steps"], {}, print_function=lambda *_: None)))
+                outputs.append(asyncio.run(run_steps(run["steps"], dict(run.get("upstream") or {}),
+                                                      print_function=lambda *_: None)))
             except Exception as err:  # noqa: BLE001 - the step's failure goes back to forkflow as its message
                 return {"error": step_error(err), "source": run["source"]}
     return {"outputs": outputs}

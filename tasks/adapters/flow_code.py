@@ -36,6 +36,7 @@ class StepRun:
     steps: list[dict[str, Any]]
     folder: Path
     source: str
+    upstream: dict[str, Any] = field(default_factory=dict)  # outputs of steps run before (the Docker builds')
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def step_outputs(project: Project, runs: list[StepRun], server: Connection,
         return []
     request, server_variables = server_request(server)
     answer = ask_child(project, {"server": request, "runs": [
-        {"steps": run.steps, "folder": str(run.folder), "source": run.source} for run in runs]},
+        {"steps": run.steps, "folder": str(run.folder), "source": run.source, "upstream": run.upstream} for run in runs]},
         extra={**variables, **server_variables})
     if "error" in answer:
         raise ForkflowError(f"{answer['source']}: a deploy-time step failed: {answer['error']}", where=answer["source"],

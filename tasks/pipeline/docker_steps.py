@@ -155,6 +155,6 @@ def with_built_images(config: DeploymentConfig, root: Path, current: Settings, e
                    for build in found}
         first = outputs[found[0].step_id]
         layers = tuple((scope, with_outputs(layer, outputs)) for scope, layer in item.layers)
-        extra = {**item.extra, "built_image": {"image": first["image"], "tag": first["tag"]}}
+        extra = {**item.extra, "built_image": {"image": first["image"], "tag": first["tag"]}, "docker_outputs": outputs}
         planned.append(dataclasses.replace(item, layers=layers, extra=extra))
     return dataclasses.replace(config, planned=tuple(planned))

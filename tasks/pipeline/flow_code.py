@@ -185,7 +185,7 @@ def with_step_outputs(config: DeploymentConfig, root: Path, dry_run: bool, serve
     outputs: dict[int, dict[str, Any]] = {}
     connection = server()
     for folder, items in by_project.items():
-        runs = [StepRun(item.extra["steps"], folder, item.source) for item in items]
+        runs = [StepRun(item.extra["steps"], folder, item.source, item.extra.get("docker_outputs") or {}) for item in items]
         found = step_outputs(project(folder), runs, connection, variables or {})
         outputs.update({id(item): result for item, result in zip(items, found, strict=True)})
     return dataclasses.replace(config, planned=tuple(
