@@ -123,3 +123,11 @@ def test_a_docker_build_step_is_built_pushed_pinned_and_runs_on_a_docker_worker(
     new_digest = registry.digest("team/docker-project", "latest")
     assert new_digest != digest, "the context changed: built and pushed again"
     assert deployments_on(prefect_api)["hello/from-build-step"]["job_variables"]["image"].endswith(f"@{new_digest}")
+
+
+def test_builds_that_differ_in_tag_or_push_are_different_builds() -> None:
+    base = ImageBuild("b", "team/app", tag="dev")
+    key = base.key("r:5000", "FROM x\n", "c")
+    assert key != ImageBuild("b", "team/app", tag="prod").key("r:5000", "FROM x\n", "c")
+    assert key != ImageBuild("b", "team/app", tag="dev", push=True).key("r:5000", "FROM x\n", "c")
+    assert key == ImageBuild("other-id", "team/app", tag="dev").key("r:5000", "FROM x\n", "c"), "the step id is no part"

@@ -52,7 +52,8 @@ class ImageBuild:
     def key(self, registry: str, dockerfile_text: str, context_digest: str) -> str:
         """What makes two builds the same image: the spec, the Dockerfile and every file of the context."""
         spec = {"repository": self.repository(registry), "dockerfile": dockerfile_text, "context": context_digest,
-                "buildargs": self.buildargs, "labels": self.labels, "platform": self.platform, "target": self.target}
+                "buildargs": self.buildargs, "labels": self.labels, "platform": self.platform, "target": self.target,
+                "tag": self.tag, "additional_tags": self.additional_tags, "push": self.push}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
