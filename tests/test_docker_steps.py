@@ -114,6 +114,8 @@ def test_a_docker_build_step_is_built_pushed_pinned_and_runs_on_a_docker_worker(
 
     again = run_stages(config, monkeypatch, "deploy")
     assert again["writes"] == 0 and json.loads((tmp_path / ".forkflow" / "docker-steps.json").read_text()) == builds
+    dry = run_stages(config, monkeypatch, "deploy", dry_run=True)
+    assert {e["status"] for e in dry["deployments"]} == {"unchanged"}, "a dry run finds the pushed image by its digest"
 
     hello = repo / "flows" / "hello.py"
     hello.write_text(hello.read_text().replace('"docker"', '"rebuilt"'))

@@ -59,11 +59,21 @@ class ImageBuilds:
         if key not in self.done:
             tag = build.tag or key[:12]
             if self.dry_run:
-                say(f"would build {repository}:{tag} from {dockerfile}" + (" and push it" if build.push else ""))
-                self.done[key] = build_outputs(build, repository, tag, "", None)
+                self.done[key] = self.kept_or_none(key, build, repository, tag) or self.would_build(build, repository, tag)
             else:
                 self.done[key] = self.kept(key, build, repository, tag) or self.build(key, build, context, repository, tag)
         return self.done[key]
+
+    def kept_or_none(self, key: str, build: ImageBuild, repository: str, tag: str) -> dict[str, Any] | None:
+        """In a dry run: the image built before when it can be confirmed (reads only), else None."""
+        try:
+            return self.kept(key, build, repository, tag)
+        except ForkflowError:
+            return None
+
+    def would_build(self, build: ImageBuild, repository: str, tag: str) -> dict[str, Any]:
+        say(f"would build {repository}:{tag}" + (" and push it (the deployment would name it by digest)" if build.push else ""))
+        return build_outputs(build, repository, tag, "", None)
 
     def kept(self, key: str, build: ImageBuild, repository: str, tag: str) -> dict[str, Any] | None:
         """The image built for this key before, when it is still there (in the registry, or in the engine)."""
