@@ -154,3 +154,16 @@ def test_steps_after_a_docker_build_see_its_outputs(tmp_path: Path) -> None:
     (outputs,) = step_outputs(Project(tmp_path, {"PATH": "/usr/bin:/bin"}),
                               [StepRun([step], tmp_path, "prefect.yaml", built)], Connection("http://127.0.0.1:9/api"), {})
     assert outputs["say"]["stdout"] == "127.0.0.1:5001/team/app@sha256:abc"
+
+
+def test_a_failed_steps_error_never_shows_the_credential(tmp_path: Path) -> None:
+    from tasks.adapters.flow_code import Project, StepRun, step_outputs
+    from tasks.adapters.prefect_settings import Connection
+
+    step = {"prefect.deployments.steps.run_shell_script": {
+        "id": "leak", "script": "sh -c 'echo token=$PREFECT_API_KEY >&2; exit 3'", "stream_output": False}}
+    prod = Connection("http://127.0.0.1:9/api", headers={"Authorization": "Bearer prod-key-123"})
+    with pytest.raises(ForkflowError) as caught:
+        step_outputs(Project(tmp_path, {"PATH": "/usr/bin:/bin"}), [StepRun([step], tmp_path, "prefect.yaml")], prod, {})
+    assert "prod-key-123" not in str(caught.value)
+    assert "token=********" in str(caught.value), str(caught.value)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.run import OnlyEnv, run
 from tasks.core.errors import CommandError, ForkflowError
-from tasks.core.secrets import SECRET_ENV_VARS
+from tasks.core.secrets import SECRET_ENV_VARS, mask, secret_values
 
 if TYPE_CHECKING:
     from tasks.adapters.prefect_settings import Connection
@@ -116,7 +116,9 @@ def step_outputs(project: Project, runs: list[StepRun], server: Connection,
         {"steps": run.steps, "folder": str(run.folder), "source": run.source, "upstream": run.upstream} for run in runs]},
         extra={**variables, **server_variables})
     if "error" in answer:
-        raise ForkflowError(f"{answer['source']}: a deploy-time step failed: {answer['error']}", where=answer["source"],
+        secrets = secret_values({**child_environment(project, {**variables, **server_variables})})
+        raise ForkflowError(f"{answer['source']}: a deploy-time step failed: {mask(answer['error'], secrets)}",
+                            where=answer["source"],
                             fix="fix the step (it ran with Prefect's step runner in the file's folder); nothing was deployed")
     outputs: list[dict[str, Any]] = answer["outputs"]
     return outputs
