@@ -133,3 +133,28 @@ def test_builds_that_differ_in_tag_or_push_are_different_builds() -> None:
     assert key != ImageBuild("b", "team/app", tag="prod").key("r:5000", "FROM x\n", "c")
     assert key != ImageBuild("b", "team/app", tag="dev", push=True).key("r:5000", "FROM x\n", "c")
     assert key == ImageBuild("other-id", "team/app", tag="dev").key("r:5000", "FROM x\n", "c"), "the step id is no part"
+
+
+def test_validate_only_says_what_it_would_build_and_asks_no_registry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fixture_repo(tmp_path, "prefect_docker_project")
+    from tasks.pipeline.settings import settings
+    from tasks.stages.deploy.stage import deploy_action
+
+    config = pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-docker-dev", extra='registry = "127.0.0.1:9/flows"\n')
+    run_stages(config, monkeypatch)
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    settings.cache_clear()
+    assert deploy_action(validate_only=True) == {"made": "valid (3 deployments)"}
+    settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "would build 127.0.0.1:9/flows/team/docker-project:latest and push it" in out, out
+    assert not (tmp_path / ".forkflow" / "docker-steps.json").exists(), "nothing built, nothing remembered"
+
+
+def test_a_push_without_a_registry_is_refused_before_anything_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fixture_repo(tmp_path, "prefect_docker_project")
+    with pytest.raises(ConfigError, match=r"a push_docker_image step pushes the image, and environment 'dev' has no registry"):
+        run_stages(pipeline(tmp_path, "http://127.0.0.1:9/api", pool="ff-docker-dev"), monkeypatch, "deploy",
+                   validate_only=True)

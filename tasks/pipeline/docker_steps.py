@@ -40,9 +40,10 @@ class ImageBuilds:
     """The Docker builds of one run: each distinct build once; one built before (same key) whose image is still
     where it was left is not built again."""
 
-    def __init__(self, current: Settings, dry_run: bool):
+    def __init__(self, current: Settings, dry_run: bool, offline: bool = False):
         self.current = current
         self.dry_run = dry_run
+        self.offline = offline  # a dry run that asks no registry or engine (--validate-only)
         self.file = current.state_dir / STATE_FILE
         self.saved: dict[str, Any] = read_json(self.file) or {}
         self.done: dict[str, dict[str, Any]] = {}
@@ -66,6 +67,8 @@ class ImageBuilds:
 
     def kept_or_none(self, key: str, build: ImageBuild, repository: str, tag: str) -> dict[str, Any] | None:
         """In a dry run: the image built before when it can be confirmed (reads only), else None."""
+        if self.offline:
+            return None
         try:
             return self.kept(key, build, repository, tag)
         except ForkflowError:

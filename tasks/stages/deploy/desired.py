@@ -35,10 +35,11 @@ def flows_listing(current: Settings) -> dict[str, Any]:
 
 
 def load_desired(current: Settings, listing: dict[str, Any], environments: list[str],
-                 dry_run: bool = True, build_images: bool = True) -> list[Desired]:
+                 dry_run: bool = True, build_images: bool = True, offline: bool = False) -> list[Desired]:
     """Validate the whole deployment config, then build every desired deployment for `environments`
     (running a prefect.yaml's deploy-time steps and building its Docker images unless `dry_run`; with
-    `build_images` false, Docker build steps stay for the caller's image)."""
+    `build_images` false, Docker build steps stay for the caller's image; `offline`: not even the registry
+    is asked whether an image built before is still there)."""
     from tasks.pipeline.deployments import read_config
     from tasks.pipeline.docker_steps import ImageBuilds, with_built_images
     from tasks.pipeline.flow_code import partial_project, with_prefect_facts, with_step_outputs
@@ -51,7 +52,7 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
              "only FlowSpec deployments are deployed")
     ctx = context_of(current, listing)
     desired = []
-    with ImageBuilds(current, dry_run) as builds:
+    with ImageBuilds(current, dry_run, offline) as builds:
         for env in environments:
             built = with_built_images(config, root, current, env, builds) if build_images else config
             ready = with_step_outputs(built, root, dry_run, partial(environment_connection, current, env),

@@ -141,7 +141,7 @@ def is_chosen(only: tuple[str, str], names: tuple[Any, ...], environment: Any) -
 def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool,
                   only: tuple[str, str] | None) -> dict[str, str]:
     listing = flows_listing(current)
-    desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only)
+    desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only, offline=validate_only)
     if only is not None:
         desired = [d for d in desired if is_chosen(only, (d.name, d.key, d.flow), d.environment)]
         if not desired:
