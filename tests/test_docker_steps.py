@@ -12,7 +12,7 @@ import pytest
 
 from tasks.core.docker_steps import BUILD_STEP, PUSH_STEP, ImageBuild, image_builds
 from tasks.core.errors import ConfigError
-from tests.flows_repo import commit_all
+from tests.flows_repo import commit_all, unique_project
 from tests.image_helpers import Registry, TinyPackage, image_config_text, write_wheel_set
 from tests.test_flow_formats import (
     PREFECT,
@@ -75,7 +75,8 @@ def test_a_docker_build_step_is_built_pushed_pinned_and_runs_on_a_docker_worker(
     repo = fixture_repo(tmp_path, "prefect_docker_project")
     base_repository = f"t{os.urandom(4).hex()}/base"
     images = image_config_text(registry.address, base_repository, python=("3.12",), flavors=("base",))
-    config = pipeline(tmp_path, prefect_api, pool="ff-docker-dev", extra=images[images.index("[images]"):])
+    config = pipeline(tmp_path, prefect_api, pool="ff-docker-dev", extra=images[images.index("[images]"):],
+                      project=unique_project())
     write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.1", "core", requires=[
         f"prefect=={prefect.__version__}", "fastapi==0.150.0"])])
     made = run_doit(config, "image:3.12-base", env=registry.env)

@@ -167,3 +167,34 @@ def test_a_failed_steps_error_never_shows_the_credential(tmp_path: Path) -> None
         step_outputs(Project(tmp_path, {"PATH": "/usr/bin:/bin"}), [StepRun([step], tmp_path, "prefect.yaml")], prod, {})
     assert "prod-key-123" not in str(caught.value)
     assert "token=********" in str(caught.value), str(caught.value)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_a_project_with_its_own_tasks_package_deploys_what_prefect_deploy_deploys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str) -> None:
+
+    from tests.test_monorepo import removed_afterwards
+
+    key = "load-orders/load-orders"
+    with removed_afterwards(oracle_api, [key]):
+        own_tasks_as_prefect_deploy_does(tmp_path, monkeypatch, prefect_api, oracle_api, key)
+
+
+def own_tasks_as_prefect_deploy_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str,
+                                     key: str) -> None:
+    import os
+
+    from tests.flows_repo import unique_project
+    from tests.test_flow_formats import FIELDS, PREFECT, deployments_on
+
+    repo = fixture_repo(tmp_path, "prefect_own_tasks")
+    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True,
+                          text=True, env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = run_stages(pipeline(tmp_path, prefect_api, project=unique_project()), monkeypatch, "deploy")
+    assert [e["status"] for e in report["deployments"]] == ["created"]
+    theirs, ours = deployments_on(oracle_api)[key], deployments_on(prefect_api)[key]
+    for name in FIELDS:
+        assert ours[name] == theirs[name], name
+    assert ours["parameter_openapi_schema"]["properties"]["params"]["$ref"] == "#/definitions/Params"
