@@ -464,48 +464,6 @@ def test_run_from_path_deploys_what_prefect_deploy_with_a_prefect_file_deploys(
         {"prefect.deployments.steps.set_working_directory": {"directory": str(repo.resolve())}}], "runs from the root"
 
 
-@pytest.mark.docker
-@pytest.mark.services
-@pytest.mark.slow
-def test_docker_build_and_push_steps_are_replaced_by_the_image_stages_image(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry, base_images: list[str],
-        prefect_api: str) -> None:
-    """The image stage builds and pushes a real image; the deployment names it by the digest in the registry."""
-    fixture_repo(tmp_path, "prefect_docker_project")
-    repository = f"t{os.urandom(4).hex()}/docker-project"
-    images = image_config_text(registry.address, repository, python=("3.12",), flavors=("base",))
-    config = pipeline(tmp_path, prefect_api, pool="ff-docker-dev", extra=images[images.index("[images]"):])
-    write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.1", "core")])
-    built = run_doit(config, "image:3.12-base", env=registry.env)
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    (image,) = json.loads((tmp_path / ".forkflow" / "reports" / "image.json").read_text())["images"]
-    assert image["status"] in ("built", "up-to-date") and image["digest"]
-    assert registry.digest(repository, image["tags"][0]) == image["digest"], "pushed with that digest"
-    reference = f"{registry.address}/{repository}@{image['digest']}"
-
-    listed = run_stages(config, monkeypatch)
-    assert [n for n in listed["notes"] if "replaced" in n] == [
-        "from-build-step: Docker build/push steps replaced by the image stage's image",
-        "pool-default: Docker build/push steps replaced by the image stage's image",
-        "by-tag: Docker build/push steps replaced by the image stage's image"]
-    report = run_stages(config, monkeypatch, "deploy")
-    assert {e["name"]: e["status"] for e in report["deployments"]} == {
-        "from-build-step": "created", "pool-default": "created", "by-tag": "created"}
-    server = deployments_on(prefect_api)
-    step = server["hello/from-build-step"]["job_variables"]
-    assert step == {"image": reference, "image_pull_policy": "IfNotPresent"}, "{{ build-image.image }} -> the built image"
-    assert server["hello/pool-default"]["job_variables"] == {"image": reference}, "a container pool gets the image"
-    tagged = server["hello/by-tag"]
-    assert tagged["version"] == image["tags"][0], "{{ build-image.tag }} -> the image's tag"
-    assert tagged["job_variables"] == {"image": f"{registry.address}/{repository}:{image['tags'][0]}"}
-    assert server["hello/from-build-step"]["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/docker-project"}}]
-    ran = subprocess.run(["docker", "run", "--rm", reference, "python", "-c", "import orbit; print(orbit.__version__)"], check=False,
-                         capture_output=True, text=True, timeout=120)
-    assert ran.stdout.strip() == "1.0.1", ran.stderr
-    assert run_stages(config, monkeypatch, "deploy")["writes"] == 0
-
-
 IN_IMAGE = """deployments:
   - name: in-image
     entrypoint: pipelines.modal_b:main
@@ -798,7 +756,7 @@ def test_values_prefect_would_refuse_are_refused_before_any_write(
 def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, signature: str) -> None:
     from prefect.utilities.callables import parameter_schema_from_entrypoint
 
-    from tasks.pipeline.deployments import plain_schema
+    from tasks.pipeline.flow_code import plain_schema
 
     file = tmp_path / "job.py"
     file.write_text(f"from prefect import flow\n\n@flow\ndef job{signature}:\n    \"\"\"Do the job.\"\"\"\n")
@@ -811,7 +769,7 @@ def test_plain_signatures_get_exactly_prefects_parameter_schema(tmp_path: Path, 
     ("(x: int = 1)", "Do it.\n\n    Args:\n        x: how many\n    "), ("(x: int = 1)", ":param x: how many"),
 ])
 def test_other_signatures_are_left_to_prefect(signature: str, doc: str) -> None:
-    from tasks.pipeline.deployments import plain_schema
+    from tasks.pipeline.flow_code import plain_schema
 
     source = f'from prefect import flow\n\n@flow\ndef job{signature}:\n    """{doc}"""\n'
     (flow,), _ = discover_source(source, "job.py")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -226,22 +225,3 @@ def test_forkflow_environment_overrides_the_branch_map(monkeypatch: pytest.Monke
     with pytest.raises(ForkflowError) as caught:
         chosen_environments(current, "release")
     assert "qa" in str(caught.value) and "use one of: dev, prod" in str(caught.value)
-
-
-def test_deploy_time_steps_see_only_the_environments_credential_and_the_files_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
-
-    from tasks.adapters.prefect_settings import Connection
-    from tasks.pipeline.deployments import run_prefect_steps, settings_of
-
-    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "admin:local-secret")  # the shell's, for another server
-    prod = Connection("http://127.0.0.1:9/api", headers={"Authorization": "Bearer prod-key"})
-    with settings_of(prod):
-        assert (PREFECT_API_URL.value(), PREFECT_API_KEY.value(), PREFECT_API_AUTH_STRING.value()) == (
-            "http://127.0.0.1:9/api", "prod-key", None)
-    step = {"prefect.deployments.steps.run_shell_script": {"id": "where", "script": "echo {{ $PWD }} {{ $TEAM }}",
-                                                           "stream_output": False}}
-    outputs = run_prefect_steps([step], tmp_path, "prefect.yaml", prod, {"TEAM": "data"})
-    assert outputs["where"]["stdout"] == f"{tmp_path} data"
-    assert "TEAM" not in os.environ and os.environ.get("PWD") != str(tmp_path), "the environment is put back"

@@ -241,14 +241,17 @@ def test_keys_prefect_ignores_deploy_what_prefect_deploy_all_deploys(
 
 
 def test_a_failed_deploy_time_step_shows_its_own_error(tmp_path: Path) -> None:
+    import os
+
+    from tasks.adapters.flow_code import Project, StepRun, step_outputs
     from tasks.adapters.prefect_settings import Connection
     from tasks.core.errors import ForkflowError
-    from tasks.pipeline.deployments import run_prefect_steps
 
     steps = [{"prefect.deployments.steps.run_shell_script": {"id": "push", "script": "ls /no/such/folder",
                                                              "stream_output": False}}]
     with pytest.raises(ForkflowError) as caught:
-        run_prefect_steps(steps, tmp_path, "prefect.yaml: deployments.0(x)", Connection("http://127.0.0.1:9/api"), {})
+        step_outputs(Project(tmp_path, dict(os.environ)), [StepRun(steps, tmp_path, "prefect.yaml: deployments.0(x)")],
+                     Connection("http://127.0.0.1:9/api"), {})
     message = str(caught.value)
     assert "a deploy-time step failed: Encountered error while running prefect.deployments.steps.run_shell_script: " \
            "RuntimeError: `run_shell_script` failed with error code 2: ls: cannot access '/no/such/folder': No such " \

@@ -33,6 +33,7 @@ class BuildRequest:
     buildargs: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None  # `linux/arm64`: the base is then resolved for that platform
+    target: str | None = None  # the Dockerfile stage to build (`--target`); default: the last
     pull: bool = False  # resolve base images from their registry, not the engine's store
     auths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # registry host -> credentials it pulls with
     cache_images: tuple[str, ...] = ()  # earlier images in a registry whose layers the build may reuse (inline cache)
@@ -105,6 +106,8 @@ def build_argv(found: Builder, request: BuildRequest, iidfile: Path) -> list[str
             "--file", str(dockerfile if dockerfile.is_absolute() else request.context / dockerfile)]
     if request.platform:
         argv += ["--platform", request.platform]
+    if request.target:
+        argv += ["--target", request.target]
     if request.pull:
         argv.append("--pull")
     argv += cache_args(found, request)

@@ -136,8 +136,10 @@ class Index(Section):
 
 class Flows(Section):
     path: str
-    config: str | None = Field(default=None, description="deployment config: a prefect.yaml, an acme static config or "
-                                                         "a deployments.yaml; default: the first found in the flows folder")
+    config: str | tuple[str, ...] | None = Field(
+        default=None, description="deployment config: a prefect.yaml, an acme static config or a deployments.yaml; or "
+                                  "several prefect.yaml files, as a list and/or globs (`repo/**/prefect.yaml`) matched "
+                                  "under path; default: the first found in the flows folder")
     run_from: Literal["config", "path"] = Field(
         default="config", description="where a prefect.yaml's entrypoints start: its own folder (as `prefect deploy` "
                                       "run there), or path (as `prefect deploy --prefect-file <config>` run in path)")
@@ -152,6 +154,20 @@ class Flows(Section):
     verify_after: StrictInt = Field(default=3600, ge=0, description="seconds between full reads of the server's deployments")
     strict: StrictBool = Field(default=False, description="refuse a prefect.yaml key prefect deploy ignores, instead of "
                                                           "warning about it")
+
+    @field_validator("config")
+    @classmethod
+    def _config_files(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple) and not value:
+            raise ValueError("an empty list names no config; leave the key out to use the one found in path")
+        if isinstance(value, tuple) and len(set(value)) != len(value):
+            raise ValueError(f"a file or glob is listed twice: {sorted(v for v in set(value) if value.count(v) > 1)}")
+        return value
+
+    @property
+    def config_patterns(self) -> tuple[str, ...]:
+        """The configured deployment config files and globs (none: search path)."""
+        return (self.config,) if isinstance(self.config, str) else self.config or ()
 
     @field_validator("name_pattern")
     @classmethod
@@ -185,6 +201,13 @@ class Environment(Section):
                                                     "(default PREFECT_API_AUTH_STRING)")
     variables: dict[str, str] = Field(default={}, description="values for {{ $NAME }} in a prefect.yaml, "
                                                               "over the process environment")
+    registry: str | None = Field(default=None, description="where a prefect.yaml's Docker build steps push their images "
+                                                           "(host[:port][/namespace]); default: [images] registry")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        return value if value is None else Images._registry(value)
 
     @field_validator("prefect_api_url")
     @classmethod
@@ -380,8 +403,12 @@ def declared_paths(config: Config) -> dict[str, str]:
                 paths[f"fork.{key}"] = value
     if config.flows:
         paths["flows.path"] = config.flows.path
-        if config.flows.config:
-            paths["flows.config"] = config.flows.config
+        from tasks.core.pathglob import is_glob
+
+        listed = isinstance(config.flows.config, tuple)
+        for index, value in enumerate(config.flows.config_patterns):
+            if not is_glob(value):
+                paths[f"flows.config[{index}]" if listed else "flows.config"] = value
     if config.demo:
         paths["demo.source"] = config.demo.source
     if config.packages.constraints:

@@ -7,7 +7,7 @@ YAML, and `{{ $VAR }}` takes the environment variable (an unset one is an
 error, not a literal `{{ $VAR }}` on the server). `{{ prefect.variables.x }}`
 and `{{ prefect.blocks.<type>.<name>.<field> }}` are collected here and
 resolved from the target server by the deploy stage. Build and push steps that
-make Docker images are replaced by forkflow's image stage; `{{ <step>.image }}`
+make Docker images are built by forkflow (tasks/core/docker_steps.py); `{{ <step>.image }}`
 then means that image. Other build and push steps run at deploy time through
 Prefect's own step runner (tasks/deployments.py), and their outputs fill
 `{{ <step>.<output> }}` in the deployment. Pull steps keep `{{ <step>.<output> }}` and server references as
@@ -274,7 +274,7 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
                  *(deployment.push if deployment.push is not None else doc.push or [])]
         deploy_steps = [step for step in steps if not set(step) <= set(IMAGE_STEPS)]
         if image_step_ids(steps):
-            notes.append(f"{deployment.name}: Docker build/push steps replaced by the image stage's image")
+            notes.append(f"{deployment.name}: Docker build/push steps built by forkflow (BuildKit)")
         if deploy_steps:
             notes.append(f"{deployment.name}: runs {len(deploy_steps)} deploy-time step(s) with Prefect's step runner")
         if deployment.sla:
@@ -294,7 +294,8 @@ def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, pr
         planned.append(Planned(flow, deployment.name, ((None, layer),), pattern=PREFECT_YAML_PATTERN, native=True,
                                source=where, flow_name=flow.name,
                                extra={"image_steps": sorted(image_step_ids(steps)), "folder": prefix.rstrip("/"),
-                                      "steps": deploy_steps, "version_type": deployment.version_type}))
+                                      "steps": deploy_steps, "version_type": deployment.version_type,
+                                      "docker_steps": [step for step in steps if set(step) <= set(IMAGE_STEPS)]}))
     if problems:
         raise ConfigError(f"{source}: cannot deploy\n" + "\n".join(f"  - {p}" for p in problems), where=source,
                           fix="correct the deployments listed above; nothing was deployed")

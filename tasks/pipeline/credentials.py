@@ -125,8 +125,9 @@ def prefect_folder(current: Settings) -> Path:
     flows = current.config.flows
     if flows is None:
         return current.root
-    if flows.config and flows.run_from == "config":
-        return current.path(flows.config).parent
+    named = [flows.config] if isinstance(flows.config, str) else list(flows.config or ())
+    if len(named) == 1 and flows.run_from == "config" and not any(c in named[0] for c in "*?["):
+        return current.path(named[0]).parent
     return current.path(flows.path)
 
 

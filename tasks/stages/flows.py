@@ -176,6 +176,7 @@ def flows_report(current: Settings) -> tuple[dict[str, Any], ConfigError | None]
         "environments": selected,
         "flows_dir": str(root),
         "config": str(deployments.file) if deployments and deployments.file else "",
+        "configs": [str(file) for file in deployments.files] if deployments else [],
         "unusable_config": str(refusal.where or "the deployment config") if refusal else "",
         "format": deployments.format if deployments else "",
     }, refusal
@@ -332,7 +333,11 @@ def show(report: dict[str, Any]) -> None:
     for flow in report["flows"]:
         kind = " (async)" if flow["is_async"] else ""
         say(f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{kind}")
-    if report["config"]:
+    if len(report.get("configs", [])) > 1:
+        say(f"deployments from {len(report['configs'])} {report['format']} files:")
+        for file in report["configs"]:
+            say(f"  {file}")
+    elif report["config"]:
         say(f"deployments from {report['config']} ({report['format']}):")
     elif report.get("unusable_config"):
         say(f"deployment config {report['unusable_config']} cannot be used (see below): nothing is deployed")

@@ -158,7 +158,11 @@ class DeployRun:
         return check
 
     def finalize(self, desired: Desired, pool_type: str) -> Desired:
-        """Add the pool's runtime; a process pool gets an image only to fill a replaced build step's outputs."""
+        """Add the pool's runtime; a process pool gets an image only to fill a replaced build step's outputs. An
+        image forkflow built from the deployment's own Docker build step is its image (not when promoting)."""
+        own = desired.runtime.get("built_image") if self.image_of == self.built_image else None
+        if own:
+            return with_runtime(desired, pool_type, flows_dir_for_workers(self.current, self.listing), own["image"], own["tag"])
         wants_image = pool_type != "process" or bool(desired.runtime.get("image_steps"))
         image = self.image_of(desired, pool_type) if wants_image else None
         if pool_type != "process" and not image and not has_own_image(desired):

@@ -37,7 +37,9 @@ TIMEOUT = 5.0
 CODE = ("stages/deploy/stage.py", "stages/deploy/apply.py", "stages/deploy/desired.py", "pipeline/deployments.py",
         "core/deployspec.py", "core/deploynames.py", "core/schedules.py", "core/runtime.py", "core/deploydefs.py",
         "core/deployplan.py", "core/prefect_yaml.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py",
-        "adapters/prefect_settings.py", "pipeline/prefect_rules.py", "pipeline/version_info.py")
+        "adapters/prefect_settings.py", "pipeline/prefect_rules.py", "pipeline/version_info.py",
+        "pipeline/docker_steps.py", "core/docker_steps.py",
+        "pipeline/flow_code.py", "adapters/flow_code.py", "adapters/flow_child.py")
 VARIABLES = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_PROFILE", "PREFECT_HOME",
              "PREFECT_PROFILES_PATH", "PREFECT_API_SSL_CERT_FILE", "FORKFLOW_ENVIRONMENT", "FORKFLOW_BRANCH",
              "PREFECT_DEFAULT_WORK_POOL_NAME", "PREFECT_DEPLOYMENTS_DEFAULT_WORK_POOL_NAME",
@@ -118,13 +120,14 @@ def inputs_digest(current: Settings) -> str:
     digest = hashlib.sha256()
     listing_file = current.reports_dir / "flows.json"
     digest.update(listing_file.read_bytes() if listing_file.is_file() else b"")
-    config_file, *deploy_config = input_files(current)  # the deployment config flows.json was made from, if any
+    config_file, *deploy_configs = input_files(current)  # the deployment configs flows.json was made from, if any
     config_text = ""
-    for file in (deploy_config[0] if deploy_config else None, config_file, current.reports_dir / "image.json"):
+    configs: list[Path | None] = [*deploy_configs] or [None]
+    for file in (*configs, config_file, current.reports_dir / "image.json"):
         data = file.read_bytes() if file is not None and file.is_file() else b"-"
         digest.update(hashlib.sha256(data).digest())
-        if file is not None and deploy_config and file == deploy_config[0]:
-            config_text = data.decode("utf-8", "replace")
+        if file is not None and file in deploy_configs:
+            config_text += data.decode("utf-8", "replace")
     names = set(VARIABLES) | set(re.findall(r"\{\{\s*\$(\w+)\s*\}\}", config_text))
     for env in current.config.environments.values():
         names |= {name for name in (env.api_key_env, env.auth_string_env) if name}

@@ -36,25 +36,31 @@ def flows_listing(current: Settings) -> dict[str, Any]:
 
 
 def load_desired(current: Settings, listing: dict[str, Any], environments: list[str],
-                 dry_run: bool = True) -> list[Desired]:
+                 dry_run: bool = True, build_images: bool = True, offline: bool = False) -> list[Desired]:
     """Validate the whole deployment config, then build every desired deployment for `environments`
-    (running a prefect.yaml's deploy-time steps unless `dry_run`)."""
-    from tasks.pipeline.deployments import read_config, with_prefect_facts, with_step_outputs
+    (running a prefect.yaml's deploy-time steps and building its Docker images unless `dry_run`; with
+    `build_images` false, Docker build steps stay for the caller's image; `offline`: not even the registry
+    is asked whether an image built before is still there)."""
+    from tasks.pipeline.deployments import read_config
+    from tasks.pipeline.docker_steps import ImageBuilds, with_built_images
+    from tasks.pipeline.flow_code import partial_project, with_prefect_facts, with_step_outputs
 
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
     root = Path(listing["flows_dir"])
-    config = with_prefect_facts(read_config(current, root, flows), root, current.state_dir)
+    config = with_prefect_facts(read_config(current, root, flows), root, current)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
              "only FlowSpec deployments are deployed")
     ctx = context_of(current, listing)
     desired = []
-    for env in environments:
-        ready = with_step_outputs(config, root, dry_run, partial(environment_connection, current, env),
-                                  current.config.environments[env].variables)
-        settings_of = environment_settings(current, env)
-        desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
-                                 ctx.name_pattern) for planned in ready.planned]
+    with ImageBuilds(current, dry_run, offline) as builds:
+        for env in environments:
+            built = with_built_images(config, root, current, env, builds) if build_images else config
+            ready = with_step_outputs(built, root, dry_run, partial(environment_connection, current, env),
+                                      partial_project(current), current.config.environments[env].variables)
+            settings_of = environment_settings(current, env)
+            desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
+                                     ctx.name_pattern) for planned in ready.planned]
     name_collisions(desired)
     refuse_names_prefect_refuses(desired, PrefectRules(current.state_dir / RULES_FILE))
     return desired

@@ -65,7 +65,7 @@ def promote_flows(current: Settings, source: str, target: str, flows: str, dry: 
     check_environments(current, source, target)
     listing = flows_listing(current)
     names = chosen_flows(listing, flows)
-    targets = [d for d in load_desired(current, listing, [target], dry_run=dry) if d.flow in names]
+    targets = [d for d in load_desired(current, listing, [target], dry_run=dry, build_images=False) if d.flow in names]
     sources = read_sources(current, listing, source, [d.key for d in targets])
     version, commit = one_code_version(sources, source)
     images = {key: (item.get("job_variables") or {}).get("image") for key, item in sources.items()}
@@ -108,7 +108,7 @@ def chosen_flows(listing: dict[str, Any], flows: str) -> list[str]:
 
 def read_sources(current: Settings, listing: dict[str, Any], source: str, keys: list[str]) -> dict[str, dict[str, Any]]:
     """The source environment's deployments by deployment key (flow, and name as written); refuses when any is missing."""
-    sources = {d.key: d for d in load_desired(current, listing, [source])}
+    sources = {d.key: d for d in load_desired(current, listing, [source], build_images=False)}
     wanted = {key: sources[key] for key in keys if key in sources}
     api_url = environment_settings(current, source).api_url
     with PrefectApi(api_url, connection=environment_connection(current, source)) as api:

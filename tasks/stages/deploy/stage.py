@@ -141,7 +141,7 @@ def is_chosen(only: tuple[str, str], names: tuple[Any, ...], environment: Any) -
 def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool,
                   only: tuple[str, str] | None) -> dict[str, str]:
     listing = flows_listing(current)
-    desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only)
+    desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only, offline=validate_only)
     if only is not None:
         desired = [d for d in desired if is_chosen(only, (d.name, d.key, d.flow), d.environment)]
         if not desired:
@@ -149,7 +149,9 @@ def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool
                                 where=str(current.reports_dir / "flows.json"),
                                 fix="run `doit list --all deploy` to see the current ones")
     if validate_only:
-        say(f"valid: {len(desired)} deployments from {listing['config']} for {', '.join(listing['environments'])}")
+        configs = listing.get("configs") or [listing["config"]]
+        source = configs[0] if len(configs) == 1 else f"{len(configs)} files"
+        say(f"valid: {len(desired)} deployments from {source} for {', '.join(listing['environments'])}")
         return {"made": f"valid ({len(desired)} deployments)"}
     if not dry:
         deploy_check.forget(current)
