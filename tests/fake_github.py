@@ -30,6 +30,7 @@ class FakeGitHub:
     requests: list[Request] = field(default_factory=list)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, list[str]] = field(default_factory=dict)
+    comment_ids: dict[int, tuple[int, int]] = field(default_factory=dict)  # comment id -> (issue or pull, index)
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
@@ -66,16 +67,33 @@ class FakeGitHub:
                                    "body": request.body["body"],
                                    "labels": [{"name": name} for name in request.body.get("labels", [])]}
             return 201, self.issues[number]
+        if "comments" in rest[:2]:
+            return self.on_comments(request, rest)
         number = int(rest[0])
         if number not in self.issues:
             return 404, {"message": "Not Found"}
-        if rest[1:] == ["comments"] and request.method == "POST":
-            self.comments.setdefault(number, []).append(request.body["body"])
-            return 201, {"id": len(self.comments[number])}
         if request.method == "PATCH":
             self.issues[number].update(request.body)
             return 200, self.issues[number]
         return 404, {"message": "Not Found"}
+
+    def on_comments(self, request: Request, rest: list[str]) -> tuple[int, Any]:
+        """/issues/{number}/comments (GET, POST; a pull request's too) and /issues/comments/{id} (PATCH)."""
+        if rest[0] == "comments":
+            comment_id = int(rest[1])
+            if request.method != "PATCH" or comment_id not in self.comment_ids:
+                return 404, {"message": "Not Found"}
+            number, index = self.comment_ids[comment_id]
+            self.comments[number][index] = request.body["body"]
+            return 200, {"id": comment_id, "body": request.body["body"]}
+        number = int(rest[0])
+        if number not in self.issues and number not in self.pulls:
+            return 404, {"message": "Not Found"}
+        if request.method == "GET":
+            return 200, [{"id": cid, "body": self.comments[n][i]} for cid, (n, i) in self.comment_ids.items() if n == number]
+        self.comments.setdefault(number, []).append(request.body["body"])
+        self.comment_ids[len(self.comment_ids) + 1] = (number, len(self.comments[number]) - 1)
+        return 201, {"id": len(self.comment_ids)}
 
     def on_pulls(self, request: Request, repo: str, rest: list[str]) -> tuple[int, Any]:
         owner = repo.split("/", maxsplit=1)[0]

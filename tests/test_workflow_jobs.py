@@ -100,7 +100,7 @@ work_pool = "ff-prod"
 branch = "main"
 
 [github]
-workflows = ["release", "deploy"]
+workflows = ["release", "deploy", "pull-request"]
 """
 
 
@@ -150,8 +150,8 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
     project = "wf" + uuid.uuid4().hex[:8]
     index_url, index_secrets = index
     repo = flows_repository(tmp_path / "repo", config_text(project, demo_workspace, index_url, registry, prefect_api))
-    secrets = {**index_secrets, **registry.env, "PREFECT_API_AUTH_STRING": os.environ["FORKFLOW_PREFECT_USERNAME"] + ":"
-               + os.environ["FORKFLOW_PREFECT_PASSWORD"]}
+    auth = os.environ["FORKFLOW_PREFECT_USERNAME"] + ":" + os.environ["FORKFLOW_PREFECT_PASSWORD"]
+    secrets = {**index_secrets, **registry.env, "PREFECT_API_AUTH_STRING": auth, "PLAN_PREFECT_API_AUTH_STRING": auth}
     runner = Runner(repo, tmp_path / "runs", secrets=secrets)
     workflows = repo / ".github" / "workflows"
 
@@ -194,3 +194,35 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
     with prefect_http(prefect_api) as http:
         found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
     assert sorted(d["name"] for d in found) == sorted(d["name"] for d in deployed["deployments"])
+
+    change_a_deployment(demo_workspace / "origin.git", tmp_path / "change")
+    pull = {"base_ref": "release", "head_ref": "feature/x", "event": {"pull_request": {
+        "number": 7, "head": {"repo": {"full_name": "acme/flows"}}}}}
+    with fake_github() as github:
+        github.pulls[7] = {"number": 7, "repo": "acme/flows", "state": "open", "head": "feature/x", "base": "release"}
+        for _ in range(2):
+            planned = runner.run(workflows / "pull-request.yml", "pull_request", ref="feature/x", github_extra=pull,
+                                 extra_env={"GITHUB_API_URL": github.url})
+            assert {job: [r.result for r in items] for job, items in planned.items()} == {
+                "plan": ["success"], "comment": ["success"]}, failed_jobs(planned)
+    assert len(github.comments[7]) == 1, "one comment, kept up to date"
+    plan = github.comments[7][0]
+    assert plan.startswith("<!-- forkflow-plan -->") and "all checks passed" in plan and plan in planned["plan"][0].summary
+    # the change, and the new code version every deployment of the branch gets with it
+    assert f"- `{project}--release--hello--dev`: parameters, tags, version" in plan
+    assert "### Deploy to dev: 4 to update" in plan
+    with prefect_http(prefect_api) as http:
+        after = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
+    assert {d["name"]: d["updated"] for d in after} == {d["name"]: d["updated"] for d in found}, "the plan wrote nothing"
+
+
+def change_a_deployment(origin: Path, work: Path) -> None:
+    """A pushed change on the release branch: hello's parameters in dev."""
+    subprocess.run(["git", "clone", "-q", "--branch", "release", str(origin), str(work)], check=True)
+    specs = work / "flows" / "deployments.yaml"
+    specs.write_text(specs.read_text().replace("      name: orbit\n", "      name: pull-request\n", 1))
+    identity = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "T",
+                "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "commit", "-qam", "feat(flows): hello greets the pull request"], cwd=work, check=True,
+                   env=identity)
+    subprocess.run(["git", "push", "-q", "origin", "release"], cwd=work, check=True)

@@ -235,19 +235,22 @@ class Runner:
     secrets: dict[str, str] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
     stand_ins: list[str] = field(default_factory=list)
-    runs: dict[str, Path] = field(default_factory=dict)  # workflow name -> its artifacts folder
+    runs: dict[str, Path] = field(default_factory=dict)  # workflow name -> its newest run's artifacts folder
+    count: int = 0  # workflow runs so far
 
     def run(self, file: Path, event: str, inputs: dict[str, Any] | None = None, ref: str = "main",
-            extra_env: dict[str, str] | None = None) -> dict[str, list[JobResult]]:
+            extra_env: dict[str, str] | None = None, github_extra: dict[str, Any] | None = None,
+            ) -> dict[str, list[JobResult]]:
         import yaml
 
         workflow = yaml.safe_load(file.read_text(encoding="utf-8"))
         name = str(workflow["name"])
-        artifacts = self.root / f"{name}-artifacts"
-        artifacts.mkdir(parents=True, exist_ok=True)
+        self.count += 1
+        artifacts = self.root / f"{name}-{self.count}-artifacts"
+        artifacts.mkdir(parents=True)
         self.runs[name] = artifacts
         github = {"event_name": event, "ref_name": ref, "ref": f"refs/heads/{ref}", "repository": "acme/flows",
-                  "token": "local-token", "workspace": "", "sha": "0" * 40}
+                  "token": "local-token", "workspace": "", "sha": "0" * 40, **(github_extra or {})}
         base = {"github": github, "inputs": inputs or {}, "secrets": self.secrets, "vars": self.variables}
         done: dict[str, list[JobResult]] = {}
         for job_id in job_order(workflow["jobs"]):
@@ -267,7 +270,7 @@ class Runner:
         results = []
         for number, cell in enumerate(cells):
             cell_contexts = {**contexts, "matrix": cell}
-            workspace = self.root / f"{workflow['name']}-{job_id}-{number}"
+            workspace = self.root / f"{workflow['name']}-{self.count}-{job_id}-{number}"
             results.append(Job(self, workflow, job, cell_contexts, workspace, artifacts, extra_env).run(job_id))
         return results
 

@@ -265,7 +265,7 @@ REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 class GitHub(Section):
     target: str | None = Field(default=None, description="repository folder whose .github/workflows/ gets the workflows; "
                                                          "default: the git repository holding the config file")
-    workflows: tuple[Literal["sync-upstream", "release", "deploy", "promote"], ...] | None = Field(
+    workflows: tuple[Literal["sync-upstream", "release", "deploy", "promote", "pull-request"], ...] | None = Field(
         default=None, description="workflows to render; default: every one the config has the sections for")
     python: str = Field(default="3.11", pattern=PYTHON_PATTERN, description="Python the runners run nox with")
     runner: str = Field(default="ubuntu-latest", pattern=LABEL_PATTERN, description="runs-on label of every job")
