@@ -4,6 +4,8 @@ Each case is what public flow repositories write (the comparison with Prefect's 
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +308,43 @@ def test_prefects_rules_are_remembered_per_prefect_version(tmp_path: Path, monke
     file.write_text(json.dumps({**json.loads(file.read_text()), "prefect": "0.0.1"}))
     with pytest.raises(AssertionError, match="asked again"):
         prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_what_a_file_leaves_out_is_stored_as_prefect_deploy_stores_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str, oracle_api: str) -> None:
+    """A cron schedule without a timezone (null, where interval and rrule get UTC) and a flow with neither a docstring
+    nor a `description:`, as found on public flow repositories."""
+    from tests.test_flow_formats import FIELDS, PREFECT, deployments_on, fixture_repo, pipeline, run_stages, schedules_of
+
+    repo = fixture_repo(tmp_path, "prefect_yaml_defaults")
+    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = pipeline(tmp_path, prefect_api)
+    first = run_stages(config, monkeypatch, "deploy")
+    theirs = {k: v for k, v in deployments_on(oracle_api).items() if k.startswith("defaults-")}
+    ours = {k: v for k, v in deployments_on(prefect_api).items() if k in theirs}
+    assert sorted(ours) == sorted(theirs) and len(theirs) == 3, (sorted(ours), sorted(theirs))
+    for key, their in theirs.items():
+        assert schedules_of(ours[key]) == schedules_of(their), key
+        differ = {name: (ours[key][name], their[name]) for name in FIELDS if ours[key][name] != their[name]}
+        assert differ == {}, key
+    assert theirs["defaults-undescribed/cron-no-tz"]["schedules"][0]["schedule"]["timezone"] is None
+    assert {e["status"] for e in first["deployments"]} == {"created"}
+    again = run_stages(config, monkeypatch, "deploy")
+    assert again["writes"] == 0, [(e["name"], e.get("diff")) for e in again["deployments"]]
+
+
+def test_every_deployments_problem_is_named_in_one_refusal() -> None:
+    from tasks.core.prefect_yaml import fill_environment
+    from tasks.stages.deploy.desired import every_desired
+
+    def make(item: Any) -> Any:
+        return fill_environment({"env": {"A": "{{ $" + item + " }}"}}, {}, f"prefect.yaml: deployments({item})")
+
+    with pytest.raises(ConfigError) as caught:
+        every_desired(("FF_UNSET_A", "FF_UNSET_B"), make)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "2 deployments cannot be deployed" in message and "FF_UNSET_A" in message and "FF_UNSET_B" in message

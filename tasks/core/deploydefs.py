@@ -218,7 +218,15 @@ def native_schedule(schedule: dict[str, Any], active: bool, where: str = "") -> 
                 "active": own if active and own is not None else active,
                 "parameters": schedule.get("parameters") or {}, "slug": schedule.get("slug"), "pending": True}
     filled = checked(schedule, where)
-    return api_schedule({**filled, "active": as_active(own, filled)}, active)
+    return prefect_cron_timezone(filled, api_schedule({**filled, "active": as_active(own, filled)}, active))
+
+
+def prefect_cron_timezone(filled: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """prefect deploy makes a cron schedule without a timezone with none (the server keeps null), where interval and
+    rrule schedules get UTC."""
+    if filled.get("cron") is not None and not filled.get("timezone"):
+        stored["schedule"]["timezone"] = None
+    return stored
 
 
 def with_schedules_active(spec: dict[str, Any], where: str = "", dry_run: bool = False) -> dict[str, Any]:
@@ -240,8 +248,9 @@ def with_schedules_active(spec: dict[str, Any], where: str = "", dry_run: bool =
             raise ConfigError(f"{where}: schedule {item['schedule']}: a template nothing fills", where=where,
                               fix="give the value itself, a `{{ $VAR }}`, a build step's output or a "
                                   "`{{ prefect.variables.<name> }}` that exists; nothing was deployed")
-        filled = api_schedule({**checked(item["schedule"], where), "parameters": item["parameters"],
-                               "slug": item["slug"]}, True)
+        values = checked(item["schedule"], where)
+        filled = prefect_cron_timezone(values, api_schedule({**values, "parameters": item["parameters"],
+                                                             "slug": item["slug"]}, True))
         schedules.append({**filled, "active": as_active(item.get("active"), item["schedule"])})
     return {**spec, "schedules": schedules}
 

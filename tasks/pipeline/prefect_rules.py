@@ -121,9 +121,10 @@ def prefect_verdict(data: Any, source: str, strict: bool = False,
     rules = rules or PrefectRules()
     said = rules.refusal(data)
     if said:
+        hint = (" (a schedule takes cron, interval or rrule, with timezone, anchor_date, day_or, active, parameters, "
+                "slug, replaces)") if "schedule" in said else ""
         raise ConfigError(f"{source}: prefect deploy refuses this file; it says:\n{said}", where=source,
-                          fix="correct the keys listed above (a schedule takes cron, interval or rrule, with timezone, "
-                              "anchor_date, day_or, active, parameters, slug, replaces); nothing was deployed")
+                          fix=f"correct the keys listed above{hint}; nothing was deployed")
     for index, entry in enumerate(data.get("deployments") or []):
         kind = entry.get("version_type") if isinstance(entry, dict) else None
         if kind is not None and kind not in rules.version_types():

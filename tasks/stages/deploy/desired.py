@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tasks.core.deployspec import (
     Desired,
     EnvironmentSettings,
 )
-from tasks.core.errors import ForkflowError
+from tasks.core.errors import ConfigError, ForkflowError
 from tasks.pipeline.credentials import environment_connection
 from tasks.pipeline.deployments import flow_from_entry
 from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, refuse_names_prefect_refuses
@@ -59,11 +60,32 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
             ready = with_step_outputs(built, root, dry_run, partial(environment_connection, current, env),
                                       partial_project(current), current.config.environments[env].variables)
             settings_of = environment_settings(current, env)
-            desired += [desired_from(planned, with_working_directory(current, listing, settings_of, planned), ctx,
-                                     ctx.name_pattern) for planned in ready.planned]
+            desired += every_desired(ready.planned, partial(one_desired, current, listing, settings_of, ctx))
     name_collisions(desired)
     refuse_names_prefect_refuses(desired, PrefectRules(current.state_dir / RULES_FILE))
     return desired
+
+
+def one_desired(current: Settings, listing: dict[str, Any], env: EnvironmentSettings, ctx: Context,
+                planned: Planned) -> Desired:
+    return desired_from(planned, with_working_directory(current, listing, env, planned), ctx, ctx.name_pattern)
+
+
+def every_desired(planned: tuple[Planned, ...], make: Callable[[Planned], Desired]) -> list[Desired]:
+    """Each deployment's desired state; every deployment's problem (an unset `{{ $NAME }}`, no work pool) is named
+    in one refusal, not one per run."""
+    found, problems = [], []
+    for item in planned:
+        try:
+            found.append(make(item))
+        except ConfigError as err:
+            problems.append(err)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError(f"{len(problems)} deployments cannot be deployed:\n" + "\n".join(f"  - {p.what}" for p in problems),
+                          where=problems[0].where, fix=problems[0].fix)
+    return found
 
 
 def with_working_directory(current: Settings, listing: dict[str, Any], env: EnvironmentSettings,
