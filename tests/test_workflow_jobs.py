@@ -100,7 +100,7 @@ work_pool = "ff-prod"
 branch = "main"
 
 [github]
-workflows = ["release", "deploy", "pull-request"]
+workflows = ["release", "deploy", "pull-request", "sync-upstream"]
 """
 
 
@@ -214,6 +214,18 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
     with prefect_http(prefect_api) as http:
         after = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
     assert {d["name"]: d["updated"] for d in after} == {d["name"]: d["updated"] for d in found}, "the plan wrote nothing"
+
+    upstream_main = subprocess.run(["git", "rev-parse", "main"], cwd=demo_workspace / "upstream.git", capture_output=True,
+                                   text=True, check=True).stdout.strip()
+    with fake_github() as github:
+        synced = runner.run(workflows / "sync-upstream.yml", "workflow_dispatch", {"dry_run": False, "force_sync": True},
+                            ref="release", extra_env={"GITHUB_API_URL": github.url})
+    assert {job: [r.result for r in items] for job, items in synced.items()} == {
+        "plan": ["skipped"], "sync": ["success"], "report": ["success"]}, failed_jobs(synced)
+    merged = subprocess.run(["git", "merge-base", "--is-ancestor", upstream_main, "release"], cwd=demo_workspace / "origin.git",
+                            check=False)
+    assert merged.returncode == 0, "origin's release is on top of upstream's main"
+    assert github.issues == {} and "## Sync" in synced["sync"][0].summary
 
 
 def change_a_deployment(origin: Path, work: Path) -> None:

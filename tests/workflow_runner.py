@@ -9,7 +9,8 @@ do. `${{ }}` expressions are evaluated (contexts github, inputs, secrets,
 vars, env, matrix, needs, steps; the operators and the functions the
 templates use). Only what cannot run here is stood in for, and each stand-in
 is named: `nox` runs the session of the checkout's noxfile.py without making a
-virtualenv (forkflow is already installed), setup-python and the caches do
+virtualenv and `python -m pip install` installs nothing (forkflow is already
+installed), setup-python and the caches do
 nothing, `gh run list/download` reads the artifacts of the earlier workflow
 runs, and attest-build-provenance (which needs GitHub's OIDC token) only
 checks that its subjects exist. An action the runner does not know fails the job, so a new
