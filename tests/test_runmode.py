@@ -117,3 +117,12 @@ def test_forkflow_dry_run_0_is_a_real_run_for_deploys_check(tmp_path: Path, monk
         assert deploy_unchanged().reason == "asked for dry_run"  # type: ignore[union-attr]
     finally:
         settings_module.settings.cache_clear()
+
+
+@pytest.mark.parametrize(("argv", "wanted"), [
+    ([], ()), (["deploy"], ()), (["list"], ()), (["deploy", "--dry-run"], ()),
+    (["list", "--all"], None), (["deploy:hello--dev", "--dry-run"], ("deploy:hello--dev",)),
+    (["info", "deploy:hello--dev"], ("deploy:hello--dev",)), (["forget", "deploy:a--dev", "wheel:x"], ("deploy:a--dev",)),
+])
+def test_per_deployment_subtasks_are_made_only_when_the_command_names_them(argv: list[str], wanted: object) -> None:
+    assert read_run_mode(argv, {}).names_subtasks_of("deploy") == wanted

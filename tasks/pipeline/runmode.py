@@ -43,6 +43,15 @@ class RunMode:
     workers: int = 1
     executes: bool = True  # the command can execute an action or write doit's database: it needs the lock
     runs_tasks: bool = True  # `doit`, `doit run ...`, `doit <task>`, `doit strace <task>`
+    named: tuple[str, ...] = ()  # every task the command names (`doit info deploy:x`, `doit forget deploy:x` too)
+    lists_all: bool = False  # `doit list --all`: subtasks are shown
+
+    def names_subtasks_of(self, basename: str) -> tuple[str, ...] | None:
+        """The `<basename>:<sub>` tasks this run must be able to find: all of them (None) for `doit list --all`,
+        else those it names (often none: `doit`, `doit deploy` and `doit list` build no per-item subtask)."""
+        if self.lists_all:
+            return None
+        return tuple(name for name in self.named if name.startswith(basename + ":"))
 
     def plans_only(self, stage: str) -> bool:
         """True when this stage's remote writes are only planned in this run (a bare `doit` without [demo])."""
@@ -100,6 +109,8 @@ def read_run_mode(argv: Sequence[str], env: Mapping[str, str], planned_stages: S
         workers=max(1, int(params.get("num_process") or 0)) if runs_tasks else 1,
         executes=not (issubclass(command_class, READ_ONLY_COMMANDS) or name in READ_ONLY_NAMES),
         runs_tasks=runs_tasks,
+        named=tuple(arg for arg in positional if not arg.startswith("-")),
+        lists_all=name == "list" and bool(params.get("subtasks")),  # --all
     )
 
 

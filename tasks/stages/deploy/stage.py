@@ -24,6 +24,7 @@ from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_s
 from tasks.pipeline.checks import Check, KeepFileDeps
 from tasks.pipeline.credentials import is_local_service
 from tasks.pipeline.deploy_files import input_files
+from tasks.pipeline.runmode import run_mode
 from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
 from tasks.stages.deploy import check as deploy_check
 from tasks.stages.deploy.apply import DeployRun
@@ -43,7 +44,9 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
     `deploy` itself needs nothing but the config to be created; the
     `deploy:<flow>--<env>` tasks come from the last flows.json, so they appear
     once `doit flows` (or `doit deploy`) has run, and each re-checks the
-    fresh flows.json when it runs.
+    fresh flows.json when it runs. They are made only when the command names
+    one (or for `doit list --all`), so a start does not grow with the number
+    of deployments.
     """
     current = settings()
     doc = ("deploy every flow to the environments the branch maps to; only what changed "
@@ -63,8 +66,12 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
                            deploy_unchanged)],
         "verbosity": 2,
     }
+    wanted = run_mode().names_subtasks_of("deploy")
+    if wanted == ():
+        return  # no run names one: a start costs nothing per deployment
     for entry, env in planned_pairs(current):
-        yield one_deployment_task(entry, env, deps)
+        if wanted is None or f"deploy:{subtask_name(entry['key'], env)}" in wanted:
+            yield one_deployment_task(entry, env, deps)
 
 
 def one_deployment_task(entry: dict[str, Any], env: str, deps: list[str]) -> Task:
