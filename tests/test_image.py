@@ -587,7 +587,7 @@ def test_wrong_credentials_fail_clearly_without_printing_them(tmp_path: Path, re
 
     assert result.returncode != 0
     assert "401 Unauthorized" in printed(result)
-    assert "refused the credentials; set FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD" in printed(result)
+    assert "refused the credentials (or got none); set FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD" in printed(result)
     assert wrong["FORKFLOW_REGISTRY_PASSWORD"] not in printed(result)
     assert "building" not in result.stdout
 
