@@ -177,7 +177,8 @@ def test_parallel_wheel_builds_killed_leave_no_worker_and_the_rerun_completes(de
     assert len(report["packages"]) == 6
     for package in report["packages"]:
         folder = state / "dist" / package["name"]
-        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(f["name"] for f in package["files"])
+        listed = [f["name"] for f in package["files"]] + [Path(f["sbom"]).name for f in package["files"] if "sbom" in f]
+        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(listed)
 
 
 def test_an_unpushed_rebase_is_refused_with_right_advice_when_origin_moved(synced_setup: Fork) -> None:
