@@ -200,7 +200,9 @@ def is_open(path: tuple[Any, ...], open_paths: tuple[str, ...]) -> bool:
 
 
 def mutations(doc: dict[str, Any], render: Any, alternatives: dict[str, list[Any]],
-              open_paths: tuple[str, ...]) -> list[Mutation]:
+              open_paths: tuple[str, ...], ignores_unknown: bool = False) -> list[Mutation]:
+    """Each leaf made wrong in several ways. With `ignores_unknown` (a prefect.yaml) an unknown key is what prefect
+    deploy ignores (a warning), except inside a schedule, which it rejects."""
     found = []
     for path, value in leaves(doc):
         name, key, loose = dotted(path), key_named(path), is_open(path, open_paths)
@@ -210,8 +212,10 @@ def mutations(doc: dict[str, Any], render: Any, alternatives: dict[str, list[Any
         found.append(Mutation(f"{name}:missing", render(replaced(doc, path, remove=True)), EITHER, key))
         if isinstance(path[-1], str):
             neighbour = f"{path[-1]}_extra"
+            rejected = not (loose or is_open(path[:-1], open_paths)) and (
+                not ignores_unknown or any(str(part).startswith("schedule") for part in path[:-1]))
             found.append(Mutation(f"{name}:unknown-neighbour", render(replaced(doc, path, sibling=neighbour)),
-                                  EITHER if loose or is_open(path[:-1], open_paths) else INVALID, neighbour))
+                                  INVALID if rejected else EITHER, neighbour))
         if isinstance(value, int | float) and not isinstance(value, bool):
             for number in (-1, 10**9):
                 found.append(Mutation(f"{name}:out-of-range-{number}", render(replaced(doc, path, number)), EITHER, key))
@@ -329,7 +333,7 @@ def test_deployment_file_mutations(tmp_path: Path, kind: str) -> None:
     filename, doc, alternatives, open_paths = FORMATS[kind]
     flows = flows_repo(tmp_path)
     (flows / "deployments.yaml").unlink()
-    found = mutations(doc, yaml_text, alternatives, open_paths)
+    found = mutations(doc, yaml_text, alternatives, open_paths, ignores_unknown=filename.startswith("prefect"))
     found += [Mutation("base", yaml_text(doc), VALID, "")] + duplicated_lines(yaml_text(doc), r"^\s*[A-Za-z_-]+: \S")
     jobs = []
     for index, mutation in enumerate(found):

@@ -36,7 +36,8 @@ def test_interrupted_build_finishes_on_the_next_run(demo_config: Path) -> None:
     assert len(report["packages"]) == 6
     for package in report["packages"]:
         folder = state / "dist" / package["name"]
-        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(f["name"] for f in package["files"])
+        listed = [f["name"] for f in package["files"]] + [Path(f["sbom"]).name for f in package["files"] if "sbom" in f]
+        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(listed)
 
 
 def test_summary_markdown_has_graph_table_and_reports(demo_config: Path) -> None:

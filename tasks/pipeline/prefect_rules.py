@@ -178,7 +178,10 @@ def refusal_of(data: dict[str, Any]) -> str:
     try:
         prefect_models()["file"].model_validate(data)
     except ValidationError as err:
-        said = _format_validation_error(err, data).replace("\n\n", "\n").strip()
+        try:
+            said = _format_validation_error(err, data).replace("\n\n", "\n").strip()
+        except Exception:  # noqa: BLE001 - Prefect's own formatter fails on some files (a list as a name): ours stands in
+            said = "Invalid fields in deployments (prefect deploy's own message could not be made for this file)"
         details = sorted({detail(item, data) for item in as_written(err.errors())})
         return said + "\nwhere:\n" + "\n".join(f"  - {text}" for text in details)
     return ""
