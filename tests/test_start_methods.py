@@ -43,7 +43,7 @@ def test_parallel_wheel_and_image_under_each_start_method(method: str, demo_conf
         assert "PicklingError" not in output and "Traceback" not in output
         state = demo_config.parent / ".forkflow" / "reports"
         wheels = json.loads((state / "wheel.json").read_text())["packages"]
-        assert len(wheels) == 6 and all(p["status"] == "built" for p in wheels)
+        assert len(wheels) == 6 and all(p["status"] == "built" for p in wheels), [(p["name"], p["status"]) for p in wheels]
         images = json.loads((state / "image.json").read_text())["images"]
         assert len(images) == 4 and all(i["status"] == "built" and i["digest"] for i in images)
     finally:

@@ -8,6 +8,7 @@ multiprocessing start method runs with the same mode as the process that parsed 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class RunMode:
     workers: int = 1
     executes: bool = True  # the command can execute an action or write doit's database: it needs the lock
     runs_tasks: bool = True  # `doit`, `doit run ...`, `doit <task>`, `doit strace <task>`
+    started: float = 0.0  # when the run started (time.time()), for "made in this run" in any worker process
     named: tuple[str, ...] = ()  # every task the command names (`doit info deploy:x`, `doit forget deploy:x` too)
     lists_all: bool = False  # `doit list --all`: subtasks are shown
 
@@ -110,6 +112,7 @@ def read_run_mode(argv: Sequence[str], env: Mapping[str, str], planned_stages: S
         executes=not (issubclass(command_class, READ_ONLY_COMMANDS) or name in READ_ONLY_NAMES),
         runs_tasks=runs_tasks,
         named=tuple(arg for arg in positional if not arg.startswith("-")),
+        started=time.time(),
         lists_all=name == "list" and bool(params.get("subtasks")),  # --all
     )
 

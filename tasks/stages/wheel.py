@@ -63,6 +63,7 @@ from tasks.core.versions import (
 )
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner, Stale, report_intact
+from tasks.pipeline.runmode import run_mode
 from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
 from tasks.pipeline.ui import bundle_env, bundle_extras, check_wheel_bundles, core_bundles, place_bundles
 from tasks.pipeline.workspace import (
@@ -421,9 +422,14 @@ def install_files(current: Settings, package: Package, facts: dict[str, Any], fi
     return stamp
 
 
+def built_since(stamp: dict[str, Any], started: float) -> bool:
+    return bool(started) and float(stamp.get("built_at") or 0) >= started
+
+
 def report_action(changed: list[str]) -> dict[str, str]:
     current = settings()
     changed_set = set(changed or [])
+    started = run_mode().started  # a build by a worker of `doit -n N` (any start method) is this run's too
     entries = []
     for package in find_packages(current):
         file = stamp_file(current, package.name)
@@ -433,7 +439,7 @@ def report_action(changed: list[str]) -> dict[str, str]:
         entries.append({"name": stamp["name"], "kind": stamp["kind"], "version": stamp["version"],
                         "files": stamp["files"], "commit": stamp.get("commit"), "dirty": stamp.get("dirty", False),
                         "version_source": stamp.get("version_source"), "shallow": stamp.get("shallow", False),
-                        "status": "built" if str(file) in changed_set else "up-to-date"})
+                        "status": "built" if str(file) in changed_set or built_since(stamp, started) else "up-to-date"})
     write_report("wheel", {"packages": entries}, current)
     built = sum(1 for e in entries if e["status"] == "built")
     return {"made": f"wheel.json ({built} built, {len(entries) - built} up-to-date)"}
