@@ -16,7 +16,7 @@ from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError
 from tasks.core.prefect_yaml import parse_file, planned_deployments
 from tasks.pipeline.prefect_rules import prefect_verdict, refuse_names_prefect_refuses
-from tests.flows_repo import commit_all
+from tests.flows_repo import commit_all, unique_project
 
 FLOW = "from prefect import flow\n\n@flow\ndef job():\n    pass\n"
 
@@ -223,7 +223,7 @@ def test_keys_prefect_ignores_deploy_what_prefect_deploy_all_deploys(
         done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], check=False, cwd=repo, capture_output=True,
                               text=True, env={**os.environ, "PREFECT_API_URL": theirs.url}, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-        config = pipeline(tmp_path, ours.url, pool="ff-e2e")
+        config = pipeline(tmp_path, ours.url, pool="ff-e2e", project=unique_project())  # a prune elsewhere keeps off
         report = run_stages(config, monkeypatch, "deploy")
         warned = capsys.readouterr().err
         assert sorted(f"{e['flow']}/{e['name']}" for e in report["deployments"]) == sorted(IGNORES)
@@ -280,7 +280,7 @@ def test_a_file_prefect_deploy_rejects_is_refused_before_any_write(
                           text=True, env={**os.environ, "PREFECT_API_URL": prefect_api}, timeout=300)
     assert done.returncode != 0 and "prefect2-schedule: schedules" in done.stdout, done.stdout
     with pytest.raises(ConfigError) as caught:
-        run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e"), monkeypatch, "deploy")
+        run_stages(pipeline(tmp_path, prefect_api, pool="ff-e2e", project=unique_project()), monkeypatch, "deploy")
     assert "Invalid fields in deployments:\n  • prefect2-schedule: schedules" in str(caught.value)
     assert "deployments.1(prefect2-schedule).schedules.0.max_active_runs: unknown key" in str(caught.value)
     assert deployments_on(prefect_api).keys() == before.keys(), "nothing was written, by either"
@@ -322,7 +322,7 @@ def test_what_a_file_leaves_out_is_stored_as_prefect_deploy_stores_it(
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=repo, capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": oracle_api}, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    config = pipeline(tmp_path, prefect_api)
+    config = pipeline(tmp_path, prefect_api, project=unique_project())
     first = run_stages(config, monkeypatch, "deploy")
     theirs = {k: v for k, v in deployments_on(oracle_api).items() if k.startswith("defaults-")}
     ours = {k: v for k, v in deployments_on(prefect_api).items() if k in theirs}
