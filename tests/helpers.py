@@ -203,3 +203,15 @@ def assert_group_ends(group: int) -> None:
     while live_processes_in_group(group) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not live_processes_in_group(group), f"still running after doit ended: {live_processes_in_group(group)}"
+
+
+def assert_dist_matches_wheel_report(state: Path, packages: int = 6) -> None:
+    """wheel.json lists `packages`, and each package's dist folder holds exactly its listed files and their SBOMs."""
+    import json
+
+    report = json.loads((state / "reports" / "wheel.json").read_text())
+    assert len(report["packages"]) == packages
+    for package in report["packages"]:
+        folder = state / "dist" / package["name"]
+        listed = [f["name"] for f in package["files"]] + [Path(f["sbom"]).name for f in package["files"] if "sbom" in f]
+        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(listed)

@@ -16,6 +16,7 @@ from tasks.pipeline.interrupt import INTERRUPTED
 from tasks.pipeline.settings import load_settings
 from tests.helpers import (
     REPO,
+    assert_dist_matches_wheel_report,
     assert_group_ends,
     have_program,
     kill_after_line,
@@ -173,12 +174,7 @@ def test_parallel_wheel_builds_killed_leave_no_worker_and_the_rerun_completes(de
     rerun = run_doit(demo_config, "-n", "2", "wheel")
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     state = demo_config.parent / ".forkflow"
-    report = json.loads((state / "reports" / "wheel.json").read_text())
-    assert len(report["packages"]) == 6
-    for package in report["packages"]:
-        folder = state / "dist" / package["name"]
-        listed = [f["name"] for f in package["files"]] + [Path(f["sbom"]).name for f in package["files"] if "sbom" in f]
-        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(listed)
+    assert_dist_matches_wheel_report(state)
 
 
 def test_an_unpushed_rebase_is_refused_with_right_advice_when_origin_moved(synced_setup: Fork) -> None:

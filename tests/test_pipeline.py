@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.helpers import kill_after_line, run_doit, start_doit, wait_for_line
+from tests.helpers import assert_dist_matches_wheel_report, kill_after_line, run_doit, start_doit, wait_for_line
 
 
 def test_second_run_on_the_same_state_refuses(demo_config: Path) -> None:
@@ -32,12 +32,7 @@ def test_interrupted_build_finishes_on_the_next_run(demo_config: Path) -> None:
     ran = {t["name"] for t in json.loads(rerun.stdout)["tasks"] if t["result"] == "success"}
     assert 1 <= len({n for n in ran if n.startswith("wheel:") and n != "wheel:report"}) < 6, \
         "packages finished before the kill are not built again"
-    report = json.loads((state / "reports" / "wheel.json").read_text())
-    assert len(report["packages"]) == 6
-    for package in report["packages"]:
-        folder = state / "dist" / package["name"]
-        listed = [f["name"] for f in package["files"]] + [Path(f["sbom"]).name for f in package["files"] if "sbom" in f]
-        assert sorted(p.name for p in folder.iterdir() if p.name != "build.json") == sorted(listed)
+    assert_dist_matches_wheel_report(state)
 
 
 def test_summary_markdown_has_graph_table_and_reports(demo_config: Path) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -30,18 +30,9 @@ def hold_state_lock(state_dir: Path) -> None:
     file = state_dir / "run.lock"
     if file.is_symlink() or (file.exists() and not file.is_file()):
         treat_as_missing(file, "not a plain file", "and a new lock file is made")
-    handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - held until the process ends
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "unknown"
-        handle.close()
-        raise StateLocked(
-            f"another forkflow run (pid {owner}) is using {state_dir}",
-            where=str(file),
-            fix="wait for it to finish; two runs on one state folder would corrupt its state",
-        ) from None
+    handle = locked(file, lambda owner: StateLocked(
+        f"another forkflow run (pid {owner}) is using {state_dir}", where=str(file),
+        fix="wait for it to finish; two runs on one state folder would corrupt its state"))
     with contextlib.suppress(OSError):  # the pid only informs a second run; a full disk must not stop this one
         os.ftruncate(handle.fileno(), 0)
         os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)  # unbuffered: nothing left to fail at exit
@@ -69,20 +60,25 @@ def clone_lock(fork: Path, state_dir: Path) -> Iterator[None]:
             handle.close()
 
 
-def take_clone_lock(file: Path, fork: Path, state_dir: Path) -> IO[str]:
-    handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+def locked(file: Path, refusal: Callable[[str], StateLocked]) -> IO[str]:
+    """`file` opened and locked for this process (the caller keeps or closes it); held elsewhere: `refusal` of the
+    owner the file names."""
+    handle = file.open("a+", encoding="utf-8")  # noqa: SIM115 - the caller keeps or closes it
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         owner = handle.read().strip() or "unknown"
         handle.close()
-        raise StateLocked(
-            f"another forkflow run ({owner}) is syncing the fork clone {fork}",
-            where=str(file),
-            fix="wait for it to finish, then run `doit sync` again; two syncs of one clone would move its branches "
-                "under each other",
-        ) from None
+        raise refusal(owner) from None
+    return handle
+
+
+def take_clone_lock(file: Path, fork: Path, state_dir: Path) -> IO[str]:
+    handle = locked(file, lambda owner: StateLocked(
+        f"another forkflow run ({owner}) is syncing the fork clone {fork}", where=str(file),
+        fix="wait for it to finish, then run `doit sync` again; two syncs of one clone would move its branches "
+            "under each other"))
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}, state folder {state_dir}\n")
