@@ -76,14 +76,15 @@ PAGE = 200
 
 
 class Gate:
-    """Bounds the requests in flight: halves the bound when the server pushes back (429, 503,
-    dropped connections) and widens it again, one at a time, while requests succeed, but never
-    back to a bound the server pushed back at (a SQLite server refuses concurrent writers with 503:
-    the bound settles where it stops, instead of costing the server retried work again and again)."""
+    """Bounds the requests in flight: starts at one and widens one at a time while requests succeed
+    (up to `ceiling`), halves the bound when the server pushes back (429, 503, dropped connections)
+    and never widens again to a bound the server pushed back at. A SQLite server refuses concurrent
+    writers with 503: the bound settles at one after a single refusal, instead of a burst of refused
+    requests whose retries leave the server idle; a PostgreSQL server takes the full ceiling."""
 
     def __init__(self, ceiling: int):
         self.ceiling = max(1, ceiling)
-        self.limit = self.ceiling
+        self.limit = 1
         self.in_flight = 0
         self.calm = 0
         self.cond = threading.Condition()
@@ -124,7 +125,7 @@ class PrefectApi:
     """
 
     def __init__(self, api_url: str, *, dry_run: bool = False, concurrency: int = 8,
-                 max_retries: int = 8, timeout: float | None = None, connection: Connection | None = None,
+                 max_retries: int = 10, timeout: float | None = None, connection: Connection | None = None,
                  total_timeout: float | None = None):
         self.connection = connection or connect(api_url)
         self.api_url = self.connection.api_url
@@ -320,7 +321,9 @@ class PrefectApi:
 
 
 def retry_after(response: httpx.Response | None, attempt: int) -> float:
-    """Seconds to wait: the Retry-After header (seconds or HTTP date), else a short jittered backoff."""
+    """Seconds to wait: the Retry-After header (seconds or HTTP date), else a jittered backoff from 50 ms
+    (Prefect's 503 without Retry-After is a SQLite lock held for milliseconds; a long first wait leaves the
+    server idle), doubling to 5 s."""
     header = response.headers.get("Retry-After", "").strip() if response is not None else ""
     if header.isdigit():
         return min(float(header), 120.0)
@@ -335,4 +338,4 @@ def retry_after(response: httpx.Response | None, attempt: int) -> float:
             import datetime as dt
 
             return max(0.0, min((moment - dt.datetime.now(dt.UTC)).total_seconds(), 120.0))
-    return min(0.2 * 2.0**attempt, 5.0) + random.uniform(0, 0.2)
+    return min(0.05 * 2.0**attempt, 5.0) * random.uniform(1.0, 1.5)

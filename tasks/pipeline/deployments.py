@@ -214,6 +214,9 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
 
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 
+    from tasks.pipeline.timezones import list_timezones_once
+
+    list_timezones_once()
     given = {k: v for k, v in fields.items() if k in ("timezone", "day_or", "anchor_date")}
     try:
         if "cron" in fields:

@@ -50,6 +50,9 @@ RULES_FILE = "prefect-rules.json"
 def prefect_models() -> dict[str, type[BaseModel]]:
     from prefect.cli.deploy._models import ConcurrencyLimitSpec, DeploymentConfig, PrefectYamlModel, WorkPoolConfig
 
+    from tasks.pipeline.timezones import list_timezones_once
+
+    list_timezones_once()
     return {"file": PrefectYamlModel, "deployment": DeploymentConfig, "work_pool": WorkPoolConfig,
             "concurrency_limit": ConcurrencyLimitSpec}
 
