@@ -25,9 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
-from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deploynames import environments_for_branch, slug
-from tasks.core.deployspec import Context
 from tasks.core.discovery import (
     DiscoveryError,
     FlowInfo,
@@ -38,7 +36,6 @@ from tasks.core.discovery import (
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
-from tasks.core.runtime import code_version
 from tasks.core.text import shown
 from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
@@ -47,6 +44,8 @@ from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
 if TYPE_CHECKING:
+    from tasks.core.deploydefs import Planned
+    from tasks.core.deployspec import Context
     from tasks.pipeline.deployments import DeploymentConfig
 
 BRANCH_ENV = "FORKFLOW_BRANCH"
@@ -287,6 +286,9 @@ def checkout_state(git: Git) -> tuple[str, str]:
 
 
 def context_for(current: Settings, root: Path, branch: str, commit: str) -> Context:
+    from tasks.core.deployspec import Context
+    from tasks.core.runtime import code_version
+
     assert current.config.flows is not None
     package, version = pyproject_identity(root)
     return Context(
@@ -317,6 +319,8 @@ def flow_entry(flow: FlowInfo) -> dict[str, Any]:
 
 def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> dict[str, Any]:
     """One deployment the config defines, with its name in each environment (for listings and subtasks)."""
+    from tasks.core.deploydefs import deployment_name
+
     return {
         "flow": planned.server_flow,
         "entrypoint": planned.flow.entrypoint,

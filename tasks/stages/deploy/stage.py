@@ -27,9 +27,7 @@ from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.runmode import run_mode
 from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
 from tasks.stages.deploy import check as deploy_check
-from tasks.stages.deploy.apply import DeployRun
 from tasks.stages.deploy.check import deploy_unchanged
-from tasks.stages.deploy.desired import flows_listing, load_desired
 from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, merged_report, summarize
 
 PRUNE_PARAM = {"name": "prune", "long": "prune", "type": bool, "default": False,
@@ -147,6 +145,9 @@ def is_chosen(only: tuple[str, str], names: tuple[Any, ...], environment: Any) -
 
 def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool,
                   only: tuple[str, str] | None) -> dict[str, str]:
+    from tasks.stages.deploy.apply import DeployRun  # the deploy machinery, imported only when a deploy runs
+    from tasks.stages.deploy.desired import flows_listing, load_desired
+
     listing = flows_listing(current)
     desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only, offline=validate_only)
     if only is not None:
