@@ -209,9 +209,9 @@ def report_intact(stage: str, key: str | None = None) -> Check:
 
 
 def report_reads(stage: str, key: str | None, task: Any = None, values: Any = None) -> bool | Stale:
-    from tasks.pipeline.settings import read_report
+    from tasks.pipeline.settings import look_at_report
 
-    data = read_report(stage)
+    data = look_at_report(stage)
     if data is None:
         return Stale(f"reports/{stage}.json is missing or unreadable")
     if key is not None and not isinstance(data.get(key), list):

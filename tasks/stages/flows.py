@@ -41,7 +41,7 @@ from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
-from tasks.pipeline.settings import Settings, read_report, settings, write_report
+from tasks.pipeline.settings import Settings, look_at_report, read_report, settings, write_report
 
 if TYPE_CHECKING:
     from tasks.core.deploydefs import Planned
@@ -73,7 +73,7 @@ def task_flows() -> dict[str, Any]:
 def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     """Up to date while the flow files, branch, deployment config, versions and choices are unchanged."""
     current = settings()
-    saved = read_report("flows", current)
+    saved = look_at_report("flows", current)
     if not saved:
         return Stale("no flows.json yet")
     try:
