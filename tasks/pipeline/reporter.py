@@ -180,14 +180,12 @@ def safe_id(name: str) -> str:
 
 def report_lines() -> list[str]:
     """One line per stage report: how many items in each status, then the report's own `summary_lines`."""
-    import json
-
-    from tasks.pipeline.settings import settings
+    from tasks.pipeline.settings import parsed_once, settings
 
     lines = []
     for file in sorted(settings().reports_dir.glob("*.json")):
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = parsed_once(file)  # the parse the run's checks made, when the file is still that one
         except (OSError, ValueError):  # the stage that reads it sets it aside and says so
             continue
         counts: dict[str, int] = {}

@@ -143,24 +143,31 @@ def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | 
     return read_json((target or settings()).reports_dir / f"{stage}.json")
 
 
-_seen: dict[Path, tuple[tuple[int, int, int], Mapping[str, Any] | None]] = {}
+_seen: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 
 
-def look_at_report(stage: str, target: Settings | None = None) -> Mapping[str, Any] | None:
-    """reports/<stage>.json for a reader that only looks (an up-to-date check, a task creator): parsed once per
-    process while the file stays the same (inode, size, modification time), so a run's checks share one parse of a
-    large report (flows.json of 5,000 deployments is 5 MB). Never change what it returns; `read_report` gives a
-    copy of one's own."""
-    file = (target or settings()).reports_dir / f"{stage}.json"
-    try:
-        stat = file.stat()
-    except OSError:
-        return read_json(file)  # missing: nothing to keep (and a corrupt one is set aside as read_json does)
+def parsed_once(file: Path) -> Any:
+    """A JSON file, parsed once per process while it stays the same file (inode, size, modification time): a
+    run's checks and its summary share one parse of a large report (flows.json of 5,000 deployments is 5 MB).
+    OSError or ValueError when it is missing or not JSON. Never change what it returns."""
+    stat = file.stat()
     key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
     kept = _seen.get(file)
     if kept is None or kept[0] != key:
-        kept = _seen[file] = (key, read_json(file))
+        kept = _seen[file] = (key, json.loads(file.read_text(encoding="utf-8")))
     return kept[1]
+
+
+def look_at_report(stage: str, target: Settings | None = None) -> Mapping[str, Any] | None:
+    """reports/<stage>.json for a reader that only looks (an up-to-date check, a task creator), through
+    `parsed_once`; `read_report` gives a copy of one's own. A missing or corrupt report reads as read_json
+    reads it (a corrupt one is set aside, with one warning)."""
+    file = (target or settings()).reports_dir / f"{stage}.json"
+    try:
+        data = parsed_once(file)
+    except (OSError, ValueError):
+        return read_json(file)
+    return data if isinstance(data, dict) else read_json(file)
 
 
 def write_json(file: Path, data: dict[str, Any], *, compact: bool = False) -> None:
