@@ -72,7 +72,10 @@ def test_checks_share_one_parse_of_a_report_until_it_changes(tmp_path: Path, mon
 def test_doit_plugins_come_from_one_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks.pipeline.runmode import read_plugins_once
 
-    monkeypatch.setattr(doit.plugin, "entry_points_impl", doit.plugin.entry_points_impl)  # restored afterwards
+    def doits_own() -> object:  # doit's lookup, as before any test made it scan once
+        return importlib.metadata.entry_points
+
+    monkeypatch.setattr(doit.plugin, "entry_points_impl", doits_own)  # restored afterwards
     scans: list[int] = []
     real = importlib.metadata.entry_points
 
@@ -99,3 +102,33 @@ def test_doit_list_names_the_same_tasks_with_a_report_in_place(demo_config: Path
     done = run_doit(demo_config, "list", "--all")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "deploy:hello--dev" in done.stdout
+
+
+def test_report_facts_outlive_the_process_and_follow_a_new_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipeline import report_facts as facts_module
+    from tasks.pipeline import settings as settings_module
+    from tasks.pipeline.settings import load_settings, write_report
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "startup"\n', encoding="utf-8")
+    current = load_settings(config)
+    write_report("flows", {"inputs": "abc", "flows": [{"name": "a", "status": "built"}], "status": "failed",
+                           "error": "first line\nsecond", "summary_lines": ["one", 2]}, current)
+    facts = facts_module.report_facts("flows", current)
+    assert facts == {"lists": ["flows", "summary_lines"], "inputs": "abc", "counts": {"built": 1}, "failed": True,
+                     "error": "first line\nsecond", "summary_lines": ["one"]}
+
+    def no_parse(file: Path) -> object:
+        raise AssertionError(f"{file} parsed again")
+
+    monkeypatch.setattr(facts_module, "_known", {})  # as a new process: only the facts file is read
+    monkeypatch.setattr(facts_module, "parsed_once", no_parse)
+    assert facts_module.report_facts("flows", current) == facts
+    monkeypatch.setattr(facts_module, "parsed_once", settings_module.parsed_once)
+    write_report("flows", {"inputs": "def", "flows": []}, current)  # a new report: its facts are read again
+    assert facts_module.report_facts("flows", current) == {
+        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+    (current.reports_dir / "flows.json").write_text("[1, 2]", encoding="utf-8")
+    assert facts_module.report_facts("flows", current) is None
+    (current.reports_dir / "flows.json").unlink()
+    assert facts_module.report_facts("flows", current) is None

@@ -41,7 +41,8 @@ from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
-from tasks.pipeline.settings import Settings, look_at_report, read_report, settings, write_report
+from tasks.pipeline.report_facts import report_facts
+from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
 if TYPE_CHECKING:
     from tasks.core.deploydefs import Planned
@@ -73,11 +74,12 @@ def task_flows() -> dict[str, Any]:
 def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     """Up to date while the flow files, branch, deployment config, versions and choices are unchanged."""
     current = settings()
-    saved = look_at_report("flows", current)
+    saved = report_facts("flows", current)  # its inputs digest, without parsing flows.json again
     if not saved:
+        read_report("flows", current)  # a corrupt one is set aside, with one warning
         return Stale("no flows.json yet")
     try:
-        return saved.get("inputs") == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
+        return saved["inputs"] == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
     except (ForkflowError, OSError) as err:
         return Stale(f"cannot read the flows folder: {str(err).splitlines()[0]}")
 
