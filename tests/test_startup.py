@@ -128,6 +128,11 @@ def test_report_facts_outlive_the_process_and_follow_a_new_report(tmp_path: Path
     write_report("flows", {"inputs": "def", "flows": []}, current)  # a new report: its facts are read again
     assert facts_module.report_facts("flows", current) == {
         "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+    (current.state_dir / facts_module.FACTS).write_text("{torn", encoding="utf-8")
+    monkeypatch.setattr(facts_module, "_known", {})
+    assert facts_module.report_facts("flows", current) == {
+        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+    assert (current.state_dir / f"{facts_module.FACTS}.corrupt").is_file()
     (current.reports_dir / "flows.json").write_text("[1, 2]", encoding="utf-8")
     assert facts_module.report_facts("flows", current) is None
     (current.reports_dir / "flows.json").unlink()
