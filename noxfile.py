@@ -23,6 +23,9 @@ ROOT = Path(__file__).parent
 
 def install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
+    # byte code saved beside the sources (an editable install compiles nothing): every doit start of the session
+    # loads it instead of compiling forkflow's modules again, even where PYTHONDONTWRITEBYTECODE is set
+    session.run("python", "-m", "compileall", "-q", "tasks", "dodo.py", silent=True)
 
 
 @nox.session(python=PYTHON)

@@ -7,14 +7,11 @@ import functools
 import hashlib
 import shutil
 import sys
-import tarfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
 
 from tasks.adapters.run import run
 from tasks.core.errors import ForkflowError
@@ -36,6 +33,8 @@ def tool_versions() -> dict[str, str]:
 
 def requirements_met(requires: list[str]) -> bool:
     """True when every build requirement is installed here, so the build can skip its isolated env."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     for text in requires:
         try:
             requirement = Requirement(text)
@@ -79,6 +78,8 @@ def wheel_metadata(wheel: Path) -> tuple[str, str]:
 
 
 def sdist_metadata(sdist: Path) -> tuple[str, str]:
+    import tarfile
+
     with tarfile.open(sdist) as archive:
         member = next(m for m in archive.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
         handle = archive.extractfile(member)

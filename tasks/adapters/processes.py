@@ -30,8 +30,11 @@ PR_SET_PDEATHSIG = 1
 def _prctl() -> Any:
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return libc.prctl
+    try:  # the symbols already loaded in this process (libc among them): no `ldconfig -p` run at every start
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except AttributeError:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
 
 
 PRCTL = _prctl()  # resolved once here: a preexec_fn must not load libraries between fork and exec

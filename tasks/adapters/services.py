@@ -19,8 +19,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +245,9 @@ def pid_file_in(folder: Path) -> Path:
 
 
 def is_healthy(spec: ServiceSpec) -> bool:
+    import urllib.error
+    import urllib.request  # here, not at the top: a start that asks no service does not load the HTTP client
+
     request = urllib.request.Request(spec.url + spec.health_path)
     if spec.auth:
         token = base64.b64encode(f"{spec.auth[0]}:{spec.auth[1]}".encode()).decode()

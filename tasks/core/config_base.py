@@ -11,4 +11,4 @@ PYTHON_PATTERN = r"^3\.\d{1,2}$"
 class Section(BaseModel):
     """Base for every section: immutable, and unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from typing import TYPE_CHECKING
 
-from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context
+if TYPE_CHECKING:
+    from tasks.core.deployspec import Context
+
+DEFAULT_NAME_PATTERN = "{project}--{branch}--{flow}--{env}"
 
 
 def slug(text: str) -> str:

@@ -31,12 +31,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from tasks.core.deploynames import DEFAULT_NAME_PATTERN
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError, validation_problem
 from tasks.core.schedules import cron_problem, is_timezone, rrule_problem, utc_iso
 from tasks.core.values import deep_merge
 
-DEFAULT_NAME_PATTERN = "{project}--{branch}--{flow}--{env}"
 DEFAULT_RRULE_START = "DTSTART:20200101T000000\n"
 VERSION_TAG = "PACKAGE_VERSION"
 COMMIT_TAG = "COMMIT_HASH"

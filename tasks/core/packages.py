@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from tasks.core.errors import ConfigError
 
 
@@ -100,6 +97,9 @@ def without_skipped(packages: list[Package], dependencies: Mapping[str, Iterable
     """`packages` without the names in `skip` ([packages] skip). `dependencies` maps a package name to its
     [project] dependencies. Refused: a name that is no package, the core or the flows project, and a
     kept package that needs a skipped one (it would come from an index instead of the fork)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     by_name: dict[str, Package] = {canonicalize_name(p.name): p for p in packages}
     wanted: dict[str, str] = {canonicalize_name(name): name for name in skip}
     check_skippable(wanted, by_name)

@@ -209,11 +209,13 @@ def report_intact(stage: str, key: str | None = None) -> Check:
 
 
 def report_reads(stage: str, key: str | None, task: Any = None, values: Any = None) -> bool | Stale:
+    from tasks.pipeline.report_facts import report_facts
     from tasks.pipeline.settings import read_report
 
-    data = read_report(stage)
-    if data is None:
+    facts = report_facts(stage)
+    if facts is None:
+        read_report(stage)  # a corrupt one is set aside, with one warning, as its readers would
         return Stale(f"reports/{stage}.json is missing or unreadable")
-    if key is not None and not isinstance(data.get(key), list):
+    if key is not None and key not in facts["lists"]:
         return Stale(f"reports/{stage}.json has no {key!r} list")
     return True

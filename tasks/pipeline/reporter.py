@@ -180,28 +180,20 @@ def safe_id(name: str) -> str:
 
 def report_lines() -> list[str]:
     """One line per stage report: how many items in each status, then the report's own `summary_lines`."""
-    import json
-
+    from tasks.pipeline.report_facts import report_facts
     from tasks.pipeline.settings import settings
 
     lines = []
     for file in sorted(settings().reports_dir.glob("*.json")):
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # the stage that reads it sets it aside and says so
+        facts = report_facts(file.stem)  # kept from an earlier run while the report is the same file
+        if facts is None:  # the stage that reads it sets it aside and says so
             continue
-        counts: dict[str, int] = {}
-        for items in data.values() if isinstance(data, dict) else []:
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and "status" in item:
-                    counts[str(item["status"])] = counts.get(str(item["status"]), 0) + 1
-        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "written"
-        if isinstance(data, dict) and data.get("status") == "failed":
-            error = str(data.get("error") or "see the log").splitlines()
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(facts["counts"].items())) or "written"
+        if facts["failed"]:
+            error = facts["error"].splitlines()
             detail = f"**FAILED**: {shown(error[0])} ({detail})"
         lines.append(f"- `{file.name}`: {detail}")
-        own = data.get("summary_lines") if isinstance(data, dict) else None
-        lines += [f"  - {shown(line)}" for line in own if isinstance(line, str)] if isinstance(own, list) else []
+        lines += [f"  - {shown(line)}" for line in facts["summary_lines"]]
     return lines
 
 

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -38,7 +39,7 @@ class Settings:
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
-        return (self.root / value).resolve()
+        return resolved(self.root, value)
 
     @property
     def state_dir(self) -> Path:
@@ -71,6 +72,13 @@ class Settings:
         if is_local_path(value) and not value.startswith("file://"):
             return str(self.path(value))
         return value
+
+
+@functools.lru_cache(maxsize=256)
+def resolved(root: Path, value: str) -> Path:
+    """root / value made absolute, symlinks resolved: once per process (a no-op run asks for the state folder
+    hundreds of times, and each resolve walks the path with system calls)."""
+    return (root / value).resolve()
 
 
 def config_path() -> Path:
@@ -133,6 +141,33 @@ def write_failed_report(stage: str, error: Exception, data: dict[str, Any], targ
 
 def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | None:
     return read_json((target or settings()).reports_dir / f"{stage}.json")
+
+
+_seen: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+
+def parsed_once(file: Path) -> Any:
+    """A JSON file, parsed once per process while it stays the same file (inode, size, modification time): a
+    run's checks and its summary share one parse of a large report (flows.json of 5,000 deployments is 5 MB).
+    OSError or ValueError when it is missing or not JSON. Never change what it returns."""
+    stat = file.stat()
+    key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    kept = _seen.get(file)
+    if kept is None or kept[0] != key:
+        kept = _seen[file] = (key, json.loads(file.read_text(encoding="utf-8")))
+    return kept[1]
+
+
+def look_at_report(stage: str, target: Settings | None = None) -> Mapping[str, Any] | None:
+    """reports/<stage>.json for a reader that only looks (an up-to-date check, a task creator), through
+    `parsed_once`; `read_report` gives a copy of one's own. A missing or corrupt report reads as read_json
+    reads it (a corrupt one is set aside, with one warning)."""
+    file = (target or settings()).reports_dir / f"{stage}.json"
+    try:
+        data = parsed_once(file)
+    except (OSError, ValueError):
+        return read_json(file)
+    return data if isinstance(data, dict) else read_json(file)
 
 
 def write_json(file: Path, data: dict[str, Any], *, compact: bool = False) -> None:

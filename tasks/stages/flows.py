@@ -25,9 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
-from tasks.core.deploydefs import Planned, deployment_name
 from tasks.core.deploynames import environments_for_branch, slug
-from tasks.core.deployspec import Context
 from tasks.core.discovery import (
     DiscoveryError,
     FlowInfo,
@@ -38,15 +36,17 @@ from tasks.core.discovery import (
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
-from tasks.core.runtime import code_version
 from tasks.core.text import shown
 from tasks.core.values import parse_toml
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
+from tasks.pipeline.report_facts import report_facts
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
 if TYPE_CHECKING:
+    from tasks.core.deploydefs import Planned
+    from tasks.core.deployspec import Context
     from tasks.pipeline.deployments import DeploymentConfig
 
 BRANCH_ENV = "FORKFLOW_BRANCH"
@@ -74,11 +74,12 @@ def task_flows() -> dict[str, Any]:
 def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
     """Up to date while the flow files, branch, deployment config, versions and choices are unchanged."""
     current = settings()
-    saved = read_report("flows", current)
+    saved = report_facts("flows", current)  # its inputs digest, without parsing flows.json again
     if not saved:
+        read_report("flows", current)  # a corrupt one is set aside, with one warning
         return Stale("no flows.json yet")
     try:
-        return saved.get("inputs") == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
+        return saved["inputs"] == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
     except (ForkflowError, OSError) as err:
         return Stale(f"cannot read the flows folder: {str(err).splitlines()[0]}")
 
@@ -287,6 +288,9 @@ def checkout_state(git: Git) -> tuple[str, str]:
 
 
 def context_for(current: Settings, root: Path, branch: str, commit: str) -> Context:
+    from tasks.core.deployspec import Context
+    from tasks.core.runtime import code_version
+
     assert current.config.flows is not None
     package, version = pyproject_identity(root)
     return Context(
@@ -317,6 +321,8 @@ def flow_entry(flow: FlowInfo) -> dict[str, Any]:
 
 def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> dict[str, Any]:
     """One deployment the config defines, with its name in each environment (for listings and subtasks)."""
+    from tasks.core.deploydefs import deployment_name
+
     return {
         "flow": planned.server_flow,
         "entrypoint": planned.flow.entrypoint,

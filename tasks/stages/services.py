@@ -16,8 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tasks.adapters import docker as docker_adapter
-from tasks.adapters import prefect as prefect_adapter
 from tasks.adapters import prefect_settings
 from tasks.adapters import services as svc
 from tasks.adapters.console import say
@@ -143,6 +141,8 @@ def stop_action(name: str) -> dict[str, str]:
 
 
 def status_action() -> dict[str, str]:
+    from tasks.adapters import docker as docker_adapter
+
     current = settings()
     lines = []
     if current.config.services:
@@ -297,6 +297,8 @@ def local_connection(current: Settings) -> prefect_settings.Connection:
 
 def ensure_work_pools(current: Settings) -> None:
     """One process work pool per environment that uses the local server."""
+    from tasks.adapters import prefect as prefect_adapter
+
     local = f"http://{svc.HOST}:{service_spec(current, 'prefect').port}/api"
     for env_name, env in current.config.environments.items():
         if (env.prefect_api_url or "").rstrip("/") != local or not env.work_pool:

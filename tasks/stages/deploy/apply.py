@@ -15,7 +15,7 @@ from typing import Any
 from tasks.adapters.console import say, warn
 from tasks.adapters.prefect import PrefectApi
 from tasks.core.deploydefs import with_schedules_active
-from tasks.core.deploynames import fixed_prefix, name_matcher, slug
+from tasks.core.deploynames import DEFAULT_NAME_PATTERN, fixed_prefix, name_matcher, slug
 from tasks.core.deployplan import (
     MADE_ELSEWHERE,
     Change,
@@ -31,7 +31,7 @@ from tasks.core.deployplan import (
     triggers_hash,
     version_info,
 )
-from tasks.core.deployspec import DEFAULT_NAME_PATTERN, Context, Desired
+from tasks.core.deployspec import Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
 from tasks.core.text import shown

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -183,6 +182,7 @@ def signals_from(page: dict[str, Any]) -> dict[str, Any]:
 
 def post(url: str, path: str, body: dict[str, Any], connection: Connection) -> Any:
     import ssl
+    import urllib.request
 
     request = urllib.request.Request(f"{url.rstrip('/')}/{path}", data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json", **connection.headers})

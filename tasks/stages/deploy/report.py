@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.console import say
-from tasks.core.deployplan import (
-    Change,
-)
 from tasks.core.errors import ForkflowError
 
 if TYPE_CHECKING:
+    from tasks.core.deployplan import Change
     from tasks.stages.deploy.apply import DeployRun
 
 

@@ -25,11 +25,9 @@ from tasks.pipeline.checks import Check, KeepFileDeps
 from tasks.pipeline.credentials import is_local_service
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.runmode import run_mode
-from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
+from tasks.pipeline.settings import Settings, look_at_report, read_report, settings, write_failed_report, write_report
 from tasks.stages.deploy import check as deploy_check
-from tasks.stages.deploy.apply import DeployRun
 from tasks.stages.deploy.check import deploy_unchanged
-from tasks.stages.deploy.desired import flows_listing, load_desired
 from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, merged_report, summarize
 
 PRUNE_PARAM = {"name": "prune", "long": "prune", "type": bool, "default": False,
@@ -96,7 +94,7 @@ def subtask_name(flow_name: str, env: str) -> str:
 
 def planned_pairs(current: Settings) -> list[tuple[dict[str, Any], str]]:
     """(deployment, environment) pairs from the last flows.json (the `flows` task has just written it), one per name."""
-    listing = read_report("flows", current) or {}
+    listing = look_at_report("flows", current) or {}
     pairs: dict[str, tuple[dict[str, Any], str]] = {}
     for env in listing.get("environments", []):
         for entry in listing.get("deployments", []):
@@ -147,6 +145,9 @@ def is_chosen(only: tuple[str, str], names: tuple[Any, ...], environment: Any) -
 
 def deploy_listed(current: Settings, dry: bool, prune: bool, validate_only: bool,
                   only: tuple[str, str] | None) -> dict[str, str]:
+    from tasks.stages.deploy.apply import DeployRun  # the deploy machinery, imported only when a deploy runs
+    from tasks.stages.deploy.desired import flows_listing, load_desired
+
     listing = flows_listing(current)
     desired = load_desired(current, listing, listing["environments"], dry_run=dry or validate_only, offline=validate_only)
     if only is not None:

@@ -32,9 +32,7 @@ from tasks.pipeline.checks import Check
 from tasks.pipeline.settings import settings
 from tasks.pipeline.workspace import demo_task_deps
 from tasks.stages.sync import check as sync_check
-from tasks.stages.sync.plan import fetch_action, nothing_moved
 from tasks.stages.sync.setup import STAGE, SyncSetup, sync_setup
-from tasks.stages.sync.steps import main_action, push_action, release_action
 
 DOC = ("sync the fork with upstream: fetch, fast-forward main, rebase release (backup first), "
        "push with lease (--dry-run, --keep-backups N)")
@@ -82,6 +80,40 @@ def subtask(name: str, doc: str, action: Any, setup: SyncSetup, deps: list[str],
         "uptodate": uptodate,
         "verbosity": 2,
     }
+
+
+# The actions and the check that follow the fetch, imported when they run: `doit list` and a start that runs
+# no sync task do not load the sync machinery.
+
+
+def nothing_moved(setup: SyncSetup, *args: Any) -> bool:
+    from tasks.stages.sync.plan import nothing_moved as unchanged
+
+    return unchanged(setup, *args)
+
+
+def fetch_action(setup: SyncSetup) -> dict[str, str]:
+    from tasks.stages.sync.plan import fetch_action as fetch
+
+    return fetch(setup)
+
+
+def main_action(setup: SyncSetup) -> dict[str, str]:
+    from tasks.stages.sync.steps import main_action as step
+
+    return step(setup)
+
+
+def release_action(setup: SyncSetup) -> dict[str, str]:
+    from tasks.stages.sync.steps import release_action as step
+
+    return step(setup)
+
+
+def push_action(setup: SyncSetup) -> dict[str, str]:
+    from tasks.stages.sync.steps import push_action as step
+
+    return step(setup)
 
 
 # -- state shared by the four tasks ------------------------------------------------------------

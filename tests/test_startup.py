@@ -1,0 +1,139 @@
+"""What a doit start loads: `doit list` on the demo config imports none of the machinery only a run uses, checks
+share one parse of a report, and doit's plugins are looked up with one scan."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+
+import doit.plugin
+import pytest
+
+from tests.helpers import run_doit
+
+# what `doit list` (and any start) must not pay for: imported only by the actions and checks that use them
+NOT_AT_START = (
+    "prefect", "httpx", "docker", "jinja2", "yaml", "rich", "urllib.request",
+    "tasks.core.deployspec", "tasks.core.prefect_yaml", "tasks.core.runtime", "tasks.core.sync",
+    "tasks.pipeline.deployments", "tasks.stages.deploy.apply", "tasks.stages.deploy.desired",
+    "tasks.stages.deploy.promote_run", "tasks.stages.sync.plan", "tasks.stages.sync.steps",
+)
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """Module names from Python's -X importtime lines ("import time: self | cumulative | name")."""
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(name for name in modules if any(name == top or name.startswith(top + ".") for top in NOT_AT_START))
+
+
+def test_doit_list_imports_no_run_machinery(demo_config: Path) -> None:
+    done = run_doit(demo_config, "list", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deploy" in done.stdout and "promote" in done.stdout
+    modules = imported_modules(done.stderr)
+    assert "tasks.stages.deploy.stage" in modules and "tasks.stages.sync.stage" in modules  # the reading works
+    assert heavy(modules) == []
+
+
+def test_the_import_check_sees_a_heavy_module() -> None:
+    lines = ("import time: self [us] | cumulative | imported package\n"
+             "import time:       120 |        340 |   yaml.loader\n"
+             "import time:       100 |        500 | tasks.stages.sync.stage\n")
+    assert heavy(imported_modules(lines)) == ["yaml.loader"]
+
+
+def test_checks_share_one_parse_of_a_report_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipeline.settings import load_settings, look_at_report, read_report, write_report
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "startup"\n', encoding="utf-8")
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(config))
+    current = load_settings(config)
+    assert look_at_report("flows", current) is None
+    write_report("flows", {"flows": [{"name": "a"}]}, current)
+    first = look_at_report("flows", current)
+    assert first == {"flows": [{"name": "a"}]}
+    assert look_at_report("flows", current) is first  # parsed once
+    write_report("flows", {"flows": [{"name": "b"}]}, current)  # a new file (written beside, renamed over)
+    assert look_at_report("flows", current) == {"flows": [{"name": "b"}]}
+    assert read_report("flows", current) == {"flows": [{"name": "b"}]}
+    assert read_report("flows", current) is not read_report("flows", current)  # a copy of one's own
+
+    file = current.reports_dir / "flows.json"
+    file.write_text("{not json", encoding="utf-8")  # rewritten in place: the size changes
+    assert look_at_report("flows", current) is None
+    assert (current.reports_dir / "flows.json.corrupt").is_file()
+
+
+def test_doit_plugins_come_from_one_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipeline.runmode import read_plugins_once
+
+    def doits_own() -> object:  # doit's lookup, as before any test made it scan once
+        return importlib.metadata.entry_points
+
+    monkeypatch.setattr(doit.plugin, "entry_points_impl", doits_own)  # restored afterwards
+    scans: list[int] = []
+    real = importlib.metadata.entry_points
+
+    def counted(**params: str) -> object:
+        scans.append(1)
+        return real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    read_plugins_once()
+    lookup = doit.plugin.entry_points_impl()
+    for category in ("COMMAND", "LOADER", "BACKEND", "REPORTER", "COMMAND"):
+        found = sorted((point.name, point.value) for point in lookup(group=f"doit.{category}"))
+        assert found == sorted((point.name, point.value) for point in real(group=f"doit.{category}"))
+    assert scans == [1]
+
+
+def test_doit_list_names_the_same_tasks_with_a_report_in_place(demo_config: Path) -> None:
+    """`doit list --all` reads flows.json through the shared parse: its subtasks are still listed."""
+    reports = demo_config.parent / ".forkflow" / "reports"
+    reports.mkdir(parents=True)
+    entry = {"key": "hello", "flow": "hello", "names": {"dev": "orbit--main--hello--dev"}}
+    listing = {"environments": ["dev"], "deployments": [entry]}
+    (reports / "flows.json").write_text(json.dumps(listing), encoding="utf-8")
+    done = run_doit(demo_config, "list", "--all")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deploy:hello--dev" in done.stdout
+
+
+def test_report_facts_outlive_the_process_and_follow_a_new_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipeline import report_facts as facts_module
+    from tasks.pipeline import settings as settings_module
+    from tasks.pipeline.settings import load_settings, write_report
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "startup"\n', encoding="utf-8")
+    current = load_settings(config)
+    write_report("flows", {"inputs": "abc", "flows": [{"name": "a", "status": "built"}], "status": "failed",
+                           "error": "first line\nsecond", "summary_lines": ["one", 2]}, current)
+    facts = facts_module.report_facts("flows", current)
+    assert facts == {"lists": ["flows", "summary_lines"], "inputs": "abc", "counts": {"built": 1}, "failed": True,
+                     "error": "first line\nsecond", "summary_lines": ["one"]}
+
+    def no_parse(file: Path) -> object:
+        raise AssertionError(f"{file} parsed again")
+
+    monkeypatch.setattr(facts_module, "_known", {})  # as a new process: only the facts file is read
+    monkeypatch.setattr(facts_module, "parsed_once", no_parse)
+    assert facts_module.report_facts("flows", current) == facts
+    monkeypatch.setattr(facts_module, "parsed_once", settings_module.parsed_once)
+    write_report("flows", {"inputs": "def", "flows": []}, current)  # a new report: its facts are read again
+    assert facts_module.report_facts("flows", current) == {
+        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+    (current.state_dir / facts_module.FACTS).write_text("{torn", encoding="utf-8")
+    monkeypatch.setattr(facts_module, "_known", {})
+    assert facts_module.report_facts("flows", current) == {
+        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+    assert (current.state_dir / f"{facts_module.FACTS}.corrupt").is_file()
+    (current.reports_dir / "flows.json").write_text("[1, 2]", encoding="utf-8")
+    assert facts_module.report_facts("flows", current) is None
+    (current.reports_dir / "flows.json").unlink()
+    assert facts_module.report_facts("flows", current) is None
