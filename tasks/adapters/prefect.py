@@ -338,4 +338,4 @@ def retry_after(response: httpx.Response | None, attempt: int) -> float:
             import datetime as dt
 
             return max(0.0, min((moment - dt.datetime.now(dt.UTC)).total_seconds(), 120.0))
-    return min(0.05 * 2.0**attempt, 5.0) * random.uniform(1.0, 1.5)
+    return min(0.05 * 2.0**attempt * random.uniform(1.0, 1.5), 5.0)
