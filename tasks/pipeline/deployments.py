@@ -25,6 +25,7 @@ from tasks.core.text import shown
 from tasks.core.yamlfile import load_yaml
 from tasks.core.yamllimits import check_size
 from tasks.pipeline.deploy_files import config_files
+from tasks.pipeline.schedule_rules import schedule_problem
 from tasks.pipeline.settings import Settings, read_json, write_json
 
 
@@ -187,8 +188,8 @@ CHECKS_FILE = "prefect-checks.json"
 
 
 class ScheduleChecks:
-    """Prefect's verdict on each schedule, remembered per Prefect version so a run that changes nothing
-    does not import Prefect (about 1.7 s) to hear the same verdicts again."""
+    """Prefect's verdict on each schedule (its rules, applied without importing Prefect: schedule_rules), remembered
+    per Prefect version so a run that changes nothing does not check the same schedules again."""
 
     def __init__(self, file: Path):
         from importlib.metadata import version
@@ -203,7 +204,7 @@ class ScheduleChecks:
 
         key = json.dumps(fields, sort_keys=True, default=str)
         if key not in self.verdicts:
-            self.verdicts[key] = prefect_schedule_problem(fields) or ""
+            self.verdicts[key] = schedule_problem(fields) or ""
             write_json(self.file, {"prefect": self.version, "verdicts": self.verdicts})
         return self.verdicts[key] or None
 
