@@ -63,7 +63,7 @@ def discover(config: Path) -> dict[str, Any]:
     return found
 
 
-def flows_project(root: Path, schedules: list[dict[str, Any]]) -> Path:
+def flows_project(root: Path, schedules: list[dict[str, Any]], **first: Any) -> Path:
     import yaml
 
     from tests.flows_repo import commit_all
@@ -75,6 +75,7 @@ def flows_project(root: Path, schedules: list[dict[str, Any]]) -> Path:
             f"from prefect import flow\n\n\n@flow(name='flow-{index}')\ndef flow_{index}(x: int = 1) -> int:\n"
             "    return x\n")
     specs = {f"flow-{index}": {"schedules": [schedule]} for index, schedule in enumerate(schedules)}
+    specs["flow-0"].update(first)
     (flows / "deployments.yaml").write_text(yaml.safe_dump({"flows": specs}))
     subprocess.run(["git", "init", "-q", "-b", "main", str(root / "repo")], check=True)
     commit_all(root / "repo", "flows")
@@ -97,3 +98,13 @@ def test_cold_discovery_refuses_a_bad_schedule_without_importing_prefect(tmp_pat
     found = discover(config)
     assert found["prefect"] == []
     assert "flows.flow-1.schedules.0.rrule: bad rrule 'FREQ=SOMETIMES': invalid 'FREQ': SOMETIMES" in found["refusal"]
+
+
+def test_a_trigger_is_checked_by_prefect_once_then_remembered(tmp_path: Path) -> None:
+    trigger = {"enabled": True, "match": {"prefect.resource.id": "my.resource"}, "expect": ["external.event"]}
+    config = flows_project(tmp_path, [{"interval": 60}], triggers=[trigger])
+    assert discover(config)["deployments"] == 1
+    again = discover(config)
+    assert again == {"deployments": 1, "errors": [], "refusal": "", "prefect": []}
+    bad = flows_project(tmp_path / "bad", [{"interval": 60}], triggers=[{"expect": ["x"], "within": "soon"}])
+    assert "triggers" in discover(bad)["refusal"]

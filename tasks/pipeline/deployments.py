@@ -60,7 +60,8 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
     if not found:
         spec_flows = [flow for flow in flows if flow.spec_deployments]
         return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
-    context = {"schedule_problem": ScheduleChecks(current.state_dir / CHECKS_FILE)}
+    checks = ScheduleChecks(current.state_dir / CHECKS_FILE)
+    context = {"schedule_problem": checks}
     if len(found) > 1:
         return read_prefect_files(current, root, flows, [file for file, _ in found], context)
     file, kind = found[0]
@@ -72,7 +73,7 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
         entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))), (), (file,))
     doc = parse_document(data, str(file), context)
-    check_document(doc, flows, list(current.config.environments), str(file), trigger_problem)
+    check_document(doc, flows, list(current.config.environments), str(file), checks.trigger)
     return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))), unlisted_note(doc, flows, file),
                             (file,))
 
@@ -205,6 +206,17 @@ class ScheduleChecks:
         key = json.dumps(fields, sort_keys=True, default=str)
         if key not in self.verdicts:
             self.verdicts[key] = schedule_problem(fields) or ""
+            write_json(self.file, {"prefect": self.version, "verdicts": self.verdicts})
+        return self.verdicts[key] or None
+
+    def trigger(self, trigger: dict[str, Any]) -> str | None:
+        """Prefect's verdict on a deployments.yaml trigger (its own models, so Prefect is imported the first time a
+        trigger is seen), remembered beside the schedules'."""
+        import json
+
+        key = "trigger " + json.dumps(trigger, sort_keys=True, default=str)
+        if key not in self.verdicts:
+            self.verdicts[key] = trigger_problem(trigger) or ""
             write_json(self.file, {"prefect": self.version, "verdicts": self.verdicts})
         return self.verdicts[key] or None
 
