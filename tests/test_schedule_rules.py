@@ -51,6 +51,7 @@ from tasks.pipeline.settings import load_settings
 from tasks.stages.flows import flows_report
 report, refusal = flows_report(load_settings(Path(sys.argv[1])))
 print(json.dumps({"deployments": len(report["deployments"]), "errors": report["errors"], "refusal": str(refusal or ""),
+                  "flows": sorted(flow["name"] for flow in report["flows"]),
                   "prefect": sorted(name for name in sys.modules if name == "prefect" or name.startswith("prefect."))}))
 """
 
@@ -89,7 +90,8 @@ def test_cold_discovery_checks_every_schedule_without_importing_prefect(tmp_path
     config = flows_project(tmp_path, [{"cron": "0 6 * * 1-5", "timezone": "Europe/Berlin"}, {"interval": 3600},
                                       {"rrule": "FREQ=DAILY;BYHOUR=6"}, {"cron": "0 6 * * SUN#2"}])
     found = discover(config)
-    assert found == {"deployments": 4, "errors": [], "refusal": "", "prefect": []}
+    assert found == {"deployments": 4, "errors": [], "refusal": "", "prefect": [],
+                     "flows": ["flow-0", "flow-1", "flow-2", "flow-3"]}
     assert not (tmp_path / ".forkflow" / "prefect-checks.json").read_text().count("Invalid")
 
 
@@ -105,6 +107,20 @@ def test_a_trigger_is_checked_by_prefect_once_then_remembered(tmp_path: Path) ->
     config = flows_project(tmp_path, [{"interval": 60}], triggers=[trigger])
     assert discover(config)["deployments"] == 1
     again = discover(config)
-    assert again == {"deployments": 1, "errors": [], "refusal": "", "prefect": []}
+    assert again == {"deployments": 1, "errors": [], "refusal": "", "prefect": [], "flows": ["flow-0"]}
     bad = flows_project(tmp_path / "bad", [{"interval": 60}], triggers=[{"expect": ["x"], "within": "soon"}])
     assert "triggers" in discover(bad)["refusal"]
+
+
+def test_discovery_is_remembered_by_the_flow_files_content(tmp_path: Path) -> None:
+    config = flows_project(tmp_path, [{"interval": 60}])
+    assert discover(config)["flows"] == ["flow-0"]
+    flow = tmp_path / "repo" / "flows" / "flow_0.py"
+    flow.write_text(flow.read_text().replace("@flow(name='flow-0')", "@flow(name='flow-0')\ndef helper() -> None:\n"
+                                             "    pass\n\n\n@flow(name='flow-zero')"))
+    assert discover(config)["flows"] == ["flow-0", "flow-zero"]
+    (tmp_path / "repo" / "flows" / "extra.py").write_text("from prefect import flow\n\n\n@flow\ndef extra() -> None:\n"
+                                                         "    pass\n")
+    assert discover(config)["flows"] == ["extra", "flow-0", "flow-zero"]
+    (tmp_path / "repo" / "flows" / "extra.py").write_text("def extra(:\n")
+    assert [error.split(":")[0] for error in discover(config)["errors"]] == ["extra.py"]

@@ -53,9 +53,26 @@ def read_yaml_file(file: Path) -> Any:
     return load_yaml(text, str(file))
 
 
+READ: dict[tuple[str, str], DeploymentConfig] = {}  # this process's last reading (flows, then deploy, in one run)
+
+
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
-    """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written."""
+    """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written; read once
+    per process for the same settings, flows and file contents (`flows` and `deploy` both read it in one run)."""
+    import hashlib
+
     found = config_files(current, root)
+    digest = hashlib.sha256(f"{current.config!r}\0{current.state_dir}\0{root}\0{flows!r}".encode())
+    for file, _ in found:
+        digest.update(str(file).encode() + b"\0" + file.read_bytes())
+    key = (str(root), digest.hexdigest())
+    if key not in READ:
+        READ.clear()
+        READ[key] = read_config_files(current, root, flows, found)
+    return READ[key]
+
+
+def read_config_files(current: Settings, root: Path, flows: list[FlowInfo], found: list[tuple[Path, str]]) -> DeploymentConfig:
     check_flow_specs(flows)
     if not found:
         spec_flows = [flow for flow in flows if flow.spec_deployments]
