@@ -78,8 +78,9 @@ def test_a_changed_deployment_is_accepted_without_prefect_and_a_bad_one_in_prefe
     from tasks.pipeline import prefect_rules
 
     file = tmp_path / "prefect-rules.json"
-    data = {"name": "x", "deployments": [{"name": f"d{n}", "entrypoint": "f.py:x", "parameters": {"x": n},
-                                          "schedules": [{"cron": "0 6 * * *"}]} for n in range(3)]}
+    data: dict[str, Any] = {"name": "x", "deployments": [
+        {"name": f"d{n}", "entrypoint": "f.py:x", "parameters": {"x": n}, "schedules": [{"cron": "0 6 * * *"}]}
+        for n in range(3)]}
     prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))
 
     def no_prefect(*_: Any) -> Any:
