@@ -16,7 +16,9 @@ that server can be faster than the server's own work.
 
 Then a second `doit deploy` with nothing changed (0 writes) against `doit list`,
 the median of 5 interleaved runs each, once the server is at rest (its event
-services work off the first deploy's events for seconds). The servers' scheduler
+services work off the first deploy's events for seconds); then `doit deploy`
+after one deployment's parameters changed (a new value each run: one write)
+against `doit list`, also the median of 5 interleaved runs. The servers' scheduler
 service is off, so no contestant competes with runs being scheduled for the new schedules.
 All of it on the SQLite server, then on a Prefect server backed by PostgreSQL
 (Debian's postgresql, started here in a temporary cluster), which is what
@@ -85,6 +87,8 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
         with prefect_server(root / f"raw-{number}", databases) as server:
             floor.append(measured(server, partial(raw_loop, bodies, server.api)))
     again, listing, second = ours[-1].noop
+    changed, changed_listing, last_change = ours[-1].changed
+    updated = [entry["name"] for entry in last_change["deployments"] if entry["status"] == "updated"]
     mine, raw = median_run(ours), median_run(floor)
     report = ours[-1].result
     written = sum(1 for entry in report["deployments"] if entry["status"] == "created")
@@ -98,6 +102,9 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
         Result(f"prefect.yaml {kind}: second deploy, nothing changed vs doit list (median of 5)", again, listing, "under 1.2",
                "up to date: the servers' signals unchanged, 0 API writes; measured once the server is at rest" if second["up_to_date"]
                else f"ran: {second['writes']} API writes"),
+        Result(f"prefect.yaml {kind}: deploy with one changed deployment vs doit list (median of 5)", changed,
+               changed_listing, "<= 2.0", f"updated: {', '.join(updated) or 'none'}, {last_change['writes']} API writes; "
+               "the whole `doit deploy` (flows and deploy tasks) after one deployment's parameters changed"),
     ]
 
 
@@ -112,8 +119,24 @@ def our_round(folder: Path, project: Path, databases: Iterator[str] | None, noop
         if noop:
             settle(server)
             medians = interleaved_medians(partial(doit, config, "deploy"), partial(doit, config, "list", report=False))
-            run = dataclasses.replace(run, noop=medians)
+            changed = interleaved_medians(partial(changed_deploy, config, project, iter(range(1000, 2000))),
+                                          partial(doit, config, "list", report=False))
+            (project / "prefect.yaml").write_text(ORIGINAL[project], encoding="utf-8")
+            run = dataclasses.replace(run, noop=medians, changed=changed)
     return run
+
+
+ORIGINAL: dict[Path, str] = {}
+
+
+def changed_deploy(config: Path, project: Path, values: Iterator[int]) -> dict[str, Any]:
+    """`doit deploy` after the first deployment's parameters changed (a new value each call: one write)."""
+    file = project / "prefect.yaml"
+    text = ORIGINAL.setdefault(project, file.read_text(encoding="utf-8"))
+    data = yaml.safe_load(text)
+    data["deployments"][0]["parameters"]["x"] = next(values)
+    file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return doit(config, "deploy")
 
 
 def settle(server: Server, limit: float = 60.0) -> None:
@@ -136,6 +159,7 @@ class Run:
     server_cpu: float
     result: Any = None
     noop: Any = None
+    changed: Any = None
 
 
 def measured(server: Server, work: Callable[[], Any]) -> Run:

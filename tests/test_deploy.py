@@ -592,3 +592,37 @@ def test_a_failed_deploy_replaces_the_last_green_report(prefect_api: str, worksp
     again = run_doit(ws.config, "deploy")
     assert again.returncode == 0, again.stdout + again.stderr
     assert ws.report("deploy")["status"] == "ok" and set(statuses(ws.report("deploy")).values()) == {"unchanged"}
+
+
+CHANGED_DEPLOY = """
+import json, sys
+from tasks.stages.deploy.stage import deploy_action
+from tasks.stages.flows import flows_action
+flows_action()
+deploy_action()
+print(json.dumps(sorted(name for name in sys.modules if name == "prefect" or name.startswith("prefect."))))
+"""
+
+
+@pytest.mark.services
+def test_a_changed_deployment_is_checked_without_importing_prefect_and_bad_values_are_refused(
+        proxy: PrefectProxy, workspace_factory: Any) -> None:
+    """Prefect's validator prepares each pool template and flow schema once (remembered in the state folder); a
+    later deploy that changes values checks them without importing Prefect, and still refuses what Prefect would."""
+    ws = workspace_factory(proxy.url)
+    ws.deploy()
+    specs = json.loads(json.dumps(SPECS))
+    specs["flows"]["hello"]["parameters"]["name"] = "everyone"
+    ws.write_specs(specs)
+    done = subprocess.run([sys.executable, "-c", CHANGED_DEPLOY], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+    assert statuses(ws.report("deploy"))[ws.name("hello", "dev")] == "updated"
+    specs["flows"]["hello"].update(enforce_parameter_schema=True, parameters={"name": 3})
+    ws.write_specs(specs)
+    proxy.reset()
+    with pytest.raises(ConfigError, match=r"Prefect would refuse 1 value\(s\) on .*\n"
+                                          rf"  - {ws.name('hello', 'dev')}: parameters.name: 3 is not "):
+        ws.deploy()
+    assert proxy.write_count() == 0, proxy.writes

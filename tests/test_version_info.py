@@ -46,9 +46,10 @@ def test_version_info_is_what_prefect_infers_in_the_checkout(
         env.update(GITHUB)
         for key, value in GITHUB.items():
             monkeypatch.setenv(key, value)
-    ours = VersionInfos(repo).of(version_type)
+    ours = VersionInfos(repo, tmp_path / "infos.json").of(version_type)
     theirs = prefects_own(repo, version_type, env)
     assert ours == theirs
+    assert VersionInfos(repo, tmp_path / "infos.json").of(version_type) == theirs, "as remembered"
     if version_type is None and not ci:
         assert ours is not None and ours["type"] == "vcs:git" and ours["url"] == str(tmp_path / "origin.git")
 
@@ -57,3 +58,19 @@ def test_a_version_type_prefect_does_not_know_is_refused_before_any_write() -> N
     data = {"deployments": [{"name": "x", "entrypoint": "f.py:x", "version_type": "vcs:svn"}]}
     with pytest.raises(ConfigError, match=r"deployments.0\(x\).version_type: Unknown version type: vcs:svn"):
         prefect_verdict(data, "prefect.yaml")
+
+
+def test_an_inference_is_remembered_by_what_it_was_inferred_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = fixture_repo(tmp_path, "prefect_project")
+    file = tmp_path / "infos.json"
+    for key, value in GITHUB.items():
+        monkeypatch.setenv(key, value)
+    first = VersionInfos(repo, file).of("vcs:github")
+    assert first is not None and first["commit_sha"] == GITHUB["GITHUB_SHA"]
+    saved = json.loads(file.read_text())
+    (key,) = saved
+    file.write_text(json.dumps({key: {"info": {**first, "branch": "as-remembered"}}}))
+    assert VersionInfos(repo, file).of("vcs:github")["branch"] == "as-remembered"  # type: ignore[index]
+    monkeypatch.setenv("GITHUB_SHA", "f" * 40)  # another CI run: inferred again
+    assert VersionInfos(repo, file).of("vcs:github")["commit_sha"] == "f" * 40  # type: ignore[index]
+    assert len(json.loads(file.read_text())) == 2

@@ -191,13 +191,22 @@ class Git:
 
     def tags(self) -> dict[str, tuple[str, str]]:
         """Tag name -> (what it points at, the commit it peels to) in this repository."""
-        found = {}
-        for line in self.read("for-each-ref", "--format=%(refname:strip=2) %(objectname) %(*objectname)",
+        return self.refs_and_tags()[1]
+
+    def refs_and_tags(self, *patterns: str) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """The refs matching for-each-ref `patterns` outside refs/tags/ (full name -> sha) and every tag (as `tags`
+        gives them), in one `git for-each-ref`."""
+        refs: dict[str, str] = {}
+        tags: dict[str, tuple[str, str]] = {}
+        for line in self.read("for-each-ref", "--format=%(refname) %(objectname) %(*objectname)", *patterns,
                               "refs/tags/").splitlines():
             name, _, rest = line.partition(" ")
             sha, _, peeled = rest.partition(" ")
-            found[name] = (sha, peeled or sha)
-        return found
+            if name.startswith("refs/tags/"):
+                tags[name.removeprefix("refs/tags/")] = (sha, peeled or sha)
+            else:
+                refs[name] = sha
+        return refs, tags
 
     def history(self, *tips: str) -> set[str]:
         """Every commit reachable from `tips`."""
@@ -236,6 +245,11 @@ class Git:
 
     def delete_branch(self, name: str) -> None:
         self.write("branch", "--quiet", "-D", name)
+
+    def attach_head(self, branch: str) -> None:
+        """Point a detached HEAD at `branch`, which must be at the same commit (the files and index stay as
+        they are, so no checkout is needed)."""
+        self.write("symbolic-ref", "-m", "forkflow: sync", "HEAD", f"refs/heads/{branch}")
 
     def checkout(self, branch: str | None, sha: str | None = None) -> None:
         """Check out a branch, or detach HEAD at `sha` when branch is None."""

@@ -25,6 +25,7 @@ from tasks.core.text import shown
 from tasks.core.yamlfile import load_yaml
 from tasks.core.yamllimits import check_size
 from tasks.pipeline.deploy_files import config_files
+from tasks.pipeline.schedule_rules import schedule_problem
 from tasks.pipeline.settings import Settings, read_json, write_json
 
 
@@ -52,14 +53,32 @@ def read_yaml_file(file: Path) -> Any:
     return load_yaml(text, str(file))
 
 
+READ: dict[tuple[str, str], DeploymentConfig] = {}  # this process's last reading (flows, then deploy, in one run)
+
+
 def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> DeploymentConfig:
-    """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written."""
+    """Every deployment the config (and FlowSpecs in the code) define, checked before anything is written; read once
+    per process for the same settings, flows and file contents (`flows` and `deploy` both read it in one run)."""
+    import hashlib
+
     found = config_files(current, root)
+    digest = hashlib.sha256(f"{current.config!r}\0{current.state_dir}\0{root}\0{flows!r}".encode())
+    for file, _ in found:
+        digest.update(str(file).encode() + b"\0" + file.read_bytes())
+    key = (str(root), digest.hexdigest())
+    if key not in READ:
+        READ.clear()
+        READ[key] = read_config_files(current, root, flows, found)
+    return READ[key]
+
+
+def read_config_files(current: Settings, root: Path, flows: list[FlowInfo], found: list[tuple[Path, str]]) -> DeploymentConfig:
     check_flow_specs(flows)
     if not found:
         spec_flows = [flow for flow in flows if flow.spec_deployments]
         return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
-    context = {"schedule_problem": ScheduleChecks(current.state_dir / CHECKS_FILE)}
+    checks = ScheduleChecks(current.state_dir / CHECKS_FILE)
+    context = {"schedule_problem": checks}
     if len(found) > 1:
         return read_prefect_files(current, root, flows, [file for file, _ in found], context)
     file, kind = found[0]
@@ -71,7 +90,7 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
         entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))), (), (file,))
     doc = parse_document(data, str(file), context)
-    check_document(doc, flows, list(current.config.environments), str(file), trigger_problem)
+    check_document(doc, flows, list(current.config.environments), str(file), checks.trigger)
     return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))), unlisted_note(doc, flows, file),
                             (file,))
 
@@ -187,8 +206,8 @@ CHECKS_FILE = "prefect-checks.json"
 
 
 class ScheduleChecks:
-    """Prefect's verdict on each schedule, remembered per Prefect version so a run that changes nothing
-    does not import Prefect (about 1.7 s) to hear the same verdicts again."""
+    """Prefect's verdict on each schedule (its rules, applied without importing Prefect: schedule_rules), remembered
+    per Prefect version so a run that changes nothing does not check the same schedules again."""
 
     def __init__(self, file: Path):
         from importlib.metadata import version
@@ -203,7 +222,18 @@ class ScheduleChecks:
 
         key = json.dumps(fields, sort_keys=True, default=str)
         if key not in self.verdicts:
-            self.verdicts[key] = prefect_schedule_problem(fields) or ""
+            self.verdicts[key] = schedule_problem(fields) or ""
+            write_json(self.file, {"prefect": self.version, "verdicts": self.verdicts})
+        return self.verdicts[key] or None
+
+    def trigger(self, trigger: dict[str, Any]) -> str | None:
+        """Prefect's verdict on a deployments.yaml trigger (its own models, so Prefect is imported the first time a
+        trigger is seen), remembered beside the schedules'."""
+        import json
+
+        key = "trigger " + json.dumps(trigger, sort_keys=True, default=str)
+        if key not in self.verdicts:
+            self.verdicts[key] = trigger_problem(trigger) or ""
             write_json(self.file, {"prefect": self.version, "verdicts": self.verdicts})
         return self.verdicts[key] or None
 

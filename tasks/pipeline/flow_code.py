@@ -44,12 +44,12 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, current: Settings) 
     version_info it infers (per `version_type`)."""
     if not any(p.native for p in config.planned):
         return config
-    from tasks.pipeline.version_info import VersionInfos
+    from tasks.pipeline.version_info import INFOS_FILE, VersionInfos
 
     schemas = SchemaCache(current.state_dir / SCHEMAS_FILE)
     schemas.fill(root, [item for item in config.planned if item.native], partial_project(current))
     version = RepositoryVersion(root)
-    infos = VersionInfos(root)
+    infos = VersionInfos(root, current.state_dir / INFOS_FILE)
     planned = []
     for item in config.planned:
         if item.native:

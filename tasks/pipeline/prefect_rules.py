@@ -87,15 +87,44 @@ class PrefectRules:
         return found
 
     def refusal(self, data: dict[str, Any]) -> str:
-        """What prefect deploy says of the file ("" when its models accept it)."""
-        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        """What prefect deploy says of the file ("" when its models accept it). A file is its top-level keys and its
+        deployments, each checked on its own by Prefect's models: a file whose parts were all accepted before, or
+        whose new deployments pass Prefect's own schema of a deployment (entries_accepted), is accepted without
+        importing Prefect; any other is read by Prefect, whose words a refusal keeps."""
+        digest = digest_of(data)
         verdicts = self.remembered("verdicts", dict)
         if digest not in verdicts:
-            verdicts[digest] = refusal_of(data)
+            parts = parts_of(data)
+            accepted = parts is not None and self.parts_accepted(parts)
+            verdicts[digest] = "" if accepted else refusal_of(data)
+            if not verdicts[digest] and parts is not None:
+                self.remember_parts(parts)
             if self.file is not None:
                 write_json(self.file, self.saved)
         found: str = verdicts[digest]
         return found
+
+    def parts_accepted(self, parts: tuple[str, list[Any]]) -> bool:
+        """The top level as Prefect accepted it before, and each deployment accepted before or by Prefect's schema."""
+        known = self.saved.get("parts", {})
+        top, entries = parts
+        if top not in known:
+            return False
+        new = [entry for entry in entries if digest_of(entry) not in known]
+        if not new:
+            return True
+        from tasks.pipeline.prefect_schema import entries_accepted
+
+        return entries_accepted(new, self.remembered("deployment_schema", deployment_schema))
+
+    def remember_parts(self, parts: tuple[str, list[Any]]) -> None:
+        known: dict[str, str] = self.saved.setdefault("parts", {})
+        top, entries = parts
+        for key in [top, *map(digest_of, entries)]:
+            known.pop(key, None)
+            known[key] = ""  # the newest last: the oldest go first past KEPT_PARTS
+        for key in list(known)[:max(0, len(known) - KEPT_PARTS)]:
+            del known[key]
 
     def version_types(self) -> list[str]:
         def read() -> list[str]:
@@ -114,6 +143,28 @@ class PrefectRules:
                     "banned": " ".join(names.BANNED_CHARACTERS)}
         found: dict[str, str] = self.remembered("names", read)
         return found
+
+
+KEPT_PARTS = 20000  # remembered accepted parts (deployments of every file read, recent changes)
+
+
+def digest_of(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def parts_of(data: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """(digest of the file without its deployments, the deployments), when its deployments are a list (Prefect
+    checks each of them on its own); None otherwise."""
+    entries = data.get("deployments", [])
+    if not isinstance(entries, list):
+        return None
+    return digest_of({**data, "deployments": []}), entries
+
+
+def deployment_schema() -> dict[str, Any]:
+    """The JSON schema of Prefect's own model of a prefect.yaml deployment (prefect.cli.deploy._models)."""
+    found: dict[str, Any] = prefect_models()["deployment"].model_json_schema(mode="validation")
+    return found
 
 
 def prefect_verdict(data: Any, source: str, strict: bool = False,

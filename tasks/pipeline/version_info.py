@@ -5,26 +5,37 @@ or the git checkout, in that order, or only from the kind a deployment's
 `version_type` names (`prefect:simple`: none); what it infers also gives the
 version of a deployment whose file names none. The git facts are read here
 from the flows folder and handed to Prefect's getters, so they run no git of
-their own in forkflow's working directory.
+their own in forkflow's working directory. What Prefect inferred is
+remembered in the state folder by what it was inferred from (the version type,
+the git facts, the CI variables Prefect's getters read, Prefect's version), so
+a later deploy of the same commit does not import Prefect to infer it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from tasks.adapters.git import Git
+from tasks.pipeline.settings import read_json, write_json
 
 SIMPLE = "prefect:simple"
+INFOS_FILE = "prefect-version-info.json"
+CI_PREFIXES = ("GITHUB_", "CI_", "BITBUCKET_", "BUILD_")  # the variables Prefect's getters read start so
+KEPT = 64  # remembered inferences (one per commit and CI job, roughly)
 
 
 class VersionInfos:
     """Prefect's inferred version info for one checkout, per version_type (None: Prefect's default order)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, file: Path | None = None):
         git = Git(folder)
+        self.file = file
         self.facts: dict[str, str] = {}
         if git.ok("rev-parse", "HEAD"):
             log = git.read("log", "-1", "--pretty=%B").strip().splitlines()
@@ -37,8 +48,26 @@ class VersionInfos:
     def of(self, version_type: str | None) -> dict[str, Any] | None:
         """What Prefect infers (without its `version`, which is the deployment's), or None when it infers nothing."""
         if version_type not in self.known:
-            self.known[version_type] = asyncio.run(self.inferred(version_type))
+            self.known[version_type] = self.remembered(version_type)
         return self.known[version_type]
+
+    def remembered(self, version_type: str | None) -> dict[str, Any] | None:
+        if version_type == SIMPLE:
+            return None
+        from importlib.metadata import version
+
+        given = {"type": version_type, "facts": self.facts, "prefect": version("prefect"),
+                 "ci": {name: value for name, value in os.environ.items() if name.startswith(CI_PREFIXES)}}
+        key = hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()
+        saved = (read_json(self.file) or {}) if self.file is not None else {}
+        if key in saved:
+            found: dict[str, Any] | None = saved[key]["info"]
+            return found
+        info = asyncio.run(self.inferred(version_type))
+        if self.file is not None:
+            kept = dict(list(saved.items())[-(KEPT - 1):])
+            write_json(self.file, {**kept, key: {"info": info}})
+        return info
 
     async def inferred(self, version_type: str | None) -> dict[str, Any] | None:
         from prefect._internal import versioning

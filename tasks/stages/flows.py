@@ -42,7 +42,7 @@ from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.report_facts import report_facts
-from tasks.pipeline.settings import Settings, read_report, settings, write_report
+from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
 
 if TYPE_CHECKING:
     from tasks.core.deploydefs import Planned
@@ -149,7 +149,7 @@ def flows_report(current: Settings) -> tuple[dict[str, Any], ConfigError | None]
     root = flows_root(current)
     git = Git(root)
     files = chosen_files(tracked_python_files(git), current.config.flows.include, current.config.flows.exclude)
-    flows, errors = discover_folder(root, files)
+    flows, errors = discover_remembered(current, root, files)
     flows = with_projects(root, flows, current.config.flows.subprojects)
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
@@ -258,6 +258,38 @@ def project_name(folder: Path) -> str | None:
         return None
     name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
     return str(name) if name else None
+
+
+DISCOVERY_FILE = "flows-discovery.json"
+DISCOVERY_CODE = ("discovery.py", "local_modules.py", "pysource.py")  # tasks/core modules whose rules decide it
+
+
+def discover_remembered(current: Settings, root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    """discover_folder's answer, remembered in the state folder by the files' names and contents (and the rules'
+    own code): a run after a change to the deployment config alone parses no flow file again."""
+    import hashlib
+    import json
+
+    from tasks.pipeline.deployments import flow_from_entry
+
+    digest = hashlib.sha256(str(root).encode())
+    for module in DISCOVERY_CODE:
+        digest.update((Path(__file__).parent.parent / "core" / module).read_bytes())
+    for name in files:
+        digest.update(json.dumps(name).encode())
+        try:
+            digest.update(hashlib.sha256((root / name).read_bytes()).digest())
+        except OSError:
+            digest.update(b"-")  # discover_folder says why it cannot be read
+    file = current.state_dir / DISCOVERY_FILE
+    saved = read_json(file) or {}
+    if saved.get("digest") == digest.hexdigest():
+        return ([flow_from_entry(entry) for entry in saved["flows"]],
+                [DiscoveryError(**error) for error in saved["errors"]])
+    flows, errors = discover_folder(root, files)
+    write_json(file, {"digest": digest.hexdigest(), "flows": [flow_entry(flow) for flow in flows],
+                      "errors": [asdict(error) for error in errors]}, compact=True)
+    return flows, errors
 
 
 def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:

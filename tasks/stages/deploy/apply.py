@@ -36,6 +36,7 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
 from tasks.core.text import shown
 from tasks.pipeline.credentials import environment_connection
+from tasks.pipeline.prefect_values import SCHEMAS_FILE, PrefectSchemas
 from tasks.pipeline.settings import Settings, read_json, read_report, write_failed_report, write_json
 from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
 from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, result_entry
@@ -122,7 +123,7 @@ class DeployRun:
         changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
         for env in prune_envs:
             changes += prune_changes(server, {d.identity for d in ready}, self.prunable(ctx, env, patterns))
-        check_against_prefect(changes, pools, api.api_url)
+        check_against_prefect(changes, pools, api.api_url, PrefectSchemas(self.current.state_dir / SCHEMAS_FILE))
         writes_before = api.writes
         results = Applier(api, self.concurrency, self.labels()).run(changes)
         if not self.dry_run:
@@ -270,32 +271,26 @@ def save_records(current: Settings, records: dict[str, Any]) -> None:
     write_json(current.state_dir / RECORDS, records)
 
 
-def check_against_prefect(changes: list[Change], pools: dict[str, dict[str, Any]], api_url: str) -> None:
+def check_against_prefect(changes: list[Change], pools: dict[str, dict[str, Any]], api_url: str,
+                          schemas: PrefectSchemas) -> None:
     """Before any write: job variables against the work pool's template and, where the schema is enforced,
-    parameters against the flow's schema, with Prefect's own validator (as the server will check them)."""
+    parameters against the flow's schema, as Prefect's own validator checks them (as the server will)."""
     pending = [c.desired for c in changes if c.kind in ("create", "update") and c.desired is not None]
-    if not pending:
-        return
-    from prefect.utilities.schema_tools.validation import validate
-
     problems = []
     for desired in pending:
         template = (pools.get(desired.work_pool, {}).get("base_job_template") or {}).get("variables") or {}
         if desired.spec.get("job_variables") and template:
-            problems += [f"{desired.name}: job_variables.{schema_path(e)}: {e.message}"
-                         for e in validate(desired.spec["job_variables"], template, ignore_required=True)]
+            problems += [f"{desired.name}: job_variables.{path}: {message}"
+                         for path, message in schemas.problems(desired.spec["job_variables"], template)]
         schema = desired.spec.get("parameter_openapi_schema")
         if desired.spec.get("enforce_parameter_schema") and schema and desired.spec.get("parameters"):
-            problems += [f"{desired.name}: parameters.{schema_path(e)}: {e.message}"
-                         for e in validate(desired.spec["parameters"], schema, ignore_required=True)]
+            problems += [f"{desired.name}: parameters.{path}: {message}"
+                         for path, message in schemas.problems(desired.spec["parameters"], schema)]
+    schemas.save()
     if problems:
         raise ConfigError(f"Prefect would refuse {len(problems)} value(s) on {api_url} (nothing was written there):\n"
                           + "\n".join(f"  - {p}" for p in problems), where="the deployment config",
                           fix="correct the values named above")
-
-
-def schema_path(error: Any) -> str:
-    return ".".join(str(part) for part in error.absolute_path) or "(all)"
 
 
 def check_pools(group: list[Desired], pool_types: dict[str, str], api_url: str) -> None:

@@ -175,17 +175,18 @@ def ask_remote(probe: Git, name: str, url: str, setup: SyncSetup, *patterns: str
 
 @dataclass(frozen=True)
 class CloneReads:
-    """The clone as it is before the fetch: layout, uncommitted changes, remotes, origin's tracking refs."""
+    """The clone as it is before the fetch: layout, uncommitted changes, remotes, origin's tracking refs and the
+    tags."""
 
     layout: Outcome
     changes: Outcome
     remotes: Outcome
-    tracking: Outcome
+    tracking_and_tags: Outcome
 
 
 def clone_reads(git: Git, setup: SyncSetup) -> list[Callable[[], Any]]:
     """The reads behind CloneReads, in its order."""
-    return [git.layout, git.changes, git.remote_urls, partial(git.refs, *origin_tracking_refs(setup))]
+    return [git.layout, git.changes, git.remote_urls, partial(git.refs_and_tags, *origin_tracking_refs(setup))]
 
 
 def read_clone(git: Git, setup: SyncSetup) -> CloneReads:
@@ -218,20 +219,20 @@ def plan_clone(setup: SyncSetup, git: Git, remotes: Remotes, reads: CloneReads, 
     urls: dict[str, str] = reads.remotes.get()
     check_remotes(urls, setup)
     ensure_remotes(git, setup, urls)
-    tracking: dict[str, str] = reads.tracking.get()
+    tracking, tags_before = reads.tracking_and_tags.get()
     origin_heads = remotes.origin_heads
-    local_tags = {name: TagRef(name, sha, commit) for name, (sha, commit) in git.tags().items()}
+    local_tags = {name: TagRef(name, sha, commit) for name, (sha, commit) in tags_before.items()}
     check_fetchable(local_tags, remotes.upstream_tags, remotes.origin_tags, str(setup.fork))
     if dry:
         tips = fetch_for_dry_run(git, setup, remotes.upstream_heads, origin_heads, tracking)
     else:
         fetch(git, setup, origin_heads, tracking)
-    found = git.refs(*tracked_refs(setup), f"refs/heads/{BACKUP_PREFIX}*")
+    found, tags_now = git.refs_and_tags(*tracked_refs(setup), f"refs/heads/{BACKUP_PREFIX}*")
     if not dry:
         tips = tips_after_fetch(setup, found, origin_heads)
     locals_ = {name: found.get(f"refs/heads/{name}") for name in (setup.main, setup.release)}
     plan = plan_sync(gather_facts(git, setup, tips, locals_))
-    tags = plan_tag_work(git, setup, plan, remotes, setup.fork)
+    tags = plan_tag_work(git, setup, plan, remotes, setup.fork, tags_now)
     return RunState(dry_run=dry, plan=plan, observed=observed(setup, tips, locals_), tags=tags.to_dict(),
                     original_branch=layout.branch, original_sha=layout.head, cloned=cloned,
                     backups=sorted(name.removeprefix("refs/heads/") for name in found if BACKUP_PREFIX in name),

@@ -137,11 +137,12 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
     state.backup = make_backup(git, setup, move, state)
     save_state(setup, state)
     move_branch(git, move.name, move.start, move.old, state.original_branch)
+    applied = False
     try:
-        tip = rebase_or_explain(git, setup, state)
-        if setup.protected:
-            tip = same_as_on_origin(git, state, tip)
-        after = commits(git, f"{move.target}..{tip}")
+        tip, after = rebase_or_explain(git, setup, state)
+        kept = same_as_on_origin(git, state, tip) if setup.protected else tip
+        if kept != tip:
+            tip, after = kept, commits(git, f"{move.target}..{kept}")
         pairs = pair_rebased(list(state.plan.custom_commits), after)
         moved = rebased_tags(git, setup, state, pairs)
         # saved before any ref moves: a sync interrupted from here on is finished by the next one (sync.resume)
@@ -150,8 +151,9 @@ def sync_release(setup: SyncSetup, state: RunState) -> str:
         state.moved_tags = [asdict(tag) for tag in moved]
         save_state(setup, state)
         apply_rebase(git, setup, state, tip, moved)
+        applied = True
     finally:
-        return_to_original(git, state)
+        return_to_original(git, state, attach=applied and not setup.protected)
     for tag in moved:
         say(f"moved tag {tag.line()}")
     into = f" into {state.sync_branch}, for a pull request" if setup.protected else ""
@@ -194,15 +196,15 @@ def make_backup(git: Git, setup: SyncSetup, move: BranchMove, state: RunState) -
     return name
 
 
-def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> str:
+def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> tuple[str, list[Commit]]:
     """Rebase release's commits onto the new main on a detached HEAD (the branch moves only once the result
-    is checked) and return the new tip; on a conflict abort, check nothing moved, and explain."""
+    is checked) and return the new tip and the rebased commits (oldest first: the tip is the last, or the
+    new main when every commit was already there); on a conflict abort, check nothing moved, and explain."""
     move = state.plan.release
     code, output = git.rebase(move.target, move.start)
     if code == 0:
-        tip = git.rev("HEAD")
-        assert tip is not None
-        return tip
+        after = commits(git, f"{move.target}..HEAD")
+        return (after[-1].sha if after else move.target), after
     stopped = git.rev("REBASE_HEAD")
     conflict = Conflict(Commit(stopped, git.subject(stopped)) if stopped else None, tuple(git.conflicted_files()))
     layout = git.layout()
@@ -230,9 +232,13 @@ def rebase_or_explain(git: Git, setup: SyncSetup, state: RunState) -> str:
     raise error
 
 
-def return_to_original(git: Git, state: RunState) -> None:
-    """After a rebase (done or aborted) HEAD is detached; go back to where the user was."""
-    if state.original_branch or state.original_sha:
+def return_to_original(git: Git, state: RunState, attach: bool = False) -> None:
+    """After a rebase (done or aborted) HEAD is detached; go back to where the user was. When the user was on
+    the release branch and it now points at the detached HEAD (`attach`), HEAD is pointed at it again: the
+    files are already the rebased ones, so no checkout is needed."""
+    if attach and state.original_branch == state.plan.release.name:
+        git.attach_head(state.original_branch)
+    elif state.original_branch or state.original_sha:
         git.checkout(state.original_branch, state.original_sha)
 
 

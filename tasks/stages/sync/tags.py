@@ -72,9 +72,12 @@ def only_versions(tags: dict[str, TagRef], names: set[str]) -> dict[str, TagRef]
     return {name: tag for name, tag in tags.items() if name in names}
 
 
-def plan_tag_work(git: Git, setup: SyncSetup, plan: SyncPlan, remotes: Remotes, root: Path) -> TagPlan:
-    """The tags to push and to move (or SyncError, before anything changes)."""
-    local_all = {name: TagRef(name, sha, commit) for name, (sha, commit) in git.tags().items()}
+def plan_tag_work(git: Git, setup: SyncSetup, plan: SyncPlan, remotes: Remotes, root: Path,
+                  local_tags: dict[str, tuple[str, str]] | None = None) -> TagPlan:
+    """The tags to push and to move (or SyncError, before anything changes); `local_tags` as `Git.tags` gives
+    them, when already read."""
+    listed = git.tags() if local_tags is None else local_tags
+    local_all = {name: TagRef(name, sha, commit) for name, (sha, commit) in listed.items()}
     versions = version_tags({*remotes.upstream_tags, *remotes.origin_tags, *local_all}, tag_patterns(setup, root))
     upstream = only_versions(remotes.upstream_tags, versions)
     origin = only_versions(remotes.origin_tags, versions)
