@@ -85,7 +85,7 @@ def noop_docker_seconds(config: Path) -> float:
     """The up-to-date checks of a no-op run, as doit makes them, timed here."""
     os.environ["FORKFLOW_CONFIG"] = str(config)
     from tasks.pipeline.settings import settings
-    from tasks.stages.image.build import image_is_current
+    from tasks.stages.image.check import image_is_current
     from tasks.stages.image.setup import image_setup
     from tasks.stages.image.state import read_state, saved_values
 

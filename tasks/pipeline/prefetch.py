@@ -13,10 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 
 class Early:
@@ -58,6 +55,15 @@ def answer(key: str, ask: Callable[[], Any]) -> Any:
     early = SENT.pop(key, None)
     if early is None or early.pid != os.getpid():
         return ask()
+    return early.result()
+
+
+def shared(key: str, ask: Callable[[], Any]) -> Any:
+    """The answer under `key`, asked once (early, or now by the first check that needs it) and kept for every
+    check of the run until an action runs: the image checks all read one listing of the engine's images."""
+    early = SENT.get(key)
+    if early is None or early.pid != os.getpid():
+        early = SENT[key] = Early(ask)
     return early.result()
 
 
