@@ -178,11 +178,12 @@ def measure(folder: Path, tag: str, env: dict[str, str], engine: Any, counted: A
         noop = run_doit(config, "image", env=env)
     builds = built_in(noop.stdout)
     engine_asked, registry_asked = counted_noop(config, env, engine, counted)
-    os.environ["DOCKER_HOST"] = env["DOCKER_HOST"]  # the engine the runs used (its platform is known by this name)
+    os.environ.update(env)  # the engine the runs used (its platform is known by this name), the registry's login
     try:
         docker_seconds = noop_docker_seconds(config)
     finally:
-        del os.environ["DOCKER_HOST"]
+        for name in env:
+            del os.environ[name]
 
     fresh = fresh_runner(folder, config)
     with stopwatch() as fresh_run:

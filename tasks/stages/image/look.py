@@ -47,7 +47,10 @@ def registry_tags(setup: ImageSetup) -> set[str]:
 
 
 def ask_early(setup: ImageSetup) -> None:
-    """Send the engine's question, and the registry's when images are pushed, as the run starts."""
+    """Send the engine's question, and the registry's when images are pushed, as the run starts (not for a dry run:
+    its checks do not ask)."""
+    if setup.dry_run:
+        return
     prefetch.send(ENGINE_KEY, partial(look_at_engine, setup))
     if setup.images.push:
         prefetch.send(registry_key(setup), partial(list_tags, setup))
