@@ -219,9 +219,9 @@ def listing_page(index_url: str, url: str) -> set[str] | None:
         if err.code in (404, 301, 302, 303, 307, 308):
             return None
         raise status_error(err.code, index_url, f"reading {url}") from None
-    except TimeoutError:
-        raise index_silent(index_url) from None
-    except OSError as err:
+    except OSError as err:  # urllib wraps a timeout in a URLError
+        if isinstance(err, TimeoutError) or isinstance(getattr(err, "reason", None), TimeoutError):
+            raise index_silent(index_url) from None
         raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
                                   fix="check [index] url and that the index is running (`doit services`)") from None
     parser = LinkParser()
