@@ -5,7 +5,9 @@ health, each Prefect server's deployment signals. dodo.py sends those
 questions here at once, in daemon threads (a server that does not answer never
 holds up the exit), while doit is still loading. A check takes its answer with
 `answer(key, ask)`: the early one once, or its own when nothing was sent early
-(a forked worker, a second look, a task run on its own).
+(a forked worker, a second look, a task run on its own). Checks that share one
+question (every image check reads one listing of the Docker engine) take it
+with `shared(key, ask)`: asked once, kept until an action runs.
 """
 
 from __future__ import annotations
