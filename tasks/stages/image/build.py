@@ -23,7 +23,7 @@ from tasks.core.wheelhouse import CONSTRAINTS
 from tasks.pipeline.checks import is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import dashboard, evidence, inputs, platforms, split, tags
+from tasks.stages.image import dashboard, evidence, inputs, look, platforms, split, tags
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.smoke_test import smoke_test
@@ -250,7 +250,7 @@ def current_inputs(setup: ImageSetup, client: Any, planned: inputs.Planned,
         built_inputs = {**core.build_inputs(spec, planned.dockerfile, image_tags.base_content(digests)),
                         "platforms": list(wanted)}
         return built_inputs, core.input_hash(built_inputs)
-    base = docker_adapter.image_content(client, spec.base_image) if client is not None else None
+    base = look.base_content(setup, client, spec.base_image) if client is not None else None
     if base is None:
         raise ForkflowError(f"base image {spec.base_image} is not in the engine",
                             fix=f"run `doit image-base:{base_name(spec.flavor, spec.python)}`")

@@ -3,7 +3,8 @@
 - The Docker engine: one listing of the images whose names matter (the base
   images, the cells' build and pushed tags) answers every `image-base` and
   `image:<cell>` check (tasks.adapters.engine_view). A base image's content is
-  known by its id (kept in `<state>/images/base-contents.json`), and the
+  known by its id (kept in `<state>/images/base-contents.json` by the build
+  on it, else by the first check that reads it), and the
   engine's own platform per DOCKER_HOST (`<state>/images/engine.json`), so
   neither is asked again.
 - The registry: one tag listing per repository tells whether every tag the
@@ -91,6 +92,23 @@ def look_at_engine(setup: ImageSetup) -> EngineView:
     if not platform:  # asked once per engine, then known
         write_json(setup.state_folder / PLATFORM_FILE, {"host": host, "platform": engine_platform(view)})
     return view
+
+
+def base_content(setup: ImageSetup, client: Any, ref: str) -> str | None:
+    """A base image's content (see docker.image_content): from the listing's known ids for a check; a build
+    inspects it and keeps it by id, so the next run's checks need not ask."""
+    if isinstance(client, EngineView):
+        return client.content(ref)
+    from tasks.adapters.docker import content_of
+
+    attrs = client.inspect(ref)
+    if attrs is None:
+        return None
+    found = content_of(attrs)
+    known = Remembered(setup.state_folder / CONTENTS_FILE)
+    if known.get(str(attrs["Id"])) != found and not setup.dry_run:
+        known[str(attrs["Id"])] = found
+    return found
 
 
 class Remembered(dict[str, str]):
