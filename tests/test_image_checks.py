@@ -131,3 +131,28 @@ def test_a_tag_deleted_from_the_registry_is_pushed_again_and_an_image_gone_from_
     cell = report(config)["3.12-kubernetes"]
     assert cell["status"] == "built" and "image:3.12-kubernetes: building " in rebuilt.stdout
     assert registry.digest(repo, "1.0.1-python3.12-kubernetes") == cell["pushed"]["1.0.1-python3.12-kubernetes"]
+
+
+def test_the_flows_project_environments_are_checked_from_the_same_listing(tmp_path: Path, registry: Registry,
+                                                                          base_images: list[str]) -> None:
+    import shutil
+
+    from tests.helpers import REPO
+
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "examples" / "demo" / "upstream" / "flows", flows)
+    (flows / "orbit_flows" / "session.py").write_text(f'SESSION = "{SESSION}"\n')
+    config = write_config(tmp_path, image_config_text(registry.address, f"t{SESSION}/envs", python=("3.12",),
+                                                      flavors=("base",)) + '\n[flows]\npath = "flows"\n'
+                                                      'config = "flows/deployments.yaml"\n')
+    with CountingProxy("/var/run/docker.sock", tmp_path / "engine.sock") as engine:
+        env = {**registry.env, "DOCKER_HOST": engine.address}
+        ok(run_doit(config, "image:envs", env=env))
+        engine.reset()
+
+        noop = run_doit(config, "image:envs", env=env)
+
+        ok(noop)
+        assert "up-to-date" in summary_line(noop.stdout, "image:envs"), noop.stdout
+        asked = engine.seen()
+        assert len(asked) == 1 and asked[0][1].startswith("/images/json?filters="), asked

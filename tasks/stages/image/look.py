@@ -71,13 +71,13 @@ def list_tags(setup: ImageSetup) -> set[str]:
 
 def patterns(setup: ImageSetup) -> list[str]:
     """The names the checks look up: the base images (configured, and made from a local interpreter), the cells'
-    build tags and pushed tags."""
+    build tags and pushed tags, and the flows project's environments (`<image name>-<environment>`)."""
     names = []
     for name in setup.base_names:
         names.append(setup.base_reference(name))
         if name != "conda":
             names.append(base_rules.local_base_name(name))
-    names += [f"{setup.repository.split('/', 1)[-1]}:build-*", f"{setup.repository}:*"]
+    names += [f"{setup.repository.split('/', 1)[-1]}:build-*", f"{setup.repository}:*", f"{setup.image_name}-*:*"]
     return sorted({familiar(name) for name in names})
 
 
