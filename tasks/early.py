@@ -11,7 +11,8 @@ from tasks.pipeline.settings import Settings
 def send_early_questions(current: Settings, targets: list[str]) -> None:
     """What the checks of a run of `targets` will ask: the services' health (when the config has local services),
     the remotes and the clone (when sync is among them), the checkout's file listing (for wheel, flows and deploy) and
-    the Prefect servers' signals (when deploy is)."""
+    the Prefect servers' signals (when deploy is), the files on the index (when publish is), the Docker engine's
+    images and the registry's tags (when image is)."""
     from tasks.stages.services import ask_health_early
 
     stages = {target.split(":", 1)[0] for target in targets}
@@ -29,4 +30,13 @@ def send_early_questions(current: Settings, targets: list[str]) -> None:
         from tasks.stages.deploy.check import ask_signals_early
 
         ask_signals_early(current)
+    if "publish" in stages and current.config.index is not None:
+        from tasks.stages.publish import ask_index_early
+
+        ask_index_early(current)
+    if stages & {"image", "image-base"} and current.config.images is not None:
+        from tasks.stages.image.look import ask_early as ask_images_early
+        from tasks.stages.image.setup import image_setup
+
+        ask_images_early(image_setup(current=current))
 

@@ -353,3 +353,34 @@ def test_a_failed_publish_replaces_the_last_green_report(index: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     assert publish_report(index)["status"] == "ok"
     assert {n for n, s in statuses(index).items() if s == "uploaded"} == names
+
+
+def test_a_no_op_publish_asks_the_index_once_and_a_file_deleted_there_is_uploaded_again(index: Path) -> None:
+    import tomllib
+
+    from tests.counting_proxy import CountingProxy
+
+    port = tomllib.loads(index.read_text())["services"]["index"]["port"]
+    creds = json.loads((state(index) / "services" / "index" / "credentials.json").read_text())
+    env = {"TWINE_USERNAME": creds["username"], "TWINE_PASSWORD": creds["password"]}
+    with CountingProxy(f"127.0.0.1:{port}") as proxy:
+        counted = index.parent / "counted.toml"
+        counted.write_text(index.read_text().replace(f'url = "http://127.0.0.1:{port}"',
+                                                     f'url = "http://{proxy.address}"'))
+        first = publish(counted, env=env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        proxy.reset()
+
+        noop = run_doit(counted, "publish", env=env)
+
+        assert noop.returncode == 0 and "-- publish" in noop.stdout, noop.stdout + noop.stderr
+        assert proxy.seen() == [("GET", "/packages/")], "one question to the index: pypiserver's list of its files"
+
+        gone = sorted(index_packages(index).iterdir())[0]
+        gone.unlink()
+        again = run_doit(counted, "publish", env=env)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "no longer on the index" in again.stdout and gone.name in again.stdout
+    assert {name for name, status in statuses(counted).items() if status == "uploaded"} == {gone.name}
+    assert gone.is_file(), "uploaded again"

@@ -67,7 +67,8 @@ def test_an_index_that_never_answers(tmp_path: Path, small_bounds: None) -> None
     wheel.write_bytes(b"not read: the index does not answer")
     with hung_listener() as port:
         url = f"http://127.0.0.1:{port}"
-        for call in (lambda: index.remote_files(url, "orbit"), lambda: index.download(url, "orbit", wheel.name)):
+        for call in (lambda: index.remote_files(url, "orbit"), lambda: index.download(url, "orbit", wheel.name),
+                     lambda: index.listed_files(url, ["orbit"])):
             fails_with(call, f"the package index at {url} did not answer within 2 s", "[index] url",
                        "raise [timeouts] index")
 
@@ -78,6 +79,9 @@ def test_a_registry_that_never_answers(small_bounds: None) -> None:
     with hung_listener() as port:
         fails_with(lambda: registry.tagged(f"127.0.0.1:{port}", "orbit/core", ["1.0"], None),
                    f"the registry 127.0.0.1:{port} (GET /v2/orbit/core/manifests/1.0) did not answer within 2 s",
+                   "[images] registry", "[timeouts] registry")
+        fails_with(lambda: registry.tag_names(f"127.0.0.1:{port}", "orbit/core", None),
+                   f"the registry 127.0.0.1:{port} (GET /v2/orbit/core/tags/list) did not answer within 2 s",
                    "[images] registry", "[timeouts] registry")
 
 
@@ -93,9 +97,12 @@ def test_a_prefect_api_that_never_answers(small_bounds: None) -> None:
 
 
 def test_a_docker_engine_that_never_answers(tmp_path: Path, small_bounds: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.adapters import docker
+    from tasks.adapters import docker, engine_view
 
     with hung_unix_socket(tmp_path / "docker.sock") as path:
         monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
         fails_with(docker.connect, f"the Docker engine at unix://{path} (GET /_ping) did not answer within 2 s",
                    "DOCKER_HOST", "[timeouts] engine")
+        fails_with(lambda: engine_view.look(["orbit:*"], "linux/amd64", {}),
+                   f"the Docker engine at unix://{path} (GET /images/json) did not answer within 2 s", "DOCKER_HOST",
+                   "[timeouts] engine")

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tasks.adapters import engine_api
 from tasks.adapters.limits import limits, no_answer
@@ -46,6 +46,20 @@ def engine_status() -> EngineStatus:
     finally:
         engine.close()
     return EngineStatus(True, f"Docker {version.get('Version', '?')} ({version.get('Os', '?')}/{version.get('Arch', '?')})")
+
+
+class Lookups(Protocol):
+    """What the lookup functions below ask: an Engine, or one listing of its images (tasks.adapters.engine_view)."""
+
+    platform: str
+
+    def inspect(self, ref: str) -> dict[str, Any] | None: ...
+
+    def labelled(self, label: str, value: str) -> list[str]: ...
+
+    def content(self, ref: str) -> str | None: ...
+
+    def version(self) -> dict[str, Any]: ...
 
 
 class Engine:
@@ -108,6 +122,11 @@ class Engine:
                                 fix=ENGINE_FIX)
         return dict(answer.body)
 
+    def content(self, ref: str) -> str | None:
+        """See image_content."""
+        attrs = self.inspect(ref)
+        return content_of(attrs) if attrs else None
+
     def labelled(self, label: str, value: str) -> list[str]:
         """Ids of local images carrying label=value."""
         if self.api is None:
@@ -159,7 +178,7 @@ def first_line(text: str) -> str:
 REGISTRY_CREDENTIALS = "FORKFLOW_REGISTRY_USERNAME / FORKFLOW_REGISTRY_PASSWORD"
 
 
-def engine_platform(engine: Engine) -> str:
+def engine_platform(engine: Lookups) -> str:
     """The platform the engine builds for natively, like `linux/amd64` (asked once per engine)."""
     if not engine.platform:
         version = engine.version()
@@ -167,25 +186,27 @@ def engine_platform(engine: Engine) -> str:
     return engine.platform
 
 
-def image_id(engine: Engine, ref: str) -> str | None:
+def image_id(engine: Lookups, ref: str) -> str | None:
     """The id of a local image, or None when the engine has no such image."""
     attrs = engine.inspect(ref) if ref else None
     return str(attrs["Id"]) if attrs else None
 
 
-def image_content(engine: Engine, ref: str) -> str | None:
+def image_content(engine: Lookups, ref: str) -> str | None:
     """The image by its content, the same on every machine that has it: its layers' digests and the config
     a build on top of it inherits (not the local image id, which a `docker import` makes anew each time)."""
-    attrs = engine.inspect(ref) if ref else None
-    if not attrs:
-        return None
+    return engine.content(ref) if ref else None
+
+
+def content_of(attrs: Mapping[str, Any]) -> str:
+    """An image's content from its `docker image inspect` record (see image_content)."""
     config = attrs.get("Config") or {}
     inherited = {key: config.get(key) for key in ("Env", "Cmd", "Entrypoint", "User", "WorkingDir", "Labels")}
     text = json.dumps({"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "config": inherited}, sort_keys=True)
     return "sha256:" + sha256_hex(text)
 
 
-def image_platform(engine: Engine, ref: str) -> str | None:
+def image_platform(engine: Lookups, ref: str) -> str | None:
     """`linux/arm64` for a local image (with its variant when it has one); None when there is no such image."""
     attrs = engine.inspect(ref) if ref else None
     if not attrs:
@@ -194,18 +215,18 @@ def image_platform(engine: Engine, ref: str) -> str | None:
                     ([attrs["Variant"]] if attrs.get("Variant") else []))
 
 
-def image_size(engine: Engine, ref: str) -> int | None:
+def image_size(engine: Lookups, ref: str) -> int | None:
     """The image's size in bytes as the engine counts it (every layer, the base's included); None when absent."""
     attrs = engine.inspect(ref) if ref else None
     return int(attrs["Size"]) if attrs and attrs.get("Size") is not None else None
 
 
-def image_attrs(engine: Engine, ref: str) -> dict[str, Any] | None:
+def image_attrs(engine: Lookups, ref: str) -> dict[str, Any] | None:
     """The image's `docker image inspect` record, or None when the engine has no such image."""
     return engine.inspect(ref)
 
 
-def images_labelled(engine: Engine, label: str, value: str) -> list[str]:
+def images_labelled(engine: Lookups, label: str, value: str) -> list[str]:
     """Ids of local images carrying label=value."""
     return engine.labelled(label, value)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html.parser
 import io
 import logging
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 from tasks.adapters.limits import limits, no_answer
@@ -181,3 +184,57 @@ def http_error(err: object, index_url: str, file: Path) -> IndexError_:
         return status_error(status, index_url, f"uploading {file.name}")
     return IndexError_(f"the index refused {file.name} with {status}", where=index_url,
                        fix="read the index's log; the file was not uploaded")
+
+
+def listed_files(index_url: str, projects: list[str]) -> set[str]:
+    """Every file name the index lists for `projects`, for an up-to-date check: pypiserver's listing of all its
+    files (`/packages/`, one request) when the index has one, else each project's simple page, asked together.
+    The standard library only (a check that must ask pays no httpx import); redirects are not followed (a
+    project the index does not hold may be sent to another index)."""
+    found = listing_page(index_url, f"{index_url.rstrip('/')}/packages/")
+    if found is not None:
+        return found
+    from concurrent.futures import ThreadPoolExecutor
+
+    pages = [f"{index_url.rstrip('/')}/simple/{canonical(project)}/" for project in dict.fromkeys(projects)]
+    with ThreadPoolExecutor(max_workers=min(8, len(pages) or 1)) as pool:
+        return set().union(*(page or set() for page in pool.map(partial(listing_page, index_url), pages)))
+
+
+def listing_page(index_url: str, url: str) -> set[str] | None:
+    """The file names a page of the index links to; None when the index does not serve that page."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    auth = read_auth()
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_unredirected_header("Authorization", f"Basic {token}")
+    opener = urllib.request.build_opener(no_redirects())
+    try:
+        with opener.open(request, timeout=limits().index) as response:
+            text = response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        if err.code in (404, 301, 302, 303, 307, 308):
+            return None
+        raise status_error(err.code, index_url, f"reading {url}") from None
+    except OSError as err:  # urllib wraps a timeout in a URLError
+        if isinstance(err, TimeoutError) or isinstance(getattr(err, "reason", None), TimeoutError):
+            raise index_silent(index_url) from None
+        raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
+                                  fix="check [index] url and that the index is running (`doit services`)") from None
+    parser = LinkParser()
+    parser.feed(text)
+    return set(parser.links)
+
+
+def no_redirects() -> Any:
+    """A urllib handler that answers a redirect with its HTTPError instead of following it."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_: Any) -> None:
+            return None
+
+    return NoRedirect()

@@ -273,3 +273,30 @@ def get(http: Any, path: str, registry: str, accept: tuple[str, ...] = ()) -> An
                             where=f"[images] registry = {registry!r}",
                             fix=status_fix(response.status_code, "the registry", CREDENTIALS, "read the registry's log"))
     return response
+
+
+def tag_names(registry: str, repository: str, auth: Mapping[str, str] | None) -> set[str]:
+    """Every tag of `repository` (none when the registry does not know it): one request, more only when the
+    registry pages its answer (a `Link: <...>; rel="next"` header)."""
+    found: set[str] = set()
+    path: str | None = f"/{repository}/tags/list"
+    with Connection(registry, auth) as http:
+        while path:
+            answer = get(http, path, registry)
+            if answer is None:
+                return found
+            found.update(answer.json().get("tags") or ())
+            path = next_page(answer.headers.get("Link", ""))
+    return found
+
+
+def next_page(link: str) -> str | None:
+    """The path after `/v2` of a `Link: </v2/name/tags/list?last=x&n=100>; rel="next"` header, else None."""
+    match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+    if not match:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(match.group(1))
+    path = parts.path.removeprefix("/v2")
+    return path + (f"?{parts.query}" if parts.query else "")

@@ -5,7 +5,9 @@ health, each Prefect server's deployment signals. dodo.py sends those
 questions here at once, in daemon threads (a server that does not answer never
 holds up the exit), while doit is still loading. A check takes its answer with
 `answer(key, ask)`: the early one once, or its own when nothing was sent early
-(a forked worker, a second look, a task run on its own).
+(a forked worker, a second look, a task run on its own). Checks that share one
+question (every image check reads one listing of the Docker engine) take it
+with `shared(key, ask)`: asked once, kept until an action runs.
 """
 
 from __future__ import annotations
@@ -13,10 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 
 class Early:
@@ -58,6 +57,15 @@ def answer(key: str, ask: Callable[[], Any]) -> Any:
     early = SENT.pop(key, None)
     if early is None or early.pid != os.getpid():
         return ask()
+    return early.result()
+
+
+def shared(key: str, ask: Callable[[], Any]) -> Any:
+    """The answer under `key`, asked once (early, or now by the first check that needs it) and kept for every
+    check of the run until an action runs: the image checks all read one listing of the engine's images."""
+    early = SENT.get(key)
+    if early is None or early.pid != os.getpid():
+        early = SENT[key] = Early(ask)
     return early.result()
 
 

@@ -28,6 +28,7 @@ import shlex
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from tasks.core.publish import Decision, LocalFile, conflict_message, decide
 from tasks.core.release_pins import changed_pins, install_command, requires_from_metadata, unmet_pins
 from tasks.core.secrets import Credentials
 from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
+from tasks.pipeline import prefetch
 from tasks.pipeline.actions import (
     dry_run_param,
     guarded,
@@ -52,7 +54,7 @@ from tasks.pipeline.actions import (
     note_dry_run,
     plan_only,
 )
-from tasks.pipeline.checks import Check, report_intact
+from tasks.pipeline.checks import Check, Stale, report_intact
 from tasks.pipeline.credentials import index_credentials, is_local_index
 from tasks.pipeline.release_pins import desired_pins
 from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
@@ -84,10 +86,56 @@ def task_publish() -> dict[str, Any]:
         "file_dep": [str(current.reports_dir / "wheel.json"), str(current.reports_dir / "pins.json")],
         "targets": [str(current.reports_dir / "publish.json")],
         "uptodate": [Check("the index URL is the one of the last upload", config_changed(current.config.index.url)),
-                     Check("the last run was not a dry run", not_after_dry_run("publish")), report_intact("publish", "files")],
+                     Check("the last run was not a dry run", not_after_dry_run("publish")), report_intact("publish", "files"),
+                     Check("the index still lists every file the last run uploaded or found there", index_holds_files)],
         "params": [dry_run_param()],
         "verbosity": 2,
     }
+
+
+PUBLISHED = ("uploaded", "up-to-date")
+
+
+def index_holds_files(task: Any = None, values: Any = None) -> bool | Stale:
+    """The files publish.json says are on the index are still listed there (one question per index, sent as the
+    run starts); a file deleted from the index makes publish run again, which uploads it again."""
+    data = read_report("publish", settings()) or {}
+    url, names = published(data)
+    if not url or not names:
+        return True  # nothing on the index to look for: the other checks decide
+    try:
+        listed = prefetch.answer(index_key(url), partial(index.listed_files, url, projects_of(data)))
+    except ForkflowError as err:
+        return Stale(f"cannot check the index: {err.what.splitlines()[0]}")
+    missing = [name for name in names if name not in listed]
+    if missing:
+        return Stale(f"{len(missing)} file(s) publish.json lists are no longer on the index ({', '.join(missing[:3])}"
+                     f"{', ...' if len(missing) > 3 else ''})")
+    return True
+
+
+def ask_index_early(current: Settings) -> None:
+    """Send the index's question of `index_holds_files` as the run starts (see tasks.pipeline.prefetch)."""
+    data = read_report("publish", current) or {}
+    url, names = published(data)
+    if url and names:
+        prefetch.send(index_key(url), partial(index.listed_files, url, projects_of(data)))
+
+
+def published(data: dict[str, Any]) -> tuple[str, list[str]]:
+    """The index publish.json names, and the files it says are there."""
+    files = data.get("files")
+    files = files if isinstance(files, list) else []
+    names = [str(f["name"]) for f in files if isinstance(f, dict) and f.get("status") in PUBLISHED and f.get("name")]
+    return str(data.get("index") or ""), names
+
+
+def projects_of(data: dict[str, Any]) -> list[str]:
+    return sorted({str(f["package"]) for f in data.get("files", []) if isinstance(f, dict) and f.get("package")})
+
+
+def index_key(url: str) -> str:
+    return f"index-files:{url}"
 
 
 def local_files(current: Settings) -> list[LocalFile]:

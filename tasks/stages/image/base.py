@@ -23,8 +23,11 @@ BASES: dict[tuple[int, str], str] = {}
 def base_present(name: str, task: Any, values: Any) -> bool:
     if is_dry_run(False):
         return False
+    from tasks.stages.image.look import engine_view
+
+    setup = image_setup()
     try:
-        return chosen_base(image_setup(), engine(), name) is not None
+        return chosen_base(setup, engine_view(setup), name) is not None
     except ForkflowError:  # no engine: the task runs and says so
         return False
 

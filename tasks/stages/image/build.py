@@ -20,15 +20,14 @@ from tasks.core import images as core
 from tasks.core.errors import ForkflowError
 from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
 from tasks.core.wheelhouse import CONSTRAINTS
-from tasks.pipeline.actions import is_dry_run
-from tasks.pipeline.checks import Stale, is_forgotten
+from tasks.pipeline.checks import is_forgotten
 from tasks.pipeline.credentials import registry_auth
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import dashboard, evidence, inputs, platforms, split, tags
+from tasks.stages.image import dashboard, evidence, inputs, look, platforms, split, tags
 from tasks.stages.image.base import chosen_bases
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.smoke_test import smoke_test
-from tasks.stages.image.state import engine, in_report, read_state, revision, save_state, saved_values, update_report
+from tasks.stages.image.state import engine, read_state, revision, save_state, saved_values, update_report
 
 
 def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]:
@@ -251,7 +250,7 @@ def current_inputs(setup: ImageSetup, client: Any, planned: inputs.Planned,
         built_inputs = {**core.build_inputs(spec, planned.dockerfile, image_tags.base_content(digests)),
                         "platforms": list(wanted)}
         return built_inputs, core.input_hash(built_inputs)
-    base = docker_adapter.image_content(client, spec.base_image) if client is not None else None
+    base = look.base_content(setup, client, spec.base_image) if client is not None else None
     if base is None:
         raise ForkflowError(f"base image {spec.base_image} is not in the engine",
                             fix=f"run `doit image-base:{base_name(spec.flavor, spec.python)}`")
@@ -365,36 +364,6 @@ def place(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-
-
-def image_is_current(key: str, task: Any, values: Any) -> bool | Stale:
-    """Up to date while the input hash, the tags and the built image are unchanged."""
-    if is_dry_run(False):
-        return Stale("dry run")
-    if not values or "input_hash" not in values:
-        return Stale("first build (no build recorded)")
-    setup = image_setup()
-    stale = run_stale(setup, key)
-    if stale is not None:
-        return stale
-    try:
-        client = engine()
-        planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)
-        if not planned.deps_ready:
-            return Stale("its wheels or wheelhouse are not ready yet")
-        cell = plan_cell(setup, client, planned, values)
-    except ForkflowError as err:  # the task itself reports the problem properly
-        return Stale(f"cannot check: {err.what.splitlines()[0]}")
-    return Stale(cell.steps.stale) if cell.steps.stale else True
-
-
-def run_stale(setup: ImageSetup, key: str) -> Stale | None:
-    """Why this run must look again whatever the cell's inputs are: a split build, or no record in image.json."""
-    if os.environ.get(split.PLATFORM_ENV):
-        return Stale(f"one platform of a split build ({split.PLATFORM_ENV}): the registry decides")
-    if not in_report(setup, key):
-        return Stale("reports/image.json has no record of it (missing or unreadable): the run rebuilds it")
-    return None
 
 
 def describe_plan(setup: ImageSetup, planned: inputs.Planned) -> dict[str, Any]:

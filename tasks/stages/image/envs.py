@@ -13,7 +13,7 @@ from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
 from tasks.pipeline.settings import read_report
-from tasks.stages.image import inputs
+from tasks.stages.image import inputs, look
 from tasks.stages.image.base import chosen_base, ensure_base, labels_of
 from tasks.stages.image.setup import ImageSetup, image_setup
 from tasks.stages.image.state import engine, update_report
@@ -48,7 +48,7 @@ def env_repository(setup: ImageSetup, name: str) -> str:
 
 def env_inputs(setup: ImageSetup, client: Any, env: inputs.FlowEnv) -> tuple[dict[str, Any], str]:
     base = (chosen_base(setup, client, env.python) if client else None) or setup.base_reference(env.python)
-    base_content = docker_adapter.image_content(client, base) if client else None
+    base_content = look.base_content(setup, client, base) if client else None
     found = {"context": inputs.context_digest(env.context, env.dockerfile), "base_image": base,
              "base_image_content": base_content,
              "build_args": {"BASE_IMAGE": base, "PYTHON_VERSION": env.python}}
@@ -112,8 +112,10 @@ def envs_current(task: Any, values: Any) -> bool | Stale:
         pyproject = inputs.flows_pyproject(setup.settings)
         if pyproject is None:
             return Stale("the flows project has no pyproject.toml")
-        client = engine()
-        now = {env.name: env_inputs(setup, client, env)[1] for env in inputs.read_flow_envs(pyproject)}
+        envs = inputs.read_flow_envs(pyproject)
+        listed = all(env.python in setup.base_names for env in envs)  # their bases are in the engine's listing
+        client = look.engine_view(setup) if listed else engine()
+        now = {env.name: env_inputs(setup, client, env)[1] for env in envs}
         if now != values["envs"]:
             return Stale("an environment's inputs changed (Dockerfile, build context or base image)")
         built = values.get("env_images") or {}

@@ -11,6 +11,7 @@ smoke-tested on its platform, pushed under `<tag>-<arch>`, and an index of them 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from tasks.adapters import docker as docker_adapter
@@ -18,6 +19,7 @@ from tasks.adapters import emulation, registry
 from tasks.core import image_tags
 from tasks.core import images as core
 from tasks.core.errors import ForkflowError
+from tasks.pipeline import prefetch
 from tasks.pipeline.credentials import registry_auth
 from tasks.stages.image.setup import ImageSetup
 
@@ -50,9 +52,9 @@ def base_auth(setup: ImageSetup, host: str) -> dict[str, str] | None:
 def base_digests(setup: ImageSetup, base: str, wanted: tuple[str, ...]) -> dict[str, str]:
     """platform -> the digest of the base image's image for it, from the base's registry; a clear error when
     the base is not there or lacks one of the platforms."""
-    host, repository, reference = image_tags.split_reference(base)
-    try:
-        found = registry.platform_images(host, repository, reference, base_auth(setup, host))
+    host = image_tags.split_reference(base)[0]
+    try:  # asked once for every check and step until an action runs (the cells of a Python share their base)
+        found = prefetch.shared(f"image:base-platforms:{base}", partial(base_platforms, setup, base))
     except registry.RegistryUnreachable as err:
         raise ForkflowError(f"base image {base}: its registry {host} did not answer ({err.what.split(': ', 1)[-1]}); "
                             f"images for {', '.join(wanted)} take their base from there", where="[images] base_image",
@@ -71,6 +73,11 @@ def base_digests(setup: ImageSetup, base: str, wanted: tuple[str, ...]) -> dict[
                                 fix=push_base_fix(base, wanted))
         chosen[platform] = match
     return chosen
+
+
+def base_platforms(setup: ImageSetup, base: str) -> dict[str, str] | None:
+    host, repository, reference = image_tags.split_reference(base)
+    return registry.platform_images(host, repository, reference, base_auth(setup, host))
 
 
 def push_base_fix(base: str, wanted: tuple[str, ...]) -> str:

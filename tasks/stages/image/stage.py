@@ -42,7 +42,8 @@ from tasks.pipeline.settings import settings
 from tasks.stages.image import deps as image_deps
 from tasks.stages.image import inputs
 from tasks.stages.image.base import base_action, base_present
-from tasks.stages.image.build import image_action, image_is_current
+from tasks.stages.image.build import image_action
+from tasks.stages.image.check import image_is_current
 from tasks.stages.image.envs import envs_action, envs_current
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup
 from tasks.stages.image.state import clean_image, report_action, report_settled
