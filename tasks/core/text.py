@@ -31,3 +31,8 @@ def shown(value: object) -> str:
 def printable(message: str) -> str:
     """A message with control characters escaped but its own newlines and tabs kept."""
     return CONTROLS_BUT_LINES.sub(lambda match: escaped(match.group()), message)
+
+
+def first_few(names: list[str], count: int = 3) -> str:
+    """`a, b, c, ...`: the first `count` names, and an ellipsis when there are more."""
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")

@@ -43,6 +43,7 @@ from tasks.core.errors import ForkflowError
 from tasks.core.publish import Decision, LocalFile, conflict_message, decide
 from tasks.core.release_pins import changed_pins, install_command, requires_from_metadata, unmet_pins
 from tasks.core.secrets import Credentials
+from tasks.core.text import first_few
 from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
 from tasks.pipeline import prefetch
 from tasks.pipeline.actions import (
@@ -109,8 +110,7 @@ def index_holds_files(task: Any = None, values: Any = None) -> bool | Stale:
         return Stale(f"cannot check the index: {err.what.splitlines()[0]}")
     missing = [name for name in names if name not in listed]
     if missing:
-        return Stale(f"{len(missing)} file(s) publish.json lists are no longer on the index ({', '.join(missing[:3])}"
-                     f"{', ...' if len(missing) > 3 else ''})")
+        return Stale(f"{len(missing)} file(s) publish.json lists are no longer on the index ({first_few(missing)})")
     return True
 
 

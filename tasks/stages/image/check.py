@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from tasks.core.errors import ForkflowError
+from tasks.core.text import first_few
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
 from tasks.stages.image import inputs, look, split
@@ -72,6 +73,6 @@ def tags_stale(setup: ImageSetup, key: str, _: Any = None) -> Stale | None:
         return Stale(f"cannot check its tags in the registry: {err.what.splitlines()[0]}")
     missing = [tag for tag in pushed if tag not in there]
     if missing:
-        return Stale(f"{len(missing)} of its tags are no longer in the registry ({', '.join(missing[:3])}"
-                     f"{', ...' if len(missing) > 3 else ''}): the run pushes them again")
+        return Stale(f"{len(missing)} of its tags are no longer in the registry ({first_few(missing)}): the run pushes "
+                     "them again")
     return None
