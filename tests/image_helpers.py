@@ -146,3 +146,18 @@ def write_config(folder: Path, text: str) -> Path:
     config = folder / "pipeline.toml"
     config.write_text(text, encoding="utf-8")
     return config
+
+
+def flows_envs_config(folder: Path, registry: str, session: str) -> tuple[Path, Path]:
+    """The demo's flows project under `folder`/flows (marked with `session`) and a config building its environments
+    (Python 3.12, base) into `registry`: (the flows folder, the config file)."""
+    import shutil
+
+    from tests.helpers import REPO
+
+    flows = folder / "flows"
+    shutil.copytree(REPO / "examples" / "demo" / "upstream" / "flows", flows)
+    (flows / "orbit_flows" / "session.py").write_text(f'SESSION = "{session}"\n')
+    config = write_config(folder, image_config_text(registry, f"t{session}/envs", python=("3.12",), flavors=("base",))
+                          + '\n[flows]\npath = "flows"\nconfig = "flows/deployments.yaml"\n')
+    return flows, config

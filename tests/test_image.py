@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, docker_reachable, have_program, need, run_doit
+from tests.helpers import docker_reachable, have_program, need, run_doit
 from tests.image_helpers import (
     PYTHONS,
     Registry,
     TinyPackage,
+    flows_envs_config,
     image_config_text,
     unused_registry,
     write_config,
@@ -651,12 +652,7 @@ def test_a_flows_repository_without_a_project_has_no_environments_to_build(
 
 
 def test_flows_project_environments_build_without_push(tmp_path: Path, registry: Registry, base_images: list[str]) -> None:
-    flows = tmp_path / "flows"
-    shutil.copytree(REPO / "examples" / "demo" / "upstream" / "flows", flows)
-    (flows / "orbit_flows" / "session.py").write_text(f'SESSION = "{SESSION}"\n')
-    config = write_config(tmp_path, image_config_text(registry.address, f"t{SESSION}/envs", python=("3.12",),
-                                                      flavors=("base",)) + '\n[flows]\npath = "flows"\n'
-                                                      'config = "flows/deployments.yaml"\n')
+    flows, config = flows_envs_config(tmp_path, registry.address, SESSION)
 
     first = run_doit(config, "image:envs")
     ok(first)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.counting_proxy import CountingProxy
 from tests.helpers import docker_reachable, run_doit
-from tests.image_helpers import Registry, TinyPackage, image_config_text, write_config, write_wheel_set
+from tests.image_helpers import Registry, TinyPackage, flows_envs_config, image_config_text, write_config, write_wheel_set
 
 pytestmark = [pytest.mark.docker]
 
@@ -135,16 +135,7 @@ def test_a_tag_deleted_from_the_registry_is_pushed_again_and_an_image_gone_from_
 
 def test_the_flows_project_environments_are_checked_from_the_same_listing(tmp_path: Path, registry: Registry,
                                                                           base_images: list[str]) -> None:
-    import shutil
-
-    from tests.helpers import REPO
-
-    flows = tmp_path / "flows"
-    shutil.copytree(REPO / "examples" / "demo" / "upstream" / "flows", flows)
-    (flows / "orbit_flows" / "session.py").write_text(f'SESSION = "{SESSION}"\n')
-    config = write_config(tmp_path, image_config_text(registry.address, f"t{SESSION}/envs", python=("3.12",),
-                                                      flavors=("base",)) + '\n[flows]\npath = "flows"\n'
-                                                      'config = "flows/deployments.yaml"\n')
+    _, config = flows_envs_config(tmp_path, registry.address, SESSION)
     with CountingProxy("/var/run/docker.sock", tmp_path / "engine.sock") as engine:
         env = {**registry.env, "DOCKER_HOST": engine.address}
         ok(run_doit(config, "image:envs", env=env))
