@@ -360,12 +360,26 @@ def test_every_job_that_runs_forkflow_can_clone_a_private_fork(demo_repo: Path) 
                 assert job["permissions"].get("contents") in ("read", "write"), f"{file.name}: {job_name}"
 
 
+def with_every_option(acme: Path) -> dict[str, str]:
+    """The acme config with what changes the workflows most: a protected release branch (the sync pull request),
+    a native arm64 runner (per-platform cells, the join job) and PyPI's upload URL (trusted publishing)."""
+    text = SEVERAL_ENVIRONMENTS.replace('origin = "git@github.com:acme/prefect.git"\n',
+                                        'origin = "git@github.com:acme/prefect.git"\nprotected = true\n')
+    text = text.replace('url = "https://pypi.acme.internal"', 'url = "https://upload.pypi.org/legacy/"')
+    acme.write_text(text + 'runners = { "linux/arm64" = "ubuntu-24.04-arm" }\n', encoding="utf-8")
+    try:
+        return {f"acme_full-{name}": text for name, text in rendered(acme, "ci/pipeline.toml", "ci/.forkflow").items()}
+    finally:
+        acme.write_text(SEVERAL_ENVIRONMENTS, encoding="utf-8")
+
+
 def rendered_files(demo: Path, acme: Path, folder: Path) -> list[Path]:
-    """The rendered workflows written as files (the linters read files)."""
-    files = []
-    for name, text in all_rendered(demo, acme).items():
-        target = folder / name / ".github" / "workflows" / f"{name.split('-', 1)[1]}.yml"
-        target.parent.mkdir(parents=True)
+    """The rendered workflows written as files (the linters read files), for the demo config, the acme config and
+    the acme config with every option; and this repository's own workflows."""
+    files = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    for name, text in {**all_rendered(demo, acme), **with_every_option(acme)}.items():
+        target = folder / name.split("-", 1)[0] / ".github" / "workflows" / f"{name.split('-', 1)[1]}.yml"
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         files.append(target)
     return files
@@ -374,8 +388,10 @@ def rendered_files(demo: Path, acme: Path, folder: Path) -> list[Path]:
 def test_zizmor_finds_nothing(demo_repo: Path, acme_repo: Path, tmp_path: Path) -> None:
     need(have_program("zizmor"), "zizmor (pip install -e '.[dev]')")
     files = rendered_files(demo_repo, acme_repo, tmp_path / "lint")
-    result = subprocess.run(["zizmor", "--offline", "--no-progress", *map(str, files)], check=False, capture_output=True, text=True,
-                            timeout=300)
+    assert len(files) == 2 + 5 + 5 + 5
+    # the pedantic persona: also every write permission explained by a comment
+    result = subprocess.run(["zizmor", "--offline", "--no-progress", "--persona", "pedantic", *map(str, files)], check=False,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings" in result.stdout + result.stderr
 
@@ -403,6 +419,7 @@ def actionlint(files: list[Path]) -> list[dict[str, Any]]:
 
 def test_actionlint_finds_nothing(demo_repo: Path, acme_repo: Path, tmp_path: Path) -> None:
     files = rendered_files(demo_repo, acme_repo, tmp_path / "lint")
+    assert len(files) == 2 + 5 + 5 + 5
     assert actionlint(files) == []
 
 
