@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, have_program, need
-from tests.test_image import SESSION, remove_session_images
+from tests.test_image import SESSION, assert_sbom_served, remove_session_images
 
 
 def test_every_task_pickles_as_spawned_workers_receive_it(demo_config: Path) -> None:
@@ -46,6 +46,8 @@ def test_parallel_wheel_and_image_under_each_start_method(method: str, demo_conf
         assert len(wheels) == 6 and all(p["status"] == "built" for p in wheels), [(p["name"], p["status"]) for p in wheels]
         images = json.loads((state / "image.json").read_text())["images"]
         assert len(images) == 4 and all(i["status"] == "built" and i["digest"] for i in images)
+        for item in images:  # every demo image: an SBOM of each distribution in it, with its version, from the registry
+            assert_sbom_served(demo_config, item)
     finally:
         subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(REPO), "services-stop"],
                        env={**os.environ, "FORKFLOW_CONFIG": str(demo_config)}, capture_output=True,

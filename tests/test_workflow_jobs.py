@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -22,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.fake_github import fake_github
 from tests.helpers import REPO, free_port, prefect_http
 from tests.image_helpers import Registry
+from tests.test_sync import add_commit
 from tests.workflow_runner import Runner, copy_checkout
 
 pytestmark = [pytest.mark.docker, pytest.mark.services, pytest.mark.slow]
@@ -195,7 +199,14 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
         found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
     assert sorted(d["name"] for d in found) == sorted(d["name"] for d in deployed["deployments"])
 
+    shipped_state = index_files(index_url), registry.tags(f"{project}/orbit")
+    assert all(shipped_state), shipped_state
+    a_second_scheduled_run_builds_nothing(runner, workflows / "release.yml")
+    assert (index_files(index_url), registry.tags(f"{project}/orbit")) == shipped_state, "nothing pushed, nothing uploaded"
+
     change_a_deployment(demo_workspace / "origin.git", tmp_path / "change")
+    changes = runner.run(only_the_changes_job(workflows / "release.yml", tmp_path / "gate"), "schedule", ref="release")
+    assert changes["changes"][0].outputs["build"] == "true", "a push to the release branch: the next scheduled run builds"
     pull = {"base_ref": "release", "head_ref": "feature/x", "event": {"pull_request": {
         "number": 7, "head": {"repo": {"full_name": "acme/flows"}}}}}
     with fake_github() as github:
@@ -226,6 +237,80 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
                             check=False)
     assert merged.returncode == 0, "origin's release is on top of upstream's main"
     assert github.issues == {} and "## Sync" in synced["sync"][0].summary
+
+    conflicts_open_one_issue_and_a_clean_sync_closes_it(runner, workflows / "sync-upstream.yml", demo_workspace,
+                                                        tmp_path / "resolve")
+
+
+def a_second_scheduled_run_builds_nothing(runner: Runner, release: Path) -> None:
+    """The first scheduled run builds (no scheduled or release run before it kept a fingerprint; a manual run does
+    not count) and keeps the fingerprint; the second, with the same inputs, runs nothing but the decision."""
+    with fake_github() as github:
+        first = runner.run(release, "schedule", ref="release", extra_env={"GITHUB_API_URL": github.url})
+    assert first["changes"][0].outputs["build"] == "true", first["changes"][0].log[-3000:]
+    assert {job: [r.result for r in items] for job, items in first.items()} == {
+        "changes": ["success"], "build": ["success"], "attest-wheels": ["success"], "publish": ["success"],
+        "matrix": ["success"], "images": ["success"], "summary": ["success"], "attest-images": ["success"],
+        "github-release": ["success"], "remember": ["success"]}, failed_jobs(first)
+    assert github.writes() == [], "the run published nothing new: the release is left alone"
+    kept = (runner.runs["release"] / "release-inputs" / "release-inputs.txt").read_text().strip()
+    assert kept == first["changes"][0].outputs["fingerprint"]
+
+    with fake_github() as github:
+        second = runner.run(release, "schedule", ref="release", extra_env={"GITHUB_API_URL": github.url})
+    assert {job: [r.result for r in items] for job, items in second.items()} == {
+        "changes": ["success"], **{job: ["skipped"] for job in first if job != "changes"}}, failed_jobs(second)
+    assert "nothing to build, push or release" in second["changes"][0].summary
+    assert github.requests == []
+    assert (runner.runs["release"] / "release-inputs" / "release-inputs.txt").read_text().strip() == kept, \
+        "the fingerprint is kept again for the run after"
+
+
+def only_the_changes_job(release: Path, folder: Path) -> Path:
+    """release.yml with its first job only: the decision, without building what it decides."""
+    workflow = yaml.safe_load(release.read_text(encoding="utf-8"))
+    workflow["jobs"] = {"changes": workflow["jobs"]["changes"]}
+    folder.mkdir()
+    (folder / "release.yml").write_text(yaml.safe_dump(workflow), encoding="utf-8")
+    return folder / "release.yml"
+
+
+def index_files(url: str) -> list[str]:
+    """Every file the package index serves."""
+    with urllib.request.urlopen(url.rstrip("/") + "/packages/", timeout=30) as response:  # noqa: S310 - the test's index
+        return sorted(re.findall(r'href="([^"#]+)', response.read().decode()))
+
+
+def conflicts_open_one_issue_and_a_clean_sync_closes_it(runner: Runner, sync: Path, demo: Path, work: Path) -> None:
+    """The scheduled sync-upstream on a conflict: its sync job fails, its report job opens one issue, then updates
+    it on the next conflict; once a maintainer has resolved it, the next scheduled run closes it."""
+    add_commit(demo / "upstream.git", "main", {"src/orbit/_fork.py": "DEFAULT_NAME = 'upstream'\n"},
+               "feat: upstream takes _fork.py")
+    with fake_github() as github:
+        for _ in range(2):
+            done = runner.run(sync, "schedule", ref="release", extra_env={"GITHUB_API_URL": github.url})
+            assert {job: [r.result for r in items] for job, items in done.items()} == {
+                "plan": ["skipped"], "sync": ["failure"], "report": ["success"]}, failed_jobs(done)
+        (issue,) = github.issues.values()
+        assert issue["state"] == "open" and "`src/orbit/_fork.py`" in issue["body"] and "git rebase" in issue["body"]
+        assert github.writes().count(("POST", "/repos/acme/flows/issues")) == 1, "updated, never a second issue"
+        assert ("PATCH", f"/repos/acme/flows/issues/{issue['number']}") in github.writes()
+
+        resolve_keeping_the_fork(demo, work)
+        done = runner.run(sync, "schedule", ref="release", extra_env={"GITHUB_API_URL": github.url})
+        assert {job: [r.result for r in items] for job, items in done.items()} == {
+            "plan": ["skipped"], "sync": ["success"], "report": ["success"]}, failed_jobs(done)
+        assert github.issues[issue["number"]]["state"] == "closed" and len(github.issues) == 1
+
+
+def resolve_keeping_the_fork(demo: Path, work: Path) -> None:
+    """What the issue asks of a maintainer: release rebased onto upstream's main, the fork's side kept, pushed."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "T",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "clone", "-q", "--branch", "release", str(demo / "origin.git"), str(work)], check=True)
+    for command in (["fetch", "-q", str(demo / "upstream.git"), "main"], ["rebase", "-q", "-X", "theirs", "FETCH_HEAD"],
+                    ["push", "-q", "--force", "origin", "FETCH_HEAD:refs/heads/main", "release"]):
+        subprocess.run(["git", *command], cwd=work, check=True, env=env)
 
 
 def change_a_deployment(origin: Path, work: Path) -> None:

@@ -11,8 +11,8 @@ templates use). Only what cannot run here is stood in for, and each stand-in
 is named: `nox` runs the session of the checkout's noxfile.py without making a
 virtualenv and `python -m pip install` installs nothing (forkflow is already
 installed), setup-python and the caches do
-nothing, `gh run list/download` reads the artifacts of the earlier workflow
-runs, and attest-build-provenance (which needs GitHub's OIDC token) only
+nothing, `gh run list/download` list the earlier workflow runs (newest
+first, with their event and conclusion) and read their artifacts, and attest-build-provenance (which needs GitHub's OIDC token) only
 checks that its subjects exist. An action the runner does not know fails the job, so a new
 step in a template cannot pass unnoticed.
 """
@@ -238,6 +238,7 @@ class Runner:
     stand_ins: list[str] = field(default_factory=list)
     runs: dict[str, Path] = field(default_factory=dict)  # workflow name -> its newest run's artifacts folder
     count: int = 0  # workflow runs so far
+    history: list[dict[str, Any]] = field(default_factory=list)  # the finished runs, oldest first, as `gh run list` sees them
 
     def run(self, file: Path, event: str, inputs: dict[str, Any] | None = None, ref: str = "main",
             extra_env: dict[str, str] | None = None, github_extra: dict[str, Any] | None = None,
@@ -261,6 +262,9 @@ class Runner:
                         "__status__": "success" if all(r.result == "success" for n in needs for r in done[n])
                         else "failure"}
             done[job_id] = self.run_job(workflow, job_id, job, contexts, artifacts, extra_env or {})
+        failed = any(r.result == "failure" for results in done.values() for r in results)
+        self.history.append({"databaseId": self.count, "workflow": file.name, "event": event, "headBranch": ref,
+                             "conclusion": "failure" if failed else "success", "artifacts": str(artifacts)})
         return done
 
     def run_job(self, workflow: dict[str, Any], job_id: str, job: dict[str, Any], contexts: dict[str, Any],
@@ -362,7 +366,7 @@ class Job:
                 "GITHUB_OUTPUT": str(outputs), "GITHUB_ENV": str(env_file), "GITHUB_STEP_SUMMARY": str(self.summary),
                 "GITHUB_WORKSPACE": str(self.workspace), "GITHUB_REPOSITORY": "acme/flows",
                 "WORKFLOW_RUNNER_PYTHON": sys.executable,
-                "WORKFLOW_RUNNER_ARTIFACTS": json.dumps({k: str(v) for k, v in self.runner.runs.items()})}
+                "WORKFLOW_RUNNER_RUNS": json.dumps(self.runner.history)}
 
     def action(self, name: str, given: dict[str, Any]) -> bool:
         actions = {"actions/checkout": self.checkout, "actions/setup-python": self.nothing,

@@ -1,35 +1,57 @@
-"""`gh run list` and `gh run download` as the workflows call them, over the earlier workflow runs' artifacts
-(WORKFLOW_RUNNER_ARTIFACTS: workflow name -> artifacts folder), and `gh api` against GITHUB_API_URL (a local
-stand-in for GitHub's API). Anything else is refused."""
+"""`gh run list` and `gh run download` as the workflows call them, over the earlier workflow runs
+(WORKFLOW_RUNNER_RUNS: each finished run with its databaseId, workflow file, event, conclusion and artifacts
+folder), and `gh api` against GITHUB_API_URL (a local stand-in for GitHub's API). Anything else is refused."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1] if name in argv else ""
 
 
+def through_jq(text: str, argv: list[str]) -> int:
+    """The JSON answer, filtered by `--jq` as gh does (with jq), else printed as it is."""
+    if "--jq" not in argv:
+        sys.stdout.write(text)
+        return 0
+    done = subprocess.run(["jq", "-r", option(argv, "--jq")], input=text, capture_output=True, text=True, check=False)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
+def run_list(runs: list[dict[str, Any]], argv: list[str]) -> int:
+    """Newest first; `--workflow`, `--status` (a conclusion), `--limit` and `--json` fields as gh reads them."""
+    chosen = [run for run in reversed(runs) if run["workflow"] == option(argv, "--workflow")
+              and option(argv, "--status") in ("", run["conclusion"])][:int(option(argv, "--limit") or 20)]
+    fields = [name for name in option(argv, "--json").split(",") if name]
+    return through_jq(json.dumps([{name: run[name] for name in fields} for run in chosen]), argv)
+
+
+def run_download(runs: list[dict[str, Any]], argv: list[str]) -> int:
+    found = [run for run in runs if str(run["databaseId"]) == argv[2]]
+    source = Path(found[0]["artifacts"]) / option(argv, "--name") if found else None
+    if source is None or not source.is_dir():
+        print(f"gh stand-in: no artifact {option(argv, '--name')!r} in run {argv[2]}", file=sys.stderr)
+        return 1
+    shutil.copytree(source, Path(option(argv, "--dir")), dirs_exist_ok=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    runs = {name: Path(folder) for name, folder in json.loads(os.environ.get("WORKFLOW_RUNNER_ARTIFACTS", "{}")).items()}
+    runs = json.loads(os.environ.get("WORKFLOW_RUNNER_RUNS", "[]"))
     if argv[:2] == ["run", "list"]:
-        workflow = option(argv, "--workflow").removesuffix(".yml")
-        if workflow in runs:
-            print(list(runs).index(workflow) + 1)
-        return 0
+        return run_list(runs, argv)
     if argv[:2] == ["run", "download"]:
-        number = int(argv[2])
-        source = list(runs.values())[number - 1] / option(argv, "--name")
-        if not source.is_dir():
-            print(f"gh stand-in: no artifact {option(argv, '--name')!r} in run {number}", file=sys.stderr)
-            return 1
-        shutil.copytree(source, Path(option(argv, "--dir")), dirs_exist_ok=True)
-        return 0
+        return run_download(runs, argv)
     if argv[:1] == ["api"]:
         return api(argv[1:])
     print(f"gh stand-in: `gh {' '.join(argv)}` is not supported here", file=sys.stderr)
@@ -38,7 +60,6 @@ def main(argv: list[str]) -> int:
 
 def api(argv: list[str]) -> int:
     """`gh api <path> [-X METHOD] [-F body=@file] [--paginate] [--jq expr]`: one request, its JSON, through jq."""
-    import subprocess
     import urllib.request
 
     path = next(arg for arg in argv if not arg.startswith("-") and argv[argv.index(arg) - 1] not in ("-X", "-F", "--jq"))
@@ -54,12 +75,7 @@ def api(argv: list[str]) -> int:
                                               "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local stand-in's URL
         text = response.read().decode()
-    if "--jq" in argv:
-        done = subprocess.run(["jq", "-r", option(argv, "--jq")], input=text, capture_output=True, text=True, check=False)
-        sys.stdout.write(done.stdout)
-        return done.returncode
-    sys.stdout.write(text)
-    return 0
+    return through_jq(text, argv)
 
 
 if __name__ == "__main__":
