@@ -191,9 +191,13 @@ def test_release_then_deploy_job_by_job_leaves_what_one_run_leaves(
     again = report(tmp_path / "one-run", "publish")["files"]
     assert {f["name"]: f["sha256"] for f in again} == uploaded
     assert {f["status"] for f in again} == {"up-to-date"}, again  # identical files already in the index
+    assert index_files(index_url) == uploaded, "the index holds what one run publishes, and nothing else"
     built = report(tmp_path / "one-run", "image")["images"]
     assert [(i["name"], i["digest"], i["status"]) for i in built] == [
         ("3.12-base", images["images"][0]["digest"], "up-to-date")]
+    assert built[0]["tags"] == images["images"][0]["tags"], "the same tags"
+    sbom = built[0]["digest"].replace(":", "-") + ".sbom"
+    assert registry.tags(f"{project}/orbit") == sorted([*built[0]["tags"], sbom]), "every tag and the SBOM, nothing else"
     assert report(tmp_path / "one-run", "deploy")["writes"] == 0
     with prefect_http(prefect_api) as http:
         found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
@@ -275,10 +279,10 @@ def only_the_changes_job(release: Path, folder: Path) -> Path:
     return folder / "release.yml"
 
 
-def index_files(url: str) -> list[str]:
-    """Every file the package index serves."""
+def index_files(url: str) -> dict[str, str]:
+    """Every file the package index serves: name -> sha256 (read from pypiserver's listing)."""
     with urllib.request.urlopen(url.rstrip("/") + "/packages/", timeout=30) as response:  # noqa: S310 - the test's index
-        return sorted(re.findall(r'href="([^"#]+)', response.read().decode()))
+        return dict(re.findall(r'href="[^"#]*/([^"/#]+)#sha256=([0-9a-f]{64})"', response.read().decode()))
 
 
 def conflicts_open_one_issue_and_a_clean_sync_closes_it(runner: Runner, sync: Path, demo: Path, work: Path) -> None:
