@@ -207,7 +207,7 @@ def test_doctor_names_each_missing_part_and_what_to_do(demo_config: Path) -> Non
     assert "fix: start it: `doit services:prefect`" in output and "fix: start it: `doit services:index`" in output
     assert any(line.startswith("ok    fork origin") and "main at " in line for line in output.splitlines())
     assert "doctor: " in output and "checks failed" in output
-    assert any(line.startswith("ok    buildkit") and "provenance attestations" in line for line in output.splitlines())
+    assert any(line.startswith("ok    buildkit") and "provenance attestation" in line for line in output.splitlines())
     assert not (demo_config.parent / ".forkflow" / "services").exists(), "a check creates nothing"
 
 

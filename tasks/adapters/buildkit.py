@@ -21,6 +21,7 @@ from tasks.adapters.console import say
 from tasks.adapters.docker import Engine, image_id
 from tasks.adapters.processes import kill_with_parent
 from tasks.core.errors import CommandError, ForkflowError
+from tasks.core.provenance import BuilderFacts, unsupported_reason
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,12 @@ class Builder:
     env: Mapping[str, str]
     name: str
     registry_cache: bool = False  # exports its cache to a registry (`--cache-to type=registry`)
-    attestations: bool = False  # can attach a provenance attestation (buildx with a driver other than `docker`)
+    attestations: bool = False  # --load keeps a provenance attestation (buildx, engine with the containerd image store)
+    containerd_store: bool = False  # the engine stores images in containerd (`docker info` DriverStatus)
+
+    @property
+    def buildx(self) -> bool:
+        return self.argv[1:2] == ("buildx",)
 
 
 @functools.cache
@@ -74,8 +80,9 @@ def find_builder() -> Builder | None:
     for cli in clis:
         if run([cli, "buildx", "version"], check=False).returncode == 0:
             driver = buildx_driver(run([cli, "buildx", "inspect"], check=False).stdout)
+            store = containerd_store(run([cli, "info", "--format", "{{json .DriverStatus}}"], check=False).stdout)
             return Builder((cli, "buildx", "build", "--load"), {}, f"docker buildx ({driver or 'unknown'} driver)",
-                           registry_cache=driver in CACHE_EXPORT_DRIVERS, attestations=driver in CACHE_EXPORT_DRIVERS)
+                           registry_cache=driver in CACHE_EXPORT_DRIVERS, attestations=store, containerd_store=store)
     for cli in clis:
         found = run([cli, "version", "--format", "{{.Client.Version}}"], check=False).stdout.strip()
         if found.split(".")[0].isdigit() and int(found.split(".")[0]) < 23:
@@ -90,6 +97,18 @@ def buildx_driver(inspect_output: str) -> str:
     """The driver of the current buildx builder, from `docker buildx inspect`."""
     return next((line.split(":", 1)[1].strip() for line in inspect_output.splitlines()
                  if line.strip().startswith("Driver:")), "")
+
+
+def containerd_store(driver_status: str) -> bool:
+    """Whether the engine keeps its images in the containerd image store, from `docker info --format
+    '{{json .DriverStatus}}'` (the pair `driver-type`, `io.containerd.snapshotter.v1`), as buildx decides."""
+    import json
+
+    try:
+        pairs = json.loads(driver_status or "null") or []
+    except ValueError:
+        return False
+    return any(isinstance(p, list) and p[:2] == ["driver-type", "io.containerd.snapshotter.v1"] for p in pairs)
 
 
 def builder() -> Builder:
@@ -190,20 +209,21 @@ def cache_args(found: Builder, request: BuildRequest) -> list[str]:
 
 
 def provenance_args(found: Builder, request: BuildRequest) -> list[str]:
-    """`--provenance` for buildx: false unless asked for (a `--load` of an image with an attestation fails
-    without the engine's containerd image store, docker/buildx#1714); the engine's built-in BuildKit
-    (docker 20.10) has no such option and makes none."""
+    """`--provenance` for buildx: false unless a mode is asked for (tasks.core.provenance decides `auto`); the
+    engine's built-in BuildKit (docker 20.10) has no such option and makes none. A mode the builder cannot
+    make, or whose image `--load` cannot keep, is refused here too."""
     if request.provenance == "off":
-        return ["--provenance=false"] if found.argv[1:2] == ("buildx",) else []
+        return ["--provenance=false"] if found.buildx else []
     if not found.attestations:
-        what = ("the buildx `docker` driver refuses attestations" if found.argv[1:2] == ("buildx",)
-                else "the engine's built-in BuildKit (docker 20.10) has no --provenance")
-        raise ForkflowError(f"cannot make a provenance attestation with {found.name}: {what}",
-                            where="[images] provenance",
-                            fix="use buildx with a docker-container builder (`docker buildx create --use`) on an engine "
-                                "with the containerd image store, or set [images] provenance = \"off\" (the release "
-                                "workflow attests each pushed digest with actions/attest-build-provenance)")
+        raise ForkflowError(f"cannot make a provenance attestation with {found.name}: "
+                            f"{unsupported_reason(BuilderFacts(found.buildx, found.containerd_store))}",
+                            where="[images] provenance", fix=PROVENANCE_FIX)
     return [f"--provenance=mode={request.provenance}"]
+
+
+PROVENANCE_FIX = ("build with buildx on an engine with the containerd image store (dockerd's \"features\": "
+                  "{\"containerd-snapshotter\": true}), or set [images] provenance = \"auto\" or \"off\" (the "
+                  "release workflow attests each pushed digest with actions/attest-build-provenance)")
 
 
 def build_env(found: Builder, request: BuildRequest, config: Path | None) -> dict[str, str]:

@@ -54,9 +54,10 @@ class Images(Section):
     templates: str | None = Field(default=None, description="folder with <flavor>.Dockerfile.j2 overriding the built-in ones")
     push: StrictBool = True
     smoke_command: tuple[str, ...] = Field(default=(), description="extra command run in each built image")
-    provenance: Literal["off", "min", "max"] = Field(
-        default="off", description="BuildKit's provenance attestation: off, min or max (buildx with a docker-container, "
-                                   "kubernetes or remote builder; refused where the builder cannot make one)")
+    provenance: Literal["auto", "off", "min", "max"] = Field(
+        default="auto", description="BuildKit's provenance attestation: auto (min where buildx can make it and --load "
+                                    "keep it, i.e. an engine with the containerd image store; else none, saying why), "
+                                    "off, min or max (min/max refused where the builder cannot)")
 
     @field_validator("python")
     @classmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters.console import say
+from tasks.core.config_images import Images
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import guarded
 from tasks.pipeline.settings import Settings, settings
@@ -62,7 +63,7 @@ def planned_checks(current: Settings) -> list[Any]:
     config = current.config
     checks: list[Any] = []
     if config.images is not None or config.flows is not None:
-        checks += [engine, buildkit]
+        checks += [engine, lambda: buildkit(config.images)]
     if config.index is not None:
         checks.append(lambda: index(current))
     if config.images is not None:
@@ -83,13 +84,20 @@ def engine() -> Finding:
                    "start the engine (`./scripts/setup` installs and starts dockerd here) or set DOCKER_HOST")
 
 
-def buildkit() -> Finding:
-    from tasks.adapters.buildkit import NO_BUILDKIT, find_builder
+def buildkit(images: Images | None = None) -> Finding:
+    """The builder, and what `[images] provenance` makes with it (why none, when none)."""
+    from tasks.adapters.buildkit import NO_BUILDKIT, PROVENANCE_FIX, find_builder
+    from tasks.core import provenance
 
     found = find_builder()
     if found is not None:
-        attests = "can make provenance attestations" if found.attestations else "makes no provenance attestations"
-        return Finding("buildkit", True, f"{found.name}; {attests} ([images] provenance)")
+        setting = images.provenance if images is not None else "auto"
+        joined = images is not None and (len(images.platforms) > 1 or any(foreign(p) for p in images.platforms))
+        facts = provenance.BuilderFacts(found.buildx, found.containerd_store, joined)
+        ok = not provenance.decide(setting, facts).refused
+        store = "; the engine uses the containerd image store" if found.containerd_store else ""
+        return Finding("buildkit", ok, f"{found.name}{store}; {provenance.summary(setting, facts)}",
+                       "" if ok else PROVENANCE_FIX)
     return Finding("buildkit", False, "no buildx plugin and no docker CLI with BuildKit", NO_BUILDKIT)
 
 

@@ -101,8 +101,10 @@ def test_build_credentials_go_in_a_private_docker_config(tmp_path: Path, monkeyp
 def test_provenance_is_asked_of_builders_that_can_attach_it_and_refused_where_they_cannot() -> None:
     from tasks.core.errors import ForkflowError
 
+    stored = Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker-container driver)",
+                     registry_cache=True, attestations=True, containerd_store=True)
     container = Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker-container driver)",
-                        registry_cache=True, attestations=True)
+                        registry_cache=True)
     plain = Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker driver)")
     builtin = Builder(("/usr/bin/docker", "build"), {"DOCKER_BUILDKIT": "1"}, "docker 20.10")
 
@@ -110,12 +112,22 @@ def test_provenance_is_asked_of_builders_that_can_attach_it_and_refused_where_th
         argv = build_argv(builder, BuildRequest(Path("/ctx"), "t", provenance=mode), Path("/x.iid"))
         return [part for part in argv if part.startswith("--provenance")]
 
+    assert provenance(stored, "off") == ["--provenance=false"]
+    assert provenance(stored, "max") == ["--provenance=mode=max"]
+    assert provenance(stored, "min") == ["--provenance=mode=min"]
     assert provenance(container, "off") == ["--provenance=false"], "off unless asked for: a --load would fail"
-    assert provenance(container, "max") == ["--provenance=mode=max"]
-    assert provenance(container, "min") == ["--provenance=mode=min"]
     assert provenance(plain, "off") == ["--provenance=false"]
     assert provenance(builtin, "off") == [], "docker 20.10 has no --provenance"
-    for builder in (plain, builtin):
+    for builder in (container, plain, builtin):
         with pytest.raises(ForkflowError) as refused:
             provenance(builder, "max")
-        assert refused.value.where == "[images] provenance" and "buildx" in (refused.value.fix or "")
+        assert refused.value.where == "[images] provenance" and "containerd image store" in (refused.value.fix or "")
+
+
+def test_the_containerd_image_store_is_read_from_the_engine_driver_status() -> None:
+    from tasks.adapters.buildkit import containerd_store
+
+    assert containerd_store('[["driver-type","io.containerd.snapshotter.v1"]]')
+    assert not containerd_store('[["Backing Filesystem","extfs"],["Supports d_type","true"]]'), "overlay2: no"
+    assert not containerd_store(""), "no answer from the engine"
+    assert not containerd_store("null") and not containerd_store("not json")

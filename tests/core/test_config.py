@@ -189,7 +189,8 @@ def test_a_glob_beside_an_exact_branch_stays_valid(tmp_path: Path) -> None:
 
 def test_images_provenance_is_one_of_its_modes() -> None:
     base = MINIMAL + '[images]\nregistry = "127.0.0.1:5001"\n'
-    assert parse_config_text(base, "p.toml").images.provenance == "off"  # type: ignore[union-attr]
+    assert parse_config_text(base, "p.toml").images.provenance == "auto"  # type: ignore[union-attr]
+    assert parse_config_text(base + 'provenance = "off"\n', "p.toml").images.provenance == "off"  # type: ignore[union-attr]
     assert parse_config_text(base + 'provenance = "max"\n', "p.toml").images.provenance == "max"  # type: ignore[union-attr]
     with pytest.raises(ConfigError) as caught:
         parse_config_text(base + 'provenance = "yes"\n', "p.toml")

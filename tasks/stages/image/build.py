@@ -275,7 +275,7 @@ def build(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, client:
     say(f"image:{spec.key}: building {build_tag}{on}")
     request = buildkit.BuildRequest(context, build_tag, buildargs=buildargs, platform=platform,
                                     pull=platform is not None, auths=pull_auths(setup, spec, platform),
-                                    provenance=setup.images.provenance,
+                                    provenance=evidence.provenance(setup, platform, record),
                                     **cache_sources(setup, spec, platform))
     suffix = image_tags.arch_suffix(platform)
     result = buildkit.build_image(client, request, log_file=setup.logs_dir / f"image-{spec.key}{suffix}.log",

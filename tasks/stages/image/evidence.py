@@ -1,6 +1,7 @@
 """An image's SBOM (tasks.core.sbom): written next to the cell's state, attached in the registry to the digest
 the cell pushed (an OCI artifact whose `subject` is the image, under the tag `sha256-<hex>.sbom`), and
-listed in image.json under `sbom`."""
+listed in image.json under `sbom`; and the provenance attestation its build asks for (tasks.core.provenance),
+listed under `provenance`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.adapters import registry_artifacts
+from tasks.adapters import buildkit, registry_artifacts
 from tasks.adapters.console import say
 from tasks.adapters.registry import RegistryUnreachable
 from tasks.core import images as core
 from tasks.core import sbom
 from tasks.core.errors import ForkflowError
+from tasks.core.provenance import BuilderFacts, decide
 from tasks.stages.image.setup import ImageSetup
 
 
@@ -96,3 +98,22 @@ def sbom_in_registry(spec: core.ImageSpec, record: dict[str, Any], auth: Mapping
     components = len(json.loads(found[1] or b"{}").get("components") or [])
     record["sbom"] = {"format": sbom.FORMAT, "media_type": sbom.MEDIA_TYPE, "subject": subject, "digest": found[0],
                       "reference": f"{spec.repository}:{tag}", "components": components}
+
+
+ANNOUNCED: set[str] = set()  # reasons already said in this process: said once, not once per cell
+
+
+def provenance(setup: ImageSetup, platform: str | None, record: dict[str, Any]) -> str:
+    """The provenance mode this build asks for ([images] provenance, `auto` resolved for this builder and
+    engine), recorded in image.json under `provenance`; a refused min/max stops here, before building."""
+    found = buildkit.builder()
+    setting = setup.images.provenance
+    chosen = decide(setting, BuilderFacts(found.buildx, found.containerd_store, joined=platform is not None))
+    if chosen.refused:
+        raise ForkflowError(f"cannot make a {setting} provenance attestation with {found.name}: {chosen.reason}",
+                            where="[images] provenance", fix=buildkit.PROVENANCE_FIX)
+    record["provenance"] = {"setting": setting, "mode": chosen.mode, **({"reason": chosen.reason} if chosen.reason else {})}
+    if chosen.reason and chosen.reason not in ANNOUNCED:
+        ANNOUNCED.add(chosen.reason)
+        say(f"image: no provenance attestation ([images] provenance = {setting}): {chosen.reason}")
+    return chosen.mode
