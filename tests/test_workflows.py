@@ -519,3 +519,36 @@ def test_each_platform_builds_on_its_own_runner_and_a_join_puts_the_index(demo_r
     acme_repo.write_text(text, encoding="utf-8")
     native = rendered(acme_repo, "ci/pipeline.toml", "ci/.forkflow")["release"]
     assert "qemu" not in native, "arm64 builds natively on its own runner"
+
+
+def test_every_image_cell_dates_its_images_by_the_checked_out_commit(demo_repo: Path, acme_repo: Path,
+                                                                     tmp_path: Path) -> None:
+    """SOURCE_DATE_EPOCH is the checked-out commit's time in every image cell, so the platforms of one image,
+    built on different runners, get the same `created` label; run here job by job, two cells agree."""
+    from tests.workflow_runner import Runner
+
+    for config, path, state in ((demo_repo, "pipeline.toml", ".forkflow"), (acme_repo, "ci/pipeline.toml", "ci/.forkflow")):
+        images = yaml.safe_load(rendered(config, path, state)["release"])["jobs"]["images"]
+        names = [s.get("name", "") for s in images["steps"]]
+        epoch = next(s for s in images["steps"] if s.get("id") == "epoch")
+        build = next(s for s in images["steps"] if s.get("name") == "Build, smoke-test and push")
+        assert names.index("Check out the repository") < names.index(epoch["name"]) < names.index(build["name"])
+        assert "git log -1 --format=%ct" in epoch["run"] and '>> "$GITHUB_OUTPUT"' in epoch["run"]
+        assert build["env"]["SOURCE_DATE_EPOCH"] == "${{ steps.epoch.outputs.epoch }}"
+
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "README").write_text("x\n", encoding="utf-8")
+    dated = {**os.environ, "GIT_AUTHOR_DATE": "@1700000000 +0000", "GIT_COMMITTER_DATE": "@1700000000 +0000",
+             "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *command], cwd=source, check=True, env=dated)
+    checkout = next(s for s in images["steps"] if s.get("name") == "Check out the repository")
+    shown = {"name": "label", "env": {"SOURCE_DATE_EPOCH": build["env"]["SOURCE_DATE_EPOCH"]},
+             "run": 'echo "created=$SOURCE_DATE_EPOCH" >> "$GITHUB_STEP_SUMMARY"'}
+    workflow = {"name": "cells", "on": "push", "jobs": {"images": {
+        "runs-on": "x", "strategy": {"matrix": {"platform": ["linux/amd64", "linux/arm64"]}},
+        "steps": [checkout, epoch, shown]}}}
+    (tmp_path / "cells.yml").write_text(yaml.safe_dump(workflow), encoding="utf-8")
+    done = Runner(source, tmp_path / "runs").run(tmp_path / "cells.yml", "push")
+    assert [(cell.result, cell.summary) for cell in done["images"]] == [("success", "created=1700000000\n")] * 2

@@ -1,7 +1,8 @@
 """Run rendered GitHub workflows here, job by job, as a GitHub runner would: for the tests of the workflows.
 
-Each job gets a fresh checkout (a copy of the repository's files, as
-`actions/checkout` gives), its steps run with bash as GitHub runs them
+Each job gets a fresh checkout (a copy of the repository's files committed
+as one commit dated as the source's newest, as `actions/checkout` gives one
+commit to every job of a run), its steps run with bash as GitHub runs them
 (`bash --noprofile --norc -eo pipefail`), with the workflow's, job's and
 step's `env:`, `$GITHUB_OUTPUT`, `$GITHUB_ENV` and `$GITHUB_STEP_SUMMARY`.
 Artifacts are handed from job to job as files, as upload/download-artifact
@@ -395,6 +396,7 @@ class Job:
 
     def checkout(self, given: dict[str, Any]) -> bool:
         copy_checkout(self.runner.source, self.workspace)
+        commit_checkout(self.workspace, commit_time(self.runner.source))
         return True
 
     def upload(self, given: dict[str, Any]) -> bool:
@@ -464,3 +466,24 @@ def copy_checkout(source: Path, target: Path) -> None:
         if (source / name).is_file() and not fnmatch.fnmatch(name, "*/__pycache__/*"):
             copy_path(source / name, target / name)
     subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+
+
+FIXED_COMMIT_TIME = "1767225600"  # 2026-01-01T00:00:00Z: the commit time of a source with no commits
+
+
+def commit_time(source: Path) -> str:
+    """The source's newest commit time (seconds since the epoch); a fixed time when it has none."""
+    done = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=source, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else FIXED_COMMIT_TIME
+
+
+def commit_checkout(target: Path, when: str) -> None:
+    """What actions/checkout checks out is a commit: the copied files as one, dated `when`, with a fixed author,
+    so every job of a run (as every job of a GitHub run, which checks out one sha) sees the same commit."""
+    who = {"GIT_AUTHOR_NAME": "runner", "GIT_AUTHOR_EMAIL": "runner@localhost", "GIT_COMMITTER_NAME": "runner",
+           "GIT_COMMITTER_EMAIL": "runner@localhost", "GIT_AUTHOR_DATE": f"@{when} +0000",
+           "GIT_COMMITTER_DATE": f"@{when} +0000"}
+    env = {**os.environ, **who}
+    subprocess.run(["git", "add", "-A"], cwd=target, check=True, env=env)
+    subprocess.run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "--allow-empty", "-m", "checkout"],
+                   cwd=target, check=True, env=env)
