@@ -157,3 +157,37 @@ def test_a_wheel_sbom_names_its_license_only_when_it_is_a_name() -> None:
     assert "licenses" not in text["metadata"]["component"], "a license's full text is not a license name"
     expression = sbom.wheel_document({**fields, "license_expression": "MIT"}, "f.whl", "a" * 64)
     assert expression["metadata"]["component"]["licenses"] == [{"expression": "MIT"}]
+
+
+def test_the_image_stage_resolves_provenance_records_it_and_says_why_not_once(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tasks.adapters import buildkit
+    from tasks.core.config import parse_config_text
+    from tasks.core.errors import ForkflowError
+    from tasks.core.provenance import JOINED, NO_CONTAINERD_STORE
+    from tasks.stages.image import evidence
+    from tasks.stages.image.setup import ImageSetup
+
+    def setup(value: str) -> ImageSetup:
+        text = f'[project]\nname = "orbit"\n[images]\nregistry = "127.0.0.1:5001"\nprovenance = "{value}"\n'
+        images = parse_config_text(text, "p.toml").images
+        assert images is not None
+        return ImageSetup(None, images)  # type: ignore[arg-type]  # only [images] is read
+
+    stored = buildkit.Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker driver)",
+                              attestations=True, containerd_store=True)
+    classic = buildkit.Builder(("docker", "buildx", "build", "--load"), {}, "docker buildx (docker-container driver)")
+    monkeypatch.setattr(evidence, "ANNOUNCED", set())
+    monkeypatch.setattr(buildkit, "builder", lambda: stored)
+    record: dict[str, Any] = {}
+    assert evidence.provenance(setup("auto"), None, record) == "min"
+    assert record["provenance"] == {"setting": "auto", "mode": "min"}
+    assert evidence.provenance(setup("auto"), "linux/arm64", record) == "off"
+    assert record["provenance"] == {"setting": "auto", "mode": "off", "reason": JOINED}
+    monkeypatch.setattr(buildkit, "builder", lambda: classic)
+    for _ in range(2):
+        assert evidence.provenance(setup("auto"), None, record) == "off"
+    assert capsys.readouterr().out.count(NO_CONTAINERD_STORE) == 1, "said once, not once per cell"
+    with pytest.raises(ForkflowError) as refused:
+        evidence.provenance(setup("min"), None, record)
+    assert refused.value.where == "[images] provenance" and NO_CONTAINERD_STORE in refused.value.what
