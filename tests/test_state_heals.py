@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -279,3 +281,54 @@ def test_corrupt_service_credentials_are_made_again_and_the_services_take_them(d
         assert "warning" not in again and again.count("up-to-date") >= 2
     finally:
         run_doit(demo_config, "services-stop")
+
+
+@contextmanager
+def small_filesystem(folder: Path, size: str = "16m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at folder (root, or CAP_SYS_ADMIN); unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    from tests.helpers import need
+
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=False,
+                             capture_output=True, text=True)
+    need(mounted.returncode == 0, f"a tmpfs mount for a full disk ({mounted.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write into folder until its filesystem is full; the file that holds the space."""
+    filler = folder / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_really_full_disk_is_a_message_and_the_rerun_completes(demo_config: Path) -> None:
+    """A state folder on a filesystem with no space left (ENOSPC, as a real disk fills): a report that cannot be
+    written, doit's database that cannot record a task, the summary's cache: each was a traceback (exit 2 or 3)."""
+    state = demo_config.parent / "small-state"
+    text = demo_config.read_text()
+    assert 'state_dir = ".forkflow"' in text
+    demo_config.write_text(text.replace('state_dir = ".forkflow"', f'state_dir = "{state}"'))
+    with small_filesystem(state):
+        clean(run_doit(demo_config, "sync", "version"))
+        run_doit(demo_config, "forget", "version", "sync")
+        filler = fill(state)
+        full = run_doit(demo_config, "sync", "version")
+        output = full.stdout + full.stderr
+        assert full.returncode == 1 and "Traceback" not in output, output[-3000:]
+        assert "no space left to write" in output and "free disk space" in output, output[-3000:]
+        assert "summary:" in full.stdout, output[-3000:]
+        assert not list(state.rglob("*.tmp")), "no half-written file is left behind"
+        filler.unlink()
+        clean(run_doit(demo_config, "sync", "version"))
+        again = clean(run_doit(demo_config, "sync", "version"))
+        assert "ran" not in again.split("summary:")[1].replace("sync:fetch", ""), again
