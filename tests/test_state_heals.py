@@ -332,3 +332,36 @@ def test_a_really_full_disk_is_a_message_and_the_rerun_completes(demo_config: Pa
         clean(run_doit(demo_config, "sync", "version"))
         again = clean(run_doit(demo_config, "sync", "version"))
         assert "ran" not in again.split("summary:")[1].replace("sync:fetch", ""), again
+
+
+def test_every_deploy_state_file_corrupted_the_rerun_completes(tmp_path: Path, prefect_api: str) -> None:
+    from tests.flows_repo import flows_repo, unique_project
+    from tests.flows_repo import write_config as flows_config
+
+    flows_repo(tmp_path)
+    project = unique_project()
+    config = flows_config(tmp_path, prefect_api, project=project)
+    state = tmp_path / ".forkflow"
+    clean(run_doit(config, "deploy"))
+    first = read_json(state / "reports" / "deploy.json")
+    assert first is not None and first["deployments"]
+    ids = {entry["name"]: entry["id"] for entry in first["deployments"]}
+    files = sorted(state.rglob("*.json")) + [state / "doit.db"]
+    assert {"deploy.json", "flows.json", "deploy-record.json"} <= {file.name for file in files}, files
+    for file in files:
+        corrupt(file)
+        clean(run_doit(config, "deploy"))
+        report = read_json(state / "reports" / "deploy.json")
+        assert report is not None, f"{file}: deploy.json was not written again"
+        assert {entry["name"]: entry["id"] for entry in report["deployments"]} == ids, f"{file}: deployments changed"
+        assert on_server(prefect_api, project) == ids, f"{file}: the server holds the same deployments, no others"
+        again = clean(run_doit(config, "deploy"))
+        assert "warning" not in again, f"{file}: advice loop?\n{again[-3000:]}"
+
+
+def on_server(api: str, project: str) -> dict[str, str]:
+    from tests.helpers import prefect_http
+
+    with prefect_http(api) as http:
+        found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
+    return {item["name"]: item["id"] for item in found}
