@@ -160,3 +160,16 @@ def test_a_docker_engine_that_never_answers(tmp_path: Path, small_bounds: None, 
         fails_with(lambda: engine_view.look(["orbit:*"], "linux/amd64", {}),
                    f"the Docker engine at unix://{path} (GET /images/json) did not answer within 2 s", "DOCKER_HOST",
                    "[timeouts] engine")
+
+
+def test_an_image_run_with_a_docker_engine_that_never_answers(tmp_path: Path) -> None:
+    from tests.image_helpers import image_config_text, unused_registry, write_config
+
+    config = write_config(tmp_path, image_config_text(unused_registry(), "orbit", python=("3.12",), flavors=("base",),
+                                                      extra="\n[timeouts]\nengine = 2\n"))
+    with hung_unix_socket(tmp_path / "docker.sock") as socket_path:
+        result = run_doit(config, "image-base", env={"DOCKER_HOST": f"unix://{socket_path}"}, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert f"the Docker engine at unix://{socket_path} (GET /_ping) did not answer within 2 s" in output, output[-3000:]
+    assert "raise [timeouts] engine (now 2 s)" in output and "summary:" in result.stdout
