@@ -255,7 +255,7 @@ def test_killed_upload_is_completed_by_a_rerun(index: Path) -> None:
     landed = {p.name for p in index_packages(index).iterdir()}
     assert len(landed) >= 1, "the run was killed after its first upload"
     rerun = run_doit(index, "publish")
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stdout + rerun.stderr, rerun.stdout + rerun.stderr
     files = statuses(index)
     assert len(list(index_packages(index).iterdir())) == len(files) == 13
     assert {name for name, status in files.items() if status == "up-to-date"} == landed
