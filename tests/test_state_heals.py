@@ -313,7 +313,8 @@ def fill(folder: Path) -> Path:
 
 def test_a_really_full_disk_is_a_message_and_the_rerun_completes(demo_config: Path) -> None:
     """A state folder on a filesystem with no space left (ENOSPC, as a real disk fills): a report that cannot be
-    written, doit's database that cannot record a task, the summary's cache: each was a traceback (exit 2 or 3)."""
+    written, doit's database that cannot record a task, the summary's cache, `doit forget`: each was a traceback
+    (exit 2 or 3)."""
     state = demo_config.parent / "small-state"
     text = demo_config.read_text()
     assert 'state_dir = ".forkflow"' in text
@@ -328,6 +329,11 @@ def test_a_really_full_disk_is_a_message_and_the_rerun_completes(demo_config: Pa
         assert "no space left to write" in output and "free disk space" in output, output[-3000:]
         assert "summary:" in full.stdout, output[-3000:]
         assert not list(state.rglob("*.tmp")), "no half-written file is left behind"
+        for command in (("forget", "sync"), ("ignore", "version"), ("reset-dep",)):  # doit's own database writes
+            refused = run_doit(demo_config, *command)
+            output = refused.stdout + refused.stderr
+            assert refused.returncode == 1 and "Traceback" not in output, (command, output[-3000:])
+            assert "doit could not save" in refused.stderr and "free disk space" in refused.stderr, command
         filler.unlink()
         clean(run_doit(demo_config, "sync", "version"))
         again = clean(run_doit(demo_config, "sync", "version"))

@@ -10,6 +10,7 @@ failed save is one message, then the summary, and the run exits 1.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import sys
 from contextlib import closing
@@ -81,6 +82,7 @@ def keep_summary_when_save_fails() -> None:
     if getattr(Runner.finish, "heals", False):
         return
     keep_going_when_a_record_fails()
+    one_message_when_a_command_cannot_write()
 
     def finish(self: Any) -> Any:
         try:
@@ -121,3 +123,34 @@ def keep_going_when_a_record_fails() -> None:
                 return None
 
         setattr(Dependency, name, recorded)
+
+
+def one_message_when_a_command_cannot_write() -> None:
+    """`doit forget`, `ignore`, `reset-dep` write doit's database (and forkflow's forgotten.json) outside a run;
+    on a full disk sqlite's error ended them with a traceback. Now: one message with the fix, exit 1. (dodo.py is
+    loaded inside a command's `execute`, so the command's `_execute`, called after it, is what is wrapped.)"""
+    from doit.cmd_base import DoitCmdBase
+
+    pending = list(DoitCmdBase.__subclasses__())
+    while pending:
+        command = pending.pop()
+        pending += command.__subclasses__()
+        if "_execute" in vars(command) and not getattr(command._execute, "heals", False):
+            command._execute = reported_when_unwritable(command._execute)
+
+
+def reported_when_unwritable(original: Any) -> Any:
+    from tasks.core.errors import disk_full
+
+    @functools.wraps(original)  # doit passes `_execute` the options its signature names
+    def _execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as err:
+            if isinstance(err, OSError) and disk_full(err) is None:
+                raise
+            note_unsaved(str(getattr(getattr(self, "dep_manager", None), "name", None) or "doit.db"), err)
+            return 1
+
+    _execute.heals = True  # type: ignore[attr-defined]
+    return _execute
