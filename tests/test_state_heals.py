@@ -371,3 +371,18 @@ def on_server(api: str, project: str) -> dict[str, str]:
     with prefect_http(api) as http:
         found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
     return {item["name"]: item["id"] for item in found}
+
+
+def test_temporary_files_of_a_run_killed_while_writing_are_removed(demo_config: Path) -> None:
+    state = demo_config.parent / ".forkflow"
+    (state / "reports").mkdir(parents=True)
+    dead, alive = dead_pid(), os.getpid()
+    left = [state / f".report-facts.json.{dead}.1234.tmp", state / "reports" / f".version.json.{dead}.1.tmp",
+            state / "sync" / f".fetched.json.{dead}.99.tmp"]
+    kept = [state / "reports" / f".wheel.json.{alive}.1.tmp", state / "reports" / "notes.tmp"]
+    for file in left + kept:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("{half")
+    clean(run_doit(demo_config, "checkout"))
+    assert [file for file in left if file.exists()] == [], "a dead writer's temporary files are removed"
+    assert all(file.exists() for file in kept), "a live writer's and other files are left alone"
