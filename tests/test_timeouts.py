@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,33 @@ def test_an_image_run_with_a_docker_engine_that_never_answers(tmp_path: Path) ->
     assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
     assert f"the Docker engine at unix://{socket_path} (GET /_ping) did not answer within 2 s" in output, output[-3000:]
     assert "raise [timeouts] engine (now 2 s)" in output and "summary:" in result.stdout
+
+
+@pytest.mark.docker
+def test_an_image_push_to_a_registry_that_never_answers_then_completes(tmp_path: Path, registry: Any,
+                                                                       base_images: list[str]) -> None:
+    import uuid
+
+    from tests.image_helpers import TinyPackage, image_config_text, write_config, write_wheel_set
+
+    session = uuid.uuid4().hex[:10]
+    write_wheel_set(tmp_path / ".forkflow", [TinyPackage("orbit", "1.0.1", "core", f'SESSION = "{session}"')])
+    with hung_listener() as port:
+        config = write_config(tmp_path, image_config_text(f"127.0.0.1:{port}", f"t{session}/hung", python=("3.12",),
+                                                          flavors=("base",), extra="\n[timeouts]\nregistry = 2\n"))
+        result = run_doit(config, "image", env=registry.env, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert f"the registry 127.0.0.1:{port}" in output and "did not answer within 2 s" in output, output[-3000:]
+    assert "[timeouts] registry" in output and "summary:" in result.stdout, output[-3000:]
+
+    config.write_text(config.read_text().replace(f"127.0.0.1:{port}", registry.address))
+    rerun = run_doit(config, "image", env=registry.env)
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stdout + rerun.stderr, rerun.stdout[-3000:]
+    report = read_json(tmp_path / ".forkflow" / "reports" / "image.json")
+    assert report is not None and [(r["name"], r["status"]) for r in report["images"]] == [("3.12-base", "built")], report
+    assert registry.get(f"t{session}/hung/tags/list")[0] == 200
+    again = run_doit(config, "image", env=registry.env)
+    assert again.returncode == 0 and "warning" not in again.stdout + again.stderr
+    kept = read_json(tmp_path / ".forkflow" / "reports" / "image.json")
+    assert kept is not None and kept["images"][0]["digest"] == report["images"][0]["digest"], "pushed once"
