@@ -58,6 +58,9 @@ if MODE.executes:  # under the state lock: doit's database heals itself
     from tasks.pipeline.statedb import heal_doit_db, keep_summary_when_save_fails
 
     heal_doit_db(SETTINGS.state_dir / "doit.db")
+    from tasks.pipeline.heal import remove_dead_temporaries
+
+    remove_dead_temporaries(SETTINGS.state_dir)  # half-written files of a run killed while writing
     keep_summary_when_save_fails()
 
 if MODE.runs_tasks and MODE.workers == 1:

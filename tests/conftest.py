@@ -90,6 +90,19 @@ def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
+@pytest.fixture
+def index(built_demo: Path) -> Iterator[Path]:
+    """The demo's local pypiserver, started empty for each test; yields the built demo's config."""
+    from tests.helpers import run_doit
+
+    run_doit(built_demo, "services-stop:index")
+    shutil.rmtree(built_demo.parent / ".forkflow" / "services" / "index" / "packages", ignore_errors=True)
+    started = run_doit(built_demo, "services:index")
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield built_demo
+    run_doit(built_demo, "services-stop:index")
+
+
 def running_prefect_server(folder: Path, extra_env: dict[str, str] | None = None, pools: bool = True) -> Generator[str, None, None]:
     """A real Prefect server (SQLite) in `folder`, with the work pools the tests use; yields its API URL."""
     from tasks.adapters import services as svc

@@ -453,3 +453,34 @@ def test_hostile_repositories_are_refused_or_read_within_bounds(tmp_path: Path) 
         if ESCAPE in result["output"]:
             problems.append(f"{name}: a raw escape character reached the output")
     assert not problems, f"{len(problems)} of {len(HOSTILE)} cases:\n" + "\n\n".join(problems)
+
+
+# names Prefect's own patterns refuse, as flow and deployment names: `deploy --validate-only` refuses them (exit 2)
+REFUSED_NAMES: list[tuple[str, str, str, dict[str, str]]] = [
+    ("a flow name with a slash", "deployments.yaml", "every_flow: true\n",
+     {"orbit_flows/slash.py": 'from prefect import flow\n\n\n@flow(name="reports/daily")\ndef slash():\n    pass\n'}),
+    ("a deployment name with a percent sign", "prefect.yaml", hostile_prefect_yaml(name="50%"), {}),
+    ("a deployment name with a control character and a slash", "prefect.yaml", hostile_prefect_yaml(name=EVIL + "/x"),
+     {}),
+]
+
+
+@pytest.mark.slow
+def test_names_prefect_refuses_are_refused_by_validation_within_bounds(tmp_path: Path) -> None:
+    flows = flows_repo(tmp_path)
+    (flows / "deployments.yaml").unlink()
+    jobs = []
+    for index, (_, filename, text, extra) in enumerate(REFUSED_NAMES):
+        folder = tmp_path / f"n{index}"
+        shutil.copytree(flows.parent, folder / "repo", symlinks=True)
+        for name, content in {filename: text, **extra}.items():
+            (folder / "repo" / "flows" / name).write_text(content)
+        (folder / "pipeline.toml").write_text(flows_config(folder / "repo" / "flows", folder / "repo" / "flows" / filename, folder))
+        jobs.append({"config": str(folder / "pipeline.toml"), "args": ["deploy", "--validate-only"]})
+    results = run_all(jobs, tmp_path)
+    problems = []
+    for (name, *_), result in zip(REFUSED_NAMES, results, strict=True):
+        problems += problems_of(Mutation(name, "", INVALID, "Prefect refuses names"), result)
+        if ESCAPE in result["output"]:
+            problems.append(f"{name}: a raw escape character reached the output")
+    assert not problems, f"{len(problems)} of {len(REFUSED_NAMES)} cases:\n" + "\n\n".join(problems)

@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import DEMO_VERSIONS, run_doit
-from tests.test_publish import commit_core_fix, git, index, index_packages, index_url, publish, publish_report, state
-
-__all__ = ["index"]  # the fixture, used by name
+from tests.test_publish import commit_core_fix, git, index_packages, index_url, publish, publish_report, state
 
 CORE = DEMO_VERSIONS["orbit"]
 PINS_WHEEL = f"orbit_pins-{CORE}-py3-none-any.whl"

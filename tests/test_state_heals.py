@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -279,3 +281,108 @@ def test_corrupt_service_credentials_are_made_again_and_the_services_take_them(d
         assert "warning" not in again and again.count("up-to-date") >= 2
     finally:
         run_doit(demo_config, "services-stop")
+
+
+@contextmanager
+def small_filesystem(folder: Path, size: str = "16m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at folder (root, or CAP_SYS_ADMIN); unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    from tests.helpers import need
+
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=False,
+                             capture_output=True, text=True)
+    need(mounted.returncode == 0, f"a tmpfs mount for a full disk ({mounted.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write into folder until its filesystem is full; the file that holds the space."""
+    filler = folder / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_really_full_disk_is_a_message_and_the_rerun_completes(demo_config: Path) -> None:
+    """A state folder on a filesystem with no space left (ENOSPC, as a real disk fills): a report that cannot be
+    written, doit's database that cannot record a task, the summary's cache, `doit forget`: each was a traceback
+    (exit 2 or 3)."""
+    state = demo_config.parent / "small-state"
+    text = demo_config.read_text()
+    assert 'state_dir = ".forkflow"' in text
+    demo_config.write_text(text.replace('state_dir = ".forkflow"', f'state_dir = "{state}"'))
+    with small_filesystem(state):
+        clean(run_doit(demo_config, "sync", "version"))
+        run_doit(demo_config, "forget", "version", "sync")
+        filler = fill(state)
+        full = run_doit(demo_config, "sync", "version")
+        output = full.stdout + full.stderr
+        assert full.returncode == 1 and "Traceback" not in output, output[-3000:]
+        assert "no space left to write" in output and "free disk space" in output, output[-3000:]
+        assert "summary:" in full.stdout, output[-3000:]
+        assert not list(state.rglob("*.tmp")), "no half-written file is left behind"
+        for command in (("forget", "sync"), ("ignore", "version"), ("reset-dep",)):  # doit's own database writes
+            refused = run_doit(demo_config, *command)
+            output = refused.stdout + refused.stderr
+            assert refused.returncode == 1 and "Traceback" not in output, (command, output[-3000:])
+            assert "doit could not save" in refused.stderr and "free disk space" in refused.stderr, command
+        filler.unlink()
+        clean(run_doit(demo_config, "sync", "version"))
+        again = clean(run_doit(demo_config, "sync", "version"))
+        assert "ran" not in again.split("summary:")[1].replace("sync:fetch", ""), again
+
+
+def test_every_deploy_state_file_corrupted_the_rerun_completes(tmp_path: Path, prefect_api: str) -> None:
+    from tests.flows_repo import flows_repo, unique_project
+    from tests.flows_repo import write_config as flows_config
+
+    flows_repo(tmp_path)
+    project = unique_project()
+    config = flows_config(tmp_path, prefect_api, project=project)
+    state = tmp_path / ".forkflow"
+    clean(run_doit(config, "deploy"))
+    first = read_json(state / "reports" / "deploy.json")
+    assert first is not None and first["deployments"]
+    ids = {entry["name"]: entry["id"] for entry in first["deployments"]}
+    files = sorted(state.rglob("*.json")) + [state / "doit.db"]
+    assert {"deploy.json", "flows.json", "deploy-record.json"} <= {file.name for file in files}, files
+    for file in files:
+        corrupt(file)
+        clean(run_doit(config, "deploy"))
+        report = read_json(state / "reports" / "deploy.json")
+        assert report is not None, f"{file}: deploy.json was not written again"
+        assert {entry["name"]: entry["id"] for entry in report["deployments"]} == ids, f"{file}: deployments changed"
+        assert on_server(prefect_api, project) == ids, f"{file}: the server holds the same deployments, no others"
+        again = clean(run_doit(config, "deploy"))
+        assert "warning" not in again, f"{file}: advice loop?\n{again[-3000:]}"
+
+
+def on_server(api: str, project: str) -> dict[str, str]:
+    from tests.helpers import prefect_http
+
+    with prefect_http(api) as http:
+        found = http.post("deployments/filter", json={"deployments": {"name": {"like_": project}}}).json()
+    return {item["name"]: item["id"] for item in found}
+
+
+def test_temporary_files_of_a_run_killed_while_writing_are_removed(demo_config: Path) -> None:
+    state = demo_config.parent / ".forkflow"
+    (state / "reports").mkdir(parents=True)
+    dead, alive = dead_pid(), os.getpid()
+    left = [state / f".report-facts.json.{dead}.1234.tmp", state / "reports" / f".version.json.{dead}.1.tmp",
+            state / "sync" / f".fetched.json.{dead}.99.tmp"]
+    kept = [state / "reports" / f".wheel.json.{alive}.1.tmp", state / "reports" / "notes.tmp"]
+    for file in left + kept:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("{half")
+    clean(run_doit(demo_config, "checkout"))
+    assert [file for file in left if file.exists()] == [], "a dead writer's temporary files are removed"
+    assert all(file.exists() for file in kept), "a live writer's and other files are left alone"

@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -74,23 +75,37 @@ class Builder:
 def find_builder() -> Builder | None:
     """`docker buildx build` when a docker CLI has the buildx plugin, else a docker CLI older than 23 with the
     engine's built-in BuildKit (DOCKER_BUILDKIT=1); None when there is neither."""
-    from tasks.adapters.run import run
-
     clis = list(dict.fromkeys(c for c in (shutil.which("docker"), "/usr/bin/docker") if c and Path(c).exists()))
     for cli in clis:
-        if run([cli, "buildx", "version"], check=False).returncode == 0:
-            driver = buildx_driver(run([cli, "buildx", "inspect"], check=False).stdout)
-            store = containerd_store(run([cli, "info", "--format", "{{json .DriverStatus}}"], check=False).stdout)
+        if ask_cli(cli, "buildx", "version").returncode == 0:
+            driver = buildx_driver(ask_cli(cli, "buildx", "inspect").stdout)
+            store = containerd_store(ask_cli(cli, "info", "--format", "{{json .DriverStatus}}").stdout)
             return Builder((cli, "buildx", "build", "--load"), {}, f"docker buildx ({driver or 'unknown'} driver)",
                            registry_cache=driver in CACHE_EXPORT_DRIVERS, attestations=store, containerd_store=store)
     for cli in clis:
-        found = run([cli, "version", "--format", "{{.Client.Version}}"], check=False).stdout.strip()
+        found = ask_cli(cli, "version", "--format", "{{.Client.Version}}").stdout.strip()
         if found.split(".")[0].isdigit() and int(found.split(".")[0]) < 23:
             return Builder((cli, "build"), {"DOCKER_BUILDKIT": "1"}, f"{cli} {found} with DOCKER_BUILDKIT=1")
     return None
 
 
 CACHE_EXPORT_DRIVERS = ("docker-container", "kubernetes", "remote")  # the docker driver exports inline cache only
+
+
+def ask_cli(cli: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A docker CLI command that may ask the engine (`buildx inspect`, `version`), bounded by [timeouts] engine:
+    a CLI waits for an engine that accepts and never answers for ever."""
+    from tasks.adapters import limits
+    from tasks.adapters.run import run
+    from tasks.core.errors import CommandTimedOut
+
+    seconds = limits.limits().engine
+    try:
+        return run([cli, *args], check=False, timeout=seconds)
+    except CommandTimedOut:
+        host = os.environ.get("DOCKER_HOST") or "the local socket"
+        raise limits.no_answer(f"the Docker engine at {host} (docker {' '.join(args[:2])})", "engine", seconds,
+                               where="DOCKER_HOST") from None
 
 
 def buildx_driver(inspect_output: str) -> str:

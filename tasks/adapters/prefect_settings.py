@@ -125,8 +125,11 @@ def remember_settings(file: Path, key: str, found: dict[str, Any], environ: Mapp
     saved = saved if isinstance(saved, dict) else {}
     file.parent.mkdir(parents=True, exist_ok=True)
     temporary = file.with_name(f".{file.name}.{os.getpid()}")
-    temporary.write_text(json.dumps({**dict(list(saved.items())[-15:]), key: kept}), encoding="utf-8")
-    temporary.replace(file)
+    try:
+        temporary.write_text(json.dumps({**dict(list(saved.items())[-15:]), key: kept}), encoding="utf-8")
+        temporary.replace(file)
+    except OSError:  # a cache: a full disk costs one child next time, and leaves no half-written file
+        temporary.unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=32)

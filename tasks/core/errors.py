@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +51,19 @@ class CommandTimedOut(CommandError):
 
 class ServiceError(ForkflowError):
     """A local service could not be started, reached or stopped."""
+
+
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # no space, a file size limit, a quota
+
+
+def disk_full(err: OSError) -> ForkflowError | None:
+    """A write that failed for want of space as a message with its file and the fix; None for any other OSError."""
+    if err.errno not in DISK_FULL:
+        return None
+    where = str(err.filename) if err.filename else None
+    return ForkflowError(f"no space left to write: {err.strerror or err}", where=where,
+                         fix="free disk space on the filesystem holding it (`df -h`), then run again; finished work "
+                             "is kept and re-checked")
 
 
 def validation_problem(item: Mapping[str, Any], allowed: Callable[[Sequence[str]], list[str]], *, data: Any = None,

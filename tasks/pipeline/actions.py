@@ -11,7 +11,7 @@ from doit.exceptions import TaskError, TaskFailed
 
 from tasks.adapters import limits
 from tasks.adapters.processes import end_with_parent
-from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.errors import ConfigError, ForkflowError, disk_full
 from tasks.core.secrets import mask, secret_values
 from tasks.core.text import printable
 from tasks.pipeline import prefetch
@@ -44,6 +44,11 @@ class Guarded:
                 return TaskError(printable(mask(str(err), secret_values(os.environ))))
             except ForkflowError as err:
                 return TaskFailed(printable(mask(str(err), secret_values(os.environ))))
+            except OSError as err:
+                full = disk_full(err)
+                if full is None:
+                    raise
+                return TaskFailed(printable(mask(str(full), secret_values(os.environ))))
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,6 +9,8 @@ process however often the file is read.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -49,3 +51,22 @@ def treat_as_missing(file: Path, problem: str, consequence: str) -> None:
     except OSError as err:
         aside = f"nowhere ({err.strerror})"
     warn_once(file, f"{file} is not readable ({problem}); set aside as {aside}, {consequence}")
+
+
+TEMPORARY = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")  # write_text_atomically's `.<name>.<pid>.<thread>.tmp`
+
+
+def remove_dead_temporaries(state_dir: Path) -> None:
+    """Remove the temporary files of atomic writes (in the state folder and two levels below) whose process is
+    gone: a run killed in the middle of a write leaves one behind. Called under the state lock."""
+    for pattern in (".*.tmp", "*/.*.tmp", "*/*/.*.tmp"):
+        for file in state_dir.glob(pattern):
+            found = TEMPORARY.match(file.name)
+            if found and int(found.group(1)) != os.getpid() and not writer_alive(int(found.group(1))):
+                file.unlink(missing_ok=True)
+
+
+def writer_alive(pid: int) -> bool:
+    from tasks.adapters.services import process_alive
+
+    return process_alive(pid)

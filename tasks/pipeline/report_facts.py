@@ -10,6 +10,7 @@ again.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def report_facts(stage: str, target: Settings | None = None) -> dict[str, Any] |
         return None
     facts = facts_of(data)
     known[file.name] = {"key": key, "facts": facts}
-    write_json(current.state_dir / FACTS, known, compact=True)
+    with contextlib.suppress(OSError):  # a cache: a full disk only costs parsing the report again next run
+        write_json(current.state_dir / FACTS, known, compact=True)
     return dict(facts)
 
 

@@ -181,8 +181,14 @@ def write_text_atomically(file: Path, text: str) -> None:
     thread), then a rename over it."""
     file.parent.mkdir(parents=True, exist_ok=True)
     temp = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    temp.replace(file)
+    try:
+        temp.write_text(text, encoding="utf-8")
+        temp.replace(file)
+    except BaseException as err:  # a full disk: no half-written temporary file is left to take more space
+        temp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not err.filename:
+            err.filename = str(file)  # a failed write or close names no file: this is the one
+        raise
 
 
 def read_json(file: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ failed save is one message, then the summary, and the run exits 1.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import sys
 from contextlib import closing
@@ -70,19 +71,25 @@ def save_failure_message(file: str, err: BaseException) -> str:
             "re-checked and their finished work is kept")
 
 
+_unsaved: list[str] = []  # what doit could not record in its database during this run (a full disk)
+
+
 def keep_summary_when_save_fails() -> None:
-    """Make doit's runner turn a failed database save into one message: the summary still prints, the exit code
-    is 1."""
+    """Make doit's runner turn a failed database write (after a task, or the final save) into one message: the run
+    goes on, the summary still prints, the exit code is 1."""
     from doit.runner import FAILURE, Runner
 
     if getattr(Runner.finish, "heals", False):
         return
+    keep_going_when_a_record_fails()
+    one_message_when_a_command_cannot_write()
 
     def finish(self: Any) -> Any:
         try:
             self.dep_manager.close()
         except (sqlite3.Error, OSError) as err:
-            print(save_failure_message(str(getattr(self.dep_manager, "name", "doit.db")), err), file=sys.stderr)
+            note_unsaved(str(getattr(self.dep_manager, "name", "doit.db")), err)
+        if _unsaved:
             self.final_result = max(self.final_result, FAILURE)
         self.teardown()
         self.reporter.complete_run()
@@ -90,3 +97,60 @@ def keep_summary_when_save_fails() -> None:
 
     finish.heals = True  # type: ignore[attr-defined]
     Runner.finish = finish
+
+
+def note_unsaved(file: str, err: BaseException) -> None:
+    """Say once per run that doit's database could not be written."""
+    if not _unsaved:
+        print(save_failure_message(file, err), file=sys.stderr)
+    _unsaved.append(str(err))
+
+
+def keep_going_when_a_record_fails() -> None:
+    """doit records each task's result as it ends (`save_success`, `remove_success`); a write that fails there
+    (sqlite's "database or disk is full") ended the run with a traceback. Now the task is only not recorded: the
+    next run checks it again."""
+    from doit.dependency import Dependency
+
+    for name in ("save_success", "remove_success"):
+        original = getattr(Dependency, name)
+
+        def recorded(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            try:
+                return __original(self, *args, **kwargs)
+            except (sqlite3.Error, OSError) as err:
+                note_unsaved(str(getattr(self, "name", "doit.db")), err)
+                return None
+
+        setattr(Dependency, name, recorded)
+
+
+def one_message_when_a_command_cannot_write() -> None:
+    """`doit forget`, `ignore`, `reset-dep` write doit's database (and forkflow's forgotten.json) outside a run;
+    on a full disk sqlite's error ended them with a traceback. Now: one message with the fix, exit 1. (dodo.py is
+    loaded inside a command's `execute`, so the command's `_execute`, called after it, is what is wrapped.)"""
+    from doit.cmd_base import DoitCmdBase
+
+    pending = list(DoitCmdBase.__subclasses__())
+    while pending:
+        command = pending.pop()
+        pending += command.__subclasses__()
+        if "_execute" in vars(command) and not getattr(command._execute, "heals", False):
+            command._execute = reported_when_unwritable(command._execute)
+
+
+def reported_when_unwritable(original: Any) -> Any:
+    from tasks.core.errors import disk_full
+
+    @functools.wraps(original)  # doit passes `_execute` the options its signature names
+    def _execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as err:
+            if isinstance(err, OSError) and disk_full(err) is None:
+                raise
+            note_unsaved(str(getattr(getattr(self, "dep_manager", None), "name", None) or "doit.db"), err)
+            return 1
+
+    _execute.heals = True  # type: ignore[attr-defined]
+    return _execute

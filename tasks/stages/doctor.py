@@ -89,7 +89,10 @@ def buildkit(images: Images | None = None) -> Finding:
     from tasks.adapters.buildkit import NO_BUILDKIT, PROVENANCE_FIX, find_builder
     from tasks.core import provenance
 
-    found = find_builder()
+    try:
+        found = find_builder()
+    except ForkflowError as err:  # the engine does not answer the CLI's questions
+        return Finding("buildkit", False, err.what, err.fix or "")
     if found is not None:
         setting = images.provenance if images is not None else "auto"
         joined = images is not None and (len(images.platforms) > 1 or any(foreign(p) for p in images.platforms))
@@ -183,6 +186,7 @@ def prefect_server(current: Settings, name: str) -> Finding:
 
 def remote(current: Settings, which: str) -> Finding:
     from tasks.adapters.git import Git
+    from tasks.adapters.limits import NoAnswer
 
     fork = current.config.fork
     assert fork is not None
@@ -192,10 +196,11 @@ def remote(current: Settings, which: str) -> Finding:
     try:
         heads = probe.remote_heads(url, fork.main if which == "origin" else fork.upstream_main)
     except ForkflowError as err:
-        reason = " ".join(line.strip() for line in err.what.splitlines()[1:3])
-        return Finding(f"fork {which}", False, f"{url}: {reason}",
-                       "check the address and your access: `git ls-remote <url>` must work (a token in FORK_SYNC_TOKEN "
-                       "or an SSH key for CI)")
+        lines = err.what.splitlines()  # a failed git command: its output after the first line; else the message
+        reason = " ".join(line.strip() for line in lines[1:3]) or err.what
+        access = ("check the address and your access: `git ls-remote <url>` must work (a token in FORK_SYNC_TOKEN "
+                  "or an SSH key for CI)")
+        return Finding(f"fork {which}", False, f"{url}: {reason}", (err.fix or access) if isinstance(err, NoAnswer) else access)
     branch = fork.main if which == "origin" else fork.upstream_main
     return Finding(f"fork {which}", branch in heads, f"{url}: " + (f"{branch} at {heads[branch][:10]}" if branch in heads
                    else f"answers, but has no branch {branch!r}"), f"check [fork] {'main' if which == 'origin' else 'upstream_main'}")

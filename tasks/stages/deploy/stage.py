@@ -21,7 +21,7 @@ from tasks.adapters.console import say
 from tasks.core.deploynames import slug
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_section_task, plan_only
-from tasks.pipeline.checks import Check, KeepFileDeps
+from tasks.pipeline.checks import Check, KeepFileDeps, report_intact
 from tasks.pipeline.credentials import is_local_service
 from tasks.pipeline.deploy_files import input_files
 from tasks.pipeline.runmode import run_mode
@@ -61,7 +61,7 @@ def task_deploy() -> Iterator[dict[str, Any] | Task]:
         "task_dep": deps,
         "file_dep": [*map(str, input_files(current)), str(current.reports_dir / "flows.json")],
         "uptodate": [Check("flows.json, the deployment config and each server's deployments are as the last deploy left them",
-                           deploy_unchanged)],
+                           deploy_unchanged), report_intact("deploy", "deployments")],
         "verbosity": 2,
     }
     wanted = run_mode().names_subtasks_of("deploy")
