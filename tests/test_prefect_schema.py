@@ -98,14 +98,14 @@ def test_a_changed_deployment_is_accepted_without_prefect_and_a_bad_one_in_prefe
 
 @pytest.mark.parametrize("entry", TRICKY + fixture_deployments(), ids=lambda entry: json.dumps(entry, default=str)[:50])
 def test_an_entry_and_its_shape_get_one_verdict(entry: Any) -> None:
-    from tasks.pipeline.prefect_schema import shape
+    from tasks.core.schema_shape import shape
 
     schema = deployment_schema()
     assert entries_accepted([shape(entry, schema)], schema) == entries_accepted([entry], schema)
 
 
 def test_a_shape_keeps_what_the_schema_checks_and_stands_in_for_the_rest() -> None:
-    from tasks.pipeline.prefect_schema import shape
+    from tasks.core.schema_shape import shape
 
     entry = {"name": "d", "parameters": {"x": 5, "y": [1.5, "a"]}, "paused": "yes", "concurrency_limit": 2,
              "work_pool": {"name": "p", "job_variables": {"image": "x"}}, "schedules": [{"cron": "0 6 * * *"}]}

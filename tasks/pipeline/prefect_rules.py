@@ -124,7 +124,8 @@ class PrefectRules:
         shapes it accepts are remembered, so a later entry of one of them (new parameter values, a new description)
         needs no schema check at all. Entries Prefect's model accepted but its schema did not are never remembered
         by shape: the model may accept a value (`paused: "yes"`) that another of the same shape is refused for."""
-        from tasks.pipeline.prefect_schema import entries_accepted, shape
+        from tasks.core.schema_shape import shape
+        from tasks.pipeline.prefect_schema import entries_accepted
 
         shapes = {shape_digest(entry, schema): shape(entry, schema) for entry in entries}
         accepted = [key for key, item in shapes.items() if entries_accepted([item], schema)]
@@ -167,7 +168,7 @@ def digest_of(data: Any) -> str:
 
 
 def shape_digest(entry: Any, schema: dict[str, Any]) -> str:
-    from tasks.pipeline.prefect_schema import shape
+    from tasks.core.schema_shape import shape
 
     return "shape:" + digest_of(shape(entry, schema))
 
