@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.adapters.console import say, warn
+from tasks.adapters.console import say, say_all, warn
 from tasks.adapters.git import Git
 from tasks.core.deploynames import environments_for_branch, slug
 from tasks.core.discovery import (
@@ -344,7 +344,9 @@ def pyproject_identity(root: Path) -> tuple[str | None, str | None]:
 
 
 def flow_entry(flow: FlowInfo) -> dict[str, Any]:
-    entry = asdict(flow)
+    """The flow as JSON-ready data (its fields one by one: `asdict` copies every value deeply, which thousands of
+    flows per run notice; the entry is only ever written out)."""
+    entry = {field.name: getattr(flow, field.name) for field in dataclasses.fields(flow)}
     entry["parameters"] = [asdict(p) for p in flow.parameters]
     entry["spec_deployments"] = list(flow.spec_deployments)
     entry["entrypoint"] = flow.entrypoint
@@ -368,9 +370,8 @@ def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> di
 def show(report: dict[str, Any]) -> None:
     say(f"flows on branch {report['branch']} ({report['commit'][:7]}), code version {report['version']}, "
         f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
-    for flow in report["flows"]:
-        kind = " (async)" if flow["is_async"] else ""
-        say(f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{kind}")
+    say_all([f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{' (async)' if flow['is_async'] else ''}"
+             for flow in report["flows"]])
     if len(report.get("configs", [])) > 1:
         say(f"deployments from {len(report['configs'])} {report['format']} files:")
         for file in report["configs"]:
@@ -384,9 +385,9 @@ def show(report: dict[str, Any]) -> None:
     else:
         say("no deployment config (prefect.yaml, acme static config, deployments.yaml) and no FLOW_SPEC: "
             "nothing is deployed")
-    for item in report["deployments"]:
-        names = ", ".join(shown(item["names"][env]) for env in report["environments"])
-        say(f"  {shown(item['flow']):<24} -> {names or '(no environment for this branch)'}")
+    say_all([f"  {shown(item['flow']):<24} -> "
+             + (", ".join(shown(item["names"][env]) for env in report["environments"]) or "(no environment for this branch)")
+             for item in report["deployments"]])
     for note in report.get("notes", []):
         say(f"  note: {note}")
     for error in report["errors"]:
