@@ -79,9 +79,15 @@ def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
         read_report("flows", current)  # a corrupt one is set aside, with one warning
         return Stale("no flows.json yet")
     try:
-        return saved["inputs"] == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
+        inputs = SEEN_INPUTS[current.state_dir] = flows_inputs(current)
     except (ForkflowError, OSError) as err:
         return Stale(f"cannot read the flows folder: {str(err).splitlines()[0]}")
+    return saved["inputs"] == inputs or Stale("flow files, branch or deployment config changed")
+
+
+# the inputs the up-to-date check just saw, for the action that follows it in this process: taken before anything is
+# read, as the action would take them (a change after it makes the next run's check see different inputs)
+SEEN_INPUTS: dict[Path, str] = {}
 
 
 def flows_inputs(current: Settings) -> str:
@@ -108,8 +114,9 @@ def flows_inputs(current: Settings) -> str:
 
 def flows_action() -> dict[str, str]:
     current = settings()
+    inputs = SEEN_INPUTS.pop(current.state_dir, None) or flows_inputs(current)
     report, refusal = flows_report(current)
-    report["inputs"] = flows_inputs(current)
+    report["inputs"] = inputs
     write_report("flows", report, current)
     show(report)
     if refusal is not None:  # the listing is written; the run stops on the config, with or without other problems
@@ -212,10 +219,12 @@ def flows_root(current: Settings) -> Path:
 
 def tracked_python_files(git: Git) -> list[str]:
     """Python files under the folder that git tracks or would track (ignored files are left out)."""
-    if not git.ok("rev-parse", "--show-toplevel"):
+    args = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    found = git.call(args, check=False)
+    if found.returncode != 0 and not git.ok("rev-parse", "--show-toplevel"):
         raise ForkflowError(f"{git.repo} is not inside a git repository", where="[flows] path",
                             fix="point [flows] path into the fork checkout")
-    listed = git.read("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    listed = found.stdout if found.returncode == 0 else git.read(*args)  # git's own words for any other failure
     return sorted({name for name in listed.split("\0") if name.endswith(".py") and (git.repo / name).is_file()})
 
 
@@ -311,8 +320,8 @@ def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[
 
 def checkout_state(git: Git) -> tuple[str, str]:
     """The branch being deployed ($FORKFLOW_BRANCH wins) and the commit checked out."""
-    commit = git.read("rev-parse", "HEAD")
-    branch = os.environ.get(BRANCH_ENV) or git.read("rev-parse", "--abbrev-ref", "HEAD")
+    commit, _, checked_out = git.read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").partition("\n")
+    branch = os.environ.get(BRANCH_ENV) or checked_out.strip()
     if branch == "HEAD":
         raise ForkflowError(f"the checkout at {git.repo} is on a detached HEAD, so its branch is unknown",
                             where=str(git.repo), fix=f"check out a branch, or set {BRANCH_ENV}=<branch> (CI: the pushed branch)")
