@@ -78,7 +78,7 @@ class PrefectRules:
         if key not in self.saved:
             self.saved[key] = read()
             if self.file is not None:
-                write_json(self.file, self.saved)
+                write_json(self.file, self.saved, compact=True)
         return self.saved[key]
 
     def keys(self) -> dict[str, list[str]]:
@@ -102,7 +102,7 @@ class PrefectRules:
                     self.shapes_accepted(parts[1], self.remembered("deployment_schema", deployment_schema))
                 self.remember_parts(parts)
             if self.file is not None:
-                write_json(self.file, self.saved)
+                write_json(self.file, self.saved, compact=True)
         found: str = verdicts[digest]
         return found
 

@@ -79,7 +79,7 @@ class PrefectSchemas:
     def save(self) -> None:
         if self.added and self.file is not None:
             kept = dict(list(self.accepted.items())[-KEPT_SHAPES:])
-            write_json(self.file, {"prefect": self.version, "schemas": self.prepared, "accepted": kept})
+            write_json(self.file, {"prefect": self.version, "schemas": self.prepared, "accepted": kept}, compact=True)
             self.added = False
 
 

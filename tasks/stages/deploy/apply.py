@@ -284,7 +284,7 @@ def load_records(current: Settings) -> dict[str, Any]:
 
 
 def save_records(current: Settings, records: dict[str, Any]) -> None:
-    write_json(current.state_dir / RECORDS, records)
+    write_json(current.state_dir / RECORDS, records, compact=True)  # rewritten by every deploy: no indenting
 
 
 def check_against_prefect(changes: list[Change], pools: dict[str, dict[str, Any]], api_url: str,
