@@ -23,7 +23,8 @@ service is off, so no contestant competes with runs being scheduled for the new 
 All of it on the SQLite server, then on a Prefect server backed by PostgreSQL
 (Debian's postgresql, started here in a temporary cluster), which is what
 teams with this many deployments run. Run alone with `python -m bench.prefect_yaml`;
-`FORKFLOW_BENCH_DEPLOYMENTS` changes the count (e.g. 40 for a quick look).
+`FORKFLOW_BENCH_DEPLOYMENTS` changes the count (e.g. 40 for a quick look), and
+`FORKFLOW_BENCH_DATABASES=sqlite` (or `postgresql`) runs one half only.
 """
 
 from __future__ import annotations
@@ -66,10 +67,15 @@ def run() -> list[Result]:
         root = Path(folder)
         root.chmod(0o755)  # the postgres user must reach its cluster inside
         project = generate(root / "repo")
-        results += contest(root / "sqlite", project, "SQLite", None)
-        with postgres(root / "pg") as databases:
-            results += contest(root / "postgres", project, "PostgreSQL", databases)
+        if "sqlite" in DATABASES:
+            results += contest(root / "sqlite", project, "SQLite", None)
+        if "postgresql" in DATABASES:
+            with postgres(root / "pg") as databases:
+                results += contest(root / "postgres", project, "PostgreSQL", databases)
     return results
+
+
+DATABASES = os.environ.get("FORKFLOW_BENCH_DATABASES", "sqlite,postgresql").lower().split(",")
 
 
 def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | None) -> list[Result]:

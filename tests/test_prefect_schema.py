@@ -94,3 +94,46 @@ def test_a_changed_deployment_is_accepted_without_prefect_and_a_bad_one_in_prefe
     with pytest.raises(ConfigError, match=r"deployments.2\(d2\).schedules.0: Value error, Exactly one of 'cron', "
                                           r"'interval', or 'rrule' must be provided"):
         prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))
+
+
+@pytest.mark.parametrize("entry", TRICKY + fixture_deployments(), ids=lambda entry: json.dumps(entry, default=str)[:50])
+def test_an_entry_and_its_shape_get_one_verdict(entry: Any) -> None:
+    from tasks.core.schema_shape import shape
+
+    schema = deployment_schema()
+    assert entries_accepted([shape(entry, schema)], schema) == entries_accepted([entry], schema)
+
+
+def test_a_shape_keeps_what_the_schema_checks_and_stands_in_for_the_rest() -> None:
+    from tasks.core.schema_shape import shape
+
+    entry = {"name": "d", "parameters": {"x": 5, "y": [1.5, "a"]}, "paused": "yes", "concurrency_limit": 2,
+             "work_pool": {"name": "p", "job_variables": {"image": "x"}}, "schedules": [{"cron": "0 6 * * *"}]}
+    assert shape(entry, deployment_schema()) == {
+        "name": "", "parameters": {"x": 0, "y": [0.5, ""]}, "paused": "", "concurrency_limit": 0,
+        "work_pool": {"name": "", "job_variables": {"image": ""}}, "schedules": [{"cron": "0 6 * * *"}]}
+
+
+def test_new_parameter_values_need_no_schema_check_and_a_model_only_acceptance_is_not_remembered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipeline import prefect_schema
+
+    file = tmp_path / "prefect-rules.json"
+    data: dict[str, Any] = {"name": "x", "deployments": [
+        {"name": f"d{n}", "entrypoint": "f.py:x", "parameters": {"x": n}, "paused": "yes" if n == 1 else False}
+        for n in range(2)]}
+    prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))  # Prefect reads it; its schema hears the shapes
+    asked: list[Any] = []
+    real = prefect_schema.entries_accepted
+
+    def counted(entries: list[Any], schema: dict[str, Any]) -> bool:
+        asked.append(entries)
+        return real(entries, schema)
+
+    monkeypatch.setattr(prefect_schema, "entries_accepted", counted)
+    data["deployments"][0]["parameters"] = {"x": 10}
+    assert prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file)) == (data, [])
+    assert asked == []
+    data["deployments"][1]["paused"] = "maybe"  # the model accepted "yes", its schema did not: Prefect is asked again
+    with pytest.raises(ConfigError, match=r"deployments.1\(d1\).paused"):
+        prefect_verdict(data, "prefect.yaml", rules=PrefectRules(file))

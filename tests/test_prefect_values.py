@@ -60,3 +60,38 @@ def test_a_schema_is_prepared_by_prefect_once_and_remembered(tmp_path: Path) -> 
     again = PrefectSchemas(file)
     again.prepared = {key: {**value, "properties": {"x": {"type": "string"}}} for key, value in again.prepared.items()}
     assert again.problems({"x": "one"}, PARAMETERS) == [], "the remembered form is used, not Prefect's again"
+
+
+@pytest.mark.parametrize("value", VALUES, ids=json.dumps)
+def test_a_value_and_its_shape_get_one_verdict(value: dict[str, Any], tmp_path: Path) -> None:
+    from tasks.core.schema_shape import shape
+
+    schemas = PrefectSchemas(tmp_path / "s.json")
+    _, prepared = schemas.prepare(PARAMETERS)
+    assert bool(schemas.validated(shape(value, prepared), PARAMETERS, prepared)) == bool(
+        schemas.validated(value, PARAMETERS, prepared))
+
+
+def test_new_values_of_an_accepted_shape_need_no_validator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "schemas.json"
+    first = PrefectSchemas(file)
+    assert first.problems({"x": 1, "label": "a"}, PARAMETERS) == []
+    first.save()
+    again = PrefectSchemas(file)
+    monkeypatch.setattr(PrefectSchemas, "validated", lambda *_: pytest.fail("validated again"))
+    assert again.problems({"x": 2, "label": "b"}, PARAMETERS) == []
+    monkeypatch.undo()
+    assert again.problems({"x": "two", "label": "b"}, PARAMETERS) == [("x", "'two' is not of type 'integer'")]
+    late = {"x": 1, "when": "not a date"}
+    assert again.problems(late, PARAMETERS) == prefect_problems(late, PARAMETERS)
+
+
+@pytest.mark.parametrize("value", JOB_VARIABLES, ids=json.dumps)
+def test_job_variables_and_their_shape_get_one_verdict(value: dict[str, Any], tmp_path: Path) -> None:
+    from tasks.core.schema_shape import shape
+
+    template = process_pool_variables()
+    schemas = PrefectSchemas(tmp_path / "s.json")
+    _, prepared = schemas.prepare(template)
+    assert bool(schemas.validated(shape(value, prepared), template, prepared)) == bool(
+        schemas.validated(value, template, prepared))

@@ -14,5 +14,12 @@ def say(message: str) -> None:
     print(printable(mask(message, secret_values(os.environ))), flush=True)
 
 
+def say_all(messages: list[str]) -> None:
+    """`say` each line, in one write (a listing of thousands of flows is one write, not thousands)."""
+    if messages:
+        secrets = secret_values(os.environ)
+        print("\n".join(printable(mask(message, secrets)) for message in messages), flush=True)
+
+
 def warn(message: str) -> None:
     print("warning: " + printable(mask(message, secret_values(os.environ))), file=sys.stderr, flush=True)

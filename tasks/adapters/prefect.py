@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import httpx
 
 from tasks.adapters.console import say
+from tasks.adapters.http_import import load_httpx
 from tasks.adapters.limits import limits
 from tasks.adapters.prefect_settings import Connection, connect
 from tasks.core.errors import ForkflowError
@@ -21,6 +22,7 @@ CREDENTIALS = ("PREFECT_API_KEY or PREFECT_API_AUTH_STRING (environment variable
 
 def client(api_url: str, timeout: float | None = None, connection: Connection | None = None) -> httpx.Client:
     """An httpx client of the API; each request is bounded by [timeouts] prefect unless `timeout` says otherwise."""
+    load_httpx()
     import httpx
 
     found = connection or connect(api_url)
@@ -144,6 +146,7 @@ class PrefectApi:
         self.retried = 0
         self._lock = threading.Lock()
         self.gate = Gate(concurrency)
+        load_httpx()
         import httpx
 
         pool = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)

@@ -17,6 +17,7 @@ written, as prefect deploy does: the worker fills them in when it runs them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -164,6 +165,9 @@ def fill_environment(value: Any, environ: dict[str, str], where: str) -> Any:
                           fix="export them before deploying (prefect deploy reads them the same way), or give them "
                               "in [environments.<name>] variables")
 
+    if not any("{{" in text for text in texts(value)):
+        return value  # nothing to fill
+
     def one(text: str) -> Any:
         whole = PLACEHOLDER.fullmatch(text.strip())
         if whole and whole.group(1).startswith("$"):
@@ -173,13 +177,27 @@ def fill_environment(value: Any, environ: dict[str, str], where: str) -> Any:
 
 
 def environment_names(value: Any) -> set[str]:
-    found: set[str] = set()
+    return {m.group(1)[1:] for m in placeholders(value) if m.group(1).startswith("$")}
 
-    def collect(text: str) -> str:
-        found.update(m.group(1)[1:] for m in PLACEHOLDER.finditer(text) if m.group(1).startswith("$"))
-        return text
-    walk(value, collect)
-    return found
+
+def texts(value: Any) -> Iterator[str]:
+    """Every text `walk` would visit (values, not keys), without copying anything."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+
+
+def placeholders(value: Any) -> Iterator[re.Match[str]]:
+    """Every `{{ ... }}` in the value's texts."""
+    for text in texts(value):
+        if "{{" in text:
+            yield from PLACEHOLDER.finditer(text)
 
 
 def walk(value: Any, on_text: Any) -> Any:
@@ -194,16 +212,7 @@ def walk(value: Any, on_text: Any) -> Any:
 
 def references(value: Any) -> set[Reference]:
     """Every server reference in the value."""
-    found: set[Reference] = set()
-
-    def collect(text: str) -> str:
-        for match in PLACEHOLDER.finditer(text):
-            reference = as_reference(match.group(1))
-            if reference:
-                found.add(reference)
-        return text
-    walk(value, collect)
-    return found
+    return {reference for match in placeholders(value) if (reference := as_reference(match.group(1)))}
 
 
 def as_reference(expression: str) -> Reference | None:

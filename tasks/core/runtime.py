@@ -34,9 +34,10 @@ def native_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str 
         directory = f"{flows_dir.rstrip('/')}/{folder}" if folder else flows_dir
         spec["pull_steps"] = [{"prefect.deployments.steps.set_working_directory": {"directory": directory}}]
     steps = tuple(desired.runtime.get("image_steps") or ())
-    outputs = image_outputs(image, tag) if image else {}
-    filled = fill_image_outputs({k: v for k, v in spec.items() if k != "pull_steps"}, steps, outputs)
-    unfilled = sorted(image_step_references(filled, steps))
+    filled = {k: v for k, v in spec.items() if k != "pull_steps"}
+    if steps:  # no image step, nothing to fill
+        filled = fill_image_outputs(filled, steps, image_outputs(image, tag) if image else {})
+    unfilled = sorted(image_step_references(filled, steps)) if steps else []
     if unfilled:
         raise ForkflowError(
             f"{desired.flow}/{desired.name}: {', '.join(unfilled)} "

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tasks.core import acme, prefect_yaml
+from tasks.core import prefect_yaml
 from tasks.core.deploydefs import Planned, from_document, undefined_flows
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
 from tasks.core.discovery import FlowInfo, Parameter
@@ -87,6 +87,8 @@ def read_config_files(current: Settings, root: Path, flows: list[FlowInfo], foun
         return DeploymentConfig(file, kind, tuple(planned), tuple(notes), (file,), tuple(warnings))
     data = read_yaml_file(file)
     if kind == "acme":
+        from tasks.core import acme
+
         entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))), (), (file,))
     doc = parse_document(data, str(file), context)

@@ -48,8 +48,8 @@ def with_prefect_facts(config: DeploymentConfig, root: Path, current: Settings) 
 
     schemas = SchemaCache(current.state_dir / SCHEMAS_FILE)
     schemas.fill(root, [item for item in config.planned if item.native], partial_project(current))
-    version = RepositoryVersion(root)
     infos = VersionInfos(root, current.state_dir / INFOS_FILE)
+    version = RepositoryVersion(root, infos.facts)
     planned = []
     for item in config.planned:
         if item.native:
@@ -71,14 +71,12 @@ def partial_project(current: Settings) -> Callable[[Path], Project]:
 
 
 class RepositoryVersion:
-    """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file."""
+    """Prefect's rule: in a git checkout with a remote, the commit's first 8 characters; else a hash of the flow's file.
+    `facts` are the checkout's (version_info.git_facts)."""
 
-    def __init__(self, root: Path):
-        from tasks.adapters.git import Git
-
-        git = Git(root)
+    def __init__(self, root: Path, facts: dict[str, str]):
         self.root = root
-        self.commit = git.read("rev-parse", "HEAD")[:8] if git.ok("config", "--get", "remote.origin.url") else None
+        self.commit = facts["commit_sha"][:8] if "url" in facts and "commit_sha" in facts else None
 
     def of(self, file: str) -> str:
         if self.commit:

@@ -78,7 +78,7 @@ class PrefectRules:
         if key not in self.saved:
             self.saved[key] = read()
             if self.file is not None:
-                write_json(self.file, self.saved)
+                write_json(self.file, self.saved, compact=True)
         return self.saved[key]
 
     def keys(self) -> dict[str, list[str]]:
@@ -98,9 +98,11 @@ class PrefectRules:
             accepted = parts is not None and self.parts_accepted(parts)
             verdicts[digest] = "" if accepted else refusal_of(data)
             if not verdicts[digest] and parts is not None:
+                if not accepted:  # Prefect was imported to read it: its schema costs nothing more
+                    self.shapes_accepted(parts[1], self.remembered("deployment_schema", deployment_schema))
                 self.remember_parts(parts)
             if self.file is not None:
-                write_json(self.file, self.saved)
+                write_json(self.file, self.saved, compact=True)
         found: str = verdicts[digest]
         return found
 
@@ -113,9 +115,22 @@ class PrefectRules:
         new = [entry for entry in entries if digest_of(entry) not in known]
         if not new:
             return True
+        schema = self.remembered("deployment_schema", deployment_schema)
+        unknown = [entry for entry in new if shape_digest(entry, schema) not in known]
+        return not unknown or self.shapes_accepted(unknown, schema)
+
+    def shapes_accepted(self, entries: list[Any], schema: dict[str, Any]) -> bool:
+        """Whether Prefect's schema accepts every entry, each checked by its shape (see prefect_schema.shape); the
+        shapes it accepts are remembered, so a later entry of one of them (new parameter values, a new description)
+        needs no schema check at all. Entries Prefect's model accepted but its schema did not are never remembered
+        by shape: the model may accept a value (`paused: "yes"`) that another of the same shape is refused for."""
+        from tasks.core.schema_shape import shape
         from tasks.pipeline.prefect_schema import entries_accepted
 
-        return entries_accepted(new, self.remembered("deployment_schema", deployment_schema))
+        shapes = {shape_digest(entry, schema): shape(entry, schema) for entry in entries}
+        accepted = [key for key, item in shapes.items() if entries_accepted([item], schema)]
+        self.saved.setdefault("parts", {}).update(dict.fromkeys(accepted, ""))
+        return len(accepted) == len(shapes)
 
     def remember_parts(self, parts: tuple[str, list[Any]]) -> None:
         known: dict[str, str] = self.saved.setdefault("parts", {})
@@ -150,6 +165,12 @@ KEPT_PARTS = 20000  # remembered accepted parts (deployments of every file read,
 
 def digest_of(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def shape_digest(entry: Any, schema: dict[str, Any]) -> str:
+    from tasks.core.schema_shape import shape
+
+    return "shape:" + digest_of(shape(entry, schema))
 
 
 def parts_of(data: dict[str, Any]) -> tuple[str, list[Any]] | None:

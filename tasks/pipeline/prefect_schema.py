@@ -78,3 +78,4 @@ def is_date_time(value: object) -> bool:
     except ValueError:
         return False
     return True
+

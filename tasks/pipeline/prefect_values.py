@@ -9,8 +9,10 @@ over a schema Prefect first rewrites (`preprocess_schema`, then every
 rewriting is Prefect's and needs all of prefect imported (about a second), so
 its result is remembered in the state folder per Prefect version and schema:
 a deploy that changes a deployment's values, not its flow or pool, checks them
-with jsonschema alone. tests/test_prefect_values.py holds this to Prefect's
-own `validate`.
+with jsonschema alone. Values a prepared schema accepted are remembered by
+their shape (tasks/core/schema_shape.py): new values of the same types (a
+changed parameter) are accepted without importing jsonschema either.
+tests/test_prefect_values.py holds this to Prefect's own `validate`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from tasks.pipeline.settings import read_json, write_json
 
-SCHEMAS_FILE = "prefect-schemas.json"
+SCHEMAS_FILE = "prefect-value-schemas.json"  # not flow_code's prefect-schemas.json: each writes its own whole
 
 
 class PrefectSchemas:
@@ -33,25 +35,41 @@ class PrefectSchemas:
         self.file = file
         self.version = version("prefect")
         saved = (read_json(file) or {}) if file is not None else {}
-        self.prepared: dict[str, Any] = saved.get("schemas", {}) if saved.get("prefect") == self.version else {}
+        same = saved.get("prefect") == self.version
+        self.prepared: dict[str, Any] = saved.get("schemas", {}) if same else {}
+        self.accepted: dict[str, str] = saved.get("accepted", {}) if same else {}
         self.added = False
 
-    def prepare(self, schema: dict[str, Any]) -> dict[str, Any]:
-        key = hashlib.sha256(json.dumps(schema, sort_keys=True, default=str).encode()).hexdigest()
+    def prepare(self, schema: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The key of `schema` and its prepared form."""
+        key = digest_of(schema)
         if key not in self.prepared:
             self.prepared[key] = prefect_prepared(schema)
             self.added = True
         found: dict[str, Any] = self.prepared[key]
-        return found
+        return key, found
 
     def problems(self, value: dict[str, Any], schema: dict[str, Any]) -> list[tuple[str, str]]:
         """(key path, Prefect's message) for each way `value` breaks `schema`, as Prefect's `validate(...,
-        ignore_required=True)` finds them."""
+        ignore_required=True)` finds them; none, without a validator, for a value of a shape it accepted before."""
+        from tasks.core.schema_shape import shape
+
+        key, prepared = self.prepare(schema)
+        seen = digest_of([key, shape(value, prepared)])
+        if seen in self.accepted:
+            return []
+        found = self.validated(value, schema, prepared)
+        if not found:
+            self.accepted.pop(seen, None)
+            self.accepted[seen] = ""  # the newest last: the oldest go first past KEPT_SHAPES
+            self.added = True
+        return found
+
+    def validated(self, value: dict[str, Any], schema: dict[str, Any], prepared: dict[str, Any]) -> list[tuple[str, str]]:
         from jsonschema.validators import Draft202012Validator
         from referencing import Registry
 
-        validator = Draft202012Validator(self.prepare(schema), format_checker=Draft202012Validator.FORMAT_CHECKER,
-                                         registry=Registry())
+        validator = Draft202012Validator(prepared, format_checker=Draft202012Validator.FORMAT_CHECKER, registry=Registry())
         try:
             errors = list(validator.iter_errors(value))
         except RecursionError:
@@ -60,8 +78,16 @@ class PrefectSchemas:
 
     def save(self) -> None:
         if self.added and self.file is not None:
-            write_json(self.file, {"prefect": self.version, "schemas": self.prepared})
+            kept = dict(list(self.accepted.items())[-KEPT_SHAPES:])
+            write_json(self.file, {"prefect": self.version, "schemas": self.prepared, "accepted": kept}, compact=True)
             self.added = False
+
+
+KEPT_SHAPES = 20000  # remembered accepted shapes (every deployment's values, recent changes)
+
+
+def digest_of(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def prefect_prepared(schema: dict[str, Any]) -> dict[str, Any]:

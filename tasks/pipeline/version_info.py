@@ -13,7 +13,6 @@ a later deploy of the same commit does not import Prefect to infer it again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -34,15 +33,8 @@ class VersionInfos:
     """Prefect's inferred version info for one checkout, per version_type (None: Prefect's default order)."""
 
     def __init__(self, folder: Path, file: Path | None = None):
-        git = Git(folder)
         self.file = file
-        self.facts: dict[str, str] = {}
-        if git.ok("rev-parse", "HEAD"):
-            log = git.read("log", "-1", "--pretty=%B").strip().splitlines()
-            self.facts = {"commit_sha": git.read("rev-parse", "HEAD"), "message": log[0] if log else "",
-                          "branch": git.read("rev-parse", "--abbrev-ref", "HEAD")}
-            if git.ok("config", "--get", "remote.origin.url"):
-                self.facts["url"] = git.read("config", "--get", "remote.origin.url")
+        self.facts = git_facts(Git(folder))
         self.known: dict[str | None, dict[str, Any] | None] = {}
 
     def of(self, version_type: str | None) -> dict[str, Any] | None:
@@ -63,6 +55,8 @@ class VersionInfos:
         if key in saved:
             found: dict[str, Any] | None = saved[key]["info"]
             return found
+        import asyncio
+
         info = asyncio.run(self.inferred(version_type))
         if self.file is not None:
             kept = dict(list(saved.items())[-(KEPT - 1):])
@@ -99,3 +93,19 @@ class VersionInfos:
         repository = urlparse(url).path.strip("/").removesuffix(".git")
         return await get_git_version_info(commit_sha=self.facts["commit_sha"], message=message or "-",
                                           branch=self.facts["branch"], url=url, repository=repository)
+
+
+def git_facts(git: Git) -> dict[str, str]:
+    """The commit, its message's first line, the branch and origin's URL (when there is one) of the checkout;
+    nothing outside a git checkout or before its first commit. Three git calls."""
+    head = git.call(("log", "-1", "--pretty=%H%n%B"), check=False)
+    if head.returncode != 0:
+        return {}
+    sha, _, body = head.stdout.strip().partition("\n")
+    lines = body.strip().splitlines()
+    facts = {"commit_sha": sha.strip(), "message": lines[0] if lines else "",
+             "branch": git.read("rev-parse", "--abbrev-ref", "HEAD")}
+    origin = git.call(("config", "--get", "remote.origin.url"), check=False)
+    if origin.returncode == 0:
+        facts["url"] = origin.stdout.strip()
+    return facts

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.adapters.console import say, warn
+from tasks.adapters.console import say, say_all, warn
 from tasks.adapters.git import Git
 from tasks.core.deploynames import environments_for_branch, slug
 from tasks.core.discovery import (
@@ -79,9 +79,15 @@ def flows_unchanged(task: Any = None, *_: Any) -> bool | Stale:
         read_report("flows", current)  # a corrupt one is set aside, with one warning
         return Stale("no flows.json yet")
     try:
-        return saved["inputs"] == flows_inputs(current) or Stale("flow files, branch or deployment config changed")
+        inputs = SEEN_INPUTS[current.state_dir] = flows_inputs(current)
     except (ForkflowError, OSError) as err:
         return Stale(f"cannot read the flows folder: {str(err).splitlines()[0]}")
+    return saved["inputs"] == inputs or Stale("flow files, branch or deployment config changed")
+
+
+# the inputs the up-to-date check just saw, for the action that follows it in this process: taken before anything is
+# read, as the action would take them (a change after it makes the next run's check see different inputs)
+SEEN_INPUTS: dict[Path, str] = {}
 
 
 def flows_inputs(current: Settings) -> str:
@@ -108,8 +114,9 @@ def flows_inputs(current: Settings) -> str:
 
 def flows_action() -> dict[str, str]:
     current = settings()
+    inputs = SEEN_INPUTS.pop(current.state_dir, None) or flows_inputs(current)
     report, refusal = flows_report(current)
-    report["inputs"] = flows_inputs(current)
+    report["inputs"] = inputs
     write_report("flows", report, current)
     show(report)
     if refusal is not None:  # the listing is written; the run stops on the config, with or without other problems
@@ -212,10 +219,12 @@ def flows_root(current: Settings) -> Path:
 
 def tracked_python_files(git: Git) -> list[str]:
     """Python files under the folder that git tracks or would track (ignored files are left out)."""
-    if not git.ok("rev-parse", "--show-toplevel"):
+    args = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    found = git.call(args, check=False)
+    if found.returncode != 0 and not git.ok("rev-parse", "--show-toplevel"):
         raise ForkflowError(f"{git.repo} is not inside a git repository", where="[flows] path",
                             fix="point [flows] path into the fork checkout")
-    listed = git.read("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    listed = found.stdout if found.returncode == 0 else git.read(*args)  # git's own words for any other failure
     return sorted({name for name in listed.split("\0") if name.endswith(".py") and (git.repo / name).is_file()})
 
 
@@ -311,8 +320,8 @@ def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[
 
 def checkout_state(git: Git) -> tuple[str, str]:
     """The branch being deployed ($FORKFLOW_BRANCH wins) and the commit checked out."""
-    commit = git.read("rev-parse", "HEAD")
-    branch = os.environ.get(BRANCH_ENV) or git.read("rev-parse", "--abbrev-ref", "HEAD")
+    commit, _, checked_out = git.read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").partition("\n")
+    branch = os.environ.get(BRANCH_ENV) or checked_out.strip()
     if branch == "HEAD":
         raise ForkflowError(f"the checkout at {git.repo} is on a detached HEAD, so its branch is unknown",
                             where=str(git.repo), fix=f"check out a branch, or set {BRANCH_ENV}=<branch> (CI: the pushed branch)")
@@ -344,7 +353,9 @@ def pyproject_identity(root: Path) -> tuple[str | None, str | None]:
 
 
 def flow_entry(flow: FlowInfo) -> dict[str, Any]:
-    entry = asdict(flow)
+    """The flow as JSON-ready data (its fields one by one: `asdict` copies every value deeply, which thousands of
+    flows per run notice; the entry is only ever written out)."""
+    entry = {field.name: getattr(flow, field.name) for field in dataclasses.fields(flow)}
     entry["parameters"] = [asdict(p) for p in flow.parameters]
     entry["spec_deployments"] = list(flow.spec_deployments)
     entry["entrypoint"] = flow.entrypoint
@@ -368,9 +379,8 @@ def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> di
 def show(report: dict[str, Any]) -> None:
     say(f"flows on branch {report['branch']} ({report['commit'][:7]}), code version {report['version']}, "
         f"deploys to: {', '.join(report['environments']) or 'no environment (see [environments.*] branch)'}")
-    for flow in report["flows"]:
-        kind = " (async)" if flow["is_async"] else ""
-        say(f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{kind}")
+    say_all([f"  {shown(flow['name']):<24} {shown(flow['entrypoint'])}{' (async)' if flow['is_async'] else ''}"
+             for flow in report["flows"]])
     if len(report.get("configs", [])) > 1:
         say(f"deployments from {len(report['configs'])} {report['format']} files:")
         for file in report["configs"]:
@@ -384,9 +394,9 @@ def show(report: dict[str, Any]) -> None:
     else:
         say("no deployment config (prefect.yaml, acme static config, deployments.yaml) and no FLOW_SPEC: "
             "nothing is deployed")
-    for item in report["deployments"]:
-        names = ", ".join(shown(item["names"][env]) for env in report["environments"])
-        say(f"  {shown(item['flow']):<24} -> {names or '(no environment for this branch)'}")
+    say_all([f"  {shown(item['flow']):<24} -> "
+             + (", ".join(shown(item["names"][env]) for env in report["environments"]) or "(no environment for this branch)")
+             for item in report["deployments"]])
     for note in report.get("notes", []):
         say(f"  note: {note}")
     for error in report["errors"]:

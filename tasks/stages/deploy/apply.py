@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from tasks.adapters.console import say, warn
@@ -36,8 +37,10 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
 from tasks.core.text import shown
 from tasks.pipeline.credentials import environment_connection
+from tasks.pipeline.parallel import together
 from tasks.pipeline.prefect_values import SCHEMAS_FILE, PrefectSchemas
 from tasks.pipeline.settings import Settings, read_json, read_report, write_failed_report, write_json
+from tasks.stages.deploy import check as deploy_check
 from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
 from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, result_entry
 
@@ -96,20 +99,20 @@ class DeployRun:
         raise error
 
     def apply_to(self, api: PrefectApi, group: list[Desired], prune_envs: list[str], complete: bool) -> list[dict[str, Any]]:
-        pools = api.work_pools()
+        ctx = context_of(self.current, self.listing)
+        envs = sorted({d.environment for d in group} | set(prune_envs))
+        patterns = sorted({d.pattern for d in group} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
+        prefixes = sorted({fixed_prefix(ctx, env, pattern) for env in envs for pattern in patterns})
+        pools, automations, before = (outcome.get() for outcome in together(  # one round trip instead of three
+            api.work_pools, api.read_automations, partial(signals_of, api, prefixes)))
         pool_types = {name: pool["type"] for name, pool in pools.items()}
         group = resolved_references(api, group, self.dry_run)  # pools, pool types and images: on resolved values
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
-        ctx = context_of(self.current, self.listing)
-        envs = sorted({d.environment for d in ready} | set(prune_envs))
-        patterns = sorted({d.pattern for d in ready} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
-        prefixes = sorted({fixed_prefix(ctx, env, pattern) for env in envs for pattern in patterns})
         key = f"{api.api_url} {' '.join(prefixes)}"
         record = self.records.get(key)
         not_owned = list((record or {}).get("not_owned", []))
-        owned = owned_by_deployment(api.read_automations(), set(not_owned))
-        before = {prefix: api.deployment_signals(prefix) for prefix in prefixes}
+        owned = owned_by_deployment(automations, set(not_owned))
         full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
         known: list[Change] = []
         if full:
@@ -127,14 +130,17 @@ class DeployRun:
         writes_before = api.writes
         results = Applier(api, self.concurrency, self.labels()).run(changes)
         if not self.dry_run:
-            wrote = api.writes != writes_before
-            after = {prefix: api.deployment_signals(prefix) for prefix in prefixes} if wrote else before
+            scope: dict[str, Any] = {"url": api.api_url, "prefixes": prefixes, "environment": envs[0] if envs else ""}
+            after = before
+            if api.writes != writes_before:  # the signals the no-op check will compare, with those of the record
+                after, automations = (outcome.get() for outcome in together(
+                    partial(signals_of, api, prefixes), partial(forkflow_automations, api)))
+                scope["signals"] = {**after, "automations": automations}
             checked = time.time() if full and complete else float((record or {}).get("checked", 0))
             not_owned = sorted({*not_owned, *others_kept(api, changes, owned)})
             self.records[key] = remembered(record, ready, results, after, checked, not_owned)
             save_records(self.current, self.records)
-            self.scopes.append({"url": api.api_url, "prefixes": prefixes, "environment": envs[0] if envs else "",
-                                "checked": checked})
+            self.scopes.append({**scope, "checked": checked})
         return results
 
     @staticmethod
@@ -216,8 +222,18 @@ def resolved_references(api: PrefectApi, ready: list[Desired], dry_run: bool = F
     wanted = {ref for d in ready if d.native for ref in prefect_yaml.references(without_pull(d.spec))}
     values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
     return [dataclasses.replace(d, spec=with_schedules_active(
-        {**prefect_yaml.fill_references(without_pull(d.spec), values), "pull_steps": d.spec.get("pull_steps")},
-        d.identity, dry_run)) if d.native else d for d in ready]
+        {**(prefect_yaml.fill_references(without_pull(d.spec), values) if values else without_pull(d.spec)),
+         "pull_steps": d.spec.get("pull_steps")}, d.identity, dry_run)) if d.native else d for d in ready]
+
+
+def signals_of(api: PrefectApi, prefixes: list[str]) -> dict[str, Any]:
+    return {prefix: api.deployment_signals(prefix) for prefix in prefixes}
+
+
+def forkflow_automations(api: PrefectApi) -> list[str]:
+    """forkflow's automations as the no-op check sees them (tasks.stages.deploy.check)."""
+    found = api.call("POST", "automations/filter", deploy_check.AUTOMATIONS, what="read forkflow's automations")
+    return deploy_check.automation_signals(found.json())
 
 
 def without_pull(spec: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +284,7 @@ def load_records(current: Settings) -> dict[str, Any]:
 
 
 def save_records(current: Settings, records: dict[str, Any]) -> None:
-    write_json(current.state_dir / RECORDS, records)
+    write_json(current.state_dir / RECORDS, records, compact=True)  # rewritten by every deploy: no indenting
 
 
 def check_against_prefect(changes: list[Change], pools: dict[str, dict[str, Any]], api_url: str,

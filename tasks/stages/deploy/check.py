@@ -105,9 +105,11 @@ def drift_of(server: dict[str, Any], answer: dict[str, Any] | None) -> list[str]
 
 
 def remember(current: Settings, servers: list[dict[str, Any]], checked: float) -> None:
-    """After a complete deploy: the digest and each server's signals as they are now."""
+    """After a complete deploy: the digest and each server's signals as they are now (as the run read them right
+    after its writes, or asked now)."""
     for server in servers:
-        server["signals"] = signals_or_none(server["url"], server["prefixes"], connection_of(current, server))
+        server["signals"] = server.get("signals") or signals_or_none(server["url"], server["prefixes"],
+                                                                     connection_of(current, server))
     write_json(current.state_dir / RECORD, {"inputs": inputs_digest(current), "checked": checked, "servers": servers})
 
 
@@ -157,7 +159,7 @@ def signals_or_none(url: str, prefixes: list[str], connection: Connection,
     not answer. The requests go out at once."""
     asks: dict[str, tuple[str, dict[str, Any]]] = {}
     if automations:
-        asks["automations"] = ("automations/filter", {"automations": {"tags": {"all_": ["forkflow"]}}})
+        asks["automations"] = ("automations/filter", AUTOMATIONS)
     for prefix in prefixes:
         asks[prefix] = ("deployments/paginate", signals_query(prefix))
     try:
@@ -165,10 +167,17 @@ def signals_or_none(url: str, prefixes: list[str], connection: Connection,
             answers = dict(zip(asks, pool.map(lambda ask: post(url, ask[0], ask[1], connection), asks.values()),
                                strict=True))
         found: dict[str, Any] = {prefix: signals_from(answers[prefix]) for prefix in prefixes}
-        found["automations"] = sorted(f"{a['id']}@{a.get('updated')}" for a in answers.get("automations", []))
+        found["automations"] = automation_signals(answers.get("automations", []))
         return found
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+AUTOMATIONS = {"automations": {"tags": {"all_": ["forkflow"]}}}  # the automations forkflow made
+
+
+def automation_signals(answer: list[dict[str, Any]]) -> list[str]:
+    return sorted(f"{a['id']}@{a.get('updated')}" for a in answer)
 
 
 def signals_query(prefix: str) -> dict[str, Any]:
