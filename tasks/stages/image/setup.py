@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.core import images as core
-from tasks.core.config_images import Images
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run, plan_only
 from tasks.pipeline.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from tasks.core.config_images import Images
 
 STAGE = "image"
 
