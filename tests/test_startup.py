@@ -3,6 +3,7 @@ share one parse of a report, and doit's plugins are looked up with one scan."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 from pathlib import Path
@@ -155,3 +156,34 @@ def test_report_facts_outlive_the_process_and_follow_a_new_report(tmp_path: Path
     assert facts_module.report_facts("flows", current) is None
     (current.reports_dir / "flows.json").unlink()
     assert facts_module.report_facts("flows", current) is None
+
+
+def test_task_creators_start_at_the_lines_inspect_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """doit orders task creators by their first line: read from the code object, it is the line inspect reads
+    from the source, for every creator dodo.py imports (decorated ones too) and for a method creator."""
+    import ast
+    import importlib
+    import inspect
+
+    import doit.loader
+
+    from tasks.pipeline.runmode import CreatorLines, read_creator_lines_from_code
+    from tests.helpers import REPO
+
+    creators = [getattr(importlib.import_module(str(node.module)), alias.name)
+                for node in ast.walk(ast.parse((REPO / "dodo.py").read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and str(node.module).startswith("tasks.stages")
+                for alias in node.names if alias.name.startswith("task_")]
+    assert len(creators) > 20
+
+    class Creator:
+        @staticmethod
+        @functools.cache
+        def create_doit_tasks() -> None:
+            """A creator that is a method, cached."""
+
+    for ref in [*creators, Creator.create_doit_tasks]:
+        assert CreatorLines.getsourcelines(ref)[1] == inspect.getsourcelines(ref)[1], ref
+    monkeypatch.setattr(doit.loader, "inspect", inspect)  # restored afterwards
+    read_creator_lines_from_code()
+    assert isinstance(doit.loader.inspect, CreatorLines) and doit.loader.inspect.isfunction is inspect.isfunction

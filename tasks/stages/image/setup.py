@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tasks.core.config_images import Images
 
 STAGE = "image"
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,19 @@ def image_setup(dry_run: bool = False, current: Settings | None = None) -> Image
 def base_name(flavor: str, python: str) -> str:
     """The `image-base` subtask an image needs: the Python version, or `conda`."""
     return "conda" if flavor == "conda" else python
+
+
+def template_folder(setup: ImageSetup) -> Path:
+    images = setup.images
+    return setup.settings.path(images.templates) if images.templates else BUILTIN_TEMPLATES
+
+
+def template_files(setup: ImageSetup) -> list[Path]:
+    return sorted(template_folder(setup).glob("*.Dockerfile.j2"))
+
+
+def template_sources(setup: ImageSetup) -> dict[str, Path]:
+    """Template name -> the file it is read from: a custom folder may override some, the rest come from templates/."""
+    found = {p.name: p for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
+    found.update({p.name: p for p in template_files(setup)})
+    return found
