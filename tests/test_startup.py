@@ -19,6 +19,12 @@ NOT_AT_START = (
     "tasks.core.deployspec", "tasks.core.prefect_yaml", "tasks.core.runtime", "tasks.core.sync",
     "tasks.pipeline.deployments", "tasks.stages.deploy.apply", "tasks.stages.deploy.desired",
     "tasks.stages.deploy.promote_run", "tasks.stages.sync.plan", "tasks.stages.sync.steps",
+    # the image stage's machinery, and packaging's requirement and tag parsers (tasks.core.versions may take
+    # packaging.version)
+    "tasks.stages.image.build", "tasks.stages.image.check", "tasks.stages.image.inputs", "tasks.stages.image.join",
+    "tasks.stages.image.base", "tasks.stages.image.envs", "tasks.stages.image.deps", "tasks.adapters.docker",
+    "tasks.adapters.registry", "tasks.adapters.buildkit", "packaging.requirements", "packaging.tags",
+    "packaging.specifiers", "tasks.core.release_pins", "tasks.core.pins",
 )
 
 
@@ -187,3 +193,19 @@ def test_task_creators_start_at_the_lines_inspect_finds(monkeypatch: pytest.Monk
     monkeypatch.setattr(doit.loader, "inspect", inspect)  # restored afterwards
     read_creator_lines_from_code()
     assert isinstance(doit.loader.inspect, CreatorLines) and doit.loader.inspect.isfunction is inspect.isfunction
+
+
+def test_installed_versions_read_from_the_header_are_those_importlib_reads(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.adapters.build import installed_version
+
+    names = sorted({str(found.metadata["Name"]) for found in importlib.metadata.distributions()})
+    assert len(names) > 20
+    assert {name: installed_version(name) for name in names} == {name: importlib.metadata.version(name) for name in names}
+    folded = tmp_path / "folded-1.0.dist-info"  # a header without a Version line: the parser decides
+    folded.mkdir()
+    (folded / "METADATA").write_text("Metadata-Version: 2.1\nName: folded\nSummary: x\n\nVersion: 9\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_version("folded") == importlib.metadata.version("folded")
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        installed_version("not-installed-anywhere")

@@ -27,7 +27,6 @@ from tasks.adapters.dashboard import ask_dashboard
 from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
-from tasks.core.verify import changed_versions, fork_closure, supports_python
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, report_intact
 from tasks.pipeline.settings import Settings, settings, write_json, write_report
@@ -134,6 +133,8 @@ def built_wheels(current: Settings, names: list[str]) -> dict[str, dict[str, Any
 
 def needed_wheels(current: Settings, name: str, names: list[str]) -> list[dict[str, Any]]:
     """The package's stamp and those of the fork packages (`names`) it needs."""
+    from tasks.core.verify import fork_closure  # packaging: on use
+
     wheels = built_wheels(current, names)
     if canonical(name) not in wheels:
         raise ForkflowError(f"{name} has no built wheel", fix=f"run `doit wheel:{name}` first")
@@ -173,6 +174,8 @@ def dashboard_command(current: Settings, stamp: dict[str, Any]) -> list[str] | N
 
 
 def verify_action(name: str, names: list[str]) -> dict[str, str]:
+    from tasks.core.verify import supports_python
+
     current = settings()
     stamps = needed_wheels(current, name, names)
     own = stamps[0]
@@ -282,6 +285,8 @@ def failure_message(name: str, results: dict[str, dict[str, Any]], last_passed: 
 
 def drift_lines(python: str, result: dict[str, Any], last_passed: dict[str, dict[str, str]]) -> list[str]:
     """The versions that changed since the last passing verification on this Python, at most 15."""
+    from tasks.core.verify import changed_versions
+
     if python not in last_passed or not result.get("installed"):
         return []
     changed = changed_versions(last_passed[python], result["installed"])
