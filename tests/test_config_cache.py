@@ -170,12 +170,22 @@ def test_a_torn_or_foreign_cache_means_a_full_validation(tmp_path: Path) -> None
     config = write(tmp_path, RICH)
     loaded_twice(config)
     cache = tmp_path / "state" / config_cache.CACHE_FILE
+    assert cache.stat().st_mode & 0o777 == 0o600  # the config's values: its owner's only
+    assert [path.name for path in cache.parent.iterdir()] == [config_cache.CACHE_FILE]  # no temporary file left
     kept = json.loads(cache.read_text(encoding="utf-8"))
     for damaged in ("{torn", "[]", json.dumps({**kept, "config": {"section": "Config", "fields": [1]}}),
                     json.dumps({**kept, "config": {"tuple": [{"set": [1]}]}}), json.dumps({**kept, "config": 5})):
         cache.write_text(damaged, encoding="utf-8")
         assert not isinstance(load_settings(config).config, Plain)
         assert isinstance(load_settings(config).config, Plain)  # written again
+
+
+def test_a_state_folder_that_cannot_be_written_only_means_validating_again(tmp_path: Path) -> None:
+    config = write(tmp_path, RICH)
+    (tmp_path / "state").write_text("a file where the state folder belongs", encoding="utf-8")
+    for _ in range(2):
+        assert not isinstance(load_settings(config).config, Plain)
+    assert (tmp_path / "state").read_text(encoding="utf-8") == "a file where the state folder belongs"
 
 
 def test_the_code_stamp_covers_every_module() -> None:

@@ -10,9 +10,11 @@ foreign cache file included, means a full validation, which writes the cache aga
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,13 +44,17 @@ def remembered_config(cache: Path, config_file: Path, text: str) -> Config | Non
 def remember_config(cache: Path, config_file: Path, text: str, config: Config) -> None:
     """Keep a validated config for the next start; a config that cannot be kept, or a state folder that cannot be
     written (a read-only checkout), only means the next start validates again."""
-    from tasks.pipeline.settings import write_text_atomically
+    from tasks.pipeline.credentials import write_private
 
+    temp = cache.with_name(f".{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         data = {"key": cache_key(config_file, text), "config": plain_tree(config)}
-        write_text_atomically(cache, json.dumps(data) + "\n")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_private(temp, json.dumps(data) + "\n")  # the config's values, readable by its owner only
+        temp.replace(cache)  # no reader sees half of it
     except (OSError, ValueError):
-        return
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def cache_key(config_file: Path, text: str) -> dict[str, Any]:
