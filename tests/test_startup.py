@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import doit.plugin
@@ -206,6 +207,13 @@ def test_installed_versions_read_from_the_header_are_those_importlib_reads(tmp_p
     folded.mkdir()
     (folded / "METADATA").write_text("Metadata-Version: 2.1\nName: folded\nSummary: x\n\nVersion: 9\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert installed_version("folded") == importlib.metadata.version("folded")
+
+    def outcome(read: Callable[[str], str]) -> object:
+        try:
+            return read("folded")
+        except KeyError:  # what importlib.metadata does then depends on its version: the same either way
+            return KeyError
+
+    assert outcome(installed_version) == outcome(importlib.metadata.version)
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         installed_version("not-installed-anywhere")

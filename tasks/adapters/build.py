@@ -42,7 +42,7 @@ def installed_version(name: str) -> str:
         key, _, value = line.partition(":")
         if key.strip().lower() == "version":
             return value.strip()
-    return found.version
+    return metadata.version(name)
 
 
 def requirements_met(requires: list[str]) -> bool:
