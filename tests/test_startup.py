@@ -39,6 +39,21 @@ NOT_WHEN_REMEMBERED = ("pydantic", "pydantic_core", "annotated_types", "tasks.co
                        "tasks.core.config_base")
 
 
+# what a no-op run's up-to-date checks must not load: the machinery of the actions they decide to skip
+NOT_IN_CHECKS = (
+    "tasks.stages.image.build", "tasks.stages.image.split", "tasks.stages.image.join", "tasks.stages.image.evidence",
+    "tasks.stages.image.dashboard", "tasks.stages.image.tags", "tasks.stages.image.smoke_test",
+    "tasks.adapters.buildkit", "tasks.adapters.registry_artifacts", "tasks.adapters.rootfs", "tasks.core.sbom",
+    "tasks.stages.sync.plan", "tasks.stages.sync.steps", "tasks.stages.sync.resume", "tasks.stages.sync.protected",
+    "docker", "httpx", "prefect", "yaml", "jinja2",
+)
+
+# the modules the image, sync and publish checks import when doit calls them
+CHECK_MODULES = ("tasks.stages.image.check", "tasks.stages.image.look", "tasks.stages.image.base",
+                 "tasks.stages.image.envs", "tasks.stages.image.cell", "tasks.adapters.engine_view",
+                 "tasks.stages.sync.state", "tasks.stages.sync.check", "tasks.adapters.index")
+
+
 def heavy(modules: set[str], tops: tuple[str, ...] = NOT_AT_START) -> list[str]:
     return sorted(name for name in modules if any(name == top or name.startswith(top + ".") for top in tops))
 
@@ -70,6 +85,41 @@ def test_the_import_check_sees_a_heavy_module() -> None:
              "import time:       100 |        500 | tasks.stages.sync.stage\n")
     assert heavy(imported_modules(lines)) == ["yaml.loader"]
     assert heavy(imported_modules(lines), NOT_WHEN_REMEMBERED) == []
+
+
+def test_the_up_to_date_checks_load_none_of_the_build_machinery() -> None:
+    """Imported in a fresh process, the modules of the image, sync and publish checks load no module that only a
+    build, a push or a sync's planning uses (the no-op run in tests/test_image_checks.py checks the same of a run)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = f"import sys, {', '.join(CHECK_MODULES)}; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = set(done.stdout.split())
+    assert set(CHECK_MODULES) <= modules  # the reading works
+    assert heavy(modules, NOT_IN_CHECKS) == []
+
+
+def test_the_sync_check_after_the_fetch_answers_without_the_planner(tmp_path: Path) -> None:
+    """sync:main, sync:release and sync:push are up to date by the light state module: calling their check, in a
+    fresh process, answers (here: no plan yet, so not up to date) and loads none of the sync machinery."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = ("import sys, types; from pathlib import Path; from tasks.stages.sync.stage import nothing_moved; "
+            f"print(nothing_moved(types.SimpleNamespace(state_dir=Path({str(tmp_path)!r})))); "
+            "print(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer, modules = done.stdout.splitlines()
+    assert answer == "False"
+    assert "tasks.stages.sync.state" in modules.split()  # the reading works
+    assert heavy(set(modules.split()), NOT_IN_CHECKS) == []
 
 
 def test_checks_share_one_parse_of_a_report_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

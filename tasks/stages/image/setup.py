@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tasks.core.config_images import Images
 
 STAGE = "image"
+PLATFORM_ENV = "FORKFLOW_IMAGE_PLATFORM"  # one platform of a split build (tasks.stages.image.split)
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 

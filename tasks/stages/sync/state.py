@@ -12,6 +12,7 @@ from tasks.core.sync import (
     SyncError,
     SyncPlan,
 )
+from tasks.core.sync_tags import TagPlan
 from tasks.pipeline.settings import read_json, write_json
 from tasks.stages.sync.setup import SyncSetup
 
@@ -76,3 +77,14 @@ def load_stamp(setup: SyncSetup) -> Stamp | None:
         return Stamp(**data) if data else None
     except TypeError:  # a stamp of another shape: as if there were none, the next sync writes it again
         return None
+
+
+def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
+    """doit `uptodate`: the tips seen at this fetch are those the last successful sync left, and no tag
+    is to be pushed or moved."""
+    data = read_json(setup.state_dir / "run.json")
+    stamp = load_stamp(setup)
+    try:
+        return bool(data and stamp and Stamp(**data["observed"]) == stamp and TagPlan.from_dict(data.get("tags")).empty)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a plan of another shape: the sync tasks run again
+        return False
