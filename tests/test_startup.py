@@ -45,13 +45,14 @@ NOT_IN_CHECKS = (
     "tasks.stages.image.dashboard", "tasks.stages.image.tags", "tasks.stages.image.smoke_test",
     "tasks.adapters.buildkit", "tasks.adapters.registry_artifacts", "tasks.adapters.rootfs", "tasks.core.sbom",
     "tasks.stages.sync.plan", "tasks.stages.sync.steps", "tasks.stages.sync.resume", "tasks.stages.sync.protected",
+    "tasks.core.sync", "tasks.core.sync_tags",
     "docker", "httpx", "prefect", "yaml", "jinja2",
 )
 
 # the modules the image, sync and publish checks import when doit calls them
 CHECK_MODULES = ("tasks.stages.image.check", "tasks.stages.image.look", "tasks.stages.image.base",
                  "tasks.stages.image.envs", "tasks.stages.image.cell", "tasks.adapters.engine_view",
-                 "tasks.stages.sync.state", "tasks.stages.sync.check", "tasks.adapters.index")
+                 "tasks.stages.sync.unchanged", "tasks.stages.sync.check", "tasks.adapters.index")
 
 
 def heavy(modules: set[str], tops: tuple[str, ...] = NOT_AT_START) -> list[str]:
@@ -104,7 +105,7 @@ def test_the_up_to_date_checks_load_none_of_the_build_machinery() -> None:
 
 
 def test_the_sync_check_after_the_fetch_answers_without_the_planner(tmp_path: Path) -> None:
-    """sync:main, sync:release and sync:push are up to date by the light state module: calling their check, in a
+    """sync:main, sync:release and sync:push are up to date by a light module: calling their check, in a
     fresh process, answers (here: no plan yet, so not up to date) and loads none of the sync machinery."""
     import subprocess
     import sys
@@ -118,8 +119,33 @@ def test_the_sync_check_after_the_fetch_answers_without_the_planner(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     answer, modules = done.stdout.splitlines()
     assert answer == "False"
-    assert "tasks.stages.sync.state" in modules.split()  # the reading works
+    assert "tasks.stages.sync.unchanged" in modules.split()  # the reading works
     assert heavy(set(modules.split()), NOT_IN_CHECKS) == []
+
+
+def test_the_light_sync_check_reads_the_plans_tags_as_the_tag_rules_do() -> None:
+    """sync's after-fetch check tells "no tag work" without tasks.core.sync_tags: for plans of every shape it
+    answers as TagPlan.from_dict(...).empty does (a shape that does not read is not up to date)."""
+    from tasks.core.sync_tags import TagPlan
+    from tasks.stages.sync.unchanged import no_tag_work
+
+    def by_the_rules(tags: object) -> bool:
+        try:
+            return TagPlan.from_dict(tags).empty  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+
+    def light(tags: object) -> bool:
+        try:
+            return no_tag_work(tags)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+
+    tag = {"name": "1.0.0", "sha": "a" * 40}
+    shapes: list[object] = [None, {}, [], "", {"push": [], "move": []}, {"push": [tag]}, {"move": [{"x": 1}]},
+                            {"push": None}, {"push": ""}, {"push": "ab"}, {"push": {}}, ["x"], {"other": 1}]
+    assert [light(shape) for shape in shapes] == [by_the_rules(shape) for shape in shapes]
+    assert light({"push": [], "move": []}) and not light({"push": [tag]})
 
 
 def test_checks_share_one_parse_of_a_report_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

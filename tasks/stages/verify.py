@@ -145,12 +145,12 @@ def needed_wheels(current: Settings, name: str, names: list[str]) -> list[dict[s
 def verification_key(current: Settings, name: str, names: list[str]) -> str:
     digest = hashlib.sha256(venv.IMPORT_CHECK.read_bytes())
     digest.update(constraints_text(current).encode())
-    for stamp in needed_wheels(current, name, names):
+    stamps = needed_wheels(current, name, names)
+    for stamp in stamps:
         digest.update(f"{stamp['wheel']['name']}={stamp['wheel']['sha256']}\n".encode())
     index = current.config.index
     digest.update(json.dumps([target_pythons(current), index.upstream if index else None,
-                              current.config.packages.version_command,
-                              dashboard_command(current, needed_wheels(current, name, names)[0])]).encode())
+                              current.config.packages.version_command, dashboard_command(current, stamps[0])]).encode())
     return digest.hexdigest()
 
 

@@ -20,13 +20,13 @@ from tasks.core.sync import (
     BranchTips,
     Commit,
     Facts,
-    Stamp,
     SyncError,
     SyncPlan,
     plan_lines,
     plan_sync,
     start_tip,
 )
+from tasks.core.sync_stamp import Stamp
 from tasks.core.sync_tags import TagPlan, TagRef, check_fetchable, tag_lines
 from tasks.core.values import is_local_path
 from tasks.pipeline.lock import clone_lock
@@ -37,8 +37,9 @@ from tasks.stages.sync.check import ORIGIN, UPSTREAM
 from tasks.stages.sync.report import write_failure, write_sync_report
 from tasks.stages.sync.resume import interrupted_run, resumed_push, tidy_clone
 from tasks.stages.sync.setup import STAGE, SyncSetup
-from tasks.stages.sync.state import RunState, load_stamp, save_state
+from tasks.stages.sync.state import RunState, save_state
 from tasks.stages.sync.tags import Listing, Remotes, heads_of, plan_tag_work, tags_of
+from tasks.stages.sync.unchanged import load_stamp
 
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:
