@@ -10,6 +10,7 @@ wheels it installs, the target Pythons and the check are unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -29,7 +30,7 @@ from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, report_intact
-from tasks.pipeline.settings import Settings, settings, write_json, write_report
+from tasks.pipeline.settings import Settings, read_json, settings, write_json, write_report
 from tasks.pipeline.ui import core_bundles
 from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
 
@@ -133,13 +134,32 @@ def built_wheels(current: Settings, names: list[str]) -> dict[str, dict[str, Any
 
 def needed_wheels(current: Settings, name: str, names: list[str]) -> list[dict[str, Any]]:
     """The package's stamp and those of the fork packages (`names`) it needs."""
-    from tasks.core.verify import fork_closure  # packaging: on use
-
     wheels = built_wheels(current, names)
     if canonical(name) not in wheels:
         raise ForkflowError(f"{name} has no built wheel", fix=f"run `doit wheel:{name}` first")
-    requires = {key: wheel_info(Path(stamp["wheel"]["path"])).requires for key, stamp in wheels.items()}
-    return [wheels[key] for key in fork_closure(name, requires)]
+    requires = {key: list(wheel_info(Path(stamp["wheel"]["path"])).requires) for key, stamp in wheels.items()}
+    return [wheels[key] for key in closure(current, name, requires)]
+
+
+CLOSURES = "verify-closures.json"
+KEPT_CLOSURES = 256
+
+
+def closure(current: Settings, name: str, requires: dict[str, list[str]]) -> list[str]:
+    """tasks.core.verify.fork_closure, a function of the name and the Requires-Dist lines only: remembered by them in
+    `<state>/verify-closures.json`, so an up-to-date check of unchanged wheels does not load packaging."""
+    key = hashlib.sha256(json.dumps([name, sorted(requires.items())]).encode()).hexdigest()
+    file = current.state_dir / CLOSURES
+    known = read_json(file) or {}
+    found = known.get(key)
+    if isinstance(found, list) and all(isinstance(item, str) for item in found):
+        return found
+    from tasks.core.verify import fork_closure  # packaging: on use
+
+    order = fork_closure(name, requires)
+    with contextlib.suppress(OSError):  # a state folder that cannot be written only means working it out again
+        write_json(file, {**dict(list(known.items())[-(KEPT_CLOSURES - 1):]), key: order})
+    return order
 
 
 def verification_key(current: Settings, name: str, names: list[str]) -> str:
