@@ -54,6 +54,12 @@ if MODE.executes:
         print(f"forkflow: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
 
+if MODE.runs_tasks and MODE.workers == 1:
+    # the checks' questions go out first (answers held in this process, so not for worker processes)
+    from tasks.early import send_early_questions
+
+    send_early_questions(SETTINGS, list(MODE.tasks) or configured_stages(SETTINGS.config))
+
 if MODE.executes:  # under the state lock: doit's database heals itself
     from tasks.pipeline.statedb import heal_doit_db, keep_summary_when_save_fails
 
@@ -62,12 +68,6 @@ if MODE.executes:  # under the state lock: doit's database heals itself
 
     remove_dead_temporaries(SETTINGS.state_dir)  # half-written files of a run killed while writing
     keep_summary_when_save_fails()
-
-if MODE.runs_tasks and MODE.workers == 1:
-    # the checks' questions go out now (answers held in this process, so not for worker processes)
-    from tasks.early import send_early_questions
-
-    send_early_questions(SETTINGS, list(MODE.tasks) or configured_stages(SETTINGS.config))
 
 from tasks.pipeline.reporter import LiveSummaryReporter, SummaryReporter  # noqa: E402
 from tasks.stages.checkout import task_checkout  # noqa: E402

@@ -1,9 +1,10 @@
 """Load forkflow's tasks as `doit list` would and pickle each one as multiprocessing's spawn and forkserver start
-methods do (the standard pickle); print the ones that do not pickle. Run in its own process: loading dodo.py
+methods do (the standard pickle), and load it back; print the ones that do not pickle. Run in its own process: loading dodo.py
 reads the command line and the config."""
 
 from __future__ import annotations
 
+import pickle
 import sys
 from multiprocessing.reduction import ForkingPickler
 
@@ -22,7 +23,7 @@ if __name__ == "__main__":
     tasks = loader.load_tasks(cmd=Running(), pos_args=[])
     for task in tasks:
         try:
-            ForkingPickler.dumps(task)
+            pickle.loads(ForkingPickler.dumps(task))
         except Exception as err:  # noqa: BLE001 - every failure is reported
             print(f"{task.name}: {type(err).__name__}: {err}")
     print(f"{len(tasks)} tasks")

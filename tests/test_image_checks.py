@@ -19,6 +19,7 @@ import pytest
 from tests.counting_proxy import CountingProxy
 from tests.helpers import docker_reachable, run_doit
 from tests.image_helpers import Registry, TinyPackage, flows_envs_config, image_config_text, write_config, write_wheel_set
+from tests.test_startup import NOT_IN_CHECKS, heavy, imported_modules
 
 pytestmark = [pytest.mark.docker]
 
@@ -84,9 +85,10 @@ def test_a_no_op_run_asks_the_engine_once_and_the_registry_once(
 
     engine.reset()
     registry_proxy.reset()
-    noop = run_doit(config, "image", env=env)
+    noop = run_doit(config, "image", env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
 
     ok(noop)
+    assert heavy(imported_modules(noop.stderr), NOT_IN_CHECKS) == []  # the checks load no build machinery
     for key in report(config):
         assert "up-to-date" in summary_line(noop.stdout, f"image:{key}"), noop.stdout
     for base in ("3.11", "3.12"):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tasks.stages.image.split import PLATFORM_ENV
+from tasks.stages.image.setup import PLATFORM_ENV
 from tests.helpers import run_doit
 from tests.image_helpers import Registry, TinyPackage, image_config_text, write_config, write_wheel_set
 from tests.test_image import copy_wheels

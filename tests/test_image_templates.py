@@ -11,7 +11,7 @@ import re
 
 from tasks.core import dockerfiles
 from tasks.core import images as core
-from tasks.stages.image.inputs import BUILTIN_TEMPLATES
+from tasks.stages.image.setup import BUILTIN_TEMPLATES
 
 TEMPLATES = {p.name: p.read_text() for p in BUILTIN_TEMPLATES.glob("*.Dockerfile.j2")}
 CORE = core.Wheel("orbit", "1.0.1", "core", "orbit-1.0.1-py3-none-any.whl", "/w", "a" * 64)

@@ -16,13 +16,15 @@ from tests.test_image import SESSION, assert_sbom_served, remove_session_images
 
 
 def test_every_task_pickles_as_spawned_workers_receive_it(demo_config: Path) -> None:
-    done = subprocess.run([sys.executable, "tests/pickle_tasks.py"], cwd=REPO, capture_output=True, text=True,
-                          env={"FORKFLOW_CONFIG": str(demo_config), "PATH": "/usr/local/bin:/usr/bin:/bin",
-                               "HOME": str(demo_config.parent)}, check=False, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1].endswith(" tasks") and int(lines[-1].split()[0]) > 20, done.stdout
-    assert lines[:-1] == [], "tasks a spawned worker cannot receive:\n" + "\n".join(lines[:-1])
+    for start in ("validated", "remembered"):  # the config validated, then taken from config-cache.json
+        done = subprocess.run([sys.executable, "tests/pickle_tasks.py"], cwd=REPO, capture_output=True, text=True,
+                              env={"FORKFLOW_CONFIG": str(demo_config), "PATH": "/usr/local/bin:/usr/bin:/bin",
+                                   "HOME": str(demo_config.parent)}, check=False, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = done.stdout.strip().splitlines()
+        assert lines[-1].endswith(" tasks") and int(lines[-1].split()[0]) > 20, done.stdout
+        assert lines[:-1] == [], f"{start}: tasks a spawned worker cannot receive:\n" + "\n".join(lines[:-1])
+    assert (demo_config.parent / ".forkflow" / "config-cache.json").is_file()
 
 
 def doit_with_start_method(config: Path, method: str, *args: str) -> subprocess.CompletedProcess[str]:

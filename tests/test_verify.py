@@ -142,3 +142,34 @@ def test_the_verification_key_follows_pins_not_comments(tmp_path: Path) -> None:
     assert constraints_text(load_settings(config)) == first == "pydantic==2.7.0\n"
     pins.write_text("pydantic==2.8.0\n", encoding="utf-8")
     assert constraints_text(load_settings(config)) == "pydantic==2.8.0\n"
+
+
+def test_the_fork_closure_is_remembered_by_its_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verify check's closure of fork packages is worked out once per name and Requires-Dist lines, then read
+    from the state folder; other lines work it out again."""
+    from tasks.core import verify as rules
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages import verify
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "closure"\n', encoding="utf-8")
+    current = load_settings(config)
+    current.state_dir.mkdir(parents=True, exist_ok=True)
+    requires = {"orbit": [], "orbit-aws": ["orbit>=1.0", "boto3"], "orbit-gcp": ["orbit-aws; extra == 'aws'"]}
+    worked: list[str] = []
+    real = rules.fork_closure
+
+    def counted(name: str, lines: dict[str, list[str]]) -> list[str]:
+        worked.append(name)
+        return real(name, lines)
+
+    monkeypatch.setattr(rules, "fork_closure", counted)
+    assert verify.closure(current, "orbit-aws", requires) == ["orbit-aws", "orbit"]
+    assert verify.closure(current, "orbit-aws", requires) == ["orbit-aws", "orbit"]
+    assert verify.closure(current, "orbit-gcp", requires) == ["orbit-gcp"]
+    assert worked == ["orbit-aws", "orbit-gcp"]
+    changed = {**requires, "orbit-gcp": ["orbit-aws"]}
+    assert verify.closure(current, "orbit-gcp", changed) == ["orbit-gcp", "orbit-aws", "orbit"]
+    assert worked == ["orbit-aws", "orbit-gcp", "orbit-gcp"]
+    (current.state_dir / verify.CLOSURES).write_text('{"torn', encoding="utf-8")
+    assert verify.closure(current, "orbit-aws", requires) == ["orbit-aws", "orbit"]

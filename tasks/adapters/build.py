@@ -25,10 +25,24 @@ def tool_versions() -> dict[str, str]:
     found = {"python": sys.version.split()[0]}
     for name in TOOLS:
         try:
-            found[name] = metadata.version(name)
+            found[name] = installed_version(name)
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def installed_version(name: str) -> str:
+    """`importlib.metadata.version(name)`, read from the Version line of the distribution's METADATA header
+    instead of through the email parser (a no-op run asks for eight tools' versions); the parser only when the
+    header has no such line."""
+    found = metadata.distribution(name)
+    for line in (found.read_text("METADATA") or found.read_text("PKG-INFO") or "").splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "version":
+            return value.strip()
+    return metadata.version(name)
 
 
 def requirements_met(requires: list[str]) -> bool:

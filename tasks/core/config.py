@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationError, f
 
 from tasks.core.config_base import NAME_PATTERN, PYTHON_PATTERN, Section
 from tasks.core.config_images import Images
+from tasks.core.config_plain import config_patterns_of
 from tasks.core.errors import ConfigError, validation_problem
-from tasks.core.values import branch_name, http_url, is_local_path, parse_toml
+from tasks.core.values import branch_name, http_url, parse_toml
 
 
 class Project(Section):
@@ -167,7 +168,7 @@ class Flows(Section):
     @property
     def config_patterns(self) -> tuple[str, ...]:
         """The configured deployment config files and globs (none: search path)."""
-        return (self.config,) if isinstance(self.config, str) else self.config or ()
+        return config_patterns_of(self.config)
 
     @field_validator("name_pattern")
     @classmethod
@@ -256,7 +257,6 @@ class Demo(Section):
     workspace: str = ".forkflow/demo"
 
 
-WORKFLOW_NAMES = ("sync-upstream", "release", "deploy", "promote", "pull-request")
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 CRON_PATTERN = r"^$|^[0-9*/,-]+( [0-9A-Za-z*/,-]+){4}$"
 REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
@@ -390,34 +390,3 @@ def section_type(annotation: Any) -> type[BaseModel] | None:
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None
-
-
-def declared_paths(config: Config) -> dict[str, str]:
-    """Key path -> path value for every key that names a local file or folder."""
-    paths: dict[str, str] = {}
-    if config.fork:
-        paths["fork.path"] = config.fork.path
-        for key in ("upstream", "origin"):
-            value = getattr(config.fork, key)
-            if is_local_path(value):
-                paths[f"fork.{key}"] = value
-    if config.flows:
-        paths["flows.path"] = config.flows.path
-        from tasks.core.pathglob import is_glob
-
-        listed = isinstance(config.flows.config, tuple)
-        for index, value in enumerate(config.flows.config_patterns):
-            if not is_glob(value):
-                paths[f"flows.config[{index}]" if listed else "flows.config"] = value
-    if config.demo:
-        paths["demo.source"] = config.demo.source
-    if config.packages.constraints:
-        paths["packages.constraints"] = config.packages.constraints
-    if config.images:
-        for key in ("wheelhouse", "templates"):
-            value = getattr(config.images, key)
-            if value:
-                paths[f"images.{key}"] = value
-    return paths
-
-

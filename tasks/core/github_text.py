@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tasks.core.notes import escape
+from tasks.core.text import markdown_escape as escape
 
 CONFLICT_MARKER = "<!-- forkflow:sync-conflict -->"
 PULL_MARKER = "<!-- forkflow:sync-pull-request -->"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.values import sha256_hex
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 LABEL_PREFIX = "org.forkflow"
 INPUT_HASH_LABEL = f"{LABEL_PREFIX}.input-hash"
@@ -101,15 +101,15 @@ def select_wheels(wheels: Sequence[Wheel], wanted: Sequence[str] | None, what: s
     """The wheels named in `wanted` (the core package's when None), in that order."""
     if wanted is None:
         return tuple(w for w in wheels if w.kind == "core")
-    by_name = {canonicalize_name(w.name): w for w in wheels}
-    missing = [name for name in wanted if canonicalize_name(name) not in by_name]
+    by_name = {canonical(w.name): w for w in wheels}
+    missing = [name for name in wanted if canonical(name) not in by_name]
     if missing:
         available = ", ".join(sorted(w.name for w in wheels)) or "none"
         raise ForkflowError(
             f"{what}: {', '.join(missing)} not among the wheels in {source} (available: {available})",
             where=what, fix="name packages the wheel stage builds, or build them first with `doit wheel`",
         )
-    return tuple(by_name[canonicalize_name(name)] for name in wanted)
+    return tuple(by_name[canonical(name)] for name in wanted)
 
 
 def flavor_packages(wheels: Sequence[Wheel], flavor: str, configured: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
@@ -119,8 +119,8 @@ def flavor_packages(wheels: Sequence[Wheel], flavor: str, configured: Mapping[st
         return tuple(configured[flavor])
     core = next((w for w in wheels if w.kind == "core"), None)
     if flavor == "kubernetes" and core:
-        name = canonicalize_name(f"{core.name}-kubernetes")
-        return tuple(w.name for w in wheels if canonicalize_name(w.name) == name)[:1]
+        name = canonical(f"{core.name}-kubernetes")
+        return tuple(w.name for w in wheels if canonical(w.name) == name)[:1]
     return ()
 
 
@@ -180,6 +180,13 @@ def marker_environment(python: str, machine: str) -> dict[str, str]:
     }
 
 
+def canonical(name: str) -> str:
+    """A package name as PEP 503 compares it (packaging is imported only by what compares names)."""
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
+
+
 def applies(req: Requirement, environment: Mapping[str, str]) -> bool:
     """True when the requirement's marker holds in `environment`; with no extra chosen, extras-only ones do not."""
     return req.marker is None or req.marker.evaluate(dict(environment))
@@ -192,7 +199,9 @@ def third_party_requirements(requires: Mapping[str, Sequence[str]], project_name
 
     `requires` maps a wheel's name to its Requires-Dist lines.
     """
-    ours = {canonicalize_name(name) for name in project_names}
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    ours = {canonical(name) for name in project_names}
     found: dict[str, str] = {}
     for lines in requires.values():
         for line in lines:
@@ -200,7 +209,7 @@ def third_party_requirements(requires: Mapping[str, Sequence[str]], project_name
                 req = Requirement(line)
             except InvalidRequirement:
                 continue
-            if canonicalize_name(req.name) in ours or not applies(req, environment):
+            if canonical(req.name) in ours or not applies(req, environment):
                 continue
             found.setdefault(str(req), str(req))
     return tuple(sorted(found))
@@ -208,13 +217,17 @@ def third_party_requirements(requires: Mapping[str, Sequence[str]], project_name
 
 def without_marker(line: str) -> str:
     """`redis>=4` for `redis>=4; extra == "redis"`: a requirement of a chosen extra, installed as a plain one."""
+    from packaging.requirements import Requirement
+
     req = Requirement(line)
     req.marker = None
     return str(req)
 
 
 def requirement_names(requirements: Iterable[str]) -> list[str]:
-    return [canonicalize_name(Requirement(r).name) for r in requirements]
+    from packaging.requirements import Requirement
+
+    return [canonical(Requirement(r).name) for r in requirements]
 
 
 # ---- tags ---------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tasks.core.config_images import Images
+if TYPE_CHECKING:
+    from tasks.core.config_images import Images
 
 DEFAULT_RUNNER_CPU = "x86_64"  # GitHub's ubuntu-* runners
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
-
+from tasks.core.text import markdown_escape as escape
 from tasks.core.versions import tag_for
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 COMMIT_MARK = re.compile(r"(?:^|\.)g([0-9a-f]{7,40})$")
 
@@ -57,8 +58,18 @@ class PackageNotes:
     fork: list[Commit] = field(default_factory=list)
 
 
+def version_of(text: str) -> Version:
+    """A PEP 440 version (packaging is imported by what compares versions, not by loading the notes task)."""
+    from packaging.version import Version
+
+    return Version(text)
+
+
 def file_version(file_name: str) -> Version | None:
     """The version in a wheel or sdist file name; None for anything else."""
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+    from packaging.version import InvalidVersion
+
     try:
         if file_name.endswith(".whl"):
             return parse_wheel_filename(file_name)[1]
@@ -69,21 +80,21 @@ def file_version(file_name: str) -> Version | None:
 
 def previous_version(files: Iterable[str], current: str) -> str | None:
     """The highest version among the index's files that is lower than `current`; None on a first release."""
-    now = Version(current)
+    now = version_of(current)
     lower = {found for name in files if (found := file_version(name)) is not None and found < now}
     return str(max(lower)) if lower else None
 
 
 def has_version(files: Iterable[str], version: str) -> bool:
     """True when one of the index's files carries exactly this version."""
-    wanted = Version(version)
+    wanted = version_of(version)
     return any(file_version(name) == wanted for name in files)
 
 
 def version_ref(version: str, tag_pattern: str, name: str) -> VersionRef:
     """The commit or tag a published version names: `1.0.1+acme.4.geac97b5` -> commit `eac97b5`,
     `1.0.1` -> the tag `1.0.1` (or `{name}-1.0.1`), `1.0.1+acme.4` (no commit in it) -> none."""
-    parsed = Version(version)
+    parsed = version_of(version)
     if parsed.local is None:
         return VersionRef("tag", tag_for(tag_pattern, name, version))
     match = COMMIT_MARK.search(parsed.local)
@@ -94,7 +105,7 @@ def version_ref(version: str, tag_pattern: str, name: str) -> VersionRef:
 
 def public_tag(version: str, tag_pattern: str, name: str) -> str:
     """The tag of a version's public part: `1.0.1+acme.4.geac97b5` -> `1.0.1`."""
-    return tag_for(tag_pattern, name, Version(version).public)
+    return tag_for(tag_pattern, name, version_of(version).public)
 
 
 def parse_commits(text: str) -> list[Commit]:
@@ -146,12 +157,6 @@ def released(files: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 
 def short(sha: str | None) -> str:
     return (sha or "")[:7]
-
-
-def escape(text: str) -> str:
-    """A commit subject made safe for Markdown: no HTML, no accidental emphasis or links."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]])", r"\\\1", text)
 
 
 def commit_line(commit: Commit, fork: bool) -> str:

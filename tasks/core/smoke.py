@@ -7,8 +7,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 
 def top_level_modules(names: Iterable[str]) -> list[str]:
     """Import names provided by a wheel, from the paths inside it."""
@@ -108,6 +106,8 @@ def version_command(core_name: str | None, console_scripts: Iterable[str]) -> li
     """`<core> version` (`prefect version`) when the core package has a console script named after it."""
     if core_name is None:
         return None
+    from packaging.utils import canonicalize_name
+
     script = canonicalize_name(core_name)
     return [script, "version"] if script in {canonicalize_name(s) for s in console_scripts} else None
 

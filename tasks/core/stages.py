@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tasks.core.config import Config
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.core.config import Config
 
 PIPELINE = ("demo", "services", "sync", "version", "wheel", "verify", "publish", "notes", "image", "flows", "deploy")
 

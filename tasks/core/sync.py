@@ -309,18 +309,6 @@ def pair_rebased(before: list[Commit], after: list[Commit]) -> list[Rebased]:
     return pairs
 
 
-@dataclass(frozen=True)
-class Stamp:
-    """Tips right after the last successful sync; unchanged tips mean there is nothing to do."""
-
-    config: str
-    upstream_main: str | None
-    origin_main: str | None
-    origin_release: str | None
-    main: str | None
-    release: str | None
-
-
 def plan_lines(plan: SyncPlan, limit: int = 20) -> list[str]:
     """The plan in words, for the console and for dry runs."""
     lines = [describe_main(plan)]

@@ -36,3 +36,9 @@ def printable(message: str) -> str:
 def first_few(names: list[str], count: int = 3) -> str:
     """`a, b, c, ...`: the first `count` names, and an ellipsis when there are more."""
     return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+
+
+def markdown_escape(text: str) -> str:
+    """A commit subject made safe for Markdown: no HTML, no accidental emphasis or links."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]])", r"\\\1", text)

@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tasks.core.config_plain import WORKFLOW_NAMES
+from tasks.core.errors import ConfigError, ForkflowError
+from tasks.core.names import split_names, unknown_names
+
 if TYPE_CHECKING:
     import jinja2
 
-
-from tasks.core.config import WORKFLOW_NAMES, Config, GitHub
-from tasks.core.errors import ConfigError, ForkflowError
-from tasks.core.names import split_names, unknown_names
+    from tasks.core.config import Config, GitHub
 
 TEMPLATE_SUFFIX = ".yml.j2"
 WORKFLOWS_FOLDER = ".github/workflows"
@@ -51,7 +52,11 @@ class Rendered:
 
 
 def github_section(config: Config) -> GitHub:
-    return config.github or GitHub()
+    if config.github:
+        return config.github
+    from tasks.core.config import GitHub
+
+    return GitHub()
 
 
 def unavailable_reason(config: Config, name: str) -> str | None:

@@ -142,9 +142,38 @@ def read_plugins_once() -> None:
     doit.plugin.entry_points_impl = entry_points_impl
 
 
+class CreatorLines:
+    """`inspect` for doit's loader, whose one use of `getsourcelines` is the line a task creator starts at (to
+    order the creators): read from the function's code object instead of reading and tokenizing its source
+    file (about 25 creators, each module tokenized again at every start). The same line: a code object's first
+    line is its `def`, or its first decorator, which is where `inspect.findsource` stops too."""
+
+    def __getattr__(self, name: str) -> Any:
+        import inspect
+
+        return getattr(inspect, name)
+
+    @staticmethod
+    def getsourcelines(creator: Any) -> tuple[list[str], int]:
+        import inspect
+
+        code = getattr(inspect.unwrap(creator), "__code__", None)
+        if code is None:
+            return inspect.getsourcelines(creator)
+        return [], code.co_firstlineno
+
+
+def read_creator_lines_from_code() -> None:
+    import doit.loader
+
+    if not isinstance(doit.loader.inspect, CreatorLines):
+        doit.loader.inspect = CreatorLines()
+
+
 def parse_command_line(args: list[str]) -> tuple[str, type, dict[str, Any], list[str]]:
     """(command name, command class, option values, positional arguments), as doit itself reads them."""
     read_plugins_once()
+    read_creator_lines_from_code()
     main = DoitMain()
     commands = main.get_cmds()
     loader = get_loader(main.config, None, commands)

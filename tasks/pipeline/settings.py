@@ -15,12 +15,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.adapters import limits
-from tasks.core.config import Config, declared_paths, parse_config_text
+from tasks.core.config_plain import declared_paths
 from tasks.core.errors import ConfigError
-from tasks.core.values import is_under
+from tasks.core.values import is_under, parse_toml
+from tasks.pipeline.config_cache import CACHE_FILE, remember_config, remembered_config
+
+if TYPE_CHECKING:
+    from tasks.core.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ENV = "FORKFLOW_CONFIG"
@@ -100,11 +104,29 @@ def load_settings(file: Path) -> Settings:
             where=f"{CONFIG_ENV}={os.environ.get(CONFIG_ENV, '')!r}" if os.environ.get(CONFIG_ENV) else str(file),
             fix=f"create it, or point {CONFIG_ENV} at an existing pipeline.toml",
         )
-    config = parse_config_text(file.read_text(encoding="utf-8"), str(file))
+    text = file.read_text(encoding="utf-8")
+    config, cache = read_config(file, text)
     result = Settings(config=config, config_file=file)
     check_paths(result)
+    if cache:  # only a config that passed every check, so a bad one still creates nothing
+        remember_config(cache, file, text, config)
     limits.configure(limits.Limits(**config.timeouts.model_dump()))
     return result
+
+
+def read_config(file: Path, text: str) -> tuple[Config, Path | None]:
+    """The validated config of a file's text: remembered from an earlier start of the same text and code, else
+    validated; and the cache file to remember a newly validated one in (None when it was remembered)."""
+    data = parse_toml(text, str(file))
+    state_dir = data.get("state_dir", ".forkflow")
+    cache = resolved(file.parent, state_dir) / CACHE_FILE if isinstance(state_dir, str) and state_dir.strip() else None
+    config = remembered_config(cache, file, text) if cache else None
+    if config is not None:
+        return config, None
+    from tasks.core.config import parse_config
+
+    config = parse_config(data, str(file))
+    return config, cache if cache and resolved(file.parent, config.state_dir) / CACHE_FILE == cache else None
 
 
 def check_paths(result: Settings) -> None:

@@ -18,7 +18,6 @@ from tasks.adapters.console import say
 from tasks.adapters.git import Git, file_entries
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, without_skipped
-from tasks.core.pins import lock_constraints
 from tasks.core.values import parse_toml, sha256_hex
 from tasks.pipeline import prefetch
 from tasks.pipeline.settings import Settings, read_json, write_text_atomically
@@ -162,6 +161,8 @@ def lock_constraints_file(current: Settings) -> Path:
     if target.is_file() and target.read_text(encoding="utf-8").startswith(header):
         return target
     entries = parse_toml(lock.read_bytes(), str(lock), fix="regenerate it with `uv lock` in the fork")
+    from tasks.core.pins import lock_constraints  # packaging: only when the lock is exported again
+
     write_text_atomically(target, header + lock_constraints(venv.export_lock(lock.parent), own, fork_names, entries))
     return target
 

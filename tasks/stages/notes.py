@@ -17,7 +17,6 @@ import hashlib
 from dataclasses import asdict
 from typing import Any
 
-from tasks.adapters import index
 from tasks.adapters.console import say, warn
 from tasks.adapters.git import Git
 from tasks.core.errors import ForkflowError
@@ -128,6 +127,8 @@ def published_statuses(current: Settings) -> dict[str, str]:
 
 def dry_run_statuses(current: Settings, versions: dict[str, Any]) -> dict[str, str]:
     """In a dry run nothing was uploaded: a package whose version the index lacks would be uploaded."""
+    from tasks.adapters import index  # the index's client: only a dry run asks it
+
     assert current.config.index is not None
     wheels = read_report("wheel", current) or {}
     built = {p["name"] for p in wheels.get("packages", [])}
@@ -191,6 +192,8 @@ class NotesReader:
             return notes
         pattern, tag_name = self.tag_rule(package)
         assert self.current.config.index is not None
+        from tasks.adapters import index
+
         notes.previous = previous_version(index.remote_files(self.current.config.index.url, package.name),
                                           entry["version"])
         start = self.previous_start(notes, pattern, tag_name) if notes.previous else entry.get("tag")

@@ -9,15 +9,17 @@ changed, and the same pins always give the same bytes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tasks.adapters.build import sha256, twine_check, write_reproducible_zip
 from tasks.core.errors import ForkflowError
-from tasks.core.release_pins import ReleasePins, wheel_files
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, Stale, report_intact
-from tasks.pipeline.release_pins import desired_pins, pins_file
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
+
+if TYPE_CHECKING:
+    from tasks.core.release_pins import ReleasePins
+
+# the check and the action import the pins' rules (packaging) and the build tools when doit calls them
 
 DOC = "the pins wheel (<project>-pins==<core version>): the third-party versions the core was verified with"
 
@@ -39,6 +41,8 @@ def task_pins() -> dict[str, Any]:
 
 
 def pins_are_current(*_: Any) -> bool | Stale:
+    from tasks.pipeline.release_pins import desired_pins
+
     current = settings()
     try:
         wanted = desired_pins(current)
@@ -51,6 +55,9 @@ def pins_are_current(*_: Any) -> bool | Stale:
 
 
 def same_as_report(current: Settings, release: ReleasePins, report: dict[str, Any]) -> bool:
+    from tasks.adapters.build import sha256
+    from tasks.pipeline.release_pins import pins_file
+
     file = pins_file(current, release)
     entries = report.get("files") or [{}]
     return (report.get("version") == release.version and report.get("name") == release.name
@@ -59,6 +66,10 @@ def same_as_report(current: Settings, release: ReleasePins, report: dict[str, An
 
 
 def pins_action() -> dict[str, str]:
+    from tasks.adapters.build import sha256, twine_check, write_reproducible_zip
+    from tasks.core.release_pins import wheel_files
+    from tasks.pipeline.release_pins import desired_pins, pins_file
+
     current = settings()
     wanted = desired_pins(current)
     if wanted is None:

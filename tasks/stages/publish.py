@@ -41,7 +41,6 @@ from tasks.adapters.run import run
 from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.publish import Decision, LocalFile, conflict_message, decide
-from tasks.core.release_pins import changed_pins, install_command, requires_from_metadata, unmet_pins
 from tasks.core.secrets import Credentials
 from tasks.core.text import first_few
 from tasks.core.versions import UNSHIPPABLE_FIX, unshippable
@@ -57,7 +56,6 @@ from tasks.pipeline.actions import (
 )
 from tasks.pipeline.checks import Check, Stale, report_intact
 from tasks.pipeline.credentials import index_credentials, is_local_index
-from tasks.pipeline.release_pins import desired_pins
 from tasks.pipeline.settings import Settings, read_report, settings, write_failed_report, write_report
 
 ATTEMPTS = 4
@@ -173,6 +171,8 @@ def check_publishable(current: Settings, files: list[LocalFile]) -> None:
 
 def check_pins(current: Settings, files: list[LocalFile]) -> None:
     """The pins wheel must hold what the core's verification of exactly these wheels installed."""
+    from tasks.pipeline.release_pins import desired_pins  # the pins' rules (packaging): on use
+
     wanted = desired_pins(current)
     report = read_report("pins", current) or {}
     if wanted is None:
@@ -244,6 +244,8 @@ def refuse_changed_pins(url: str, conflicts: list[Decision]) -> None:
     """Pins that changed while the core's version did not: say which pins, and the two ways on."""
     if not conflicts:
         return
+    from tasks.core.release_pins import changed_pins, requires_from_metadata
+
     file = conflicts[0].file
     published = index.download(url, file.package, file.name)
     changed = changed_pins(requires_from_metadata(metadata_of(published)) if published else (),
@@ -349,6 +351,8 @@ def describe_failure(result: dict[str, Any]) -> str:
 def documented_command(current: Settings, url: str, requirements: list[str]) -> list[str]:
     """What docs/packages.md tells users to run: uv with the private index first, upstream for the rest."""
     assert current.config.index is not None
+    from tasks.core.release_pins import install_command
+
     return install_command("uv", url, requirements, current.config.index.upstream)
 
 
@@ -389,6 +393,8 @@ def install_as_documented(current: Settings, command: list[str], names: list[str
         venv.run_as_user(python, command, Path(folder))
         out = run([str(python), "-I", "-c", READ_INSTALLED, *names], fix="the installed packages cannot be read").stdout
         problems: dict[str, list[str]] = {}
+        from tasks.core.release_pins import unmet_pins
+
         if pins.get("name") in names:
             problems[pins["name"]] = unmet_pins(pins.get("requires", []), venv.installed(python), running_python())
         if core:

@@ -10,6 +10,7 @@ wheels it installs, the target Pythons and the check are unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -27,10 +28,9 @@ from tasks.adapters.dashboard import ask_dashboard
 from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
-from tasks.core.verify import changed_versions, fork_closure, supports_python
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, report_intact
-from tasks.pipeline.settings import Settings, settings, write_json, write_report
+from tasks.pipeline.settings import Settings, read_json, settings, write_json, write_report
 from tasks.pipeline.ui import core_bundles
 from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
 
@@ -137,19 +137,40 @@ def needed_wheels(current: Settings, name: str, names: list[str]) -> list[dict[s
     wheels = built_wheels(current, names)
     if canonical(name) not in wheels:
         raise ForkflowError(f"{name} has no built wheel", fix=f"run `doit wheel:{name}` first")
-    requires = {key: wheel_info(Path(stamp["wheel"]["path"])).requires for key, stamp in wheels.items()}
-    return [wheels[key] for key in fork_closure(name, requires)]
+    requires = {key: list(wheel_info(Path(stamp["wheel"]["path"])).requires) for key, stamp in wheels.items()}
+    return [wheels[key] for key in closure(current, name, requires)]
+
+
+CLOSURES = "verify-closures.json"
+KEPT_CLOSURES = 256
+
+
+def closure(current: Settings, name: str, requires: dict[str, list[str]]) -> list[str]:
+    """tasks.core.verify.fork_closure, a function of the name and the Requires-Dist lines only: remembered by them in
+    `<state>/verify-closures.json`, so an up-to-date check of unchanged wheels does not load packaging."""
+    key = hashlib.sha256(json.dumps([name, sorted(requires.items())]).encode()).hexdigest()
+    file = current.state_dir / CLOSURES
+    known = read_json(file) or {}
+    found = known.get(key)
+    if isinstance(found, list) and all(isinstance(item, str) for item in found):
+        return found
+    from tasks.core.verify import fork_closure  # packaging: on use
+
+    order = fork_closure(name, requires)
+    with contextlib.suppress(OSError):  # a state folder that cannot be written only means working it out again
+        write_json(file, {**dict(list(known.items())[-(KEPT_CLOSURES - 1):]), key: order})
+    return order
 
 
 def verification_key(current: Settings, name: str, names: list[str]) -> str:
     digest = hashlib.sha256(venv.IMPORT_CHECK.read_bytes())
     digest.update(constraints_text(current).encode())
-    for stamp in needed_wheels(current, name, names):
+    stamps = needed_wheels(current, name, names)
+    for stamp in stamps:
         digest.update(f"{stamp['wheel']['name']}={stamp['wheel']['sha256']}\n".encode())
     index = current.config.index
     digest.update(json.dumps([target_pythons(current), index.upstream if index else None,
-                              current.config.packages.version_command,
-                              dashboard_command(current, needed_wheels(current, name, names)[0])]).encode())
+                              current.config.packages.version_command, dashboard_command(current, stamps[0])]).encode())
     return digest.hexdigest()
 
 
@@ -173,6 +194,8 @@ def dashboard_command(current: Settings, stamp: dict[str, Any]) -> list[str] | N
 
 
 def verify_action(name: str, names: list[str]) -> dict[str, str]:
+    from tasks.core.verify import supports_python
+
     current = settings()
     stamps = needed_wheels(current, name, names)
     own = stamps[0]
@@ -282,6 +305,8 @@ def failure_message(name: str, results: dict[str, dict[str, Any]], last_passed: 
 
 def drift_lines(python: str, result: dict[str, Any], last_passed: dict[str, dict[str, str]]) -> list[str]:
     """The versions that changed since the last passing verification on this Python, at most 15."""
+    from tasks.core.verify import changed_versions
+
     if python not in last_passed or not result.get("installed"):
         return []
     changed = changed_versions(last_passed[python], result["installed"])

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters import docker as docker_adapter
-from tasks.adapters import rootfs
 from tasks.adapters.console import say
 from tasks.core import base_image as base_rules
 from tasks.core.errors import ForkflowError
@@ -136,6 +135,8 @@ def pull_base(client: Any, official: str, name: str, base_from: str, *, dry_run:
 
 def make_base(setup: ImageSetup, client: Any, name: str, official: str) -> tuple[str, str]:
     """The base made from a local interpreter under its own name: (its reference, what happened)."""
+    from tasks.adapters import rootfs  # made rarely: its machinery loads then, not with the up-to-date checks
+
     images = setup.images
     local = base_rules.local_base_name(name)
     root = setup.settings.path(images.interpreters) if images.interpreters else rootfs.default_interpreters_root()
@@ -155,6 +156,8 @@ def made_locally(client: Any, ref: str) -> bool:
 
 
 def make_local_base(setup: ImageSetup, client: Any, interpreter: Path, python: str, ref: str) -> str:
+    from tasks.adapters import rootfs
+
     if setup.dry_run:
         say(f"would make {ref} from {interpreter} (docker import)")
         return "would make from a local interpreter"

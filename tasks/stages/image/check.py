@@ -16,9 +16,10 @@ from tasks.core.errors import ForkflowError
 from tasks.core.text import first_few
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.checks import Stale
-from tasks.stages.image import inputs, look, split
+from tasks.stages.image import inputs, look
 from tasks.stages.image.base import chosen_bases
-from tasks.stages.image.setup import ImageSetup, image_setup
+from tasks.stages.image.cell import plan_cell
+from tasks.stages.image.setup import PLATFORM_ENV, ImageSetup, image_setup
 from tasks.stages.image.state import in_report, read_state, revision
 
 
@@ -39,8 +40,8 @@ def run_stale(setup: ImageSetup, key: str, values: Any) -> Stale | None:
         return Stale("dry run")
     if not values or "input_hash" not in values:
         return Stale("first build (no build recorded)")
-    if os.environ.get(split.PLATFORM_ENV):
-        return Stale(f"one platform of a split build ({split.PLATFORM_ENV}): the registry decides")
+    if os.environ.get(PLATFORM_ENV):
+        return Stale(f"one platform of a split build ({PLATFORM_ENV}): the registry decides")
     if not in_report(setup, key):
         return Stale("reports/image.json has no record of it (missing or unreadable): the run rebuilds it")
     return None
@@ -48,8 +49,6 @@ def run_stale(setup: ImageSetup, key: str, values: Any) -> Stale | None:
 
 def cell_stale(setup: ImageSetup, key: str, values: Any) -> Stale | None:
     """What changed in the cell's inputs, tags or built image since its last build, from the engine's listing."""
-    from tasks.stages.image.build import plan_cell
-
     try:
         client = look.engine_view(setup)
         planned = inputs.load_plan(setup, revision(setup), chosen_bases(setup, client)).item(key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.adapters import buildkit
 from tasks.adapters import docker as docker_adapter
 from tasks.adapters.console import say
 from tasks.core import images as core
@@ -79,6 +78,8 @@ def build_env(setup: ImageSetup, env: inputs.FlowEnv, run_id: str) -> dict[str, 
     if existing:
         image = existing[0]
     else:
+        from tasks.adapters import buildkit  # a build only: the up-to-date check does not load it
+
         labels = {core.INPUT_HASH_LABEL: digest, "org.opencontainers.image.created":
                   datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), f"{core.LABEL_PREFIX}.flows-env": env.name}
         request = buildkit.BuildRequest(env.context, f"{repo}:{tag}", dockerfile=str(env.dockerfile),

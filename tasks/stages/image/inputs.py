@@ -27,9 +27,7 @@ from tasks.core.values import parse_toml, sha256_hex
 from tasks.core.versions import Change, fork_version, newest
 from tasks.pipeline.settings import Settings, read_json, read_report, write_json
 from tasks.stages.image import deps as image_deps
-from tasks.stages.image.setup import ImageSetup, base_name
-
-BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+from tasks.stages.image.setup import ImageSetup, base_name, template_files, template_sources
 
 
 @dataclass(frozen=True)
@@ -266,22 +264,6 @@ def rendered_dockerfile(current: Settings, templates: dict[str, str], flavor: st
     text = dockerfiles.render_dockerfile(templates, flavor, context)
     write_json(file, {"key": key, "text": text})
     return text
-
-
-def template_folder(setup: ImageSetup) -> Path:
-    images = setup.images
-    return setup.settings.path(images.templates) if images.templates else BUILTIN_TEMPLATES
-
-
-def template_files(setup: ImageSetup) -> list[Path]:
-    return sorted(template_folder(setup).glob("*.Dockerfile.j2"))
-
-
-def template_sources(setup: ImageSetup) -> dict[str, Path]:
-    """Template name -> the file it is read from: a custom folder may override some, the rest come from templates/."""
-    found = {p.name: p for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
-    found.update({p.name: p for p in template_files(setup)})
-    return found
 
 
 def read_templates(setup: ImageSetup) -> dict[str, str]:

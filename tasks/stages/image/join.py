@@ -22,8 +22,7 @@ from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run
 from tasks.pipeline.credentials import registry_auth
 from tasks.stages.image import evidence, inputs, tags
-from tasks.stages.image.setup import ImageSetup, image_setup
-from tasks.stages.image.split import PLATFORM_ENV
+from tasks.stages.image.setup import PLATFORM_ENV, ImageSetup, image_setup
 from tasks.stages.image.state import revision, update_report
 
 

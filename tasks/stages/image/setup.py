@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.core import images as core
-from tasks.core.config_images import Images
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import is_dry_run, plan_only
 from tasks.pipeline.settings import Settings, settings
 
+if TYPE_CHECKING:
+    from tasks.core.config_images import Images
+
 STAGE = "image"
+PLATFORM_ENV = "FORKFLOW_IMAGE_PLATFORM"  # one platform of a split build (tasks.stages.image.split)
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 
 @dataclass(frozen=True)
@@ -79,3 +84,19 @@ def image_setup(dry_run: bool = False, current: Settings | None = None) -> Image
 def base_name(flavor: str, python: str) -> str:
     """The `image-base` subtask an image needs: the Python version, or `conda`."""
     return "conda" if flavor == "conda" else python
+
+
+def template_folder(setup: ImageSetup) -> Path:
+    images = setup.images
+    return setup.settings.path(images.templates) if images.templates else BUILTIN_TEMPLATES
+
+
+def template_files(setup: ImageSetup) -> list[Path]:
+    return sorted(template_folder(setup).glob("*.Dockerfile.j2"))
+
+
+def template_sources(setup: ImageSetup) -> dict[str, Path]:
+    """Template name -> the file it is read from: a custom folder may override some, the rest come from templates/."""
+    found = {p.name: p for p in sorted(BUILTIN_TEMPLATES.glob("*.Dockerfile.j2"))}
+    found.update({p.name: p for p in template_files(setup)})
+    return found

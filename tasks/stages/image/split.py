@@ -19,11 +19,9 @@ from tasks.core import images as core
 from tasks.core.errors import ConfigError
 from tasks.pipeline.checks import is_forgotten
 from tasks.stages.image import dashboard, evidence, inputs, platforms, tags
-from tasks.stages.image.setup import ImageSetup
+from tasks.stages.image.setup import PLATFORM_ENV, ImageSetup
 from tasks.stages.image.smoke_test import smoke_test
 from tasks.stages.image.state import update_report
-
-PLATFORM_ENV = "FORKFLOW_IMAGE_PLATFORM"
 
 
 def selected(setup: ImageSetup) -> str | None:
@@ -44,7 +42,8 @@ def build_one(setup: ImageSetup, plan: inputs.Plan, planned: inputs.Planned, cli
               platform: str) -> dict[str, Any]:
     """Find or build this platform's image of the cell (its input hash is the whole cell's), smoke-test it and
     push it under `<first tag>-<arch>` with its SBOM."""
-    from tasks.stages.image.build import CellPlan, build, current_inputs, refuse_unshippable
+    from tasks.stages.image.build import build, refuse_unshippable
+    from tasks.stages.image.cell import CellPlan, current_inputs
 
     spec, images = planned.spec, setup.images
     wanted = platforms.targets(client, images.platforms)

@@ -39,14 +39,7 @@ from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_s
 from tasks.pipeline.checks import Check, Cleaner
 from tasks.pipeline.credentials import is_local_registry
 from tasks.pipeline.settings import settings
-from tasks.stages.image import deps as image_deps
-from tasks.stages.image import inputs
-from tasks.stages.image.base import base_action, base_present
-from tasks.stages.image.build import image_action
-from tasks.stages.image.check import image_is_current
-from tasks.stages.image.envs import envs_action, envs_current
-from tasks.stages.image.setup import ImageSetup, base_name, image_setup
-from tasks.stages.image.state import clean_image, report_action, report_settled
+from tasks.stages.image.setup import ImageSetup, base_name, image_setup, template_sources
 
 DOC = "Docker image per Python version x flavor: build when inputs changed, smoke-test, push"
 
@@ -97,7 +90,7 @@ def task_image() -> Iterator[dict[str, Any]]:
                 "task_dep": ["wheel", f"image-deps:{python}", f"image-base:{base_name(flavor, python)}",
                              *registry_deps(setup)],
                 "uptodate": [Check(f"image {key}: same inputs, tags and built image as its last build", image_is_current, key)],
-                "file_dep": [str(path) for path in inputs.template_sources(setup).values()],
+                "file_dep": [str(path) for path in template_sources(setup).values()],
                 "params": [dry_run_param()],
                 "clean": [Cleaner(f"remove image {key}'s local tags and its state", clean_image, key)],
                 "verbosity": 2,
@@ -131,8 +124,6 @@ def task_image_join() -> dict[str, Any]:
            "image), under its tags")
     if settings().config.images is None:
         return missing_section_task("image-join", "images", doc)
-    from tasks.stages.image.join import join_action
-
     return {"basename": "image-join", "doc": doc, "actions": [guarded(partial(join_action, uuid.uuid4().hex))],
             "task_dep": ["wheel", *registry_deps(image_setup())], "uptodate": [False], "params": [dry_run_param()],
             "verbosity": 2}
@@ -158,7 +149,74 @@ def deps_tasks(setup: ImageSetup) -> Iterator[dict[str, Any]]:
         }
 
 
+# ---- actions and checks: their machinery (Docker, the registry, wheels, templates) is imported when doit calls
+# them, so listing or loading the tasks does not pay for it; the names and signatures are those doit reads
+
+
+def base_action(name: str, dry_run: bool = False) -> dict[str, str]:
+    from tasks.stages.image import base
+
+    return base.base_action(name, dry_run)
+
+
+def base_present(name: str, task: Any, values: Any) -> bool:
+    from tasks.stages.image import base
+
+    return base.base_present(name, task, values)
+
+
+def image_action(key: str, run_id: str, dry_run: bool = False) -> dict[str, Any]:
+    from tasks.stages.image import build
+
+    return build.image_action(key, run_id, dry_run)
+
+
+def image_is_current(key: str, task: Any, values: Any) -> Any:
+    from tasks.stages.image import check
+
+    return check.image_is_current(key, task, values)
+
+
+def envs_action(run_id: str, dry_run: bool = False) -> dict[str, Any]:
+    from tasks.stages.image import envs
+
+    return envs.envs_action(run_id, dry_run)
+
+
+def envs_current(task: Any, values: Any) -> Any:
+    from tasks.stages.image import envs
+
+    return envs.envs_current(task, values)
+
+
+def join_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
+    from tasks.stages.image import join
+
+    return join.join_action(run_id, dry_run)
+
+
+def report_action(run_id: str, dry_run: bool = False) -> dict[str, str]:
+    from tasks.stages.image import state
+
+    return state.report_action(run_id, dry_run)
+
+
+def report_settled(run_id: str, task: Any = None, *values: Any) -> Any:
+    from tasks.stages.image import state
+
+    return state.report_settled(run_id, task, *values)
+
+
+def clean_image(key: str) -> None:
+    from tasks.stages.image import state
+
+    state.clean_image(key)
+
+
 def deps_action(python: str, dry_run: bool = False) -> dict[str, str]:
+    from tasks.stages.image import deps as image_deps
+    from tasks.stages.image import inputs
+
     setup = image_setup(dry_run)
     made = []
     for request in inputs.deps_requests(setup, python):
@@ -172,6 +230,9 @@ def deps_current(python: str, task: Any, values: Any) -> bool:
     """Up to date while the stamp names the current requirement set: no index is asked."""
     if is_dry_run(False):
         return False
+    from tasks.stages.image import deps as image_deps
+    from tasks.stages.image import inputs
+
     try:
         return all(image_deps.is_current(request) for request in inputs.deps_requests(image_setup(), python))
     except ForkflowError:  # its wheels are not there yet, or the config is incomplete: the task runs and says so
@@ -180,6 +241,8 @@ def deps_current(python: str, task: Any, values: Any) -> bool:
 
 def clean_deps(python: str) -> None:
     """`doit clean image-deps`: remove the downloaded wheels (the next run resolves again)."""
+    from tasks.stages.image import inputs
+
     for folder in inputs.deps_folders(image_setup(), python):
         shutil.rmtree(folder, ignore_errors=True)
         say(f"image-deps:{python}: removed {folder}")

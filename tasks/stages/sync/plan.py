@@ -20,37 +20,26 @@ from tasks.core.sync import (
     BranchTips,
     Commit,
     Facts,
-    Stamp,
     SyncError,
     SyncPlan,
     plan_lines,
     plan_sync,
     start_tip,
 )
+from tasks.core.sync_stamp import Stamp
 from tasks.core.sync_tags import TagPlan, TagRef, check_fetchable, tag_lines
 from tasks.core.values import is_local_path
 from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.parallel import Outcome, together
-from tasks.pipeline.settings import read_json
 from tasks.pipeline.workspace import clone_action
 from tasks.stages.sync import check as sync_check
 from tasks.stages.sync.check import ORIGIN, UPSTREAM
 from tasks.stages.sync.report import write_failure, write_sync_report
 from tasks.stages.sync.resume import interrupted_run, resumed_push, tidy_clone
 from tasks.stages.sync.setup import STAGE, SyncSetup
-from tasks.stages.sync.state import RunState, load_stamp, save_state
+from tasks.stages.sync.state import RunState, save_state
 from tasks.stages.sync.tags import Listing, Remotes, heads_of, plan_tag_work, tags_of
-
-
-def nothing_moved(setup: SyncSetup, *_: Any) -> bool:
-    """doit `uptodate`: the tips seen at this fetch are those the last successful sync left, and no tag
-    is to be pushed or moved."""
-    data = read_json(setup.state_dir / "run.json")
-    stamp = load_stamp(setup)
-    try:
-        return bool(data and stamp and Stamp(**data["observed"]) == stamp and TagPlan.from_dict(data.get("tags")).empty)
-    except (KeyError, TypeError, ValueError, AttributeError):  # a plan of another shape: the sync tasks run again
-        return False
+from tasks.stages.sync.unchanged import load_stamp
 
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:

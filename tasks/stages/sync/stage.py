@@ -87,7 +87,7 @@ def subtask(name: str, doc: str, action: Any, setup: SyncSetup, deps: list[str],
 
 
 def nothing_moved(setup: SyncSetup, *args: Any) -> bool:
-    from tasks.stages.sync.plan import nothing_moved as unchanged
+    from tasks.stages.sync.unchanged import nothing_moved as unchanged  # not the planner: a no-op needs only this
 
     return unchanged(setup, *args)
 

@@ -7,11 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from tasks.core.sync import (
-    Stamp,
-    SyncError,
-    SyncPlan,
-)
+from tasks.core.sync import SyncError, SyncPlan
+from tasks.core.sync_stamp import Stamp
 from tasks.pipeline.settings import read_json, write_json
 from tasks.stages.sync.setup import SyncSetup
 
@@ -68,11 +65,3 @@ def load_state(setup: SyncSetup) -> RunState:
         raise SyncError("no sync plan found", where=str(setup.state_dir / "run.json"),
                         fix="run `doit sync` (sync:fetch makes the plan the other sync tasks follow)")
     return RunState.from_dict(data)
-
-
-def load_stamp(setup: SyncSetup) -> Stamp | None:
-    data = read_json(setup.state_dir / "stamp.json")
-    try:
-        return Stamp(**data) if data else None
-    except TypeError:  # a stamp of another shape: as if there were none, the next sync writes it again
-        return None

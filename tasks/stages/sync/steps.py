@@ -15,7 +15,6 @@ from tasks.core.sync import (
     Conflict,
     Push,
     Rebased,
-    Stamp,
     SyncError,
     backup_name,
     backup_pushes,
@@ -26,6 +25,7 @@ from tasks.core.sync import (
     reusable_backup,
     short,
 )
+from tasks.core.sync_stamp import Stamp
 from tasks.core.sync_tags import MovedTag, TagPlan, place_moves, tag_pushes
 from tasks.pipeline.lock import clone_lock
 from tasks.pipeline.settings import write_json
