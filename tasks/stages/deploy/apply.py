@@ -109,7 +109,7 @@ class DeployRun:
         known: list[Change] = []
         if full:
             stale = ready
-            items = self.read_server(api, envs, ready, prefixes)
+            items = self.read_server(api, envs, ready, prefixes) if any(s["count"] for s in before.values()) else []
         else:
             assert record is not None
             known, stale = split_known(ready, record, owned)
@@ -194,7 +194,8 @@ class DeployRun:
         return python, "kubernetes" if pool_type == "kubernetes" else "base"
 
     def read_server(self, api: PrefectApi, envs: list[str], ready: list[Desired], prefixes: list[str]) -> list[dict[str, Any]]:
-        """The server's deployments that may carry this branch's names."""
+        """The server's deployments that may carry this branch's names (not asked when the signals just read count
+        none under any prefix, as on a first deploy: every one of those names contains one of the prefixes)."""
         if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
             return api.read_deployments(names=[ready[0].name])
         if "" in prefixes:
