@@ -187,10 +187,12 @@ def test_first_deploy_creates_second_writes_nothing_then_one_change_one_write(
     flows = ("hello", "extract-orders", "daily-report")
     expected = {ws.name(flow, env): "created" for flow in flows for env in ("dev", "prod")}
     assert statuses(first) == expected
-    # each flow written once, by the first of its deployments; none of the branch's deployments read, since the
-    # server counted none under its names; a create leaves out the null concurrency limit a new deployment has anyway
+    # each flow written once, by the first of its deployments; neither the branch's deployments nor the automations
+    # read, since the server counted none under its names; a create leaves out the null concurrency limit a new
+    # deployment has anyway
     assert sorted(path for _, path in proxy.writes if path == "/flows/") == ["/flows/"] * len(flows)
     assert ("POST", "/deployments/paginate") in proxy.reads and ("POST", "/deployments/filter") not in proxy.reads
+    assert proxy.reads.count(("POST", "/automations/filter")) == 1, proxy.reads  # only the up-to-date check's, after
     created = {body["name"]: body for body in (json.loads(raw) for _, path, raw in proxy.bodies if path == "/deployments/")}
     assert set(created) == set(expected)
     assert "concurrency_limit" not in created[ws.name("hello", "prod")]

@@ -103,13 +103,14 @@ class DeployRun:
         key = f"{api.api_url} {' '.join(prefixes)}"
         record = self.records.get(key)
         not_owned = list((record or {}).get("not_owned", []))
-        owned = owned_by_deployment(api.read_automations(), set(not_owned))
         before = {prefix: api.deployment_signals(prefix) for prefix in prefixes}
+        present = any(signal["count"] for signal in before.values())  # none on a first deploy: nothing to read
+        owned = owned_by_deployment(api.read_automations(), set(not_owned)) if present else {}
         full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
         known: list[Change] = []
         if full:
             stale = ready
-            items = self.read_server(api, envs, ready, prefixes) if any(s["count"] for s in before.values()) else []
+            items = self.read_server(api, envs, ready, prefixes) if present else []
         else:
             assert record is not None
             known, stale = split_known(ready, record, owned)
@@ -194,8 +195,9 @@ class DeployRun:
         return python, "kubernetes" if pool_type == "kubernetes" else "base"
 
     def read_server(self, api: PrefectApi, envs: list[str], ready: list[Desired], prefixes: list[str]) -> list[dict[str, Any]]:
-        """The server's deployments that may carry this branch's names (not asked when the signals just read count
-        none under any prefix, as on a first deploy: every one of those names contains one of the prefixes)."""
+        """The server's deployments that may carry this branch's names. Not asked (nor the automations, which matter
+        only for deployments on the server) when the signals count none under any prefix, as on a first deploy:
+        every one of those names contains one of the prefixes."""
         if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
             return api.read_deployments(names=[ready[0].name])
         if "" in prefixes:
