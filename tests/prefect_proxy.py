@@ -1,6 +1,6 @@
 """A small HTTP proxy in front of a real Prefect server: counts writes, can answer 429 first.
 
-Tests point `prefect_api_url` at the proxy to count the API writes a deploy
+Tests point `prefect_api_url` at the proxy to count the API writes (and reads) a deploy
 makes without trusting forkflow's own count, and to cause rate limiting
 (429 with Retry-After), which a local server never does by itself.
 """
@@ -20,6 +20,7 @@ class PrefectProxy:
         self.throttle_writes = throttle_writes
         self.retry_after = retry_after
         self.writes: list[tuple[str, str]] = []
+        self.reads: list[tuple[str, str]] = []  # every other request's method and path
         self.bodies: list[tuple[str, str, bytes]] = []  # each write's method, path and body, as sent
         self.throttled: list[tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -43,6 +44,7 @@ class PrefectProxy:
     def reset(self) -> None:
         with self.lock:
             self.writes.clear()
+            self.reads.clear()
             self.throttled.clear()
             self.bodies.clear()
 
@@ -68,10 +70,12 @@ class PrefectProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if is_write:
-                    with proxy.lock:
+                with proxy.lock:
+                    if is_write:
                         proxy.writes.append((self.command, path))
                         proxy.bodies.append((self.command, path, body or b""))
+                    else:
+                        proxy.reads.append((self.command, path))
                 headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
                 if self.headers.get("Authorization"):
                     headers["Authorization"] = self.headers["Authorization"]

@@ -187,6 +187,16 @@ def test_first_deploy_creates_second_writes_nothing_then_one_change_one_write(
     flows = ("hello", "extract-orders", "daily-report")
     expected = {ws.name(flow, env): "created" for flow in flows for env in ("dev", "prod")}
     assert statuses(first) == expected
+    # each flow written once, by the first of its deployments; the branch's deployments not read, since the server
+    # counted none under its names; the automations read twice: beside the pools and counts (one round trip), and
+    # after the writes for the up-to-date check; a create leaves out the null concurrency limit a new deployment has
+    assert sorted(path for _, path in proxy.writes if path == "/flows/") == ["/flows/"] * len(flows)
+    assert ("POST", "/deployments/paginate") in proxy.reads and ("POST", "/deployments/filter") not in proxy.reads
+    assert proxy.reads.count(("POST", "/automations/filter")) == 2, proxy.reads
+    created = {body["name"]: body for body in (json.loads(raw) for _, path, raw in proxy.bodies if path == "/deployments/")}
+    assert set(created) == set(expected)
+    assert "concurrency_limit" not in created[ws.name("hello", "prod")]
+    assert created[ws.name("daily-report", "dev")]["concurrency_limit"] == 1
     assert all(entry["id"] for entry in first["deployments"])
     on_server = server_deployments(prefect_api, ws.project)
     assert set(on_server) == set(expected)

@@ -6,31 +6,25 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from tasks.adapters.console import say, warn
+from tasks.adapters.console import say
 from tasks.adapters.prefect import PrefectApi
 from tasks.core.deploydefs import with_schedules_active
 from tasks.core.deploynames import DEFAULT_NAME_PATTERN, fixed_prefix, name_matcher, slug
 from tasks.core.deployplan import (
     MADE_ELSEWHERE,
     Change,
-    automation_body,
     compare,
-    create_body,
     owned_by_deployment,
     prune_changes,
     record_usable,
     remembered,
     split_known,
     survivors,
-    triggers_hash,
-    version_info,
 )
 from tasks.core.deployspec import Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
@@ -42,7 +36,8 @@ from tasks.pipeline.prefect_values import SCHEMAS_FILE, PrefectSchemas
 from tasks.pipeline.settings import Settings, read_json, read_report, write_failed_report, write_json
 from tasks.stages.deploy import check as deploy_check
 from tasks.stages.deploy.desired import context_of, environment_settings, flows_dir_for_workers
-from tasks.stages.deploy.report import DeploymentsFailed, deploy_report, result_entry
+from tasks.stages.deploy.report import DeploymentsFailed, deploy_report
+from tasks.stages.deploy.writes import Applier
 
 MANAGED_LABEL = "forkflow.project"
 
@@ -112,12 +107,13 @@ class DeployRun:
         key = f"{api.api_url} {' '.join(prefixes)}"
         record = self.records.get(key)
         not_owned = list((record or {}).get("not_owned", []))
-        owned = owned_by_deployment(automations, set(not_owned))
+        present = any(signal["count"] for signal in before.values())  # none on a first deploy: nothing to read
+        owned = owned_by_deployment(automations, set(not_owned)) if present else {}
         full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
         known: list[Change] = []
         if full:
             stale = ready
-            items = self.read_server(api, envs, ready, prefixes)
+            items = self.read_server(api, envs, ready, prefixes) if present else []
         else:
             assert record is not None
             known, stale = split_known(ready, record, owned)
@@ -205,7 +201,9 @@ class DeployRun:
         return python, "kubernetes" if pool_type == "kubernetes" else "base"
 
     def read_server(self, api: PrefectApi, envs: list[str], ready: list[Desired], prefixes: list[str]) -> list[dict[str, Any]]:
-        """The server's deployments that may carry this branch's names."""
+        """The server's deployments that may carry this branch's names. Not asked (nor the automations, which matter
+        only for deployments on the server) when the signals count none under any prefix, as on a first deploy:
+        every one of those names contains one of the prefixes."""
         if len(ready) == 1 and not any(env for env in envs if env != ready[0].environment):
             return api.read_deployments(names=[ready[0].name])
         if "" in prefixes:
@@ -324,108 +322,3 @@ def others_kept(api: PrefectApi, changes: list[Change], owned: dict[str, list[st
     replaced = {c.deployment_id for c in changes if c.triggers_changed and c.deployment_id
                 and MADE_ELSEWHERE in owned.get(c.deployment_id, [])}
     return survivors(api.read_automations(), replaced) if replaced else []
-
-
-class Applier:
-    """Runs the writes of a plan, `concurrency` at a time; one failure does not stop the others."""
-
-    def __init__(self, api: PrefectApi, concurrency: int, labels: dict[str, str] | None = None):
-        self.labels = labels or {}
-        self.api = api
-        self.concurrency = concurrency
-        self.flow_ids: dict[str, str | None] = {}
-        self.lock = threading.Lock()
-
-    def run(self, changes: list[Change]) -> list[dict[str, Any]]:
-        needed = sorted({c.desired.flow for c in changes if c.kind == "create" and c.desired})
-        existing = self.api.flow_ids(needed) if needed else {}
-        self.flow_ids.update(existing)
-        missing = [name for name in needed if name not in existing]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for name, flow_id in zip(missing, pool.map(self.flow_id, missing), strict=True):
-                self.flow_ids[name] = flow_id
-            return list(pool.map(self.apply_one, changes))
-
-    def flow_id(self, name: str) -> str | None:
-        try:
-            return self.api.ensure_flow(name)
-        except ForkflowError as err:
-            warn(str(err))
-            return None
-
-    def apply_one(self, change: Change) -> dict[str, Any]:
-        result = result_entry(change, self.api.dry_run)
-        try:
-            result["id"] = self.write(change)
-        except ForkflowError as err:
-            result.update(status="failed", error=err.what)
-        if not self.api.dry_run and change.kind != "unchanged":
-            with self.lock:
-                diff = f" ({', '.join(change.diff)})" if change.kind == "update" else ""
-                say(f"{result['status']:<9} {shown(change.name)}{diff}")
-        return result
-
-    def write(self, change: Change) -> str | None:
-        if change.kind == "unchanged":
-            return change.deployment_id
-        if change.kind == "prune":
-            assert change.deployment_id is not None
-            self.drop_automations(change.deployment_id)
-            self.api.delete_deployment(change.deployment_id, change.name)
-            return change.deployment_id
-        assert change.desired is not None
-        if change.kind == "update":
-            assert change.deployment_id is not None
-            if change.patch:
-                self.api.update_deployment(change.deployment_id, change.name, {**change.patch, **version_info(change.desired)})
-            if change.triggers_changed:
-                self.replace_automations(change.deployment_id, change.desired)
-            return change.deployment_id
-        return self.create(change)
-
-    def create(self, change: Change) -> str | None:
-        assert change.desired is not None
-        flow_id = self.flow_ids.get(change.desired.flow)
-        if flow_id is None and not self.api.dry_run:
-            raise ForkflowError(f"could not create flow {change.desired.flow!r}")
-        if change.deployment_id:
-            self.drop_automations(change.deployment_id)
-            self.api.delete_deployment(change.deployment_id, change.name)
-        created = self.api.create_deployment({**create_body(change.desired, flow_id), "labels": self.labels})
-        if created is None:
-            return None
-        if change.desired.spec.get("triggers"):
-            self.replace_automations(created["id"], change.desired, fresh=True)
-        return str(created["id"])
-
-    def replace_automations(self, deployment_id: str, desired: Desired, fresh: bool = False) -> None:
-        """As `prefect deploy` does: the deployment's own automations go (a new one has none), one per trigger is made."""
-        if not fresh:
-            self.drop_automations(deployment_id)
-        triggers = desired.spec.get("triggers") or []
-        digest = triggers_hash(triggers)
-        named = prefect_trigger_names(desired.name, triggers) if desired.native else triggers
-        for index, automation in enumerate(trigger_automations(deployment_id, named)):
-            self.api.create_automation(automation_body(deployment_id, desired.name, index, automation, digest))
-
-    def drop_automations(self, deployment_id: str) -> None:
-        self.api.delete_owned_automations(deployment_id)
-
-
-def prefect_trigger_names(deployment: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`prefect deploy` names an unnamed trigger `<deployment>__automation_<n>`, counting from 1."""
-    return [{"name": f"{deployment}__automation_{index}", **trigger} for index, trigger in enumerate(triggers, start=1)]
-
-
-def trigger_automations(deployment_id: str, triggers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Prefect's own conversion of deployment triggers into automations that run the deployment."""
-    from prefect.events import DeploymentTriggerTypes
-    from pydantic import TypeAdapter
-
-    adapter: Any = TypeAdapter(DeploymentTriggerTypes)
-    bodies = []
-    for trigger in triggers:
-        model = adapter.validate_python(trigger)
-        model.set_deployment_id(deployment_id)
-        bodies.append(model.as_automation().model_dump(mode="json"))
-    return bodies
