@@ -12,13 +12,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.console import say
-from tasks.core.config_images import Images
 from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import guarded
 from tasks.pipeline.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from tasks.core.config_images import Images
 
 TIMEOUT = 5.0
 
