@@ -17,6 +17,16 @@ from tests.image_helpers import PYTHONS, Registry, image_config_text, write_conf
 POOLS = {"ff-dev": "process", "ff-prod": "process", "ff-e2e": "process", "ff-docker-dev": "docker", "ff-docker-prod": "docker"}
 
 
+@pytest.fixture(autouse=True)
+def remote_bounds() -> Iterator[None]:
+    """The time bounds a test's config installed (tasks.adapters.limits) end with the test."""
+    from tasks.adapters import limits
+
+    saved = limits.limits()
+    yield
+    limits.configure(saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def prefect_auth() -> Iterator[None]:
     """Every local Prefect server of the session requires basic auth, as `doit services` starts it."""
