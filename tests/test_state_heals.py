@@ -301,11 +301,10 @@ def small_filesystem(folder: Path, size: str = "16m") -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Write into folder until its filesystem is full; the file that holds the space."""
     filler = folder / "filler"
-    with filler.open("wb") as handle:
+    with filler.open("wb", buffering=0) as handle:  # unbuffered: nothing left to flush (and fail) at close
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler
