@@ -289,3 +289,71 @@ def test_image_run_killed_after_a_push_completes_on_the_rerun(demo_config: Path,
     finally:
         run_doit(demo_config, "services-stop")
         remove_session_images()
+
+
+CHILD_OF_KILLED = """
+import sys, threading
+from tasks.adapters.run import run
+threads = [threading.Thread(target=run, args=(["sleep", "300"],), kwargs={"check": False}) for _ in range(4)]
+for thread in threads:
+    thread.start()
+print("started", flush=True)
+for thread in threads:
+    thread.join()
+"""
+
+
+def sleepers(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"sleep") and argv[1:2] == [b"300"] and (entry / "environ").read_bytes().find(marker.encode()) >= 0:
+                found.append(int(entry.name))
+    return found
+
+
+def test_commands_started_at_once_from_threads_end_when_forkflow_is_killed(tmp_path: Path) -> None:
+    """Four commands started together from four threads (as a run's first checks do), then SIGKILL to forkflow:
+    every command ends with it, and finding out how to tie them started no process of its own."""
+    marker = f"FORKFLOW_TEST_MARKER={os.getpid()}-{time.time_ns()}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), **dict([marker.split("=")])}
+    trace = tmp_path / "exec.trace"
+    argv = [sys.executable, "-c", CHILD_OF_KILLED]
+    if have_program("strace"):
+        argv = ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), *argv]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 10
+        while len(sleepers(marker)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sleepers(marker)) == 4
+        python = next(pid for pid in [proc.pid, *children(proc.pid)]
+                      if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0])
+        os.kill(python, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while sleepers(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sleepers(marker) == []
+        proc.wait(timeout=10)
+    finally:
+        for pid in sleepers(marker):
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if trace.exists():
+        assert "--help" not in trace.read_text()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found

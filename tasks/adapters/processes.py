@@ -18,8 +18,8 @@ import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,27 @@ def end_with_parent() -> None:
         kill_with_parent()
 
 
-@functools.cache
 def setpriv() -> str | None:
-    """util-linux's setpriv when it has --pdeathsig (2.33 and later), else None."""
+    """util-linux's setpriv when it has --pdeathsig (2.33 and later), else None (looked up once per process: the first
+    git commands of a run start at once, from several threads)."""
+    with SETPRIV_LOOKUP:
+        return _setpriv()
+
+
+SETPRIV_LOOKUP = threading.Lock()
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """Read from the program's own option table (getopt's long option names are NUL-ended strings in the binary),
+    not by running `setpriv --help`, which costs a process."""
     found = shutil.which("setpriv") if PRCTL is not None else None
     if found is None:
         return None
-    usage = subprocess.run([found, "--help"], capture_output=True, text=True, check=False).stdout
-    return found if "--pdeathsig" in usage else None
+    try:
+        return found if b"pdeathsig\0" in Path(found).read_bytes() else None
+    except OSError:
+        return None
 
 
 def tied(argv: list[str], path: str | None, cwd: str | None = None) -> tuple[list[str], Callable[[], None] | None]:
