@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,8 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
 
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
     root = Path(listing["flows_dir"])
-    config = with_prefect_facts(read_config(current, root, flows), root, current)
+    with connections_read_meanwhile(current, environments):
+        config = with_prefect_facts(read_config(current, root, flows), root, current)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
              "only FlowSpec deployments are deployed")
@@ -64,6 +67,24 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
     name_collisions(desired)
     refuse_names_prefect_refuses(desired, PrefectRules(current.state_dir / RULES_FILE))
     return desired
+
+
+@contextlib.contextmanager
+def connections_read_meanwhile(current: Settings, environments: list[str]) -> Iterator[None]:
+    """Prefect's settings for each environment's connection are read (a child process that imports Prefect, on a
+    first run) while the block works out the parameter schemas (another child): the two take a second each. A
+    problem is left for the real read that follows, which reports it."""
+    def read() -> None:
+        for env in environments:
+            with contextlib.suppress(Exception):
+                environment_connection(current, env)
+
+    reader = threading.Thread(target=read, name="forkflow-connections", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        reader.join()
 
 
 def one_desired(current: Settings, listing: dict[str, Any], env: EnvironmentSettings, ctx: Context,
