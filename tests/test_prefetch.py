@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,45 @@ def test_a_forked_worker_asks_for_itself() -> None:
     os.waitpid(child, 0)
     assert os.read(read, 100).decode() == "child's own"
     assert prefetch.answer("k", lambda: "unused") == "parent's answer"
+
+
+def test_a_first_deploy_has_prefect_read_its_settings_once_while_the_run_loads(tmp_path: Path) -> None:
+    """No deploy recorded yet: Prefect's settings (a child process that imports Prefect) are read as the run starts,
+    and the deploy's own read takes that answer instead of starting a second child."""
+    from tasks.adapters.prefect_settings import prefect_settings, read_settings_once
+    from tasks.early import send_early_questions
+    from tasks.pipeline.credentials import PREFECT_SETTINGS_FILE, prefect_folder
+    from tasks.pipeline.settings import load_settings
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "pipeline.toml").write_text('[project]\nname = "p"\n\n[flows]\npath = "flows"\n\n'
+                                            '[environments.dev]\nprefect_api_url = "http://127.0.0.1:9/api"\n'
+                                            'branch = "*"\n', encoding="utf-8")
+    current = load_settings(tmp_path / "pipeline.toml")
+    read_settings_once.cache_clear()
+    send_early_questions(current, ["deploy"])
+    assert "prefect-settings" in prefetch.SENT
+    found = prefect_settings(prefect_folder(current), os.environ, current.state_dir / PREFECT_SETTINGS_FILE)
+    assert prefetch.SENT["prefect-settings"].done.wait(120)
+    assert prefetch.SENT["prefect-settings"].error is None
+    assert read_settings_once.cache_info().misses == 1, "one child for both reads"
+    assert "api_url" in found
+
+
+def test_a_recorded_deploy_sends_no_settings_read(tmp_path: Path) -> None:
+    from tasks.early import send_early_questions
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.deploy.check import RECORD
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "pipeline.toml").write_text('[project]\nname = "p"\n\n[flows]\npath = "flows"\n\n'
+                                            '[environments.dev]\nprefect_api_url = "http://127.0.0.1:9/api"\n'
+                                            'branch = "*"\n', encoding="utf-8")
+    current = load_settings(tmp_path / "pipeline.toml")
+    current.state_dir.mkdir(parents=True, exist_ok=True)
+    (current.state_dir / RECORD).write_text(
+        '{"inputs": "x", "checked": 0, "servers": [{"url": "http://127.0.0.1:9/api", "environment": "dev", '
+        '"prefixes": ["p--"]}]}', encoding="utf-8")
+    send_early_questions(current, ["deploy"])
+    assert "prefect-settings" not in prefetch.SENT
+    assert any(key.startswith("signals:") for key in prefetch.SENT)

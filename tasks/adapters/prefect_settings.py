@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +133,18 @@ def remember_settings(file: Path, key: str, found: dict[str, Any], environ: Mapp
         temporary.unlink(missing_ok=True)
 
 
-@functools.lru_cache(maxsize=32)
 def read_settings(folder: str, environ: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Prefect's own reading of its settings, once per folder and environment in a process: a read that another
+    thread started first (a run reads them early, see tasks.early) is waited for, not made again."""
+    with SETTINGS_READ:
+        return read_settings_once(folder, environ)
+
+
+SETTINGS_READ = threading.Lock()
+
+
+@functools.lru_cache(maxsize=32)
+def read_settings_once(folder: str, environ: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", READ_SETTINGS], cwd=folder, env=dict(environ), capture_output=True,
                           text=True, timeout=120, check=False)
     if done.returncode != 0:
