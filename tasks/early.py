@@ -10,9 +10,9 @@ from tasks.pipeline.settings import Settings
 
 def send_early_questions(current: Settings, targets: list[str]) -> None:
     """What the checks of a run of `targets` will ask: the services' health (when the config has local services),
-    the remotes and the clone (when sync is among them), the checkout's file listing (for wheel, flows and deploy) and
-    the Prefect servers' signals (when deploy is), the files on the index (when publish is), the Docker engine's
-    images and the registry's tags (when image is)."""
+    the remotes and the clone (when sync is among them), the checkout's file listing (for wheel, flows and deploy),
+    the flows checkout's HEAD and branch (for flows and deploy), the Prefect servers' signals (when deploy is), the
+    files on the index (when publish is), the Docker engine's images and the registry's tags (when image is)."""
     from tasks.stages.services import ask_health_early
 
     stages = {target.split(":", 1)[0] for target in targets}
@@ -26,6 +26,10 @@ def send_early_questions(current: Settings, targets: list[str]) -> None:
         from tasks.pipeline.workspace import ask_entries_early
 
         ask_entries_early(current.fork_path)
+    if stages & {"flows", "deploy"}:
+        from tasks.stages.flows import ask_where_early
+
+        ask_where_early(current)
     if "deploy" in stages:
         from tasks.stages.deploy.check import ask_signals_early
 

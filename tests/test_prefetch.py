@@ -116,3 +116,27 @@ def test_a_recorded_deploy_sends_no_settings_read(tmp_path: Path) -> None:
     send_early_questions(current, ["deploy"])
     assert "prefect-settings" not in prefetch.SENT
     assert any(key.startswith("signals:") for key in prefetch.SENT)
+
+
+def test_the_flows_check_takes_its_git_answer_sent_as_the_run_starts(tmp_path: Path) -> None:
+    import subprocess
+
+    from tasks.early import send_early_questions
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.flows import flows_inputs, where_key
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "flow.py").write_text("X = 1\n", encoding="utf-8")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e"}
+    for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "flows"]):
+        subprocess.run(argv, cwd=tmp_path, env=env, check=True)
+    (tmp_path / "pipeline.toml").write_text('[project]\nname = "p"\n\n[flows]\npath = "flows"\n', encoding="utf-8")
+    current = load_settings(tmp_path / "pipeline.toml")
+    send_early_questions(current, ["flows"])
+    key = where_key(flows)
+    assert key in prefetch.SENT
+    first = flows_inputs(current)
+    assert key not in prefetch.SENT, "taken by the check"
+    assert flows_inputs(current) == first, "asked again, the same answer"

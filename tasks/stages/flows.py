@@ -38,6 +38,7 @@ from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
 from tasks.core.text import shown
 from tasks.core.values import parse_toml
+from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
@@ -99,7 +100,7 @@ def flows_inputs(current: Settings) -> str:
 
     assert current.config.flows is not None
     root = flows_root(current)
-    where = Git(root).read("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
+    where = prefetch.answer(where_key(root), partial(where_flows_are, root))
     digest = hashlib.sha256()
     for name, blob in sorted(checkout_entries(Path(where.splitlines()[0])).items()):
         digest.update(f"{name}\0{blob}\n".encode())
@@ -110,6 +111,23 @@ def flows_inputs(current: Settings) -> str:
     for variable in (ENVIRONMENT_ENV, BRANCH_ENV):
         digest.update(os.environ.get(variable, "").encode())
     return digest.hexdigest()
+
+
+def where_flows_are(root: Path) -> str:
+    """The checkout holding the flows folder, its HEAD and its branch (one git call)."""
+    return Git(root).read("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
+
+
+def where_key(root: Path) -> str:
+    return f"flows-checkout:{root}"
+
+
+def ask_where_early(current: Settings) -> None:
+    """Send the check's git question as the run starts (see tasks.pipeline.prefetch)."""
+    if current.config.flows is not None:
+        root = current.path(current.config.flows.path)
+        if root.is_dir():
+            prefetch.send(where_key(root), partial(where_flows_are, root))
 
 
 def flows_action() -> dict[str, str]:
