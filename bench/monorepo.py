@@ -29,10 +29,10 @@ def git(repo: Path, *args: str) -> str:
                           env=ENV, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def make_tree(work: Path) -> None:
+def make_tree(work: Path, names: tuple[str, ...] = INTEGRATIONS) -> None:
     shutil.copytree(DEMO, work, ignore=shutil.ignore_patterns("integrations", "__pycache__"))
     template = DEMO / "src" / "integrations" / "orbit-aws"
-    for name in INTEGRATIONS:
+    for name in names:
         target = work / "src" / "integrations" / f"orbit-{name}"
         shutil.copytree(template, target, ignore=shutil.ignore_patterns("__pycache__"))
         (target / "orbit_aws").rename(target / f"orbit_{name}")
@@ -47,15 +47,15 @@ def make_tree(work: Path) -> None:
         module.write_text(f"PART = {index}\n")
 
 
-def generate(folder: Path) -> Path:
+def generate(folder: Path, names: tuple[str, ...] = INTEGRATIONS) -> Path:
     """Create <folder>/work (source), <folder>/origin.git and <folder>/pipeline.toml; return the config."""
     work = folder / "work"
-    make_tree(work)
+    make_tree(work, names)
     git(work, "init", "-q")
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "feat: monorepo")
     git(work, "tag", "3.1.0")
-    for name in INTEGRATIONS:
+    for name in names:
         git(work, "tag", f"orbit-{name}-0.4.0")
     git(work, "branch", "release")
     git(folder, "clone", "-q", "--bare", str(work), str(folder / "origin.git"))

@@ -1,10 +1,11 @@
 """A no-op run of the embedded demo vs `doit list`, and `doit list` vs doit's own floor.
 
 The demo pipeline runs once in full (services, wheels, images, deploys); then,
-alternating in one run, a second `doit` (nothing to do) against `doit list` on
-the same config (target: at most 1.3x), and `doit list` against
-`python3 -m doit --version` (doit's own start-up; reported so `doit list`
-cannot be made slower to flatter the first ratio).
+alternating in one run, a second `doit` (nothing to do, the command a user
+runs) against `doit list` on the same config (target: at most 1.2x), and
+`doit list` against `python3 -m doit --version` (doit's own start-up; target:
+at most 3x, and reported so `doit list` cannot be made slower to flatter the
+first ratio).
 """
 
 from __future__ import annotations
@@ -46,16 +47,16 @@ def run() -> list[Result]:
         config = demo_config(Path(tmp))
         try:
             doit_json(config, "-n", "2")
-            noop, listing, _ = interleaved_medians(lambda: doit_json(config), lambda: doit(config, "list"), ROUNDS)
+            noop, listing, _ = interleaved_medians(lambda: doit(config), lambda: doit(config, "list"), ROUNDS)
             second = doit_json(config)
             listed, floor, _ = interleaved_medians(lambda: doit(config, "list"), version_only, ROUNDS)
         finally:
             doit(config, "services-stop")
     ran = sorted(name for name, status in second.items() if status == "success")
     return [
-        Result("no-op demo run vs doit list", noop, listing, "<= 1.3",
+        Result("no-op demo run vs doit list", noop, listing, "<= 1.2",
                f"median of {ROUNDS} interleaved runs; tasks that still executed: {', '.join(ran) or 'none'}"),
-        Result("doit list vs python3 -m doit --version", listed, floor, "must not grow",
+        Result("doit list vs python3 -m doit --version", listed, floor, "<= 3",
                f"median of {ROUNDS} interleaved runs; doit's own start-up is the floor"),
     ]
 
