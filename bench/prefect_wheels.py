@@ -2,9 +2,13 @@
 
 Needs a clone of PrefectHQ/prefect with its tags: FORKFLOW_BENCH_PREFECT=/path/to/clone.
 
-(a) full build: `doit -n 2 wheel` vs Prefect's own way, sequentially: `uv build`
-    at the root, `client/build_client.sh` then `uv build` in its folder, and
-    `python -m build` per integration (isolated builds, as upstream CI does);
+(a) full build: `doit -n 2 wheel` vs Prefect's own way, sequentially: the
+    dashboard bundles as Prefect's release workflow builds them
+    (`prefect dev build-ui --include-v2`: `npm ci` and `npm run build` in ui/ and
+    ui-v2/, copied into src/prefect/server/), `uv build` at the root,
+    `client/build_client.sh` then `uv build` in its folder, and `python -m build`
+    per integration (isolated builds, as upstream CI does). Both make a core
+    wheel that serves the dashboard;
 (b) no change: a second `doit wheel` vs `doit list` (0 builds), median of 5 interleaved runs;
 (c) one integration touched: `doit wheel` vs one `python -m build` of it.
 Verification venvs are not part of these: `doit verify` is timed alone in (d).
@@ -13,6 +17,7 @@ Verification venvs are not part of these: `doit verify` is timed alone in (d).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +76,9 @@ def integrations(fork: Path) -> list[Path]:
 
 def prefects_own_way(fork: Path, outdir: Path) -> None:
     """Upstream's release builds, one after the other."""
+    for source, target in (("ui", "src/prefect/server/ui"), ("ui-v2", "src/prefect/server/ui-v2")):
+        if (fork / source / "package.json").exists():  # the generated smoke tree has no dashboard
+            build_bundle(fork / source, fork / target)
     quiet(["uv", "build", "--out-dir", str(outdir)], fork)
     client = outdir / "client-tree"
     client.mkdir(parents=True)
@@ -78,6 +86,14 @@ def prefects_own_way(fork: Path, outdir: Path) -> None:
     quiet(["uv", "build", "--out-dir", str(outdir)], client)
     for folder in integrations(fork):
         build_one(folder, outdir)
+
+
+def build_bundle(source: Path, target: Path) -> None:
+    """What `prefect dev build-ui` does for one bundle."""
+    quiet(["npm", "ci"], source)
+    quiet(["npm", "run", "build"], source)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source / "dist", target)
 
 
 def quiet(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
@@ -141,7 +157,8 @@ def run() -> list[Result]:
             verified = verify_all(config)
     return [
         Result("prefect wheels (a) full build, 20 packages", ours(), baseline(), "<= 0.5",
-               f"{builds(full)} builds with doit -n 2 vs uv build + build_client.sh + python -m build per integration"),
+               f"{builds(full)} builds with doit -n 2 (the dashboard bundles included) vs the dashboard bundles as "
+               "prefect dev build-ui builds them + uv build + build_client.sh + python -m build per integration"),
         Result("prefect wheels (b) no change", noop, listing, "under 1.2, 0 builds",
                f"{builds(second)} builds; median of 5 interleaved runs each; baseline is `doit list`"),
         Result("prefect wheels (c) one integration touched", one(), single(), "<= 1.2",

@@ -8,8 +8,10 @@ integrations glob) and `flows` (the flows project).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -187,10 +189,39 @@ def owned_files(package: Package, files: Iterable[str]) -> list[str]:
     return [f for f in files if f.startswith(prefix) or f == folder]
 
 
+def owned_entries(package: Package, entries: Mapping[str, str]) -> list[str]:
+    """`owned_files` of a checkout's listing, sorted. A package of a plain folder takes its run of the sorted
+    paths (found by bisection), so a monorepo's up-to-date checks cost each package its own files, not the
+    whole listing."""
+    keys = sorted_paths(entries)
+    folder = package.path.strip("/")
+    if package.excludes or package.client_recipe or folder in (".", ""):
+        return owned_files(package, keys)
+    prefix, found = folder + "/", []
+    for file in itertools.islice(keys, bisect.bisect_left(keys, folder), None):
+        if not file.startswith(folder):
+            break
+        if file == folder or file.startswith(prefix):
+            found.append(file)
+    return found
+
+
+def sorted_paths(entries: Mapping[str, str]) -> list[str]:
+    """The listing's paths, sorted once per listing (a checkout's listing is made once and never changed)."""
+    listing, keys = SORTED[0]
+    if listing is not entries or len(keys) != len(entries):
+        keys = sorted(entries)
+        SORTED[0] = (entries, keys)
+    return keys
+
+
+SORTED: list[tuple[Any, list[str]]] = [(None, [])]  # the last listing and its sorted paths, replaced as one
+
+
 def input_hash(package: Package, entries: Mapping[str, str], extra: Mapping[str, Any]) -> str:
     """sha256 over the package's files (path -> content id) and extra inputs (version, tools...)."""
     digest = hashlib.sha256()
-    for file in sorted(owned_files(package, entries)):
+    for file in owned_entries(package, entries):
         digest.update(f"{file}\0{entries[file]}\n".encode())
     for key in sorted(extra):
         digest.update(f"{key}={extra[key]}\n".encode())
@@ -199,7 +230,7 @@ def input_hash(package: Package, entries: Mapping[str, str], extra: Mapping[str,
 
 def input_listing(package: Package, entries: Mapping[str, str], extra: Mapping[str, Any]) -> dict[str, Any]:
     """What input_hash covers, kept in the build stamp so a rebuild can say what changed."""
-    return {"files": {file: entries[file] for file in sorted(owned_files(package, entries))},
+    return {"files": {file: entries[file] for file in owned_entries(package, entries)},
             "extra": {key: str(value) for key, value in sorted(extra.items())}}
 
 

@@ -108,3 +108,26 @@ def test_skip_refuses_unknown_names_the_core_and_a_needed_package() -> None:
             without_skipped(found, {}, [fixed])
     with pytest.raises(ConfigError, match="prefect-aws depends on prefect-shell, which .packages. skip leaves out"):
         without_skipped(found, {"prefect-aws": ["prefect-shell>=0.3; python_version >= '3.9'"]}, ["prefect-shell"])
+
+
+def test_a_packages_own_files_are_found_by_its_run_of_the_sorted_listing() -> None:
+    """The bisected run of a plain folder's files is exactly what the plain filter finds, for paths that share
+    the folder's name as a prefix (a sibling folder, a file named like the folder), and for packages that are
+    not a plain folder (the root with excludes, a client recipe)."""
+    from tasks.core.packages import owned_entries, owned_files
+
+    paths = ["src/integrations/orbit-aws", "src/integrations/orbit-aws-extra/x.py", "src/integrations/orbit-aws.txt",
+             "src/integrations/orbit-aws/a.py", "src/integrations/orbit-aws/sub/b.py", "src/integrations/orbit-aw/c.py",
+             "src/integrations/orbit-gcp/d.py", "src/orbit/e.py", "client/pyproject.toml", "pyproject.toml"]
+    entries = {path: f"id-{index}" for index, path in enumerate(reversed(paths))}
+    packages = [Package("orbit-aws", "integration", "src/integrations/orbit-aws", "hatchling"),
+                Package("orbit-gcp", "integration", "src/integrations/orbit-gcp/", "hatchling"),
+                Package("orbit", "core", ".", "hatchling", excludes=("src/integrations",)),
+                Package("orbit-client", "client", ".", "hatchling", excludes=("src/integrations",), client_recipe="client"),
+                Package("none", "integration", "src/integrations/orbit-none", "hatchling")]
+    for package in packages:
+        assert owned_entries(package, entries) == sorted(owned_files(package, entries)), package.name
+    assert owned_entries(packages[0], entries) == ["src/integrations/orbit-aws", "src/integrations/orbit-aws/a.py",
+                                                   "src/integrations/orbit-aws/sub/b.py"]
+    entries["src/integrations/orbit-aws/new.py"] = "id-new"  # a new listing of another length is sorted again
+    assert "src/integrations/orbit-aws/new.py" in owned_entries(packages[0], entries)
