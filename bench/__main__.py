@@ -61,11 +61,15 @@ def run_module(name: str) -> tuple[str, bool]:
     """One module's section: its results (ours vs baseline, ratio), when and where they were measured, the load
     before and after, and whether byte-code caches were there."""
     before, caches = load(), bytecode_caches()
+    environ = dict(os.environ)
     try:
         results: list[Result] = importlib.import_module(f"bench.{name}").run()
     except Exception:
         traceback.print_exc()
         return f"- FAILED ({time.strftime('%Y-%m-%d %H:%M')} on {machine()}; see the bench output)", False
+    finally:  # what one bench sets (FORKFLOW_ENVIRONMENT, credentials) is not the next one's
+        os.environ.clear()
+        os.environ.update(environ)
     stamp = (f"measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}; {before} before, {load()} after; "
              f"{caches}")
     for result in results:
@@ -99,12 +103,16 @@ def main(selected: list[str]) -> int:
         print(f"== bench.{name}", flush=True)
         sections[name], ok = run_module(name)
         failed += not ok
+        write_results(sections)  # after each bench: a run stopped later keeps what it measured
+    print(f"wrote {HERE / 'RESULTS.md'}")
+    return 1 if failed else 0
+
+
+def write_results(sections: dict[str, str]) -> None:
     lines = ["# Benchmark results", "", "Each line: ours vs a baseline measured in the same run, and the ratio.", ""]
     for name in sorted(sections):
         lines += [f"## {name}", "", sections[name], ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {HERE / 'RESULTS.md'}")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

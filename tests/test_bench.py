@@ -50,3 +50,24 @@ def test_an_unknown_bench_is_refused() -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "no-such-bench"], cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 2 and "no bench named no-such-bench" in done.stderr
+
+
+def test_what_one_bench_sets_in_the_environment_is_gone_for_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m bench` runs every bench in one process: a bench that sets FORKFLOW_ENVIRONMENT (deploy, pipeline)
+    must not hand it to the next one (prefect_yaml, which has one environment, refused to deploy)."""
+    import types
+
+    from bench.__main__ import run_module
+
+    leaky = types.ModuleType("bench.leaky")
+
+    def run() -> list[object]:
+        os.environ["FORKFLOW_ENVIRONMENT"] = "dev,prod"
+        return []
+
+    leaky.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bench.leaky", leaky)
+    monkeypatch.delenv("FORKFLOW_ENVIRONMENT", raising=False)
+    _, ok = run_module("leaky")
+    assert ok
+    assert "FORKFLOW_ENVIRONMENT" not in os.environ
