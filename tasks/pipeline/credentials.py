@@ -119,6 +119,15 @@ def environment_connection(current: Settings, name: str) -> Connection:
 PREFECT_SETTINGS_FILE = "prefect-settings.json"  # Prefect's answers without secrets (tasks/adapters/prefect_settings.py)
 
 
+def read_prefect_settings(current: Settings) -> None:
+    """What every environment's connection starts from: Prefect's settings where `prefect deploy` would run. Not
+    remembered yet, that is a child process that imports Prefect (about a second); called ahead, in a thread, the
+    connections read later take the same answer (tasks.adapters.prefect_settings.read_settings)."""
+    from tasks.adapters.prefect_settings import prefect_settings
+
+    prefect_settings(prefect_folder(current), os.environ, current.state_dir / PREFECT_SETTINGS_FILE)
+
+
 def prefect_folder(current: Settings) -> Path:
     """Where `prefect deploy` would run, so Prefect's settings are read there (its prefect.toml and .env): the
     folder of a prefect.yaml named by [flows] config (unless run_from = "path"), else the flows folder."""

@@ -74,20 +74,12 @@ def ask_signals_early(current: Settings) -> None:
     saved = read_json(current.state_dir / RECORD) if current.config.flows is not None else None
     servers = (saved or {}).get("servers")
     if current.config.flows is not None and not servers:
+        from tasks.pipeline.credentials import read_prefect_settings
+
         prefetch.send("prefect-settings", partial(read_prefect_settings, current))
     for server in servers if isinstance(servers, list) else []:
         if isinstance(server, dict) and {"url", "environment", "prefixes"} <= server.keys():
             prefetch.send(signals_key(server), partial(saved_signals, current, server))
-
-
-def read_prefect_settings(current: Settings) -> None:
-    """What every environment's connection starts from: Prefect's settings where `prefect deploy` would run. Not
-    remembered yet, that is a child process that imports Prefect (about a second), done here while the run loads
-    and discovers flows; the deploy then takes the same answer (tasks.adapters.prefect_settings.read_settings)."""
-    from tasks.adapters.prefect_settings import prefect_settings
-    from tasks.pipeline.credentials import PREFECT_SETTINGS_FILE, prefect_folder
-
-    prefect_settings(prefect_folder(current), os.environ, current.state_dir / PREFECT_SETTINGS_FILE)
 
 
 def signals_key(server: dict[str, Any]) -> str:

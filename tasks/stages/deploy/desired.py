@@ -19,7 +19,7 @@ from tasks.core.deployspec import (
     EnvironmentSettings,
 )
 from tasks.core.errors import ConfigError, ForkflowError
-from tasks.pipeline.credentials import environment_connection
+from tasks.pipeline.credentials import environment_connection, read_prefect_settings
 from tasks.pipeline.deployments import flow_from_entry
 from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, refuse_names_prefect_refuses
 from tasks.pipeline.settings import Settings, read_report
@@ -50,7 +50,7 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
 
     flows = [flow_from_entry(entry) for entry in listing["flows"]]
     root = Path(listing["flows_dir"])
-    with connections_read_meanwhile(current, environments):
+    with connections_read_meanwhile(current):
         config = with_prefect_facts(read_config(current, root, flows), root, current)
     if config.file is None:
         warn(f"no deployment config in {listing['flows_dir']} (prefect.yaml, acme static config or deployments.yaml): "
@@ -70,16 +70,15 @@ def load_desired(current: Settings, listing: dict[str, Any], environments: list[
 
 
 @contextlib.contextmanager
-def connections_read_meanwhile(current: Settings, environments: list[str]) -> Iterator[None]:
-    """Prefect's settings for each environment's connection are read (a child process that imports Prefect, on a
-    first run) while the block works out the parameter schemas (another child): the two take a second each. A
-    problem is left for the real read that follows, which reports it."""
+def connections_read_meanwhile(current: Settings) -> Iterator[None]:
+    """Prefect's settings, which every environment's connection starts from, are read (a child process that imports
+    Prefect, on a first run) while the block works out the parameter schemas and version info: the two take a
+    second each. A problem is left for the real read that follows, which reports it."""
     def read() -> None:
-        for env in environments:
-            with contextlib.suppress(Exception):
-                environment_connection(current, env)
+        with contextlib.suppress(Exception):
+            read_prefect_settings(current)
 
-    reader = threading.Thread(target=read, name="forkflow-connections", daemon=True)
+    reader = threading.Thread(target=read, name="forkflow-prefect-settings", daemon=True)
     reader.start()
     try:
         yield
