@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
 from tasks.adapters.limits import limits, no_answer
@@ -203,38 +202,25 @@ def listed_files(index_url: str, projects: list[str]) -> set[str]:
 
 def listing_page(index_url: str, url: str) -> set[str] | None:
     """The file names a page of the index links to; None when the index does not serve that page."""
-    import urllib.error
-    import urllib.request
+    from tasks.adapters.plain_http import request
 
-    request = urllib.request.Request(url)
+    headers = {}
     auth = read_auth()
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_unredirected_header("Authorization", f"Basic {token}")
-    opener = urllib.request.build_opener(no_redirects())
+        headers["Authorization"] = f"Basic {token}"
     try:
-        with opener.open(request, timeout=limits().index) as response:
-            text = response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        if err.code in (404, 301, 302, 303, 307, 308):
-            return None
-        raise status_error(err.code, index_url, f"reading {url}") from None
-    except OSError as err:  # urllib wraps a timeout in a URLError
-        if isinstance(err, TimeoutError) or isinstance(getattr(err, "reason", None), TimeoutError):
-            raise index_silent(index_url) from None
+        answer = request(url, headers=headers, timeout=limits().index)
+    except TimeoutError:
+        raise index_silent(index_url) from None
+    except OSError as err:
         raise TransientIndexError(f"cannot reach the package index at {index_url}: {err}",
                                   fix="check [index] url and that the index is running (`doit services`)") from None
+    if answer.status in (404, 301, 302, 303, 307, 308):
+        return None
+    if not answer.ok:
+        raise status_error(answer.status, index_url, f"reading {url}") from None
     parser = LinkParser()
-    parser.feed(text)
+    parser.feed(answer.body.decode("utf-8", "replace"))
     return set(parser.links)
 
-
-def no_redirects() -> Any:
-    """A urllib handler that answers a redirect with its HTTPError instead of following it."""
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *_: Any) -> None:
-            return None
-
-    return NoRedirect()

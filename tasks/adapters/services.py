@@ -245,17 +245,15 @@ def pid_file_in(folder: Path) -> Path:
 
 
 def is_healthy(spec: ServiceSpec) -> bool:
-    import urllib.error
-    import urllib.request  # here, not at the top: a start that asks no service does not load the HTTP client
+    from tasks.adapters.plain_http import request
 
-    request = urllib.request.Request(spec.url + spec.health_path)
+    headers = {}
     if spec.auth:
         token = base64.b64encode(f"{spec.auth[0]}:{spec.auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        headers["Authorization"] = f"Basic {token}"
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return request(spec.url + spec.health_path, headers=headers, timeout=2).ok
+    except OSError:
         return False
 
 

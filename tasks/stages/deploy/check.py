@@ -201,16 +201,19 @@ def signals_from(page: dict[str, Any]) -> dict[str, Any]:
 
 
 def post(url: str, path: str, body: dict[str, Any], connection: Connection) -> Any:
-    import ssl
-    import urllib.request
+    """The JSON answer to one POST to the Prefect API; OSError when the server does not answer 2xx."""
+    from tasks.adapters.plain_http import request
 
-    request = urllib.request.Request(f"{url.rstrip('/')}/{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **connection.headers})
     context = None
     if url.startswith("https://"):
+        import ssl
+
         context = ssl.create_default_context(cafile=connection.verify if isinstance(connection.verify, str) else None)
         if connection.verify is False:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-    with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:  # noqa: S310 - the Prefect API
-        return json.loads(response.read())
+    answer = request(f"{url.rstrip('/')}/{path}", "POST", json.dumps(body).encode(),
+                     {"Content-Type": "application/json", **connection.headers}, TIMEOUT, context)
+    if not answer.ok:
+        raise ConnectionError(f"the Prefect API answered {answer.status} to {path}")
+    return json.loads(answer.body)

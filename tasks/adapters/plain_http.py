@@ -1,0 +1,134 @@
+"""One HTTP request of an up-to-date check, with as little to load as the request needs.
+
+A no-op run asks local servers small questions: a service's health, a Prefect
+server's deployment signals, the index's file listing. urllib carries ssl, the
+email parser and the idna codec with it (about 10 ms of a 0.2 s no-op), none of
+which a plain `http://` request to a host without a proxy uses. Such a request
+goes over a socket here: HTTP/1.1, `Connection: close`, a body by
+Content-Length, chunks or end of stream, redirects not followed. Anything else
+(https, a proxy in the environment) goes through urllib as before.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def request(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
+            timeout: float = 5.0, context: Any = None) -> Response:
+    """Send one request and read the whole answer; redirects come back as they are (3xx). `context`: the
+    ssl context of an https request. Raises OSError (TimeoutError on a timeout) when the server cannot be
+    reached or the answer is cut."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and direct(parts.hostname or ""):
+        return over_socket(parts, method, body, headers or {}, timeout)
+    return over_urllib(url, method, body, headers or {}, timeout, context)
+
+
+def direct(host: str) -> bool:
+    """True when urllib would not send a request to `host` through a proxy: none is set, or the host is local."""
+    return host in LOOPBACK or not any(os.environ.get(name) for name in PROXY_VARIABLES)
+
+
+def over_socket(parts: SplitResult, method: str, body: bytes | None, headers: dict[str, str],
+                timeout: float) -> Response:
+    host = parts.hostname or ""
+    port = parts.port or 80
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}", "Connection: close",
+             "Accept-Encoding: identity"]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    address: Any = (host.encode("ascii") if host.isascii() else host, port)  # bytes: no idna codec to load
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        with sock.makefile("rb") as stream:
+            return read_response(stream, method)
+
+
+def read_response(stream: io.BufferedReader, method: str) -> Response:
+    status_line = stream.readline(65537)
+    try:
+        status = int(status_line.split(None, 2)[1])
+    except (IndexError, ValueError):
+        raise ConnectionError(f"not an HTTP answer: {status_line[:80]!r}") from None
+    headers = read_headers(stream)
+    if status in (204, 304) or 100 <= status < 200 or method == "HEAD":
+        return Response(status, b"", headers)
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return Response(status, read_chunks(stream), headers)
+    if "content-length" in headers:
+        size = int(headers["content-length"])
+        data = stream.read(size)
+        if len(data) != size:
+            raise ConnectionError(f"the answer was cut: {len(data)} of {size} bytes")
+        return Response(status, data, headers)
+    return Response(status, stream.read(), headers)
+
+
+def read_headers(stream: io.BufferedReader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    while True:
+        line = stream.readline(65537)
+        if line in (b"\r\n", b"\n", b""):
+            return headers
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+
+
+def read_chunks(stream: io.BufferedReader) -> bytes:
+    data = bytearray()
+    while True:
+        size_line = stream.readline(65537)
+        if not size_line:
+            raise ConnectionError("the answer was cut inside a chunk")
+        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            read_headers(stream)  # the trailer
+            return bytes(data)
+        chunk = stream.read(size)
+        if len(chunk) != size:
+            raise ConnectionError("the answer was cut inside a chunk")
+        data += chunk
+        stream.readline(3)  # the CRLF after each chunk
+
+
+def over_urllib(url: str, method: str, body: bytes | None, headers: dict[str, str], timeout: float,
+                context: Any) -> Response:
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect(), urllib.request.HTTPSHandler(context=context))
+    try:
+        with opener.open(urllib.request.Request(url, data=body, method=method, headers=headers),
+                         timeout=timeout) as answer:
+            return Response(answer.status, answer.read(), {k.lower(): v for k, v in answer.headers.items()})
+    except urllib.error.HTTPError as err:
+        return Response(err.code, err.read(), {k.lower(): v for k, v in (err.headers or {}).items()})
+    except urllib.error.URLError as err:
+        reason = err.reason
+        raise (reason if isinstance(reason, OSError) else ConnectionError(str(reason))) from None
