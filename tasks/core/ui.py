@@ -59,11 +59,11 @@ def detected_bundles(core_path: str, core_name: str, files: Iterable[str]) -> li
     package (`src/<module>/server/`); it goes to `src/<module>/server/<folder>`."""
     module = re.sub(r"[-.]+", "_", core_name).lower()
     server = join(core_path, f"src/{module}/server") + "/"
-    listed = set(files)
+    listed = list(files)
     if not any(file.startswith(server) for file in listed):
         return []
     found = []
-    for file in sorted(listed):
+    for file in sorted({file for file in listed if file.endswith("/package.json")}):
         parts = PurePosixPath(file).relative_to(core_path).parts if core_path not in (".", "") else PurePosixPath(file).parts
         if len(parts) == 2 and parts[1] == "package.json" and (parts[0] == "ui" or parts[0].startswith("ui-")):
             found.append(Bundle(parts[0], join(core_path, parts[0]), f"src/{module}/server/{parts[0]}"))

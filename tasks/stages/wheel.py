@@ -64,7 +64,7 @@ from tasks.core.versions import (
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner, Stale, report_intact
 from tasks.pipeline.runmode import run_mode
-from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
+from tasks.pipeline.settings import Settings, look_at_report, read_json, settings, write_json, write_report
 from tasks.pipeline.ui import bundle_env, bundle_extras, check_wheel_bundles, core_bundles, place_bundles
 from tasks.pipeline.workspace import (
     STAMP,
@@ -123,7 +123,7 @@ def version_of(current: Settings, name: str) -> str:
 
 def version_facts(current: Settings, name: str) -> dict[str, Any]:
     """A package's entry in version.json, with the clone's shallowness: what its build's trust rests on."""
-    report = read_report("version", current) or {}
+    report = look_at_report("version", current) or {}
     for entry in report.get("packages", []):
         if entry["name"] == name:
             return {"version": entry["version"], "version_source": entry.get("source"),
