@@ -9,6 +9,7 @@ unchanged, and a run can send it early (see tasks.pipeline.prefetch).
 from __future__ import annotations
 
 import functools
+import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,23 @@ def read_pyproject(file: Path) -> dict[str, Any]:
     return parse_toml(file.read_bytes(), str(file))
 
 
+def package_pyproject(file: Path) -> dict[str, Any]:
+    """A checkout's pyproject.toml as `find_packages` reads it: parsed once per process while it stays the same
+    file (inode, size, modification time), since a run's task creators and checks find the packages several
+    times. Each caller gets its own copy. (A build tree's file, written and read within one build, is read with
+    `read_pyproject`.)"""
+    stat = file.stat()
+    key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    kept = PARSED_PYPROJECTS.get(file)
+    if kept is None or kept[0] != key:
+        kept = PARSED_PYPROJECTS[file] = (key, pickle.dumps(read_pyproject(file)))
+    parsed: dict[str, Any] = pickle.loads(kept[1])  # noqa: S301 - our own pickle of a parsed TOML file
+    return parsed
+
+
+PARSED_PYPROJECTS: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+
+
 def find_packages(current: Settings, root: Path | None = None) -> list[Package]:
     """The fork's packages, read from the checkout's pyproject files."""
     root = root or checkout_path(current)
@@ -65,18 +83,18 @@ def find_packages(current: Settings, root: Path | None = None) -> list[Package]:
                           fix="point [packages] core at the folder holding the core pyproject.toml")
     client = None
     if config.client and (root / config.client / "pyproject.toml").exists():
-        client = (config.client, read_pyproject(root / config.client / "pyproject.toml"))
+        client = (config.client, package_pyproject(root / config.client / "pyproject.toml"))
     integrations = [
-        (folder.relative_to(root).as_posix(), read_pyproject(folder / "pyproject.toml"))
+        (folder.relative_to(root).as_posix(), package_pyproject(folder / "pyproject.toml"))
         for folder in matching(root / config.integrations)
         if (folder / "pyproject.toml").exists()
     ]
     flows = flows_project(current, root)
-    found = discover((config.core, read_pyproject(core_file)), client, integrations, flows,
+    found = discover((config.core, package_pyproject(core_file)), client, integrations, flows,
                      tuple(config.client_remove), tuple(config.client_keep))
     if not config.skip:
         return found
-    pyprojects = [data for _, data in integrations] + [read_pyproject(core_file)] + ([flows[1]] if flows else [])
+    pyprojects = [data for _, data in integrations] + [package_pyproject(core_file)] + ([flows[1]] if flows else [])
     return without_skipped(found, project_dependencies(pyprojects), config.skip)
 
 
@@ -93,7 +111,7 @@ def flows_project(current: Settings, root: Path) -> tuple[str, dict[str, Any]] |
     folder = current.path(current.config.flows.path)
     if root not in folder.parents or not (folder / "pyproject.toml").exists():
         return None
-    return folder.relative_to(root).as_posix(), read_pyproject(folder / "pyproject.toml")
+    return folder.relative_to(root).as_posix(), package_pyproject(folder / "pyproject.toml")
 
 
 def packages_if_cloned(current: Settings) -> list[Package]:
