@@ -4,6 +4,7 @@ share one parse of a report, and doit's plugins are looked up with one scan."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import json
 from collections.abc import Callable
@@ -217,23 +218,33 @@ def test_report_facts_outlive_the_process_and_follow_a_new_report(tmp_path: Path
     write_report("flows", {"inputs": "abc", "flows": [{"name": "a", "status": "built"}], "status": "failed",
                            "error": "first line\nsecond", "summary_lines": ["one", 2]}, current)
     facts = facts_module.report_facts("flows", current)
+    digest = hashlib.sha256((current.reports_dir / "flows.json").read_bytes()).hexdigest()
     assert facts == {"lists": ["flows", "summary_lines"], "inputs": "abc", "counts": {"built": 1}, "failed": True,
-                     "error": "first line\nsecond", "summary_lines": ["one"]}
+                     "error": "first line\nsecond", "summary_lines": ["one"], "sha256": digest}
 
     def no_parse(file: Path) -> object:
         raise AssertionError(f"{file} parsed again")
 
+    real_digest = facts_module.content_digest
+
     monkeypatch.setattr(facts_module, "_known", {})  # as a new process: only the facts file is read
     monkeypatch.setattr(facts_module, "parsed_once", no_parse)
+    monkeypatch.setattr(facts_module, "content_digest", no_parse)
     assert facts_module.report_facts("flows", current) == facts
+    from tasks.stages.deploy.check import listing_digest
+
+    assert listing_digest(current) == digest  # the deploy check's flows.json digest, without reading flows.json
     monkeypatch.setattr(facts_module, "parsed_once", settings_module.parsed_once)
+    monkeypatch.setattr(facts_module, "content_digest", real_digest)
     write_report("flows", {"inputs": "def", "flows": []}, current)  # a new report: its facts are read again
     assert facts_module.report_facts("flows", current) == {
-        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": [],
+        "sha256": hashlib.sha256((current.reports_dir / "flows.json").read_bytes()).hexdigest()}
     (current.state_dir / facts_module.FACTS).write_text("{torn", encoding="utf-8")
     monkeypatch.setattr(facts_module, "_known", {})
     assert facts_module.report_facts("flows", current) == {
-        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": []}
+        "lists": ["flows"], "inputs": "def", "counts": {}, "failed": False, "error": "see the log", "summary_lines": [],
+        "sha256": hashlib.sha256((current.reports_dir / "flows.json").read_bytes()).hexdigest()}
     assert (current.state_dir / f"{facts_module.FACTS}.corrupt").is_file()
     (current.reports_dir / "flows.json").write_text("[1, 2]", encoding="utf-8")
     assert facts_module.report_facts("flows", current) is None

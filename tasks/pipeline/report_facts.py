@@ -1,16 +1,17 @@
 """What the up-to-date checks and the run summary need of a report, without parsing it in every run.
 
 A no-op run asks of each report only a few facts: which keys hold lists (`report_intact`), its `inputs` digest
-(the flows check), and for the summary the count of items per status, whether it failed and its own summary
-lines. They are kept in `<state>/report-facts.json` by the report's inode, size and modification time (a report is
-written beside and renamed over, so a new one is a new inode), so a run that changed nothing does not parse
-flows.json of 5,000 deployments (5 MB) at all; a report that is not the one the facts were read from is parsed
-again.
+(the flows check), the sha256 of its bytes (the deploy check, which depends on all of flows.json), and for the
+summary the count of items per status, whether it failed and its own summary lines. They are kept in
+`<state>/report-facts.json` by the report's inode, size and modification time (a report is written beside and
+renamed over, so a new one is a new inode), so a run that changed nothing does not read flows.json of 5,000
+deployments (5 MB) at all; a report that is not the one the facts were read from is parsed again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ def report_facts(stage: str, target: Settings | None = None) -> dict[str, Any] |
     key = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
     known = known_facts(current.state_dir / FACTS)
     entry = known.get(file.name)
-    if isinstance(entry, dict) and entry.get("key") == key and isinstance(entry.get("facts"), dict):
+    if isinstance(entry, dict) and entry.get("key") == key and isinstance(entry.get("facts"), dict) \
+            and "sha256" in entry["facts"]:  # facts kept before the digest was one of them are read again
         return dict(entry["facts"])
     try:
         data = parsed_once(file)
@@ -40,11 +42,19 @@ def report_facts(stage: str, target: Settings | None = None) -> dict[str, Any] |
         return None
     if not isinstance(data, dict):
         return None
-    facts = facts_of(data)
+    facts = {**facts_of(data), "sha256": content_digest(file)}
     known[file.name] = {"key": key, "facts": facts}
     with contextlib.suppress(OSError):  # a cache: a full disk only costs parsing the report again next run
         write_json(current.state_dir / FACTS, known, compact=True)
     return dict(facts)
+
+
+def content_digest(file: Path) -> str | None:
+    """sha256 of the report's bytes: what a check that depends on the whole report compares, without reading it."""
+    try:
+        return hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def known_facts(file: Path) -> dict[str, Any]:

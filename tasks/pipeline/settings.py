@@ -184,7 +184,11 @@ def look_at_report(stage: str, target: Settings | None = None) -> Mapping[str, A
     """reports/<stage>.json for a reader that only looks (an up-to-date check, a task creator), through
     `parsed_once`; `read_report` gives a copy of one's own. A missing or corrupt report reads as read_json
     reads it (a corrupt one is set aside, with one warning)."""
-    file = (target or settings()).reports_dir / f"{stage}.json"
+    return look_at_json((target or settings()).reports_dir / f"{stage}.json")
+
+
+def look_at_json(file: Path) -> Mapping[str, Any] | None:
+    """A state or report file for a reader that only looks, through `parsed_once`; else as `read_json` reads it."""
     try:
         data = parsed_once(file)
     except (OSError, ValueError):

@@ -43,7 +43,7 @@ def checkout_entries(repo: Path) -> dict[str, str]:
 
 def ask_entries_early(repo: Path) -> None:
     repo = repo.resolve()
-    if (repo / ".git").exists():
+    if (repo / ".git").exists() and entries_key(repo) not in prefetch.SENT:  # asked once, the fork's and the flows'
         prefetch.send(entries_key(repo), partial(file_entries, repo))
 
 

@@ -102,8 +102,8 @@ def flows_inputs(current: Settings) -> str:
     root = flows_root(current)
     where = prefetch.answer(where_key(root), partial(where_flows_are, root))
     digest = hashlib.sha256()
-    for name, blob in sorted(checkout_entries(Path(where.splitlines()[0])).items()):
-        digest.update(f"{name}\0{blob}\n".encode())
+    entries = sorted(checkout_entries(Path(where.splitlines()[0])).items())
+    digest.update("".join(f"{name}\0{blob}\n" for name, blob in entries).encode())
     digest.update(where.encode())
     config_file, *deploy_config = input_files(current)
     for file in (config_file, *(deploy_config or [Path("-")]), current.reports_dir / "version.json"):
@@ -123,11 +123,17 @@ def where_key(root: Path) -> str:
 
 
 def ask_where_early(current: Settings) -> None:
-    """Send the check's git question as the run starts (see tasks.pipeline.prefetch)."""
+    """Send the check's git questions as the run starts (see tasks.pipeline.prefetch): where the flows checkout
+    is, and its file listing (the checkout found by its `.git`, as git finds it)."""
     if current.config.flows is not None:
         root = current.path(current.config.flows.path)
         if root.is_dir():
             prefetch.send(where_key(root), partial(where_flows_are, root))
+            top = next((folder for folder in (root, *root.parents) if (folder / ".git").exists()), None)
+            if top is not None:
+                from tasks.pipeline.workspace import ask_entries_early
+
+                ask_entries_early(top)
 
 
 def flows_action() -> dict[str, str]:

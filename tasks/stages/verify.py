@@ -30,9 +30,16 @@ from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
 from tasks.pipeline.checks import Check, report_intact
-from tasks.pipeline.settings import Settings, read_json, settings, write_json, write_report
+from tasks.pipeline.settings import Settings, look_at_json, settings, write_json, write_report
 from tasks.pipeline.ui import core_bundles
-from tasks.pipeline.workspace import constraint_args, constraints_text, packages_if_cloned, read_result, read_stamp, result_file
+from tasks.pipeline.workspace import (
+    constraint_args,
+    constraints_text,
+    packages_if_cloned,
+    read_result,
+    result_file,
+    stamp_file,
+)
 
 DOC = "install each wheel with its dependencies into a fresh venv per target Python and import all it ships"
 
@@ -123,7 +130,7 @@ def built_wheels(current: Settings, names: list[str]) -> dict[str, dict[str, Any
     """Canonical name -> the stamp of each built package, with `wheel` (its path)."""
     found = {}
     for name in names:
-        stamp = read_stamp(current, name)
+        stamp = look_at_json(stamp_file(current, name))  # each verify check reads every stamp: one parse a run
         if stamp is None:
             continue
         wheel = next((f for f in stamp["files"] if f["name"].endswith(".whl")), None)
@@ -150,7 +157,7 @@ def closure(current: Settings, name: str, requires: dict[str, list[str]]) -> lis
     `<state>/verify-closures.json`, so an up-to-date check of unchanged wheels does not load packaging."""
     key = hashlib.sha256(json.dumps([name, sorted(requires.items())]).encode()).hexdigest()
     file = current.state_dir / CLOSURES
-    known = read_json(file) or {}
+    known = look_at_json(file) or {}
     found = known.get(key)
     if isinstance(found, list) and all(isinstance(item, str) for item in found):
         return found
