@@ -12,6 +12,7 @@ with `shared(key, ask)`: asked once, kept until an action runs.
 
 from __future__ import annotations
 
+import _thread
 import os
 import threading
 from collections.abc import Callable
@@ -27,7 +28,10 @@ class Early:
         self.value: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
-        threading.Thread(target=self.run, name="forkflow-prefetch", daemon=True).start()
+        # a bare thread: started without waiting for it to run (threading.Thread.start waits, and while the other
+        # questions' threads hold the interpreter that wait is most of what sending a question costs); like a
+        # daemon thread it never holds up the exit
+        _thread.start_new_thread(self.run, ())
 
     def run(self) -> None:
         try:
