@@ -192,14 +192,14 @@ def median_run(runs: list[Run]) -> Run:
 # ---------------------------------------------------------------- the project
 
 
-def generate(repo: Path) -> Path:
-    """A git repository whose root holds flows/ and a prefect.yaml with COUNT deployments."""
+def generate(repo: Path, count: int = COUNT) -> Path:
+    """A git repository whose root holds flows/ and a prefect.yaml with `count` deployments."""
     flows = repo / "flows"
     flows.mkdir(parents=True)
-    for index in range(COUNT):
+    for index in range(count):
         (flows / f"flow_{index}.py").write_text(FLOW.format(index=index))
     deployments = []
-    for index in range(COUNT):
+    for index in range(count):
         entry: dict[str, Any] = {"name": f"deployment-{index}", "entrypoint": f"flows/flow_{index}.py:flow_{index}",
                                  "parameters": {"x": index}, "tags": ["bench"], "work_pool": {"name": POOL}}
         if index % 2 == 0:

@@ -32,7 +32,7 @@ def test_the_bench_list_is_what_python_m_bench_runs() -> None:
 def test_bench_runs_at_smoke_size(name: str) -> None:
     if name in {"image", "noop", "pipeline"}:
         need(docker_reachable(), "a Docker engine")
-    if name == "prefect_yaml":
+    if name in {"prefect_yaml", "floors"}:
         need(any(Path("/usr/lib/postgresql").glob("*/bin/initdb")), "PostgreSQL (apt-get install postgresql)")
     results = (REPO / "bench" / "RESULTS.md").read_bytes()
     env = {key: value for key, value in os.environ.items() if key != "FORKFLOW_BENCH_PREFECT"}
