@@ -47,6 +47,9 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/auth":
             seen = self.headers.get("Authorization", "").encode()
             self.answer(200, seen, {"Content-Length": str(len(seen))})
+        elif self.path == "/bad-length":
+            self.answer(200, b"x", {"Content-Length": "many"})
+            self.close_connection = True
         elif self.path == "/empty":
             self.send_response(204)
             self.end_headers()
@@ -104,6 +107,13 @@ def test_a_cut_answer_and_a_closed_port_raise_oserror(server: str) -> None:
         port = sock.getsockname()[1]
     with pytest.raises(OSError):
         request(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_a_malformed_answer_is_an_oserror_and_a_header_cannot_break_a_line(server: str) -> None:
+    with pytest.raises(ConnectionError, match="well-formed"):
+        request(f"{server}/bad-length")
+    with pytest.raises(ValueError, match="line break"):
+        request(f"{server}/auth", headers={"Authorization": "Basic x\r\nX-Injected: 1"})
 
 
 def test_a_server_that_never_answers_times_out() -> None:

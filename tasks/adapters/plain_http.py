@@ -58,12 +58,17 @@ def over_socket(parts: SplitResult, method: str, body: bytes | None, headers: di
              "Accept-Encoding: identity"]
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
+    if any(mark in text for item in headers.items() for text in item for mark in "\r\n"):
+        raise ValueError("a header name or value holds a line break")  # as urllib refuses it
     lines += [f"{name}: {value}" for name, value in headers.items()]
     address: Any = (host.encode("ascii") if host.isascii() else host, port)  # bytes: no idna codec to load
     with socket.create_connection(address, timeout=timeout) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
         with sock.makefile("rb") as stream:
-            return read_response(stream, method)
+            try:
+                return read_response(stream, method)
+            except ValueError as err:  # a length or chunk size that is not a number
+                raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
 
 
 def read_response(stream: io.BufferedReader, method: str) -> Response:
