@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -165,18 +165,23 @@ def read_report(stage: str, target: Settings | None = None) -> dict[str, Any] | 
     return read_json((target or settings()).reports_dir / f"{stage}.json")
 
 
-_seen: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+_seen: dict[tuple[Path, Callable[[Path], Any]], tuple[tuple[int, int, int], Any]] = {}
 
 
-def parsed_once(file: Path) -> Any:
-    """A JSON file, parsed once per process while it stays the same file (inode, size, modification time): a
-    run's checks and its summary share one parse of a large report (flows.json of 5,000 deployments is 5 MB).
-    OSError or ValueError when it is missing or not JSON. Never change what it returns."""
+def read_json_text(file: Path) -> Any:
+    return json.loads(file.read_text(encoding="utf-8"))
+
+
+def parsed_once(file: Path, parse: Callable[[Path], Any] = read_json_text) -> Any:
+    """A file (JSON unless `parse` says otherwise), parsed once per process while it stays the same file (inode,
+    size, modification time): a run's checks and its summary share one parse of a large report (flows.json of
+    5,000 deployments is 5 MB). OSError or ValueError when it is missing or cannot be parsed. Never change what
+    it returns."""
     stat = file.stat()
     key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    kept = _seen.get(file)
+    kept = _seen.get((file, parse))
     if kept is None or kept[0] != key:
-        kept = _seen[file] = (key, json.loads(file.read_text(encoding="utf-8")))
+        kept = _seen[(file, parse)] = (key, parse(file))
     return kept[1]
 
 

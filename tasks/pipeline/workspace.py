@@ -8,8 +8,8 @@ unchanged, and a run can send it early (see tasks.pipeline.prefetch).
 
 from __future__ import annotations
 
+import copy
 import functools
-import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.packages import Package, discover, without_skipped
 from tasks.core.values import parse_toml, sha256_hex
 from tasks.pipeline import prefetch
-from tasks.pipeline.settings import Settings, read_json, write_text_atomically
+from tasks.pipeline.settings import Settings, parsed_once, read_json, write_text_atomically
 
 
 @functools.cache
@@ -58,19 +58,10 @@ def read_pyproject(file: Path) -> dict[str, Any]:
 
 def package_pyproject(file: Path) -> dict[str, Any]:
     """A checkout's pyproject.toml as `find_packages` reads it: parsed once per process while it stays the same
-    file (inode, size, modification time), since a run's task creators and checks find the packages several
-    times. Each caller gets its own copy. (A build tree's file, written and read within one build, is read with
-    `read_pyproject`.)"""
-    stat = file.stat()
-    key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    kept = PARSED_PYPROJECTS.get(file)
-    if kept is None or kept[0] != key:
-        kept = PARSED_PYPROJECTS[file] = (key, pickle.dumps(read_pyproject(file)))
-    parsed: dict[str, Any] = pickle.loads(kept[1])  # noqa: S301 - our own pickle of a parsed TOML file
+    file (`parsed_once`), since a run's task creators and checks find the packages several times. Each caller
+    gets its own copy. (A build tree's file, written and read within one build, is read with `read_pyproject`.)"""
+    parsed: dict[str, Any] = copy.deepcopy(parsed_once(file, read_pyproject))
     return parsed
-
-
-PARSED_PYPROJECTS: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
 
 
 def find_packages(current: Settings, root: Path | None = None) -> list[Package]:

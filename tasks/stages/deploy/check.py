@@ -125,13 +125,11 @@ def forget(current: Settings) -> None:
 def listing_digest(current: Settings) -> str:
     """sha256 of flows.json's bytes, from its report facts when they are for the file there (5 MB at 5,000
     deployments, read once when written rather than by every no-op); "" when there is none."""
-    from tasks.pipeline.report_facts import report_facts
+    from tasks.pipeline.report_facts import content_digest, report_facts
 
     facts = report_facts("flows", current) or {}
-    if isinstance(facts.get("sha256"), str):
-        return str(facts["sha256"])
-    listing_file = current.reports_dir / "flows.json"
-    return hashlib.sha256(listing_file.read_bytes()).hexdigest() if listing_file.is_file() else ""
+    found = facts.get("sha256") or content_digest(current.reports_dir / "flows.json")  # no facts: a corrupt report
+    return str(found or "")
 
 
 def inputs_digest(current: Settings) -> str:
