@@ -27,6 +27,7 @@ class Response:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    reusable: bool = False  # the connection may carry another request (HTTP/1.1, a known length, no "close")
 
     @property
     def ok(self) -> bool:
@@ -51,24 +52,32 @@ def direct(host: str) -> bool:
 
 def over_socket(parts: SplitResult, method: str, body: bytes | None, headers: dict[str, str],
                 timeout: float) -> Response:
-    host = parts.hostname or ""
-    port = parts.port or 80
+    head = request_head(parts, method, body, headers, "close")
+    with socket.create_connection(address_of(parts), timeout=timeout) as sock:
+        sock.sendall(head + (body or b""))
+        with sock.makefile("rb") as stream:
+            try:
+                return read_response(stream, method)
+            except ValueError as err:  # a length or chunk size that is not a number
+                raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
+
+
+def request_head(parts: SplitResult, method: str, body: bytes | None, headers: dict[str, str], connection: str) -> bytes:
+    """The request line and headers of one HTTP/1.1 request to the URL in `parts`."""
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}", "Connection: close",
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}", f"Connection: {connection}",
              "Accept-Encoding: identity"]
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     if any(mark in text for item in headers.items() for text in item for mark in "\r\n"):
         raise ValueError("a header name or value holds a line break")  # as urllib refuses it
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    address: Any = (host.encode("ascii") if host.isascii() else host, port)  # bytes: no idna codec to load
-    with socket.create_connection(address, timeout=timeout) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        with sock.makefile("rb") as stream:
-            try:
-                return read_response(stream, method)
-            except ValueError as err:  # a length or chunk size that is not a number
-                raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def address_of(parts: SplitResult) -> Any:
+    host = parts.hostname or ""
+    return (host.encode("ascii") if host.isascii() else host, parts.port or 80)  # bytes: no idna codec to load
 
 
 def read_response(stream: io.BufferedReader, method: str) -> Response:
@@ -78,16 +87,17 @@ def read_response(stream: io.BufferedReader, method: str) -> Response:
     except (IndexError, ValueError):
         raise ConnectionError(f"not an HTTP answer: {status_line[:80]!r}") from None
     headers = read_headers(stream)
+    kept = status_line.startswith(b"HTTP/1.1") and headers.get("connection", "").lower() != "close"
     if status in (204, 304) or 100 <= status < 200 or method == "HEAD":
-        return Response(status, b"", headers)
+        return Response(status, b"", headers, kept)
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Response(status, read_chunks(stream), headers)
+        return Response(status, read_chunks(stream), headers, kept)
     if "content-length" in headers:
         size = int(headers["content-length"])
         data = stream.read(size)
         if len(data) != size:
             raise ConnectionError(f"the answer was cut: {len(data)} of {size} bytes")
-        return Response(status, data, headers)
+        return Response(status, data, headers, kept)
     return Response(status, stream.read(), headers)
 
 

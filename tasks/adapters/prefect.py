@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+    from tasks.adapters.kept_http import Reply
+
+    Answer = httpx.Response | Reply  # an answer of either transport: status_code, headers, json(), text, url
+
 from tasks.adapters.console import say
 from tasks.adapters.http_import import load_httpx
 from tasks.adapters.limits import limits
@@ -55,17 +59,17 @@ def ensure_work_pool(api_url: str, name: str, pool_type: str = "process", dry_ru
     return "created"
 
 
-def api_error(action: str, name: str, response: httpx.Response) -> ForkflowError:
+def api_error(action: str, name: str, response: Answer) -> ForkflowError:
     return ForkflowError(
         f"Prefect API: could not {action}{' ' + repr(name) if name else ''}: HTTP {response.status_code}: "
         f"{readable(response)}",
-        where=str(response.request.url),
+        where=str(response.url),
         fix=status_fix(response.status_code, "the Prefect server", CREDENTIALS,
                        "the server refused the value named above; correct it in the deployment config"),
     )
 
 
-def readable(response: httpx.Response) -> str:
+def readable(response: Answer) -> str:
     """The server's reason in words: a 422's field errors one by one, never the raw JSON body."""
     try:
         body = response.json()
@@ -146,12 +150,7 @@ class PrefectApi:
         self.retried = 0
         self._lock = threading.Lock()
         self.gate = Gate(concurrency)
-        load_httpx()
-        import httpx
-
-        pool = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-        self.http = httpx.Client(base_url=self.api_url + "/", headers=self.connection.headers, timeout=timeout,
-                                 limits=pool, verify=tls_verify_of(self.connection))
+        self.http, self.dropped = transport(self.connection, timeout, concurrency)
 
     def __enter__(self) -> PrefectApi:
         return self
@@ -159,7 +158,7 @@ class PrefectApi:
     def __exit__(self, *_: Any) -> None:
         self.http.close()
 
-    def call(self, method: str, path: str, body: Any = None, *, what: str, ok: tuple[int, ...] = ()) -> httpx.Response:
+    def call(self, method: str, path: str, body: Any = None, *, what: str, ok: tuple[int, ...] = ()) -> Answer:
         """One request; waits out 429/503 (Retry-After) and dropped connections within `total_timeout`
         seconds, raises a ForkflowError otherwise."""
         started = time.monotonic()
@@ -192,14 +191,12 @@ class PrefectApi:
         return response
 
     def attempt(self, method: str, path: str, body: Any, headers: dict[str, str] | None = None,
-                timeout: float | None = None) -> tuple[httpx.Response | None, Exception | None]:
-        import httpx
-
+                timeout: float | None = None) -> tuple[Answer | None, Exception | None]:
         with self.gate:
             try:
-                bound = httpx.USE_CLIENT_DEFAULT if timeout is None else min(timeout, self.total_timeout)
+                bound = None if timeout is None else min(timeout, self.total_timeout)
                 return self.http.request(method, path, json=body, headers=headers, timeout=bound), None
-            except httpx.TransportError as err:
+            except self.dropped as err:
                 return None, err
 
     def csrf(self, method: str) -> dict[str, str]:
@@ -215,6 +212,12 @@ class PrefectApi:
                 token = found.json().get("token") if found is not None and found.status_code == 200 else None
                 self.csrf_headers = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client_id} if token else {}
         return self.csrf_headers
+
+    def ready_to_write(self) -> None:
+        """Ask for the CSRF token writes need (when the server asks for one) now, beside other reads, rather than
+        before the first write; nothing in a dry run."""
+        if not self.dry_run:
+            self.csrf("POST")
 
     def dry_run_says(self, message: str) -> bool:
         """In dry-run mode, report the write and return True (the caller then skips it)."""
@@ -329,11 +332,44 @@ class PrefectApi:
                   what="delete the deployment's automations", ok=(404,))
 
 
-def retry_after(response: httpx.Response | None, attempt: int) -> float:
+def transport(connection: Connection, timeout: float, concurrency: int) -> tuple[Any, tuple[type[Exception], ...]]:
+    """What carries the requests, and the errors that mean a dropped connection: kept sockets for a plain-http
+    server without a proxy (tasks.adapters.kept_http), else an httpx client."""
+    from tasks.adapters import kept_http
+
+    if kept_http.usable_for(connection.api_url):
+        return kept_http.KeptConnections(connection.api_url, connection.headers, timeout), (OSError,)
+    load_httpx()
+    import httpx
+
+    pool = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    client = httpx.Client(base_url=connection.api_url + "/", headers=connection.headers, timeout=timeout, limits=pool,
+                          verify=tls_verify_of(connection))
+    return UnboundTimeout(client), (httpx.TransportError,)
+
+
+class UnboundTimeout:
+    """An httpx client whose requests take `timeout=None` as "the client's own" (httpx reads None as "none")."""
+
+    def __init__(self, client: httpx.Client):
+        self.client = client
+
+    def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
+                timeout: float | None = None) -> httpx.Response:
+        import httpx
+
+        bound: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        return self.client.request(method, path, json=json, headers=headers, timeout=bound)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def retry_after(response: Answer | None, attempt: int) -> float:
     """Seconds to wait: the Retry-After header (seconds or HTTP date), else a jittered backoff from 50 ms
     (Prefect's 503 without Retry-After is a SQLite lock held for milliseconds; a long first wait leaves the
     server idle), doubling to 5 s."""
-    header = response.headers.get("Retry-After", "").strip() if response is not None else ""
+    header = response.headers.get("retry-after", "").strip() if response is not None else ""
     if header.isdigit():
         return min(float(header), 120.0)
     if header:

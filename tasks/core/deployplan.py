@@ -229,14 +229,20 @@ def record_usable(record: dict[str, Any] | None, signals: dict[str, Any], now: f
     return bool(record.get("signals") == signals)
 
 
-def split_known(ready: list[Desired], record: dict[str, Any], owned: dict[str, list[str]]) -> tuple[list[Change], list[Desired]]:
+def spec_hashes(ready: list[Desired]) -> dict[str, str]:
+    """Each deployment's spec hash by identity, made once per run (the plan and the record both use them)."""
+    return {desired.identity: spec_hash(desired.spec) for desired in ready}
+
+
+def split_known(ready: list[Desired], record: dict[str, Any], owned: dict[str, list[str]],
+                digests: dict[str, str]) -> tuple[list[Change], list[Desired]]:
     """Deployments the record shows as applied with the same spec (unchanged) and the rest (to read and compare)."""
     known: list[Change] = []
     stale: list[Desired] = []
     entries = record.get("deployments", {})
     for desired in ready:
         entry = entries.get(desired.identity)
-        digest = spec_hash(desired.spec)
+        digest = digests[desired.identity]
         if entry and entry.get("hash") == digest and \
                 server_triggers(owned.get(entry["id"], [])) == triggers_summary(desired.spec.get("triggers") or []):
             known.append(Change("unchanged", desired.name, desired, entry["id"], spec_hash=digest))
@@ -245,11 +251,10 @@ def split_known(ready: list[Desired], record: dict[str, Any], owned: dict[str, l
     return known, stale
 
 
-def remembered(record: dict[str, Any] | None, ready: list[Desired], results: list[dict[str, Any]],
+def remembered(record: dict[str, Any] | None, digests: dict[str, str], results: list[dict[str, Any]],
                signals: dict[str, Any], checked: float, not_owned: list[str]) -> dict[str, Any]:
     """The record after a run: the spec hash applied for each deployment that succeeded."""
     entries = dict((record or {}).get("deployments", {}))
-    digests = {desired.identity: spec_hash(desired.spec) for desired in ready}
     for result in results:
         identity = f"{result.get('flow')}/{result['name']}"
         if result["status"] in ("failed", "pruned", "skipped") or not result.get("id"):

@@ -152,7 +152,11 @@ def write_report(stage: str, data: dict[str, Any], target: Settings | None = Non
     from tasks.core.secrets import mask, secret_values
 
     final = (target or settings()).reports_dir / f"{stage}.json"
-    write_json(final, json.loads(mask(json.dumps(data), secret_values(os.environ))))
+    text = json_text(data)
+    masked = mask(text, secret_values(os.environ))
+    if masked != text:
+        json.loads(masked)  # a secret masked inside JSON's own punctuation would leave a report no one can read
+    write_text_atomically(final, masked + "\n")
     return final
 
 
@@ -203,8 +207,24 @@ def look_at_json(file: Path) -> Mapping[str, Any] | None:
 
 def write_json(file: Path, data: dict[str, Any], *, compact: bool = False) -> None:
     """Write a state or report file atomically; `compact` for state rewritten after every step."""
-    text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2, sort_keys=True)
+    text = json.dumps(data, separators=(",", ":")) if compact else json_text(data)
     write_text_atomically(file, text + "\n")
+
+
+def json_text(value: Any, depth: int = 0) -> str:
+    """JSON for people and programs alike: keys sorted, the two outer levels indented, each value below them on
+    one line (a report's entries, one per line). Python's encoder indents in Python, several times slower than
+    its one-line encoder in C: a 5 MB flows.json took a quarter of a second to write."""
+    pad = "  " * (depth + 1)
+    if depth < 2 and isinstance(value, dict) and value and all(isinstance(key, str) for key in value):
+        inner = ",\n".join(f"{pad}{ONE_LINE.encode(key)}: {json_text(value[key], depth + 1)}" for key in sorted(value))
+        return "{\n" + inner + "\n" + pad[2:] + "}"
+    if depth < 2 and isinstance(value, list | tuple) and value:
+        return "[\n" + ",\n".join(pad + json_text(item, depth + 1) for item in value) + "\n" + pad[2:] + "]"
+    return ONE_LINE.encode(value)
+
+
+ONE_LINE = json.JSONEncoder(sort_keys=True)  # one encoder for every value (json.dumps with options makes one per call)
 
 
 def write_text_atomically(file: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from tasks.core.deployplan import (
     prune_changes,
     record_usable,
     remembered,
+    spec_hashes,
     split_known,
     survivors,
 )
@@ -98,12 +99,13 @@ class DeployRun:
         envs = sorted({d.environment for d in group} | set(prune_envs))
         patterns = sorted({d.pattern for d in group} or {ctx.name_pattern or DEFAULT_NAME_PATTERN})
         prefixes = sorted({fixed_prefix(ctx, env, pattern) for env in envs for pattern in patterns})
-        pools, automations, before = (outcome.get() for outcome in together(  # one round trip instead of three
-            api.work_pools, api.read_automations, partial(signals_of, api, prefixes)))
+        pools, automations, before, _ = (outcome.get() for outcome in together(  # one round trip instead of four
+            api.work_pools, api.read_automations, partial(signals_of, api, prefixes), api.ready_to_write))
         pool_types = {name: pool["type"] for name, pool in pools.items()}
         group = resolved_references(api, group, self.dry_run)  # pools, pool types and images: on resolved values
         check_pools(group, pool_types, api.api_url)
         ready = [self.finalize(d, pool_types[d.work_pool]) for d in group]
+        digests = spec_hashes(ready)
         key = f"{api.api_url} {' '.join(prefixes)}"
         record = self.records.get(key)
         not_owned = list((record or {}).get("not_owned", []))
@@ -116,7 +118,7 @@ class DeployRun:
             items = self.read_server(api, envs, ready, prefixes) if present else []
         else:
             assert record is not None
-            known, stale = split_known(ready, record, owned)
+            known, stale = split_known(ready, record, owned, digests)
             items = api.read_deployments(names=sorted({d.name for d in stale})) if stale else []
         server = by_identity(items, api.flow_names([item["flow_id"] for item in items]))
         changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
@@ -134,7 +136,7 @@ class DeployRun:
                 scope["signals"] = {**after, "automations": automations}
             checked = time.time() if full and complete else float((record or {}).get("checked", 0))
             not_owned = sorted({*not_owned, *others_kept(api, changes, owned)})
-            self.records[key] = remembered(record, ready, results, after, checked, not_owned)
+            self.records[key] = remembered(record, digests, results, after, checked, not_owned)
             save_records(self.current, self.records)
             self.scopes.append({**scope, "checked": checked})
         return results
