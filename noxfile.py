@@ -23,9 +23,15 @@ ROOT = Path(__file__).parent
 
 def install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
-    # byte code saved beside the sources (an editable install compiles nothing): every doit start of the session
-    # loads it instead of compiling forkflow's modules again, even where PYTHONDONTWRITEBYTECODE is set
+    # byte code saved beside the sources (an editable install compiles nothing, uv compiles no package it
+    # installs): every doit start of the session loads it instead of compiling forkflow's modules and its
+    # dependencies again, even where PYTHONDONTWRITEBYTECODE is set
     session.run("python", "-m", "compileall", "-q", "tasks", "dodo.py", silent=True)
+    session.run("python", "-c", COMPILE_DEPENDENCIES, silent=True)
+
+
+# compiles the session's site-packages once (later sessions find the byte code there and compile nothing)
+COMPILE_DEPENDENCIES = "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=2)"
 
 
 @nox.session(python=PYTHON)

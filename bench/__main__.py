@@ -10,6 +10,7 @@ size to prove it still runs, and leaves RESULTS.md alone.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import platform
 import sys
@@ -46,11 +47,18 @@ def previous_sections() -> dict[str, str]:
 
 
 def bytecode_caches() -> str:
-    """Whether forkflow's modules start from byte-code caches (a CI image with PYTHONDONTWRITEBYTECODE does not)."""
+    """Whether forkflow's modules and its dependencies (doit's, as their sample) start from byte-code caches (a CI
+    image with PYTHONDONTWRITEBYTECODE does not; uv installs packages without them)."""
     tag = sys.implementation.cache_tag
-    cached = any((HERE.parent / "tasks").rglob(f"__pycache__/*.{tag}.pyc"))
-    writes = not os.environ.get("PYTHONDONTWRITEBYTECODE")
-    return f"byte-code caches {'present' if cached else 'absent'}{'' if writes else ', not written'}"
+    spec = importlib.util.find_spec("doit")
+    doit_dir = Path(spec.origin).parent if spec is not None and spec.origin else HERE
+    found = {"forkflow": any((HERE.parent / "tasks").rglob(f"__pycache__/*.{tag}.pyc")),
+             "dependencies": any(doit_dir.glob(f"__pycache__/*.{tag}.pyc"))}
+    writes = "" if not os.environ.get("PYTHONDONTWRITEBYTECODE") else ", not written"
+    if all(found.values()):
+        return f"byte-code caches present{writes}"
+    absent = " and ".join(name for name, cached in found.items() if not cached)
+    return f"byte-code caches absent for {absent}{writes}"
 
 
 def load() -> str:
