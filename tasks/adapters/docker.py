@@ -8,7 +8,6 @@ engine in API request bodies (login, auth_config), never in argv.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -94,7 +93,7 @@ class Engine:
             host = os.environ.get("DOCKER_HOST") or engine_api.DEFAULT_HOST
             raise no_answer(f"the Docker engine at {host} (GET {path})", "engine", self.api.timeout,
                             where="DOCKER_HOST") from None
-        except (OSError, http.client.HTTPException) as err:
+        except OSError as err:
             raise unreachable(str(err) or type(err).__name__) from None
 
     def ping(self) -> None:

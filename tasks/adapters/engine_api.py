@@ -3,13 +3,15 @@
 Lookups (is this image here, what are its labels, which images carry a
 label) are all the Docker work a no-op run does. Asked this way they cost a
 millisecond or two each; importing and connecting the docker SDK costs a tenth
-of a second before the first answer. Engines reached over ssh:// or with TLS
-are left to the SDK (`from_env` returns None for them).
+of a second before the first answer. The requests go over a socket kept open
+between them, read by tasks.adapters.plain_http (http.client would bring ssl
+and the email parser into every no-op). Engines reached over ssh:// or with
+TLS are left to the SDK (`from_env` returns None for them).
 """
 
 from __future__ import annotations
 
-import http.client
+import io
 import json
 import os
 import socket
@@ -19,29 +21,39 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from tasks.adapters.plain_http import head_of, read_response
+
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-
-
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: Any
+
+
+class Link:
+    """One open connection to the engine and its buffered reader."""
+
+    def __init__(self, address: str, unix: bool, timeout: float):
+        if unix:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(address)
+            except OSError:
+                self.sock.close()
+                raise
+        else:
+            host, colon, port = address.rpartition(":")
+            host, port = (host, port) if colon else (address, "")
+            where: Any = (host.strip("[]").encode("ascii"), int(port or 2375))  # bytes: no idna codec to load
+            self.sock = socket.create_connection(where, timeout=timeout)
+        self.stream: io.BufferedReader = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()
 
 
 @dataclass
@@ -51,7 +63,7 @@ class EngineApi:
     address: str
     unix: bool
     timeout: float = 10.0
-    _connections: dict[int, http.client.HTTPConnection] = field(default_factory=dict, repr=False)
+    _links: dict[int, Link] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> Answer:
@@ -61,32 +73,40 @@ class EngineApi:
             try:
                 return self.ask(target)
             except TimeoutError:
-                self.drop()
                 raise  # no second wait: the bound is for the whole call
-            except (OSError, http.client.HTTPException):
-                self.drop()
+            except (OSError, ValueError):
+                pass  # a kept connection the engine closed meanwhile: once more, on a new one
+            try:
                 return self.ask(target)
+            except ValueError as err:  # a length or chunk size that is not a number
+                raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
 
     def ask(self, target: str) -> Answer:
-        connection = self.connection()
-        connection.request("GET", target, headers={"Host": "docker"})
-        response = connection.getresponse()
-        raw = response.read()
-        if response.getheader("Content-Type", "").startswith("application/json"):
-            return Answer(response.status, json.loads(raw or b"null"))
-        return Answer(response.status, raw.decode("utf-8", errors="replace"))
+        """One request and its whole answer; the connection is closed when anything goes wrong on it (a half-read
+        answer must never be taken for the next one's)."""
+        link = self.link()
+        try:
+            link.sock.sendall(head_of("GET", target, "docker", None, {}, "keep-alive"))
+            response = read_response(link.stream, "GET")
+        except BaseException:
+            self.drop()
+            raise
+        if not response.reusable:
+            self.drop()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return Answer(response.status, json.loads(response.body or b"null"))
+        return Answer(response.status, response.body.decode("utf-8", errors="replace"))
 
-    def connection(self) -> http.client.HTTPConnection:
+    def link(self) -> Link:
         pid = os.getpid()  # a forked doit worker must not share its parent's socket
-        if pid not in self._connections:
-            self._connections[pid] = (UnixConnection(self.address, self.timeout) if self.unix
-                                      else http.client.HTTPConnection(self.address, timeout=self.timeout))
-        return self._connections[pid]
+        if pid not in self._links:
+            self._links[pid] = Link(self.address, self.unix, self.timeout)
+        return self._links[pid]
 
     def drop(self) -> None:
-        connection = self._connections.pop(os.getpid(), None)
-        if connection is not None:
-            connection.close()
+        link = self._links.pop(os.getpid(), None)
+        if link is not None:
+            link.close()
 
 
 def from_env(environ: Mapping[str, str] | None = None, timeout: float = 60.0) -> EngineApi | None:

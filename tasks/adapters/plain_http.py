@@ -65,8 +65,12 @@ def over_socket(parts: SplitResult, method: str, body: bytes | None, headers: di
 def request_head(parts: SplitResult, method: str, body: bytes | None, headers: dict[str, str], connection: str) -> bytes:
     """The request line and headers of one HTTP/1.1 request to the URL in `parts`."""
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}", f"Connection: {connection}",
-             "Accept-Encoding: identity"]
+    return head_of(method, target, parts.netloc.rpartition("@")[2], body, headers, connection)
+
+
+def head_of(method: str, target: str, host: str, body: bytes | None, headers: dict[str, str], connection: str) -> bytes:
+    """The request line and headers of one HTTP/1.1 request for `target` on `host`."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"Connection: {connection}", "Accept-Encoding: identity"]
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     if any(mark in text for item in headers.items() for text in item for mark in "\r\n"):
