@@ -48,6 +48,7 @@ NOT_IN_CHECKS = (
     "tasks.stages.sync.plan", "tasks.stages.sync.steps", "tasks.stages.sync.resume", "tasks.stages.sync.protected",
     "tasks.core.sync", "tasks.core.sync_tags",
     "docker", "httpx", "prefect", "yaml", "jinja2",
+    "http.client", "ssl",  # the engine, the registry and local servers are asked over plain sockets
 )
 
 # the modules the image, sync and publish checks import when doit calls them

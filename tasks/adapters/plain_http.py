@@ -28,6 +28,7 @@ class Response:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     reusable: bool = False  # the connection may carry another request (HTTP/1.1, a known length, no "close")
+    reason: str = ""
 
     @property
     def ok(self) -> bool:
@@ -71,7 +72,7 @@ def request_head(parts: SplitResult, method: str, body: bytes | None, headers: d
 def head_of(method: str, target: str, host: str, body: bytes | None, headers: dict[str, str], connection: str) -> bytes:
     """The request line and headers of one HTTP/1.1 request for `target` on `host`."""
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"Connection: {connection}", "Accept-Encoding: identity"]
-    if body is not None:
+    if body is not None and not any(name.lower() == "content-length" for name in headers):
         lines.append(f"Content-Length: {len(body)}")
     if any(mark in text for item in headers.items() for text in item for mark in "\r\n"):
         raise ValueError("a header name or value holds a line break")  # as urllib refuses it
@@ -92,17 +93,18 @@ def read_response(stream: io.BufferedReader, method: str) -> Response:
         raise ConnectionError(f"not an HTTP answer: {status_line[:80]!r}") from None
     headers = read_headers(stream)
     kept = status_line.startswith(b"HTTP/1.1") and headers.get("connection", "").lower() != "close"
+    reason = status_line.split(None, 2)[2].decode("latin-1").strip() if status_line.count(b" ") >= 2 else ""
     if status in (204, 304) or 100 <= status < 200 or method == "HEAD":
-        return Response(status, b"", headers, kept)
+        return Response(status, b"", headers, kept, reason)
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Response(status, read_chunks(stream), headers, kept)
+        return Response(status, read_chunks(stream), headers, kept, reason)
     if "content-length" in headers:
         size = int(headers["content-length"])
         data = stream.read(size)
         if len(data) != size:
             raise ConnectionError(f"the answer was cut: {len(data)} of {size} bytes")
-        return Response(status, data, headers, kept)
-    return Response(status, stream.read(), headers)
+        return Response(status, data, headers, kept, reason)
+    return Response(status, stream.read(), headers, reason=reason)
 
 
 def read_headers(stream: io.BufferedReader) -> dict[str, str]:

@@ -123,10 +123,13 @@ class Connection:
         raise ForkflowError(f"registry {self.registry}: too many redirects for {url}", fix="read the registry's log")
 
     def send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Answer:
-        import http.client
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
+        if parts.scheme == "http":
+            return self.send_plain(method, parts, body, headers)
+        import http.client
+
         key = (parts.scheme, parts.netloc)
         if key not in self.open:
             seconds = limits().registry
@@ -148,6 +151,37 @@ class Connection:
             raise no_answer(f"the registry {self.registry} ({method} {parts.path})", "registry", limits().registry,
                             where="[images] registry") from None
 
+    def send_plain(self, method: str, parts: Any, body: bytes | None, headers: dict[str, str]) -> Answer:
+        """Over a socket kept open between requests, read by plain_http (http.client brings ssl and the email
+        parser into a no-op's image checks); a kept connection the registry closed meanwhile is replaced once."""
+        from tasks.adapters.kept_http import Link
+        from tasks.adapters.plain_http import head_of, read_response
+
+        key = (parts.scheme, parts.netloc)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        data = head_of(method, target, parts.netloc, body, headers, "keep-alive") + (body or b"")
+        for last in (key not in self.open, True):
+            link = self.open.pop(key, None) or Link(parts, limits().registry)
+            try:
+                link.sock.sendall(data)
+                found = read_response(link.stream, method)
+            except TimeoutError:
+                link.close()
+                raise no_answer(f"the registry {self.registry} ({method} {parts.path})", "registry", limits().registry,
+                                where="[images] registry") from None
+            except (OSError, ValueError) as err:
+                link.close()
+                if last:
+                    raise err if isinstance(err, OSError) else ConnectionError(f"not a well-formed answer: {err}") \
+                        from None
+                continue
+            if found.reusable:
+                self.open[key] = link
+            else:
+                link.close()
+            return Answer(found.status, found.reason, Headers(found.headers), found.body)
+        raise AssertionError("unreachable")  # pragma: no cover - the second round returns or raises
+
     def fetch_token(self, challenge: str) -> str:
         """A token from the realm a `Bearer realm=...,service=...,scope=...` challenge names."""
         from urllib.parse import urlencode
@@ -164,6 +198,19 @@ class Connection:
                                 fix=status_fix(answer.status_code, "the registry's token service", CREDENTIALS,
                                                f"check {CREDENTIALS} and the image's name"))
         return token
+
+
+class Headers:
+    """An answer's headers (names read in lower case by plain_http): `get` and `[]` in any case, as http.client's."""
+
+    def __init__(self, found: dict[str, str]):
+        self.found = found
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.found.get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return self.found[name.lower()]
 
 
 @dataclass(frozen=True)
