@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,11 +85,10 @@ class Connection:
         return self
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        import http.client
-
         for connection in self.open.values():
             connection.close()
-        if isinstance(error, (OSError, http.client.HTTPException)):
+        http_client = sys.modules.get("http.client")  # loaded only when an https registry was asked
+        if isinstance(error, OSError) or (http_client is not None and isinstance(error, http_client.HTTPException)):
             raise RegistryUnreachable(f"registry {self.registry} did not answer: {error}",
                                       where=f"[images] registry = {self.registry!r}",
                                       fix="start it (`doit services:registry` for the local one) or correct "
