@@ -9,7 +9,6 @@ changed, and the same pins always give the same bytes.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import ForkflowError
@@ -42,44 +41,17 @@ def task_pins() -> dict[str, Any]:
 
 
 def pins_are_current(*_: Any) -> bool | Stale:
-    current = settings()
-    report = read_report("pins", current) or {}
-    if report.get("inputs") and report["inputs"] == pins_inputs(current, report.get("core")) and file_intact(report):
-        return True  # what the pins were made from is as it was: the pins' rules (packaging) need not be loaded
     from tasks.pipeline.release_pins import desired_pins
 
+    current = settings()
     try:
         wanted = desired_pins(current)
     except (ForkflowError, OSError, KeyError):
         return Stale("the core's verification changed or is missing")
+    report = read_report("pins", current) or {}
     if wanted is None:
         return report.get("status") == "none"
     return same_as_report(current, wanted[0], report) or Stale("the verified versions or the core version changed")
-
-
-def pins_inputs(current: Settings, core: Any) -> str:
-    """A digest of what the pins are made from: wheel.json, the core's verification result, the pins' name and
-    forkflow's pins rules."""
-    import hashlib
-
-    from tasks.pipeline.report_facts import content_digest, report_facts
-    from tasks.pipeline.workspace import result_file
-
-    code = Path(__file__).resolve().parents[1]  # tasks/
-    named = f"{current.config.packages.pins_name}\0{current.config.project.name}"  # what the pins' name is made of
-    digest = hashlib.sha256(f"{(report_facts('wheel', current) or {}).get('sha256')}\0{named}\0".encode())
-    for file in (result_file(current, str(core)), code / "core" / "release_pins.py", code / "pipeline" / "release_pins.py"):
-        digest.update(f"{content_digest(file)}\0".encode())
-    return digest.hexdigest()
-
-
-def file_intact(report: dict[str, Any]) -> bool:
-    """The pins wheel the report names is there, with its recorded content."""
-    from tasks.adapters.build import sha256
-
-    entries = report.get("files") or [{}]
-    path = Path(str(entries[0].get("path") or ""))
-    return report.get("status") == "built" and path.is_file() and entries[0].get("sha256") == sha256(path)
 
 
 def same_as_report(current: Settings, release: ReleasePins, report: dict[str, Any]) -> bool:
@@ -112,6 +84,5 @@ def pins_action() -> dict[str, str]:
     twine_check([file])
     write_report("pins", {"name": release.name, "version": release.version, "core": release.core,
                           "pythons": pins, "requires": list(release.requires), "status": "built",
-                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}],
-                          "inputs": pins_inputs(current, release.core)}, current)
+                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}]}, current)
     return {"made": f"{file.name} ({len(release.requires)} pins)"}
