@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from tasks.pipeline.settings import Settings
 
+VERSIONED = {"version", "ui", "wheel", "verify", "pins", "publish", "notes", "image", "image-deps", "image-base", "flows",
+             "deploy"}  # the stages whose run checks the versions first
+
 
 def send_early_questions(current: Settings, targets: list[str]) -> None:
     """What the checks of a run of `targets` will ask: the services' health (when the config has local services),
-    the remotes and the clone (when sync is among them), the checkout's file listing (for wheel, flows and deploy),
-    the flows checkout's HEAD and branch (for flows and deploy), the Prefect servers' signals (when deploy is), the
-    files on the index (when publish is), the Docker engine's images and the registry's tags (when image is)."""
+    the remotes and the clone (when sync is among them), the versions' inputs (for what is built from them), the
+    checkout's file listing (for wheel, flows and deploy), the flows checkout's HEAD and branch (for flows and
+    deploy), the Prefect servers' signals (when deploy is), the files on the index (when publish is), the Docker
+    engine's images and the registry's tags (when image is)."""
     from tasks.stages.services import ask_health_early
 
     stages = {target.split(":", 1)[0] for target in targets}
@@ -22,6 +26,10 @@ def send_early_questions(current: Settings, targets: list[str]) -> None:
         from tasks.stages.sync.setup import sync_setup
 
         ask_early(sync_setup(current))
+    if stages & VERSIONED and current.fork_path is not None:
+        from tasks.stages.version import ask_inputs_early
+
+        ask_inputs_early(current)
     if stages & {"ui", "wheel", "flows", "deploy"} and current.fork_path is not None:  # deploy needs flows
         from tasks.pipeline.workspace import ask_entries_early
 

@@ -92,7 +92,7 @@ def test_answers_come_back_as_json_or_text_over_one_connection(engine: Engine) -
     assert listed.body == [{"Id": "sha256:1", "Labels": {"a": "b"}}]
     missing = api.get("/images/nothing/json")
     assert (missing.status, missing.body) == (404, {"message": "No such image"})
-    api.drop()
+    api.close()
     assert engine.connections == 1
     assert engine.paths[2] == "/images/json?filters=%7B%22label%22%3A+%5B%22a%3Db%22%5D%7D"
 
@@ -101,7 +101,7 @@ def test_a_connection_the_engine_closed_is_replaced(engine: Engine) -> None:
     engine.close_after_each = True
     api = api_of(engine)
     assert [api.get("/_ping").body for _ in range(3)] == ["OK"] * 3
-    api.drop()
+    api.close()
     assert engine.paths == ["/_ping"] * 3  # each asked once: none lost, none twice
     assert engine.connections == 3
 

@@ -140,3 +140,28 @@ def test_the_flows_check_takes_its_git_answer_sent_as_the_run_starts(tmp_path: P
     first = flows_inputs(current)
     assert key not in prefetch.SENT, "taken by the check"
     assert flows_inputs(current) == first, "asked again, the same answer"
+
+
+def test_the_version_check_takes_its_inputs_asked_as_the_run_starts(demo_config: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of what is built from the versions asks the version check's git questions while doit loads; the check
+    takes that answer (the same as its own), and a run of sync alone does not ask them."""
+    from types import SimpleNamespace
+
+    from tasks.early import send_early_questions
+    from tasks.pipeline.settings import load_settings
+    from tasks.stages.version import inputs_key, version_inputs, versions_unchanged
+    from tests.helpers import run_doit
+
+    done = run_doit(demo_config, "version")
+    assert done.returncode == 0, done.stdout + done.stderr
+    monkeypatch.setenv("FORKFLOW_CONFIG", str(demo_config))
+    current = load_settings(demo_config)
+    key = inputs_key(current)
+    send_early_questions(current, ["sync"])
+    assert key not in prefetch.SENT
+    send_early_questions(current, ["wheel"])
+    assert key in prefetch.SENT
+    assert prefetch.SENT[key].done.wait(30) and prefetch.SENT[key].value == version_inputs(current)
+    assert versions_unchanged(SimpleNamespace(options={}), {}) is True
+    assert key not in prefetch.SENT, "taken by the check"

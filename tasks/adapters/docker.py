@@ -80,7 +80,7 @@ class Engine:
     def close(self) -> None:
         """Close the connections to the engine (a later call opens them again)."""
         if self.api is not None:
-            self.api.drop()
+            self.api.close()
         if self._sdk is not None:
             self._sdk.close()
             self._sdk = None

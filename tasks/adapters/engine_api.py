@@ -11,17 +11,15 @@ TLS are left to the SDK (`from_env` returns None for them).
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from tasks.adapters.plain_http import head_of, read_response
+from tasks.adapters.plain_http import Link, exchange_kept, head_of
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -30,30 +28,6 @@ DEFAULT_HOST = "unix:///var/run/docker.sock"
 class Answer:
     status: int
     body: Any
-
-
-class Link:
-    """One open connection to the engine and its buffered reader."""
-
-    def __init__(self, address: str, unix: bool, timeout: float):
-        if unix:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            try:
-                self.sock.connect(address)
-            except OSError:
-                self.sock.close()
-                raise
-        else:
-            host, colon, port = address.rpartition(":")
-            host, port = (host, port) if colon else (address, "")
-            where: Any = (host.strip("[]").encode("ascii"), int(port or 2375))  # bytes: no idna codec to load
-            self.sock = socket.create_connection(where, timeout=timeout)
-        self.stream: io.BufferedReader = self.sock.makefile("rb")
-
-    def close(self) -> None:
-        self.stream.close()
-        self.sock.close()
 
 
 @dataclass
@@ -67,46 +41,31 @@ class EngineApi:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> Answer:
-        """The engine's answer to GET `path`; OSError (after one retry on a fresh connection) when it does not answer."""
+        """The engine's answer to GET `path`; OSError when it does not answer (a kept connection the engine closed
+        meanwhile is replaced once)."""
         target = path + ("?" + urlencode(dict(query)) if query else "")
+        data = head_of("GET", target, "docker", None, {}, "keep-alive")
+        pid = os.getpid()  # a forked doit worker must not share its parent's socket
         with self._lock:
-            try:
-                return self.ask(target)
-            except TimeoutError:
-                raise  # no second wait: the bound is for the whole call
-            except (OSError, ValueError):
-                pass  # a kept connection the engine closed meanwhile: once more, on a new one
-            try:
-                return self.ask(target)
-            except ValueError as err:  # a length or chunk size that is not a number
-                raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
-
-    def ask(self, target: str) -> Answer:
-        """One request and its whole answer; the connection is closed when anything goes wrong on it (a half-read
-        answer must never be taken for the next one's)."""
-        link = self.link()
-        try:
-            link.sock.sendall(head_of("GET", target, "docker", None, {}, "keep-alive"))
-            response = read_response(link.stream, "GET")
-        except BaseException:
-            self.drop()
-            raise
-        if not response.reusable:
-            self.drop()
+            link, response = exchange_kept(self._links.pop(pid, None), self.connect, data, "GET")
+            if response.reusable:
+                self._links[pid] = link
         if response.headers.get("content-type", "").startswith("application/json"):
             return Answer(response.status, json.loads(response.body or b"null"))
         return Answer(response.status, response.body.decode("utf-8", errors="replace"))
 
-    def link(self) -> Link:
-        pid = os.getpid()  # a forked doit worker must not share its parent's socket
-        if pid not in self._links:
-            self._links[pid] = Link(self.address, self.unix, self.timeout)
-        return self._links[pid]
-
-    def drop(self) -> None:
+    def close(self) -> None:
+        """Close this process's connection (the next request opens a new one)."""
         link = self._links.pop(os.getpid(), None)
         if link is not None:
             link.close()
+
+    def connect(self) -> Link:
+        if self.unix:
+            return Link.unix(self.address, self.timeout)
+        host, colon, port = self.address.rpartition(":")
+        host, port = (host, port) if colon else (self.address, "")
+        return Link.tcp((host.strip("[]").encode("ascii"), int(port or 2375)), self.timeout)  # bytes: no idna codec
 
 
 def from_env(environ: Mapping[str, str] | None = None, timeout: float = 60.0) -> EngineApi | None:

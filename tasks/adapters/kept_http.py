@@ -13,13 +13,12 @@ credentials in the URL still go through httpx.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
-from tasks.adapters.plain_http import address_of, direct, read_response, request_head
+from tasks.adapters.plain_http import Link, address_of, direct, exchange_kept, request_head
 
 PATH_SAFE = "/:@!$&'()*+,;=-._~%"  # what a path keeps as it is (as httpx sends it); a space and the like are escaped
 
@@ -46,19 +45,6 @@ class Reply:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", "replace")
-
-
-class Link:
-    """One open connection and its buffered reader."""
-
-    def __init__(self, parts: SplitResult, timeout: float):
-        self.sock = socket.create_connection(address_of(parts), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.stream = self.sock.makefile("rb")
-
-    def close(self) -> None:
-        self.stream.close()
-        self.sock.close()
 
 
 class KeptConnections:
@@ -93,34 +79,14 @@ class KeptConnections:
         parts = self.base._replace(path=quote(f"{self.base.path}/{path_part}", safe=PATH_SAFE), query=query)
         extra = {"Content-Type": "application/json"} if body is not None else {}
         head = request_head(parts, method, body, {**self.headers, **extra, **(headers or {})}, "keep-alive")
-        url = parts.geturl()
-        kept = self.take()
-        if kept is not None:
-            try:
-                return self.exchange(kept, head + (body or b""), method, url, timeout)
-            except TimeoutError:
-                raise
-            except OSError:
-                pass  # closed by the server while idle: the request goes once more, on a new connection
-        return self.exchange(Link(self.base, timeout or self.timeout), head + (body or b""), method, url, timeout)
-
-    def exchange(self, link: Link, data: bytes, method: str, url: str, timeout: float | None) -> Reply:
-        try:
-            link.sock.settimeout(timeout or self.timeout)
-            link.sock.sendall(data)
-            answer = read_response(link.stream, method)
-        except ValueError as err:  # a length or chunk size that is not a number
-            link.close()
-            raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
-        except BaseException:
-            link.close()
-            raise
+        link, answer = exchange_kept(self.take(), self.connect, head + (body or b""), method, timeout or self.timeout)
         if answer.reusable:
             with self.lock:
                 self.idle.append(link)
-        else:
-            link.close()
-        return Reply(answer.status, answer.body, url, answer.headers)
+        return Reply(answer.status, answer.body, parts.geturl(), answer.headers)
+
+    def connect(self) -> Link:
+        return Link.tcp(address_of(self.base), self.timeout)
 
     def take(self) -> Link | None:
         with self.lock:

@@ -7,6 +7,10 @@ which a plain `http://` request to a host without a proxy uses. Such a request
 goes over a socket here: HTTP/1.1, `Connection: close`, a body by
 Content-Length, chunks or end of stream, redirects not followed. Anything else
 (https, a proxy in the environment) goes through urllib as before.
+
+A `Link` keeps a connection open between requests instead (the Prefect API in
+tasks.adapters.kept_http, the Docker engine, a plain-http registry), and
+`exchange_kept` holds the one rule for a kept connection the server closed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -83,6 +88,69 @@ def head_of(method: str, target: str, host: str, body: bytes | None, headers: di
 def address_of(parts: SplitResult) -> Any:
     host = parts.hostname or ""
     return (host.encode("ascii") if host.isascii() else host, parts.port or 80)  # bytes: no idna codec to load
+
+
+class Link:
+    """One open connection (TCP, or a unix socket's path) and its buffered reader, kept between requests."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.stream = sock.makefile("rb")
+
+    @classmethod
+    def tcp(cls, address: Any, timeout: float) -> Link:
+        sock = socket.create_connection(address, timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock)
+
+    @classmethod
+    def unix(cls, path: str, timeout: float) -> Link:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock)
+
+    def exchange(self, data: bytes, method: str, timeout: float | None = None) -> Response:
+        """Send one request and read its whole answer. The link is closed when anything goes wrong on it (a
+        half-read answer must never be taken for the next one's) and when the answer says it cannot be kept."""
+        try:
+            if timeout is not None:
+                self.sock.settimeout(timeout)
+            self.sock.sendall(data)
+            answer = read_response(self.stream, method)
+        except ValueError as err:  # a length or chunk size that is not a number
+            self.close()
+            raise ConnectionError(f"not a well-formed HTTP answer: {err}") from None
+        except BaseException:
+            self.close()
+            raise
+        if not answer.reusable:
+            self.close()
+        return answer
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()
+
+
+def exchange_kept(kept: Link | None, connect: Callable[[], Link], data: bytes, method: str,
+                  timeout: float | None = None) -> tuple[Link, Response]:
+    """The answer to `data`, over `kept` when there is one, and the link it came over (keep it while
+    `answer.reusable`). A kept link that fails other than by a timeout was closed by the server while idle: the
+    request goes once more, on a link from `connect`. Only requests that are safe to repeat go this way."""
+    if kept is not None:
+        try:
+            return kept, kept.exchange(data, method, timeout)
+        except TimeoutError:
+            raise  # no second wait: the bound is for the whole call
+        except OSError:
+            pass
+    link = connect()
+    return link, link.exchange(data, method, timeout)
 
 
 def read_response(stream: io.BufferedReader, method: str) -> Response:

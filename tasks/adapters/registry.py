@@ -154,33 +154,20 @@ class Connection:
     def send_plain(self, method: str, parts: Any, body: bytes | None, headers: dict[str, str]) -> Answer:
         """Over a socket kept open between requests, read by plain_http (http.client brings ssl and the email
         parser into a no-op's image checks); a kept connection the registry closed meanwhile is replaced once."""
-        from tasks.adapters.kept_http import Link
-        from tasks.adapters.plain_http import head_of, read_response
+        from tasks.adapters.plain_http import Link, address_of, exchange_kept, head_of
 
         key = (parts.scheme, parts.netloc)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         data = head_of(method, target, parts.netloc, body, headers, "keep-alive") + (body or b"")
-        for last in (key not in self.open, True):
-            link = self.open.pop(key, None) or Link(parts, limits().registry)
-            try:
-                link.sock.sendall(data)
-                found = read_response(link.stream, method)
-            except TimeoutError:
-                link.close()
-                raise no_answer(f"the registry {self.registry} ({method} {parts.path})", "registry", limits().registry,
-                                where="[images] registry") from None
-            except (OSError, ValueError) as err:
-                link.close()
-                if last:
-                    raise err if isinstance(err, OSError) else ConnectionError(f"not a well-formed answer: {err}") \
-                        from None
-                continue
-            if found.reusable:
-                self.open[key] = link
-            else:
-                link.close()
-            return Answer(found.status, found.reason, Headers(found.headers), found.body)
-        raise AssertionError("unreachable")  # pragma: no cover - the second round returns or raises
+        try:
+            link, found = exchange_kept(self.open.pop(key, None), functools.partial(Link.tcp, address_of(parts), limits().registry),
+                                        data, method)
+        except TimeoutError:
+            raise no_answer(f"the registry {self.registry} ({method} {parts.path})", "registry", limits().registry,
+                            where="[images] registry") from None
+        if found.reusable:
+            self.open[key] = link
+        return Answer(found.status, found.reason, Headers(found.headers), found.body)
 
     def fetch_token(self, challenge: str) -> str:
         """A token from the realm a `Bearer realm=...,service=...,scope=...` challenge names."""

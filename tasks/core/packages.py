@@ -196,7 +196,7 @@ def owned_entries(package: Package, entries: Mapping[str, str]) -> list[str]:
     keys = sorted_paths(entries)
     folder = package.path.strip("/")
     if package.excludes or package.client_recipe or folder in (".", ""):
-        return owned_files(package, keys)
+        return owned_by_runs(package, keys)
     prefix, found = folder + "/", []
     for file in itertools.islice(keys, bisect.bisect_left(keys, folder), None):
         if not file.startswith(folder):
@@ -204,6 +204,41 @@ def owned_entries(package: Package, entries: Mapping[str, str]) -> list[str]:
         if file == folder or file.startswith(prefix):
             found.append(file)
     return found
+
+
+def owned_by_runs(package: Package, keys: list[str]) -> list[str]:
+    """`owns` over sorted `keys` by runs found by bisection: the package's folder, less its excluded files and
+    folders, plus the client recipe's folder (a core's listing is most of the checkout, less 100 integrations)."""
+    chosen = bytearray(len(keys))
+    mark(chosen, inside(keys, package.path), 1)
+    excluded = [exact(keys, path) for path in package.excludes]
+    mark(chosen, excluded + [run_of(keys, prefix) for prefix in folder_prefixes(package.excludes)], 0)
+    if package.client_recipe:
+        mark(chosen, inside(keys, package.client_recipe), 1)
+    return list(itertools.compress(keys, chosen))
+
+
+def inside(keys: list[str], folder: str) -> list[tuple[int, int]]:
+    """Where the sorted `keys` that `is_inside(key, folder)` are."""
+    folder = folder.strip("/")
+    if folder in (".", ""):
+        return [(0, len(keys))]
+    return [exact(keys, folder), run_of(keys, folder + "/")]
+
+
+def exact(keys: list[str], path: str) -> tuple[int, int]:
+    start = bisect.bisect_left(keys, path)
+    return start, start + (start < len(keys) and keys[start] == path)
+
+
+def run_of(keys: list[str], prefix: str) -> tuple[int, int]:
+    """Where the sorted `keys` that start with `prefix` are."""
+    return bisect.bisect_left(keys, prefix), bisect.bisect_left(keys, prefix + "\U0010ffff")
+
+
+def mark(chosen: bytearray, runs: list[tuple[int, int]], value: int) -> None:
+    for start, end in runs:
+        chosen[start:end] = bytes([value]) * (end - start)
 
 
 def sorted_paths(entries: Mapping[str, str]) -> list[str]:

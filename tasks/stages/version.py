@@ -29,6 +29,7 @@ from tasks.core.versions import (
     strongest_bump,
     tag_pattern,
 )
+from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.parallel import together
@@ -206,6 +207,16 @@ def pyproject_files(current: Settings) -> list[Path]:
     return found + ([flows / "pyproject.toml"] if inside and flows else [])
 
 
+def inputs_key(current: Settings) -> str:
+    return f"version-inputs:{checkout_path(current)}"
+
+
+def ask_inputs_early(current: Settings) -> None:
+    """The version check's two git calls and file reads, while doit is still loading."""
+    if checkout_path(current).exists():
+        prefetch.send(inputs_key(current), partial(version_inputs, current))
+
+
 def versions_unchanged(task: Any, values: dict[str, Any]) -> bool | Stale:
     if task.options and task.options.get("show"):
         return False
@@ -214,7 +225,8 @@ def versions_unchanged(task: Any, values: dict[str, Any]) -> bool | Stale:
     if saved is None or not checkout_path(current).exists():
         return Stale("no version.json yet")
     try:
-        return bool(saved.get("inputs") == version_inputs(current)) or Stale("new commits or tags in the checkout")
+        inputs = prefetch.answer(inputs_key(current), partial(version_inputs, current))
+        return bool(saved.get("inputs") == inputs) or Stale("new commits or tags in the checkout")
     except (ForkflowError, OSError) as err:
         return Stale(f"cannot read the checkout: {str(err).splitlines()[0]}")
 

@@ -131,3 +131,23 @@ def test_a_packages_own_files_are_found_by_its_run_of_the_sorted_listing() -> No
                                                    "src/integrations/orbit-aws/sub/b.py"]
     entries["src/integrations/orbit-aws/new.py"] = "id-new"  # a new listing of another length is sorted again
     assert "src/integrations/orbit-aws/new.py" in owned_entries(packages[0], entries)
+
+
+def test_a_core_with_excludes_and_a_recipe_owns_by_runs_exactly_what_owns_says() -> None:
+    """The runs of the sorted listing (a core: everything less the integrations, plus the client recipe) give the
+    same files as `owns` file by file, over listings where names share prefixes in every order that sorting
+    can put them ('-', '.', '/' and '0' sort around '/'), with excludes written with slashes, as files, or as '.'."""
+    import random
+
+    from tasks.core.packages import owned_entries, owned_files
+
+    rng = random.Random(7)
+    parts = ["src", "integrations", "a", "a-b", "a.b", "a0", "ab", "client", "b", "x.py", "é"]
+    for _ in range(300):
+        paths = {"/".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 40))}
+        entries = {path: "id" for path in paths}
+        folders = ["/".join(rng.choice(parts) for _ in range(rng.randint(1, 3))) for _ in range(4)]
+        excludes = tuple(rng.choice([f, f + "/", "/" + f, "."]) for f in folders[:rng.randint(0, 3)])
+        package = Package("orbit", "core", rng.choice([".", "", "src", "src/", folders[3]]), "hatchling",
+                          excludes=excludes, client_recipe=rng.choice([None, "client", folders[2]]))
+        assert owned_entries(package, entries) == sorted(owned_files(package, entries)), (package, sorted(paths))
