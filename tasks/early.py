@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from tasks.pipeline.settings import Settings
 
-VERSIONED = {"version", "ui", "wheel", "verify", "pins", "publish", "notes", "image", "image-deps", "image-base", "flows",
-             "deploy"}  # the stages whose run checks the versions first
+VERSIONED = {"version", "ui", "wheel", "verify", "pins", "publish", "notes", "image", "image-deps", "image-join", "flows",
+             "deploy", "promote"}  # the stages whose run checks the versions first
 
 
 def send_early_questions(current: Settings, targets: list[str]) -> None:

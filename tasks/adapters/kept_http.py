@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -79,14 +80,15 @@ class KeptConnections:
         parts = self.base._replace(path=quote(f"{self.base.path}/{path_part}", safe=PATH_SAFE), query=query)
         extra = {"Content-Type": "application/json"} if body is not None else {}
         head = request_head(parts, method, body, {**self.headers, **extra, **(headers or {})}, "keep-alive")
-        link, answer = exchange_kept(self.take(), self.connect, head + (body or b""), method, timeout or self.timeout)
+        seconds = timeout or self.timeout
+        link, answer = exchange_kept(self.take(), partial(self.connect, seconds), head + (body or b""), method, seconds)
         if answer.reusable:
             with self.lock:
                 self.idle.append(link)
         return Reply(answer.status, answer.body, parts.geturl(), answer.headers)
 
-    def connect(self) -> Link:
-        return Link.tcp(address_of(self.base), self.timeout)
+    def connect(self, timeout: float) -> Link:
+        return Link.tcp(address_of(self.base), timeout)
 
     def take(self) -> Link | None:
         with self.lock:

@@ -132,6 +132,18 @@ class Link:
             self.close()
         return answer
 
+    def closed_by_server(self) -> bool:
+        """True when the server closed this idle link (or sent what no request asked for): not to be used. An idle
+        link has nothing to read; one the server closed reads as its end."""
+        import select
+
+        poller = select.poll()  # not select.select: a socket numbered past 1023 is out of its range
+        poller.register(self.sock, select.POLLIN)
+        try:
+            return bool(poller.poll(0))
+        except OSError:
+            return True
+
     def close(self) -> None:
         self.stream.close()
         self.sock.close()
@@ -140,8 +152,14 @@ class Link:
 def exchange_kept(kept: Link | None, connect: Callable[[], Link], data: bytes, method: str,
                   timeout: float | None = None) -> tuple[Link, Response]:
     """The answer to `data`, over `kept` when there is one, and the link it came over (keep it while
-    `answer.reusable`). A kept link that fails other than by a timeout was closed by the server while idle: the
-    request goes once more, on a link from `connect`. Only requests that are safe to repeat go this way."""
+    `answer.reusable`). A kept link the server closed while idle is seen before anything is sent, and replaced by
+    one from `connect`. One that fails once the request is sent, other than by a timeout, was closed at that very
+    moment, before the server read the request: it goes once more, on a new link. (A server that acted on it and
+    then cut its answer would see it twice: forkflow's requests are reads and writes of named things, a deployment
+    or flow by its name, a blob by its digest, which a second time leave as they are.)"""
+    if kept is not None and kept.closed_by_server():
+        kept.close()
+        kept = None
     if kept is not None:
         try:
             return kept, kept.exchange(data, method, timeout)

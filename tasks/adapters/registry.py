@@ -159,10 +159,15 @@ class Connection:
         key = (parts.scheme, parts.netloc)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         data = head_of(method, target, parts.netloc, body, headers, "keep-alive") + (body or b"")
+        def connect() -> Link:
+            try:
+                return Link.tcp(address_of(parts), limits().registry)
+            except TimeoutError:  # no connection at all: unreachable (RegistryUnreachable on exit), as a refusal is
+                raise ConnectionError(f"no connection within {limits().registry:g} s") from None
+
         try:
-            link, found = exchange_kept(self.open.pop(key, None), functools.partial(Link.tcp, address_of(parts), limits().registry),
-                                        data, method)
-        except TimeoutError:
+            link, found = exchange_kept(self.open.pop(key, None), connect, data, method)
+        except TimeoutError:  # connected, but no answer in time
             raise no_answer(f"the registry {self.registry} ({method} {parts.path})", "registry", limits().registry,
                             where="[images] registry") from None
         if found.reusable:

@@ -232,8 +232,9 @@ def exact(keys: list[str], path: str) -> tuple[int, int]:
 
 
 def run_of(keys: list[str], prefix: str) -> tuple[int, int]:
-    """Where the sorted `keys` that start with `prefix` are."""
-    return bisect.bisect_left(keys, prefix), bisect.bisect_left(keys, prefix + "\U0010ffff")
+    """Where the sorted `keys` that start with `prefix` (a folder's, ending in "/") are: up to the first key
+    from `prefix` with its "/" made "0", the character after it."""
+    return bisect.bisect_left(keys, prefix), bisect.bisect_left(keys, prefix[:-1] + "0")
 
 
 def mark(chosen: bytearray, runs: list[tuple[int, int]], value: int) -> None:

@@ -142,7 +142,7 @@ def test_a_core_with_excludes_and_a_recipe_owns_by_runs_exactly_what_owns_says()
     from tasks.core.packages import owned_entries, owned_files
 
     rng = random.Random(7)
-    parts = ["src", "integrations", "a", "a-b", "a.b", "a0", "ab", "client", "b", "x.py", "é"]
+    parts = ["src", "integrations", "a", "a-b", "a.b", "a0", "ab", "client", "b", "x.py", "é", "\U0010ffff", "a\U0010ffff"]
     for _ in range(300):
         paths = {"/".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 40))}
         entries = {path: "id" for path in paths}
