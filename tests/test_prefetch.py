@@ -116,6 +116,7 @@ def test_a_recorded_deploy_sends_no_settings_read(tmp_path: Path) -> None:
     send_early_questions(current, ["deploy"])
     assert "prefect-settings" not in prefetch.SENT
     assert any(key.startswith("signals:") for key in prefetch.SENT)
+    assert not any(key.startswith("version-inputs:") for key in prefetch.SENT), "no fork: no versions to check"
 
 
 def test_the_flows_check_takes_its_git_answer_sent_as_the_run_starts(tmp_path: Path) -> None:
