@@ -159,6 +159,7 @@ class Connection:
         key = (parts.scheme, parts.netloc)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         data = head_of(method, target, parts.netloc, body, headers, "keep-alive") + (body or b"")
+
         def connect() -> Link:
             try:
                 return Link.tcp(address_of(parts), limits().registry)

@@ -190,20 +190,14 @@ def owned_files(package: Package, files: Iterable[str]) -> list[str]:
 
 
 def owned_entries(package: Package, entries: Mapping[str, str]) -> list[str]:
-    """`owned_files` of a checkout's listing, sorted. A package of a plain folder takes its run of the sorted
-    paths (found by bisection), so a monorepo's up-to-date checks cost each package its own files, not the
-    whole listing."""
+    """`owned_files` of a checkout's listing, sorted, found by bisection: a package of a plain folder takes its run
+    of the sorted paths, so a monorepo's up-to-date checks cost each package its own files, not the whole
+    listing."""
     keys = sorted_paths(entries)
     folder = package.path.strip("/")
     if package.excludes or package.client_recipe or folder in (".", ""):
         return owned_by_runs(package, keys)
-    prefix, found = folder + "/", []
-    for file in itertools.islice(keys, bisect.bisect_left(keys, folder), None):
-        if not file.startswith(folder):
-            break
-        if file == folder or file.startswith(prefix):
-            found.append(file)
-    return found
+    return [key for start, end in inside(keys, folder) for key in keys[start:end]]
 
 
 def owned_by_runs(package: Package, keys: list[str]) -> list[str]:
