@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.modules import imported_module, package_of
@@ -394,3 +394,25 @@ def as_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: as_json(item) for key, item in value.items()}
     return value
+
+
+def flow_entry(flow: FlowInfo) -> dict[str, Any]:
+    """The flow as JSON-ready data (its fields one by one: `asdict` copies every value deeply, which thousands of
+    flows per run notice; the entry is only ever written out)."""
+    entry = {field.name: getattr(flow, field.name) for field in dataclasses.fields(flow)}
+    entry["parameters"] = [asdict(p) for p in flow.parameters]
+    entry["spec_deployments"] = list(flow.spec_deployments)
+    entry["entrypoint"] = flow.entrypoint
+    return entry
+
+
+def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:
+    """Rebuild a FlowInfo from its flows.json entry."""
+    return FlowInfo(
+        name=entry["name"], function=entry["function"], file=entry["file"], line=entry["line"],
+        is_async=entry["is_async"], description=entry.get("description"),
+        parameters=tuple(Parameter(**p) for p in entry["parameters"]),
+        accepts_any_parameter=entry["accepts_any_parameter"], spec=entry.get("spec") or {},
+        spec_deployments=tuple(entry.get("spec_deployments") or ()), project=entry.get("project", ""),
+        project_name=entry.get("project_name", ""), project_prefix=bool(entry.get("project_prefix")),
+    )

@@ -8,6 +8,7 @@ project (its git-tracked files), never into installed packages.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,16 +36,28 @@ class LocalModules:
         return found
 
 
+Offers = tuple[set[str], dict[str, Any]]  # what one file offers: names meaning Prefect's flow, constants
+
+
 def local_modules(sources: dict[str, str]) -> LocalModules:
     """What each of the project's files offers, by the module names it is imported as."""
+    return from_offers((file, file_offers(text, file)) for file, text in sources.items())
+
+
+def file_offers(text: str, file: str) -> Offers:
+    """What one file offers the project's other files (nothing when it does not parse: discovery reports it)."""
+    try:
+        tree = parse_python(text, file)
+    except (SyntaxError, TooDeep):
+        return set(), {}
+    return flow_names_offered(tree), module_constants(tree)
+
+
+def from_offers(offers: Iterable[tuple[str, Offers]]) -> LocalModules:
+    """The files' offers by module name; of two files one module name stands for, the last that offers any."""
     flows: dict[str, set[str]] = {}
     constants: dict[str, dict[str, Any]] = {}
-    for file, text in sources.items():
-        try:
-            tree = parse_python(text, file)
-        except (SyntaxError, TooDeep):  # discovery reports it
-            continue
-        names, values = flow_names_offered(tree), module_constants(tree)
+    for file, (names, values) in offers:
         for module in module_names(file):
             if names:
                 flows[module] = names

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from tasks.core import prefect_yaml
 from tasks.core.deploydefs import Planned, from_document, undefined_flows
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
-from tasks.core.discovery import FlowInfo, Parameter
+from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 from tasks.core.text import shown
 from tasks.core.yamlfile import load_yaml
@@ -262,15 +262,3 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
         errors = err.errors() if isinstance(err, ValidationError) else [{"msg": str(err)}]
         return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors[:2])
     return None
-
-
-def flow_from_entry(entry: dict[str, Any]) -> FlowInfo:
-    """Rebuild a FlowInfo from its flows.json entry."""
-    return FlowInfo(
-        name=entry["name"], function=entry["function"], file=entry["file"], line=entry["line"],
-        is_async=entry["is_async"], description=entry.get("description"),
-        parameters=tuple(Parameter(**p) for p in entry["parameters"]),
-        accepts_any_parameter=entry["accepts_any_parameter"], spec=entry.get("spec") or {},
-        spec_deployments=tuple(entry.get("spec_deployments") or ()), project=entry.get("project", ""),
-        project_name=entry.get("project_name", ""), project_prefix=bool(entry.get("project_prefix")),
-    )

@@ -18,7 +18,6 @@ import dataclasses
 import fnmatch
 import os
 import tomllib
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,12 +28,11 @@ from tasks.core.deploynames import environments_for_branch, slug
 from tasks.core.discovery import (
     DiscoveryError,
     FlowInfo,
-    discover_source,
     duplicate_names,
+    flow_entry,
     normalized,
 )
 from tasks.core.errors import ConfigError, ForkflowError
-from tasks.core.local_modules import local_modules
 from tasks.core.names import split_names, unknown_names
 from tasks.core.text import shown
 from tasks.core.values import parse_toml
@@ -42,8 +40,9 @@ from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.deploy_files import input_files
+from tasks.pipeline.discovery_memo import discover_remembered
 from tasks.pipeline.report_facts import report_facts
-from tasks.pipeline.settings import Settings, read_json, read_report, settings, write_json, write_report
+from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
 if TYPE_CHECKING:
     from tasks.core.deploydefs import Planned
@@ -180,7 +179,7 @@ def flows_report(current: Settings) -> tuple[dict[str, Any], ConfigError | None]
     root = flows_root(current)
     git = Git(root)
     files = chosen_files(tracked_python_files(git), current.config.flows.include, current.config.flows.exclude)
-    flows, errors = discover_remembered(current, root, files)
+    flows, errors = discover_remembered(current.state_dir, root, files)
     flows = with_projects(root, flows, current.config.flows.subprojects)
     branch, commit = checkout_state(git)
     ctx = context_for(current, root, branch, commit)
@@ -293,55 +292,6 @@ def project_name(folder: Path) -> str | None:
     return str(name) if name else None
 
 
-DISCOVERY_FILE = "flows-discovery.json"
-DISCOVERY_CODE = ("discovery.py", "local_modules.py", "pysource.py")  # tasks/core modules whose rules decide it
-
-
-def discover_remembered(current: Settings, root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """discover_folder's answer, remembered in the state folder by the files' names and contents (and the rules'
-    own code): a run after a change to the deployment config alone parses no flow file again."""
-    import hashlib
-    import json
-
-    from tasks.pipeline.deployments import flow_from_entry
-
-    digest = hashlib.sha256(str(root).encode())
-    for module in DISCOVERY_CODE:
-        digest.update((Path(__file__).parent.parent / "core" / module).read_bytes())
-    for name in files:
-        digest.update(json.dumps(name).encode())
-        try:
-            digest.update(hashlib.sha256((root / name).read_bytes()).digest())
-        except OSError:
-            digest.update(b"-")  # discover_folder says why it cannot be read
-    file = current.state_dir / DISCOVERY_FILE
-    saved = read_json(file) or {}
-    if saved.get("digest") == digest.hexdigest():
-        return ([flow_from_entry(entry) for entry in saved["flows"]],
-                [DiscoveryError(**error) for error in saved["errors"]])
-    flows, errors = discover_folder(root, files)
-    write_json(file, {"digest": digest.hexdigest(), "flows": [flow_entry(flow) for flow in flows],
-                      "errors": [asdict(error) for error in errors]}, compact=True)
-    return flows, errors
-
-
-def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    flows: list[FlowInfo] = []
-    errors: list[DiscoveryError] = []
-    sources: dict[str, str] = {}
-    for name in files:
-        try:
-            sources[name] = (root / name).read_text(encoding="utf-8-sig")  # a byte-order mark is no syntax error
-        except (OSError, UnicodeDecodeError) as err:
-            errors.append(DiscoveryError(name, 0, f"cannot read: {err}"))
-    local = local_modules(sources)
-    for name, text in sources.items():
-        found, problems = discover_source(text, name, local)
-        flows += found
-        errors += problems
-    return flows, errors
-
-
 def checkout_state(git: Git) -> tuple[str, str]:
     """The branch being deployed ($FORKFLOW_BRANCH wins) and the commit checked out."""
     commit, _, checked_out = git.read("rev-parse", "HEAD", "--abbrev-ref", "HEAD").partition("\n")
@@ -374,16 +324,6 @@ def pyproject_identity(root: Path) -> tuple[str | None, str | None]:
         return None, None
     project = parse_toml(file.read_bytes(), str(file)).get("project", {})
     return project.get("name"), project.get("version")
-
-
-def flow_entry(flow: FlowInfo) -> dict[str, Any]:
-    """The flow as JSON-ready data (its fields one by one: `asdict` copies every value deeply, which thousands of
-    flows per run notice; the entry is only ever written out)."""
-    entry = {field.name: getattr(flow, field.name) for field in dataclasses.fields(flow)}
-    entry["parameters"] = [asdict(p) for p in flow.parameters]
-    entry["spec_deployments"] = list(flow.spec_deployments)
-    entry["entrypoint"] = flow.entrypoint
-    return entry
 
 
 def planned_entry(planned: Planned, ctx: Context, environments: list[str]) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from tasks.core.deployspec import (
     Desired,
     EnvironmentSettings,
 )
+from tasks.core.discovery import flow_from_entry
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.pipeline.credentials import environment_connection, read_prefect_settings
-from tasks.pipeline.deployments import flow_from_entry
 from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, refuse_names_prefect_refuses
 from tasks.pipeline.settings import Settings, read_report
 
