@@ -339,6 +339,15 @@ def test_prefect_yaml_deploys_what_prefect_deploy_all_deploys(
         assert [a["name"] for a in kept] == ["a person's"], f"{api}: prefect deploy's go, a person's stays"
     assert run_stages(config, monkeypatch, "deploy")["writes"] == 0
 
+    text = (repo / "prefect.yaml").read_text()  # two flows' deployments are named `default`: the right one changes
+    (repo / "prefect.yaml").write_text(text.replace("    tags: [reports]\n", "    tags: [reports, weekly]\n"))
+    retagged = run_stages(config, monkeypatch, "deploy")
+    assert {e["flow"]: e["diff"] for e in retagged["deployments"] if e["status"] != "unchanged"} == {
+        "daily-report": ["tags"]} and retagged["writes"] == 1
+    now = deployments_on(prefect_api)
+    assert "weekly" in now["daily-report/default"]["tags"] and "weekly" not in now["load-warehouse/default"]["tags"]
+    commit_all(repo, "tag the report deployment")
+
     text = (repo / "prefect.yaml").read_text()
     (repo / "prefect.yaml").write_text(text[:text.index("  - name: default\n    entrypoint: flows/reports.py")])
     commit_all(repo, "drop the report deployment")

@@ -116,11 +116,11 @@ class DeployRun:
         if full:
             stale = ready
             items = self.read_server(api, envs, ready, prefixes) if present else []
+            server = by_identity(items, api.flow_names([item["flow_id"] for item in items]))
         else:
             assert record is not None
             known, stale = split_known(ready, record, owned, digests)
-            items = api.read_deployments(names=sorted({d.name for d in stale})) if stale else []
-        server = by_identity(items, api.flow_names([item["flow_id"] for item in items]))
+            server = read_stale(api, stale) if stale else {}
         changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
         for env in prune_envs:
             changes += prune_changes(server, {d.identity for d in ready}, self.prunable(ctx, env, patterns))
@@ -265,6 +265,15 @@ def has_own_image(desired: Desired) -> bool:
     """A prefect.yaml deployment that names its image itself (not through a replaced build step)."""
     image = (desired.spec.get("job_variables") or {}).get("image")
     return desired.native and isinstance(image, str) and "{{" not in image
+
+
+def read_stale(api: PrefectApi, stale: list[Desired]) -> dict[str, dict[str, Any]]:
+    """The server's deployments of these names, by identity, read in one round trip with their flows' ids: only
+    the stale deployments' own flows need naming (another flow's deployment of the same name is no match)."""
+    items, flows = (outcome.get() for outcome in together(
+        partial(api.read_deployments, names=sorted({d.name for d in stale})),
+        partial(api.flow_ids, sorted({d.flow for d in stale}))))
+    return by_identity(items, {flow_id: name for name, flow_id in flows.items()})
 
 
 def by_identity(items: list[dict[str, Any]], flow_names: dict[str, str]) -> dict[str, dict[str, Any]]:
