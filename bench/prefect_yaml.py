@@ -18,7 +18,8 @@ Then a second `doit deploy` with nothing changed (0 writes) against `doit list`,
 the median of 5 interleaved runs each, once the server is at rest (its event
 services work off the first deploy's events for seconds); then `doit deploy`
 after one deployment's parameters changed (a new value each run: one write)
-against `doit list`, also the median of 5 interleaved runs. The servers' scheduler
+against `doit list`, also the median of 5 interleaved runs, and the same after
+one flow file's code changed (its deployment's version changes: one write). The servers' scheduler
 service is off, so no contestant competes with runs being scheduled for the new schedules.
 All of it on the SQLite server, then on a Prefect server backed by PostgreSQL
 (Debian's postgresql, started here in a temporary cluster), which is what
@@ -95,6 +96,8 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
     again, listing, second = ours[-1].noop
     changed, changed_listing, last_change = ours[-1].changed
     updated = [entry["name"] for entry in last_change["deployments"] if entry["status"] == "updated"]
+    coded, coded_listing, last_code = ours[-1].code_changed
+    recoded = [entry["name"] for entry in last_code["deployments"] if entry["status"] == "updated"]
     mine, raw = median_run(ours), median_run(floor)
     report = ours[-1].result
     written = sum(1 for entry in report["deployments"] if entry["status"] == "created")
@@ -119,6 +122,10 @@ def contest(root: Path, project: Path, kind: str, databases: Iterator[str] | Non
         Result(f"prefect.yaml {kind}: deploy with one changed deployment vs doit list (median of 5)", changed,
                changed_listing, "<= 2.0", f"updated: {', '.join(updated) or 'none'}, {last_change['writes']} API writes; "
                "the whole `doit deploy` (flows and deploy tasks) after one deployment's parameters changed"),
+        Result(f"prefect.yaml {kind}: deploy after one flow's code changed vs doit list (median of 5)", coded,
+               coded_listing, "<= 2.0", f"updated: {', '.join(recoded) or 'none'}, {last_code['writes']} API writes; "
+               "the whole `doit deploy` after one of the 400 flow files changed (its deployment's version is the "
+               "file's hash, as prefect deploy makes it outside a git checkout with a remote)"),
     ]
 
 
@@ -136,7 +143,10 @@ def our_round(folder: Path, project: Path, databases: Iterator[str] | None, noop
             changed = interleaved_medians(partial(changed_deploy, config, project, iter(range(1000, 2000))),
                                           partial(doit, config, "list", report=False))
             (project / "prefect.yaml").write_text(ORIGINAL[project], encoding="utf-8")
-            run = dataclasses.replace(run, noop=medians, changed=changed)
+            coded = interleaved_medians(partial(code_changed_deploy, config, project, iter(range(1000, 2000))),
+                                        partial(doit, config, "list", report=False))
+            (project / "flows" / "flow_0.py").write_text(FLOW.format(index=0), encoding="utf-8")
+            run = dataclasses.replace(run, noop=medians, changed=changed, code_changed=coded)
     return run
 
 
@@ -150,6 +160,13 @@ def changed_deploy(config: Path, project: Path, values: Iterator[int]) -> dict[s
     data = yaml.safe_load(text)
     data["deployments"][0]["parameters"]["x"] = next(values)
     file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return doit(config, "deploy")
+
+
+def code_changed_deploy(config: Path, project: Path, values: Iterator[int]) -> dict[str, Any]:
+    """`doit deploy` after the first flow's code changed (a new body each call: its deployment's version changes)."""
+    text = FLOW.format(index=0).replace("    return x\n", f"    return x + {next(values)}\n")
+    (project / "flows" / "flow_0.py").write_text(text, encoding="utf-8")
     return doit(config, "deploy")
 
 
@@ -174,6 +191,7 @@ class Run:
     result: Any = None
     noop: Any = None
     changed: Any = None
+    code_changed: Any = None
 
 
 def measured(server: Server, work: Callable[[], Any]) -> Run:
