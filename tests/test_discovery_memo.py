@@ -110,7 +110,9 @@ def test_one_changed_file_is_the_only_one_parsed(tmp_path: Path, monkeypatch: py
     first = discover_remembered(state, root, files)
     assert len(first[0]) == 31
     parsed = counted(monkeypatch)
+    written = (state / DISCOVERY_FILE).stat().st_ino  # an atomic write is a new file
     assert discover_remembered(state, root, files) == first and parsed == []
+    assert (state / DISCOVERY_FILE).stat().st_ino == written, "nothing changed: nothing written"
     (root / "flows" / "f4.py").write_text(flow_file(4, "return 2 * x"))
     assert discover_remembered(state, root, files) == discover_folder(root, files)
     assert parsed[0] == "flows/f4.py"

@@ -65,7 +65,8 @@ def discover_remembered(state_dir: Path, root: Path, files: list[str]) -> tuple[
         errors += problems
         entries[name] = {"sha": digests[name], "offers": written(offers[name]),
                          "flows": [flow_entry(flow) for flow in found], "errors": [asdict(p) for p in problems]}
-    write_json(memo, {"code": stamp, "local": offered, "files": entries}, compact=True)
+    if (saved.get("code"), saved.get("local"), known) != (stamp, offered, entries):  # a config change alone writes nothing
+        write_json(memo, {"code": stamp, "local": offered, "files": entries}, compact=True)
     return flows, errors
 
 
