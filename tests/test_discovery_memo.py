@@ -137,5 +137,8 @@ def test_a_damaged_memo_is_read_as_far_as_it_can_be(tmp_path: Path) -> None:
     del entries["flows/f2.py"]["errors"]
     (state / DISCOVERY_FILE).write_text(json.dumps(memo))
     assert discover_remembered(state, root, files) == expected
+    for damaged in ({**memo, "files": ["not", "a", "mapping"]}, {**memo, "files": {"flows/f0.py": {"flows": [], "errors": []}}}):
+        (state / DISCOVERY_FILE).write_text(json.dumps(damaged))
+        assert discover_remembered(state, root, files) == expected
     (state / DISCOVERY_FILE).write_text("{not json")
     assert discover_remembered(state, root, files) == expected

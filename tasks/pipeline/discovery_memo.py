@@ -48,9 +48,10 @@ def discover_remembered(state_dir: Path, root: Path, files: list[str]) -> tuple[
     memo = state_dir / DISCOVERY_FILE
     saved = read_json(memo) or {}
     stamp = code_stamp(root)
-    known: dict[str, Any] = saved.get("files", {}) if saved.get("code") == stamp else {}
+    known = saved.get("files") if saved.get("code") == stamp else None
+    known = known if isinstance(known, dict) else {}
     digests = {name: hashlib.sha256(raw).hexdigest() for name, (raw, _) in sources.items()}
-    unchanged = {name for name in sources if is_entry(known.get(name)) and known[name]["sha"] == digests[name]}
+    unchanged = {name for name in sources if is_entry(known.get(name)) and known[name].get("sha") == digests[name]}
     offers = {name: (unchanged_offers(known[name]) if name in unchanged else None) or file_offers(text, name)
               for name, (_, text) in sources.items()}
     local = from_offers(offers.items())
