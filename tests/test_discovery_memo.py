@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tasks.core.discovery import discover_source
 from tasks.pipeline import discovery_memo
 from tasks.pipeline.discovery_memo import DISCOVERY_FILE, discover_folder, discover_remembered
 
@@ -78,11 +79,10 @@ def edit(root: Path, rng: random.Random, count: int) -> str:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files discovery parses for their flows."""
     parsed: list[str] = []
-    real = discovery_memo.discover_source
 
     def spy(text: str, name: str, local: Any = None) -> Any:
         parsed.append(name)
-        return real(text, name, local)
+        return discover_source(text, name, local)
     monkeypatch.setattr(discovery_memo, "discover_source", spy)
     return parsed
 
