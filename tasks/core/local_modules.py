@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.core.discovery import is_flow_reference, prefect_aliases
-from tasks.core.modules import imported_module, module_names
+from tasks.core.modules import imported_module, module_names, package_of
 from tasks.core.pysource import TooDeep, parse_python
 from tasks.core.static_values import module_constants
 
@@ -46,11 +46,19 @@ def local_modules(sources: dict[str, str]) -> LocalModules:
 
 def file_offers(text: str, file: str) -> Offers:
     """What one file offers the project's other files (nothing when it does not parse: discovery reports it)."""
+    return file_facts(text, file)[0]
+
+
+def file_facts(text: str, file: str) -> tuple[Offers, list[str]]:
+    """What one file offers the others, and every module its `from ... import` lines name: all that its own
+    discovery reads of the others' offers."""
     try:
         tree = parse_python(text, file)
     except (SyntaxError, TooDeep):
-        return set(), {}
-    return flow_names_offered(tree), module_constants(tree)
+        return (set(), {}), []
+    package = package_of(file)
+    imports = sorted({imported_module(node, package) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)})
+    return (flow_names_offered(tree), module_constants(tree)), imports
 
 
 def from_offers(offers: Iterable[tuple[str, Offers]]) -> LocalModules:

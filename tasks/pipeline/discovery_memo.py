@@ -1,13 +1,14 @@
 """Flow discovery remembered per file, so a run after one flow file changed parses that file, not the folder.
 
-A file's flows and problems depend on its own text and on what the project's
-modules offer it (tasks.core.local_modules: names meaning Prefect's flow,
-constants). Both are remembered in the state folder per file, by the file's
-content and the rules' own code. A file's flows are reused while its text and
-everything the project's modules offer are unchanged, and found again
-otherwise; a file whose offers cannot be written down exactly (a constant such
-as `float("nan")`) is parsed for them on every run. The answer is always
-`discover_folder`'s.
+A file's flows and problems depend on its own text and on what the modules it
+imports from offer it (tasks.core.local_modules: names meaning Prefect's
+flow, constants). Each file's flows, what it offers and the modules it imports
+from are remembered in the state folder, by the file's content and the rules'
+own code. A file's flows are reused while its text and what its imports offer
+are unchanged, and found again otherwise: a constant changed in one module
+parses again that module and the files importing from it. A file whose offers
+cannot be written down exactly (a constant such as `float("nan")`) is parsed
+for them on every run. The answer is always `discover_folder`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, flow_entry, flow_from_entry
-from tasks.core.local_modules import LocalModules, Offers, file_offers, from_offers
+from tasks.core.local_modules import LocalModules, Offers, file_facts, file_offers, from_offers
 from tasks.pipeline.settings import read_json, write_json
 
 DISCOVERY_FILE = "flows-discovery.json"
@@ -42,8 +43,8 @@ def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[
 
 
 def discover_remembered(state_dir: Path, root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """`discover_folder`'s answer, parsing only the files whose text changed (all of them when what the project's
-    modules offer changed)."""
+    """`discover_folder`'s answer, parsing only the files whose text changed or whose imports now offer something
+    else (a constant, a `flow` of the project's own)."""
     sources, errors = read_sources(root, files)
     memo = state_dir / DISCOVERY_FILE
     saved = read_json(memo) or {}
@@ -51,23 +52,23 @@ def discover_remembered(state_dir: Path, root: Path, files: list[str]) -> tuple[
     known = saved.get("files") if saved.get("code") == stamp else None
     known = known if isinstance(known, dict) else {}
     digests = {name: hashlib.sha256(raw).hexdigest() for name, (raw, _) in sources.items()}
-    unchanged = {name for name in sources if is_entry(known.get(name)) and known[name].get("sha") == digests[name]}
-    offers = {name: (unchanged_offers(known[name]) if name in unchanged else None) or file_offers(text, name)
-              for name, (_, text) in sources.items()}
-    local = from_offers(offers.items())
-    offered = local_digest(local)
-    if saved.get("local") != offered:
-        unchanged = set()  # what the modules offer changed: every file is read again with the new offers
+    same = {name for name in sources if is_entry(known.get(name)) and known[name].get("sha") == digests[name]}
+    facts = {name: (unchanged_facts(known[name]) if name in same else None) or file_facts(text, name)
+             for name, (_, text) in sources.items()}
+    local = from_offers((name, offers) for name, (offers, _) in facts.items())
     flows: list[FlowInfo] = []
     entries: dict[str, Any] = {}
     for name, (_, text) in sources.items():
-        found, problems = (name in unchanged and remembered_flows(known[name])) or discover_source(text, name, local)
+        offers, imports = facts[name]
+        uses = uses_digest(local, imports)
+        reused = name in same and known[name].get("uses") == uses and remembered_flows(known[name])
+        found, problems = reused or discover_source(text, name, local)
         flows += found
         errors += problems
-        entries[name] = {"sha": digests[name], "offers": written(offers[name]),
+        entries[name] = {"sha": digests[name], "offers": written(offers), "imports": imports, "uses": uses,
                          "flows": [flow_entry(flow) for flow in found], "errors": [asdict(p) for p in problems]}
-    if (saved.get("code"), saved.get("local"), known) != (stamp, offered, entries):  # a config change alone writes nothing
-        write_json(memo, {"code": stamp, "local": offered, "files": entries}, compact=True)
+    if (saved.get("code"), known) != (stamp, entries):  # a change to the deployment config alone writes nothing
+        write_json(memo, {"code": stamp, "files": entries}, compact=True)
     return flows, errors
 
 
@@ -119,21 +120,22 @@ def written(offers: Offers) -> list[Any] | None:
     return [sorted(names), text]
 
 
-def unchanged_offers(entry: dict[str, Any]) -> Offers | None:
-    """The offers remembered for a file whose text is unchanged, or None (not written down, or unreadable)."""
-    offers = entry.get("offers")
+def unchanged_facts(entry: dict[str, Any]) -> tuple[Offers, list[str]] | None:
+    """The offers and imports remembered for a file whose text is unchanged, or None (not written down, or
+    unreadable): then the file is parsed for them."""
     try:
-        names, text = offers  # type: ignore[misc]
-        return {str(name) for name in names}, (ast.literal_eval(text) if text != "{}" else {})
-    except (TypeError, ValueError, SyntaxError, MemoryError, RecursionError):
+        names, text = entry["offers"]
+        imports = [str(module) for module in entry["imports"]]
+        return ({str(name) for name in names}, (ast.literal_eval(text) if text != "{}" else {})), imports
+    except (KeyError, TypeError, ValueError, SyntaxError, MemoryError, RecursionError):
         return None
 
 
-def local_digest(local: LocalModules) -> str:
-    """What the project's modules offer, the same text in every process (sets sorted)."""
-    flows = sorted((module, sorted(names)) for module, names in local.flows.items())
-    constants = sorted((module, canonical(values)) for module, values in local.constants.items())
-    return hashlib.sha256(json.dumps([flows, constants]).encode()).hexdigest()
+def uses_digest(local: LocalModules, imports: list[str]) -> str:
+    """What the modules a file imports offer it, the same text in every process (sets sorted)."""
+    used = [[module, sorted(local.flows.get(module, ())),
+             canonical(local.constants[module]) if module in local.constants else None] for module in imports]
+    return hashlib.sha256(json.dumps(used).encode()).hexdigest()
 
 
 def canonical(value: Any) -> str:
