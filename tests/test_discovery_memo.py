@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from tasks.core.discovery import discover_source
+from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source
+from tasks.core.local_modules import file_offers, from_offers
 from tasks.pipeline import discovery_memo
-from tasks.pipeline.discovery_memo import DISCOVERY_FILE, discover_folder, discover_remembered
+from tasks.pipeline.discovery_memo import DISCOVERY_FILE, discover_remembered, read_sources
 
 LIBRARY = '''from prefect import flow as prefect_flow
 
@@ -45,6 +46,18 @@ def project(root: Path, count: int) -> None:
         (root / "flows" / f"f{index}.py").write_text(flow_file(index))
     (root / "flows" / "bom.py").write_bytes(b"\xef\xbb\xbf" + flow_file(99).encode())
     (root / "flows" / "latin.py").write_bytes(b"# caf\xe9\n")
+
+
+def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
+    """Every flow in the files, and every problem, found from scratch: what the memo must always answer."""
+    sources, errors = read_sources(root, files)
+    local = from_offers((name, file_offers(text, name)) for name, (_, text) in sources.items())
+    flows: list[FlowInfo] = []
+    for name, (_, text) in sources.items():
+        found, problems = discover_source(text, name, local)
+        flows += found
+        errors += problems
+    return flows, errors
 
 
 def python_files(root: Path) -> list[str]:

@@ -8,7 +8,7 @@ own code. A file's flows are reused while its text and what its imports offer
 are unchanged, and found again otherwise: a constant changed in one module
 parses again that module and the files importing from it. A file whose offers
 cannot be written down exactly (a constant such as `float("nan")`) is parsed
-for them on every run. The answer is always `discover_folder`'s.
+for them on every run. The answer is always the one parsing every file gives.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.discovery import DiscoveryError, FlowInfo, discover_source, flow_entry, flow_from_entry
-from tasks.core.local_modules import LocalModules, Offers, file_facts, file_offers, from_offers
+from tasks.core.local_modules import LocalModules, Offers, file_facts, from_offers
 from tasks.pipeline.settings import read_json, write_json
 
 DISCOVERY_FILE = "flows-discovery.json"
@@ -30,20 +30,8 @@ DISCOVERY_FILE = "flows-discovery.json"
 DISCOVERY_CODE = ("discovery.py", "local_modules.py", "modules.py", "pysource.py", "static_values.py")
 
 
-def discover_folder(root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """Every flow in the files, and every problem, found from scratch."""
-    sources, errors = read_sources(root, files)
-    local = from_offers((name, file_offers(text, name)) for name, (_, text) in sources.items())
-    flows: list[FlowInfo] = []
-    for name, (_, text) in sources.items():
-        found, problems = discover_source(text, name, local)
-        flows += found
-        errors += problems
-    return flows, errors
-
-
 def discover_remembered(state_dir: Path, root: Path, files: list[str]) -> tuple[list[FlowInfo], list[DiscoveryError]]:
-    """`discover_folder`'s answer, parsing only the files whose text changed or whose imports now offer something
+    """Every flow in the files, and every problem, parsing only the files whose text changed or whose imports now offer something
     else (a constant, a `flow` of the project's own)."""
     sources, errors = read_sources(root, files)
     memo = state_dir / DISCOVERY_FILE
@@ -109,15 +97,11 @@ def written(offers: Offers) -> list[Any] | None:
     """A file's offers as JSON, or None when they cannot be read back exactly (then the file is parsed for them)."""
     names, values = offers
     text = repr(values)
-    if text == "{}":
-        return [sorted(names), text]
     try:
-        back = ast.literal_eval(text)
+        exact = text == "{}" or ((back := ast.literal_eval(text)) == values and repr(back) == text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if back != values or repr(back) != text:
-        return None
-    return [sorted(names), text]
+        exact = False
+    return [sorted(names), text] if exact else None
 
 
 def unchanged_facts(entry: dict[str, Any]) -> tuple[Offers, list[str]] | None:
