@@ -735,7 +735,7 @@ variables = { FIXTURE_POOL = "prod-from-config", FIXTURE_TAG = "prod" }
 
 def test_two_deployments_that_would_share_a_name_are_refused_naming_both() -> None:
     from tasks.core.deploydefs import name_collisions
-    from tasks.core.deployspec import Desired
+    from tasks.core.deployment import Desired
 
     first = Desired("orbit--main--hello--dev", "hello", "dev", "http://x/api")
     second = Desired("orbit--main--Hello--dev", "Hello", "dev", "http://x/api")

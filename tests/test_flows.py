@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks.core.deployment import Context
 from tasks.core.deploynames import deployment_name, environments_for_branch, fixed_prefix, name_matcher, slug
-from tasks.core.deployspec import Context
 from tasks.core.discovery import discover_source, duplicate_names, parameter_schema
 from tests.flows_repo import flows_repo, write_config
 from tests.helpers import run_doit

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tasks.core.deployspec import Desired
+from tasks.core.deployment import Desired
 from tasks.core.discovery import discover_source
 from tasks.core.errors import ConfigError
 from tasks.core.prefect_yaml import parse_file, planned_deployments
@@ -338,7 +338,7 @@ def test_what_a_file_leaves_out_is_stored_as_prefect_deploy_stores_it(
 
 
 def test_every_deployments_problem_is_named_in_one_refusal() -> None:
-    from tasks.core.prefect_yaml import fill_environment
+    from tasks.core.prefect_templates import fill_environment
     from tasks.stages.deploy.desired import every_desired
 
     def make(item: Any) -> Any:

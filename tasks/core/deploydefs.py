@@ -10,24 +10,25 @@ environment then turns each into a `Desired` (deployspec) the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tasks.core.deploynames import slug
-from tasks.core.deployspec import (
+from tasks.core.deployment import (
     COMMIT_TAG,
     VERSION_TAG,
     Context,
     Desired,
-    Document,
     EnvironmentSettings,
-    Layer,
     api_schedule,
     concurrency_fields,
-    layer_dict,
     merged_layers,
 )
+from tasks.core.deploynames import slug
 from tasks.core.discovery import FlowInfo, normalized, parameter_schema
 from tasks.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tasks.core.deployspec import Document
 
 FORKFLOW_PATTERN = "{project}--{branch}--{flow}--{env}"
 FLOW_SPEC_PATTERN = "{name}-{env}"
@@ -56,6 +57,19 @@ class Planned:
         return [layer for scope, layer in self.layers if scope in (None, env)]
 
 
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """What the config defines: the file (None when there is none; the first of several), its format, the
+    deployments, notes, and every file read (several prefect.yaml files in a monorepo)."""
+
+    file: Path | None
+    format: str
+    planned: tuple[Planned, ...]
+    notes: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
 def deployment_name(ctx: Context, planned: Planned, env: str, pattern: str | None = None) -> str:
     chosen = pattern or planned.pattern
     written = planned.name if planned.name is not None else slug(planned.server_flow)
@@ -77,6 +91,8 @@ def undefined_flows(doc: Document, flows: list[FlowInfo]) -> list[FlowInfo]:
 
 def from_document(doc: Document, flows: list[FlowInfo], source: str) -> list[Planned]:
     """Each defined flow once, or once per FlowSpec deployment, layered as docs/deploy.md says."""
+    from tasks.core.deployspec import Layer, layer_dict
+
     planned: list[Planned] = []
     for flow in flows:
         if not defined_by(doc, flow):
@@ -116,7 +132,7 @@ def desired_from(planned: Planned, env: EnvironmentSettings, ctx: Context, patte
         base["work_queue"] = env.work_queue
     layers = planned.layers_for(env.name)
     if planned.native:
-        from tasks.core.prefect_yaml import fill_environment
+        from tasks.core.prefect_templates import fill_environment
 
         layers = fill_environment(layers, env.variables, planned.source)
     merged = merged_layers([base, *layers])
@@ -194,7 +210,8 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
         "work_pool_name": merged["work_pool"],
         "work_queue_name": merged.get("work_queue") or "default",
         "job_variables": dict(merged.get("job_variables") or {}),
-        "schedules": [native_schedule(s, active, planned.source) for s in merged.get("schedules") or []],
+        "schedules": [native_schedule(s, active, planned.source, read_in_full(planned))
+                      for s in merged.get("schedules") or []],
         "triggers": merged.get("triggers") or [],
         **concurrency_fields(merged.get("concurrency_limit")),
     }
@@ -205,11 +222,13 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
     return spec
 
 
-def native_schedule(schedule: dict[str, Any], active: bool, where: str = "") -> dict[str, Any]:
+def native_schedule(schedule: dict[str, Any], active: bool, where: str = "",
+                    read: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A prefect.yaml schedule (its `{{ $VAR }}` and step outputs filled) as the API stores it. A template still in
     it (`{{ prefect.variables.x }}`, or a step output in a dry run) keeps the schedule as written until the server
-    answers (`with_schedules_active`); an environment that switches schedules off wins either way."""
-    from tasks.core.prefect_schedules import checked, has_templates, is_template
+    answers (`with_schedules_active`); an environment that switches schedules off wins either way. A schedule as it
+    was `read` from the file, where it was checked in full, is not checked again."""
+    from tasks.core.prefect_templates import has_templates, is_template
 
     own = schedule.get("active")
     if has_templates(schedule) or is_template(own):
@@ -217,8 +236,23 @@ def native_schedule(schedule: dict[str, Any], active: bool, where: str = "") -> 
                              if key not in ("active", "parameters", "slug", "replaces") and value is not None},
                 "active": own if active and own is not None else active,
                 "parameters": schedule.get("parameters") or {}, "slug": schedule.get("slug"), "pending": True}
-    filled = checked(schedule, where)
+    filled = schedule if schedule in (read or []) else checked(schedule, where)
     return prefect_cron_timezone(filled, api_schedule({**filled, "active": as_active(own, filled)}, active))
+
+
+def read_in_full(planned: Planned) -> list[dict[str, Any]]:
+    """The schedules of a prefect.yaml deployment that were checked in full when the file was read: those with no
+    template (the file's models check a templated value once it is filled)."""
+    from tasks.core.prefect_templates import placeholders
+
+    return [schedule for _, layer in planned.layers for schedule in layer.get("schedules") or []
+            if next(placeholders(schedule), None) is None]
+
+
+def checked(schedule: dict[str, Any], where: str) -> dict[str, Any]:
+    from tasks.core.prefect_schedules import checked as checked_in_full
+
+    return checked_in_full(schedule, where)
 
 
 def prefect_cron_timezone(filled: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
@@ -232,7 +266,7 @@ def prefect_cron_timezone(filled: dict[str, Any], stored: dict[str, Any]) -> dic
 def with_schedules_active(spec: dict[str, Any], where: str = "", dry_run: bool = False) -> dict[str, Any]:
     """The spec once the server's values are filled in: each schedule kept as written checked in full, its `active`
     a boolean. A dry run, which runs no step, leaves a schedule whose template a step would fill as written."""
-    from tasks.core.prefect_schedules import checked, has_templates, is_template
+    from tasks.core.prefect_templates import has_templates, is_template
 
     if "schedules" not in spec:
         return spec
@@ -258,7 +292,7 @@ def with_schedules_active(spec: dict[str, Any], where: str = "", dry_run: bool =
 def as_active(value: Any, schedule: dict[str, Any] | None = None) -> bool | None:
     """A schedule's `active` as Prefect's API model reads it: a boolean, or text such as "true", "false", "1", "0"
     (a template's value)."""
-    from tasks.core.prefect_schedules import as_boolean
+    from tasks.core.prefect_templates import as_boolean
 
     if value is None or isinstance(value, bool):
         return value

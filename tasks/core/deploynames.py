@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tasks.core.deployspec import Context
+    from tasks.core.deployment import Context
 
 DEFAULT_NAME_PATTERN = "{project}--{branch}--{flow}--{env}"
 

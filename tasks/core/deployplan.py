@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.core.deployspec import Desired
+from tasks.core.deployment import Desired
 
 FORKFLOW_TAG = "forkflow"
 TRIGGER_TAG_PREFIX = "forkflow-triggers="

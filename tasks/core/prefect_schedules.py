@@ -16,14 +16,7 @@ from pydantic import ValidationError, ValidatorFunctionWrapHandler, field_valida
 
 from tasks.core.deployspec import Schedule, describe
 from tasks.core.errors import ConfigError
-
-# valid stand-ins for templated values while the rest of the schedule is checked
-STAND_INS = {"cron": "0 0 * * *", "interval": 60.0, "rrule": "FREQ=DAILY", "timezone": "UTC",
-             "anchor_date": "2020-01-01T00:00:00+00:00", "day_or": True}
-
-
-def is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
+from tasks.core.prefect_templates import STAND_INS, as_boolean, is_template
 
 
 class PrefectSchedule(Schedule):
@@ -67,20 +60,6 @@ class PrefectSchedule(Schedule):
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
             raise ValueError("an interval must be greater than 0 seconds")
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def as_boolean(text: str) -> bool | None:
-    """Text as pydantic's lax boolean reads it (Prefect's API models), or None."""
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "t", "yes", "y", "on"):
-        return True
-    if lowered in ("0", "false", "f", "no", "n", "off"):
-        return False
-    return None
-
-
-def has_templates(schedule: dict[str, Any]) -> bool:
-    return any(is_template(schedule.get(key)) for key in STAND_INS)
 
 
 def checked(schedule: dict[str, Any], where: str) -> dict[str, Any]:

@@ -16,10 +16,7 @@ written, as prefect deploy does: the worker fills them in when it runs them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -28,12 +25,16 @@ from tasks.core.deployspec import ConcurrencyLimit, describe
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 from tasks.core.prefect_schedules import PrefectSchedule
+from tasks.core.prefect_templates import (
+    DOCKER_WORKDIR,
+    IMAGE_STEPS,
+    entrypoint_files,
+    image_step_ids,
+    step_ids,
+    step_outputs,
+)
 
-PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 ENTRYPOINT = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"  # path/to/file.py:function, ./path/file.py:function or package.module:function
-DOCKER_WORKDIR = "/opt/prefect"  # where prefect deploy points workers at code in a custom image it did not build
-IMAGE_STEPS = ("prefect_docker.deployments.steps.build_docker_image",
-               "prefect_docker.deployments.steps.push_docker_image")
 
 
 class Strict(BaseModel):
@@ -90,18 +91,6 @@ class PrefectFile(Strict):
     deployments: list[Deployment] = []
 
 
-@dataclass(frozen=True)
-class Reference:
-    """A `{{ prefect.variables.x }}` or `{{ prefect.blocks.t.n.f }}` the server must answer."""
-
-    kind: Literal["variable", "block"]
-    path: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return "prefect." + ("variables." if self.kind == "variable" else "blocks.") + ".".join(self.path)
-
-
 def as_single_steps(data: Any) -> Any:
     """Prefect accepts one step as a mapping where a list is expected; so do we."""
     if isinstance(data, dict):
@@ -155,118 +144,7 @@ def allowed_keys(loc: list[Any]) -> list[str]:
 # ---------------------------------------------------------------- templating
 
 
-def fill_environment(value: Any, environ: dict[str, str], where: str) -> Any:
-    """`{{ $NAME }}` from the environment, anywhere in the value; every unset name is named at once."""
-    missing = sorted(name for name in environment_names(value) if name not in environ)
-    if missing:
-        listing = ", ".join(f"{{{{ ${name} }}}}" for name in missing)
-        raise ConfigError(f"{where}: {listing} refer{'s' if len(missing) == 1 else ''} to environment variables that are "
-                          f"not set: {', '.join(missing)}", where=where,
-                          fix="export them before deploying (prefect deploy reads them the same way), or give them "
-                              "in [environments.<name>] variables")
-
-    if not any("{{" in text for text in texts(value)):
-        return value  # nothing to fill
-
-    def one(text: str) -> Any:
-        whole = PLACEHOLDER.fullmatch(text.strip())
-        if whole and whole.group(1).startswith("$"):
-            return environ[whole.group(1)[1:]]
-        return PLACEHOLDER.sub(lambda m: environ[m.group(1)[1:]] if m.group(1).startswith("$") else m.group(0), text)
-    return walk(value, one)
-
-
-def environment_names(value: Any) -> set[str]:
-    return {m.group(1)[1:] for m in placeholders(value) if m.group(1).startswith("$")}
-
-
-def texts(value: Any) -> Iterator[str]:
-    """Every text `walk` would visit (values, not keys), without copying anything."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-
-
-def placeholders(value: Any) -> Iterator[re.Match[str]]:
-    """Every `{{ ... }}` in the value's texts."""
-    for text in texts(value):
-        if "{{" in text:
-            yield from PLACEHOLDER.finditer(text)
-
-
-def walk(value: Any, on_text: Any) -> Any:
-    if isinstance(value, str):
-        return on_text(value)
-    if isinstance(value, list):
-        return [walk(item, on_text) for item in value]
-    if isinstance(value, dict):
-        return {key: walk(item, on_text) for key, item in value.items()}
-    return value
-
-
-def references(value: Any) -> set[Reference]:
-    """Every server reference in the value."""
-    return {reference for match in placeholders(value) if (reference := as_reference(match.group(1)))}
-
-
-def as_reference(expression: str) -> Reference | None:
-    parts = tuple(expression.split("."))
-    if parts[:2] == ("prefect", "variables") and len(parts) == 3:
-        return Reference("variable", parts[2:])
-    if parts[:2] == ("prefect", "blocks") and len(parts) >= 4:  # prefect.blocks.<type>.<name>[.<field>...]
-        return Reference("block", parts[2:])
-    return None
-
-
-def fill_references(value: Any, resolved: dict[Reference, Any]) -> Any:
-    def one(text: str) -> Any:
-        whole = PLACEHOLDER.fullmatch(text.strip())
-        if whole and as_reference(whole.group(1)) in resolved:
-            return resolved[as_reference(whole.group(1))]  # type: ignore[index]
-        return PLACEHOLDER.sub(lambda m: str(resolved[ref]) if (ref := as_reference(m.group(1))) in resolved
-                               else m.group(0), text)
-    return walk(value, one)
-
-
-def step_outputs(value: Any) -> set[str]:
-    """`{{ <step id>.<output> }}` references (not environment variables, not prefect.*). `{{ ctx.* }}` (filled by
-    the worker) and anything in triggers (event templates such as `{{ event.resource.id }}`) are not checked, as
-    `prefect deploy` leaves them for run time."""
-    found: set[str] = set()
-
-    def collect(text: str) -> str:
-        for match in PLACEHOLDER.finditer(text):
-            expression = match.group(1)
-            if not expression.startswith("$") and not expression.startswith("prefect.") and "." in expression:
-                found.add(expression)
-        return text
-    walk(value, collect)
-    return found
-
-
 # ---------------------------------------------------------------- planned deployments
-
-
-def image_step_ids(steps: list[dict[str, Any]]) -> dict[str, str]:
-    """Step id -> step name for the build/push steps that make images."""
-    ids = {}
-    for step in steps:
-        for name, options in step.items():
-            if name in IMAGE_STEPS and isinstance(options, dict) and options.get("id"):
-                ids[str(options["id"])] = name
-    return ids
-
-
-def step_ids(steps: list[dict[str, Any]]) -> dict[str, str]:
-    """Step id -> step name for steps that run at deploy time."""
-    return {str(options["id"]): name for step in steps for name, options in step.items()
-            if isinstance(options, dict) and options.get("id")}
 
 
 def planned_deployments(doc: PrefectFile, flows: list[FlowInfo], source: str, prefix: str) -> tuple[list[Planned], list[str]]:
@@ -361,17 +239,3 @@ def stray_message(stray: list[str], steps: dict[str, str]) -> str:
     return (f"{listing}: no build or push step has the id {stray[0].split('.', 1)[0]!r} (step ids here: {ids}), so "
             "nothing fills it at deploy time (prefect deploy would drop the key); give the value itself, or a "
             "`{{ $VAR }}` or `{{ prefect.variables.<name> }}`")
-
-
-def entrypoint_files(entrypoint: str) -> list[str]:
-    """Where the entrypoint's flow may be, first match wins: a file path as written (`./` dropped); a module path
-    (`pkg.mod:f`, which the worker imports from its working directory or its installed packages) as
-    `pkg/mod.py`, `pkg/mod/__init__.py`, then the same under `src/` (a package in the src layout)."""
-    import posixpath
-
-    path, function = entrypoint.rsplit(":", 1)
-    if path.endswith(".py") or "/" in path:
-        return [f"{posixpath.normpath(path)}:{function}"]
-    module = path.replace(".", "/")
-    files = [f"{module}.py", f"{module}/__init__.py"]
-    return [f"{file}:{function}" for file in (*files, *(f"src/{file}" for file in files))]

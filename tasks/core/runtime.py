@@ -6,9 +6,9 @@ import dataclasses
 import re
 from typing import Any
 
-from tasks.core.deployspec import Desired
+from tasks.core.deployment import Desired
 from tasks.core.errors import ForkflowError
-from tasks.core.prefect_yaml import walk
+from tasks.core.prefect_templates import walk
 
 
 def with_runtime(desired: Desired, pool_type: str, flows_dir: str, image: str | None, tag: str | None = None) -> Desired:

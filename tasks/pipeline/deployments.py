@@ -10,14 +10,13 @@ with the flows themselves. Files are read in place, never rewritten. The
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from tasks.core import prefect_yaml
-from tasks.core.deploydefs import Planned, from_document, undefined_flows
+from tasks.core.deploydefs import DeploymentConfig, Planned, from_document, undefined_flows
 from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
@@ -27,19 +26,6 @@ from tasks.core.yamllimits import check_size
 from tasks.pipeline.deploy_files import config_files
 from tasks.pipeline.schedule_rules import schedule_problem
 from tasks.pipeline.settings import Settings, read_json, write_json
-
-
-@dataclass(frozen=True)
-class DeploymentConfig:
-    """What the config defines: the file (None when there is none; the first of several), its format, the
-    deployments, notes, and every file read (several prefect.yaml files in a monorepo)."""
-
-    file: Path | None
-    format: str
-    planned: tuple[Planned, ...]
-    notes: tuple[str, ...] = ()
-    files: tuple[Path, ...] = ()
-    warnings: tuple[str, ...] = ()
 
 
 def read_yaml_file(file: Path) -> Any:

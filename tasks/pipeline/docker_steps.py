@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks.adapters.console import say
+from tasks.core.deploydefs import DeploymentConfig
 from tasks.core.docker_steps import ImageBuild, build_outputs, image_builds
 from tasks.core.errors import ConfigError, ForkflowError
-from tasks.core.prefect_yaml import fill_environment
-from tasks.pipeline.deployments import DeploymentConfig
+from tasks.core.prefect_templates import fill_environment
 from tasks.pipeline.flow_code import project_folder, with_outputs
 from tasks.pipeline.settings import Settings, read_json, write_json
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.adapters.flow_code import Project, StepRun, parameter_schemas, step_outputs
+from tasks.core.deploydefs import DeploymentConfig
 from tasks.core.discovery import FlowInfo
-from tasks.pipeline.deployments import DeploymentConfig
 from tasks.pipeline.settings import Settings, read_json, write_json
 
 if TYPE_CHECKING:

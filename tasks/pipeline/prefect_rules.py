@@ -20,13 +20,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
-from tasks.core.deployspec import Desired
+from tasks.core.deployment import Desired
 from tasks.core.errors import ConfigError
 from tasks.pipeline.settings import read_json, write_json
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 # keys Prefect ignores that mean something elsewhere: what was meant, and the way to it
 HINTS = {
@@ -252,6 +253,7 @@ def refusal_of(data: dict[str, Any]) -> str:
     """What `prefect deploy` prints for the file (it skips the whole file, and the deploy fails), and where; "" when
     Prefect's models accept it."""
     from prefect.cli.deploy._config import _format_validation_error
+    from pydantic import ValidationError
 
     try:
         prefect_models()["file"].model_validate(data)

@@ -45,9 +45,8 @@ from tasks.pipeline.report_facts import report_facts
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 
 if TYPE_CHECKING:
-    from tasks.core.deploydefs import Planned
-    from tasks.core.deployspec import Context
-    from tasks.pipeline.deployments import DeploymentConfig
+    from tasks.core.deploydefs import DeploymentConfig, Planned
+    from tasks.core.deployment import Context
 
 BRANCH_ENV = "FORKFLOW_BRANCH"
 
@@ -303,7 +302,7 @@ def checkout_state(git: Git) -> tuple[str, str]:
 
 
 def context_for(current: Settings, root: Path, branch: str, commit: str) -> Context:
-    from tasks.core.deployspec import Context
+    from tasks.core.deployment import Context
     from tasks.core.runtime import code_version
 
     assert current.config.flows is not None

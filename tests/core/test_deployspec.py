@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tasks.core.deployspec import Context, Document, EnvironmentSettings, desired_deployment, parse_document
+from tasks.core.deployment import Context, EnvironmentSettings
+from tasks.core.deployspec import Document, desired_deployment, parse_document
 from tasks.core.discovery import discover_source
 from tests.helpers import REPO
 from tests.test_deploy import SPECS

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tasks.core.deploydefs import Planned
-from tasks.core.deployspec import Desired
+from tasks.core.deployment import Desired
 from tasks.core.discovery import FlowInfo, discover_source
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.prefect_yaml import parse_file, planned_deployments
@@ -192,7 +192,7 @@ def test_a_wrapper_that_sets_the_name_or_a_constant_bound_in_a_branch_is_not_rea
 
 def test_a_schedule_active_from_a_server_variable_is_a_boolean_once_resolved() -> None:
     from tasks.core.deploydefs import native_schedule, with_schedules_active
-    from tasks.core.prefect_yaml import Reference, fill_references
+    from tasks.core.prefect_templates import Reference, fill_references
 
     templated = native_schedule({"cron": "0 6 * * *", "active": "{{ prefect.variables.on_in_prod }}"}, True)
     assert templated["active"] == "{{ prefect.variables.on_in_prod }}", "kept until the server answers"
@@ -208,7 +208,7 @@ def test_a_schedule_active_from_a_server_variable_is_a_boolean_once_resolved() -
 def test_templated_schedule_values_are_checked_once_each_environment_fills_them() -> None:
     """As prefect deploy resolves `{{ $VAR }}` in a schedule before building it; the rest is checked at once."""
     from tasks.core.deploydefs import desired_from
-    from tasks.core.deployspec import Context, EnvironmentSettings
+    from tasks.core.deployment import Context, EnvironmentSettings
 
     schedules = [{"cron": "{{ $CRON }}", "timezone": "{{ $TZ }}"}, {"interval": "{{ $EVERY }}", "active": False}]
     (planned,) = plan({"name": "x", "entrypoint": "flows/metadata.py:generate_metadata", "work_pool": POOL,

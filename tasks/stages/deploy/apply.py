@@ -14,6 +14,7 @@ from typing import Any
 from tasks.adapters.console import say
 from tasks.adapters.prefect import PrefectApi
 from tasks.core.deploydefs import with_schedules_active
+from tasks.core.deployment import Context, Desired
 from tasks.core.deploynames import DEFAULT_NAME_PATTERN, fixed_prefix, name_matcher, slug
 from tasks.core.deployplan import (
     MADE_ELSEWHERE,
@@ -27,7 +28,6 @@ from tasks.core.deployplan import (
     split_known,
     survivors,
 )
-from tasks.core.deployspec import Context, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.runtime import built_image, image_reference, tag_of, with_runtime
 from tasks.core.text import shown
@@ -217,12 +217,12 @@ def resolved_references(api: PrefectApi, ready: list[Desired], dry_run: bool = F
     """`{{ prefect.variables.x }}` and `{{ prefect.blocks.<type>.<name>.<field> }}` answered by this server, as
     prefect deploy answers them; pull steps keep theirs (the worker resolves them when it runs). Schedules are
     checked once filled."""
-    from tasks.core import prefect_yaml
+    from tasks.core import prefect_templates
 
-    wanted = {ref for d in ready if d.native for ref in prefect_yaml.references(without_pull(d.spec))}
+    wanted = {ref for d in ready if d.native for ref in prefect_templates.references(without_pull(d.spec))}
     values = {ref: reference_value(api, ref) for ref in sorted(wanted, key=lambda r: r.text)}
     return [dataclasses.replace(d, spec=with_schedules_active(
-        {**(prefect_yaml.fill_references(without_pull(d.spec), values) if values else without_pull(d.spec)),
+        {**(prefect_templates.fill_references(without_pull(d.spec), values) if values else without_pull(d.spec)),
          "pull_steps": d.spec.get("pull_steps")}, d.identity, dry_run)) if d.native else d for d in ready]
 
 

@@ -35,7 +35,8 @@ RECORD = "deploy-unchanged.json"
 TIMEOUT = 5.0
 CODE = ("stages/deploy/stage.py", "stages/deploy/apply.py", "stages/deploy/desired.py", "pipeline/deployments.py",
         "core/deployspec.py", "core/deploynames.py", "core/schedules.py", "core/runtime.py", "core/deploydefs.py",
-        "core/deployplan.py", "core/prefect_yaml.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py",
+        "core/deployplan.py", "core/prefect_yaml.py", "core/prefect_templates.py", "core/deployment.py",
+        "core/prefect_schedules.py", "core/acme.py", "core/discovery.py", "adapters/prefect.py",
         "adapters/prefect_settings.py", "pipeline/prefect_rules.py", "pipeline/version_info.py",
         "pipeline/docker_steps.py", "core/docker_steps.py",
         "pipeline/flow_code.py", "adapters/flow_code.py", "adapters/flow_child.py")

@@ -13,7 +13,7 @@ from typing import Any
 
 from tasks.adapters.console import warn
 from tasks.core.deploydefs import Planned, desired_from, name_collisions
-from tasks.core.deployspec import (
+from tasks.core.deployment import (
     Context,
     Desired,
     EnvironmentSettings,

@@ -8,7 +8,7 @@ from typing import Any
 
 from tasks.adapters.console import say
 from tasks.adapters.prefect import PrefectApi
-from tasks.core.deployspec import COMMIT_TAG, VERSION_TAG, Desired
+from tasks.core.deployment import COMMIT_TAG, VERSION_TAG, Desired
 from tasks.core.errors import ConfigError, ForkflowError
 from tasks.core.names import split_names, unknown_names
 from tasks.pipeline.credentials import environment_connection

@@ -16,8 +16,8 @@ from typing import Any
 
 from tasks.adapters.console import say, warn
 from tasks.adapters.prefect import PrefectApi
+from tasks.core.deployment import Desired
 from tasks.core.deployplan import Change, automation_body, create_body, triggers_hash, version_info
-from tasks.core.deployspec import Desired
 from tasks.core.errors import ForkflowError
 from tasks.core.text import shown
 from tasks.stages.deploy.report import result_entry
