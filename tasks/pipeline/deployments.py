@@ -11,21 +11,23 @@ with the flows themselves. Files are read in place, never rewritten. The
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from tasks.core import prefect_yaml
 from tasks.core.deploydefs import DeploymentConfig, Planned, from_document, undefined_flows
-from tasks.core.deployspec import Document, Layer, check_document, describe, invalid, parse_document
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 from tasks.core.text import shown
 from tasks.core.yamlfile import load_yaml
 from tasks.core.yamllimits import check_size
 from tasks.pipeline.deploy_files import config_files
+from tasks.pipeline.prefect_yaml_memo import FileRead, reading_key, remember_read, remembered_read
 from tasks.pipeline.schedule_rules import schedule_problem
 from tasks.pipeline.settings import Settings, read_json, write_json
+
+if TYPE_CHECKING:
+    from tasks.core.deployspec import Document
+
+# the config's models (pydantic) are loaded where a file is read in full: a prefect.yaml read before is remembered
 
 
 def read_yaml_file(file: Path) -> Any:
@@ -61,6 +63,8 @@ def read_config(current: Settings, root: Path, flows: list[FlowInfo]) -> Deploym
 def read_config_files(current: Settings, root: Path, flows: list[FlowInfo], found: list[tuple[Path, str]]) -> DeploymentConfig:
     check_flow_specs(flows)
     if not found:
+        from tasks.core.deployspec import Document
+
         spec_flows = [flow for flow in flows if flow.spec_deployments]
         return DeploymentConfig(None, "none", tuple(from_document(Document(), spec_flows, "")))
     checks = ScheduleChecks(current.state_dir / CHECKS_FILE)
@@ -77,6 +81,8 @@ def read_config_files(current: Settings, root: Path, flows: list[FlowInfo], foun
 
         entries = acme.parse_entries(data, str(file), context)
         return DeploymentConfig(file, kind, tuple(acme.planned_deployments(entries, flows, str(file))), (), (file,))
+    from tasks.core.deployspec import check_document, parse_document
+
     doc = parse_document(data, str(file), context)
     check_document(doc, flows, list(current.config.environments), str(file), checks.trigger)
     return DeploymentConfig(file, kind, tuple(from_document(doc, flows, str(file))), unlisted_note(doc, flows, file),
@@ -88,16 +94,28 @@ def read_prefect_file(current: Settings, root: Path, flows: list[FlowInfo], file
     """One prefect.yaml's deployments, entrypoints from its own folder (or [flows] path with run_from = "path"),
     after Prefect's own rules (keys it ignores are dropped with a warning, files it rejects refused); and the
     warnings."""
-    from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, prefect_verdict
-
     from_path = current.config.flows is not None and current.config.flows.run_from == "path"
     prefix = "" if from_path else folder_prefix(file.parent, root)
     strict = current.config.flows is not None and current.config.flows.strict
+    check_size(file.stat().st_size, str(file))
+    key = reading_key(file, prefix, strict, context["schedule_problem"].version)
+    kept = remembered_read(current.state_dir, file, key, flows, prefix)
+    if kept is None:
+        kept = read_prefect_file_in_full(current, flows, file, context, prefix, strict)
+        remember_read(current.state_dir, file, key, kept)
+    return kept.planned, kept.notes, kept.warnings
+
+
+def read_prefect_file_in_full(current: Settings, flows: list[FlowInfo], file: Path, context: dict[str, Any],
+                              prefix: str, strict: bool) -> FileRead:
+    from tasks.core import prefect_yaml
+    from tasks.pipeline.prefect_rules import RULES_FILE, PrefectRules, prefect_verdict
+
     data, warnings = prefect_verdict(read_yaml_file(file), str(file), strict,
                                      PrefectRules(current.state_dir / RULES_FILE))
     parsed = prefect_yaml.parse_file(data, str(file), context)
     planned, notes = prefect_yaml.planned_deployments(parsed, flows, str(file), prefix)
-    return planned, notes, list(warnings)
+    return FileRead(planned, notes, list(warnings))
 
 
 def read_prefect_files(current: Settings, root: Path, flows: list[FlowInfo], files: list[Path],
@@ -160,6 +178,12 @@ def folder_prefix(folder: Path, root: Path) -> str:
 
 def check_flow_specs(flows: list[FlowInfo]) -> None:
     """FlowSpec deployments use the keys of a deployments.yaml layer: check them the same way."""
+    if not any(flow.spec_deployments for flow in flows):
+        return
+    from pydantic import ValidationError
+
+    from tasks.core.deployspec import Layer, describe, invalid
+
     problems = []
     for flow in flows:
         for deployment in flow.spec_deployments:
@@ -178,7 +202,7 @@ def check_flow_specs(flows: list[FlowInfo]) -> None:
 def trigger_problem(trigger: dict[str, Any]) -> str | None:
     """Why a trigger is not one Prefect accepts (checked with Prefect's own models), or None."""
     from prefect.events import DeploymentTriggerTypes
-    from pydantic import TypeAdapter
+    from pydantic import TypeAdapter, ValidationError
 
     try:
         model: Any = TypeAdapter(DeploymentTriggerTypes).validate_python(trigger)
@@ -231,6 +255,7 @@ def prefect_schedule_problem(fields: dict[str, Any]) -> str | None:
     from datetime import timedelta
 
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
+    from pydantic import ValidationError
 
     from tasks.pipeline.timezones import list_timezones_once
 
