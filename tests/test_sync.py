@@ -782,3 +782,21 @@ def test_a_version_tag_deleted_on_origin_is_pushed_again(fork: Fork) -> None:
     again = sync(fork)
     assert status_of(again, "sync:fetch") == "ran" and why(again, "sync:fetch") == "origin's tags changed"
     assert status_of(again, "sync:push") == "ran" and git(fork.origin, "rev-parse", "refs/tags/1.0.1") == tagged
+
+
+def test_a_parallel_run_versions_the_release_branch_as_the_sync_leaves_it(fork: Fork) -> None:
+    """doit's workers (`-n 2`) do not keep the command line's order: the version still waits for the sync, so it is
+    made from the rebased release branch, never from the branch as it was before the sync moved it."""
+    settle(fork)
+    add_commit(fork.upstream, "main", {"NEWS.md": "news\n"}, "upstream: news")
+    result = run_doit(fork.config, "-n", "2", "sync", "version")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    head = git(fork.path, "rev-parse", "release")
+    report = json.loads((fork.config.parent / ".forkflow" / "reports" / "version.json").read_text())
+    core = next(entry["version"] for entry in report["packages"] if entry["name"] == "orbit")
+    assert head.startswith(core.rsplit(".g", 1)[1]), (head, core)  # the core's version names the commit it is made from
+    # a run that does not name the sync does not sync
+    before = git(fork.origin, "rev-parse", "main")
+    add_commit(fork.upstream, "main", {"NEWS.md": "more news\n"}, "upstream: more news")
+    assert run_doit(fork.config, "-n", "2", "version").returncode == 0
+    assert git(fork.origin, "rev-parse", "main") == before

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.cmd_base import get_loader
 from doit.cmd_dumpdb import DumpDB
@@ -23,6 +23,9 @@ from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from doit.doit_cmd import DoitMain
 
 from tasks.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tasks.core.config import Config
 
 DRY_RUN_ENV = "FORKFLOW_DRY_RUN"
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -55,6 +58,12 @@ class RunMode:
             return None
         return tuple(name for name in self.named if name.startswith(basename + ":"))
 
+    def syncs_first(self, default_tasks: Sequence[str]) -> list[str]:
+        """The sync tasks this run runs (those it names, or `default_tasks` when it names none): what reads the
+        fork's checkout waits for them, since doit's parallel workers (`-n N`) do not keep the command line's order
+        and would version and build the branch as it was before the sync moved it."""
+        return [task for task in self.tasks or default_tasks if task == "sync" or task.startswith("sync:")]
+
     def plans_only(self, stage: str) -> bool:
         """True when this stage's remote writes are only planned in this run (a bare `doit` without [demo])."""
         return stage in self.planned
@@ -82,6 +91,14 @@ def installed(mode: RunMode) -> Iterator[None]:
 def run_mode() -> RunMode:
     """This process's run mode; a plain `doit` run when none was installed (a task module used on its own)."""
     return _installed[0] if _installed else RunMode(dry_run=dry_run_from_env(os.environ))
+
+
+def after_sync(config: Config) -> list[str]:
+    """The sync tasks of this run, for a task that reads the fork's checkout to wait for: versions (and all that is
+    built from them) come from the branch as the sync leaves it."""
+    from tasks.core.stages import configured_stages
+
+    return run_mode().syncs_first(configured_stages(config))
 
 
 def dry_run_from_env(env: Mapping[str, str]) -> bool:

@@ -33,6 +33,7 @@ from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, KeepFileDeps, Stale, report_intact
 from tasks.pipeline.parallel import together
+from tasks.pipeline.runmode import after_sync
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
 from tasks.pipeline.workspace import checkout_path, find_packages, matching
 
@@ -46,7 +47,7 @@ def task_version() -> dict[str, Any]:
     return {
         "doc": doc,
         "actions": [guarded(version_action), KeepFileDeps(partial(pyproject_files, current))],
-        "task_dep": ["checkout"],
+        "task_dep": ["checkout", *after_sync(current.config)],
         "params": [{"name": "show", "long": "print", "type": bool, "default": False,
                     "help": "print the versions table even when nothing changed"}],
         "uptodate": [Check("the tags and commits the versions come from are unchanged", versions_unchanged),
@@ -67,7 +68,7 @@ def task_check_version() -> dict[str, Any]:
         "basename": "check-version",
         "doc": doc,
         "actions": [guarded(check_version_action)],
-        "task_dep": ["checkout"],
+        "task_dep": ["checkout", *after_sync(current.config)],
         "uptodate": [False],
         "verbosity": 2,
     }

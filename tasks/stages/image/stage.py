@@ -38,6 +38,7 @@ from tasks.core.errors import ForkflowError
 from tasks.pipeline.actions import dry_run_param, guarded, is_dry_run, missing_section_task
 from tasks.pipeline.checks import Check, Cleaner
 from tasks.pipeline.credentials import is_local_registry
+from tasks.pipeline.runmode import after_sync
 from tasks.pipeline.settings import settings
 from tasks.stages.image.setup import ImageSetup, base_name, image_setup, template_sources
 
@@ -101,7 +102,7 @@ def task_image() -> Iterator[dict[str, Any]]:
             "name": "envs",
             "doc": "build the flows project's [tool.prefect.envs.<name>] Docker environments (no push)",
             "actions": [guarded(partial(envs_action, run_id))],
-            "task_dep": ["checkout", *[f"image-base:{p}" for p in images.python]],
+            "task_dep": ["checkout", *after_sync(current.config), *[f"image-base:{p}" for p in images.python]],
             "uptodate": [Check("the flows project's Docker environments are built from unchanged inputs", envs_current)],
             "params": [dry_run_param()],
             "verbosity": 2,
