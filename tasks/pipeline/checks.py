@@ -56,7 +56,7 @@ class Check:
             return False
         result = self.func(*self.args, task, values)
         self.reason = None if result else changed_files(task, values) or getattr(result, "reason", None) \
-            or f"{self.says}: no"
+            or f"not so: {self.says}"
         return result
 
 

@@ -29,7 +29,7 @@ from tasks.core import smoke
 from tasks.core.errors import ForkflowError
 from tasks.core.packages import canonical
 from tasks.pipeline.actions import creation_errors_as_task, guarded, missing_section_task
-from tasks.pipeline.checks import Check, report_intact
+from tasks.pipeline.checks import Check, Stale, report_intact
 from tasks.pipeline.settings import Settings, look_at_json, settings, write_json, write_report
 from tasks.pipeline.ui import core_bundles
 from tasks.pipeline.workspace import (
@@ -84,17 +84,20 @@ class Verified:
         self.names = names
 
     def __repr__(self) -> str:
-        return f"verified({self.name}: same wheels, Pythons and checks as the last passing run)"
+        return f"{self.name}'s last verification passed with the same wheels, Pythons and checks"
 
-    def __call__(self, *_: Any) -> bool:
+    def __call__(self, *_: Any) -> bool | Stale:
         current = settings()
         saved = read_result(current, self.name)
-        if not saved or not saved.get("ok"):
-            return False
+        if not saved:
+            return Stale("not verified yet")
+        if not saved.get("ok"):
+            return Stale("its last verification failed")
         try:
-            return bool(saved.get("key") == verification_key(current, self.name, self.names))
+            same = saved.get("key") == verification_key(current, self.name, self.names)
         except (ForkflowError, OSError, KeyError):
-            return False
+            same = False
+        return same or Stale("its wheels, Pythons or checks changed since its last passing verification")
 
 
 def target_pythons(current: Settings) -> list[str]:

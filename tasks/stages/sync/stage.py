@@ -28,7 +28,7 @@ from typing import Any
 from doit import task_params
 
 from tasks.pipeline.actions import dry_run_param, guarded, missing_section_task
-from tasks.pipeline.checks import Check
+from tasks.pipeline.checks import Check, Stale
 from tasks.pipeline.settings import settings
 from tasks.pipeline.workspace import demo_task_deps
 from tasks.stages.sync import check as sync_check
@@ -86,10 +86,10 @@ def subtask(name: str, doc: str, action: Any, setup: SyncSetup, deps: list[str],
 # no sync task do not load the sync machinery.
 
 
-def nothing_moved(setup: SyncSetup, *args: Any) -> bool:
+def nothing_moved(setup: SyncSetup, *args: Any) -> bool | Stale:
     from tasks.stages.sync.unchanged import nothing_moved as unchanged  # not the planner: a no-op needs only this
 
-    return unchanged(setup, *args)
+    return unchanged(setup, *args) or Stale("upstream, origin or the clone moved since the last successful sync")
 
 
 def fetch_action(setup: SyncSetup) -> dict[str, str]:
