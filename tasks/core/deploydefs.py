@@ -197,6 +197,7 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
     """What `prefect deploy` would store for a prefect.yaml deployment: no fields of forkflow's own."""
     flow = planned.flow
     active = bool(merged.get("schedules_active", True))
+    read = read_in_full(planned) if merged.get("schedules") else []
     spec: dict[str, Any] = {
         "flow_name": planned.server_flow,
         "entrypoint": merged.get("entrypoint") or flow.entrypoint,
@@ -210,8 +211,7 @@ def native_spec(planned: Planned, merged: dict[str, Any], ctx: Context) -> dict[
         "work_pool_name": merged["work_pool"],
         "work_queue_name": merged.get("work_queue") or "default",
         "job_variables": dict(merged.get("job_variables") or {}),
-        "schedules": [native_schedule(s, active, planned.source, read_in_full(planned))
-                      for s in merged.get("schedules") or []],
+        "schedules": [native_schedule(s, active, planned.source, read) for s in merged.get("schedules") or []],
         "triggers": merged.get("triggers") or [],
         **concurrency_fields(merged.get("concurrency_limit")),
     }

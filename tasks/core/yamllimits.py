@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from tasks.core.errors import ConfigError
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -60,16 +58,18 @@ def check_size(size: int, source: str) -> None:
 def check_limits(text: str, source: str, loader: Any) -> None:
     """Raise a ConfigError naming `source`, the line and the limit when `text` is past one; a syntax error is
     left to the loader, which names it."""
+    import yaml  # here, not at import: a check of the size alone (an unchanged file's) needs no YAML
+
     check_size(len(text), source)
     tally = Tally()
     try:
         for event in yaml.parse(text, Loader=loader):
-            count(event, tally, source)
+            count(event, tally, source, yaml)
     except yaml.YAMLError:
         return
 
 
-def count(event: Any, tally: Tally, source: str) -> None:
+def count(event: Any, tally: Tally, source: str, yaml: Any) -> None:
     line = event.start_mark.line + 1
     if isinstance(event, yaml.ScalarEvent):
         added(tally, 1, 0, line, source)

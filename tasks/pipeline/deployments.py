@@ -17,7 +17,6 @@ from tasks.core.deploydefs import DeploymentConfig, Planned, from_document, unde
 from tasks.core.discovery import FlowInfo
 from tasks.core.errors import ConfigError
 from tasks.core.text import shown
-from tasks.core.yamlfile import load_yaml
 from tasks.core.yamllimits import check_size
 from tasks.pipeline.deploy_files import config_files
 from tasks.pipeline.prefect_yaml_memo import FileRead, reading_key, remember_read, remembered_read
@@ -38,6 +37,8 @@ def read_yaml_file(file: Path) -> Any:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{file}: not UTF-8 text (byte {err.start})", where=str(file),
                           fix="save the file as UTF-8") from None
+    from tasks.core.yamlfile import load_yaml
+
     return load_yaml(text, str(file))
 
 
