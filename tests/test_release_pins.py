@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tasks.core.errors import ForkflowError
+from tasks.pipeline.release_pins import checking_python
+from tasks.pipeline.settings import load_settings
 from tests.helpers import DEMO_VERSIONS, run_doit
 from tests.test_publish import commit_core_fix, git, index_packages, index_url, publish, publish_report, state
 
@@ -65,6 +70,7 @@ def test_the_pins_ship_and_the_documented_command_installs_exactly_them(index: P
     assert "--constraint" not in command and " -c " not in command and ".forkflow" not in command
     assert ".whl" not in command and str(state(index)) not in command
     assert checked["orbit-pins"]["ok"] and checked["orbit"]["problems"] == []
+    assert checked["orbit"]["python"] in pins["pythons"], "the install check ran where the pins were verified"
 
     pinned = verified_installs(index)["pydantic"]
     for installer in ("pip", "uv"):
@@ -115,3 +121,51 @@ def test_changed_pins_ship_only_under_a_new_core_version(index: Path) -> None:
         git(fork, "reset", "-q", "--hard", head)
         config.unlink()
         (index.parent / "constraints.txt").unlink()
+
+
+def test_the_install_check_runs_on_a_python_the_pins_were_verified_on(tmp_path: Path) -> None:
+    """On a Python the pins were not verified on, their markers leave nothing to check: the install check takes the
+    running Python when the pins cover it, else the first covered one with an interpreter, else says which to
+    install."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[project]\nname = "orbit"\n', encoding="utf-8")
+    current = load_settings(config)
+    assert checking_python(current, {"pythons": {PYTHON: {}, "3.99": {}}}) == (PYTHON, Path(sys.executable))
+    assert checking_python(current, {}) == (PYTHON, Path(sys.executable))  # no pins: nothing to cover
+    other = "3.12" if PYTHON != "3.12" else "3.13"
+    version, interpreter = checking_python(current, {"pythons": {other: {}, "3.99": {}}})
+    assert version == other and interpreter.name == f"python{other}" and interpreter.is_file()
+    ran = subprocess.run([str(interpreter), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                         text=True, check=True).stdout
+    assert ran.strip() == str(tuple(int(part) for part in other.split(".")))
+    with pytest.raises(ForkflowError, match=r"(?s)no interpreter for Python 3.98, 3.99: the release's pins were verified "
+                                            r"there.*pyenv install 3.98"):
+        checking_python(current, {"pythons": {"3.99": {}, "3.98": {}}})
+
+
+def test_the_pins_check_sees_a_changed_verification_and_a_missing_wheel(built_demo: Path) -> None:
+    """The pins are up to date while what they are made from is byte for byte the same and their wheel is there;
+    a changed verification result or a deleted wheel makes them again."""
+    first = run_doit(built_demo, "pins")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "-- pins" in run_doit(built_demo, "pins").stdout, "nothing changed: up to date"
+    pins = json.loads((state(built_demo) / "reports" / "pins.json").read_text())
+    wheel = Path(pins["files"][0]["path"])
+    kept = wheel.read_bytes()
+    wheel.unlink()
+    again = run_doit(built_demo, "pins")
+    assert again.returncode == 0 and "-- pins" not in again.stdout, again.stdout[-2000:]
+    assert wheel.read_bytes() == kept, "made again, the same bytes"
+    result = state(built_demo) / "verify" / "orbit.json"
+    verified = result.read_bytes()
+    changed = json.loads(verified)
+    changed["pythons"][PYTHON]["installed"]["pydantic"] = "2.0.0"
+    try:
+        result.write_text(json.dumps(changed))
+        moved = run_doit(built_demo, "pins")
+        assert moved.returncode == 0, moved.stdout[-2000:]
+        assert json.loads((state(built_demo) / "reports" / "pins.json").read_text())["pythons"][PYTHON]["pydantic"] == "2.0.0"
+    finally:
+        result.write_bytes(verified)
+    assert run_doit(built_demo, "pins").returncode == 0
+    assert wheel.read_bytes() == kept, "the verification as it was: the pins as they were"

@@ -14,6 +14,7 @@ which says what is wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -44,11 +45,19 @@ class FileRead:
 
 def reading_key(file: Path, prefix: str, strict: bool, prefect_version: str) -> str:
     """Everything the reading of `file` depends on, as one digest."""
-    digest = hashlib.sha256(f"{file}\0{prefix}\0{strict}\0{prefect_version}\0{sys.version_info[:2]}\0".encode())
+    digest = hashlib.sha256(f"{file}\0{prefix}\0{strict}\0{prefect_version}\0{reading_code()}\0".encode())
+    digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def reading_code() -> str:
+    """The code that reads a prefect.yaml and the Python running it, as one digest (once per process: a monorepo
+    reads several files)."""
+    digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
     tasks_dir = Path(__file__).resolve().parent.parent
     for module in READING_CODE:
         digest.update((tasks_dir / module).read_bytes())
-    digest.update(b"\0" + file.read_bytes())
     return digest.hexdigest()
 
 

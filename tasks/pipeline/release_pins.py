@@ -7,11 +7,13 @@ tasks.core.release_pins for what the pins wheel holds and why.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import ForkflowError
-from tasks.core.release_pins import ReleasePins, default_name, pin_set, release_pins
+from tasks.core.release_pins import ReleasePins, default_name, pin_set, python_key, release_pins
 from tasks.pipeline.settings import Settings, read_report
 from tasks.pipeline.workspace import dist_dir, read_result
 
@@ -62,3 +64,27 @@ def desired_pins(current: Settings) -> tuple[ReleasePins, dict[str, dict[str, st
 
 def pins_file(current: Settings, release: ReleasePins) -> Path:
     return dist_dir(current, release.name) / release.filename
+
+
+def checking_python(current: Settings, pins: Mapping[str, Any],
+                    find: Callable[[str, Path | None], Path | None] | None = None) -> tuple[str, Path]:
+    """The Python the install check installs with, as ("3.12", interpreter): one the core's verification recorded
+    pins for, so that every pin is checked (on another Python the pins' markers leave none to check); the running
+    one when it is among them, or when the release has no pins."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    verified = sorted(pins.get("pythons") or {}, key=python_key)
+    if not verified or running in verified:
+        return running, Path(sys.executable)
+    from tasks.adapters.venv import find_python
+
+    look = find or find_python
+    images = current.config.images
+    root = current.path(images.interpreters) if images and images.interpreters else None
+    for python in verified:
+        found = look(python, root)
+        if found is not None:
+            return python, found
+    raise ForkflowError(f"no interpreter for Python {', '.join(verified)}: the release's pins were verified there, "
+                        "so the install check cannot check them on another Python",
+                        where="[packages] verify_python (or [images] python)",
+                        fix=f"install Python {verified[0]} (e.g. `pyenv install {verified[0]}`), as verification had it")

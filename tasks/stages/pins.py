@@ -9,6 +9,7 @@ changed, and the same pins always give the same bytes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import ForkflowError
@@ -41,14 +42,16 @@ def task_pins() -> dict[str, Any]:
 
 
 def pins_are_current(*_: Any) -> bool | Stale:
+    current = settings()
+    report = read_report("pins", current) or {}
+    if report.get("inputs") and report["inputs"] == pins_inputs(current) and wheel_intact(report):
+        return True  # made from these very inputs, and still there: the pins' rules (packaging) are not needed
     from tasks.pipeline.release_pins import desired_pins
 
-    current = settings()
     try:
         wanted = desired_pins(current)
     except (ForkflowError, OSError, KeyError):
         return Stale("the core's verification changed or is missing")
-    report = read_report("pins", current) or {}
     if wanted is None:
         return report.get("status") == "none"
     return same_as_report(current, wanted[0], report) or Stale("the verified versions or the core version changed")
@@ -65,15 +68,51 @@ def same_as_report(current: Settings, release: ReleasePins, report: dict[str, An
             and entries[0].get("sha256") == sha256(file))
 
 
+PINS_CODE = ("core/release_pins.py", "pipeline/release_pins.py", "stages/pins.py")
+
+
+def pins_inputs(current: Settings) -> str:
+    """What the pins are made from, as one digest: wheel.json, the core's verification result, the project and
+    packages config (the pins' name) and the code that makes them."""
+    import hashlib
+
+    from tasks.pipeline.workspace import result_file
+
+    digest = hashlib.sha256(f"{current.config.project!r}\0{current.config.packages!r}\0".encode())
+    wheel = current.reports_dir / "wheel.json"
+    cores = [p["name"] for p in (read_report("wheel", current) or {}).get("packages", []) if p.get("kind") == "core"]
+    tasks_dir = Path(__file__).resolve().parent.parent
+    for file in (wheel, *(result_file(current, name) for name in cores), *(tasks_dir / code for code in PINS_CODE)):
+        try:
+            digest.update(file.read_bytes() + b"\0")
+        except FileNotFoundError:
+            digest.update(b"missing\0")
+    return digest.hexdigest()
+
+
+def wheel_intact(report: dict[str, Any]) -> bool:
+    """The pins wheel the report names is there with its bytes (or the report says there are no pins)."""
+    import hashlib
+
+    if report.get("status") == "none":
+        return True
+    entries = report.get("files") or [{}]
+    try:
+        return bool(hashlib.sha256(Path(entries[0]["path"]).read_bytes()).hexdigest() == entries[0].get("sha256"))
+    except (KeyError, OSError, TypeError):
+        return False
+
+
 def pins_action() -> dict[str, str]:
     from tasks.adapters.build import sha256, twine_check, write_reproducible_zip
     from tasks.core.release_pins import wheel_files
     from tasks.pipeline.release_pins import desired_pins, pins_file
 
     current = settings()
+    inputs = pins_inputs(current)
     wanted = desired_pins(current)
     if wanted is None:
-        write_report("pins", {"status": "none", "files": []}, current)
+        write_report("pins", {"status": "none", "files": [], "inputs": inputs}, current)
         return {"made": "no core package built: no pins"}
     release, pins = wanted
     file = pins_file(current, release)
@@ -84,5 +123,6 @@ def pins_action() -> dict[str, str]:
     twine_check([file])
     write_report("pins", {"name": release.name, "version": release.version, "core": release.core,
                           "pythons": pins, "requires": list(release.requires), "status": "built",
-                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}]}, current)
+                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}], "inputs": inputs},
+                 current)
     return {"made": f"{file.name} ({len(release.requires)} pins)"}

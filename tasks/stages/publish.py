@@ -25,7 +25,6 @@ pinned versions, import the core and run its version command.
 from __future__ import annotations
 
 import shlex
-import sys
 import tempfile
 import time
 from functools import partial
@@ -321,18 +320,21 @@ def install_check(current: Settings, url: str, files: list[LocalFile]) -> list[d
     kinds = kinds_by_package()
     versions = {f.package: f.version for f in files}
     built = {f.package: built_metadata_sha(Path(f.path)) for f in files if f.name.endswith(".whl")}
+    from tasks.pipeline.release_pins import checking_python
+
     pins = read_report("pins", current) or {}
+    python = checking_python(current, pins)  # a Python the pins were verified on: every pin is checked
     results = []
     for group in install_groups(versions, kinds, pins.get("name")):
         command = documented_command(current, url, [f"{name}=={versions[name]}" for name in group])
         core = next(((name, versions[name]) for name in group if kinds.get(name) == "core"), None)
-        found, problems = install_as_documented(current, command, group, core, pins)
+        found, problems = install_as_documented(current, command, group, core, pins, python)
         for name in group:
             version, metadata_sha = found.get(name, (None, None))
             ok = version == versions[name] and metadata_sha == built.get(name) and not problems.get(name)
             results.append({"package": name, "expected": versions[name], "installed": version,
                             "same_metadata": metadata_sha == built.get(name), "problems": problems.get(name, []),
-                            "command": shlex.join(command), "ok": ok})
+                            "command": shlex.join(command), "python": python[0], "ok": ok})
     bad = [r for r in results if not r["ok"]]
     if bad:
         raise ForkflowError("install check failed: " + "; ".join(describe_failure(r) for r in bad), where=url,
@@ -382,29 +384,26 @@ def built_metadata_sha(wheel: Path) -> str:
 
 
 def install_as_documented(current: Settings, command: list[str], names: list[str], core: tuple[str, str] | None,
-                          pins: dict[str, Any]) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
-    """Run the command in a fresh environment; name -> (version, METADATA sha256), and name -> problems."""
+                          pins: dict[str, Any], using: tuple[str, Path]) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+    """Run the command in a fresh environment of `using` ("3.12", its interpreter); name -> (version, METADATA
+    sha256), and name -> problems."""
     import json
 
     from tasks.adapters import venv
-
+    version, interpreter = using
     with tempfile.TemporaryDirectory(prefix="forkflow-install-") as folder:
-        python = venv.make_venv(Path(sys.executable), Path(folder) / "venv")
+        python = venv.make_venv(interpreter, Path(folder) / "venv")
         venv.run_as_user(python, command, Path(folder))
         out = run([str(python), "-I", "-c", READ_INSTALLED, *names], fix="the installed packages cannot be read").stdout
         problems: dict[str, list[str]] = {}
         from tasks.core.release_pins import unmet_pins
 
         if pins.get("name") in names:
-            problems[pins["name"]] = unmet_pins(pins.get("requires", []), venv.installed(python), running_python())
+            problems[pins["name"]] = unmet_pins(pins.get("requires", []), venv.installed(python), version)
         if core:
             problems[core[0]] = core_problems(current, python, core, Path(folder))
     loaded: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
     return {name: (values[0], values[1]) for name, values in loaded.items()}, problems
-
-
-def running_python() -> str:
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def core_problems(current: Settings, python: Path, core: tuple[str, str], home: Path) -> list[str]:
