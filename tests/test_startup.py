@@ -115,7 +115,7 @@ def test_the_sync_check_after_the_fetch_answers_without_the_planner(tmp_path: Pa
     from tests.helpers import REPO
 
     code = ("import sys, types; from pathlib import Path; from tasks.stages.sync.stage import nothing_moved; "
-            f"print(nothing_moved(types.SimpleNamespace(state_dir=Path({str(tmp_path)!r})))); "
+            f"print(bool(nothing_moved(types.SimpleNamespace(state_dir=Path({str(tmp_path)!r}))))); "
             "print(' '.join(sorted(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
