@@ -22,6 +22,7 @@ class PrefectProxy:
         self.writes: list[tuple[str, str]] = []
         self.reads: list[tuple[str, str]] = []  # every other request's method and path
         self.bodies: list[tuple[str, str, bytes]] = []  # each write's method, path and body, as sent
+        self.read_bodies: list[tuple[str, str, bytes]] = []  # each read's method, path and body
         self.throttled: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=60)
@@ -47,6 +48,7 @@ class PrefectProxy:
             self.reads.clear()
             self.throttled.clear()
             self.bodies.clear()
+            self.read_bodies.clear()
 
     def write_count(self) -> int:
         with self.lock:
@@ -76,6 +78,7 @@ class PrefectProxy:
                         proxy.bodies.append((self.command, path, body or b""))
                     else:
                         proxy.reads.append((self.command, path))
+                        proxy.read_bodies.append((self.command, path, body or b""))
                 headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
                 if self.headers.get("Authorization"):
                     headers["Authorization"] = self.headers["Authorization"]

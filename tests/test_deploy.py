@@ -265,6 +265,40 @@ def test_deleted_or_edited_on_server_is_restored(proxy: PrefectProxy, prefect_ap
 
 
 @pytest.mark.services
+def test_a_deployment_edited_on_the_server_is_read_alone_and_put_back(
+        proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
+    """Someone edits one deployment (the UI, the API): the next deploy reads the deployments edited since its record,
+    newest first, reads and puts back that one, and takes the rest as recorded; one made by someone else under the
+    branch's names means a full read (a deletion may hide behind the same count)."""
+    ws = workspace_factory(proxy.url)
+    ws.deploy()
+    name = ws.name("extract-orders", "dev")
+    edited = server_deployments(prefect_api, ws.project)[name]
+    with prefect_http(prefect_api) as http:
+        http.patch(f"deployments/{edited['id']}", json={"description": "edited by hand", "tags": ["hand"]}).raise_for_status()
+    proxy.reset()
+    report = ws.deploy()
+    entry = next(e for e in report["deployments"] if e["name"] == name)
+    assert entry["status"] == "updated" and entry["diff"] == ["description", "tags"]
+    assert {e["status"] for e in report["deployments"] if e["name"] != name} == {"unchanged"}
+    reads = [json.loads(body) for _, path, body in proxy.read_bodies if path == "/deployments/filter"]
+    assert reads and all(set(r["deployments"]["name"]) == {"any_"} for r in reads), "no full read by the names' prefix"
+    assert {n for r in reads for n in r["deployments"]["name"]["any_"]} == {name}, "only the edited one is read"
+    assert server_deployments(prefect_api, name)[name]["description"] == "Pull the day's orders from the shop API."
+    gone = server_deployments(prefect_api, ws.project)[ws.name("hello", "dev")]
+    with prefect_http(prefect_api) as http:  # one of ours deleted, someone else's made: the same count
+        http.delete(f"deployments/{gone['id']}").raise_for_status()
+        http.post("deployments/", json={"name": f"{name}-copy", "flow_id": edited["flow_id"]}).raise_for_status()
+    proxy.reset()
+    assert statuses(ws.deploy())[ws.name("hello", "dev")] == "created", "the deletion behind the same count is seen"
+    reads = [json.loads(body) for _, path, body in proxy.read_bodies if path == "/deployments/filter"]
+    assert any("like_" in r["deployments"]["name"] for r in reads), "a deployment made since: a full read"
+    proxy.reset()
+    ws.deploy()
+    assert proxy.write_count() == 0
+
+
+@pytest.mark.services
 def test_paused_by_a_person_stays_paused_unless_the_config_says(
         proxy: PrefectProxy, prefect_api: str, workspace_factory: Any) -> None:
     ws = workspace_factory(proxy.url, prod_branch="release")

@@ -85,6 +85,7 @@ def readable(response: Answer) -> str:
 
 RETRY_STATUSES = (429, 503)
 PAGE = 200
+EDITED_PAGE = 20  # deployments edited since the last deploy: usually one, read newest first
 
 
 class Gate:
@@ -247,6 +248,24 @@ class PrefectApi:
         body = {"deployments": {"name": {"like_": name_like}}, "sort": "UPDATED_DESC", "limit": 1, "page": 1}
         page = self.call("POST", "deployments/paginate", body, what="read the latest deployment").json()
         return {"count": page["count"], "latest": page["results"][0]["updated"] if page["results"] else None}
+
+    def updated_since(self, name_like: str, since: str) -> list[dict[str, Any]]:
+        """The deployments containing `name_like` updated after `since` (the latest `updated` the server gave before),
+        newest first: pages sorted by `updated` until one holds an older deployment."""
+        from datetime import datetime
+
+        oldest = datetime.fromisoformat(since)
+        found: list[dict[str, Any]] = []
+        number = 1
+        while True:
+            body = {"deployments": {"name": {"like_": name_like}}, "sort": "UPDATED_DESC", "limit": EDITED_PAGE,
+                    "page": number}
+            page = self.call("POST", "deployments/paginate", body, what="read the deployments edited since").json()
+            newer = [item for item in page["results"] if datetime.fromisoformat(item["updated"]) > oldest]
+            found += newer
+            if len(newer) < len(page["results"]) or number >= int(page.get("pages") or 1):
+                return found
+            number += 1
 
     def flow_names(self, flow_ids: list[str]) -> dict[str, str]:
         """flow id -> flow name for the given ids."""

@@ -222,11 +222,37 @@ def record_usable(record: dict[str, Any] | None, signals: dict[str, Any], now: f
     latest `updated` time as right after that run: a deployment deleted, added,
     edited or paused since then changes one of the two.
     """
-    if not record or verify_after <= 0:
-        return False
-    if now - float(record.get("checked", 0)) > verify_after:
-        return False
-    return bool(record.get("signals") == signals)
+    return record is not None and record_recent(record, now, verify_after) and bool(record.get("signals") == signals)
+
+
+def record_recent(record: dict[str, Any] | None, now: float, verify_after: float) -> bool:
+    """Whether the record's last full read happened less than `verify_after` seconds ago."""
+    return bool(record) and verify_after > 0 and now - float((record or {}).get("checked", 0)) <= verify_after
+
+
+def edited_prefixes(record: dict[str, Any], signals: dict[str, Any]) -> dict[str, str] | None:
+    """Name prefix -> the record's latest `updated`, for the prefixes whose deployments were only edited since the
+    record (as many as then, a later latest `updated`); None when one may have gained or lost a deployment (or the
+    record cannot tell): then only a full read tells."""
+    recorded = record.get("signals") or {}
+    edited: dict[str, str] = {}
+    for prefix, now in signals.items():
+        then = recorded.get(prefix)
+        if not isinstance(then, dict) or then.get("count") != now.get("count"):
+            return None
+        if then.get("latest") != now.get("latest"):
+            if not then.get("latest"):
+                return None
+            edited[prefix] = str(then["latest"])
+    return edited
+
+
+def edits_known(record: dict[str, Any], items: list[dict[str, Any]]) -> set[str] | None:
+    """The ids of the deployments edited since the record, when every one is a deployment the record holds; None when
+    one is not (made since: with the same count, another may be gone, which only a full read tells)."""
+    ids = {entry.get("id") for entry in (record.get("deployments") or {}).values()}
+    found = {str(item["id"]) for item in items}
+    return found if found <= ids else None
 
 
 def spec_hashes(ready: list[Desired]) -> dict[str, str]:

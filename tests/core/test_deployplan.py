@@ -43,3 +43,18 @@ def test_automations_made_elsewhere_never_match_the_configured_triggers() -> Non
     assert server_triggers([TRIGGER_TAG_PREFIX + digest]) == triggers_summary(TRIGGERS)
     assert server_triggers([TRIGGER_TAG_PREFIX + digest, MADE_ELSEWHERE]) != triggers_summary(TRIGGERS)
     assert server_triggers([]) == triggers_summary([])
+
+
+def test_only_edits_since_the_record_are_named_and_anything_else_asks_for_a_full_read() -> None:
+    from tasks.core.deployplan import edited_prefixes, edits_known
+
+    then = {"a-": {"count": 3, "latest": "2026-12-08T01:00:00Z"}, "b-": {"count": 1, "latest": "2026-12-08T00:00:00Z"}}
+    record = {"signals": then, "deployments": {"f/x": {"id": "1", "hash": "h"}, "f/y": {"id": "2", "hash": "h"}}}
+    assert edited_prefixes(record, then) == {}
+    edited = {**then, "a-": {"count": 3, "latest": "2026-12-08T02:00:00Z"}}
+    assert edited_prefixes(record, edited) == {"a-": "2026-12-08T01:00:00Z"}
+    assert edited_prefixes(record, {**then, "a-": {"count": 4, "latest": "2026-12-08T02:00:00Z"}}) is None
+    assert edited_prefixes(record, {**then, "c-": {"count": 0, "latest": None}}) is None  # a prefix it never saw
+    assert edited_prefixes({"signals": {**then, "a-": {"count": 3, "latest": None}}, "deployments": {}}, edited) is None
+    assert edits_known(record, [{"id": "2"}]) == {"2"} and edits_known(record, []) == set()
+    assert edits_known(record, [{"id": "2"}, {"id": "9"}]) is None

@@ -20,8 +20,11 @@ from tasks.core.deployplan import (
     MADE_ELSEWHERE,
     Change,
     compare,
+    edited_prefixes,
+    edits_known,
     owned_by_deployment,
     prune_changes,
+    record_recent,
     record_usable,
     remembered,
     spec_hashes,
@@ -112,6 +115,8 @@ class DeployRun:
         present = any(signal["count"] for signal in before.values())  # none on a first deploy: nothing to read
         owned = owned_by_deployment(automations, set(not_owned)) if present else {}
         full = prune_envs or not record_usable(record, before, time.time(), self.verify_after)
+        edited = None if prune_envs or not full else edited_since(api, record, before, time.time(), self.verify_after)
+        full = full and edited is None  # only edits since the record: those are read, the rest stand as recorded
         known: list[Change] = []
         if full:
             stale = ready
@@ -120,6 +125,8 @@ class DeployRun:
         else:
             assert record is not None
             known, stale = split_known(ready, record, owned, digests)
+            stale += [change.desired for change in known if change.deployment_id in (edited or set()) and change.desired]
+            known = [change for change in known if change.deployment_id not in (edited or set())]
             server = read_stale(api, stale) if stale else {}
         changes = known + [self.compare(d, server.get(d.identity), owned) for d in stale]
         for env in prune_envs:
@@ -265,6 +272,25 @@ def has_own_image(desired: Desired) -> bool:
     """A prefect.yaml deployment that names its image itself (not through a replaced build step)."""
     image = (desired.spec.get("job_variables") or {}).get("image")
     return desired.native and isinstance(image, str) and "{{" not in image
+
+
+def edited_since(api: PrefectApi, record: dict[str, Any] | None, signals: dict[str, Any], now: float,
+                 verify_after: float) -> set[str] | None:
+    """The ids of this branch's deployments someone edited since the last run (in the UI, with the API), read newest
+    first, so that those are read and compared and the rest stand as recorded; None when only a full read tells (a
+    deployment made or deleted since, the record too old)."""
+    if record is None or not record_recent(record, now, verify_after):
+        return None
+    prefixes = edited_prefixes(record, signals)
+    if prefixes is None:
+        return None
+    found: set[str] = set()
+    for prefix, since in prefixes.items():
+        edited = edits_known(record, api.updated_since(prefix, since))
+        if edited is None:
+            return None
+        found |= edited
+    return found
 
 
 def read_stale(api: PrefectApi, stale: list[Desired]) -> dict[str, dict[str, Any]]:
