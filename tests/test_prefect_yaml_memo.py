@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,15 @@ FIXTURE_ENV = {"FIXTURE_POOL": "pool", "FIXTURE_TAG": "nightly", "FIXTURE_DIR": 
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
     """The prefect.yaml fixture as a repository, its config, and its flows listed once."""
     for key, value in FIXTURE_ENV.items():
         monkeypatch.setenv(key, value)
     repo = fixture_repo(tmp_path, "prefect_project")
     config = pipeline(tmp_path, "http://127.0.0.1:9/api")
     run_stages(config, monkeypatch)
-    return repo, config
+    yield repo, config
+    settings.cache_clear()  # the next test reads its own config
 
 
 def current_flows(config: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, Path, list[FlowInfo]]:

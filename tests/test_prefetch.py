@@ -11,6 +11,7 @@ import pytest
 
 from tasks.pipeline import prefetch
 from tasks.pipeline.actions import guarded
+from tasks.pipeline.settings import settings
 
 
 @pytest.fixture(autouse=True)
@@ -157,6 +158,7 @@ def test_the_version_check_takes_its_inputs_asked_as_the_run_starts(demo_config:
     done = run_doit(demo_config, "version")
     assert done.returncode == 0, done.stdout + done.stderr
     monkeypatch.setenv("FORKFLOW_CONFIG", str(demo_config))
+    settings.cache_clear()  # the check reads the settings of FORKFLOW_CONFIG, not another test's
     current = load_settings(demo_config)
     key = inputs_key(current)
     send_early_questions(current, ["sync"])

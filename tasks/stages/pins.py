@@ -44,7 +44,7 @@ def task_pins() -> dict[str, Any]:
 def pins_are_current(*_: Any) -> bool | Stale:
     current = settings()
     report = read_report("pins", current) or {}
-    if report.get("inputs") and report["inputs"] == pins_inputs(current) and wheel_intact(report):
+    if made_from(current) == [pins_inputs(current), report_digest(current)] and wheel_intact(report):
         return True  # made from these very inputs, and still there: the pins' rules (packaging) are not needed
     from tasks.pipeline.release_pins import desired_pins
 
@@ -90,6 +90,32 @@ def pins_inputs(current: Settings) -> str:
     return digest.hexdigest()
 
 
+INPUTS_FILE = "pins-inputs.json"  # beside pins.json, not in it: pins.json stays the pins alone (publish depends on it)
+
+
+def made_from(current: Settings) -> list[Any] | None:
+    """The inputs digest of the last pins run, and the pins.json it wrote."""
+    from tasks.pipeline.settings import read_json
+
+    kept = read_json(current.state_dir / INPUTS_FILE) or {}
+    return [kept.get("inputs"), kept.get("report")] if kept.get("inputs") else None
+
+
+def report_digest(current: Settings) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256((current.reports_dir / "pins.json").read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def remember_inputs(current: Settings, inputs: str) -> None:
+    from tasks.pipeline.settings import write_json
+
+    write_json(current.state_dir / INPUTS_FILE, {"inputs": inputs, "report": report_digest(current)})
+
+
 def wheel_intact(report: dict[str, Any]) -> bool:
     """The pins wheel the report names is there with its bytes (or the report says there are no pins)."""
     import hashlib
@@ -112,7 +138,8 @@ def pins_action() -> dict[str, str]:
     inputs = pins_inputs(current)
     wanted = desired_pins(current)
     if wanted is None:
-        write_report("pins", {"status": "none", "files": [], "inputs": inputs}, current)
+        write_report("pins", {"status": "none", "files": []}, current)
+        remember_inputs(current, inputs)
         return {"made": "no core package built: no pins"}
     release, pins = wanted
     file = pins_file(current, release)
@@ -123,6 +150,6 @@ def pins_action() -> dict[str, str]:
     twine_check([file])
     write_report("pins", {"name": release.name, "version": release.version, "core": release.core,
                           "pythons": pins, "requires": list(release.requires), "status": "built",
-                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}], "inputs": inputs},
-                 current)
+                          "files": [{"name": file.name, "path": str(file), "sha256": sha256(file)}]}, current)
+    remember_inputs(current, inputs)
     return {"made": f"{file.name} ({len(release.requires)} pins)"}
