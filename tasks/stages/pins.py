@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import ForkflowError
+from tasks.core.values import sha256_hex
 from tasks.pipeline.actions import guarded, missing_section_task
 from tasks.pipeline.checks import Check, Stale, report_intact
 from tasks.pipeline.settings import Settings, read_report, settings, write_report
@@ -102,10 +103,8 @@ def made_from(current: Settings) -> list[Any] | None:
 
 
 def report_digest(current: Settings) -> str:
-    import hashlib
-
     try:
-        return hashlib.sha256((current.reports_dir / "pins.json").read_bytes()).hexdigest()
+        return sha256_hex((current.reports_dir / "pins.json").read_bytes())
     except OSError:
         return ""
 
@@ -118,13 +117,11 @@ def remember_inputs(current: Settings, inputs: str) -> None:
 
 def wheel_intact(report: dict[str, Any]) -> bool:
     """The pins wheel the report names is there with its bytes (or the report says there are no pins)."""
-    import hashlib
-
     if report.get("status") == "none":
         return True
     entries = report.get("files") or [{}]
     try:
-        return bool(hashlib.sha256(Path(entries[0]["path"]).read_bytes()).hexdigest() == entries[0].get("sha256"))
+        return bool(sha256_hex(Path(entries[0]["path"]).read_bytes()) == entries[0].get("sha256"))
     except (KeyError, OSError, TypeError):
         return False
 
